@@ -1,0 +1,32 @@
+#pragma once
+// Adam (Kingma & Ba 2015), as torch.optim.Adam; eps = 0 is the seed paper's Adam, steepest
+// descent under l_inf in the limit, whose margin is l_inf's (Gronich & Vardi 2026, §3.4).
+//
+//   m_t = b1 m_{t-1} + (1-b1) g_t;  v_t = b2 v_{t-1} + (1-b2) g_t^2
+//   p <- p - lr (m_t / (1-b1^t)) / (sqrt(v_t / (1-b2^t)) + eps)
+//
+//   steep::optimizer opt(steep::rules::adam(1e-3), store);
+//   steep::optimizer paper(steep::rules::adam_eps0(1e-3), store);   // needs nonzero gradients
+//   steep::optimizer ams(steep::rules::amsgrad(1e-3), store);       // Reddi et al. 2018
+
+#include "steep/rules/common.hpp"
+
+namespace steep::rules {
+
+inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
+  return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(debias(ema<"exp_avg_sq">(square(grad), b2))) + eps);
+};
+
+// No denominator guard: a zero gradient entry with zero history divides 0 by 0, as in the paper.
+inline constexpr auto adam_eps0 = []<operand Lr, operand B1 = double, operand B2 = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999) {
+  return -lr * debias(ema<"exp_avg">(grad, b1)) / sqrt(debias(ema<"exp_avg_sq">(square(grad), b2)));
+};
+
+// AMSGrad as torch: the running max of v_t, bias-corrected like v_t.
+inline constexpr auto amsgrad = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
+  auto v = ema<"exp_avg_sq">(square(grad), b2);
+  auto vmax = running_max<"max_exp_avg_sq">(v);
+  return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(vmax / (1.0 - pow(b2, step))) + eps);
+};
+
+} // namespace steep::rules

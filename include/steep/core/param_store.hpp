@@ -1,0 +1,133 @@
+#pragma once
+// param_store<T>: a model's parameters and gradients as named blocks in one flat, aligned arena.
+//
+//   steep::param_store<float> store({{"W1", {48, 32}}, {"W2", {16, 48}}, {"v", {16}}});
+//   store.param("W1")(0, 0) = 0.5f;      // xtensor views over the arena
+//   store.grad("W1").fill(1.f);
+//   float* p = store.block(0).param;     // raw pointers for other frameworks
+//
+// Layout: block b's parameters live at arena[offset_b, offset_b + size_b), every offset a
+// multiple of 64 bytes; gradients live in a second arena with the same offsets. A block may
+// instead adopt external memory (a torch tensor, an mmapped checkpoint): give its spec the
+// param/grad pointers and it takes no arena space; such buffers need no alignment.
+//
+// The layout is fixed at construction: optimizers size their state slots from it, so a store
+// whose blocks could change under them would silently desynchronise the two.
+
+#include <cstddef>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xadapt.hpp>
+
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/error.hpp"
+#include "steep/core/shape.hpp"
+
+namespace steep {
+
+// What a block is before the store exists. `param`/`grad` non-null: adopt external memory.
+template <class T>
+struct block_spec {
+  std::string name;
+  shape_t shape;
+  block_role role = default_role(shape);
+  T* param = nullptr;
+  T* grad = nullptr;
+
+  block_spec(std::string n, shape_t s) : name(std::move(n)), shape(std::move(s)), role(default_role(shape)) {}
+  block_spec(std::string n, shape_t s, block_role r) : name(std::move(n)), shape(std::move(s)), role(r) {}
+  block_spec(std::string n, shape_t s, T* p, T* g)
+    : name(std::move(n)), shape(std::move(s)), role(default_role(shape)), param(p), grad(g) {}
+  block_spec(std::string n, shape_t s, block_role r, T* p, T* g)
+    : name(std::move(n)), shape(std::move(s)), role(r), param(p), grad(g) {}
+};
+
+// A block as the store holds it: metadata plus where its memory is.
+template <class T>
+struct block {
+  std::string name;
+  shape_t shape;
+  block_role role;
+  std::size_t size;   // element count
+  std::size_t offset; // position in the arena (owned blocks); padded to 64 bytes
+  bool external;
+  T* param;
+  T* grad;
+};
+
+template <class T>
+class param_store {
+public:
+  using value_type = T;
+
+  explicit param_store(std::vector<block_spec<T>> specs) {
+    std::unordered_map<std::string, std::size_t> seen;
+    std::size_t arena_size = 0;
+    blocks_.reserve(specs.size());
+    for (auto& s : specs) {
+      if (s.name.empty()) throw error("<unnamed>", "every block needs a name");
+      if (!seen.emplace(s.name, blocks_.size()).second) throw error(s.name, "block name used twice in one store");
+      const std::size_t n = element_count(s.shape);
+      const bool ext = s.param != nullptr || s.grad != nullptr;
+      if (ext && n > 0 && (s.param == nullptr || s.grad == nullptr))
+        throw error(s.name, "an external block needs both a parameter and a gradient pointer");
+      blocks_.push_back({s.name, s.shape, s.role, n, ext ? 0 : arena_size, ext, s.param, s.grad});
+      if (!ext) arena_size += padded_count<T>(n);
+    }
+    params_.assign(arena_size, T{0});
+    grads_.assign(arena_size, T{0});
+    for (auto& b : blocks_)
+      if (!b.external) {
+        b.param = params_.data() + b.offset;
+        b.grad = grads_.data() + b.offset;
+      }
+    index_ = std::move(seen);
+  }
+
+  // The store owns pointers into itself: copying would alias them, so it is move-only.
+  param_store(const param_store&) = delete;
+  param_store& operator=(const param_store&) = delete;
+  param_store(param_store&&) noexcept = default;
+  param_store& operator=(param_store&&) noexcept = default;
+
+  std::size_t size() const noexcept { return blocks_.size(); }
+  std::size_t total_elements() const noexcept {
+    std::size_t n = 0;
+    for (auto& b : blocks_) n += b.size;
+    return n;
+  }
+  const block<T>& block_at(std::size_t i) const { return blocks_.at(i); }
+  const std::vector<block<T>>& blocks() const noexcept { return blocks_; }
+
+  std::size_t index_of(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) throw error(name, "no block of that name in this store");
+    return it->second;
+  }
+  const block<T>& block_named(const std::string& name) const { return blocks_[index_of(name)]; }
+
+  auto param(const std::string& name) { return view(block_named(name).param, block_named(name)); }
+  auto grad(const std::string& name) { return view(block_named(name).grad, block_named(name)); }
+  auto param(const std::string& name) const { return view(block_named(name).param, block_named(name)); }
+  auto grad(const std::string& name) const { return view(block_named(name).grad, block_named(name)); }
+
+  // The whole arena, for checkpointing and bulk copies (owned blocks only).
+  T* arena_params() noexcept { return params_.data(); }
+  T* arena_grads() noexcept { return grads_.data(); }
+  std::size_t arena_size() const noexcept { return params_.size(); }
+
+private:
+  static auto view(T* p, const block<T>& b) {
+    return xt::adapt(p, b.size, xt::no_ownership(), b.shape);
+  }
+
+  std::vector<block<T>> blocks_;
+  std::unordered_map<std::string, std::size_t> index_;
+  aligned_buffer<T> params_;
+  aligned_buffer<T> grads_;
+};
+
+} // namespace steep

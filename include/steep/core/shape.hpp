@@ -1,0 +1,53 @@
+#pragma once
+// Shapes and block roles: the metadata every parameter block carries.
+//
+//   steep::shape_t s{48, 32};            // row-major (out, in), as torch stores a Linear weight
+//   steep::element_count(s) == 1536;
+//   steep::default_role(s) == steep::block_role::hidden_matrix;
+//
+// The role tells hybrid rules (Muon on hidden matrices, Adam elsewhere; issue #3) where a block
+// belongs. A rank-2 block is a hidden matrix unless the user says it is an embedding or a head,
+// because Muon's spectral map is only meant for hidden layers (Jordan et al. 2024).
+
+#include <cstddef>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace steep {
+
+using shape_t = std::vector<std::size_t>;
+
+enum class block_role { hidden_matrix, embedding, head, vector, scalar };
+
+inline std::size_t element_count(const shape_t& s) {
+  return std::accumulate(s.begin(), s.end(), std::size_t{1}, [](std::size_t a, std::size_t b) { return a * b; });
+}
+
+inline block_role default_role(const shape_t& s) {
+  if (s.size() >= 2) return block_role::hidden_matrix;
+  return s.size() == 1 ? block_role::vector : block_role::scalar;
+}
+
+inline std::string_view to_string(block_role r) {
+  switch (r) {
+  case block_role::hidden_matrix: return "hidden_matrix";
+  case block_role::embedding: return "embedding";
+  case block_role::head: return "head";
+  case block_role::vector: return "vector";
+  case block_role::scalar: return "scalar";
+  }
+  return "unknown";
+}
+
+inline std::string to_string(const shape_t& s) {
+  std::ostringstream os;
+  os << '(';
+  for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << (s.size() == 1 ? ",)" : ")");
+  return os.str();
+}
+
+} // namespace steep

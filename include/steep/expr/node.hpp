@@ -1,0 +1,295 @@
+#pragma once
+// The grammar of update rules: terminals, hyperparameters, arithmetic and elementwise functions.
+//
+//   using namespace steep::expr;
+//   auto rule = -0.1 * grad / (sqrt(square(grad)) + 1e-8);   // an expression type, built at run time
+//
+// An expression is a tree of small value types. Each node type states, at compile time,
+//   level    — 0: the same for every element and block of a step (a hyperparameter, beta^t),
+//              1: the same within a block (a norm of the block), 2: differs per element;
+//   n_step   — how many per-step scalars its subtree hoists out of the loop,
+//   n_block  — how many per-block scalars, n_red — how many reductions it contains,
+// so the compiler (program.hpp) can number every hoisted value by position and the kernel can
+// read it from a table with an index known at compile time. Level-0 subtrees are evaluated once
+// per step in double on the host, level-1 subtrees once per block after the reduction pass, and
+// only level-2 nodes run inside the SIMD loop (issue #2: "per-step scalars to hoist").
+//
+// Values of hyperparameters are run-time doubles (`constant`, or a named `hyper<"lr">` that
+// an optimizer can change between steps); `ct<0.9>` is a compile-time constant the C++ compiler
+// folds into the loop.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "steep/expr/fixed_string.hpp"
+#include "steep/kernel/simd.hpp"
+
+namespace steep::expr {
+
+// What a host-side (double) evaluation of a level-0 or level-1 subtree may read.
+struct host_ctx {
+  std::int64_t t = 0;                   // 1-based step counter
+  const double* reductions = nullptr;   // this block's reduction results (level 1 only)
+};
+
+struct node_tag {
+  bool operator==(const node_tag&) const = default;
+};
+
+template <class N>
+concept expression = std::is_base_of_v<node_tag, std::remove_cvref_t<N>>;
+
+template <class X>
+concept operand = expression<X> || std::is_arithmetic_v<std::remove_cvref_t<X>>;
+
+// ---------------------------------------------------------------------------------------------
+// Leaves
+// ---------------------------------------------------------------------------------------------
+
+// Leaf defaults: no children, nothing hoisted.
+struct leaf : node_tag {
+  static constexpr std::size_t n_step = 0, n_block = 0, n_red = 0;
+  static constexpr bool is_inline = false;
+  bool operator==(const leaf&) const = default;
+};
+
+// A per-step scalar leaf: hoisted, one table entry.
+struct step_leaf : leaf {
+  static constexpr int level = 0;
+  static constexpr std::size_t n_step = 1;
+};
+
+struct grad_t : leaf {
+  static constexpr int level = 2;
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const { return c.grad; }
+  bool operator==(const grad_t&) const = default;
+};
+struct param_t : leaf {
+  static constexpr int level = 2;
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const { return c.param; }
+  bool operator==(const param_t&) const = default;
+};
+
+// The gradient of this step and the parameter before it.
+inline constexpr grad_t grad{};
+inline constexpr param_t param{};
+
+// A run-time hyperparameter.
+struct constant : step_leaf {
+  double value = 0;
+  constexpr constant() = default;
+  constexpr explicit constant(double v) : value(v) {}
+  double hoist_value(const host_ctx&) const { return value; }
+  bool operator==(const constant&) const = default;
+};
+
+// A run-time hyperparameter with a name: optimizer::set("lr", 1e-4) changes it between steps.
+template <fixed_string Name>
+struct hyper_node : step_leaf {
+  static constexpr auto name = Name;
+  double value = 0;
+  constexpr hyper_node() = default;
+  constexpr explicit hyper_node(double v) : value(v) {}
+  double hoist_value(const host_ctx&) const { return value; }
+  bool operator==(const hyper_node&) const = default;
+};
+template <fixed_string Name>
+constexpr hyper_node<Name> hyper(double v) { return hyper_node<Name>(v); }
+
+// A compile-time constant: folded into the loop, no table entry.
+template <double V>
+struct ct_node : leaf {
+  static constexpr int level = 0;
+  static constexpr bool is_inline = true;
+  double hoist_value(const host_ctx&) const { return V; }
+  bool operator==(const ct_node&) const = default;
+};
+template <double V>
+inline constexpr ct_node<V> ct{};
+
+// The 1-based step counter t.
+struct step_t : step_leaf {
+  double hoist_value(const host_ctx& h) const { return static_cast<double>(h.t); }
+  bool operator==(const step_t&) const = default;
+};
+inline constexpr step_t step{};
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation by level (the one place that decides "table lookup or compute")
+// ---------------------------------------------------------------------------------------------
+
+// Elementwise value of node n inside the SIMD loop; S, B = the node's table offsets.
+template <std::size_t S, std::size_t B, class N, class Ctx>
+inline auto evaluate(const N& n, const Ctx& c) {
+  using V = typename Ctx::value_type;
+  if constexpr (N::level == 0 && N::is_inline) return kernel::broadcast<V>(n.hoist_value(host_ctx{}));
+  else if constexpr (N::level == 0) return c.template step_scalar<S>();
+  else if constexpr (N::level == 1) return c.template block_scalar<B>();
+  else return n.template eval<S, B>(c);
+}
+
+// Host (double) value of a level-0 or level-1 node; R = the node's reduction offset.
+template <std::size_t R, class N>
+inline double host_value(const N& n, const host_ctx& h) {
+  static_assert(N::level <= 1, "host_value: an elementwise subtree has no single value");
+  if constexpr (N::level == 0) return n.hoist_value(h);
+  else return n.template block_value<R>(h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interior nodes: an operation applied to children
+// ---------------------------------------------------------------------------------------------
+
+// Offsets of each child's first table entry, relative to its parent's.
+template <class... C>
+struct child_offsets {
+  static constexpr std::size_t n = sizeof...(C);
+  template <class Count>
+  static constexpr std::array<std::size_t, n + 1> prefix(Count count) {
+    std::array<std::size_t, n + 1> a{};
+    std::size_t i = 0, acc = 0;
+    ((a[i++] = acc, acc += count(std::type_identity<C>{})), ...);
+    a[n] = acc;
+    return a;
+  }
+  static constexpr auto step = prefix([](auto t) { return decltype(t)::type::n_step; });
+  static constexpr auto block = prefix([](auto t) { return decltype(t)::type::n_block; });
+  static constexpr auto red = prefix([](auto t) { return decltype(t)::type::n_red; });
+};
+
+template <class Op, class... C>
+struct apply_node : node_tag {
+  static_assert(sizeof...(C) > 0, "an operation needs at least one operand");
+  using offsets = child_offsets<C...>;
+  static constexpr int level = std::max({C::level...});
+  static constexpr bool is_inline = level == 0 && (C::is_inline && ...);
+  static constexpr std::size_t n_step = level == 0 ? (is_inline ? 0 : 1) : offsets::step[sizeof...(C)];
+  static constexpr std::size_t n_block = level == 1 ? 1 : (level == 2 ? offsets::block[sizeof...(C)] : 0);
+  static constexpr std::size_t n_red = offsets::red[sizeof...(C)];
+
+  [[no_unique_address]] Op op;
+  std::tuple<C...> kids;
+
+  constexpr apply_node(Op o, C... c) : op(o), kids(std::move(c)...) {}
+
+  double hoist_value(const host_ctx& h) const {
+    return std::apply([&](const auto&... k) { return op(k.hoist_value(h)...); }, kids);
+  }
+  template <std::size_t R>
+  double block_value(const host_ctx& h) const {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return op(host_value<R + offsets::red[I]>(std::get<I>(kids), h)...);
+    }(std::index_sequence_for<C...>{});
+  }
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return op(evaluate<S + offsets::step[I], B + offsets::block[I]>(std::get<I>(kids), c)...);
+    }(std::index_sequence_for<C...>{});
+  }
+
+  bool operator==(const apply_node& o) const { return kids == o.kids; }
+};
+
+// Wraps a plain number as a run-time constant; passes expressions through.
+template <operand X>
+constexpr auto as_expr(X&& x) {
+  if constexpr (expression<X>) return std::forward<X>(x);
+  else return constant(static_cast<double>(x));
+}
+template <class X>
+using as_expr_t = decltype(as_expr(std::declval<X>()));
+
+template <class Op, operand... X>
+constexpr auto make_apply(Op op, X&&... x) {
+  return apply_node<Op, as_expr_t<X>...>(op, as_expr(std::forward<X>(x))...);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations. Each is a callable on a batch, on a float/double, and (on the host) on a double.
+// ---------------------------------------------------------------------------------------------
+
+namespace ops {
+struct add { template <class V> V operator()(const V& a, const V& b) const { return a + b; } };
+struct sub { template <class V> V operator()(const V& a, const V& b) const { return a - b; } };
+struct mul { template <class V> V operator()(const V& a, const V& b) const { return a * b; } };
+struct div { template <class V> V operator()(const V& a, const V& b) const { return a / b; } };
+struct neg { template <class V> V operator()(const V& a) const { return -a; } };
+struct sqrt { template <class V> V operator()(const V& a) const { return kernel::sqrt(a); } };
+struct abs { template <class V> V operator()(const V& a) const { return kernel::abs(a); } };
+struct sign { template <class V> V operator()(const V& a) const { return kernel::sign(a); } };
+struct square { template <class V> V operator()(const V& a) const { return a * a; } };
+struct max { template <class V> V operator()(const V& a, const V& b) const { return kernel::max(a, b); } };
+struct min { template <class V> V operator()(const V& a, const V& b) const { return kernel::min(a, b); } };
+struct exp { template <class V> V operator()(const V& a) const { return kernel::exp(a); } };
+struct log { template <class V> V operator()(const V& a) const { return kernel::log(a); } };
+struct pow {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    if constexpr (kernel::is_batch_v<V>) return xsimd::pow(a, b);
+    else return std::pow(a, b);
+  }
+};
+struct clamp {
+  template <class V>
+  V operator()(const V& x, const V& lo, const V& hi) const { return kernel::min(kernel::max(x, lo), hi); }
+};
+// A user's elementwise function (see `map`): any generic callable on V.
+template <class F>
+struct user {
+  [[no_unique_address]] F f;
+  template <class... V>
+  auto operator()(const V&... a) const { return f(a...); }
+};
+} // namespace ops
+
+template <operand A, operand B> requires(expression<A> || expression<B>)
+constexpr auto operator+(A&& a, B&& b) { return make_apply(ops::add{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand A, operand B> requires(expression<A> || expression<B>)
+constexpr auto operator-(A&& a, B&& b) { return make_apply(ops::sub{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand A, operand B> requires(expression<A> || expression<B>)
+constexpr auto operator*(A&& a, B&& b) { return make_apply(ops::mul{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand A, operand B> requires(expression<A> || expression<B>)
+constexpr auto operator/(A&& a, B&& b) { return make_apply(ops::div{}, std::forward<A>(a), std::forward<B>(b)); }
+template <expression A>
+constexpr auto operator-(A&& a) { return make_apply(ops::neg{}, std::forward<A>(a)); }
+
+template <operand A> constexpr auto sqrt(A&& a) { return make_apply(ops::sqrt{}, std::forward<A>(a)); }
+template <operand A> constexpr auto abs(A&& a) { return make_apply(ops::abs{}, std::forward<A>(a)); }
+// sign(0) = 0: an entry whose direction is exactly zero does not move (manifest, signum_zs).
+template <operand A> constexpr auto sign(A&& a) { return make_apply(ops::sign{}, std::forward<A>(a)); }
+template <operand A> constexpr auto square(A&& a) { return make_apply(ops::square{}, std::forward<A>(a)); }
+template <operand A> constexpr auto exp(A&& a) { return make_apply(ops::exp{}, std::forward<A>(a)); }
+template <operand A> constexpr auto log(A&& a) { return make_apply(ops::log{}, std::forward<A>(a)); }
+template <operand A, operand B>
+constexpr auto max(A&& a, B&& b) { return make_apply(ops::max{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand A, operand B>
+constexpr auto min(A&& a, B&& b) { return make_apply(ops::min{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand A, operand B>
+constexpr auto pow(A&& a, B&& b) { return make_apply(ops::pow{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand X, operand L, operand H>
+constexpr auto clamp(X&& x, L&& lo, H&& hi) {
+  return make_apply(ops::clamp{}, std::forward<X>(x), std::forward<L>(lo), std::forward<H>(hi));
+}
+// torch's lerp: a + w (b - a).
+template <operand A, operand B, operand W>
+constexpr auto lerp(A&& a, B&& b, W&& w) {
+  auto a2 = as_expr(std::forward<A>(a));
+  return a2 + std::forward<W>(w) * (std::forward<B>(b) - a2);
+}
+
+// A new elementwise function without touching steep: f must accept batches and scalars alike.
+//   auto cube = map([](auto x) { return x * x * x; }, grad);
+template <class F, operand... X>
+constexpr auto map(F f, X&&... x) { return make_apply(ops::user<F>{f}, std::forward<X>(x)...); }
+
+} // namespace steep::expr

@@ -1,0 +1,392 @@
+#pragma once
+// optimizer<Rule, T>: a compiled rule bound to a param_store — its state slots, tables and passes.
+//
+//   steep::param_store<float> store({{"W", {64, 32}}, {"b", {64}}});
+//   steep::optimizer opt(steep::rules::adam(1e-3), store, {.threads = 2});
+//   for (...) { fill store.grad(...); opt.step(); }
+//   opt.state("W", "exp_avg");     // xtensor view of a slot of one block
+//   opt.set("lr", 1e-4);           // a named hyperparameter (hyper<"lr">), between steps
+//
+// One step is one or two passes over a work list spanning every block:
+//   [reduction pass]  read-only: every reduction of the rule at once (only if it has any);
+//   update pass       per element: load grad, param and each slot once; compute the new slot
+//                     values, then the change of the parameter; store param and slots once.
+// Per-step scalars (learning rate, 1/(1 - beta^t), ...) are computed once per step in double
+// before the passes, per-block scalars (a block's norm) once per block between them.
+//
+// State lives in one 64-byte aligned arena per slot, with the blocks at the same positions as
+// in the parameter arena. The store must outlive the optimizer; its layout cannot change.
+
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <xtensor/xadapt.hpp>
+
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/error.hpp"
+#include "steep/core/param_store.hpp"
+#include "steep/expr/program.hpp"
+#include "steep/kernel/chunk_loop.hpp"
+#include "steep/kernel/executor.hpp"
+#include "steep/kernel/simd.hpp"
+#include "steep/kernel/work_list.hpp"
+
+namespace steep {
+
+struct optimizer_options {
+  int threads = 0;                                                        // 0: all cores TBB sees
+  std::size_t chunk_elements = kernel::work_list::default_chunk_elements; // multiple of 64
+};
+
+struct slot_info {
+  std::string name;
+  std::string dtype;
+  std::size_t element_size;
+};
+
+template <class T>
+constexpr std::string_view dtype_name() {
+  if constexpr (std::is_same_v<T, float>) return "float32";
+  else if constexpr (std::is_same_v<T, double>) return "float64";
+  else return "unknown";
+}
+
+namespace expr {
+
+// What the SIMD loop sees while evaluating one group of elements (V = batch or scalar).
+template <class V, class P, class Olds, class News>
+struct eval_ctx {
+  using value_type = V;
+  using scalar_type = kernel::scalar_of<V>;
+  V grad;
+  V param;
+  Olds olds;
+  News news;
+  const scalar_type* steps;
+  const scalar_type* block;
+
+  template <std::size_t S>
+  V step_scalar() const { return V(steps[S]); }
+  template <std::size_t B>
+  V block_scalar() const { return V(block[B]); }
+  template <fixed_string Name>
+  V new_value() const {
+    static_assert(P::template index_of<Name> < std::tuple_size_v<News>, "slot used before its update");
+    return std::get<P::template index_of<Name>>(news);
+  }
+  template <fixed_string Name>
+  V old_value() const { return std::get<P::template index_of<Name>>(olds); }
+
+  template <class X>
+  auto with_new(const X& x) const {
+    auto n2 = std::tuple_cat(news, std::tuple<V>(x));
+    return eval_ctx<V, P, Olds, decltype(n2)>{grad, param, olds, n2, steps, block};
+  }
+};
+
+template <class S>
+struct slot_buffer {
+  aligned_buffer<S> data;
+  std::vector<std::size_t> offset; // per block
+  S* at(std::size_t b) noexcept { return data.data() + offset[b]; }
+};
+
+} // namespace expr
+
+template <expr::expression Rule, class T>
+class optimizer {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "steep optimizers run on float32 or float64 parameters");
+
+public:
+  using rule_type = std::remove_cvref_t<Rule>;
+  using program_type = expr::program<rule_type>;
+  using value_type = T;
+  static constexpr std::size_t n_slots = program_type::n_slots;
+  static constexpr std::size_t bytes_per_param = program_type::template bytes_per_param<T>;
+
+  optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
+    : roots_(program_type::make_roots(rule)), blocks_(store.blocks()), wl_(sizes(store), opts.chunk_elements),
+      exec_(opts.threads) {
+    init_slots(std::make_index_sequence<n_slots>{});
+    step_host_.assign(program_type::n_step_scalars, 0.0);
+    step_T_.assign(program_type::n_step_scalars + 1, T{0});
+    reductions_.assign(blocks_.size() * program_type::n_reductions, 0.0);
+    partials_.assign(wl_.size() * program_type::n_reductions, 0.0);
+    block_host_.assign(program_type::n_block_scalars, 0.0);
+    block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{0});
+  }
+
+  // One optimizer step with the gradients currently in the store.
+  void step() {
+    const std::int64_t t = t_ + 1;
+    expr::host_ctx h{t, nullptr};
+    for_roots([&]<std::size_t R>(const auto& root) {
+      expr::fill_step_table<program_type::step_offset[R]>(root, step_host_.data(), h);
+    });
+    for (std::size_t i = 0; i < step_host_.size(); ++i) step_T_[i] = static_cast<T>(step_host_[i]);
+    if constexpr (program_type::n_reductions > 0) reduction_pass();
+    if constexpr (program_type::n_block_scalars > 0) {
+      for (std::size_t b = 0; b < blocks_.size(); ++b) {
+        h.reductions = reductions_.data() + b * program_type::n_reductions;
+        for_roots([&]<std::size_t R>(const auto& root) {
+          expr::fill_block_table<program_type::block_offset[R], program_type::red_offset[R]>(
+            root, block_host_.data(), h);
+        });
+        for (std::size_t i = 0; i < block_host_.size(); ++i)
+          block_T_[b * program_type::n_block_scalars + i] = static_cast<T>(block_host_[i]);
+      }
+    }
+    update_pass();
+    t_ = t;
+  }
+
+  std::int64_t steps() const noexcept { return t_; }
+  int threads() const noexcept { return exec_.threads(); }
+  void set_threads(int n) { exec_ = kernel::executor(n); }
+
+  // Named hyperparameters (hyper<"lr">(...)): read or change between steps.
+  void set(std::string_view name, double value) {
+    bool found = false;
+    std::apply([&](auto&... root) { (visit_root_hypers(root, name, [&](auto& hp) { hp.value = value, found = true; }), ...); }, roots_);
+    if (!found) throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
+  }
+  double get(std::string_view name) const {
+    double v = 0;
+    bool found = false;
+    std::apply([&](const auto&... root) { (visit_root_hypers(root, name, [&](const auto& hp) { v = hp.value, found = true; }), ...); }, roots_);
+    if (!found) throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
+    return v;
+  }
+
+  static std::vector<slot_info> slots() {
+    std::vector<slot_info> out;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (out.push_back({std::string(program_type::slot_name(K)),
+                      std::string(dtype_name<typename program_type::template slot_storage_t<K, T>>()),
+                      sizeof(typename program_type::template slot_storage_t<K, T>)}),
+       ...);
+    }(std::make_index_sequence<n_slots>{});
+    return out;
+  }
+
+  // A view of slot `slot` of block `block` (S must be the slot's storage dtype).
+  template <class S = T>
+  auto state(const std::string& block, const std::string& slot) {
+    const std::size_t b = block_index(block);
+    S* ptr = nullptr;
+    bool found = false, dtype_ok = false;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if (program_type::slot_name(K) != slot) return;
+          found = true;
+          using St = typename program_type::template slot_storage_t<K, T>;
+          if constexpr (std::is_same_v<St, S>) ptr = std::get<K>(slots_).at(b), dtype_ok = true;
+        }(),
+        ...);
+    }(std::make_index_sequence<n_slots>{});
+    if (!found) throw error(block, "the rule has no state slot named '" + slot + "'");
+    if (!dtype_ok) throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
+    return xt::adapt(ptr, blocks_[b].size, xt::no_ownership(), blocks_[b].shape);
+  }
+
+  // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
+  std::string describe() const {
+    std::ostringstream os;
+    os << "passes: " << program_type::passes << (program_type::passes == 2 ? " (reduction, update)" : " (update)")
+       << "\nslots:";
+    for (auto& s : slots()) os << ' ' << s.name << ':' << s.dtype;
+    if (n_slots == 0) os << " none";
+    os << "\nper-step scalars: " << program_type::n_step_scalars
+       << "\nper-block scalars: " << program_type::n_block_scalars
+       << "\nreductions: " << program_type::n_reductions << "\nbytes per parameter (update pass): "
+       << bytes_per_param << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size()
+       << ", threads: " << exec_.threads() << '\n';
+    return os.str();
+  }
+
+  const kernel::work_list& work() const noexcept { return wl_; }
+
+private:
+  static std::vector<std::size_t> sizes(const param_store<T>& s) {
+    std::vector<std::size_t> out;
+    for (auto& b : s.blocks()) out.push_back(b.size);
+    return out;
+  }
+
+  std::size_t block_index(const std::string& name) const {
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (blocks_[b].name == name) return b;
+    throw error(name, "no block of that name is updated by this optimizer");
+  }
+
+  template <std::size_t... K>
+  void init_slots(std::index_sequence<K...>) {
+    (init_slot<K>(), ...);
+  }
+  template <std::size_t K>
+  void init_slot() {
+    using S = typename program_type::template slot_storage_t<K, T>;
+    auto& sb = std::get<K>(slots_);
+    std::size_t n = 0;
+    for (auto& b : blocks_) {
+      sb.offset.push_back(n);
+      n += padded_count<S>(b.size);
+    }
+    // The slot's initial value (ema: 0, Adagrad's accumulator: initial_accumulator_value).
+    const double init = [&] {
+      double v = 0;
+      program_type::visit_states(std::get<program_type::n_slots>(roots_), [&](const auto& s) {
+        if (std::remove_cvref_t<decltype(s)>::name.view() == program_type::slot_name(K)) v = s.init;
+      });
+      return v;
+    }();
+    sb.data.assign(n, static_cast<S>(init));
+  }
+
+  template <class F>
+  void for_roots(F&& f) const {
+    [&]<std::size_t... R>(std::index_sequence<R...>) {
+      (f.template operator()<R>(std::get<R>(roots_)), ...);
+    }(std::make_index_sequence<program_type::n_roots>{});
+  }
+  template <class Root, class F>
+  static void visit_root_hypers(Root& root, std::string_view name, F&& f) {
+    expr::visit_hypers(root, [&](auto& hp) {
+      if (std::remove_cvref_t<decltype(hp)>::name.view() == name) f(hp);
+    });
+  }
+
+  // Loads, for element group i of block b, every slot's old value.
+  template <class V, std::size_t... K>
+  auto load_olds(std::size_t b, std::size_t i, std::index_sequence<K...>) {
+    return std::make_tuple(kernel::load<V>(std::get<K>(slots_).at(b) + i)...);
+  }
+
+  template <std::size_t K, class Ctx>
+  auto compute_news(const Ctx& c) const {
+    if constexpr (K == n_slots) {
+      return c;
+    } else {
+      auto v = expr::evaluate<program_type::step_offset[K], program_type::block_offset[K]>(std::get<K>(roots_), c);
+      return compute_news<K + 1>(c.with_new(v));
+    }
+  }
+
+  // Everything the loop computes for one group of elements, nothing stored.
+  template <class V>
+  auto evaluate_group(std::size_t b, std::size_t i) {
+    const auto& blk = blocks_[b];
+    using Olds = decltype(load_olds<V>(b, i, std::make_index_sequence<n_slots>{}));
+    expr::eval_ctx<V, program_type, Olds, std::tuple<>> c0{kernel::load<V>(blk.grad + i),
+                                                          kernel::load<V>(blk.param + i),
+                                                          load_olds<V>(b, i, std::make_index_sequence<n_slots>{}),
+                                                          {},
+                                                          step_T_.data(),
+                                                          block_T_.data() + b * program_type::n_block_scalars};
+    return compute_news<0>(c0);
+  }
+
+  void update_pass() {
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
+      const auto& ch = wl_[ci];
+      const std::size_t b = ch.block;
+      T* p = blocks_[b].param;
+      kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+        auto c = evaluate_group<V>(b, i);
+        constexpr std::size_t out = program_type::output_root;
+        const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
+          std::get<out>(roots_), c);
+        kernel::store(p + i, V(c.param + delta));
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+          (kernel::store(std::get<K>(slots_).at(b) + i, std::get<K>(c.news)), ...);
+        }(std::make_index_sequence<n_slots>{});
+      });
+    });
+  }
+
+  void reduction_pass() {
+    constexpr std::size_t nr = program_type::n_reductions;
+    using VB = kernel::batch<T>;
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
+      const auto& ch = wl_[ci];
+      std::array<VB, nr> accv;
+      std::array<T, nr> accs;
+      accv.fill(VB(T(0)));
+      accs.fill(T(0));
+      kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+        auto c = evaluate_group<V>(ch.block, i);
+        for_roots([&]<std::size_t R>(const auto& root) {
+          expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
+            root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
+              using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+              const V x = expr::evaluate<S, 0>(std::get<0>(red.kids), c);
+              if constexpr (kernel::is_batch_v<V>) accv[Rr] = Op::accumulate(accv[Rr], x);
+              else accs[Rr] = Op::accumulate(accs[Rr], x);
+            });
+        });
+      });
+      double* out = partials_.data() + ci * nr;
+      for_roots([&]<std::size_t R>(const auto& root) {
+        expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
+          root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
+            using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+            out[Rr] = Op::combine(Op::finish(accv[Rr]), static_cast<double>(accs[Rr]));
+          });
+      });
+    });
+    // Combine chunk partials in list order: per block, then across blocks for global scope.
+    for_roots([&]<std::size_t R>(const auto& root) {
+      expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
+        root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
+          using N = std::remove_cvref_t<decltype(red)>;
+          using Op = typename N::op_type;
+          double total = 0;
+          for (std::size_t b = 0; b < blocks_.size(); ++b) {
+            double acc = 0;
+            for (std::size_t c = wl_.first_chunk(b); c < wl_.first_chunk(b + 1); ++c)
+              acc = Op::combine(acc, partials_[c * nr + Rr]);
+            reductions_[b * nr + Rr] = acc;
+            total = Op::combine(total, acc);
+          }
+          if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
+            for (std::size_t b = 0; b < blocks_.size(); ++b) reductions_[b * nr + Rr] = total;
+        });
+    });
+  }
+
+  template <class Seq>
+  struct slot_tuple;
+  template <std::size_t... K>
+  struct slot_tuple<std::index_sequence<K...>> {
+    using type = std::tuple<expr::slot_buffer<typename program_type::template slot_storage_t<K, T>>...>;
+  };
+
+  typename program_type::roots_t roots_;
+  std::vector<block<T>> blocks_;
+  kernel::work_list wl_;
+  kernel::executor exec_;
+  typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;
+  std::int64_t t_ = 0;
+  std::vector<double> step_host_;
+  aligned_buffer<T> step_T_;
+  std::vector<double> reductions_;
+  std::vector<double> partials_;
+  std::vector<double> block_host_;
+  aligned_buffer<T> block_T_;
+};
+
+template <class Rule, class T>
+optimizer(Rule, param_store<T>&) -> optimizer<Rule, T>;
+template <class Rule, class T>
+optimizer(Rule, param_store<T>&, optimizer_options) -> optimizer<Rule, T>;
+
+} // namespace steep

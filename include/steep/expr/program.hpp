@@ -1,0 +1,271 @@
+#pragma once
+// program<Rule>: what the compiler derives from a rule's type, all at compile time.
+//
+//   auto rule = -0.01 * debias(ema<"m">(grad, 0.9)) / (sqrt(debias(ema<"v">(square(grad), 0.999))) + 1e-8);
+//   using P = steep::expr::program<decltype(rule)>;
+//   P::n_slots == 2;                  // slots to allocate, in dependency order: "m", "v"
+//   P::slot_name(0) == "m";
+//   P::n_step_scalars;                // per-step scalars hoisted out of the loop
+//   P::n_reductions == 0, P::passes == 1;
+//
+// The analysis walks the rule's type with Boost.Hana: it collects every stage that owns state
+// (looking through prev(...) and through other stages' updates, children first, so a slot is
+// updated after the slots it reads), merges stages that share a name, and fails to compile if
+// one name stands for two different stages. The compiled program is a list of roots evaluated
+// in order inside one loop: the update of each slot, then the rule's output (the parameter's
+// change). Every root gets fixed offsets into the per-step, per-block and reduction tables.
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <boost/hana.hpp>
+
+#include "steep/core/error.hpp"
+#include "steep/expr/node.hpp"
+#include "steep/expr/reduce.hpp"
+#include "steep/expr/state.hpp"
+
+namespace steep::expr {
+
+namespace detail {
+namespace hana = boost::hana;
+
+template <class N>
+concept has_kids = requires(const N& n) { n.kids; };
+
+template <class N>
+struct kid_types {
+  static constexpr auto value = hana::tuple_t<>;
+};
+template <has_kids N>
+struct kid_types<N> {
+  static constexpr auto value = []<class... C>(std::type_identity<std::tuple<C...>>) {
+    return hana::tuple_t<C...>;
+  }(std::type_identity<std::remove_cvref_t<decltype(std::declval<N>().kids)>>{});
+};
+
+// Every state stage reachable from N, children before parents (duplicates kept).
+template <class N>
+constexpr auto collect_states(hana::basic_type<N>) {
+  if constexpr (is_state_node_v<N>) {
+    return hana::append(collect_states(hana::type_c<typename N::update_type>), hana::type_c<N>);
+  } else if constexpr (is_prev_node<N>::value) {
+    return collect_states(hana::type_c<typename N::state_type>);
+  } else {
+    return hana::fold_left(kid_types<N>::value, hana::tuple_t<>, [](auto acc, auto kid) {
+      return hana::concat(acc, collect_states(kid));
+    });
+  }
+}
+
+template <class A, class B>
+constexpr bool same_name = A::name.view() == B::name.view();
+
+// First occurrence of each name, in order; one name must mean one stage.
+template <class All>
+constexpr auto unique_states(All all) {
+  return hana::fold_left(all, hana::tuple_t<>, [](auto acc, auto t) {
+    using N = typename decltype(t)::type;
+    constexpr bool seen = hana::fold_left(acc, false, [](bool found, auto u) {
+      return found || same_name<typename decltype(u)::type, N>;
+    });
+    if constexpr (seen) {
+      constexpr bool same_stage = hana::fold_left(acc, true, [](bool ok, auto u) {
+        using M = typename decltype(u)::type;
+        return ok && (!same_name<M, N> || std::is_same_v<M, N>);
+      });
+      static_assert(same_stage, "two different stages that own state share one slot name: "
+                                "give each its own name, e.g. ema<\"m1\">(...) and ema<\"m2\">(...)");
+      return acc;
+    } else {
+      return hana::append(acc, t);
+    }
+  });
+}
+
+template <class N, class Leaf>
+constexpr bool contains(hana::basic_type<N>) {
+  if constexpr (std::is_same_v<N, Leaf>) return true;
+  else return hana::fold_left(kid_types<N>::value, false, [](bool any, auto kid) {
+    return any || contains<typename decltype(kid)::type, Leaf>(kid);
+  });
+}
+} // namespace detail
+
+template <class Rule>
+struct program {
+  static_assert(expression<Rule>, "a rule must be a steep expression (built from grad, param, stages, ...)");
+
+  static constexpr auto slot_types =
+    detail::unique_states(detail::collect_states(boost::hana::type_c<std::remove_cvref_t<Rule>>));
+  static constexpr std::size_t n_slots = decltype(boost::hana::length(slot_types))::value;
+
+  template <std::size_t K>
+  using slot_t = typename decltype(+slot_types[boost::hana::size_c<K>])::type;
+
+  template <class Seq>
+  struct roots_of;
+  template <std::size_t... K>
+  struct roots_of<std::index_sequence<K...>> {
+    using type = std::tuple<typename slot_t<K>::update_type..., std::remove_cvref_t<Rule>>;
+  };
+  // Evaluation order inside the loop: slot updates (dependencies first), then the output.
+  using roots_t = typename roots_of<std::make_index_sequence<n_slots>>::type;
+  static constexpr std::size_t n_roots = n_slots + 1;
+  static constexpr std::size_t output_root = n_slots;
+  template <std::size_t R>
+  using root_t = std::tuple_element_t<R, roots_t>;
+
+private:
+  template <class Count>
+  static constexpr std::array<std::size_t, n_roots + 1> prefix(Count count) {
+    return [&]<std::size_t... R>(std::index_sequence<R...>) {
+      std::array<std::size_t, n_roots + 1> a{};
+      std::size_t i = 0, acc = 0;
+      ((a[i++] = acc, acc += count(std::type_identity<root_t<R>>{})), ...);
+      a[n_roots] = acc;
+      return a;
+    }(std::make_index_sequence<n_roots>{});
+  }
+
+public:
+  // Table offsets of each root; the last entry is the table's size.
+  static constexpr auto step_offset = prefix([](auto t) { return decltype(t)::type::n_step; });
+  static constexpr auto block_offset = prefix([](auto t) { return decltype(t)::type::n_block; });
+  static constexpr auto red_offset = prefix([](auto t) { return decltype(t)::type::n_red; });
+  static constexpr std::size_t n_step_scalars = step_offset[n_roots];
+  static constexpr std::size_t n_block_scalars = block_offset[n_roots];
+  static constexpr std::size_t n_reductions = red_offset[n_roots];
+  static constexpr std::size_t passes = n_reductions > 0 ? 2 : 1;
+
+  static constexpr bool reads_grad = [] {
+    return [&]<std::size_t... R>(std::index_sequence<R...>) {
+      return (detail::contains<root_t<R>, grad_t>(boost::hana::type_c<root_t<R>>) || ...);
+    }(std::make_index_sequence<n_roots>{});
+  }();
+
+  template <fixed_string Name>
+  static constexpr std::size_t index_of = [] {
+    std::size_t idx = n_slots;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((slot_t<K>::name.view() == Name.view() && idx == n_slots ? (idx = K, 0) : 0), ...);
+    }(std::make_index_sequence<n_slots>{});
+    return idx;
+  }();
+
+  static constexpr std::string_view slot_name(std::size_t k) {
+    std::string_view out;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((K == k ? (out = slot_t<K>::name.view(), 0) : 0), ...);
+    }(std::make_index_sequence<n_slots>{});
+    return out;
+  }
+
+  // Storage type of slot K for parameters of type T.
+  template <std::size_t K, class T>
+  using slot_storage_t =
+    std::conditional_t<std::is_same_v<typename slot_t<K>::dtype, param_dtype>, T, typename slot_t<K>::dtype>;
+
+  // Bytes the update pass moves per parameter: param read + write, grad read, each slot read + write.
+  template <class T>
+  static constexpr std::size_t bytes_per_param = [] {
+    std::size_t bytes = 2 * sizeof(T) + (reads_grad ? sizeof(T) : 0);
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((bytes += 2 * sizeof(slot_storage_t<K, T>)), ...);
+    }(std::make_index_sequence<n_slots>{});
+    return bytes;
+  }();
+
+  // Builds the roots from a rule value: finds each slot's definition (the first stage with its
+  // name) and checks that every other stage of that name carries the same hyperparameters.
+  static roots_t make_roots(const std::remove_cvref_t<Rule>& rule) {
+    auto found = []<std::size_t... K>(std::index_sequence<K...>) {
+      return std::tuple<std::optional<slot_t<K>>...>{};
+    }(std::make_index_sequence<n_slots>{});
+    visit_states(rule, [&](const auto& s) {
+      using S = std::remove_cvref_t<decltype(s)>;
+      auto& slot = std::get<index_of<S::name>>(found);
+      if (!slot) slot.emplace(s);
+      else if (!(*slot == s))
+        throw usage_error("slot '" + std::string(S::name.view()) +
+                          "' is defined twice with different hyperparameters; give each stage its own name");
+    });
+    return [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return roots_t{std::get<K>(found)->update..., rule};
+    }(std::make_index_sequence<n_slots>{});
+  }
+
+  template <class N, class F>
+  static void visit_states(const N& n, F&& f) {
+    if constexpr (is_state_node_v<N>) {
+      visit_states(n.update, f);
+      f(n);
+    } else if constexpr (is_prev_node<N>::value) {
+      visit_states(n.state, f);
+    } else if constexpr (detail::has_kids<N>) {
+      std::apply([&](const auto&... k) { (visit_states(k, f), ...); }, n.kids);
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Traversals with compile-time table offsets (used by the optimizer's passes)
+// ---------------------------------------------------------------------------------------------
+
+// Calls f.template operator()<S, R>(reduce_node) for every reduction under n.
+template <std::size_t S, std::size_t R, class N, class F>
+inline void visit_reductions(const N& n, F&& f) {
+  if constexpr (is_reduce_node<N>::value) {
+    f.template operator()<S, R>(n);
+  } else if constexpr (detail::has_kids<N>) {
+    using O = typename N::offsets;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (visit_reductions<S + O::step[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
+    }(std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+  }
+}
+
+// Writes the value of every maximal per-step subtree of n into table[S ...].
+template <std::size_t S, class N>
+inline void fill_step_table(const N& n, double* table, const host_ctx& h) {
+  if constexpr (N::level == 0) {
+    if constexpr (!N::is_inline) table[S] = n.hoist_value(h);
+  } else if constexpr (is_reduce_node<N>::value) {
+    fill_step_table<S>(std::get<0>(n.kids), table, h);
+  } else if constexpr (detail::has_kids<N>) {
+    using O = typename N::offsets;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (fill_step_table<S + O::step[I]>(std::get<I>(n.kids), table, h), ...);
+    }(std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+  }
+}
+
+// Writes the value of every maximal per-block subtree of n into table[B ...].
+template <std::size_t B, std::size_t R, class N>
+inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
+  if constexpr (N::level == 1) {
+    table[B] = host_value<R>(n, h);
+  } else if constexpr (N::level == 2 && detail::has_kids<N>) {
+    using O = typename N::offsets;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (fill_block_table<B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), table, h), ...);
+    }(std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+  }
+}
+
+// Calls f(node) for every named hyperparameter under n (mutable, for optimizer::set).
+template <class N, class F>
+inline void visit_hypers(N& n, F&& f) {
+  if constexpr (requires { N::name; n.value; } && !is_state_node_v<N>) {
+    f(n);
+  } else if constexpr (detail::has_kids<N>) {
+    std::apply([&](auto&... k) { (visit_hypers(k, f), ...); }, n.kids);
+  }
+}
+
+} // namespace steep::expr

@@ -1,0 +1,93 @@
+#pragma once
+// Reductions: a value per block (or per step) computed from every element — the stages that
+// split a rule into phases.
+//
+//   -lr * grad / norm2(grad)          // normalized GD, one l2 norm over all blocks of the rule
+//   -lr * grad / block_norm2(grad)    // normalized GD, one norm per block (tensor)
+//   block_norm_inf(m), norm1(x), block_sum(x), ...
+//
+// A rule with reductions runs as two passes: a read-only reduction pass that computes every
+// reduction at once (recomputing, not storing, any state it needs), then the update pass. The
+// first pass writes nothing, so a step can still be refused after it without touching
+// parameters or state. Each chunk of the work list sums in a fixed order and chunks are then
+// combined in list order, in double: the result is bitwise the same for any thread count.
+// A reduction of an expression that itself contains a reduction would need a third pass and is
+// rejected at compile time.
+
+#include <cstddef>
+#include <utility>
+
+#include "steep/expr/node.hpp"
+
+namespace steep::expr {
+
+namespace red {
+// Each: identity, the lane-wise accumulate, a fixed-order horizontal finish, and how two
+// partial results combine (in double).
+struct sum_sq {
+  template <class V> static V accumulate(const V& acc, const V& x) { return acc + x * x; }
+  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hsum(acc)); }
+  static double combine(double a, double b) { return a + b; }
+};
+struct sum_abs {
+  template <class V> static V accumulate(const V& acc, const V& x) { return acc + kernel::abs(x); }
+  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hsum(acc)); }
+  static double combine(double a, double b) { return a + b; }
+};
+struct sum {
+  template <class V> static V accumulate(const V& acc, const V& x) { return acc + x; }
+  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hsum(acc)); }
+  static double combine(double a, double b) { return a + b; }
+};
+struct max_abs {
+  template <class V> static V accumulate(const V& acc, const V& x) { return kernel::max(acc, kernel::abs(x)); }
+  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hmax(acc)); }
+  static double combine(double a, double b) { return a < b ? b : a; }
+};
+} // namespace red
+
+// Over which elements a reduction runs.
+struct per_block {};   // each block separately
+struct all_blocks {};  // every block the rule updates, as one vector
+
+template <class Op, class Scope, class C>
+struct reduce_node : node_tag {
+  static_assert(C::level == 2, "a reduction needs an elementwise operand (reducing a scalar is the scalar)");
+  static_assert(C::n_red == 0, "a reduction of a reduction needs a third pass; steep supports one reduction pass");
+  using op_type = Op;
+  using scope = Scope;
+  using child_type = C;
+  static constexpr int level = 1;
+  static constexpr bool is_inline = false;
+  static constexpr std::size_t n_step = C::n_step;
+  static constexpr std::size_t n_block = 1;
+  static constexpr std::size_t n_red = 1;
+
+  std::tuple<C> kids;
+
+  template <std::size_t R>
+  double block_value(const host_ctx& h) const { return h.reductions[R]; }
+  bool operator==(const reduce_node&) const = default;
+};
+
+template <class N>
+struct is_reduce_node : std::false_type {};
+template <class O, class S, class C>
+struct is_reduce_node<reduce_node<O, S, C>> : std::true_type {};
+
+template <class Op, class Scope, operand X>
+constexpr auto reduce(X&& x) {
+  using C = as_expr_t<X>;
+  return reduce_node<Op, Scope, C>{{}, std::tuple<C>(as_expr(std::forward<X>(x)))};
+}
+
+// Norms over all blocks of the rule ("global") and per block.
+template <operand X> constexpr auto norm2(X&& x) { return sqrt(reduce<red::sum_sq, all_blocks>(std::forward<X>(x))); }
+template <operand X> constexpr auto norm1(X&& x) { return reduce<red::sum_abs, all_blocks>(std::forward<X>(x)); }
+template <operand X> constexpr auto norm_inf(X&& x) { return reduce<red::max_abs, all_blocks>(std::forward<X>(x)); }
+template <operand X> constexpr auto block_norm2(X&& x) { return sqrt(reduce<red::sum_sq, per_block>(std::forward<X>(x))); }
+template <operand X> constexpr auto block_norm1(X&& x) { return reduce<red::sum_abs, per_block>(std::forward<X>(x)); }
+template <operand X> constexpr auto block_norm_inf(X&& x) { return reduce<red::max_abs, per_block>(std::forward<X>(x)); }
+template <operand X> constexpr auto block_sum(X&& x) { return reduce<red::sum, per_block>(std::forward<X>(x)); }
+
+} // namespace steep::expr

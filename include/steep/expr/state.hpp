@@ -1,0 +1,154 @@
+#pragma once
+// Stages that own state: one mechanism (`recur`) and the stages built from it.
+//
+//   auto m  = ema<"exp_avg">(grad, 0.9);             // m_t = b m_{t-1} + (1-b) g_t
+//   auto v  = ema<"exp_avg_sq">(square(grad), 0.999);
+//   auto b  = trace<"momentum_buffer">(grad, 0.9);   // heavy ball: b_t = mu b_{t-1} + g_t
+//   auto s  = running_sum<"sum">(square(grad));      // Adagrad
+//   auto vm = running_max<"max_exp_avg_sq">(v);      // AMSGrad
+//   auto c  = lerp(prev(m), grad, 0.1);              // Lion reads m_{t-1} before m is updated
+//   auto mh = debias(m);                             // m_t / (1 - b^t), 1/(1 - b^t) hoisted per step
+//
+// recur<Name, Dtype>(f, init) is a state slot named Name whose value after this step is
+// f(prev), where prev is the slot's value before the step (init at t = 1). The slot's name and
+// storage dtype are part of its type, so the compiler lists every slot to allocate with its
+// dtype at compile time (issue #2), and checkpoints address state as (block, slot name).
+// Writing a new stateful stage is one call to recur; the engine never changes.
+//
+// Referring to a stage (m) gives its value after this step; the same name used twice is the
+// same buffer, updated once. Two different stages under one name are rejected.
+
+#include <type_traits>
+#include <utility>
+
+#include "steep/expr/node.hpp"
+
+namespace steep::expr {
+
+// Dtype marker: store the slot in the parameters' dtype (the default).
+struct param_dtype {};
+
+// The value of slot Name before this step (only meaningful inside Name's own update).
+template <fixed_string Name>
+struct prev_ref : leaf {
+  static constexpr int level = 2;
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const { return c.template old_value<Name>(); }
+  bool operator==(const prev_ref&) const = default;
+};
+
+// What a stage remembers beyond its update (an EMA keeps its beta, for debias()).
+struct no_extra {
+  bool operator==(const no_extra&) const = default;
+};
+template <class Beta>
+struct ema_extra {
+  Beta beta;
+  bool operator==(const ema_extra&) const = default;
+};
+
+template <fixed_string Name, class Dtype, class Update, class Extra = no_extra>
+struct state_node : leaf {
+  static_assert(expression<Update>, "a state slot's update must be an expression");
+  static_assert(Update::level == 2, "a state slot's update must vary per element (it is stored per element)");
+  static constexpr int level = 2;
+  static constexpr auto name = Name;
+  using dtype = Dtype;
+  using update_type = Update;
+
+  Update update;
+  double init = 0;
+  Extra extra{};
+
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const { return c.template new_value<Name>(); }
+  bool operator==(const state_node&) const = default;
+};
+
+template <class N>
+struct is_state_node : std::false_type {};
+template <fixed_string Name, class D, class U, class E>
+struct is_state_node<state_node<Name, D, U, E>> : std::true_type {};
+template <class N>
+inline constexpr bool is_state_node_v = is_state_node<std::remove_cvref_t<N>>::value;
+
+// The value before this step of a stage used elsewhere in the rule (Lion's interpolation).
+template <class State>
+struct prev_node : leaf {
+  static constexpr int level = 2;
+  using state_type = State;
+  State state;
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const { return c.template old_value<State::name>(); }
+  bool operator==(const prev_node&) const = default;
+};
+template <class N>
+struct is_prev_node : std::false_type {};
+template <class S>
+struct is_prev_node<prev_node<S>> : std::true_type {};
+
+template <fixed_string Name, class Dtype = param_dtype, class F, class Extra = no_extra>
+constexpr auto recur(F&& f, double init = 0, Extra extra = {}) {
+  auto update = as_expr(std::forward<F>(f)(prev_ref<Name>{}));
+  return state_node<Name, Dtype, decltype(update), Extra>{{}, std::move(update), init, std::move(extra)};
+}
+
+template <class S>
+constexpr auto prev(const S& s) {
+  static_assert(is_state_node_v<S>, "prev(x) needs a stage that owns state (ema, trace, recur, ...)");
+  return prev_node<S>{{}, s};
+}
+
+// Exponential moving average m_t = b m_{t-1} + (1 - b) x_t, m_0 = 0 (torch Adam's exp_avg).
+template <fixed_string Name = "ema", class Dtype = param_dtype, operand X, operand B>
+constexpr auto ema(X&& x, B&& beta) {
+  auto b = as_expr(std::forward<B>(beta));
+  static_assert(decltype(b)::level == 0, "ema(x, beta): beta must be a per-step scalar");
+  auto xe = as_expr(std::forward<X>(x));
+  return recur<Name, Dtype>([&](auto m) { return b * m + (1.0 - b) * xe; }, 0.0, ema_extra<decltype(b)>{b});
+}
+
+// Heavy-ball trace b_t = mu b_{t-1} + x_t (torch SGD's momentum_buffer with dampening 0).
+template <fixed_string Name = "trace", class Dtype = param_dtype, operand X, operand M>
+constexpr auto trace(X&& x, M&& mu) {
+  auto m = as_expr(std::forward<M>(mu));
+  auto xe = as_expr(std::forward<X>(x));
+  return recur<Name, Dtype>([&](auto b) { return m * b + xe; });
+}
+
+// Running sum s_t = s_{t-1} + x_t from `init` (Adagrad's accumulator).
+template <fixed_string Name = "sum", class Dtype = param_dtype, operand X>
+constexpr auto running_sum(X&& x, double init = 0) {
+  auto xe = as_expr(std::forward<X>(x));
+  return recur<Name, Dtype>([&](auto s) { return s + xe; }, init);
+}
+
+// Running maximum r_t = max(r_{t-1}, x_t), r_0 = 0 (AMSGrad's max of second moments).
+template <fixed_string Name = "max", class Dtype = param_dtype, operand X>
+constexpr auto running_max(X&& x) {
+  auto xe = as_expr(std::forward<X>(x));
+  return recur<Name, Dtype>([&](auto r) { return max(r, xe); });
+}
+
+// Bias correction of an EMA: m_t / (1 - b^t). The reciprocal is a per-step scalar, so the loop
+// multiplies instead of dividing (Kingma & Ba 2015, Alg. 1).
+template <class S>
+constexpr auto debias(const S& m) {
+  static_assert(is_state_node_v<S>, "debias(x) needs an ema(...) stage");
+  if constexpr (is_state_node_v<S>) {
+    static_assert(!std::is_same_v<decltype(m.extra), no_extra>,
+                  "debias(x) needs an ema(...) stage: it divides by 1 - beta^t of that EMA");
+    return m * (1.0 / (1.0 - pow(m.extra.beta, step)));
+  }
+}
+
+// Nesterov look-ahead on an EMA in optax's bias-corrected form:
+//   b m_t / (1 - b^{t+1}) + (1 - b) x_t / (1 - b^t)   (optax.scale_by_adam(nesterov=True)).
+template <class S, operand X>
+constexpr auto nesterov_debias(const S& m, X&& x) {
+  static_assert(is_state_node_v<S>, "nesterov_debias(m, x) needs an ema(...) stage");
+  const auto& b = m.extra.beta;
+  return (b / (1.0 - pow(b, step + 1.0))) * m + ((1.0 - b) / (1.0 - pow(b, step))) * std::forward<X>(x);
+}
+
+} // namespace steep::expr

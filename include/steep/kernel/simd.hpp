@@ -1,0 +1,153 @@
+#pragma once
+// The SIMD vocabulary of the kernels: one value type V per lane width, and the handful of
+// operations a rule needs, written once for xsimd batches and for the scalar tail.
+//
+//   using V = steep::kernel::batch<float>;          // xsimd::batch<float, default_arch>
+//   V x = steep::kernel::load<V>(ptr);              // unaligned load (any S, converted to float)
+//   steep::kernel::store(out, steep::kernel::sqrt(x));
+//   float y = steep::kernel::sign(-2.f);            // -1; the same call on a batch works lane-wise
+//
+// Why unaligned loads everywhere: external buffers (torch tensors) carry no alignment promise,
+// and on every x86 core since Nehalem an unaligned load of aligned data costs the same.
+// sign(0) = 0 and sign(NaN) = NaN, as torch.sign (manifest: "sign(0) = 0").
+
+// GCC 12 warns -Wmaybe-uninitialized inside every AVX-512 sqrt intrinsic (GCC PR105593,
+// toolchain.md pitfall 6); the fence keeps -Werror builds working.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <xsimd/xsimd.hpp>
+#pragma GCC diagnostic pop
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+namespace steep::kernel {
+
+template <class T>
+using batch = xsimd::batch<T>;
+
+template <class V>
+struct is_batch : std::false_type {};
+template <class T, class A>
+struct is_batch<xsimd::batch<T, A>> : std::true_type {};
+template <class V>
+inline constexpr bool is_batch_v = is_batch<V>::value;
+
+// Lanes of V: batch::size for a batch, 1 for a scalar.
+template <class V>
+inline constexpr std::size_t lanes_v = [] {
+  if constexpr (is_batch_v<V>) return V::size;
+  else return std::size_t{1};
+}();
+
+template <class V>
+struct scalar_of_impl {
+  using type = V;
+};
+template <class T, class A>
+struct scalar_of_impl<xsimd::batch<T, A>> {
+  using type = T;
+};
+template <class V>
+using scalar_of = typename scalar_of_impl<V>::type;
+
+// Loads V from memory of element type S (S == scalar_of<V> on the fast path; otherwise converted).
+template <class V, class S>
+inline V load(const S* p) {
+  using T = scalar_of<V>;
+  if constexpr (!is_batch_v<V>) {
+    return static_cast<T>(*p);
+  } else if constexpr (std::is_same_v<S, T>) {
+    return V::load_unaligned(p);
+  } else {
+    alignas(64) T tmp[V::size];
+    for (std::size_t k = 0; k < V::size; ++k) tmp[k] = static_cast<T>(p[k]);
+    return V::load_aligned(tmp);
+  }
+}
+
+template <class S, class V>
+inline void store(S* p, const V& v) {
+  using T = scalar_of<V>;
+  if constexpr (!is_batch_v<V>) {
+    *p = static_cast<S>(v);
+  } else if constexpr (std::is_same_v<S, T>) {
+    v.store_unaligned(p);
+  } else {
+    alignas(64) T tmp[V::size];
+    v.store_aligned(tmp);
+    for (std::size_t k = 0; k < V::size; ++k) p[k] = static_cast<S>(tmp[k]);
+  }
+}
+
+template <class V>
+inline V broadcast(double x) {
+  return V(static_cast<scalar_of<V>>(x));
+}
+
+// ---- elementwise functions (batch and scalar alike) --------------------------------------
+
+template <class V>
+inline V sqrt(const V& x) {
+  if constexpr (is_batch_v<V>) return xsimd::sqrt(x);
+  else return std::sqrt(x);
+}
+template <class V>
+inline V abs(const V& x) {
+  if constexpr (is_batch_v<V>) return xsimd::abs(x);
+  else return std::fabs(x);
+}
+template <class V>
+inline V max(const V& a, const V& b) {
+  if constexpr (is_batch_v<V>) return xsimd::max(a, b);
+  else return a < b ? b : a;
+}
+template <class V>
+inline V min(const V& a, const V& b) {
+  if constexpr (is_batch_v<V>) return xsimd::min(a, b);
+  else return b < a ? b : a;
+}
+template <class V>
+inline V sign(const V& x) {
+  using T = scalar_of<V>;
+  if constexpr (is_batch_v<V>) {
+    const V one(T(1)), zero(T(0));
+    const V s = xsimd::select(x > zero, one, zero) - xsimd::select(x < zero, one, zero);
+    return xsimd::select(x != x, x, s); // NaN stays NaN
+  } else {
+    if (x != x) return x;
+    return T((x > T(0)) - (x < T(0)));
+  }
+}
+template <class V>
+inline V exp(const V& x) {
+  if constexpr (is_batch_v<V>) return xsimd::exp(x);
+  else return std::exp(x);
+}
+template <class V>
+inline V log(const V& x) {
+  if constexpr (is_batch_v<V>) return xsimd::log(x);
+  else return std::log(x);
+}
+
+// Horizontal sum of a batch in a fixed lane order (so reductions are reproducible).
+template <class V>
+inline scalar_of<V> hsum(const V& x) {
+  if constexpr (is_batch_v<V>) return xsimd::hadd(x);
+  else return x;
+}
+template <class V>
+inline scalar_of<V> hmax(const V& x) {
+  if constexpr (is_batch_v<V>) {
+    alignas(64) scalar_of<V> tmp[V::size];
+    x.store_aligned(tmp);
+    scalar_of<V> m = tmp[0];
+    for (std::size_t k = 1; k < V::size; ++k) m = m < tmp[k] ? tmp[k] : m;
+    return m;
+  } else {
+    return x;
+  }
+}
+
+} // namespace steep::kernel
