@@ -1,5 +1,6 @@
 #pragma once
 // The DSL: grammar (node, state, reduce, schedules), compiler (program) and optimizer.
+#include "steep/expr/any_optimizer.hpp"
 #include "steep/expr/node.hpp"
 #include "steep/expr/optimizer.hpp"
 #include "steep/expr/program.hpp"

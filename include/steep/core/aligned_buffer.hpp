@@ -9,6 +9,8 @@
 // project's VMs a fresh page costs ~10 us to fault in (perf-local.md §0), so nothing in steep
 // allocates per step.
 
+#include "steep/core/xsimd_fence.hpp"
+
 #include <cstddef>
 #include <vector>
 

@@ -14,6 +14,8 @@
 // The layout is fixed at construction: optimizers size their state slots from it, so a store
 // whose blocks could change under them would silently desynchronise the two.
 
+#include "steep/core/xsimd_fence.hpp"
+
 #include <cstddef>
 #include <string>
 #include <unordered_map>

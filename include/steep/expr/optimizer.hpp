@@ -267,7 +267,7 @@ private:
 
   // Loads, for element group i of block b, every slot's old value.
   template <class V, std::size_t... K>
-  auto load_olds(std::size_t b, std::size_t i, std::index_sequence<K...>) {
+  auto load_olds([[maybe_unused]] std::size_t b, [[maybe_unused]] std::size_t i, std::index_sequence<K...>) {
     return std::make_tuple(kernel::load<V>(std::get<K>(slots_).at(b) + i)...);
   }
 

@@ -11,12 +11,7 @@
 // and on every x86 core since Nehalem an unaligned load of aligned data costs the same.
 // sign(0) = 0 and sign(NaN) = NaN, as torch.sign (manifest: "sign(0) = 0").
 
-// GCC 12 warns -Wmaybe-uninitialized inside every AVX-512 sqrt intrinsic (GCC PR105593,
-// toolchain.md pitfall 6); the fence keeps -Werror builds working.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <xsimd/xsimd.hpp>
-#pragma GCC diagnostic pop
+#include "steep/core/xsimd_fence.hpp"
 
 #include <cmath>
 #include <cstddef>
