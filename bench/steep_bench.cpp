@@ -129,14 +129,16 @@ adam_scalars adam_step_scalars(std::int64_t t) {
 // the tail is exact.
 template <class V>
 inline void adam_group(const stream_block& c, std::size_t i, const adam_scalars& s) {
-  using steep::kernel::load, steep::kernel::store;
-  const V g = load<V>(c.g + i);
-  const V m = V(s.b1) * load<V>(c.m + i) + V(s.one_minus_b1) * g;
-  const V v = V(s.b2) * load<V>(c.v + i) + V(s.one_minus_b2) * (g * g);
-  const V delta = V(s.neg_lr) * (m * V(s.inv_bc1)) / (steep::kernel::sqrt(v * V(s.inv_bc2)) + V(s.eps));
-  store(c.p + i, V(load<V>(c.p + i) + delta));
-  store(c.m + i, m);
-  store(c.v + i, v);
+  // Qualified calls on purpose: an unqualified store(ptr, batch) finds xsimd::store by ADL,
+  // which is an *aligned* store and faults on unaligned (external) buffers.
+  namespace k = steep::kernel;
+  const V g = k::load<V>(c.g + i);
+  const V m = V(s.b1) * k::load<V>(c.m + i) + V(s.one_minus_b1) * g;
+  const V v = V(s.b2) * k::load<V>(c.v + i) + V(s.one_minus_b2) * (g * g);
+  const V delta = V(s.neg_lr) * (m * V(s.inv_bc1)) / (k::sqrt(v * V(s.inv_bc2)) + V(s.eps));
+  k::store(c.p + i, V(k::load<V>(c.p + i) + delta));
+  k::store(c.m + i, m);
+  k::store(c.v + i, v);
 }
 
 void adam_chunk(const stream_block& c, const adam_scalars& s) {
@@ -152,11 +154,11 @@ void adam_chunk(const stream_block& c, const adam_scalars& s) {
 // ran before them; the stores still dirty every line, so the traffic is Adam's 28 B/param.
 template <class V>
 inline void roofline_group(const stream_block& c, std::size_t i, float zero) {
-  using steep::kernel::load, steep::kernel::store;
-  const V dg = load<V>(c.g + i) * V(zero);
-  store(c.p + i, V(load<V>(c.p + i) + dg));
-  store(c.m + i, V(load<V>(c.m + i) + dg));
-  store(c.v + i, V(load<V>(c.v + i) + dg));
+  namespace k = steep::kernel; // qualified, as in adam_group
+  const V dg = k::load<V>(c.g + i) * V(zero);
+  k::store(c.p + i, V(k::load<V>(c.p + i) + dg));
+  k::store(c.m + i, V(k::load<V>(c.m + i) + dg));
+  k::store(c.v + i, V(k::load<V>(c.v + i) + dg));
 }
 
 void roofline_chunk(const stream_block& c, float zero) {
