@@ -30,15 +30,9 @@
 // (several block sizes with SIMD tails); the run aborts if they disagree beyond 1e-6 relative,
 // since a ratio against a wrong reference means nothing.
 
-// steep first, inside a fence: GCC 12 reports a false -Wuninitialized (and -Wmaybe-uninitialized)
-// in the AVX-512 sqrt intrinsic (_mm512_undefined_ps, GCC PR105593), at the line of
-// <immintrin.h> where it is inlined, so the fence must enclose the first inclusion of that header
-// (TBB's headers would make it otherwise). steep's simd.hpp fences only -Wmaybe-uninitialized.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// steep first: its xsimd_fence.hpp must be the first to include <immintrin.h> (TBB's headers
+// include it too) for GCC 12's false AVX-512 -Wuninitialized (PR105593) to stay silenced.
 #include <steep/steep.hpp>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <chrono>
