@@ -69,13 +69,13 @@ struct eval_ctx {
   V param;
   Olds olds;
   News news;
-  const scalar_type* steps;
-  const scalar_type* block;
+  const V* steps; // hoisted per-step scalars, broadcast (batches) or plain (scalar tail)
+  const V* block; // this block's per-block scalars, likewise
 
   template <std::size_t S>
-  V step_scalar() const { return V(steps[S]); }
+  V step_scalar() const { return steps[S]; }
   template <std::size_t B>
-  V block_scalar() const { return V(block[B]); }
+  V block_scalar() const { return block[B]; }
   template <fixed_string Name>
   V new_value() const {
     static_assert(P::template index_of<Name> < std::tuple_size_v<News>, "slot used before its update");
@@ -265,10 +265,32 @@ private:
     });
   }
 
-  // Loads, for element group i of block b, every slot's old value.
-  template <class V, std::size_t... K>
-  auto load_olds([[maybe_unused]] std::size_t b, [[maybe_unused]] std::size_t i, std::index_sequence<K...>) {
-    return std::make_tuple(kernel::load<V>(std::get<K>(slots_).at(b) + i)...);
+  // What one chunk's loop reads, hoisted out of it: pointers, and the per-step and per-block
+  // scalars already broadcast into local batches. Locals matter: a table the loop reads
+  // through a member pointer may alias the parameters it stores, so the compiler would reload
+  // and re-broadcast every scalar on every batch.
+  struct chunk_frame {
+    using VB = kernel::batch<T>;
+    T* p;
+    const T* g;
+    typename program_type::template slot_pointers_t<T> slots;
+    std::array<VB, program_type::n_step_scalars + 1> step_v;
+    std::array<VB, program_type::n_block_scalars + 1> block_v;
+    const T* step_s;
+    const T* block_s;
+  };
+
+  chunk_frame frame(std::size_t b) {
+    chunk_frame f{blocks_[b].param, blocks_[b].grad, slot_pointers(b, std::make_index_sequence<n_slots>{}), {}, {},
+                  step_T_.data(), block_T_.data() + b * program_type::n_block_scalars};
+    for (std::size_t k = 0; k < program_type::n_step_scalars; ++k) f.step_v[k] = typename chunk_frame::VB(f.step_s[k]);
+    for (std::size_t k = 0; k < program_type::n_block_scalars; ++k)
+      f.block_v[k] = typename chunk_frame::VB(f.block_s[k]);
+    return f;
+  }
+  template <std::size_t... K>
+  auto slot_pointers([[maybe_unused]] std::size_t b, std::index_sequence<K...>) {
+    return std::make_tuple(std::get<K>(slots_).at(b)...);
   }
 
   template <std::size_t K, class Ctx>
@@ -281,68 +303,73 @@ private:
     }
   }
 
-  // Everything the loop computes for one group of elements, nothing stored.
+  // Everything the loop computes for the element group at i, nothing stored.
   template <class V>
-  auto evaluate_group(std::size_t b, std::size_t i) {
-    const auto& blk = blocks_[b];
-    using Olds = decltype(load_olds<V>(b, i, std::make_index_sequence<n_slots>{}));
-    expr::eval_ctx<V, program_type, Olds, std::tuple<>> c0{kernel::load<V>(blk.grad + i),
-                                                          kernel::load<V>(blk.param + i),
-                                                          load_olds<V>(b, i, std::make_index_sequence<n_slots>{}),
-                                                          {},
-                                                          step_T_.data(),
-                                                          block_T_.data() + b * program_type::n_block_scalars};
+  auto evaluate_group(const chunk_frame& f, std::size_t i) const {
+    auto olds = std::apply([&](auto*... sp) { return std::make_tuple(kernel::load<V>(sp + i)...); }, f.slots);
+    const V* steps;
+    const V* block;
+    if constexpr (kernel::is_batch_v<V>) steps = f.step_v.data(), block = f.block_v.data();
+    else steps = f.step_s, block = f.block_s;
+    expr::eval_ctx<V, program_type, decltype(olds), std::tuple<>> c0{
+      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, steps, block};
     return compute_news<0>(c0);
   }
 
+  // One chunk of the update pass, flattened into one loop (no call per batch).
+  [[gnu::flatten]] void update_chunk(const kernel::chunk& ch) {
+    const chunk_frame f = frame(ch.block);
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+      auto c = evaluate_group<V>(f, i);
+      constexpr std::size_t out = program_type::output_root;
+      const V delta =
+        expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(std::get<out>(roots_), c);
+      kernel::store(f.p + i, V(c.param + delta));
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        (kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news)), ...);
+      }(std::make_index_sequence<n_slots>{});
+    });
+  }
+
   void update_pass() {
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
-      const auto& ch = wl_[ci];
-      const std::size_t b = ch.block;
-      T* p = blocks_[b].param;
-      kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
-        auto c = evaluate_group<V>(b, i);
-        constexpr std::size_t out = program_type::output_root;
-        const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
-          std::get<out>(roots_), c);
-        kernel::store(p + i, V(c.param + delta));
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-          (kernel::store(std::get<K>(slots_).at(b) + i, std::get<K>(c.news)), ...);
-        }(std::make_index_sequence<n_slots>{});
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk(wl_[ci]); });
+  }
+
+  // One chunk of the reduction pass: every reduction's partial result, in a fixed order.
+  [[gnu::flatten]] void reduce_chunk(std::size_t ci) {
+    constexpr std::size_t nr = program_type::n_reductions;
+    using VB = kernel::batch<T>;
+    const auto& ch = wl_[ci];
+    const chunk_frame f = frame(ch.block);
+    std::array<VB, nr> accv;
+    std::array<T, nr> accs;
+    accv.fill(VB(T(0)));
+    accs.fill(T(0));
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+      auto c = evaluate_group<V>(f, i);
+      for_roots([&]<std::size_t R>(const auto& root) {
+        expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
+          root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
+            using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+            const V x = expr::evaluate<S, 0>(std::get<0>(red.kids), c);
+            if constexpr (kernel::is_batch_v<V>) accv[Rr] = Op::accumulate(accv[Rr], x);
+            else accs[Rr] = Op::accumulate(accs[Rr], x);
+          });
       });
+    });
+    double* out = partials_.data() + ci * nr;
+    for_roots([&]<std::size_t R>(const auto& root) {
+      expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
+        root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
+          using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+          out[Rr] = Op::combine(Op::finish(accv[Rr]), static_cast<double>(accs[Rr]));
+        });
     });
   }
 
   void reduction_pass() {
     constexpr std::size_t nr = program_type::n_reductions;
-    using VB = kernel::batch<T>;
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
-      const auto& ch = wl_[ci];
-      std::array<VB, nr> accv;
-      std::array<T, nr> accs;
-      accv.fill(VB(T(0)));
-      accs.fill(T(0));
-      kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
-        auto c = evaluate_group<V>(ch.block, i);
-        for_roots([&]<std::size_t R>(const auto& root) {
-          expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
-            root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
-              using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
-              const V x = expr::evaluate<S, 0>(std::get<0>(red.kids), c);
-              if constexpr (kernel::is_batch_v<V>) accv[Rr] = Op::accumulate(accv[Rr], x);
-              else accs[Rr] = Op::accumulate(accs[Rr], x);
-            });
-        });
-      });
-      double* out = partials_.data() + ci * nr;
-      for_roots([&]<std::size_t R>(const auto& root) {
-        expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
-          root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
-            using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
-            out[Rr] = Op::combine(Op::finish(accv[Rr]), static_cast<double>(accs[Rr]));
-          });
-      });
-    });
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk(ci); });
     // Combine chunk partials in list order: per block, then across blocks for global scope.
     for_roots([&]<std::size_t R>(const auto& root) {
       expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(

@@ -171,6 +171,16 @@ public:
   using slot_storage_t =
     std::conditional_t<std::is_same_v<typename slot_t<K>::dtype, param_dtype>, T, typename slot_t<K>::dtype>;
 
+  template <class T, class Seq = std::make_index_sequence<n_slots>>
+  struct slot_pointers;
+  template <class T, std::size_t... K>
+  struct slot_pointers<T, std::index_sequence<K...>> {
+    using type = std::tuple<slot_storage_t<K, T>*...>;
+  };
+  // One pointer per slot, each of its storage type.
+  template <class T>
+  using slot_pointers_t = typename slot_pointers<T>::type;
+
   // Bytes the update pass moves per parameter: param read + write, grad read, each slot read + write.
   template <class T>
   static constexpr std::size_t bytes_per_param = [] {

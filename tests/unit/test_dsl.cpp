@@ -1,0 +1,172 @@
+// The DSL's semantics: slots and their names/dtypes, shared stages, hyperparameters,
+// schedules, user functions, reductions, and the errors a user meets.
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <steep/steep.hpp>
+
+using namespace steep::expr;
+namespace rules = steep::rules;
+
+namespace {
+steep::param_store<double> small_store() {
+  steep::param_store<double> s({{"W", {4, 3}}, {"v", {5}}});
+  s.param("W").fill(0.5);
+  s.param("v").fill(-1.0);
+  s.grad("W").fill(2.0);
+  s.grad("v").fill(-3.0);
+  return s;
+}
+} // namespace
+
+TEST_CASE("a new rule is a few lines and needs no engine change") {
+  auto store = small_store();
+  // Normalised momentum with an Adam-style denominator: a variant nobody named.
+  auto m = ema<"m">(grad, 0.9);
+  auto rule = -0.1 * m / (sqrt(ema<"v">(square(grad), 0.99)) + 1e-8) + ct<0.0> * param;
+  steep::optimizer opt(rule, store);
+  opt.step();
+  // m = 0.1 g, v = 0.01 g^2 -> update = -0.1 * 0.1 g / (0.1 |g| + 1e-8) = -0.1 sign(g) (to 1e-7)
+  CHECK(store.param("W")(0, 0) == Approx(0.4 + 0.1 * 1e-8 / (0.2 + 1e-8)).epsilon(1e-13));
+  CHECK(store.param("v")(0) == Approx(-0.9 - 0.1 * 1e-8 / (0.3 + 1e-8)).epsilon(1e-13));
+  CHECK(opt.slots().size() == 2);
+  CHECK(opt.slots()[0].name == "m");
+  CHECK(opt.slots()[1].name == "v");
+}
+
+TEST_CASE("a stage used twice is one slot, updated once") {
+  auto store = small_store();
+  auto m = trace<"buf">(grad, 0.5);
+  steep::optimizer opt(-1.0 * (m + m), store); // b_1 = g: step = -2 g
+  CHECK(opt.n_slots == 1);
+  opt.step();
+  opt.step(); // b_2 = 0.5 g + g = 1.5 g: step = -3 g
+  CHECK(store.param("W")(0, 0) == Approx(0.5 - 2 * 2.0 - 3 * 2.0));
+  CHECK(opt.state("W", "buf")(0, 0) == Approx(3.0));
+}
+
+TEST_CASE("one name for two differently configured stages is refused") {
+  auto store = small_store();
+  auto rule = ema<"m">(grad, 0.9) - ema<"m">(grad, 0.99);
+  CHECK_THROWS_WITH(steep::optimizer(rule, store), Catch::Contains("slot 'm' is defined twice"));
+}
+
+TEST_CASE("slots report their dtype; a slot may be stored in another dtype than the parameters") {
+  auto store = small_store();
+  auto rule = -0.1 * ema<"m", float>(grad, 0.9);
+  steep::optimizer opt(rule, store);
+  REQUIRE(opt.slots().size() == 1);
+  CHECK(opt.slots()[0].dtype == "float32");
+  CHECK(opt.slots()[0].element_size == 4);
+  CHECK(decltype(opt)::bytes_per_param == 8 + 8 + 8 + 4 + 4);
+  opt.step();
+  CHECK(opt.state<float>("v", "m")(0) == Approx(-0.3f));
+  CHECK_THROWS_WITH(opt.state<double>("v", "m"), Catch::Contains("not stored as float64"));
+  CHECK_THROWS_WITH(opt.state<float>("v", "nope"), Catch::Contains("no state slot named 'nope'"));
+  CHECK_THROWS_WITH(opt.state<float>("x", "m"), Catch::Contains("block 'x'"));
+}
+
+TEST_CASE("named hyperparameters can be read and changed between steps") {
+  auto store = small_store();
+  steep::optimizer opt(-hyper<"lr">(0.1) * grad, store);
+  CHECK(opt.get("lr") == 0.1);
+  opt.step();
+  opt.set("lr", 0.01);
+  opt.step();
+  CHECK(store.param("v")(0) == Approx(-1.0 + 0.3 + 0.03));
+  CHECK_THROWS_WITH(opt.set("beta", 1.0), Catch::Contains("no hyperparameter named 'beta'"));
+}
+
+TEST_CASE("schedules give the documented learning rates") {
+  host_ctx h;
+  auto at = [&](const auto& s, std::int64_t t) { return h.t = t, s.hoist_value(h); };
+  CHECK(at(inv_power(0.1, 0.5), 4) == Approx(0.05));
+  CHECK(at(constant_lr(0.3), 7) == 0.3);
+  CHECK(at(cosine(1.0, 10, 0.0), 1) == Approx(1.0));
+  CHECK(at(cosine(1.0, 10, 0.0), 6) == Approx(0.5));
+  CHECK(at(cosine(1.0, 10, 0.1), 11) == Approx(0.1));
+  CHECK(at(warmup_linear(1.0, 4, 8), 2) == Approx(0.5));
+  CHECK(at(warmup_linear(1.0, 4, 8), 6) == Approx(0.5));
+  CHECK(at(wsd(1.0, 2, 6, 10), 5) == Approx(1.0));
+  CHECK(at(wsd(1.0, 2, 6, 10), 8) == Approx(0.5));
+  CHECK(at(wsd(1.0, 2, 6, 10), 12) == 0.0);
+}
+
+TEST_CASE("the step counter and a schedule drive the update") {
+  auto store = small_store();
+  steep::optimizer opt(rules::sgd(inv_power(1.0, 1.0)), store); // lr_t = 1/t
+  opt.step();
+  opt.step();
+  CHECK(opt.steps() == 2);
+  CHECK(store.param("v")(0) == Approx(-1.0 + 3.0 + 1.5));
+}
+
+TEST_CASE("a user's elementwise function runs in the fused loop") {
+  auto store = small_store();
+  auto cube = map([](auto x) { return x * x * x; }, grad);
+  steep::optimizer opt(-0.01 * cube + 0.0 * clamp(param, -1.0, 1.0), store);
+  opt.step();
+  CHECK(store.param("W")(1, 2) == Approx(0.5 - 0.08));
+}
+
+TEST_CASE("reductions: per-block and global norms") {
+  auto store = small_store();
+  steep::optimizer per_block(-1.0 * grad / block_norm2(grad), store);
+  per_block.step();
+  // W: every g = 2 over 12 entries -> ||g|| = 2 sqrt(12); v: -3 over 5 -> 3 sqrt(5).
+  CHECK(store.param("W")(0, 0) == Approx(0.5 - 1 / std::sqrt(12.0)));
+  CHECK(store.param("v")(0) == Approx(-1.0 + 1 / std::sqrt(5.0)));
+  steep::optimizer inf(-1.0 * grad / norm_inf(grad) + 0.0 * block_norm1(grad), store);
+  inf.step();
+  CHECK(store.param("W")(0, 0) == Approx(0.5 - 1 / std::sqrt(12.0) - 2.0 / 3.0));
+  CHECK(decltype(inf)::program_type::passes == 2);
+}
+
+TEST_CASE("a reduction sees the updated state without storing it twice") {
+  auto store = small_store();
+  auto m = trace<"m">(grad, 0.0);
+  steep::optimizer opt(-1.0 * m / norm2(m), store);
+  opt.step();
+  const double total = std::sqrt(12 * 4.0 + 5 * 9.0);
+  CHECK(store.param("v")(0) == Approx(-1.0 + 3.0 / total));
+  CHECK(opt.state("v", "m")(0) == -3.0);
+}
+
+TEST_CASE("stores reject bad layouts with the block's name") {
+  using spec = steep::block_spec<double>;
+  CHECK_THROWS_WITH(steep::param_store<double>({spec("a", {2}), spec("a", {3})}),
+                    Catch::Contains("block 'a'") && Catch::Contains("used twice"));
+  double buf[4] = {};
+  CHECK_THROWS_WITH(steep::param_store<double>({spec("e", {4}, buf, nullptr)}),
+                    Catch::Contains("block 'e'") && Catch::Contains("both a parameter and a gradient"));
+  steep::param_store<double> s({spec("x", {2, 2})});
+  CHECK_THROWS_WITH(s.param("y"), Catch::Contains("block 'y'"));
+  CHECK(s.block_named("x").role == steep::block_role::hidden_matrix);
+  CHECK(reinterpret_cast<std::uintptr_t>(s.block_named("x").param) % 64 == 0);
+}
+
+TEST_CASE("describe() says what the compiler made of a rule") {
+  auto store = small_store();
+  steep::optimizer opt(rules::adam(1e-3), store);
+  const auto d = opt.describe();
+  CHECK_THAT(d, Catch::Contains("passes: 1") && Catch::Contains("exp_avg:float64") &&
+                  Catch::Contains("exp_avg_sq:float64") && Catch::Contains("bytes per parameter (update pass): 56"));
+}
+
+TEMPLATE_TEST_CASE("float32 rules track a float64 run", "", float) {
+  steep::param_store<TestType> s32({{"w", {1000}}});
+  steep::param_store<double> s64({{"w", {1000}}});
+  for (std::size_t i = 0; i < 1000; ++i) {
+    const double p = std::sin(0.1 * i), g = std::cos(0.37 * i);
+    s32.param("w")(i) = static_cast<TestType>(p), s64.param("w")(i) = p;
+    s32.grad("w")(i) = static_cast<TestType>(g), s64.grad("w")(i) = g;
+  }
+  steep::optimizer a(rules::adamw(1e-2, 0.9, 0.999, 1e-8, 0.1), s32);
+  steep::optimizer b(rules::adamw(1e-2, 0.9, 0.999, 1e-8, 0.1), s64);
+  for (int t = 0; t < 10; ++t) a.step(), b.step();
+  for (std::size_t i = 0; i < 1000; ++i) CHECK(s32.param("w")(i) == Approx(s64.param("w")(i)).margin(1e-5));
+}
