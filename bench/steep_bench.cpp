@@ -32,8 +32,7 @@
 
 // steep first: its xsimd_fence.hpp must be the first to include <immintrin.h> (TBB's headers
 // include it too) for GCC 12's false AVX-512 -Wuninitialized (PR105593) to stay silenced.
-#include <steep/steep.hpp>
-
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -45,18 +44,17 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <set>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
+#include <set>
+#include <steep/steep.hpp>
+#include <string>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -97,7 +95,7 @@ std::vector<stream_block> make_chunks(const std::vector<stream_block>& blocks) {
   std::vector<stream_block> out;
   for (const auto& b : blocks)
     for (std::size_t i = 0; i < b.n; i += chunk_elements)
-      out.push_back({b.p + i, b.g + i, b.m + i, b.v + i, std::min(chunk_elements, b.n - i)});
+      out.push_back({ b.p + i, b.g + i, b.m + i, b.v + i, std::min(chunk_elements, b.n - i) });
   return out;
 }
 
@@ -108,14 +106,14 @@ struct adam_scalars {
 
 adam_scalars adam_step_scalars(std::int64_t t) {
   const double td = static_cast<double>(t);
-  return {static_cast<float>(adam_b1),
-          static_cast<float>(1.0 - adam_b1),
-          static_cast<float>(adam_b2),
-          static_cast<float>(1.0 - adam_b2),
-          static_cast<float>(-static_cast<double>(adam_lr)),
-          static_cast<float>(1.0 / (1.0 - std::pow(adam_b1, td))),
-          static_cast<float>(1.0 / (1.0 - std::pow(adam_b2, td))),
-          static_cast<float>(adam_eps)};
+  return { static_cast<float>(adam_b1),
+           static_cast<float>(1.0 - adam_b1),
+           static_cast<float>(adam_b2),
+           static_cast<float>(1.0 - adam_b2),
+           static_cast<float>(-static_cast<double>(adam_lr)),
+           static_cast<float>(1.0 / (1.0 - std::pow(adam_b1, td))),
+           static_cast<float>(1.0 / (1.0 - std::pow(adam_b2, td))),
+           static_cast<float>(adam_eps) };
 }
 
 // torch.optim.Adam's update, in the operation order of steep::rules::adam so that the two can
@@ -138,8 +136,10 @@ inline void adam_group(const stream_block& c, std::size_t i, const adam_scalars&
 void adam_chunk(const stream_block& c, const adam_scalars& s) {
   using V = xsimd::batch<float>;
   std::size_t i = 0;
-  for (; i + V::size <= c.n; i += V::size) adam_group<V>(c, i, s);
-  for (; i < c.n; ++i) adam_group<float>(c, i, s);
+  for (; i + V::size <= c.n; i += V::size)
+    adam_group<V>(c, i, s);
+  for (; i < c.n; ++i)
+    adam_group<float>(c, i, s);
 }
 
 // The roofline: Adam's 4 loads and 3 stores per element, no arithmetic worth the name. The
@@ -158,8 +158,10 @@ inline void roofline_group(const stream_block& c, std::size_t i, float zero) {
 void roofline_chunk(const stream_block& c, float zero) {
   using V = xsimd::batch<float>;
   std::size_t i = 0;
-  for (; i + V::size <= c.n; i += V::size) roofline_group<V>(c, i, zero);
-  for (; i < c.n; ++i) roofline_group<float>(c, i, zero);
+  for (; i + V::size <= c.n; i += V::size)
+    roofline_group<V>(c, i, zero);
+  for (; i < c.n; ++i)
+    roofline_group<float>(c, i, zero);
 }
 
 volatile float roofline_zero = 0.f; // read once per step: keeps the roofline's adds in the binary
@@ -172,7 +174,8 @@ void for_each_chunk(oneapi::tbb::task_arena& arena, const std::vector<stream_blo
     oneapi::tbb::parallel_for(
       oneapi::tbb::blocked_range<std::size_t>(0, chunks.size(), 1),
       [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
-        for (std::size_t c = r.begin(); c != r.end(); ++c) body(chunks[c]);
+        for (std::size_t c = r.begin(); c != r.end(); ++c)
+          body(chunks[c]);
       },
       oneapi::tbb::static_partitioner{});
   });
@@ -212,7 +215,7 @@ std::string block_name(std::size_t b) {
 std::vector<steep::block_spec<float>> block_specs(std::size_t n, std::size_t tensors) {
   std::vector<steep::block_spec<float>> specs;
   for (std::size_t b = 0; b < tensors; ++b)
-    specs.emplace_back(block_name(b), steep::shape_t{n / tensors + (b < n % tensors ? 1 : 0)});
+    specs.emplace_back(block_name(b), steep::shape_t{ n / tensors + (b < n % tensors ? 1 : 0) });
   return specs;
 }
 
@@ -229,15 +232,18 @@ struct layout {
   std::int64_t handwritten_t = 0;
 
   layout(std::size_t n, std::size_t t, int threads)
-    : params(n), tensors(t), store(block_specs(n, t)), adam(steep::rules::adam(adam_lr), store, {.threads = threads}),
-      lion(steep::rules::lion(1e-4f), store, {.threads = threads}),
-      signum(steep::rules::signum(1e-3f, 0.9), store, {.threads = threads}),
-      momentum(steep::rules::momentum(1e-3f, 0.9), store, {.threads = threads}) {
+    : params(n)
+    , tensors(t)
+    , store(block_specs(n, t))
+    , adam(steep::rules::adam(adam_lr), store, { .threads = threads })
+    , lion(steep::rules::lion(1e-4f), store, { .threads = threads })
+    , signum(steep::rules::signum(1e-3f, 0.9), store, { .threads = threads })
+    , momentum(steep::rules::momentum(1e-3f, 0.9), store, { .threads = threads }) {
     fill_inputs(store);
     std::vector<stream_block> blocks;
     for (const auto& b : store.blocks())
-      blocks.push_back({b.param, b.grad, adam.state(b.name, "exp_avg").data(),
-                        adam.state(b.name, "exp_avg_sq").data(), b.size});
+      blocks.push_back({ b.param, b.grad, adam.state(b.name, "exp_avg").data(),
+                         adam.state(b.name, "exp_avg_sq").data(), b.size });
     chunks = make_chunks(blocks);
   }
 
@@ -257,7 +263,8 @@ double normwise_error(const float* a, const float* b, std::size_t n) {
   double diff = 0, scale = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    if (d != d) return d;
+    if (d != d)
+      return d;
     diff = std::max(diff, d);
     scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
   }
@@ -271,20 +278,22 @@ bool check_handwritten_adam(int threads) {
   constexpr int steps = 5;
   oneapi::tbb::task_arena arena(threads);
   bool ok = true;
-  for (const auto& sizes : std::vector<std::vector<std::size_t>>{{100003}, {16384, 16385, 7, 40000, 1}}) {
+  for (const auto& sizes :
+       std::vector<std::vector<std::size_t>>{ { 100003 }, { 16384, 16385, 7, 40000, 1 } }) {
     std::vector<steep::block_spec<float>> specs;
-    for (std::size_t b = 0; b < sizes.size(); ++b) specs.emplace_back(block_name(b), steep::shape_t{sizes[b]});
+    for (std::size_t b = 0; b < sizes.size(); ++b)
+      specs.emplace_back(block_name(b), steep::shape_t{ sizes[b] });
     store_type a(specs), h(specs);
     fill_inputs(a);
     fill_inputs(h);
-    opt_type<adam_rule> opt(steep::rules::adam(adam_lr), a, {.threads = threads});
+    opt_type<adam_rule> opt(steep::rules::adam(adam_lr), a, { .threads = threads });
     std::vector<std::vector<float>> m(sizes.size()), v(sizes.size());
     std::vector<stream_block> blocks;
     for (std::size_t b = 0; b < sizes.size(); ++b) {
       m[b].assign(sizes[b], 0.f);
       v[b].assign(sizes[b], 0.f);
       const auto& hb = h.block_at(b);
-      blocks.push_back({hb.param, hb.grad, m[b].data(), v[b].data(), sizes[b]});
+      blocks.push_back({ hb.param, hb.grad, m[b].data(), v[b].data(), sizes[b] });
     }
     const auto chunks = make_chunks(blocks);
     for (int t = 1; t <= steps; ++t) {
@@ -316,8 +325,8 @@ struct variant {
   const layout* lay;
   std::size_t bytes_per_param;
   std::function<void()> step;
-  std::vector<double> samples;                   // seconds per step, all rounds
-  std::vector<double> round_medians;             // per round
+  std::vector<double> samples;       // seconds per step, all rounds
+  std::vector<double> round_medians; // per round
 };
 
 double median(std::vector<double> x) {
@@ -329,7 +338,7 @@ double median(std::vector<double> x) {
 std::vector<variant> make_variants(layout& l, oneapi::tbb::task_arena& arena) {
   std::vector<variant> out;
   auto add = [&](std::string name, std::string impl, std::size_t bpp, std::function<void()> f) {
-    out.push_back({std::move(name), std::move(impl), &l, bpp, std::move(f), {}, {}});
+    out.push_back({ std::move(name), std::move(impl), &l, bpp, std::move(f), {}, {} });
   };
   add("adam", "steep", decltype(l.adam)::bytes_per_param, [&l] { l.adam.step(); });
   add("lion", "steep", decltype(l.lion)::bytes_per_param, [&l] { l.lion.step(); });
@@ -350,7 +359,8 @@ std::vector<variant> make_variants(layout& l, oneapi::tbb::task_arena& arena) {
 // `steps` back-to-back steps, every step timed on its own.
 void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int warmup) {
   for (auto& v : vs)
-    for (int s = 0; s < warmup; ++s) v.step();
+    for (int s = 0; s < warmup; ++s)
+      v.step();
   for (int r = 0; r < rounds; ++r) {
     for (std::size_t j = 0; j < vs.size(); ++j) {
       auto& v = vs[(j + static_cast<std::size_t>(r)) % vs.size()];
@@ -370,7 +380,8 @@ void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int warmup
 // (perf-local.md §3, "each round's ratio is computed first and then the median taken").
 double round_ratio(const variant& a, const variant& b) {
   std::vector<double> r;
-  for (std::size_t k = 0; k < a.round_medians.size(); ++k) r.push_back(a.round_medians[k] / b.round_medians[k]);
+  for (std::size_t k = 0; k < a.round_medians.size(); ++k)
+    r.push_back(a.round_medians[k] / b.round_medians[k]);
   return median(r);
 }
 
@@ -382,39 +393,47 @@ nlohmann::json machine_info(const std::vector<int>& threads) {
       cpu = line.substr(line.find(':') + 2);
       break;
     }
-  return {{"cpu", cpu},
-          {"hardware_concurrency", std::thread::hardware_concurrency()},
-          {"tbb_default_concurrency", oneapi::tbb::info::default_concurrency()},
-          {"simd_arch", xsimd::default_arch::name()},
-          {"simd_float_lanes", xsimd::batch<float>::size},
-          {"compiler", __VERSION__},
-          {"threads_measured", threads}};
+  return { { "cpu", cpu },
+           { "hardware_concurrency", std::thread::hardware_concurrency() },
+           { "tbb_default_concurrency", oneapi::tbb::info::default_concurrency() },
+           { "simd_arch", xsimd::default_arch::name() },
+           { "simd_float_lanes", xsimd::batch<float>::size },
+           { "compiler", __VERSION__ },
+           { "threads_measured", threads } };
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
   const int all_threads = oneapi::tbb::info::default_concurrency();
-  std::vector<std::size_t> sizes{16777216, 67108864};
-  std::vector<int> threads{1, all_threads};
+  std::vector<std::size_t> sizes{ 16777216, 67108864 };
+  std::vector<int> threads{ 1, all_threads };
   std::size_t many_tensors = 200;
   int rounds = 7, steps = 5, warmup = 3;
   std::string out_path = "bench-results.json";
   bool quick = false;
 
-  CLI::App app{"steep-bench: steep's generated optimizer steps vs a hand-written fused Adam and the "
-               "4-read/3-write memory roofline, timed interleaved in one process"};
-  app.add_option("--sizes", sizes, "parameter counts (total over all tensors)")->delimiter(',')->capture_default_str();
+  CLI::App app{ "steep-bench: steep's generated optimizer steps vs a hand-written fused Adam and the "
+                "4-read/3-write memory roofline, timed interleaved in one process" };
+  app.add_option("--sizes", sizes, "parameter counts (total over all tensors)")
+    ->delimiter(',')
+    ->capture_default_str();
   app.add_option("--threads", threads, "thread counts")->delimiter(',')->capture_default_str();
-  app.add_option("--tensors", many_tensors, "tensor count of the many-tensor layout")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--tensors", many_tensors, "tensor count of the many-tensor layout")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
   app.add_option("--rounds", rounds, "interleaved rounds")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--steps-per-round", steps, "timed steps per variant per round")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "untimed steps per variant before the rounds")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--steps-per-round", steps, "timed steps per variant per round")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "untimed steps per variant before the rounds")
+    ->capture_default_str()
+    ->check(CLI::NonNegativeNumber);
   app.add_option("--out", out_path, "JSON results file")->capture_default_str();
   app.add_flag("--quick", quick, "smoke test: 100003 parameters, 2 rounds");
   CLI11_PARSE(app, argc, argv);
   if (quick) {
-    sizes = {100003};
+    sizes = { 100003 };
     rounds = 2;
   }
   for (int t : threads)
@@ -425,7 +444,8 @@ int main(int argc, char** argv) {
   // 1 and "all" coincide on a 1-core machine: time each distinct count once.
   std::vector<int> thread_list;
   for (int t : threads)
-    if (std::find(thread_list.begin(), thread_list.end(), t) == thread_list.end()) thread_list.push_back(t);
+    if (std::find(thread_list.begin(), thread_list.end(), t) == thread_list.end())
+      thread_list.push_back(t);
 
   // Small, so it costs nothing before a long run; a wrong reference would make every ratio void.
   for (int t : thread_list)
@@ -435,21 +455,23 @@ int main(int argc, char** argv) {
     }
 
   nlohmann::json records = nlohmann::json::array(), ratios = nlohmann::json::array();
-  std::printf("\n%-9s %-12s %11s %7s %4s %10s %10s %10s %4s %8s\n", "name", "impl", "params", "tensors", "thr",
-              "median_ms", "min_ms", "max_ms", "B/p", "GB/s");
+  std::printf("\n%-9s %-12s %11s %7s %4s %10s %10s %10s %4s %8s\n", "name", "impl", "params", "tensors",
+              "thr", "median_ms", "min_ms", "max_ms", "B/p", "GB/s");
   for (std::size_t n : sizes) {
     // Both layouts live at once so that the one-vs-many comparison is interleaved too; at 64M
     // that is 2 x 7 arrays x 256 MiB = 3.5 GiB (p, g, adam's 2 slots, one slot each for lion,
     // signum and momentum), freed before the next size.
     std::vector<std::unique_ptr<layout>> layouts;
-    for (std::size_t t : {std::size_t{1}, many_tensors})
-      if (layouts.empty() || t != 1) layouts.push_back(std::make_unique<layout>(n, t, thread_list.front()));
+    for (std::size_t t : { std::size_t{ 1 }, many_tensors })
+      if (layouts.empty() || t != 1)
+        layouts.push_back(std::make_unique<layout>(n, t, thread_list.front()));
     for (int thr : thread_list) {
       oneapi::tbb::task_arena arena(thr);
       std::vector<variant> vs;
       for (auto& l : layouts) {
         l->set_threads(thr);
-        for (auto& v : make_variants(*l, arena)) vs.push_back(std::move(v));
+        for (auto& v : make_variants(*l, arena))
+          vs.push_back(std::move(v));
       }
       run_interleaved(vs, rounds, steps, warmup);
 
@@ -458,26 +480,29 @@ int main(int argc, char** argv) {
         const double lo = *std::min_element(v.samples.begin(), v.samples.end());
         const double hi = *std::max_element(v.samples.begin(), v.samples.end());
         const double gbs = static_cast<double>(v.bytes_per_param) * static_cast<double>(n) / med / 1e9;
-        std::printf("%-9s %-12s %11zu %7zu %4d %10.3f %10.3f %10.3f %4zu %8.1f\n", v.name.c_str(), v.impl.c_str(), n,
-                    v.lay->tensors, thr, med * 1e3, lo * 1e3, hi * 1e3, v.bytes_per_param, gbs);
-        records.push_back({{"name", v.name},
-                           {"impl", v.impl},
-                           {"params", n},
-                           {"tensors", v.lay->tensors},
-                           {"threads", thr},
-                           {"dtype", "float32"},
-                           {"median_s", med},
-                           {"min_s", lo},
-                           {"max_s", hi},
-                           {"samples", v.samples.size()},
-                           {"round_medians_s", v.round_medians},
-                           {"bytes_per_param", v.bytes_per_param},
-                           {"gb_per_s", gbs}});
+        std::printf("%-9s %-12s %11zu %7zu %4d %10.3f %10.3f %10.3f %4zu %8.1f\n", v.name.c_str(),
+                    v.impl.c_str(), n, v.lay->tensors, thr, med * 1e3, lo * 1e3, hi * 1e3, v.bytes_per_param,
+                    gbs);
+        records.push_back({ { "name", v.name },
+                            { "impl", v.impl },
+                            { "params", n },
+                            { "tensors", v.lay->tensors },
+                            { "threads", thr },
+                            { "dtype", "float32" },
+                            { "median_s", med },
+                            { "min_s", lo },
+                            { "max_s", hi },
+                            { "samples", v.samples.size() },
+                            { "round_medians_s", v.round_medians },
+                            { "bytes_per_param", v.bytes_per_param },
+                            { "gb_per_s", gbs } });
       }
 
-      auto find = [&](const std::string& name, const std::string& impl, std::size_t tensors) -> const variant* {
+      auto find = [&](const std::string& name, const std::string& impl,
+                      std::size_t tensors) -> const variant* {
         for (const auto& v : vs)
-          if (v.name == name && v.impl == impl && v.lay->tensors == tensors) return &v;
+          if (v.name == name && v.impl == impl && v.lay->tensors == tensors)
+            return &v;
         return nullptr;
       };
       std::printf("ratios (median over rounds of per-round ratios), params %zu, threads %d:\n", n, thr);
@@ -491,44 +516,46 @@ int main(int argc, char** argv) {
         std::printf("  tensors %4zu: steep_adam/handwritten time %.3f, roofline/steep_adam time %.3f "
                     "(handwritten %.3f)\n",
                     l->tensors, steep_over_hw, roof_frac, roof_frac_hw);
-        ratios.push_back({{"kind", "per_group"},
-                          {"params", n},
-                          {"tensors", l->tensors},
-                          {"threads", thr},
-                          {"steep_adam_over_handwritten_time", steep_over_hw},
-                          {"roofline_over_steep_adam_time", roof_frac},
-                          {"roofline_over_handwritten_time", roof_frac_hw}});
+        ratios.push_back({ { "kind", "per_group" },
+                           { "params", n },
+                           { "tensors", l->tensors },
+                           { "threads", thr },
+                           { "steep_adam_over_handwritten_time", steep_over_hw },
+                           { "roofline_over_steep_adam_time", roof_frac },
+                           { "roofline_over_handwritten_time", roof_frac_hw } });
       }
       if (layouts.size() == 2) {
         const std::size_t m = layouts[1]->tensors;
         for (const auto& v : vs) {
-          if (v.lay->tensors != 1) continue;
+          if (v.lay->tensors != 1)
+            continue;
           const variant* many = find(v.name, v.impl, m);
           // throughput(many) / throughput(one) = time(one) / time(many), same params
           const double r = round_ratio(v, *many);
-          std::printf("  %s %s: %zu-tensor / 1-tensor throughput %.3f\n", v.impl.c_str(), v.name.c_str(), m, r);
-          ratios.push_back({{"kind", "many_over_one_tensor_throughput"},
-                            {"name", v.name},
-                            {"impl", v.impl},
-                            {"params", n},
-                            {"tensors", m},
-                            {"threads", thr},
-                            {"ratio", r}});
+          std::printf("  %s %s: %zu-tensor / 1-tensor throughput %.3f\n", v.impl.c_str(), v.name.c_str(), m,
+                      r);
+          ratios.push_back({ { "kind", "many_over_one_tensor_throughput" },
+                             { "name", v.name },
+                             { "impl", v.impl },
+                             { "params", n },
+                             { "tensors", m },
+                             { "threads", thr },
+                             { "ratio", r } });
         }
       }
       std::printf("\n");
     }
   }
 
-  const nlohmann::json result{{"machine", machine_info(thread_list)},
-                              {"settings",
-                               {{"rounds", rounds},
-                                {"steps_per_round", steps},
-                                {"warmup", warmup},
-                                {"chunk_elements", chunk_elements},
-                                {"ratio_method", "median over rounds of per-round median ratios"}}},
-                              {"records", records},
-                              {"ratios", ratios}};
+  const nlohmann::json result{ { "machine", machine_info(thread_list) },
+                               { "settings",
+                                 { { "rounds", rounds },
+                                   { "steps_per_round", steps },
+                                   { "warmup", warmup },
+                                   { "chunk_elements", chunk_elements },
+                                   { "ratio_method", "median over rounds of per-round median ratios" } } },
+                               { "records", records },
+                               { "ratios", ratios } };
   std::ofstream out(out_path);
   if (!out) {
     std::cerr << "steep-bench: cannot write " << out_path << '\n';

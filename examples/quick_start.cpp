@@ -11,9 +11,8 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
-#include <vector>
-
 #include <steep/steep.hpp>
+#include <vector>
 
 namespace {
 
@@ -52,7 +51,8 @@ double loss_and_grad(const dataset& d, const double* w, double* g) {
 
 double min_margin(const dataset& d, const double* w) {
   double m = INFINITY;
-  for (std::size_t i = 0; i < d.n(); ++i) m = std::min(m, d.y[i] * (w[0] * d.x[2 * i] + w[1] * d.x[2 * i + 1]));
+  for (std::size_t i = 0; i < d.n(); ++i)
+    m = std::min(m, d.y[i] * (w[0] * d.x[2 * i] + w[1] * d.x[2 * i + 1]));
   return m;
 }
 
@@ -62,9 +62,9 @@ struct margins {
 
 template <class Rule>
 margins train(const char* name, Rule rule, const dataset& d) {
-  steep::param_store<double> store({{"w", {2}}});
+  steep::param_store<double> store({ { "w", { 2 } } });
   store.param("w")(0) = 0.1, store.param("w")(1) = -0.3;
-  steep::optimizer opt(rule, store, {.threads = 1});
+  steep::optimizer opt(rule, store, { .threads = 1 });
   double* w = store.block_named("w").param;
   double* g = store.block_named("w").grad;
   std::printf("%s\n  %6s %12s %12s %12s\n", name, "step", "loss", "margin_l2", "margin_linf");
@@ -78,7 +78,7 @@ margins train(const char* name, Rule rule, const dataset& d) {
     opt.step();
   }
   const double m = min_margin(d, w);
-  return {m / std::hypot(w[0], w[1]), m / std::max(std::abs(w[0]), std::abs(w[1]))};
+  return { m / std::hypot(w[0], w[1]), m / std::max(std::abs(w[0]), std::abs(w[1])) };
 }
 
 } // namespace
@@ -96,6 +96,7 @@ int main() {
   const margins b = train("gradient descent (steep::rules::sgd, l2 geometry)", steep::rules::sgd(0.5), d);
   std::printf("l_inf margin: clipped Adam %.4f vs GD %.4f; l2 margin: GD %.4f vs clipped Adam %.4f\n", a.linf,
               b.linf, b.l2, a.l2);
-  std::printf("each optimizer leads in its own norm's margin: %s\n", a.linf > b.linf && b.l2 > a.l2 ? "yes" : "no");
+  std::printf("each optimizer leads in its own norm's margin: %s\n",
+              a.linf > b.linf && b.l2 > a.l2 ? "yes" : "no");
   std::printf("quick start done\n");
 }

@@ -5,24 +5,24 @@
 // then "N passed, M failed". Exits non-zero if any case failed. A future set in the same format
 // runs unchanged: cases are read from the manifest, never listed here.
 
+#include "golden/golden_set.hpp"
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-
-#include "golden/golden_set.hpp"
 
 namespace {
 template <class T>
 int run(steep::golden::golden_set& set, const std::vector<std::string>& only, int threads) {
   int passed = 0, failed = 0, skipped = 0;
   for (auto& [name, c] : set.manifest().at("cases").items()) {
-    if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end()) continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end())
+      continue;
     steep::golden::case_result r;
     try {
-      r = steep::golden::run_case<T>(set, name, {.threads = threads});
+      r = steep::golden::run_case<T>(set, name, { .threads = threads });
     } catch (const std::exception& e) {
       r.name = name;
       r.state = steep::golden::status::failed;
@@ -41,18 +41,19 @@ int run(steep::golden::golden_set& set, const std::vector<std::string>& only, in
     (r.state == status::passed ? passed : failed) += 1;
   }
   std::printf("%d passed, %d failed\n", passed, failed);
-  if (skipped) std::fprintf(stderr, "(%d skipped)\n", skipped);
+  if (skipped)
+    std::fprintf(stderr, "(%d skipped)\n", skipped);
   return failed == 0 ? 0 : 1;
 }
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Runs a golden optimizer-trajectory set through steep"};
+  CLI::App app{ "Runs a golden optimizer-trajectory set through steep" };
   std::string dir, dtype = "float64";
   std::vector<std::string> only;
   int threads = 0;
   app.add_option("dir", dir, "directory holding manifest.json, inputs/ and cases/")->required();
-  app.add_option("--dtype", dtype, "float64 or float32")->check(CLI::IsMember({"float64", "float32"}));
+  app.add_option("--dtype", dtype, "float64 or float32")->check(CLI::IsMember({ "float64", "float32" }));
   app.add_option("--threads", threads, "worker threads (0: all)");
   app.add_option("--case", only, "run only these cases");
   CLI11_PARSE(app, argc, argv);

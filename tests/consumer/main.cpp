@@ -1,11 +1,10 @@
 // Uses the installed headers only: a catalogue rule and a new composition.
 #include <cstdio>
-
 #include <steep/steep.hpp>
 
 int main() {
   using namespace steep::expr;
-  steep::param_store<float> store({{"W", {8, 4}}, {"b", {8}}});
+  steep::param_store<float> store({ { "W", { 8, 4 } }, { "b", { 8 } } });
   store.grad("W").fill(1.f);
   store.grad("b").fill(-1.f);
   steep::optimizer adam(steep::rules::adam(1e-2f), store);

@@ -15,7 +15,8 @@ struct block {
   std::map<std::string, std::vector<double>> s; // state by slot name
   std::vector<double>& slot(const std::string& n) {
     auto& v = s[n];
-    if (v.size() != p.size()) v.assign(p.size(), 0.0);
+    if (v.size() != p.size())
+      v.assign(p.size(), 0.0);
     return v;
   }
 };
@@ -26,7 +27,8 @@ inline double sgn(double x) { return (x > 0) - (x < 0); }
 template <class F>
 void each(model& m, F f) { // f(block&, i)
   for (auto& b : m)
-    for (std::size_t i = 0; i < b.p.size(); ++i) f(b, i);
+    for (std::size_t i = 0; i < b.p.size(); ++i)
+      f(b, i);
 }
 
 inline auto sgd(double lr) {
@@ -103,13 +105,15 @@ inline auto normalized_gd(double lr, bool per_block) {
     std::vector<double> norms;
     for (auto& b : m) {
       double s = 0;
-      for (double x : b.g) s += x * x;
+      for (double x : b.g)
+        s += x * x;
       norms.push_back(s);
       total += s;
     }
     for (std::size_t k = 0; k < m.size(); ++k) {
       const double n = std::sqrt(per_block ? norms[k] : total);
-      for (std::size_t i = 0; i < m[k].p.size(); ++i) m[k].p[i] -= lr * m[k].g[i] / n;
+      for (std::size_t i = 0; i < m[k].p.size(); ++i)
+        m[k].p[i] -= lr * m[k].g[i] / n;
     }
   };
 }
@@ -120,8 +124,9 @@ inline auto nadamw_optax(double lr, double b1, double b2, double eps, double wd,
       auto& nu = b.slot("nu");
       mu[i] = b1 * mu[i] + (1 - b1) * b.g[i];
       nu[i] = b2 * nu[i] + (1 - b2) * b.g[i] * b.g[i];
-      const double mh = nesterov ? b1 * mu[i] / (1 - std::pow(b1, t + 1)) + (1 - b1) * b.g[i] / (1 - std::pow(b1, t))
-                                 : mu[i] / (1 - std::pow(b1, t));
+      const double mh = nesterov
+                          ? b1 * mu[i] / (1 - std::pow(b1, t + 1)) + (1 - b1) * b.g[i] / (1 - std::pow(b1, t))
+                          : mu[i] / (1 - std::pow(b1, t));
       const double nh = nu[i] / (1 - std::pow(b2, t));
       b.p[i] -= lr * (mh / (std::sqrt(nh) + eps) + wd * b.p[i]);
     });

@@ -1,20 +1,18 @@
 // The DSL's semantics: slots and their names/dtypes, shared stages, hyperparameters,
 // schedules, user functions, reductions, and the errors a user meets.
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
-#include <vector>
-
-#include <catch2/catch.hpp>
-
 #include <steep/steep.hpp>
+#include <vector>
 
 using namespace steep::expr;
 namespace rules = steep::rules;
 
 namespace {
 steep::param_store<double> small_store() {
-  steep::param_store<double> s({{"W", {4, 3}}, {"v", {5}}});
+  steep::param_store<double> s({ { "W", { 4, 3 } }, { "v", { 5 } } });
   s.param("W").fill(0.5);
   s.param("v").fill(-1.0);
   s.grad("W").fill(2.0);
@@ -138,12 +136,12 @@ TEST_CASE("a reduction sees the updated state without storing it twice") {
 
 TEST_CASE("stores reject bad layouts with the block's name") {
   using spec = steep::block_spec<double>;
-  CHECK_THROWS_WITH(steep::param_store<double>({spec("a", {2}), spec("a", {3})}),
+  CHECK_THROWS_WITH(steep::param_store<double>({ spec("a", { 2 }), spec("a", { 3 }) }),
                     Catch::Contains("block 'a'") && Catch::Contains("used twice"));
   double buf[4] = {};
-  CHECK_THROWS_WITH(steep::param_store<double>({spec("e", {4}, buf, nullptr)}),
+  CHECK_THROWS_WITH(steep::param_store<double>({ spec("e", { 4 }, buf, nullptr) }),
                     Catch::Contains("block 'e'") && Catch::Contains("both a parameter and a gradient"));
-  steep::param_store<double> s({spec("x", {2, 2})});
+  steep::param_store<double> s({ spec("x", { 2, 2 }) });
   CHECK_THROWS_WITH(s.param("y"), Catch::Contains("block 'y'"));
   CHECK(s.block_named("x").role == steep::block_role::hidden_matrix);
   CHECK(reinterpret_cast<std::uintptr_t>(s.block_named("x").param) % 64 == 0);
@@ -154,12 +152,13 @@ TEST_CASE("describe() says what the compiler made of a rule") {
   steep::optimizer opt(rules::adam(1e-3), store);
   const auto d = opt.describe();
   CHECK_THAT(d, Catch::Contains("passes: 1") && Catch::Contains("exp_avg:float64") &&
-                  Catch::Contains("exp_avg_sq:float64") && Catch::Contains("bytes per parameter (update pass): 56"));
+                  Catch::Contains("exp_avg_sq:float64") &&
+                  Catch::Contains("bytes per parameter (update pass): 56"));
 }
 
 TEMPLATE_TEST_CASE("float32 rules track a float64 run", "", float) {
-  steep::param_store<TestType> s32({{"w", {1000}}});
-  steep::param_store<double> s64({{"w", {1000}}});
+  steep::param_store<TestType> s32({ { "w", { 1000 } } });
+  steep::param_store<double> s64({ { "w", { 1000 } } });
   for (std::size_t i = 0; i < 1000; ++i) {
     const double p = std::sin(0.1 * i), g = std::cos(0.37 * i);
     s32.param("w")(i) = static_cast<TestType>(p), s64.param("w")(i) = p;
@@ -167,6 +166,8 @@ TEMPLATE_TEST_CASE("float32 rules track a float64 run", "", float) {
   }
   steep::optimizer a(rules::adamw(1e-2, 0.9, 0.999, 1e-8, 0.1), s32);
   steep::optimizer b(rules::adamw(1e-2, 0.9, 0.999, 1e-8, 0.1), s64);
-  for (int t = 0; t < 10; ++t) a.step(), b.step();
-  for (std::size_t i = 0; i < 1000; ++i) CHECK(s32.param("w")(i) == Approx(s64.param("w")(i)).margin(1e-5));
+  for (int t = 0; t < 10; ++t)
+    a.step(), b.step();
+  for (std::size_t i = 0; i < 1000; ++i)
+    CHECK(s32.param("w")(i) == Approx(s64.param("w")(i)).margin(1e-5));
 }

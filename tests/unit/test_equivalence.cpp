@@ -3,20 +3,18 @@
 // full batch, a batch plus tails, many chunks); 1, 2 and 8 threads bitwise equal; unaligned
 // external buffers bitwise equal to the arena. Issue #2, "Evidence required".
 
+#include "reference.hpp"
+
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <random>
+#include <steep/steep.hpp>
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
-#include <steep/steep.hpp>
-
-#include "reference.hpp"
-
 namespace {
 
-const std::vector<std::size_t> block_sizes{0, 1, 15, 16, 17, 1000003};
+const std::vector<std::size_t> block_sizes{ 0, 1, 15, 16, 17, 1000003 };
 constexpr int steps = 5;
 
 std::vector<std::vector<double>> initial_params() {
@@ -25,7 +23,8 @@ std::vector<std::vector<double>> initial_params() {
   std::vector<std::vector<double>> out;
   for (auto s : block_sizes) {
     std::vector<double> v(s);
-    for (auto& x : v) x = n(rng);
+    for (auto& x : v)
+      x = n(rng);
     out.push_back(v);
   }
   return out;
@@ -39,7 +38,8 @@ std::vector<std::vector<double>> gradients(int t, bool no_zeros) {
   std::vector<std::vector<double>> out;
   for (auto s : block_sizes) {
     std::vector<double> v(s);
-    for (auto& x : v) x = (!no_zeros && t == 3 && u(rng) < 0.1) ? 0.0 : n(rng);
+    for (auto& x : v)
+      x = (!no_zeros && t == 3 && u(rng) < 0.1) ? 0.0 : n(rng);
     out.push_back(v);
   }
   return out;
@@ -51,7 +51,8 @@ struct result {
 };
 
 template <class Rule>
-result run_steep(const Rule& rule, int threads, bool external, bool no_zeros, const std::vector<std::string>& slots) {
+result run_steep(const Rule& rule, int threads, bool external, bool no_zeros,
+                 const std::vector<std::string>& slots) {
   auto init = initial_params();
   // External buffers start one double past a 64-byte boundary: misaligned for every vector width.
   std::vector<std::vector<double>> ext_p(block_sizes.size()), ext_g(block_sizes.size());
@@ -61,19 +62,20 @@ result run_steep(const Rule& rule, int threads, bool external, bool no_zeros, co
     if (external) {
       ext_p[b].assign(block_sizes[b] + 9, 0.0);
       ext_g[b].assign(block_sizes[b] + 9, 0.0);
-      auto* p = ext_p[b].data() + 1, *g = ext_g[b].data() + 1;
-      specs.emplace_back(name, steep::shape_t{block_sizes[b]}, p, g);
+      auto *p = ext_p[b].data() + 1, *g = ext_g[b].data() + 1;
+      specs.emplace_back(name, steep::shape_t{ block_sizes[b] }, p, g);
     } else {
-      specs.emplace_back(name, steep::shape_t{block_sizes[b]});
+      specs.emplace_back(name, steep::shape_t{ block_sizes[b] });
     }
   }
   steep::param_store<double> store(std::move(specs));
   for (std::size_t b = 0; b < block_sizes.size(); ++b)
     std::copy(init[b].begin(), init[b].end(), store.block_at(b).param);
-  steep::optimizer opt(rule, store, {.threads = threads});
+  steep::optimizer opt(rule, store, { .threads = threads });
   for (int t = 1; t <= steps; ++t) {
     auto g = gradients(t, no_zeros);
-    for (std::size_t b = 0; b < block_sizes.size(); ++b) std::copy(g[b].begin(), g[b].end(), store.block_at(b).grad);
+    for (std::size_t b = 0; b < block_sizes.size(); ++b)
+      std::copy(g[b].begin(), g[b].end(), store.block_at(b).grad);
     opt.step();
   }
   result r;
@@ -93,10 +95,12 @@ template <class Ref>
 ref::model run_reference(Ref reference, bool no_zeros) {
   auto init = initial_params();
   ref::model m(block_sizes.size());
-  for (std::size_t b = 0; b < block_sizes.size(); ++b) m[b].p = init[b];
+  for (std::size_t b = 0; b < block_sizes.size(); ++b)
+    m[b].p = init[b];
   for (int t = 1; t <= steps; ++t) {
     auto g = gradients(t, no_zeros);
-    for (std::size_t b = 0; b < block_sizes.size(); ++b) m[b].g = g[b];
+    for (std::size_t b = 0; b < block_sizes.size(); ++b)
+      m[b].g = g[b];
     reference(t, m);
   }
   return m;
@@ -104,13 +108,15 @@ ref::model run_reference(Ref reference, bool no_zeros) {
 
 double max_rel_error(const std::vector<double>& a, const std::vector<double>& b) {
   double e = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) e = std::max(e, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    e = std::max(e, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
   return e;
 }
 
 bool bitwise_equal(const result& a, const result& b) {
   for (std::size_t k = 0; k < a.params.size(); ++k)
-    if (std::memcmp(a.params[k].data(), b.params[k].data(), a.params[k].size() * sizeof(double)) != 0) return false;
+    if (std::memcmp(a.params[k].data(), b.params[k].data(), a.params[k].size() * sizeof(double)) != 0)
+      return false;
   for (std::size_t s = 0; s < a.slots.size(); ++s)
     for (std::size_t k = 0; k < a.slots[s].size(); ++k)
       if (std::memcmp(a.slots[s][k].data(), b.slots[s][k].data(), a.slots[s][k].size() * sizeof(double)) != 0)
@@ -144,35 +150,37 @@ using namespace steep::rules;
 
 TEST_CASE("sgd matches its reference loop") { check_rule(sgd(0.1), ref::sgd(0.1), {}); }
 TEST_CASE("momentum matches its reference loop") {
-  check_rule(momentum(0.05, 0.9), ref::momentum(0.05, 0.9, false), {"momentum_buffer"});
+  check_rule(momentum(0.05, 0.9), ref::momentum(0.05, 0.9, false), { "momentum_buffer" });
 }
 TEST_CASE("nesterov matches its reference loop") {
-  check_rule(nesterov(0.05, 0.9), ref::momentum(0.05, 0.9, true), {"momentum_buffer"});
+  check_rule(nesterov(0.05, 0.9), ref::momentum(0.05, 0.9, true), { "momentum_buffer" });
 }
 TEST_CASE("adam matches its reference loop") {
-  check_rule(adam(0.01, 0.9, 0.999, 1e-8), ref::adam(0.01, 0.9, 0.999, 1e-8), {"exp_avg", "exp_avg_sq"});
+  check_rule(adam(0.01, 0.9, 0.999, 1e-8), ref::adam(0.01, 0.9, 0.999, 1e-8), { "exp_avg", "exp_avg_sq" });
 }
 TEST_CASE("adam with eps = 0 matches its reference loop") {
-  check_rule(adam_eps0(0.01, 0.9, 0.999), ref::adam(0.01, 0.9, 0.999, 0.0), {"exp_avg", "exp_avg_sq"}, true);
+  check_rule(adam_eps0(0.01, 0.9, 0.999), ref::adam(0.01, 0.9, 0.999, 0.0), { "exp_avg", "exp_avg_sq" },
+             true);
 }
 TEST_CASE("amsgrad matches its reference loop") {
   check_rule(amsgrad(0.01, 0.9, 0.999, 1e-8), ref::adam(0.01, 0.9, 0.999, 1e-8, 0.0, true),
-             {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"});
+             { "exp_avg", "exp_avg_sq", "max_exp_avg_sq" });
 }
 TEST_CASE("adamw matches its reference loop") {
-  check_rule(adamw(0.01, 0.9, 0.999, 1e-8, 0.1), ref::adam(0.01, 0.9, 0.999, 1e-8, 0.1), {"exp_avg", "exp_avg_sq"});
+  check_rule(adamw(0.01, 0.9, 0.999, 1e-8, 0.1), ref::adam(0.01, 0.9, 0.999, 1e-8, 0.1),
+             { "exp_avg", "exp_avg_sq" });
 }
 TEST_CASE("rmsprop matches its reference loop") {
-  check_rule(rmsprop(0.01, 0.99, 1e-8), ref::rmsprop(0.01, 0.99, 1e-8), {"square_avg"});
+  check_rule(rmsprop(0.01, 0.99, 1e-8), ref::rmsprop(0.01, 0.99, 1e-8), { "square_avg" });
 }
 TEST_CASE("adagrad matches its reference loop") {
-  check_rule(adagrad(0.01, 1e-10), ref::adagrad(0.01, 1e-10), {"sum"});
+  check_rule(adagrad(0.01, 1e-10), ref::adagrad(0.01, 1e-10), { "sum" });
 }
 TEST_CASE("signum matches its reference loop") {
-  check_rule(signum(0.01, 0.9), ref::signum(0.01, 0.9), {"momentum_buffer"});
+  check_rule(signum(0.01, 0.9), ref::signum(0.01, 0.9), { "momentum_buffer" });
 }
 TEST_CASE("lion matches its reference loop") {
-  check_rule(lion(0.001, 0.9, 0.99, 0.1), ref::lion(0.001, 0.9, 0.99, 0.1), {"exp_avg"});
+  check_rule(lion(0.001, 0.9, 0.99, 0.1), ref::lion(0.001, 0.9, 0.99, 0.1), { "exp_avg" });
 }
 TEST_CASE("normalized gd (one global norm) matches its reference loop") {
   check_rule(normalized_gd(0.1), ref::normalized_gd(0.1, false), {});
@@ -181,8 +189,8 @@ TEST_CASE("normalized gd per block matches its reference loop") {
   check_rule(normalized_gd_per_block(0.1), ref::normalized_gd(0.1, true), {}, true);
 }
 TEST_CASE("optax adam and nadamw match their reference loops") {
-  check_rule(adam_optax(0.01, 0.9, 0.999, 1e-8, 0.0, 0.1), ref::nadamw_optax(0.01, 0.9, 0.999, 1e-8, 0.1, false),
-             {"mu", "nu"});
-  check_rule(nadamw_optax(0.01, 0.9, 0.999, 1e-8, 0.0, 0.1), ref::nadamw_optax(0.01, 0.9, 0.999, 1e-8, 0.1, true),
-             {"mu", "nu"});
+  check_rule(adam_optax(0.01, 0.9, 0.999, 1e-8, 0.0, 0.1),
+             ref::nadamw_optax(0.01, 0.9, 0.999, 1e-8, 0.1, false), { "mu", "nu" });
+  check_rule(nadamw_optax(0.01, 0.9, 0.999, 1e-8, 0.0, 0.1),
+             ref::nadamw_optax(0.01, 0.9, 0.999, 1e-8, 0.1, true), { "mu", "nu" });
 }

@@ -3,7 +3,6 @@
 // scalars to hoist ..., and the phases.")
 
 #include <catch2/catch.hpp>
-
 #include <steep/steep.hpp>
 
 using namespace steep::expr;
@@ -22,7 +21,8 @@ static_assert(adam_p::reads_grad);
 
 // AMSGrad: the max slot comes after the second moment it reads.
 using ams_p = prog<decltype(rules::amsgrad(1e-3))>;
-static_assert(ams_p::n_slots == 3 && ams_p::slot_name(1) == "exp_avg_sq" && ams_p::slot_name(2) == "max_exp_avg_sq");
+static_assert(ams_p::n_slots == 3 && ams_p::slot_name(1) == "exp_avg_sq" &&
+              ams_p::slot_name(2) == "max_exp_avg_sq");
 static_assert(ams_p::index_of<"max_exp_avg_sq"> == 2);
 
 // Lion's momentum is only read through prev(), and still owned and stored.

@@ -14,20 +14,19 @@
 // number of sign flips (a multiple of 2 lr, within 1e-5) is counted as a flip and only its
 // remainder enters the 1e-6 relative bound; flips are reported, nothing else is excused.
 
+#include "rule_from_manifest.hpp"
+
 #include <cmath>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnpy.hpp>
 #include <xtensor/xview.hpp>
-
-#include "rule_from_manifest.hpp"
 
 namespace steep::golden {
 
@@ -44,12 +43,15 @@ struct case_result {
 
 class golden_set {
 public:
-  explicit golden_set(std::filesystem::path dir) : dir_(std::move(dir)) {
+  explicit golden_set(std::filesystem::path dir)
+    : dir_(std::move(dir)) {
     std::ifstream in(dir_ / "manifest.json");
-    if (!in) throw std::runtime_error("cannot open " + (dir_ / "manifest.json").string());
+    if (!in)
+      throw std::runtime_error("cannot open " + (dir_ / "manifest.json").string());
     manifest_ = nlohmann::json::parse(in);
     steps_ = manifest_.at("T").get<std::size_t>();
-    for (auto& p : manifest_.at("params")) shapes_[p.at("name")] = p.at("shape").get<shape_t>();
+    for (auto& p : manifest_.at("params"))
+      shapes_[p.at("name")] = p.at("shape").get<shape_t>();
   }
   const nlohmann::json& manifest() const { return manifest_; }
   std::size_t steps() const { return steps_; }
@@ -58,9 +60,11 @@ public:
   // inputs/<file>_<param>.npy or cases/<case>/<param>.npy, cached.
   const xt::xarray<double>& array(const std::filesystem::path& rel) {
     auto it = cache_.find(rel.string());
-    if (it != cache_.end()) return it->second;
+    if (it != cache_.end())
+      return it->second;
     const auto path = dir_ / rel;
-    if (!std::filesystem::exists(path)) throw std::runtime_error("missing " + path.string());
+    if (!std::filesystem::exists(path))
+      throw std::runtime_error("missing " + path.string());
     return cache_.emplace(rel.string(), xt::load_npy<double>(path.string())).first->second;
   }
 
@@ -96,7 +100,8 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
       group gr;
       gr.params = g.at("params").get<std::vector<std::string>>();
       std::vector<block_spec<T>> specs;
-      for (auto& p : gr.params) specs.emplace_back(p, set.shape(p));
+      for (auto& p : gr.params)
+        specs.emplace_back(p, set.shape(p));
       gr.store = std::make_unique<param_store<T>>(std::move(specs));
       for (auto& p : gr.params) {
         auto init = set.array("inputs/init_" + p + ".npy");
@@ -147,9 +152,11 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
         r.max_rel = std::max(r.max_rel, std::sqrt(diff2) / std::sqrt(ref2));
       }
   }
-  if (!f64 && r.sign_flips > 0) r.note = std::to_string(r.sign_flips) + " entry-steps off by whole sign flips";
+  if (!f64 && r.sign_flips > 0)
+    r.note = std::to_string(r.sign_flips) + " entry-steps off by whole sign flips";
   r.state = r.max_rel <= r.tolerance ? status::passed : status::failed;
-  if (!std::isfinite(r.max_rel)) r.state = status::failed;
+  if (!std::isfinite(r.max_rel))
+    r.state = status::failed;
   return r;
 }
 

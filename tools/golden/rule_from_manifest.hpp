@@ -9,12 +9,10 @@
 // nothing here computes an update itself.
 
 #include <memory>
-#include <stdexcept>
-#include <string>
-
 #include <nlohmann/json.hpp>
-
+#include <stdexcept>
 #include <steep/steep.hpp>
+#include <string>
 
 namespace steep::golden {
 
@@ -23,14 +21,16 @@ struct unsupported : std::runtime_error {
 };
 
 inline double num(const nlohmann::json& hp, const char* key, double fallback) {
-  if (!hp.contains(key) || hp[key].is_null()) return fallback;
+  if (!hp.contains(key) || hp[key].is_null())
+    return fallback;
   return hp[key].get<double>();
 }
 inline bool flag(const nlohmann::json& hp, const char* key) {
   return hp.contains(key) && !hp[key].is_null() && hp[key].get<bool>();
 }
 inline void require_zero(const nlohmann::json& hp, const char* key, const std::string& algo) {
-  if (num(hp, key, 0.0) != 0.0) throw unsupported(algo + " with " + key + " != 0 is not in steep's catalogue yet");
+  if (num(hp, key, 0.0) != 0.0)
+    throw unsupported(algo + " with " + key + " != 0 is not in steep's catalogue yet");
 }
 
 template <class T>
@@ -45,28 +45,36 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
     require_zero(hp, "weight_decay", algo);
     const double mu = num(hp, "momentum", 0.0);
     const std::string schedule = hp.value("lr_schedule", std::string("constant"));
-    if (schedule != "constant" && schedule != "inv_sqrt") throw unsupported("sgd lr_schedule '" + schedule + "'");
+    if (schedule != "constant" && schedule != "inv_sqrt")
+      throw unsupported("sgd lr_schedule '" + schedule + "'");
     auto with_lr = [&](auto lr_expr) {
-      if (mu == 0.0) return make(sgd(lr_expr));
-      if (flag(hp, "nesterov")) return make(nesterov(lr_expr, mu));
+      if (mu == 0.0)
+        return make(sgd(lr_expr));
+      if (flag(hp, "nesterov"))
+        return make(nesterov(lr_expr, mu));
       return make(momentum(lr_expr, mu));
     };
     // inv_sqrt: lr_t = lr / sqrt(t) (torch LambdaLR stepped after each optimizer step).
     return schedule == "inv_sqrt" ? with_lr(inv_power(lr, 0.5)) : with_lr(lr);
   }
   if (algo == "adam") {
-    if (flag(hp, "amsgrad")) throw unsupported("adam with amsgrad has no golden semantics pinned yet");
+    if (flag(hp, "amsgrad"))
+      throw unsupported("adam with amsgrad has no golden semantics pinned yet");
     const double b1 = hp.at("betas")[0].get<double>(), b2 = hp.at("betas")[1].get<double>();
     const double eps = num(hp, "eps", 1e-8), wd = num(hp, "weight_decay", 0.0);
-    if (wd != 0.0 && !flag(hp, "decoupled")) throw unsupported("adam with coupled (L2) weight decay");
-    if (wd != 0.0) return make(adamw(lr, b1, b2, eps, wd));
-    if (eps == 0.0) return make(adam_eps0(lr, b1, b2));
+    if (wd != 0.0 && !flag(hp, "decoupled"))
+      throw unsupported("adam with coupled (L2) weight decay");
+    if (wd != 0.0)
+      return make(adamw(lr, b1, b2, eps, wd));
+    if (eps == 0.0)
+      return make(adam_eps0(lr, b1, b2));
     return make(adam(lr, b1, b2, eps));
   }
   if (algo == "rmsprop") {
     require_zero(hp, "momentum", algo);
     require_zero(hp, "weight_decay", algo);
-    if (flag(hp, "centered")) throw unsupported("centered rmsprop is not in steep's catalogue yet");
+    if (flag(hp, "centered"))
+      throw unsupported("centered rmsprop is not in steep's catalogue yet");
     return make(rmsprop(lr, num(hp, "alpha", 0.99), num(hp, "eps", 1e-8)));
   }
   if (algo == "adagrad") {
@@ -74,15 +82,19 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
     return make(adagrad(lr, num(hp, "eps", 1e-10), num(hp, "initial_accumulator_value", 0.0),
                         num(hp, "lr_decay", 0.0)));
   }
-  if (algo == "signum") return make(signum(lr, num(hp, "beta", 0.9)));
+  if (algo == "signum")
+    return make(signum(lr, num(hp, "beta", 0.9)));
   if (algo == "lion")
     return make(lion(lr, num(hp, "b1", 0.9), num(hp, "b2", 0.99), num(hp, "weight_decay", 0.0)));
-  if (algo == "ngd_global") return make(normalized_gd(lr));
-  if (algo == "ngd_per_tensor") return make(normalized_gd_per_block(lr));
+  if (algo == "ngd_global")
+    return make(normalized_gd(lr));
+  if (algo == "ngd_per_tensor")
+    return make(normalized_gd_per_block(lr));
   if (algo == "optax_adamw") {
     const double b1 = num(hp, "b1", 0.9), b2 = num(hp, "b2", 0.999), eps = num(hp, "eps", 1e-8);
     const double eps_root = num(hp, "eps_root", 0.0), wd = num(hp, "weight_decay", 0.0);
-    if (flag(hp, "nesterov")) return make(nadamw_optax(lr, b1, b2, eps, eps_root, wd));
+    if (flag(hp, "nesterov"))
+      return make(nadamw_optax(lr, b1, b2, eps, eps_root, wd));
     return make(adam_optax(lr, b1, b2, eps, eps_root, wd));
   }
   if (algo == "muon" || algo == "optax_muon_matrix")

@@ -13,17 +13,21 @@
 
 namespace steep::rules {
 
-inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
+inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
+  Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
   return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(debias(ema<"exp_avg_sq">(square(grad), b2))) + eps);
 };
 
 // No denominator guard: a zero gradient entry with zero history divides 0 by 0, as in the paper.
-inline constexpr auto adam_eps0 = []<operand Lr, operand B1 = double, operand B2 = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999) {
+inline constexpr auto adam_eps0 =
+  []<operand Lr, operand B1 = double, operand B2 = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999) {
   return -lr * debias(ema<"exp_avg">(grad, b1)) / sqrt(debias(ema<"exp_avg_sq">(square(grad), b2)));
 };
 
 // AMSGrad as torch: the running max of v_t, bias-corrected like v_t.
-inline constexpr auto amsgrad = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
+inline constexpr auto amsgrad =
+  []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
+    Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
   auto v = ema<"exp_avg_sq">(square(grad), b2);
   auto vmax = running_max<"max_exp_avg_sq">(v);
   return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(vmax / (1.0 - pow(b2, step))) + eps);

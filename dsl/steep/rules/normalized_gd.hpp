@@ -12,6 +12,8 @@ namespace steep::rules {
 
 inline constexpr auto normalized_gd = []<operand Lr>(Lr lr) { return -lr * grad / norm2(grad); };
 
-inline constexpr auto normalized_gd_per_block = []<operand Lr>(Lr lr) { return -lr * grad / block_norm2(grad); };
+inline constexpr auto normalized_gd_per_block = []<operand Lr>(Lr lr) {
+  return -lr * grad / block_norm2(grad);
+};
 
 } // namespace steep::rules

@@ -8,6 +8,8 @@
 
 namespace steep::rules {
 
-inline constexpr auto decoupled_decay = []<operand Lr, operand Wd>(Lr lr, Wd wd) { return -(lr * wd) * param; };
+inline constexpr auto decoupled_decay = []<operand Lr, operand Wd>(Lr lr, Wd wd) {
+  return -(lr * wd) * param;
+};
 
 } // namespace steep::rules

@@ -13,7 +13,6 @@
 
 #include <cstddef>
 #include <vector>
-
 #include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
 namespace steep {

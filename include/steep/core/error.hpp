@@ -17,7 +17,8 @@ class error : public std::invalid_argument {
 public:
   // `subject` names what is wrong ("W1", "slot 'exp_avg'", "manifest"); `problem` says how.
   error(const std::string& subject, const std::string& problem)
-    : std::invalid_argument("steep: " + quote(subject) + ": " + problem), subject_(subject) {}
+    : std::invalid_argument("steep: " + quote(subject) + ": " + problem)
+    , subject_(subject) {}
 
   const std::string& subject() const noexcept { return subject_; }
 
@@ -29,7 +30,8 @@ private:
 // For errors that are not about one block (a rule, a file, a hyperparameter).
 class usage_error : public std::invalid_argument {
 public:
-  explicit usage_error(const std::string& what) : std::invalid_argument("steep: " + what) {}
+  explicit usage_error(const std::string& what)
+    : std::invalid_argument("steep: " + what) {}
 };
 
 } // namespace steep

@@ -14,6 +14,9 @@
 // The layout is fixed at construction: optimizers size their state slots from it, so a store
 // whose blocks could change under them would silently desynchronise the two.
 
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/error.hpp"
+#include "steep/core/shape.hpp"
 #include "steep/core/xsimd_fence.hpp"
 
 #include <cstddef>
@@ -21,12 +24,7 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
 #include <xtensor/xadapt.hpp>
-
-#include "steep/core/aligned_buffer.hpp"
-#include "steep/core/error.hpp"
-#include "steep/core/shape.hpp"
 
 namespace steep {
 
@@ -39,12 +37,26 @@ struct block_spec {
   T* param = nullptr;
   T* grad = nullptr;
 
-  block_spec(std::string n, shape_t s) : name(std::move(n)), shape(std::move(s)), role(default_role(shape)) {}
-  block_spec(std::string n, shape_t s, block_role r) : name(std::move(n)), shape(std::move(s)), role(r) {}
+  block_spec(std::string n, shape_t s)
+    : name(std::move(n))
+    , shape(std::move(s))
+    , role(default_role(shape)) {}
+  block_spec(std::string n, shape_t s, block_role r)
+    : name(std::move(n))
+    , shape(std::move(s))
+    , role(r) {}
   block_spec(std::string n, shape_t s, T* p, T* g)
-    : name(std::move(n)), shape(std::move(s)), role(default_role(shape)), param(p), grad(g) {}
+    : name(std::move(n))
+    , shape(std::move(s))
+    , role(default_role(shape))
+    , param(p)
+    , grad(g) {}
   block_spec(std::string n, shape_t s, block_role r, T* p, T* g)
-    : name(std::move(n)), shape(std::move(s)), role(r), param(p), grad(g) {}
+    : name(std::move(n))
+    , shape(std::move(s))
+    , role(r)
+    , param(p)
+    , grad(g) {}
 };
 
 // A block as the store holds it: metadata plus where its memory is.
@@ -70,17 +82,20 @@ public:
     std::size_t arena_size = 0;
     blocks_.reserve(specs.size());
     for (auto& s : specs) {
-      if (s.name.empty()) throw error("<unnamed>", "every block needs a name");
-      if (!seen.emplace(s.name, blocks_.size()).second) throw error(s.name, "block name used twice in one store");
+      if (s.name.empty())
+        throw error("<unnamed>", "every block needs a name");
+      if (!seen.emplace(s.name, blocks_.size()).second)
+        throw error(s.name, "block name used twice in one store");
       const std::size_t n = element_count(s.shape);
       const bool ext = s.param != nullptr || s.grad != nullptr;
       if (ext && n > 0 && (s.param == nullptr || s.grad == nullptr))
         throw error(s.name, "an external block needs both a parameter and a gradient pointer");
-      blocks_.push_back({s.name, s.shape, s.role, n, ext ? 0 : arena_size, ext, s.param, s.grad});
-      if (!ext) arena_size += padded_count<T>(n);
+      blocks_.push_back({ s.name, s.shape, s.role, n, ext ? 0 : arena_size, ext, s.param, s.grad });
+      if (!ext)
+        arena_size += padded_count<T>(n);
     }
-    params_.assign(arena_size, T{0});
-    grads_.assign(arena_size, T{0});
+    params_.assign(arena_size, T{ 0 });
+    grads_.assign(arena_size, T{ 0 });
     for (auto& b : blocks_)
       if (!b.external) {
         b.param = params_.data() + b.offset;
@@ -98,7 +113,8 @@ public:
   std::size_t size() const noexcept { return blocks_.size(); }
   std::size_t total_elements() const noexcept {
     std::size_t n = 0;
-    for (auto& b : blocks_) n += b.size;
+    for (auto& b : blocks_)
+      n += b.size;
     return n;
   }
   const block<T>& block_at(std::size_t i) const { return blocks_.at(i); }
@@ -106,7 +122,8 @@ public:
 
   std::size_t index_of(const std::string& name) const {
     auto it = index_.find(name);
-    if (it == index_.end()) throw error(name, "no block of that name in this store");
+    if (it == index_.end())
+      throw error(name, "no block of that name in this store");
     return it->second;
   }
   const block<T>& block_named(const std::string& name) const { return blocks_[index_of(name)]; }
@@ -122,9 +139,7 @@ public:
   std::size_t arena_size() const noexcept { return params_.size(); }
 
 private:
-  static auto view(T* p, const block<T>& b) {
-    return xt::adapt(p, b.size, xt::no_ownership(), b.shape);
-  }
+  static auto view(T* p, const block<T>& b) { return xt::adapt(p, b.size, xt::no_ownership(), b.shape); }
 
   std::vector<block<T>> blocks_;
   std::unordered_map<std::string, std::size_t> index_;

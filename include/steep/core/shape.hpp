@@ -23,21 +23,28 @@ using shape_t = std::vector<std::size_t>;
 enum class block_role { hidden_matrix, embedding, head, vector, scalar };
 
 inline std::size_t element_count(const shape_t& s) {
-  return std::accumulate(s.begin(), s.end(), std::size_t{1}, [](std::size_t a, std::size_t b) { return a * b; });
+  return std::accumulate(s.begin(), s.end(), std::size_t{ 1 },
+                         [](std::size_t a, std::size_t b) { return a * b; });
 }
 
 inline block_role default_role(const shape_t& s) {
-  if (s.size() >= 2) return block_role::hidden_matrix;
+  if (s.size() >= 2)
+    return block_role::hidden_matrix;
   return s.size() == 1 ? block_role::vector : block_role::scalar;
 }
 
 inline std::string_view to_string(block_role r) {
   switch (r) {
-  case block_role::hidden_matrix: return "hidden_matrix";
-  case block_role::embedding: return "embedding";
-  case block_role::head: return "head";
-  case block_role::vector: return "vector";
-  case block_role::scalar: return "scalar";
+    case block_role::hidden_matrix:
+      return "hidden_matrix";
+    case block_role::embedding:
+      return "embedding";
+    case block_role::head:
+      return "head";
+    case block_role::vector:
+      return "vector";
+    case block_role::scalar:
+      return "scalar";
   }
   return "unknown";
 }
@@ -45,7 +52,8 @@ inline std::string_view to_string(block_role r) {
 inline std::string to_string(const shape_t& s) {
   std::ostringstream os;
   os << '(';
-  for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  for (std::size_t i = 0; i < s.size(); ++i)
+    os << (i ? ", " : "") << s[i];
   os << (s.size() == 1 ? ",)" : ")");
   return os.str();
 }

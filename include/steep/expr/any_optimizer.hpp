@@ -9,12 +9,12 @@
 // The virtual call happens once per step, outside the loop; the loop itself is the rule's
 // fully compiled kernel.
 
+#include "steep/expr/optimizer.hpp"
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "steep/expr/optimizer.hpp"
 
 namespace steep {
 
@@ -34,7 +34,8 @@ public:
 template <class Rule, class T>
 class any_optimizer_impl final : public any_optimizer<T> {
 public:
-  any_optimizer_impl(Rule rule, param_store<T>& store, optimizer_options opts) : opt_(rule, store, opts) {}
+  any_optimizer_impl(Rule rule, param_store<T>& store, optimizer_options opts)
+    : opt_(rule, store, opts) {}
   void step() override { opt_.step(); }
   std::int64_t steps() const override { return opt_.steps(); }
   void set(std::string_view name, double value) override { opt_.set(name, value); }

@@ -18,7 +18,7 @@ template <std::size_t N>
 struct fixed_string {
   char chars[N]{};
   constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, chars); }
-  constexpr std::string_view view() const { return {chars, N - 1}; }
+  constexpr std::string_view view() const { return { chars, N - 1 }; }
   template <std::size_t M>
   constexpr bool operator==(const fixed_string<M>& o) const {
     return view() == o.view();

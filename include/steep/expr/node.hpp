@@ -18,6 +18,9 @@
 // an optimizer can change between steps); `ct<0.9>` is a compile-time constant the C++ compiler
 // folds into the loop.
 
+#include "steep/expr/fixed_string.hpp"
+#include "steep/kernel/simd.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -28,15 +31,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "steep/expr/fixed_string.hpp"
-#include "steep/kernel/simd.hpp"
-
 namespace steep::expr {
 
 // What a host-side (double) evaluation of a level-0 or level-1 subtree may read.
 struct host_ctx {
-  std::int64_t t = 0;                   // 1-based step counter
-  const double* reductions = nullptr;   // this block's reduction results (level 1 only)
+  std::int64_t t = 0;                 // 1-based step counter
+  const double* reductions = nullptr; // this block's reduction results (level 1 only)
 };
 
 struct node_tag {
@@ -69,13 +69,17 @@ struct step_leaf : leaf {
 struct grad_t : leaf {
   static constexpr int level = 2;
   template <std::size_t S, std::size_t B, class Ctx>
-  auto eval(const Ctx& c) const { return c.grad; }
+  auto eval(const Ctx& c) const {
+    return c.grad;
+  }
   bool operator==(const grad_t&) const = default;
 };
 struct param_t : leaf {
   static constexpr int level = 2;
   template <std::size_t S, std::size_t B, class Ctx>
-  auto eval(const Ctx& c) const { return c.param; }
+  auto eval(const Ctx& c) const {
+    return c.param;
+  }
   bool operator==(const param_t&) const = default;
 };
 
@@ -87,7 +91,8 @@ inline constexpr param_t param{};
 struct constant : step_leaf {
   double value = 0;
   constexpr constant() = default;
-  constexpr explicit constant(double v) : value(v) {}
+  constexpr explicit constant(double v)
+    : value(v) {}
   double hoist_value(const host_ctx&) const { return value; }
   bool operator==(const constant&) const = default;
 };
@@ -98,12 +103,15 @@ struct hyper_node : step_leaf {
   static constexpr auto name = Name;
   double value = 0;
   constexpr hyper_node() = default;
-  constexpr explicit hyper_node(double v) : value(v) {}
+  constexpr explicit hyper_node(double v)
+    : value(v) {}
   double hoist_value(const host_ctx&) const { return value; }
   bool operator==(const hyper_node&) const = default;
 };
 template <fixed_string Name>
-constexpr hyper_node<Name> hyper(double v) { return hyper_node<Name>(v); }
+constexpr hyper_node<Name> hyper(double v) {
+  return hyper_node<Name>(v);
+}
 
 // A compile-time constant: folded into the loop, no table entry.
 template <double V>
@@ -131,18 +139,24 @@ inline constexpr step_t step{};
 template <std::size_t S, std::size_t B, class N, class Ctx>
 inline auto evaluate(const N& n, const Ctx& c) {
   using V = typename Ctx::value_type;
-  if constexpr (N::level == 0 && N::is_inline) return kernel::broadcast<V>(n.hoist_value(host_ctx{}));
-  else if constexpr (N::level == 0) return c.template step_scalar<S>();
-  else if constexpr (N::level == 1) return c.template block_scalar<B>();
-  else return n.template eval<S, B>(c);
+  if constexpr (N::level == 0 && N::is_inline)
+    return kernel::broadcast<V>(n.hoist_value(host_ctx{}));
+  else if constexpr (N::level == 0)
+    return c.template step_scalar<S>();
+  else if constexpr (N::level == 1)
+    return c.template block_scalar<B>();
+  else
+    return n.template eval<S, B>(c);
 }
 
 // Host (double) value of a level-0 or level-1 node; R = the node's reduction offset.
 template <std::size_t R, class N>
 inline double host_value(const N& n, const host_ctx& h) {
   static_assert(N::level <= 1, "host_value: an elementwise subtree has no single value");
-  if constexpr (N::level == 0) return n.hoist_value(h);
-  else return n.template block_value<R>(h);
+  if constexpr (N::level == 0)
+    return n.hoist_value(h);
+  else
+    return n.template block_value<R>(h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +184,7 @@ template <class Op, class... C>
 struct apply_node : node_tag {
   static_assert(sizeof...(C) > 0, "an operation needs at least one operand");
   using offsets = child_offsets<C...>;
-  static constexpr int level = std::max({C::level...});
+  static constexpr int level = std::max({ C::level... });
   static constexpr bool is_inline = level == 0 && (C::is_inline && ...);
   static constexpr std::size_t n_step = level == 0 ? (is_inline ? 0 : 1) : offsets::step[sizeof...(C)];
   static constexpr std::size_t n_block = level == 1 ? 1 : (level == 2 ? offsets::block[sizeof...(C)] : 0);
@@ -179,7 +193,9 @@ struct apply_node : node_tag {
   [[no_unique_address]] Op op;
   std::tuple<C...> kids;
 
-  constexpr apply_node(Op o, C... c) : op(o), kids(std::move(c)...) {}
+  constexpr apply_node(Op o, C... c)
+    : op(o)
+    , kids(std::move(c)...) {}
 
   double hoist_value(const host_ctx& h) const {
     return std::apply([&](const auto&... k) { return op(k.hoist_value(h)...); }, kids);
@@ -188,13 +204,15 @@ struct apply_node : node_tag {
   double block_value(const host_ctx& h) const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return op(host_value<R + offsets::red[I]>(std::get<I>(kids), h)...);
-    }(std::index_sequence_for<C...>{});
+    }
+    (std::index_sequence_for<C...>{});
   }
   template <std::size_t S, std::size_t B, class Ctx>
   auto eval(const Ctx& c) const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return op(evaluate<S + offsets::step[I], B + offsets::block[I]>(std::get<I>(kids), c)...);
-    }(std::index_sequence_for<C...>{});
+    }
+    (std::index_sequence_for<C...>{});
   }
 
   bool operator==(const apply_node& o) const { return kids == o.kids; }
@@ -203,8 +221,10 @@ struct apply_node : node_tag {
 // Wraps a plain number as a run-time constant; passes expressions through.
 template <operand X>
 constexpr auto as_expr(X&& x) {
-  if constexpr (expression<X>) return std::forward<X>(x);
-  else return constant(static_cast<double>(x));
+  if constexpr (expression<X>)
+    return std::forward<X>(x);
+  else
+    return constant(static_cast<double>(x));
 }
 template <class X>
 using as_expr_t = decltype(as_expr(std::declval<X>()));
@@ -219,63 +239,168 @@ constexpr auto make_apply(Op op, X&&... x) {
 // ---------------------------------------------------------------------------------------------
 
 namespace ops {
-struct add { template <class V> V operator()(const V& a, const V& b) const { return a + b; } };
-struct sub { template <class V> V operator()(const V& a, const V& b) const { return a - b; } };
-struct mul { template <class V> V operator()(const V& a, const V& b) const { return a * b; } };
-struct div { template <class V> V operator()(const V& a, const V& b) const { return a / b; } };
-struct neg { template <class V> V operator()(const V& a) const { return -a; } };
-struct sqrt { template <class V> V operator()(const V& a) const { return kernel::sqrt(a); } };
-struct abs { template <class V> V operator()(const V& a) const { return kernel::abs(a); } };
-struct sign { template <class V> V operator()(const V& a) const { return kernel::sign(a); } };
-struct square { template <class V> V operator()(const V& a) const { return a * a; } };
-struct max { template <class V> V operator()(const V& a, const V& b) const { return kernel::max(a, b); } };
-struct min { template <class V> V operator()(const V& a, const V& b) const { return kernel::min(a, b); } };
-struct exp { template <class V> V operator()(const V& a) const { return kernel::exp(a); } };
-struct log { template <class V> V operator()(const V& a) const { return kernel::log(a); } };
+struct add {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return a + b;
+  }
+};
+struct sub {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return a - b;
+  }
+};
+struct mul {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return a * b;
+  }
+};
+struct div {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return a / b;
+  }
+};
+struct neg {
+  template <class V>
+  V operator()(const V& a) const {
+    return -a;
+  }
+};
+struct sqrt {
+  template <class V>
+  V operator()(const V& a) const {
+    return kernel::sqrt(a);
+  }
+};
+struct abs {
+  template <class V>
+  V operator()(const V& a) const {
+    return kernel::abs(a);
+  }
+};
+struct sign {
+  template <class V>
+  V operator()(const V& a) const {
+    return kernel::sign(a);
+  }
+};
+struct square {
+  template <class V>
+  V operator()(const V& a) const {
+    return a * a;
+  }
+};
+struct max {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return kernel::max(a, b);
+  }
+};
+struct min {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return kernel::min(a, b);
+  }
+};
+struct exp {
+  template <class V>
+  V operator()(const V& a) const {
+    return kernel::exp(a);
+  }
+};
+struct log {
+  template <class V>
+  V operator()(const V& a) const {
+    return kernel::log(a);
+  }
+};
 struct pow {
   template <class V>
   V operator()(const V& a, const V& b) const {
-    if constexpr (kernel::is_batch_v<V>) return xsimd::pow(a, b);
-    else return std::pow(a, b);
+    if constexpr (kernel::is_batch_v<V>)
+      return xsimd::pow(a, b);
+    else
+      return std::pow(a, b);
   }
 };
 struct clamp {
   template <class V>
-  V operator()(const V& x, const V& lo, const V& hi) const { return kernel::min(kernel::max(x, lo), hi); }
+  V operator()(const V& x, const V& lo, const V& hi) const {
+    return kernel::min(kernel::max(x, lo), hi);
+  }
 };
 // A user's elementwise function (see `map`): any generic callable on V.
 template <class F>
 struct user {
   [[no_unique_address]] F f;
   template <class... V>
-  auto operator()(const V&... a) const { return f(a...); }
+  auto operator()(const V&... a) const {
+    return f(a...);
+  }
 };
 } // namespace ops
 
-template <operand A, operand B> requires(expression<A> || expression<B>)
-constexpr auto operator+(A&& a, B&& b) { return make_apply(ops::add{}, std::forward<A>(a), std::forward<B>(b)); }
-template <operand A, operand B> requires(expression<A> || expression<B>)
-constexpr auto operator-(A&& a, B&& b) { return make_apply(ops::sub{}, std::forward<A>(a), std::forward<B>(b)); }
-template <operand A, operand B> requires(expression<A> || expression<B>)
-constexpr auto operator*(A&& a, B&& b) { return make_apply(ops::mul{}, std::forward<A>(a), std::forward<B>(b)); }
-template <operand A, operand B> requires(expression<A> || expression<B>)
-constexpr auto operator/(A&& a, B&& b) { return make_apply(ops::div{}, std::forward<A>(a), std::forward<B>(b)); }
+template <operand A, operand B>
+requires(expression<A> || expression<B>) constexpr auto operator+(A&& a, B&& b) {
+  return make_apply(ops::add{}, std::forward<A>(a), std::forward<B>(b));
+}
+template <operand A, operand B>
+requires(expression<A> || expression<B>) constexpr auto operator-(A&& a, B&& b) {
+  return make_apply(ops::sub{}, std::forward<A>(a), std::forward<B>(b));
+}
+template <operand A, operand B>
+requires(expression<A> || expression<B>) constexpr auto operator*(A&& a, B&& b) {
+  return make_apply(ops::mul{}, std::forward<A>(a), std::forward<B>(b));
+}
+template <operand A, operand B>
+requires(expression<A> || expression<B>) constexpr auto operator/(A&& a, B&& b) {
+  return make_apply(ops::div{}, std::forward<A>(a), std::forward<B>(b));
+}
 template <expression A>
-constexpr auto operator-(A&& a) { return make_apply(ops::neg{}, std::forward<A>(a)); }
+constexpr auto operator-(A&& a) {
+  return make_apply(ops::neg{}, std::forward<A>(a));
+}
 
-template <operand A> constexpr auto sqrt(A&& a) { return make_apply(ops::sqrt{}, std::forward<A>(a)); }
-template <operand A> constexpr auto abs(A&& a) { return make_apply(ops::abs{}, std::forward<A>(a)); }
+template <operand A>
+constexpr auto sqrt(A&& a) {
+  return make_apply(ops::sqrt{}, std::forward<A>(a));
+}
+template <operand A>
+constexpr auto abs(A&& a) {
+  return make_apply(ops::abs{}, std::forward<A>(a));
+}
 // sign(0) = 0: an entry whose direction is exactly zero does not move (manifest, signum_zs).
-template <operand A> constexpr auto sign(A&& a) { return make_apply(ops::sign{}, std::forward<A>(a)); }
-template <operand A> constexpr auto square(A&& a) { return make_apply(ops::square{}, std::forward<A>(a)); }
-template <operand A> constexpr auto exp(A&& a) { return make_apply(ops::exp{}, std::forward<A>(a)); }
-template <operand A> constexpr auto log(A&& a) { return make_apply(ops::log{}, std::forward<A>(a)); }
+template <operand A>
+constexpr auto sign(A&& a) {
+  return make_apply(ops::sign{}, std::forward<A>(a));
+}
+template <operand A>
+constexpr auto square(A&& a) {
+  return make_apply(ops::square{}, std::forward<A>(a));
+}
+template <operand A>
+constexpr auto exp(A&& a) {
+  return make_apply(ops::exp{}, std::forward<A>(a));
+}
+template <operand A>
+constexpr auto log(A&& a) {
+  return make_apply(ops::log{}, std::forward<A>(a));
+}
 template <operand A, operand B>
-constexpr auto max(A&& a, B&& b) { return make_apply(ops::max{}, std::forward<A>(a), std::forward<B>(b)); }
+constexpr auto max(A&& a, B&& b) {
+  return make_apply(ops::max{}, std::forward<A>(a), std::forward<B>(b));
+}
 template <operand A, operand B>
-constexpr auto min(A&& a, B&& b) { return make_apply(ops::min{}, std::forward<A>(a), std::forward<B>(b)); }
+constexpr auto min(A&& a, B&& b) {
+  return make_apply(ops::min{}, std::forward<A>(a), std::forward<B>(b));
+}
 template <operand A, operand B>
-constexpr auto pow(A&& a, B&& b) { return make_apply(ops::pow{}, std::forward<A>(a), std::forward<B>(b)); }
+constexpr auto pow(A&& a, B&& b) {
+  return make_apply(ops::pow{}, std::forward<A>(a), std::forward<B>(b));
+}
 template <operand X, operand L, operand H>
 constexpr auto clamp(X&& x, L&& lo, H&& hi) {
   return make_apply(ops::clamp{}, std::forward<X>(x), std::forward<L>(lo), std::forward<H>(hi));
@@ -290,6 +415,8 @@ constexpr auto lerp(A&& a, B&& b, W&& w) {
 // A new elementwise function without touching steep: f must accept batches and scalars alike.
 //   auto cube = map([](auto x) { return x * x * x; }, grad);
 template <class F, operand... X>
-constexpr auto map(F f, X&&... x) { return make_apply(ops::user<F>{f}, std::forward<X>(x)...); }
+constexpr auto map(F f, X&&... x) {
+  return make_apply(ops::user<F>{ f }, std::forward<X>(x)...);
+}
 
 } // namespace steep::expr

@@ -17,6 +17,15 @@
 // State lives in one 64-byte aligned arena per slot, with the blocks at the same positions as
 // in the parameter arena. The store must outlive the optimizer; its layout cannot change.
 
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/error.hpp"
+#include "steep/core/param_store.hpp"
+#include "steep/expr/program.hpp"
+#include "steep/kernel/chunk_loop.hpp"
+#include "steep/kernel/executor.hpp"
+#include "steep/kernel/simd.hpp"
+#include "steep/kernel/work_list.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -26,17 +35,7 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
 #include <xtensor/xadapt.hpp>
-
-#include "steep/core/aligned_buffer.hpp"
-#include "steep/core/error.hpp"
-#include "steep/core/param_store.hpp"
-#include "steep/expr/program.hpp"
-#include "steep/kernel/chunk_loop.hpp"
-#include "steep/kernel/executor.hpp"
-#include "steep/kernel/simd.hpp"
-#include "steep/kernel/work_list.hpp"
 
 namespace steep {
 
@@ -53,9 +52,12 @@ struct slot_info {
 
 template <class T>
 constexpr std::string_view dtype_name() {
-  if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64";
-  else return "unknown";
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else
+    return "unknown";
 }
 
 namespace expr {
@@ -73,21 +75,27 @@ struct eval_ctx {
   const V* block; // this block's per-block scalars, likewise
 
   template <std::size_t S>
-  V step_scalar() const { return steps[S]; }
+  V step_scalar() const {
+    return steps[S];
+  }
   template <std::size_t B>
-  V block_scalar() const { return block[B]; }
+  V block_scalar() const {
+    return block[B];
+  }
   template <fixed_string Name>
   V new_value() const {
     static_assert(P::template index_of<Name> < std::tuple_size_v<News>, "slot used before its update");
     return std::get<P::template index_of<Name>>(news);
   }
   template <fixed_string Name>
-  V old_value() const { return std::get<P::template index_of<Name>>(olds); }
+  V old_value() const {
+    return std::get<P::template index_of<Name>>(olds);
+  }
 
   template <class X>
   auto with_new(const X& x) const {
     auto n2 = std::tuple_cat(news, std::tuple<V>(x));
-    return eval_ctx<V, P, Olds, decltype(n2)>{grad, param, olds, n2, steps, block};
+    return eval_ctx<V, P, Olds, decltype(n2)>{ grad, param, olds, n2, steps, block };
   }
 };
 
@@ -113,26 +121,30 @@ public:
   static constexpr std::size_t bytes_per_param = program_type::template bytes_per_param<T>;
 
   optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
-    : roots_(program_type::make_roots(rule)), blocks_(store.blocks()), wl_(sizes(store), opts.chunk_elements),
-      exec_(opts.threads) {
+    : roots_(program_type::make_roots(rule))
+    , blocks_(store.blocks())
+    , wl_(sizes(store), opts.chunk_elements)
+    , exec_(opts.threads) {
     init_slots(std::make_index_sequence<n_slots>{});
     step_host_.assign(program_type::n_step_scalars, 0.0);
-    step_T_.assign(program_type::n_step_scalars + 1, T{0});
+    step_T_.assign(program_type::n_step_scalars + 1, T{ 0 });
     reductions_.assign(blocks_.size() * program_type::n_reductions, 0.0);
     partials_.assign(wl_.size() * program_type::n_reductions, 0.0);
     block_host_.assign(program_type::n_block_scalars, 0.0);
-    block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{0});
+    block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{ 0 });
   }
 
   // One optimizer step with the gradients currently in the store.
   void step() {
     const std::int64_t t = t_ + 1;
-    expr::host_ctx h{t, nullptr};
+    expr::host_ctx h{ t, nullptr };
     for_roots([&]<std::size_t R>(const auto& root) {
       expr::fill_step_table<program_type::step_offset[R]>(root, step_host_.data(), h);
     });
-    for (std::size_t i = 0; i < step_host_.size(); ++i) step_T_[i] = static_cast<T>(step_host_[i]);
-    if constexpr (program_type::n_reductions > 0) reduction_pass();
+    for (std::size_t i = 0; i < step_host_.size(); ++i)
+      step_T_[i] = static_cast<T>(step_host_[i]);
+    if constexpr (program_type::n_reductions > 0)
+      reduction_pass();
     if constexpr (program_type::n_block_scalars > 0) {
       for (std::size_t b = 0; b < blocks_.size(); ++b) {
         h.reductions = reductions_.data() + b * program_type::n_reductions;
@@ -155,25 +167,36 @@ public:
   // Named hyperparameters (hyper<"lr">(...)): read or change between steps.
   void set(std::string_view name, double value) {
     bool found = false;
-    std::apply([&](auto&... root) { (visit_root_hypers(root, name, [&](auto& hp) { hp.value = value, found = true; }), ...); }, roots_);
-    if (!found) throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
+    std::apply(
+      [&](auto&... root) {
+        (visit_root_hypers(root, name, [&](auto& hp) { hp.value = value, found = true; }), ...);
+      },
+      roots_);
+    if (!found)
+      throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
   }
   double get(std::string_view name) const {
     double v = 0;
     bool found = false;
-    std::apply([&](const auto&... root) { (visit_root_hypers(root, name, [&](const auto& hp) { v = hp.value, found = true; }), ...); }, roots_);
-    if (!found) throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
+    std::apply(
+      [&](const auto&... root) {
+        (visit_root_hypers(root, name, [&](const auto& hp) { v = hp.value, found = true; }), ...);
+      },
+      roots_);
+    if (!found)
+      throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
     return v;
   }
 
   static std::vector<slot_info> slots() {
     std::vector<slot_info> out;
     [&]<std::size_t... K>(std::index_sequence<K...>) {
-      (out.push_back({std::string(program_type::slot_name(K)),
-                      std::string(dtype_name<typename program_type::template slot_storage_t<K, T>>()),
-                      sizeof(typename program_type::template slot_storage_t<K, T>)}),
+      (out.push_back({ std::string(program_type::slot_name(K)),
+                       std::string(dtype_name<typename program_type::template slot_storage_t<K, T>>()),
+                       sizeof(typename program_type::template slot_storage_t<K, T>) }),
        ...);
-    }(std::make_index_sequence<n_slots>{});
+    }
+    (std::make_index_sequence<n_slots>{});
     return out;
   }
 
@@ -186,30 +209,37 @@ public:
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       (
         [&] {
-          if (program_type::slot_name(K) != slot) return;
+          if (program_type::slot_name(K) != slot)
+            return;
           found = true;
           using St = typename program_type::template slot_storage_t<K, T>;
-          if constexpr (std::is_same_v<St, S>) ptr = std::get<K>(slots_).at(b), dtype_ok = true;
+          if constexpr (std::is_same_v<St, S>)
+            ptr = std::get<K>(slots_).at(b), dtype_ok = true;
         }(),
         ...);
-    }(std::make_index_sequence<n_slots>{});
-    if (!found) throw error(block, "the rule has no state slot named '" + slot + "'");
-    if (!dtype_ok) throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
+    }
+    (std::make_index_sequence<n_slots>{});
+    if (!found)
+      throw error(block, "the rule has no state slot named '" + slot + "'");
+    if (!dtype_ok)
+      throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
     return xt::adapt(ptr, blocks_[b].size, xt::no_ownership(), blocks_[b].shape);
   }
 
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
   std::string describe() const {
     std::ostringstream os;
-    os << "passes: " << program_type::passes << (program_type::passes == 2 ? " (reduction, update)" : " (update)")
-       << "\nslots:";
-    for (auto& s : slots()) os << ' ' << s.name << ':' << s.dtype;
-    if (n_slots == 0) os << " none";
+    os << "passes: " << program_type::passes
+       << (program_type::passes == 2 ? " (reduction, update)" : " (update)") << "\nslots:";
+    for (auto& s : slots())
+      os << ' ' << s.name << ':' << s.dtype;
+    if (n_slots == 0)
+      os << " none";
     os << "\nper-step scalars: " << program_type::n_step_scalars
        << "\nper-block scalars: " << program_type::n_block_scalars
-       << "\nreductions: " << program_type::n_reductions << "\nbytes per parameter (update pass): "
-       << bytes_per_param << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size()
-       << ", threads: " << exec_.threads() << '\n';
+       << "\nreductions: " << program_type::n_reductions
+       << "\nbytes per parameter (update pass): " << bytes_per_param << "\nblocks: " << blocks_.size()
+       << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << '\n';
     return os.str();
   }
 
@@ -218,13 +248,15 @@ public:
 private:
   static std::vector<std::size_t> sizes(const param_store<T>& s) {
     std::vector<std::size_t> out;
-    for (auto& b : s.blocks()) out.push_back(b.size);
+    for (auto& b : s.blocks())
+      out.push_back(b.size);
     return out;
   }
 
   std::size_t block_index(const std::string& name) const {
     for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (blocks_[b].name == name) return b;
+      if (blocks_[b].name == name)
+        return b;
     throw error(name, "no block of that name is updated by this optimizer");
   }
 
@@ -245,7 +277,8 @@ private:
     const double init = [&] {
       double v = 0;
       program_type::visit_states(std::get<program_type::n_slots>(roots_), [&](const auto& s) {
-        if (std::remove_cvref_t<decltype(s)>::name.view() == program_type::slot_name(K)) v = s.init;
+        if (std::remove_cvref_t<decltype(s)>::name.view() == program_type::slot_name(K))
+          v = s.init;
       });
       return v;
     }();
@@ -254,14 +287,14 @@ private:
 
   template <class F>
   void for_roots(F&& f) const {
-    [&]<std::size_t... R>(std::index_sequence<R...>) {
-      (f.template operator()<R>(std::get<R>(roots_)), ...);
-    }(std::make_index_sequence<program_type::n_roots>{});
+    [&]<std::size_t... R>(std::index_sequence<R...>) { (f.template operator()<R>(std::get<R>(roots_)), ...); }
+    (std::make_index_sequence<program_type::n_roots>{});
   }
   template <class Root, class F>
   static void visit_root_hypers(Root& root, std::string_view name, F&& f) {
     expr::visit_hypers(root, [&](auto& hp) {
-      if (std::remove_cvref_t<decltype(hp)>::name.view() == name) f(hp);
+      if (std::remove_cvref_t<decltype(hp)>::name.view() == name)
+        f(hp);
     });
   }
 
@@ -281,9 +314,15 @@ private:
   };
 
   chunk_frame frame(std::size_t b) {
-    chunk_frame f{blocks_[b].param, blocks_[b].grad, slot_pointers(b, std::make_index_sequence<n_slots>{}), {}, {},
-                  step_T_.data(), block_T_.data() + b * program_type::n_block_scalars};
-    for (std::size_t k = 0; k < program_type::n_step_scalars; ++k) f.step_v[k] = typename chunk_frame::VB(f.step_s[k]);
+    chunk_frame f{ blocks_[b].param,
+                   blocks_[b].grad,
+                   slot_pointers(b, std::make_index_sequence<n_slots>{}),
+                   {},
+                   {},
+                   step_T_.data(),
+                   block_T_.data() + b * program_type::n_block_scalars };
+    for (std::size_t k = 0; k < program_type::n_step_scalars; ++k)
+      f.step_v[k] = typename chunk_frame::VB(f.step_s[k]);
     for (std::size_t k = 0; k < program_type::n_block_scalars; ++k)
       f.block_v[k] = typename chunk_frame::VB(f.block_s[k]);
     return f;
@@ -298,7 +337,8 @@ private:
     if constexpr (K == n_slots) {
       return c;
     } else {
-      auto v = expr::evaluate<program_type::step_offset[K], program_type::block_offset[K]>(std::get<K>(roots_), c);
+      auto v =
+        expr::evaluate<program_type::step_offset[K], program_type::block_offset[K]>(std::get<K>(roots_), c);
       return compute_news<K + 1>(c.with_new(v));
     }
   }
@@ -309,10 +349,13 @@ private:
     auto olds = std::apply([&](auto*... sp) { return std::make_tuple(kernel::load<V>(sp + i)...); }, f.slots);
     const V* steps;
     const V* block;
-    if constexpr (kernel::is_batch_v<V>) steps = f.step_v.data(), block = f.block_v.data();
-    else steps = f.step_s, block = f.block_s;
+    if constexpr (kernel::is_batch_v<V>)
+      steps = f.step_v.data(), block = f.block_v.data();
+    else
+      steps = f.step_s, block = f.block_s;
     expr::eval_ctx<V, program_type, decltype(olds), std::tuple<>> c0{
-      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, steps, block};
+      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, steps, block
+    };
     return compute_news<0>(c0);
   }
 
@@ -322,12 +365,13 @@ private:
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V>(f, i);
       constexpr std::size_t out = program_type::output_root;
-      const V delta =
-        expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(std::get<out>(roots_), c);
+      const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
+        std::get<out>(roots_), c);
       kernel::store(f.p + i, V(c.param + delta));
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         (kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news)), ...);
-      }(std::make_index_sequence<n_slots>{});
+      }
+      (std::make_index_sequence<n_slots>{});
     });
   }
 
@@ -352,8 +396,10 @@ private:
           root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
             using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
             const V x = expr::evaluate<S, 0>(std::get<0>(red.kids), c);
-            if constexpr (kernel::is_batch_v<V>) accv[Rr] = Op::accumulate(accv[Rr], x);
-            else accs[Rr] = Op::accumulate(accs[Rr], x);
+            if constexpr (kernel::is_batch_v<V>)
+              accv[Rr] = Op::accumulate(accv[Rr], x);
+            else
+              accs[Rr] = Op::accumulate(accs[Rr], x);
           });
       });
     });
@@ -385,7 +431,8 @@ private:
             total = Op::combine(total, acc);
           }
           if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
-            for (std::size_t b = 0; b < blocks_.size(); ++b) reductions_[b * nr + Rr] = total;
+            for (std::size_t b = 0; b < blocks_.size(); ++b)
+              reductions_[b * nr + Rr] = total;
         });
     });
   }

@@ -15,7 +15,13 @@
 // in order inside one loop: the update of each slot, then the rule's output (the parameter's
 // change). Every root gets fixed offsets into the per-step, per-block and reduction tables.
 
+#include "steep/core/error.hpp"
+#include "steep/expr/node.hpp"
+#include "steep/expr/reduce.hpp"
+#include "steep/expr/state.hpp"
+
 #include <array>
+#include <boost/hana.hpp>
 #include <cstddef>
 #include <optional>
 #include <string_view>
@@ -23,20 +29,15 @@
 #include <type_traits>
 #include <utility>
 
-#include <boost/hana.hpp>
-
-#include "steep/core/error.hpp"
-#include "steep/expr/node.hpp"
-#include "steep/expr/reduce.hpp"
-#include "steep/expr/state.hpp"
-
 namespace steep::expr {
 
 namespace detail {
 namespace hana = boost::hana;
 
 template <class N>
-concept has_kids = requires(const N& n) { n.kids; };
+concept has_kids = requires(const N& n) {
+  n.kids;
+};
 
 template <class N>
 struct kid_types {
@@ -57,9 +58,8 @@ constexpr auto collect_states(hana::basic_type<N>) {
   } else if constexpr (is_prev_node<N>::value) {
     return collect_states(hana::type_c<typename N::state_type>);
   } else {
-    return hana::fold_left(kid_types<N>::value, hana::tuple_t<>, [](auto acc, auto kid) {
-      return hana::concat(acc, collect_states(kid));
-    });
+    return hana::fold_left(kid_types<N>::value, hana::tuple_t<>,
+                           [](auto acc, auto kid) { return hana::concat(acc, collect_states(kid)); });
   }
 }
 
@@ -71,9 +71,8 @@ template <class All>
 constexpr auto unique_states(All all) {
   return hana::fold_left(all, hana::tuple_t<>, [](auto acc, auto t) {
     using N = typename decltype(t)::type;
-    constexpr bool seen = hana::fold_left(acc, false, [](bool found, auto u) {
-      return found || same_name<typename decltype(u)::type, N>;
-    });
+    constexpr bool seen = hana::fold_left(
+      acc, false, [](bool found, auto u) { return found || same_name<typename decltype(u)::type, N>; });
     if constexpr (seen) {
       constexpr bool same_stage = hana::fold_left(acc, true, [](bool ok, auto u) {
         using M = typename decltype(u)::type;
@@ -90,10 +89,12 @@ constexpr auto unique_states(All all) {
 
 template <class N, class Leaf>
 constexpr bool contains(hana::basic_type<N>) {
-  if constexpr (std::is_same_v<N, Leaf>) return true;
-  else return hana::fold_left(kid_types<N>::value, false, [](bool any, auto kid) {
-    return any || contains<typename decltype(kid)::type, Leaf>(kid);
-  });
+  if constexpr (std::is_same_v<N, Leaf>)
+    return true;
+  else
+    return hana::fold_left(kid_types<N>::value, false, [](bool any, auto kid) {
+      return any || contains<typename decltype(kid)::type, Leaf>(kid);
+    });
 }
 } // namespace detail
 
@@ -130,7 +131,8 @@ private:
       ((a[i++] = acc, acc += count(std::type_identity<root_t<R>>{})), ...);
       a[n_roots] = acc;
       return a;
-    }(std::make_index_sequence<n_roots>{});
+    }
+    (std::make_index_sequence<n_roots>{});
   }
 
 public:
@@ -146,7 +148,8 @@ public:
   static constexpr bool reads_grad = [] {
     return [&]<std::size_t... R>(std::index_sequence<R...>) {
       return (detail::contains<root_t<R>, grad_t>(boost::hana::type_c<root_t<R>>) || ...);
-    }(std::make_index_sequence<n_roots>{});
+    }
+    (std::make_index_sequence<n_roots>{});
   }();
 
   template <fixed_string Name>
@@ -154,7 +157,8 @@ public:
     std::size_t idx = n_slots;
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       ((slot_t<K>::name.view() == Name.view() && idx == n_slots ? (idx = K, 0) : 0), ...);
-    }(std::make_index_sequence<n_slots>{});
+    }
+    (std::make_index_sequence<n_slots>{});
     return idx;
   }();
 
@@ -162,7 +166,8 @@ public:
     std::string_view out;
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       ((K == k ? (out = slot_t<K>::name.view(), 0) : 0), ...);
-    }(std::make_index_sequence<n_slots>{});
+    }
+    (std::make_index_sequence<n_slots>{});
     return out;
   }
 
@@ -185,9 +190,8 @@ public:
   template <class T>
   static constexpr std::size_t bytes_per_param = [] {
     std::size_t bytes = 2 * sizeof(T) + (reads_grad ? sizeof(T) : 0);
-    [&]<std::size_t... K>(std::index_sequence<K...>) {
-      ((bytes += 2 * sizeof(slot_storage_t<K, T>)), ...);
-    }(std::make_index_sequence<n_slots>{});
+    [&]<std::size_t... K>(std::index_sequence<K...>) { ((bytes += 2 * sizeof(slot_storage_t<K, T>)), ...); }
+    (std::make_index_sequence<n_slots>{});
     return bytes;
   }();
 
@@ -196,18 +200,21 @@ public:
   static roots_t make_roots(const std::remove_cvref_t<Rule>& rule) {
     auto found = []<std::size_t... K>(std::index_sequence<K...>) {
       return std::tuple<std::optional<slot_t<K>>...>{};
-    }(std::make_index_sequence<n_slots>{});
+    }
+    (std::make_index_sequence<n_slots>{});
     visit_states(rule, [&](const auto& s) {
       using S = std::remove_cvref_t<decltype(s)>;
       auto& slot = std::get<index_of<S::name>>(found);
-      if (!slot) slot.emplace(s);
+      if (!slot)
+        slot.emplace(s);
       else if (!(*slot == s))
         throw usage_error("slot '" + std::string(S::name.view()) +
                           "' is defined twice with different hyperparameters; give each stage its own name");
     });
     return [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return roots_t{std::get<K>(found)->update..., rule};
-    }(std::make_index_sequence<n_slots>{});
+      return roots_t{ std::get<K>(found)->update..., rule };
+    }
+    (std::make_index_sequence<n_slots>{});
   }
 
   template <class N, class F>
@@ -236,7 +243,8 @@ inline void visit_reductions(const N& n, F&& f) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (visit_reductions<S + O::step[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
-    }(std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }
 }
 
@@ -244,14 +252,16 @@ inline void visit_reductions(const N& n, F&& f) {
 template <std::size_t S, class N>
 inline void fill_step_table(const N& n, double* table, const host_ctx& h) {
   if constexpr (N::level == 0) {
-    if constexpr (!N::is_inline) table[S] = n.hoist_value(h);
+    if constexpr (!N::is_inline)
+      table[S] = n.hoist_value(h);
   } else if constexpr (is_reduce_node<N>::value) {
     fill_step_table<S>(std::get<0>(n.kids), table, h);
   } else if constexpr (detail::has_kids<N>) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (fill_step_table<S + O::step[I]>(std::get<I>(n.kids), table, h), ...);
-    }(std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }
 }
 
@@ -264,14 +274,19 @@ inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (fill_block_table<B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), table, h), ...);
-    }(std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }
 }
 
 // Calls f(node) for every named hyperparameter under n (mutable, for optimizer::set).
 template <class N, class F>
 inline void visit_hypers(N& n, F&& f) {
-  if constexpr (requires { N::name; n.value; } && !is_state_node_v<N>) {
+  if constexpr (requires {
+                  N::name;
+                  n.value;
+                } &&
+                !is_state_node_v<N>) {
     f(n);
   } else if constexpr (detail::has_kids<N>) {
     std::apply([&](auto&... k) { (visit_hypers(k, f), ...); }, n.kids);

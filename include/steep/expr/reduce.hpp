@@ -14,10 +14,10 @@
 // A reduction of an expression that itself contains a reduction would need a third pass and is
 // rejected at compile time.
 
+#include "steep/expr/node.hpp"
+
 #include <cstddef>
 #include <utility>
-
-#include "steep/expr/node.hpp"
 
 namespace steep::expr {
 
@@ -25,35 +25,60 @@ namespace red {
 // Each: identity, the lane-wise accumulate, a fixed-order horizontal finish, and how two
 // partial results combine (in double).
 struct sum_sq {
-  template <class V> static V accumulate(const V& acc, const V& x) { return acc + x * x; }
-  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hsum(acc)); }
+  template <class V>
+  static V accumulate(const V& acc, const V& x) {
+    return acc + x * x;
+  }
+  template <class V>
+  static double finish(const V& acc) {
+    return static_cast<double>(kernel::hsum(acc));
+  }
   static double combine(double a, double b) { return a + b; }
 };
 struct sum_abs {
-  template <class V> static V accumulate(const V& acc, const V& x) { return acc + kernel::abs(x); }
-  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hsum(acc)); }
+  template <class V>
+  static V accumulate(const V& acc, const V& x) {
+    return acc + kernel::abs(x);
+  }
+  template <class V>
+  static double finish(const V& acc) {
+    return static_cast<double>(kernel::hsum(acc));
+  }
   static double combine(double a, double b) { return a + b; }
 };
 struct sum {
-  template <class V> static V accumulate(const V& acc, const V& x) { return acc + x; }
-  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hsum(acc)); }
+  template <class V>
+  static V accumulate(const V& acc, const V& x) {
+    return acc + x;
+  }
+  template <class V>
+  static double finish(const V& acc) {
+    return static_cast<double>(kernel::hsum(acc));
+  }
   static double combine(double a, double b) { return a + b; }
 };
 struct max_abs {
-  template <class V> static V accumulate(const V& acc, const V& x) { return kernel::max(acc, kernel::abs(x)); }
-  template <class V> static double finish(const V& acc) { return static_cast<double>(kernel::hmax(acc)); }
+  template <class V>
+  static V accumulate(const V& acc, const V& x) {
+    return kernel::max(acc, kernel::abs(x));
+  }
+  template <class V>
+  static double finish(const V& acc) {
+    return static_cast<double>(kernel::hmax(acc));
+  }
   static double combine(double a, double b) { return a < b ? b : a; }
 };
 } // namespace red
 
 // Over which elements a reduction runs.
-struct per_block {};   // each block separately
-struct all_blocks {};  // every block the rule updates, as one vector
+struct per_block {};  // each block separately
+struct all_blocks {}; // every block the rule updates, as one vector
 
 template <class Op, class Scope, class C>
 struct reduce_node : node_tag {
   static_assert(C::level == 2, "a reduction needs an elementwise operand (reducing a scalar is the scalar)");
-  static_assert(C::n_red == 0, "a reduction of a reduction needs a third pass; steep supports one reduction pass");
+  static_assert(C::n_red == 0,
+                "a reduction of a reduction needs a third pass; steep supports one reduction pass");
   using op_type = Op;
   using scope = Scope;
   using child_type = C;
@@ -66,7 +91,9 @@ struct reduce_node : node_tag {
   std::tuple<C> kids;
 
   template <std::size_t R>
-  double block_value(const host_ctx& h) const { return h.reductions[R]; }
+  double block_value(const host_ctx& h) const {
+    return h.reductions[R];
+  }
   bool operator==(const reduce_node&) const = default;
 };
 
@@ -78,16 +105,37 @@ struct is_reduce_node<reduce_node<O, S, C>> : std::true_type {};
 template <class Op, class Scope, operand X>
 constexpr auto reduce(X&& x) {
   using C = as_expr_t<X>;
-  return reduce_node<Op, Scope, C>{{}, std::tuple<C>(as_expr(std::forward<X>(x)))};
+  return reduce_node<Op, Scope, C>{ {}, std::tuple<C>(as_expr(std::forward<X>(x))) };
 }
 
 // Norms over all blocks of the rule ("global") and per block.
-template <operand X> constexpr auto norm2(X&& x) { return sqrt(reduce<red::sum_sq, all_blocks>(std::forward<X>(x))); }
-template <operand X> constexpr auto norm1(X&& x) { return reduce<red::sum_abs, all_blocks>(std::forward<X>(x)); }
-template <operand X> constexpr auto norm_inf(X&& x) { return reduce<red::max_abs, all_blocks>(std::forward<X>(x)); }
-template <operand X> constexpr auto block_norm2(X&& x) { return sqrt(reduce<red::sum_sq, per_block>(std::forward<X>(x))); }
-template <operand X> constexpr auto block_norm1(X&& x) { return reduce<red::sum_abs, per_block>(std::forward<X>(x)); }
-template <operand X> constexpr auto block_norm_inf(X&& x) { return reduce<red::max_abs, per_block>(std::forward<X>(x)); }
-template <operand X> constexpr auto block_sum(X&& x) { return reduce<red::sum, per_block>(std::forward<X>(x)); }
+template <operand X>
+constexpr auto norm2(X&& x) {
+  return sqrt(reduce<red::sum_sq, all_blocks>(std::forward<X>(x)));
+}
+template <operand X>
+constexpr auto norm1(X&& x) {
+  return reduce<red::sum_abs, all_blocks>(std::forward<X>(x));
+}
+template <operand X>
+constexpr auto norm_inf(X&& x) {
+  return reduce<red::max_abs, all_blocks>(std::forward<X>(x));
+}
+template <operand X>
+constexpr auto block_norm2(X&& x) {
+  return sqrt(reduce<red::sum_sq, per_block>(std::forward<X>(x)));
+}
+template <operand X>
+constexpr auto block_norm1(X&& x) {
+  return reduce<red::sum_abs, per_block>(std::forward<X>(x));
+}
+template <operand X>
+constexpr auto block_norm_inf(X&& x) {
+  return reduce<red::max_abs, per_block>(std::forward<X>(x));
+}
+template <operand X>
+constexpr auto block_sum(X&& x) {
+  return reduce<red::sum, per_block>(std::forward<X>(x));
+}
 
 } // namespace steep::expr

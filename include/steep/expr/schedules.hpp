@@ -11,11 +11,11 @@
 //
 // t is 1-based: the first step uses eta_1, as torch's LambdaLR stepped after each optimizer step.
 
+#include "steep/expr/node.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <numbers>
-
-#include "steep/expr/node.hpp"
 
 namespace steep::expr {
 
@@ -24,13 +24,17 @@ struct schedule_node : step_leaf {
   [[no_unique_address]] F f;
   double hoist_value(const host_ctx& h) const { return f(h.t); }
   bool operator==(const schedule_node& o) const {
-    if constexpr (requires { o.f == o.f; }) return f == o.f;
-    else return true;
+    if constexpr (requires { o.f == o.f; })
+      return f == o.f;
+    else
+      return true;
   }
 };
 
 template <class F>
-constexpr auto schedule(F f) { return schedule_node<F>{{}, f}; }
+constexpr auto schedule(F f) {
+  return schedule_node<F>{ {}, f };
+}
 
 namespace sched {
 struct constant_fn {
@@ -57,23 +61,26 @@ struct wsd_fn {
   double eta0, warmup, decay_start, total;
   double operator()(std::int64_t t) const {
     const double s = static_cast<double>(t);
-    if (s <= warmup) return eta0 * s / warmup;
-    if (s <= decay_start) return eta0;
-    if (s >= total) return 0.0;
+    if (s <= warmup)
+      return eta0 * s / warmup;
+    if (s <= decay_start)
+      return eta0;
+    if (s >= total)
+      return 0.0;
     return eta0 * (total - s) / (total - decay_start);
   }
   bool operator==(const wsd_fn&) const = default;
 };
 } // namespace sched
 
-inline constexpr auto constant_lr(double eta) { return schedule(sched::constant_fn{eta}); }
-inline constexpr auto inv_power(double eta0, double a) { return schedule(sched::inv_power_fn{eta0, a}); }
+inline constexpr auto constant_lr(double eta) { return schedule(sched::constant_fn{ eta }); }
+inline constexpr auto inv_power(double eta0, double a) { return schedule(sched::inv_power_fn{ eta0, a }); }
 inline constexpr auto cosine(double eta0, std::int64_t total, double eta_min = 0) {
-  return schedule(sched::cosine_fn{eta0, static_cast<double>(total), eta_min});
+  return schedule(sched::cosine_fn{ eta0, static_cast<double>(total), eta_min });
 }
 inline constexpr auto wsd(double eta0, std::int64_t warmup, std::int64_t decay_start, std::int64_t total) {
-  return schedule(
-    sched::wsd_fn{eta0, static_cast<double>(warmup), static_cast<double>(decay_start), static_cast<double>(total)});
+  return schedule(sched::wsd_fn{ eta0, static_cast<double>(warmup), static_cast<double>(decay_start),
+                                 static_cast<double>(total) });
 }
 inline constexpr auto warmup_linear(double eta0, std::int64_t warmup, std::int64_t total) {
   return wsd(eta0, warmup, warmup, total);

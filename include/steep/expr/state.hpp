@@ -18,10 +18,10 @@
 // Referring to a stage (m) gives its value after this step; the same name used twice is the
 // same buffer, updated once. Two different stages under one name are rejected.
 
+#include "steep/expr/node.hpp"
+
 #include <type_traits>
 #include <utility>
-
-#include "steep/expr/node.hpp"
 
 namespace steep::expr {
 
@@ -33,7 +33,9 @@ template <fixed_string Name>
 struct prev_ref : leaf {
   static constexpr int level = 2;
   template <std::size_t S, std::size_t B, class Ctx>
-  auto eval(const Ctx& c) const { return c.template old_value<Name>(); }
+  auto eval(const Ctx& c) const {
+    return c.template old_value<Name>();
+  }
   bool operator==(const prev_ref&) const = default;
 };
 
@@ -61,7 +63,9 @@ struct state_node : leaf {
   Extra extra{};
 
   template <std::size_t S, std::size_t B, class Ctx>
-  auto eval(const Ctx& c) const { return c.template new_value<Name>(); }
+  auto eval(const Ctx& c) const {
+    return c.template new_value<Name>();
+  }
   bool operator==(const state_node&) const = default;
 };
 
@@ -79,7 +83,9 @@ struct prev_node : leaf {
   using state_type = State;
   State state;
   template <std::size_t S, std::size_t B, class Ctx>
-  auto eval(const Ctx& c) const { return c.template old_value<State::name>(); }
+  auto eval(const Ctx& c) const {
+    return c.template old_value<State::name>();
+  }
   bool operator==(const prev_node&) const = default;
 };
 template <class N>
@@ -90,13 +96,13 @@ struct is_prev_node<prev_node<S>> : std::true_type {};
 template <fixed_string Name, class Dtype = param_dtype, class F, class Extra = no_extra>
 constexpr auto recur(F&& f, double init = 0, Extra extra = {}) {
   auto update = as_expr(std::forward<F>(f)(prev_ref<Name>{}));
-  return state_node<Name, Dtype, decltype(update), Extra>{{}, std::move(update), init, std::move(extra)};
+  return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
 }
 
 template <class S>
 constexpr auto prev(const S& s) {
   static_assert(is_state_node_v<S>, "prev(x) needs a stage that owns state (ema, trace, recur, ...)");
-  return prev_node<S>{{}, s};
+  return prev_node<S>{ {}, s };
 }
 
 // Exponential moving average m_t = b m_{t-1} + (1 - b) x_t, m_0 = 0 (torch Adam's exp_avg).
@@ -105,7 +111,7 @@ constexpr auto ema(X&& x, B&& beta) {
   auto b = as_expr(std::forward<B>(beta));
   static_assert(decltype(b)::level == 0, "ema(x, beta): beta must be a per-step scalar");
   auto xe = as_expr(std::forward<X>(x));
-  return recur<Name, Dtype>([&](auto m) { return b * m + (1.0 - b) * xe; }, 0.0, ema_extra<decltype(b)>{b});
+  return recur<Name, Dtype>([&](auto m) { return b * m + (1.0 - b) * xe; }, 0.0, ema_extra<decltype(b)>{ b });
 }
 
 // Heavy-ball trace b_t = mu b_{t-1} + x_t (torch SGD's momentum_buffer with dampening 0).

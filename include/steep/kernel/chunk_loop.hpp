@@ -9,9 +9,9 @@
 // index of the group; writing the body once for both widths is what keeps the tail exact
 // (the tail computes the same expression, not an approximation of it).
 
-#include <cstddef>
-
 #include "steep/kernel/simd.hpp"
+
+#include <cstddef>
 
 namespace steep::kernel {
 
@@ -20,8 +20,10 @@ inline void chunk_loop(std::size_t begin, std::size_t end, Body&& body) {
   using V = batch<T>;
   constexpr std::size_t w = V::size;
   std::size_t i = begin;
-  for (; i + w <= end; i += w) body.template operator()<V>(i);
-  for (; i < end; ++i) body.template operator()<T>(i);
+  for (; i + w <= end; i += w)
+    body.template operator()<V>(i);
+  for (; i < end; ++i)
+    body.template operator()<T>(i);
 }
 
 } // namespace steep::kernel

@@ -10,23 +10,22 @@
 // and costs scheduling time (toolchain.md pitfall 12, perf-local.md §6). Lists too short to
 // share run on the calling thread.
 
+#include "steep/kernel/work_list.hpp"
+
 #include <cstddef>
 #include <memory>
-
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
-
-#include "steep/kernel/work_list.hpp"
 
 namespace steep::kernel {
 
 class executor {
 public:
   explicit executor(int threads = 0)
-    : threads_(threads > 0 ? threads : oneapi::tbb::info::default_concurrency()),
-      arena_(std::make_unique<oneapi::tbb::task_arena>(threads_)) {}
+    : threads_(threads > 0 ? threads : oneapi::tbb::info::default_concurrency())
+    , arena_(std::make_unique<oneapi::tbb::task_arena>(threads_)) {}
 
   int threads() const noexcept { return threads_; }
 
@@ -34,14 +33,16 @@ public:
   void for_each_chunk(const work_list& wl, Body&& body) const {
     const std::size_t n = wl.size();
     if (threads_ == 1 || n < 2) {
-      for (std::size_t c = 0; c < n; ++c) body(c);
+      for (std::size_t c = 0; c < n; ++c)
+        body(c);
       return;
     }
     arena_->execute([&] {
       oneapi::tbb::parallel_for(
         oneapi::tbb::blocked_range<std::size_t>(0, n, 1),
         [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
-          for (std::size_t c = r.begin(); c != r.end(); ++c) body(c);
+          for (std::size_t c = r.begin(); c != r.end(); ++c)
+            body(c);
         },
         oneapi::tbb::static_partitioner{});
     });

@@ -32,8 +32,10 @@ inline constexpr bool is_batch_v = is_batch<V>::value;
 // Lanes of V: batch::size for a batch, 1 for a scalar.
 template <class V>
 inline constexpr std::size_t lanes_v = [] {
-  if constexpr (is_batch_v<V>) return V::size;
-  else return std::size_t{1};
+  if constexpr (is_batch_v<V>)
+    return V::size;
+  else
+    return std::size_t{ 1 };
 }();
 
 template <class V>
@@ -57,7 +59,8 @@ inline V load(const S* p) {
     return V::load_unaligned(p);
   } else {
     alignas(64) T tmp[V::size];
-    for (std::size_t k = 0; k < V::size; ++k) tmp[k] = static_cast<T>(p[k]);
+    for (std::size_t k = 0; k < V::size; ++k)
+      tmp[k] = static_cast<T>(p[k]);
     return V::load_aligned(tmp);
   }
 }
@@ -72,7 +75,8 @@ inline void store(S* p, const V& v) {
   } else {
     alignas(64) T tmp[V::size];
     v.store_aligned(tmp);
-    for (std::size_t k = 0; k < V::size; ++k) p[k] = static_cast<S>(tmp[k]);
+    for (std::size_t k = 0; k < V::size; ++k)
+      p[k] = static_cast<S>(tmp[k]);
   }
 }
 
@@ -85,23 +89,31 @@ inline V broadcast(double x) {
 
 template <class V>
 inline V sqrt(const V& x) {
-  if constexpr (is_batch_v<V>) return xsimd::sqrt(x);
-  else return std::sqrt(x);
+  if constexpr (is_batch_v<V>)
+    return xsimd::sqrt(x);
+  else
+    return std::sqrt(x);
 }
 template <class V>
 inline V abs(const V& x) {
-  if constexpr (is_batch_v<V>) return xsimd::abs(x);
-  else return std::fabs(x);
+  if constexpr (is_batch_v<V>)
+    return xsimd::abs(x);
+  else
+    return std::fabs(x);
 }
 template <class V>
 inline V max(const V& a, const V& b) {
-  if constexpr (is_batch_v<V>) return xsimd::max(a, b);
-  else return a < b ? b : a;
+  if constexpr (is_batch_v<V>)
+    return xsimd::max(a, b);
+  else
+    return a < b ? b : a;
 }
 template <class V>
 inline V min(const V& a, const V& b) {
-  if constexpr (is_batch_v<V>) return xsimd::min(a, b);
-  else return b < a ? b : a;
+  if constexpr (is_batch_v<V>)
+    return xsimd::min(a, b);
+  else
+    return b < a ? b : a;
 }
 template <class V>
 inline V sign(const V& x) {
@@ -111,26 +123,33 @@ inline V sign(const V& x) {
     const V s = xsimd::select(x > zero, one, zero) - xsimd::select(x < zero, one, zero);
     return xsimd::select(x != x, x, s); // NaN stays NaN
   } else {
-    if (x != x) return x;
+    if (x != x)
+      return x;
     return T((x > T(0)) - (x < T(0)));
   }
 }
 template <class V>
 inline V exp(const V& x) {
-  if constexpr (is_batch_v<V>) return xsimd::exp(x);
-  else return std::exp(x);
+  if constexpr (is_batch_v<V>)
+    return xsimd::exp(x);
+  else
+    return std::exp(x);
 }
 template <class V>
 inline V log(const V& x) {
-  if constexpr (is_batch_v<V>) return xsimd::log(x);
-  else return std::log(x);
+  if constexpr (is_batch_v<V>)
+    return xsimd::log(x);
+  else
+    return std::log(x);
 }
 
 // Horizontal sum of a batch in a fixed lane order (so reductions are reproducible).
 template <class V>
 inline scalar_of<V> hsum(const V& x) {
-  if constexpr (is_batch_v<V>) return xsimd::hadd(x);
-  else return x;
+  if constexpr (is_batch_v<V>)
+    return xsimd::hadd(x);
+  else
+    return x;
 }
 template <class V>
 inline scalar_of<V> hmax(const V& x) {
@@ -138,7 +157,8 @@ inline scalar_of<V> hmax(const V& x) {
     alignas(64) scalar_of<V> tmp[V::size];
     x.store_aligned(tmp);
     scalar_of<V> m = tmp[0];
-    for (std::size_t k = 1; k < V::size; ++k) m = m < tmp[k] ? tmp[k] : m;
+    for (std::size_t k = 1; k < V::size; ++k)
+      m = m < tmp[k] ? tmp[k] : m;
     return m;
   } else {
     return x;

@@ -39,7 +39,8 @@ public:
     for (std::size_t b = 0; b < block_sizes.size(); ++b) {
       first_.push_back(chunks_.size());
       for (std::size_t i = 0; i < block_sizes[b]; i += chunk_elements)
-        chunks_.push_back({b, i, i + chunk_elements < block_sizes[b] ? i + chunk_elements : block_sizes[b]});
+        chunks_.push_back(
+          { b, i, i + chunk_elements < block_sizes[b] ? i + chunk_elements : block_sizes[b] });
     }
     first_.push_back(chunks_.size());
   }
