@@ -92,6 +92,8 @@ TEST_CASE("schedules give the documented learning rates") {
   CHECK(at(wsd(1.0, 2, 6, 10), 5) == Approx(1.0));
   CHECK(at(wsd(1.0, 2, 6, 10), 8) == Approx(0.5));
   CHECK(at(wsd(1.0, 2, 6, 10), 12) == 0.0);
+  CHECK_THROWS_WITH(wsd(1.0, 5, 3, 10), Catch::Contains("1 <= warmup <= decay_start < total"));
+  CHECK_THROWS_WITH(cosine(1.0, 0), Catch::Contains("total steps must be >= 1"));
 }
 
 TEST_CASE("the step counter and a schedule drive the update") {

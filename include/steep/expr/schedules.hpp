@@ -11,6 +11,7 @@
 //
 // t is 1-based: the first step uses eta_1, as torch's LambdaLR stepped after each optimizer step.
 
+#include "steep/core/error.hpp"
 #include "steep/expr/node.hpp"
 
 #include <cmath>
@@ -76,9 +77,13 @@ struct wsd_fn {
 inline constexpr auto constant_lr(double eta) { return schedule(sched::constant_fn{ eta }); }
 inline constexpr auto inv_power(double eta0, double a) { return schedule(sched::inv_power_fn{ eta0, a }); }
 inline constexpr auto cosine(double eta0, std::int64_t total, double eta_min = 0) {
+  if (total < 1)
+    throw usage_error("cosine schedule: total steps must be >= 1");
   return schedule(sched::cosine_fn{ eta0, static_cast<double>(total), eta_min });
 }
 inline constexpr auto wsd(double eta0, std::int64_t warmup, std::int64_t decay_start, std::int64_t total) {
+  if (warmup < 1 || decay_start < warmup || total <= decay_start)
+    throw usage_error("wsd schedule: needs 1 <= warmup <= decay_start < total");
   return schedule(sched::wsd_fn{ eta0, static_cast<double>(warmup), static_cast<double>(decay_start),
                                  static_cast<double>(total) });
 }
