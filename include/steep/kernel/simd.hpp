@@ -29,15 +29,6 @@ struct is_batch<xsimd::batch<T, A>> : std::true_type {};
 template <class V>
 inline constexpr bool is_batch_v = is_batch<V>::value;
 
-// Lanes of V: batch::size for a batch, 1 for a scalar.
-template <class V>
-inline constexpr std::size_t lanes_v = [] {
-  if constexpr (is_batch_v<V>)
-    return V::size;
-  else
-    return std::size_t{ 1 };
-}();
-
 template <class V>
 struct scalar_of_impl {
   using type = V;
