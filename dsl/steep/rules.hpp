@@ -4,6 +4,7 @@
 #include "steep/rules/adam.hpp"
 #include "steep/rules/adamw.hpp"
 #include "steep/rules/lion.hpp"
+#include "steep/rules/muon.hpp"
 #include "steep/rules/normalized_gd.hpp"
 #include "steep/rules/optax.hpp"
 #include "steep/rules/rmsprop.hpp"

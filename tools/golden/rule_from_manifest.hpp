@@ -97,8 +97,38 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
       return make(nadamw_optax(lr, b1, b2, eps, eps_root, wd));
     return make(adam_optax(lr, b1, b2, eps, eps_root, wd));
   }
-  if (algo == "muon" || algo == "optax_muon_matrix")
-    throw unsupported("spectral dual map (Muon family) is issue #3, not implemented yet");
+  if (algo == "muon") {
+    const double wd = num(hp, "weight_decay", 0.1), mu = num(hp, "momentum", 0.95);
+    newton_schulz ns{ .steps = static_cast<int>(num(hp, "ns_steps", 5)), .eps = num(hp, "eps", 1e-7) };
+    if (hp.contains("ns_coefficients"))
+      ns.coefficients = { hp["ns_coefficients"][0].get<double>(), hp["ns_coefficients"][1].get<double>(),
+                          hp["ns_coefficients"][2].get<double>() };
+    const std::string ortho = hp.value("ortho", std::string("newton_schulz"));
+    const std::string adjust = hp.contains("adjust_lr_fn") && !hp["adjust_lr_fn"].is_null()
+                                 ? hp["adjust_lr_fn"].get<std::string>()
+                                 : std::string("original");
+    if (ortho != "newton_schulz" && ortho != "svd")
+      throw unsupported("muon ortho '" + ortho + "'");
+    if (adjust != "original" && adjust != "match_rms_adamw")
+      throw unsupported("muon adjust_lr_fn '" + adjust + "'");
+    const lr_adjust adj = adjust == "original" ? lr_adjust::original : lr_adjust::match_rms_adamw;
+    auto with_map = [&](auto map) {
+      return flag(hp, "nesterov") ? make(muon_rule<true>(lr, wd, mu, adj, map))
+                                  : make(muon_rule<false>(lr, wd, mu, adj, map));
+    };
+    return ortho == "svd" ? with_map(exact_polar{}) : with_map(ns);
+  }
+  if (algo == "optax_muon_matrix") {
+    if (!flag(hp, "nesterov"))
+      throw unsupported("optax muon without nesterov");
+    newton_schulz ns{ .steps = static_cast<int>(num(hp, "ns_steps", 5)),
+                      .eps = num(hp, "eps", 1e-8),
+                      .guard = frobenius_guard::additive };
+    if (hp.contains("ns_coeffs"))
+      ns.coefficients = { hp["ns_coeffs"][0].get<double>(), hp["ns_coeffs"][1].get<double>(),
+                          hp["ns_coeffs"][2].get<double>() };
+    return make(muon_optax(lr, num(hp, "beta", 0.95), num(hp, "weight_decay", 0.0), ns));
+  }
   throw unsupported("unknown algorithm '" + algo + "'");
 }
 

@@ -33,10 +33,16 @@
 
 namespace steep::expr {
 
+// A block seen as a matrix: rows = shape[0], cols = the product of the rest (1 for a vector).
+struct block_dims {
+  double rows = 1, cols = 1;
+};
+
 // What a host-side (double) evaluation of a level-0 or level-1 subtree may read.
 struct host_ctx {
   std::int64_t t = 0;                 // 1-based step counter
   const double* reductions = nullptr; // this block's reduction results (level 1 only)
+  block_dims dims{};                  // this block's dims (level 1 only)
 };
 
 struct node_tag {

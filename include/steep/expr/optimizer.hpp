@@ -21,11 +21,14 @@
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
 #include "steep/expr/program.hpp"
+#include "steep/kernel/blas.hpp"
 #include "steep/kernel/chunk_loop.hpp"
 #include "steep/kernel/executor.hpp"
 #include "steep/kernel/simd.hpp"
 #include "steep/kernel/work_list.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -42,6 +45,10 @@ namespace steep {
 struct optimizer_options {
   int threads = 0;                                                        // 0: all cores TBB sees
   std::size_t chunk_elements = kernel::work_list::default_chunk_elements; // multiple of 64
+  // Roles a matrix stage (Muon's dual map) may run on. Hidden matrices only by default: Muon is
+  // meant for hidden layers; embeddings and heads go to an elementwise rule (Jordan et al. 2024).
+  // route(...) widens this only for an arm that opted in explicitly (issue #3).
+  std::vector<block_role> matrix_roles = { block_role::hidden_matrix };
 };
 
 struct slot_info {
@@ -63,7 +70,7 @@ constexpr std::string_view dtype_name() {
 namespace expr {
 
 // What the SIMD loop sees while evaluating one group of elements (V = batch or scalar).
-template <class V, class P, class Olds, class News>
+template <class V, class P, class Olds, class News, class Mats = std::tuple<>>
 struct eval_ctx {
   using value_type = V;
   using scalar_type = kernel::scalar_of<V>;
@@ -71,6 +78,7 @@ struct eval_ctx {
   V param;
   Olds olds;
   News news;
+  Mats mats;      // each matrix stage's result at these elements (update pass only)
   const V* steps; // hoisted per-step scalars, broadcast (batches) or plain (scalar tail)
   const V* block; // this block's per-block scalars, likewise
 
@@ -92,10 +100,15 @@ struct eval_ctx {
     return std::get<P::template index_of<Name>>(olds);
   }
 
+  template <class N>
+  V matrix_value() const {
+    return std::get<P::template matrix_index<N>>(mats);
+  }
+
   template <class X>
   auto with_new(const X& x) const {
     auto n2 = std::tuple_cat(news, std::tuple<V>(x));
-    return eval_ctx<V, P, Olds, decltype(n2)>{ grad, param, olds, n2, steps, block };
+    return eval_ctx<V, P, Olds, decltype(n2), Mats>{ grad, param, olds, n2, mats, steps, block };
   }
 };
 
@@ -118,13 +131,20 @@ public:
   using program_type = expr::program<rule_type>;
   using value_type = T;
   static constexpr std::size_t n_slots = program_type::n_slots;
+  static constexpr std::size_t n_matrices = program_type::n_matrices;
+  static_assert(program_type::phases_checked);
   static constexpr std::size_t bytes_per_param = program_type::template bytes_per_param<T>;
 
   optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
     : roots_(program_type::make_roots(rule))
+    , maps_(program_type::make_matrix_maps(roots_))
     , blocks_(store.blocks())
     , wl_(sizes(store), opts.chunk_elements)
     , exec_(opts.threads) {
+    for (auto& b : blocks_)
+      dims_.push_back(expr::dims_of(b.shape));
+    if constexpr (n_matrices > 0)
+      init_matrices(opts);
     init_slots(std::make_index_sequence<n_slots>{});
     step_host_.assign(program_type::n_step_scalars, 0.0);
     step_T_.assign(program_type::n_step_scalars + 1, T{ 0 });
@@ -148,6 +168,7 @@ public:
     if constexpr (program_type::n_block_scalars > 0) {
       for (std::size_t b = 0; b < blocks_.size(); ++b) {
         h.reductions = reductions_.data() + b * program_type::n_reductions;
+        h.dims = dims_[b];
         for_roots([&]<std::size_t R>(const auto& root) {
           expr::fill_block_table<program_type::block_offset[R], program_type::red_offset[R]>(
             root, block_host_.data(), h);
@@ -155,6 +176,10 @@ public:
         for (std::size_t i = 0; i < block_host_.size(); ++i)
           block_T_[b * program_type::n_block_scalars + i] = static_cast<T>(block_host_[i]);
       }
+    }
+    if constexpr (n_matrices > 0) {
+      matrix_prepass();
+      matrix_phase();
     }
     update_pass();
     t_ = t;
@@ -229,15 +254,15 @@ public:
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
   std::string describe() const {
     std::ostringstream os;
-    os << "passes: " << program_type::passes
-       << (program_type::passes == 2 ? " (reduction, update)" : " (update)") << "\nslots:";
+    os << "passes: " << program_type::passes << " (" << (program_type::n_reductions > 0 ? "reduction, " : "")
+       << (n_matrices > 0 ? "matrix pre-pass, matrix phase, " : "") << "update)\nslots:";
     for (auto& s : slots())
       os << ' ' << s.name << ':' << s.dtype;
     if (n_slots == 0)
       os << " none";
     os << "\nper-step scalars: " << program_type::n_step_scalars
        << "\nper-block scalars: " << program_type::n_block_scalars
-       << "\nreductions: " << program_type::n_reductions
+       << "\nreductions: " << program_type::n_reductions << "\nmatrix stages: " << n_matrices
        << "\nbytes per parameter (update pass): " << bytes_per_param << "\nblocks: " << blocks_.size()
        << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << '\n';
     return os.str();
@@ -307,6 +332,7 @@ private:
     T* p;
     const T* g;
     typename program_type::template slot_pointers_t<T> slots;
+    std::array<T*, n_matrices + 1> mats;
     std::array<VB, program_type::n_step_scalars + 1> step_v;
     std::array<VB, program_type::n_block_scalars + 1> block_v;
     const T* step_s;
@@ -319,8 +345,11 @@ private:
                    slot_pointers(b, std::make_index_sequence<n_slots>{}),
                    {},
                    {},
+                   {},
                    step_T_.data(),
                    block_T_.data() + b * program_type::n_block_scalars };
+    for (std::size_t k = 0; k < n_matrices; ++k)
+      f.mats[k] = scratch_[k].at(b);
     for (std::size_t k = 0; k < program_type::n_step_scalars; ++k)
       f.step_v[k] = typename chunk_frame::VB(f.step_s[k]);
     for (std::size_t k = 0; k < program_type::n_block_scalars; ++k)
@@ -343,8 +372,10 @@ private:
     }
   }
 
-  // Everything the loop computes for the element group at i, nothing stored.
-  template <class V>
+  // Everything the loop computes for the element group at i, nothing stored. Matrix stages'
+  // results exist only in the update pass (WithMats); before it they read as zero, and the
+  // program's phase check guarantees no value computed before the matrix phase depends on them.
+  template <class V, bool WithMats = false>
   auto evaluate_group(const chunk_frame& f, std::size_t i) const {
     auto olds = std::apply([&](auto*... sp) { return std::make_tuple(kernel::load<V>(sp + i)...); }, f.slots);
     const V* steps;
@@ -353,8 +384,15 @@ private:
       steps = f.step_v.data(), block = f.block_v.data();
     else
       steps = f.step_s, block = f.block_s;
-    expr::eval_ctx<V, program_type, decltype(olds), std::tuple<>> c0{
-      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, steps, block
+    auto mats = [&]<std::size_t... K>(std::index_sequence<K...>) {
+      if constexpr (WithMats)
+        return std::make_tuple(kernel::load<V>(std::get<K>(f.mats) + i)...);
+      else
+        return std::make_tuple((static_cast<void>(K), kernel::broadcast<V>(0.0))...);
+    }
+    (std::make_index_sequence<n_matrices>{});
+    expr::eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
+      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, mats, steps, block
     };
     return compute_news<0>(c0);
   }
@@ -363,7 +401,7 @@ private:
   [[gnu::flatten]] void update_chunk(const kernel::chunk& ch) {
     const chunk_frame f = frame(ch.block);
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
-      auto c = evaluate_group<V>(f, i);
+      auto c = evaluate_group<V, true>(f, i);
       constexpr std::size_t out = program_type::output_root;
       const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
         std::get<out>(roots_), c);
@@ -437,6 +475,95 @@ private:
     });
   }
 
+  // ---- matrix stages (matrix.hpp) --------------------------------------------------------------
+
+  void init_matrices(const optimizer_options& opts) {
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      const auto& blk = blocks_[b];
+      if (blk.shape.size() < 2)
+        throw error(blk.name,
+                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
+                    "block has shape " +
+                      to_string(blk.shape) +
+                      ", not a matrix; route it to an elementwise rule with steep::route(...)");
+      bool allowed = false;
+      for (auto r : opts.matrix_roles)
+        allowed = allowed || r == blk.role;
+      if (!allowed)
+        throw error(blk.name,
+                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to this block, whose role "
+                    "is " +
+                      std::string(to_string(blk.role)) +
+                      "; Muon is meant for hidden matrices: route the block elsewhere, or opt in "
+                      "explicitly with steep::on<block_role::" +
+                      std::string(to_string(blk.role)) + ">.explicitly()");
+    }
+    for (auto& sb : scratch_) {
+      std::size_t n = 0;
+      for (auto& b : blocks_) {
+        sb.offset.push_back(n);
+        n += padded_count<T>(b.size);
+      }
+      sb.data.assign(n, T(0));
+    }
+    // Largest blocks first, so the dynamic schedule ends with small tasks (LPT).
+    for (std::size_t k = 0; k < n_matrices; ++k)
+      for (std::size_t b = 0; b < blocks_.size(); ++b)
+        matrix_tasks_.push_back({ k, b });
+    std::stable_sort(matrix_tasks_.begin(), matrix_tasks_.end(), [&](const auto& x, const auto& y) {
+      return blocks_[x.block].size > blocks_[y.block].size;
+    });
+  }
+
+  // Read-only pass: each matrix stage's operand, per element, into its scratch arena.
+  [[gnu::flatten]] void prepass_chunk(const kernel::chunk& ch) {
+    const chunk_frame f = frame(ch.block);
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+      auto c = evaluate_group<V>(f, i);
+      for_roots([&]<std::size_t R>(const auto& root) {
+        expr::visit_matrices<program_type::step_offset[R], program_type::block_offset[R]>(
+          root, [&]<std::size_t S, std::size_t B>(const auto& m) {
+            using M = std::remove_cvref_t<decltype(m)>;
+            const V x = expr::evaluate<S, B>(std::get<0>(m.kids), c);
+            kernel::store(f.mats[program_type::template matrix_index<M>] + i, x);
+          });
+      });
+    });
+  }
+  void matrix_prepass() {
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk(wl_[ci]); });
+  }
+
+  void run_matrix_task(std::size_t t) {
+    const auto [k, b] = matrix_tasks_[t];
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((K == k ? (std::get<K>(maps_).apply(scratch_[K].at(b), static_cast<std::size_t>(dims_[b].rows),
+                                           static_cast<std::size_t>(dims_[b].cols)),
+                  0)
+               : 0),
+       ...);
+    }
+    (std::make_index_sequence<n_matrices>{});
+  }
+
+  // Each block's map. Enough blocks to share: blocks in parallel over TBB, BLAS on the calling
+  // thread (batched, issue #3). Fewer blocks than threads: one block at a time, BLAS threaded.
+  void matrix_phase() {
+    const std::size_t n = matrix_tasks_.size();
+    if (exec_.threads() > 1 && n >= static_cast<std::size_t>(exec_.threads())) {
+      kernel::blas::thread_limit one(1);
+      exec_.for_each_task(n, [&](std::size_t t) { run_matrix_task(t); });
+    } else {
+      kernel::blas::thread_limit own(exec_.threads());
+      for (std::size_t t = 0; t < n; ++t)
+        run_matrix_task(t);
+    }
+  }
+
+  struct matrix_task {
+    std::size_t stage, block;
+  };
+
   template <class Seq>
   struct slot_tuple;
   template <std::size_t... K>
@@ -445,7 +572,11 @@ private:
   };
 
   typename program_type::roots_t roots_;
+  typename program_type::matrix_maps_t maps_;
   std::vector<block<T>> blocks_;
+  std::vector<expr::block_dims> dims_;
+  std::array<expr::slot_buffer<T>, n_matrices> scratch_;
+  std::vector<matrix_task> matrix_tasks_;
   kernel::work_list wl_;
   kernel::executor exec_;
   typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;

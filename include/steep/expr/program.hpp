@@ -16,6 +16,7 @@
 // change). Every root gets fixed offsets into the per-step, per-block and reduction tables.
 
 #include "steep/core/error.hpp"
+#include "steep/expr/matrix.hpp"
 #include "steep/expr/node.hpp"
 #include "steep/expr/reduce.hpp"
 #include "steep/expr/state.hpp"
@@ -87,6 +88,60 @@ constexpr auto unique_states(All all) {
   });
 }
 
+// Every matrix stage under N, operands first (slot updates are roots of their own).
+template <class N>
+constexpr auto collect_matrices(hana::basic_type<N>) {
+  auto below = hana::fold_left(kid_types<N>::value, hana::tuple_t<>,
+                               [](auto acc, auto kid) { return hana::concat(acc, collect_matrices(kid)); });
+  if constexpr (is_matrix_node<N>::value)
+    return hana::append(below, hana::type_c<N>);
+  else
+    return below;
+}
+
+template <class All>
+constexpr auto unique_types(All all) {
+  return hana::fold_left(all, hana::tuple_t<>, [](auto acc, auto t) {
+    if constexpr (decltype(hana::contains(acc, t))::value)
+      return acc;
+    else
+      return hana::append(acc, t);
+  });
+}
+
+// Does evaluating N need a matrix stage's result, directly or through the state it reads?
+template <class N>
+constexpr bool reaches_matrix(hana::basic_type<N>) {
+  if constexpr (is_matrix_node<N>::value)
+    return true;
+  else if constexpr (is_state_node_v<N>)
+    return reaches_matrix(hana::type_c<typename N::update_type>);
+  else if constexpr (is_prev_node<N>::value)
+    return reaches_matrix(hana::type_c<typename N::state_type>);
+  else
+    return hana::fold_left(kid_types<N>::value, false,
+                           [](bool any, auto kid) { return any || reaches_matrix(kid); });
+}
+
+// Checks that every reduction and matrix stage under N can run in its phase: their operands
+// are evaluated before any matrix map has run.
+template <class N>
+constexpr bool phases_ok(hana::basic_type<N>) {
+  if constexpr (is_reduce_node<N>::value || is_matrix_node<N>::value) {
+    constexpr bool ok = !reaches_matrix(hana::type_c<typename std::tuple_element_t<0, decltype(N::kids)>>);
+    static_assert(ok || !is_reduce_node<N>::value,
+                  "a reduction of a matrix stage's result (e.g. a norm of orthogonalize(...)) needs a pass "
+                  "after the matrix phase; steep reduces before it");
+    static_assert(ok || !is_matrix_node<N>::value,
+                  "a matrix stage whose operand needs another matrix stage (or state updated from one) "
+                  "would need two matrix phases; steep runs one");
+    return ok;
+  } else {
+    return hana::fold_left(kid_types<N>::value, true,
+                           [](bool all, auto kid) { return all && phases_ok(kid); });
+  }
+}
+
 template <class N, class Leaf>
 constexpr bool contains(hana::basic_type<N>) {
   if constexpr (std::is_same_v<N, Leaf>)
@@ -97,6 +152,9 @@ constexpr bool contains(hana::basic_type<N>) {
     });
 }
 } // namespace detail
+
+template <std::size_t S, std::size_t B, class N, class F>
+void visit_matrices(const N& n, F&& f);
 
 template <class Rule>
 struct program {
@@ -143,7 +201,38 @@ public:
   static constexpr std::size_t n_step_scalars = step_offset[n_roots];
   static constexpr std::size_t n_block_scalars = block_offset[n_roots];
   static constexpr std::size_t n_reductions = red_offset[n_roots];
-  static constexpr std::size_t passes = n_reductions > 0 ? 2 : 1;
+
+  // Matrix stages (matrix.hpp), each with a scratch arena; one stage type = one stage.
+  static constexpr auto matrix_types = [] {
+    return [&]<std::size_t... R>(std::index_sequence<R...>) {
+      return detail::unique_types(boost::hana::concat(
+        boost::hana::tuple_t<>, boost::hana::flatten(boost::hana::make_tuple(
+                                  detail::collect_matrices(boost::hana::type_c<root_t<R>>)...))));
+    }
+    (std::make_index_sequence<n_roots>{});
+  }();
+  static constexpr std::size_t n_matrices = decltype(boost::hana::length(matrix_types))::value;
+  template <std::size_t K>
+  using matrix_t = typename decltype(+matrix_types[boost::hana::size_c<K>])::type;
+  template <class N>
+  static constexpr std::size_t matrix_index = [] {
+    std::size_t idx = n_matrices;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((std::is_same_v<matrix_t<K>, N> && idx == n_matrices ? (idx = K, 0) : 0), ...);
+    }
+    (std::make_index_sequence<n_matrices>{});
+    return idx;
+  }();
+  static constexpr bool phases_checked = [] {
+    // (each failing check static_asserts with its own message inside phases_ok)
+    return [&]<std::size_t... R>(std::index_sequence<R...>) {
+      return (detail::phases_ok(boost::hana::type_c<root_t<R>>) && ...);
+    }
+    (std::make_index_sequence<n_roots>{});
+  }();
+
+  // Memory passes per step: [reduction], [matrix pre-pass], update (plus the matrix phase).
+  static constexpr std::size_t passes = 1 + (n_reductions > 0 ? 1 : 0) + (n_matrices > 0 ? 1 : 0);
 
   static constexpr bool reads_grad = [] {
     return [&]<std::size_t... R>(std::index_sequence<R...>) {
@@ -217,6 +306,42 @@ public:
     (std::make_index_sequence<n_slots>{});
   }
 
+  // The map of each matrix stage; one stage type used twice must carry the same map.
+  template <class Seq = std::make_index_sequence<n_matrices>>
+  struct matrix_values;
+  template <std::size_t... K>
+  struct matrix_values<std::index_sequence<K...>> {
+    using type = std::tuple<typename matrix_t<K>::map_type...>;
+  };
+  using matrix_maps_t = typename matrix_values<>::type;
+
+  static matrix_maps_t make_matrix_maps(const roots_t& roots) {
+    auto found = []<std::size_t... K>(std::index_sequence<K...>) {
+      return std::tuple<std::optional<typename matrix_t<K>::map_type>...>{};
+    }
+    (std::make_index_sequence<n_matrices>{});
+    std::apply(
+      [&](const auto&... root) {
+        (visit_matrices<0, 0>(root,
+                              [&]<std::size_t, std::size_t>(const auto& m) {
+                                using M = std::remove_cvref_t<decltype(m)>;
+                                auto& slot = std::get<matrix_index<M>>(found);
+                                if (!slot)
+                                  slot.emplace(m.map);
+                                else if (!(*slot == m.map))
+                                  throw usage_error("one matrix stage is used twice with different "
+                                                    "settings (e.g. two Newton-Schulz step counts); "
+                                                    "apply each setting to a different operand");
+                              }),
+         ...);
+      },
+      roots);
+    return [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return matrix_maps_t{ *std::get<K>(found)... };
+    }
+    (std::make_index_sequence<n_matrices>{});
+  }
+
   template <class N, class F>
   static void visit_states(const N& n, F&& f) {
     if constexpr (is_state_node_v<N>) {
@@ -243,6 +368,20 @@ inline void visit_reductions(const N& n, F&& f) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (visit_reductions<S + O::step[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
+    }
+    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+  }
+}
+
+// Calls f.template operator()<S, B>(matrix_node) for every matrix stage under n.
+template <std::size_t S, std::size_t B, class N, class F>
+void visit_matrices(const N& n, F&& f) {
+  if constexpr (is_matrix_node<N>::value) {
+    f.template operator()<S, B>(n);
+  } else if constexpr (detail::has_kids<N>) {
+    using O = typename N::offsets;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (visit_matrices<S + O::step[I], B + O::block[I]>(std::get<I>(n.kids), f), ...);
     }
     (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }

@@ -79,9 +79,12 @@ struct reduce_node : node_tag {
   static_assert(C::level == 2, "a reduction needs an elementwise operand (reducing a scalar is the scalar)");
   static_assert(C::n_red == 0,
                 "a reduction of a reduction needs a third pass; steep supports one reduction pass");
+  static_assert(C::n_block == 0, "a reduction's operand cannot use per-block scalars (a block's shape scale, "
+                                 "a block norm): those are computed after the reduction pass");
   using op_type = Op;
   using scope = Scope;
   using child_type = C;
+  using offsets = child_offsets<C>;
   static constexpr int level = 1;
   static constexpr bool is_inline = false;
   static constexpr std::size_t n_step = C::n_step;

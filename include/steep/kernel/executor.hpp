@@ -8,7 +8,7 @@
 // uses all of them, without touching TBB's global state. Chunks go out with a static
 // partitioner: they are equal-sized, so dynamic stealing buys nothing on a memory-bound loop
 // and costs scheduling time (toolchain.md pitfall 12, perf-local.md §6). Lists too short to
-// share run on the calling thread.
+// share run on the calling thread. for_each_task is the dynamic counterpart for unequal tasks.
 
 #include "steep/kernel/work_list.hpp"
 
@@ -46,6 +46,18 @@ public:
         },
         oneapi::tbb::static_partitioner{});
     });
+  }
+
+  // Runs body(i) for i in [0, n) with dynamic load balancing: for unequal tasks such as the
+  // matrix maps of blocks of different shapes (issue #3), handed out largest first by the caller.
+  template <class Body>
+  void for_each_task(std::size_t n, Body&& body) const {
+    if (threads_ == 1 || n < 2) {
+      for (std::size_t i = 0; i < n; ++i)
+        body(i);
+      return;
+    }
+    arena_->execute([&] { oneapi::tbb::parallel_for(std::size_t{ 0 }, n, [&](std::size_t i) { body(i); }); });
   }
 
 private:

@@ -1,0 +1,68 @@
+#pragma once
+// The Muon family: momentum, then the spectral norm's dual map, per hidden matrix.
+//
+//   steep::optimizer opt(steep::rules::muon(0.02), store);            // torch 2.11 torch.optim.Muon
+//   steep::rules::muon(0.02, 0.1, 0.95, newton_schulz{ .steps = 10 }); // lr, wd, momentum, map
+//   steep::rules::muon_exact(0.02);      // exact polar factor U V^T (SVD) instead of Newton-Schulz
+//   steep::rules::muon_plain_rms(0.02);  // no Nesterov, no decay, lr * 0.2 sqrt(max(r, c))
+//   steep::rules::muon_optax(0.02);      // optax.contrib.muon's matrix rule
+//
+// torch 2.11 (manifest `muon`):  B_t = B + (1 - mu)(g - B);  U = g + mu (B_t - g)  (Nesterov);
+//   O = NS(U);  p <- p (1 - lr wd) - lr sqrt(max(1, rows/cols)) O.
+// Muon is normalized steepest descent under the spectral norm on each matrix: O is (close to)
+// argmax_{||D||_2 <= 1} <U, D> (Gronich & Vardi 2026, Muon: spectral). The learning-rate
+// adjustment is a per-block scalar, computed once per block from its shape.
+// Routing Muon to hidden matrices and an elementwise rule elsewhere is route(...) (hybrids.hpp).
+
+#include "steep/norms/newton_schulz.hpp"
+#include "steep/norms/polar.hpp"
+#include "steep/rules/common.hpp"
+
+namespace steep::rules {
+
+using norms::exact_polar;
+using norms::frobenius_guard;
+using norms::newton_schulz;
+
+// The shared body: EMA momentum (torch's buf.lerp_(g, 1 - mu)), optional Nesterov look-ahead
+// (g.lerp(buf, mu)), a matrix map, decoupled decay with the unadjusted lr, adjusted step.
+template <bool Nesterov, operand Lr, matrix_map Map>
+constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust adjust, Map map) {
+  auto buf = ema<"momentum_buffer">(grad, momentum);
+  auto dir = [&] {
+    if constexpr (Nesterov)
+      return lerp(grad, buf, momentum);
+    else
+      return buf;
+  }();
+  return -(lr * weight_decay) * param - (lr * shape_scale(adjust)) * orthogonalize(std::move(map), dir);
+}
+
+inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
+  Lr lr, double weight_decay = 0.1, double momentum = 0.95, Map map = {}) {
+  return muon_rule<true>(lr, weight_decay, momentum, lr_adjust::original, std::move(map));
+};
+
+inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {
+  return muon_rule<true>(lr, weight_decay, momentum, lr_adjust::original, exact_polar{});
+};
+
+// torch 2.11 Muon(nesterov=False, weight_decay=0, adjust_lr_fn='match_rms_adamw') (manifest
+// `muon_plain_rms`): the update's RMS matches AdamW's (Liu et al. 2025, "Muon is scalable").
+inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_schulz>(
+  Lr lr, double weight_decay = 0.0, double momentum = 0.95, Map map = {}) {
+  return muon_rule<false>(lr, weight_decay, momentum, lr_adjust::match_rms_adamw, std::move(map));
+};
+
+// optax.contrib.muon's rule for 2-D params (optax 0.2.8, manifest `muon_optax`): bias-corrected
+// Nesterov momentum, additive eps 1e-8 in the Frobenius normalization, shape factor
+// sqrt(max(1, cols/rows)), and p <- p - lr (O + wd p).
+inline constexpr auto muon_optax =
+  []<operand Lr>(Lr lr, double beta = 0.95, double weight_decay = 0.0,
+                 newton_schulz map = { .eps = 1e-8, .guard = frobenius_guard::additive }) {
+    auto mu = ema<"mu">(grad, beta);
+    return -lr * (shape_scale(lr_adjust::optax) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
+                  weight_decay * param);
+  };
+
+} // namespace steep::rules

@@ -1,0 +1,148 @@
+#pragma once
+// Matrix stages: a map applied to a whole block at once (a norm's dual map on matrices), and
+// the per-block scalars that depend on a block's shape.
+//
+//   auto u = lerp(grad, ema<"momentum_buffer">(grad, 0.95), 0.95);       // Nesterov momentum
+//   auto o = orthogonalize(steep::norms::newton_schulz{}, u);             // Muon's dual map
+//   auto rule = -lr * shape_scale(lr_adjust::original) * o;               // lr * sqrt(max(1, r/c))
+//   dual<steep::norms::spectral>(u)   // the same with the exact polar factor
+//
+// A matrix stage splits a step into phases (DESIGN.md: "a matrix phase between two fused
+// loops"):
+//   1. a read-only elementwise pre-pass writes the stage's operand (u) of every block to a
+//      scratch arena — state is computed but not stored, so nothing has changed yet;
+//   2. the matrix phase applies the map to each block's scratch (same-shape blocks in
+//      parallel over TBB, each with single-threaded BLAS; or one block at a time with BLAS's
+//      own threads when there are fewer blocks than threads);
+//   3. the ordinary fused update pass reads the map's result from scratch where the stage
+//      stands in the rule, and stores parameters and state once.
+// A block that a matrix map cannot take (a vector, or an embedding the user did not opt in
+// for) is refused when the optimizer is built, before any step.
+//
+// Blocks of rank > 2 are treated as shape[0] x (product of the rest), as Muon
+// implementations do for convolution kernels.
+
+#include "steep/core/shape.hpp"
+#include "steep/expr/node.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace steep::expr {
+
+// Anything that maps a row-major rows x cols block in place, in float and in double.
+template <class M>
+concept matrix_map = std::equality_comparable<M> && requires(const M& m, float* f, double* d, std::size_t n) {
+  m.apply(f, n, n);
+  m.apply(d, n, n);
+};
+
+template <class Map, class C>
+struct matrix_node : node_tag {
+  static_assert(matrix_map<Map>,
+                "a matrix stage needs a map with apply(T* data, rows, cols) for float and double");
+  static_assert(C::level == 2, "a matrix map needs an elementwise operand (a whole block), not a scalar");
+  using map_type = Map;
+  using child_type = C;
+  using offsets = child_offsets<C>;
+  static constexpr int level = 2;
+  static constexpr bool is_inline = false;
+  static constexpr std::size_t n_step = C::n_step;
+  static constexpr std::size_t n_block = C::n_block;
+  static constexpr std::size_t n_red = C::n_red;
+
+  Map map;
+  std::tuple<C> kids;
+
+  // In the update pass: this block's mapped value, read from the stage's scratch.
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const {
+    return c.template matrix_value<matrix_node>();
+  }
+  bool operator==(const matrix_node&) const = default;
+};
+
+template <class N>
+struct is_matrix_node : std::false_type {};
+template <class M, class C>
+struct is_matrix_node<matrix_node<M, C>> : std::true_type {};
+
+// The block-wise map `map` of x (see the file comment for how it runs).
+template <matrix_map Map, operand X>
+constexpr auto orthogonalize(Map map, X&& x) {
+  using C = as_expr_t<X>;
+  return matrix_node<Map, C>{ {}, std::move(map), std::tuple<C>(as_expr(std::forward<X>(x))) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape-dependent per-block scalars
+// ---------------------------------------------------------------------------------------------
+
+inline block_dims dims_of(const shape_t& s) {
+  if (s.empty())
+    return { 1, 1 };
+  return { static_cast<double>(s[0]), static_cast<double>(element_count(s) / (s[0] ? s[0] : 1)) };
+}
+
+// How a Muon-style rule rescales its learning rate per block.
+enum class lr_adjust {
+  none,            // 1
+  original,        // sqrt(max(1, rows / cols))        torch 2.11 adjust_lr_fn=None (Keller Jordan's Muon)
+  match_rms_adamw, // 0.2 sqrt(max(rows, cols))        torch 2.11 'match_rms_adamw' (Moonlight, Liu et al.
+                   // 2025)
+  optax // sqrt(max(1, cols / rows))        optax.contrib.muon: it assumes (fan_in, fan_out) weights
+};
+
+inline double lr_scale(lr_adjust a, block_dims d) {
+  switch (a) {
+    case lr_adjust::none:
+      return 1.0;
+    case lr_adjust::original:
+      return std::sqrt(std::max(1.0, d.rows / d.cols));
+    case lr_adjust::match_rms_adamw:
+      return 0.2 * std::sqrt(std::max(d.rows, d.cols));
+    case lr_adjust::optax:
+      return std::sqrt(std::max(1.0, d.cols / d.rows));
+  }
+  return 1.0;
+}
+
+// A per-block scalar computed from the block's dims by f(block_dims) -> double.
+template <class F>
+struct shape_node : leaf {
+  static constexpr int level = 1;
+  static constexpr std::size_t n_block = 1;
+  [[no_unique_address]] F f;
+  template <std::size_t R>
+  double block_value(const host_ctx& h) const {
+    return f(h.dims);
+  }
+  bool operator==(const shape_node& o) const {
+    if constexpr (std::equality_comparable<F>)
+      return f == o.f;
+    else
+      return true; // a captureless lambda: its type is its identity
+  }
+};
+
+// shape_scale(lr_adjust::original): Muon's per-block learning-rate factor.
+struct lr_adjust_fn {
+  lr_adjust a = lr_adjust::original;
+  double operator()(block_dims d) const { return lr_scale(a, d); }
+  bool operator==(const lr_adjust_fn&) const = default;
+};
+constexpr auto shape_scale(lr_adjust a) { return shape_node<lr_adjust_fn>{ {}, lr_adjust_fn{ a } }; }
+
+// Any user function of the block's dims, e.g. shape_scalar([](block_dims d) { return d.rows; }).
+template <class F>
+constexpr auto shape_scalar(F f) {
+  return shape_node<F>{ {}, f };
+}
+
+} // namespace steep::expr

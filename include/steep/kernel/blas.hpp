@@ -1,0 +1,92 @@
+#pragma once
+// The level-3 BLAS products steep's matrix maps need, on row-major raw pointers.
+//
+//   steep::kernel::blas::syrk(n, k, alpha, A, lda, beta, C, ldc, trans);   // C = a A A^T + b C (upper)
+//   steep::kernel::blas::symm_left(m, n, alpha, S, lds, B, ldb, beta, C, ldc);  // C = a S B + b C
+//   steep::kernel::blas::gemm(...);                                          // C = a op(A) op(B) + b C
+//   steep::kernel::blas::thread_limit one(1);   // this scope: BLAS runs on the calling thread
+//
+// The calls go through xtensor-blas's bundled FLENS cxxblas, which forwards to the CBLAS of the
+// BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS; toolchain.md pitfall 4): steep links
+// the library that xtensor-blas links and declares nothing itself.
+//
+// thread_limit exists because OpenBLAS keeps its own thread pool. When steep runs many
+// same-shape blocks in parallel over TBB (issue #3: "batch same-shape blocks across layers"),
+// each block's products must stay on the TBB worker, or 2 cores would run 2 x n BLAS threads.
+// openblas_set_num_threads is looked up as a weak symbol, so another BLAS still links (the
+// limit is then a no-op).
+
+#include <cstddef>
+#include <xtensor-blas/xblas.hpp>
+
+extern "C" {
+void openblas_set_num_threads(int) __attribute__((weak));
+int openblas_get_num_threads() __attribute__((weak));
+}
+
+namespace steep::kernel::blas {
+
+using index = int;
+
+inline index as_index(std::size_t n) { return static_cast<index>(n); }
+
+// C (n x n, upper triangle) = alpha * op(A) op(A)^T + beta * C, op(A) = A (n x k) or A^T (A: k x n).
+template <class T>
+void syrk(std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, T beta, T* c, std::size_t ldc,
+          bool transpose_a = false) {
+  cxxblas::syrk(cxxblas::RowMajor, cxxblas::Upper, transpose_a ? cxxblas::Trans : cxxblas::NoTrans,
+                as_index(n), as_index(k), alpha, a, as_index(lda), beta, c, as_index(ldc));
+}
+
+// C (m x n) = alpha * S B + beta * C, S symmetric m x m (upper triangle read).
+template <class T>
+void symm_left(std::size_t m, std::size_t n, T alpha, const T* s, std::size_t lds, const T* b,
+               std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  cxxblas::symm(cxxblas::RowMajor, cxxblas::Left, cxxblas::Upper, as_index(m), as_index(n), alpha, s,
+                as_index(lds), b, as_index(ldb), beta, c, as_index(ldc));
+}
+
+// C (m x n) = alpha * B S + beta * C, S symmetric n x n (upper triangle read).
+template <class T>
+void symm_right(std::size_t m, std::size_t n, T alpha, const T* s, std::size_t lds, const T* b,
+                std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  cxxblas::symm(cxxblas::RowMajor, cxxblas::Right, cxxblas::Upper, as_index(m), as_index(n), alpha, s,
+                as_index(lds), b, as_index(ldb), beta, c, as_index(ldc));
+}
+
+// C (m x n) = alpha * op(A) op(B) + beta * C.
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+          std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  cxxblas::gemm(cxxblas::RowMajor, trans_a ? cxxblas::Trans : cxxblas::NoTrans,
+                trans_b ? cxxblas::Trans : cxxblas::NoTrans, as_index(m), as_index(n), as_index(k), alpha, a,
+                as_index(lda), b, as_index(ldb), beta, c, as_index(ldc));
+}
+
+// Limits OpenBLAS's own threads for the life of the object (process-wide: OpenBLAS has no
+// per-call setting), then restores the previous count.
+class thread_limit {
+public:
+  explicit thread_limit(int n)
+    : active_(openblas_set_num_threads != nullptr && openblas_get_num_threads != nullptr) {
+    if (active_) {
+      previous_ = openblas_get_num_threads();
+      if (previous_ != n)
+        openblas_set_num_threads(n);
+      else
+        active_ = false;
+    }
+  }
+  ~thread_limit() {
+    if (active_)
+      openblas_set_num_threads(previous_);
+  }
+  thread_limit(const thread_limit&) = delete;
+  thread_limit& operator=(const thread_limit&) = delete;
+
+private:
+  bool active_ = false;
+  int previous_ = 0;
+};
+
+} // namespace steep::kernel::blas

@@ -1,0 +1,150 @@
+#pragma once
+// Newton–Schulz: Muon's approximate spectral dual map (polar factor) of one matrix block, in place.
+//
+//   steep::norms::newton_schulz ns;                    // 5 steps of (3.4445, -4.7750, 2.0315), torch's eps
+//   ns.apply(x, rows, cols);                           // x (row-major rows x cols) <- NS(x)
+//   steep::norms::newton_schulz{ .steps = 10 };        // more steps
+//   steep::norms::newton_schulz{ .schedule = {{4, -5, 2}, {3.4, -4.7, 2}} };  // one triple per step
+//   steep::norms::newton_schulz{ .eps = 1e-8, .guard = frobenius_guard::additive };  // optax's form
+//
+// The math (Jordan et al. 2024; torch 2.11 torch.optim._muon._zeropower_via_newtonschulz):
+//   X = G, transposed if rows > cols so that X is wide (m = min(rows, cols) <= n);
+//   X <- X / max(||X||_F, eps)         (torch: clamp)   or   X / (||X||_F + eps)   (optax: additive);
+//   repeat: A = X X^T;  B = b A + c A A;  X <- a X + B X;
+//   transpose back.
+// The quintic p(s) = a s + b s^3 + c s^5 pushes every singular value of X into roughly
+// [0.7, 1.2]; it is not the exact polar factor (exact_polar in polar.hpp is). Zero in, zero out.
+//
+// Symmetry (issue #3): A and B are symmetric, so A = X X^T is one SYRK (m^2 n flops instead of
+// 2 m^2 n), A A = A A^T another (m^3 instead of 2 m^3), and B X one SYMM. The tall case never
+// transposes: it works with X^T X and X B instead. `symmetric = false` runs the textbook GEMM
+// sequence instead (the benchmark's "plain" baseline, and a cross-check in the tests).
+// Nominal cost, by which benchmarks count: (4 m^2 n + 2 m^3) flops per step.
+
+#include "steep/kernel/blas.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+namespace steep::norms {
+
+struct ns_coefficients {
+  double a = 3.4445, b = -4.7750, c = 2.0315;
+  bool operator==(const ns_coefficients&) const = default;
+};
+
+// Muon's quintic (Jordan et al. 2024), torch 2.11's and optax 0.2.8's default.
+inline constexpr ns_coefficients muon_quintic{ 3.4445, -4.7750, 2.0315 };
+
+// How the Frobenius pre-normalization avoids dividing by zero.
+enum class frobenius_guard {
+  clamp,   // X / max(||X||, eps)  — torch.optim.Muon, eps = 1e-7
+  additive // X / (||X|| + eps)    — optax.contrib.muon, eps = 1e-8
+};
+
+struct newton_schulz {
+  int steps = 5;
+  ns_coefficients coefficients = muon_quintic;
+  std::vector<ns_coefficients> schedule = {}; // when not empty: one triple per step; `steps` is ignored
+  double eps = 1e-7;
+  frobenius_guard guard = frobenius_guard::clamp;
+  bool symmetric = true; // SYRK/SYMM products; false: plain GEMMs
+
+  bool operator==(const newton_schulz&) const = default;
+
+  int step_count() const noexcept { return schedule.empty() ? steps : static_cast<int>(schedule.size()); }
+  ns_coefficients at(int k) const noexcept { return schedule.empty() ? coefficients : schedule[k]; }
+
+  // Nominal flops of one application to a rows x cols block.
+  double flops(std::size_t rows, std::size_t cols) const noexcept {
+    const double m = static_cast<double>(std::min(rows, cols)), n = static_cast<double>(std::max(rows, cols));
+    return (4 * m * m * n + 2 * m * m * m) * step_count();
+  }
+
+  // x <- NS(x) for a row-major rows x cols block.
+  template <class T>
+  void apply(T* x, std::size_t rows, std::size_t cols) const {
+    if (rows == 0 || cols == 0)
+      return;
+    const std::size_t size = rows * cols;
+    double ss = 0;
+    for (std::size_t i = 0; i < size; ++i)
+      ss += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    const double nrm = std::sqrt(ss);
+    const T denom = static_cast<T>(guard == frobenius_guard::clamp ? std::max(nrm, eps) : nrm + eps);
+    for (std::size_t i = 0; i < size; ++i)
+      x[i] = x[i] / denom;
+    if (symmetric)
+      iterate_symmetric(x, rows, cols);
+    else
+      iterate_plain(x, rows, cols);
+  }
+
+private:
+  template <class T>
+  void iterate_symmetric(T* x, std::size_t rows, std::size_t cols) const {
+    namespace blas = kernel::blas;
+    const bool tall = rows > cols;
+    const std::size_t m = tall ? cols : rows, n = tall ? rows : cols, size = rows * cols;
+    std::vector<T> a(m * m), b(m * m), y(size);
+    T* cur = x;
+    T* next = y.data();
+    for (int k = 0; k < step_count(); ++k) {
+      const ns_coefficients q = at(k);
+      // A = X X^T (wide) or X^T X (tall): upper triangle, then mirrored so A can be a plain operand.
+      blas::syrk<T>(m, n, T(1), cur, cols, T(0), a.data(), m, tall);
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = i + 1; j < m; ++j)
+          a[j * m + i] = a[i * m + j];
+      // B = b A + c A A^T (A symmetric, so A A^T = A A).
+      std::copy(a.begin(), a.end(), b.begin());
+      blas::syrk<T>(m, m, static_cast<T>(q.c), a.data(), m, static_cast<T>(q.b), b.data(), m);
+      // X <- a X + B X (wide) or a X + X B (tall: the transpose of the same update).
+      std::copy(cur, cur + size, next);
+      if (tall)
+        blas::symm_right<T>(rows, cols, T(1), b.data(), m, cur, cols, static_cast<T>(q.a), next, cols);
+      else
+        blas::symm_left<T>(rows, cols, T(1), b.data(), m, cur, cols, static_cast<T>(q.a), next, cols);
+      std::swap(cur, next);
+    }
+    if (cur != x)
+      std::copy(cur, cur + size, x);
+  }
+
+  // torch's sequence: explicit transpose, A = X X^T, B = b A + c A A, X = a X + B X (all GEMM).
+  template <class T>
+  void iterate_plain(T* x, std::size_t rows, std::size_t cols) const {
+    namespace blas = kernel::blas;
+    const bool tall = rows > cols;
+    const std::size_t m = tall ? cols : rows, n = tall ? rows : cols, size = rows * cols;
+    std::vector<T> xs(size), a(m * m), b(m * m), y(size);
+    if (tall) {
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j)
+          xs[j * rows + i] = x[i * cols + j];
+    } else {
+      std::copy(x, x + size, xs.begin());
+    }
+    for (int k = 0; k < step_count(); ++k) {
+      const ns_coefficients q = at(k);
+      blas::gemm<T>(false, true, m, m, n, T(1), xs.data(), n, xs.data(), n, T(0), a.data(), m);
+      std::copy(a.begin(), a.end(), b.begin());
+      blas::gemm<T>(false, false, m, m, m, static_cast<T>(q.c), a.data(), m, a.data(), m, static_cast<T>(q.b),
+                    b.data(), m);
+      std::copy(xs.begin(), xs.end(), y.begin());
+      blas::gemm<T>(false, false, m, n, m, T(1), b.data(), m, xs.data(), n, static_cast<T>(q.a), y.data(), n);
+      xs.swap(y);
+    }
+    if (tall) {
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j)
+          x[i * cols + j] = xs[j * rows + i];
+    } else {
+      std::copy(xs.begin(), xs.end(), x);
+    }
+  }
+};
+
+} // namespace steep::norms
