@@ -6,5 +6,6 @@
 #include "steep/expr/optimizer.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/expr/reduce.hpp"
+#include "steep/expr/route.hpp"
 #include "steep/expr/schedules.hpp"
 #include "steep/expr/state.hpp"

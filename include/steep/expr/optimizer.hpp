@@ -121,8 +121,12 @@ struct slot_buffer {
 
 } // namespace expr
 
-template <expr::expression Rule, class T>
+// (A routed rule, route.hpp, has a specialization of its own.)
+template <class Rule, class T>
 class optimizer {
+  static_assert(expr::expression<Rule>,
+                "optimizer<Rule, T>: the rule must be a steep expression (built from grad, "
+                "param, stages, ...) or a route(...)");
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "steep optimizers run on float32 or float64 parameters");
 

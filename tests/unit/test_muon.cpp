@@ -1,0 +1,234 @@
+// Matrix stages and hybrids (issue #3): Newton-Schulz and exact polar as maps, the matrix phase
+// of the optimizer, the Muon family, and route(...) by block role.
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+#include <steep/steep.hpp>
+#include <string>
+#include <vector>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xnpy.hpp>
+#include <xtensor/xview.hpp>
+
+using namespace steep::expr;
+namespace rules = steep::rules;
+namespace norms = steep::norms;
+using steep::block_role;
+
+namespace {
+
+template <class T>
+std::vector<T> random_matrix(std::size_t n, unsigned seed, double scale = 1.0) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> d;
+  std::vector<T> v(n);
+  for (auto& x : v)
+    x = static_cast<T>(scale * d(gen));
+  return v;
+}
+
+// M M^T (rows x rows) for a row-major rows x cols matrix, in double.
+std::vector<double> gram(const std::vector<double>& m, std::size_t rows, std::size_t cols) {
+  std::vector<double> g(rows * rows, 0.0);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < rows; ++j)
+      for (std::size_t k = 0; k < cols; ++k)
+        g[i * rows + j] += m[i * cols + k] * m[j * cols + k];
+  return g;
+}
+
+std::vector<double> transpose(const std::vector<double>& m, std::size_t rows, std::size_t cols) {
+  std::vector<double> t(m.size());
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j)
+      t[j * rows + i] = m[i * cols + j];
+  return t;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    d = std::max(d, std::abs(a[i] - b[i]));
+  return d;
+}
+
+const std::string golden_dir = STEEP_GOLDEN_DIR;
+
+xt::xarray<double> load(const std::string& rel) { return xt::load_npy<double>(golden_dir + "/" + rel); }
+
+} // namespace
+
+TEST_CASE("Newton-Schulz: the SYRK/SYMM form equals the plain GEMM form, wide and tall") {
+  for (auto [r, c] : std::vector<std::pair<std::size_t, std::size_t>>{
+         { 48, 32 }, { 16, 40 }, { 8, 8 }, { 1, 7 }, { 7, 1 }, { 65, 3 }, { 3, 65 } }) {
+    auto x = random_matrix<double>(r * c, 7 + static_cast<unsigned>(r));
+    auto y = x;
+    norms::newton_schulz{}.apply(x.data(), r, c);
+    norms::newton_schulz{ .symmetric = false }.apply(y.data(), r, c);
+    INFO(r << "x" << c);
+    CHECK(max_abs_diff(x, y) < 1e-13);
+  }
+}
+
+TEST_CASE("Newton-Schulz pushes singular values near 1; more steps of a convergent schedule reach the polar "
+          "factor") {
+  const std::size_t r = 12, c = 20;
+  auto g = random_matrix<double>(r * c, 3);
+  auto ns = g;
+  norms::newton_schulz{}.apply(ns.data(), r, c);
+  // The quintic's fixed band: every singular value of NS(G) within about [0.68, 1.2].
+  auto gg = gram(ns, r, c);
+  for (std::size_t i = 0; i < r; ++i)
+    CHECK(gg[i * r + i] > 0.3); // diagonal of (U S^2 U^T) stays well away from 0
+  // The cubic Newton-Schulz (1.5, -0.5, 0) converges to the exact polar factor.
+  auto cubic = g;
+  norms::newton_schulz{ .steps = 60, .coefficients = { 1.5, -0.5, 0.0 } }.apply(cubic.data(), r, c);
+  auto exact = g;
+  norms::exact_polar{}.apply(exact.data(), r, c);
+  CHECK(max_abs_diff(cubic, exact) < 1e-10);
+  // A schedule is one triple per step.
+  auto sched = g;
+  norms::newton_schulz{ .schedule = std::vector<norms::ns_coefficients>(60, { 1.5, -0.5, 0.0 }) }.apply(
+    sched.data(), r, c);
+  CHECK(max_abs_diff(sched, cubic) == 0.0);
+}
+
+TEST_CASE("exact polar: orthonormal, <G, UV^T> = nuclear norm, zero and rank-deficient blocks") {
+  const std::size_t r = 9, c = 5;
+  auto g = random_matrix<double>(r * c, 11);
+  auto p = g;
+  norms::exact_polar{}.apply(p.data(), r, c);
+  // Tall: P^T P = I (c x c).
+  auto ptp = gram(transpose(p, r, c), c, r);
+  for (std::size_t i = 0; i < c; ++i)
+    for (std::size_t j = 0; j < c; ++j)
+      CHECK(std::abs(ptp[i * c + j] - (i == j ? 1.0 : 0.0)) < 1e-13);
+  // Zero in, zero out (never NaN, never an arbitrary rotation).
+  std::vector<double> z(r * c, 0.0);
+  norms::exact_polar{}.apply(z.data(), r, c);
+  CHECK(std::all_of(z.begin(), z.end(), [](double v) { return v == 0.0; }));
+  std::vector<double> zn(r * c, 0.0);
+  norms::newton_schulz{}.apply(zn.data(), r, c);
+  CHECK(std::all_of(zn.begin(), zn.end(), [](double v) { return v == 0.0; }));
+  // Rank one: u v^T / (|u||v|).
+  std::vector<double> u = { 1, 2, 0, -1 }, v = { 3, 0, 4 };
+  std::vector<double> rank1(12);
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 3; ++j)
+      rank1[i * 3 + j] = u[i] * v[j];
+  norms::exact_polar{}.apply(rank1.data(), 4, 3);
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 3; ++j)
+      CHECK(rank1[i * 3 + j] == Approx(u[i] * v[j] / (std::sqrt(6.0) * 5.0)).margin(1e-14));
+}
+
+TEST_CASE("the compiler sees a matrix stage: one more pass, a scratch arena, a per-block lr scale") {
+  using P = program<decltype(rules::muon(0.02))>;
+  STATIC_REQUIRE(P::n_matrices == 1);
+  STATIC_REQUIRE(P::n_slots == 1);
+  STATIC_REQUIRE(P::passes == 2);
+  STATIC_REQUIRE(P::n_block_scalars >= 1);
+  STATIC_REQUIRE(program<decltype(rules::adam(1e-3))>::n_matrices == 0);
+  steep::param_store<float> store({ { "W", { 4, 6 } } });
+  steep::optimizer opt(rules::muon(0.02), store);
+  CHECK(opt.describe().find("matrix pre-pass, matrix phase, update") != std::string::npos);
+  CHECK(opt.slots().at(0).name == "momentum_buffer");
+}
+
+TEST_CASE("Muon on a vector or an embedding is refused at construction, naming the block") {
+  steep::param_store<double> store({ { "W", { 4, 6 } }, { "v", { 5 } } });
+  store.param("W").fill(1.0);
+  REQUIRE_THROWS_WITH(steep::optimizer(rules::muon(0.02), store),
+                      Catch::Contains("block 'v'") && Catch::Contains("not a matrix"));
+  steep::param_store<double> emb({ { "E", { 10, 4 }, block_role::embedding } });
+  REQUIRE_THROWS_WITH(steep::optimizer(rules::muon(0.02), emb), Catch::Contains("block 'E'") &&
+                                                                  Catch::Contains("embedding") &&
+                                                                  Catch::Contains("explicitly"));
+  CHECK(store.param("W")(0, 0) == 1.0); // nothing touched
+}
+
+TEST_CASE("route: Muon-Adam over one store equals the golden muon_adam trajectory") {
+  const auto& names = std::vector<std::string>{ "W1", "W2", "W3", "v" };
+  std::vector<steep::block_spec<double>> specs;
+  for (auto& n : names) {
+    auto init = load("inputs/init_" + n + ".npy");
+    specs.emplace_back(n, steep::shape_t(init.shape().begin(), init.shape().end()));
+  }
+  steep::param_store<double> store(specs);
+  for (auto& n : names)
+    store.param(n) = load("inputs/init_" + n + ".npy");
+  // Manifest: muon lr 0.02, wd 0.1, momentum 0.95 on W*; Adam lr 0.01 (0.9, 0.999, 1e-8) on v.
+  steep::optimizer opt(rules::muon_adam(0.02, 0.01), store, { .threads = 2 });
+  CHECK(opt.arm_of("W1") == 0);
+  CHECK(opt.arm_of("v") == 1);
+  double worst = 0;
+  for (std::size_t t = 0; t < 12; ++t) {
+    for (auto& n : names)
+      store.grad(n) = xt::view(load("inputs/grads_" + n + ".npy"), t);
+    opt.step();
+    for (auto& n : names) {
+      xt::xarray<double> want = xt::view(load("cases/muon_adam/" + n + ".npy"), t);
+      xt::xarray<double> got = store.param(n);
+      const double rel =
+        std::sqrt(xt::sum(xt::square(got - want))()) / std::sqrt(xt::sum(xt::square(want))());
+      worst = std::max(worst, rel);
+    }
+  }
+  CHECK(worst < 1e-12);
+  CHECK(opt.steps() == 12);
+  // The Adam arm's state lives under the Adam arm; Muon's under Muon's.
+  CHECK(opt.state("v", "exp_avg").size() == 40);
+  CHECK(opt.state("W2", "momentum_buffer").shape(0) == 16);
+  CHECK_THROWS_WITH(opt.state("W2", "exp_avg"), Catch::Contains("block 'W2'"));
+}
+
+TEST_CASE("route: arms get the roles they claim; explicit opt-in runs Muon on an embedding") {
+  steep::param_store<double> store({ { "E", { 6, 4 }, block_role::embedding },
+                                     { "W", { 4, 4 } },
+                                     { "H", { 3, 4 }, block_role::head },
+                                     { "b", { 4 } } });
+  for (auto& b : store.blocks()) {
+    auto g = random_matrix<double>(b.size, static_cast<unsigned>(b.size));
+    std::copy(g.begin(), g.end(), b.grad);
+  }
+  auto rule = steep::route(steep::on<block_role::hidden_matrix, block_role::embedding>.explicitly() >>
+                             rules::muon(0.02),
+                           steep::otherwise >> rules::signum(0.01));
+  steep::optimizer opt(rule, store);
+  CHECK(opt.arm_of("E") == 0);
+  CHECK(opt.arm_of("W") == 0);
+  CHECK(opt.arm_of("H") == 1);
+  CHECK(opt.arm_of("b") == 1);
+  opt.step();
+  // Signum moved H and b by exactly lr in every coordinate with a nonzero gradient.
+  CHECK(std::abs(store.param("b")(0)) == Approx(0.01));
+  // A route that leaves a role unclaimed says so, naming the block.
+  auto partial = steep::route(steep::on<block_role::hidden_matrix> >> rules::muon(0.02));
+  CHECK_THROWS_WITH(steep::optimizer(partial, store),
+                    Catch::Contains("block 'E'") && Catch::Contains("no arm"));
+}
+
+TEST_CASE("matrix phase: 1 and 2 threads, batched and one-by-one, agree") {
+  auto run = [](int threads) {
+    std::vector<steep::block_spec<double>> specs;
+    for (int i = 0; i < 5; ++i)
+      specs.emplace_back("W" + std::to_string(i), steep::shape_t{ 24, 40 });
+    steep::param_store<double> store(specs);
+    for (std::size_t b = 0; b < store.size(); ++b) {
+      auto g = random_matrix<double>(24 * 40, static_cast<unsigned>(b + 1));
+      std::copy(g.begin(), g.end(), store.block_at(b).grad);
+    }
+    steep::optimizer opt(rules::muon(0.02), store, { .threads = threads });
+    for (int t = 0; t < 3; ++t)
+      opt.step();
+    std::vector<double> out;
+    for (auto& b : store.blocks())
+      out.insert(out.end(), b.param, b.param + b.size);
+    return out;
+  };
+  const auto one = run(1), two = run(2), eight = run(8);
+  CHECK(max_abs_diff(one, two) < 1e-13);
+  CHECK(max_abs_diff(one, eight) < 1e-13);
+}
