@@ -32,6 +32,11 @@
 
 // steep first: its xsimd_fence.hpp must be the first to include <immintrin.h> (TBB's headers
 // include it too) for GCC 12's false AVX-512 -Wuninitialized (PR105593) to stay silenced.
+// clang-format off
+#include <steep/steep.hpp> // first: see xsimd_fence.hpp
+#include "harness.hpp"
+// clang-format on
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -51,14 +56,13 @@
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
 #include <set>
-#include <steep/steep.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using namespace steep::bench;
 
 // ---- the rules under test, with their hyperparameters ---------------------------------------
 
@@ -318,27 +322,13 @@ bool check_handwritten_adam(int threads) {
   return ok;
 }
 
-// ---- timing ---------------------------------------------------------------------------------
-
-struct variant {
-  std::string name, impl;
-  const layout* lay;
-  std::size_t bytes_per_param;
-  std::function<void()> step;
-  std::vector<double> samples;       // seconds per step, all rounds
-  std::vector<double> round_medians; // per round
-};
-
-double median(std::vector<double> x) {
-  std::sort(x.begin(), x.end());
-  const std::size_t k = x.size() / 2;
-  return x.size() % 2 ? x[k] : 0.5 * (x[k - 1] + x[k]);
-}
+// ---- variants (timing: harness.hpp)
+// ---------------------------------------------------------------------------------
 
 std::vector<variant> make_variants(layout& l, oneapi::tbb::task_arena& arena) {
   std::vector<variant> out;
   auto add = [&](std::string name, std::string impl, std::size_t bpp, std::function<void()> f) {
-    out.push_back({ std::move(name), std::move(impl), &l, bpp, std::move(f), {}, {} });
+    out.push_back({ std::move(name), std::move(impl), std::move(f), {}, {}, l.tensors, bpp });
   };
   add("adam", "steep", decltype(l.adam)::bytes_per_param, [&l] { l.adam.step(); });
   add("lion", "steep", decltype(l.lion)::bytes_per_param, [&l] { l.lion.step(); });
@@ -353,53 +343,6 @@ std::vector<variant> make_variants(layout& l, oneapi::tbb::task_arena& arena) {
     for_each_chunk(arena, l.chunks, [&](const stream_block& c) { roofline_chunk(c, zero); });
   });
   return out;
-}
-
-// Warm-up, then `rounds` rounds; in round r the variants run starting at index r (rotation), each
-// `steps` back-to-back steps, every step timed on its own.
-void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int warmup) {
-  for (auto& v : vs)
-    for (int s = 0; s < warmup; ++s)
-      v.step();
-  for (int r = 0; r < rounds; ++r) {
-    for (std::size_t j = 0; j < vs.size(); ++j) {
-      auto& v = vs[(j + static_cast<std::size_t>(r)) % vs.size()];
-      std::vector<double> round;
-      for (int s = 0; s < steps; ++s) {
-        const auto t0 = clock_type::now();
-        v.step();
-        round.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
-      }
-      v.samples.insert(v.samples.end(), round.begin(), round.end());
-      v.round_medians.push_back(median(round));
-    }
-  }
-}
-
-// median over rounds of (a's round median / b's round median): drift between rounds cancels
-// (perf-local.md §3, "each round's ratio is computed first and then the median taken").
-double round_ratio(const variant& a, const variant& b) {
-  std::vector<double> r;
-  for (std::size_t k = 0; k < a.round_medians.size(); ++k)
-    r.push_back(a.round_medians[k] / b.round_medians[k]);
-  return median(r);
-}
-
-nlohmann::json machine_info(const std::vector<int>& threads) {
-  std::string cpu = "unknown";
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  return { { "cpu", cpu },
-           { "hardware_concurrency", std::thread::hardware_concurrency() },
-           { "tbb_default_concurrency", oneapi::tbb::info::default_concurrency() },
-           { "simd_arch", xsimd::default_arch::name() },
-           { "simd_float_lanes", xsimd::batch<float>::size },
-           { "compiler", __VERSION__ },
-           { "threads_measured", threads } };
 }
 
 } // namespace
@@ -481,12 +424,11 @@ int main(int argc, char** argv) {
         const double hi = *std::max_element(v.samples.begin(), v.samples.end());
         const double gbs = static_cast<double>(v.bytes_per_param) * static_cast<double>(n) / med / 1e9;
         std::printf("%-9s %-12s %11zu %7zu %4d %10.3f %10.3f %10.3f %4zu %8.1f\n", v.name.c_str(),
-                    v.impl.c_str(), n, v.lay->tensors, thr, med * 1e3, lo * 1e3, hi * 1e3, v.bytes_per_param,
-                    gbs);
+                    v.impl.c_str(), n, v.tensors, thr, med * 1e3, lo * 1e3, hi * 1e3, v.bytes_per_param, gbs);
         records.push_back({ { "name", v.name },
                             { "impl", v.impl },
                             { "params", n },
-                            { "tensors", v.lay->tensors },
+                            { "tensors", v.tensors },
                             { "threads", thr },
                             { "dtype", "float32" },
                             { "median_s", med },
@@ -501,7 +443,7 @@ int main(int argc, char** argv) {
       auto find = [&](const std::string& name, const std::string& impl,
                       std::size_t tensors) -> const variant* {
         for (const auto& v : vs)
-          if (v.name == name && v.impl == impl && v.lay->tensors == tensors)
+          if (v.name == name && v.impl == impl && v.tensors == tensors)
             return &v;
         return nullptr;
       };
@@ -527,7 +469,7 @@ int main(int argc, char** argv) {
       if (layouts.size() == 2) {
         const std::size_t m = layouts[1]->tensors;
         for (const auto& v : vs) {
-          if (v.lay->tensors != 1)
+          if (v.tensors != 1)
             continue;
           const variant* many = find(v.name, v.impl, m);
           // throughput(many) / throughput(one) = time(one) / time(many), same params

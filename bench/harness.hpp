@@ -1,0 +1,91 @@
+#pragma once
+// The timing harness shared by steep's benchmarks: interleaved rounds, per-round ratios, medians.
+//
+//   std::vector<steep::bench::variant> vs = {{"adam", "steep", [&] { opt.step(); }}, ...};
+//   steep::bench::run_interleaved(vs, rounds, steps, warmup);
+//   steep::bench::round_ratio(vs[0], vs[1]);   // median over rounds of per-round time ratios
+//
+// Why (perf-local.md §0 and §6.3): throughput on the project's shared VMs drifts by up to 2x
+// between minutes, so every variant of one setting is timed interleaved in one process, in an
+// order rotated every round; ratios are taken per round and their median reported. Absolute
+// rates are indicative only.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <oneapi/tbb/info.h>
+#include <string>
+#include <thread>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+namespace steep::bench {
+
+using clock_type = std::chrono::steady_clock;
+
+struct variant {
+  std::string name, impl;
+  std::function<void()> step;
+  std::vector<double> samples;       // seconds per step, all rounds
+  std::vector<double> round_medians; // per round
+  std::size_t tensors = 1;           // what the variant runs on (benchmark-specific)
+  std::size_t bytes_per_param = 0;
+};
+
+inline double median(std::vector<double> x) {
+  std::sort(x.begin(), x.end());
+  const std::size_t k = x.size() / 2;
+  return x.size() % 2 ? x[k] : 0.5 * (x[k - 1] + x[k]);
+}
+
+// Warm-up, then `rounds` rounds; in round r the variants run starting at index r (rotation), each
+// `steps` back-to-back steps, every step timed on its own.
+inline void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int warmup) {
+  for (auto& v : vs)
+    for (int s = 0; s < warmup; ++s)
+      v.step();
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t j = 0; j < vs.size(); ++j) {
+      auto& v = vs[(j + static_cast<std::size_t>(r)) % vs.size()];
+      std::vector<double> round;
+      for (int s = 0; s < steps; ++s) {
+        const auto t0 = clock_type::now();
+        v.step();
+        round.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+      }
+      v.samples.insert(v.samples.end(), round.begin(), round.end());
+      v.round_medians.push_back(median(round));
+    }
+  }
+}
+
+// median over rounds of (a's round median / b's round median): drift between rounds cancels
+// (perf-local.md §3, "each round's ratio is computed first and then the median taken").
+inline double round_ratio(const variant& a, const variant& b) {
+  std::vector<double> r;
+  for (std::size_t k = 0; k < a.round_medians.size(); ++k)
+    r.push_back(a.round_medians[k] / b.round_medians[k]);
+  return median(r);
+}
+
+inline nlohmann::json machine_info(const std::vector<int>& threads) {
+  std::string cpu = "unknown";
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  return { { "cpu", cpu },
+           { "hardware_concurrency", std::thread::hardware_concurrency() },
+           { "tbb_default_concurrency", oneapi::tbb::info::default_concurrency() },
+           { "simd_arch", xsimd::default_arch::name() },
+           { "simd_float_lanes", xsimd::batch<float>::size },
+           { "compiler", __VERSION__ },
+           { "threads_measured", threads } };
+}
+
+} // namespace steep::bench
