@@ -1,6 +1,7 @@
 #pragma once
 // The DSL: grammar (node, state, reduce, schedules), compiler (program) and optimizer.
 #include "steep/expr/any_optimizer.hpp"
+#include "steep/expr/dual.hpp"
 #include "steep/expr/matrix.hpp"
 #include "steep/expr/node.hpp"
 #include "steep/expr/optimizer.hpp"

@@ -232,3 +232,83 @@ TEST_CASE("matrix phase: 1 and 2 threads, batched and one-by-one, agree") {
   CHECK(max_abs_diff(one, two) < 1e-13);
   CHECK(max_abs_diff(one, eight) < 1e-13);
 }
+
+// ---- dual<N>(x): any steep norm's dual map as a stage ------------------------------------------
+
+namespace {
+steep::param_store<double> grads_store(std::vector<steep::block_spec<double>> specs, unsigned seed) {
+  steep::param_store<double> s(std::move(specs));
+  for (auto& b : s.blocks()) {
+    auto g = random_matrix<double>(b.size, seed++);
+    std::copy(g.begin(), g.end(), b.grad);
+  }
+  return s;
+}
+std::vector<double> moved(const steep::param_store<double>& s, std::size_t b) {
+  return { s.block_at(b).param, s.block_at(b).param + s.block_at(b).size };
+}
+} // namespace
+
+TEST_CASE("dual<linf> is sign, dual<l2> is per-block normalization; zero blocks stay zero") {
+  auto s = grads_store({ { "W", { 6, 5 } }, { "v", { 9 } }, { "z", { 4 } } }, 5);
+  std::fill(s.block_at(2).grad, s.block_at(2).grad + 4, 0.0);
+  steep::optimizer opt(-1.0 * dual<norms::l2>(grad) + 0.0 * dual<norms::linf>(grad), s);
+  STATIC_REQUIRE(decltype(opt)::program_type::n_matrices == 0); // both fuse: a reduction, no matrix phase
+  opt.step();
+  for (std::size_t b = 0; b < 2; ++b) {
+    double nrm = 0;
+    for (std::size_t i = 0; i < s.block_at(b).size; ++i)
+      nrm += s.block_at(b).param[i] * s.block_at(b).param[i];
+    CHECK(std::sqrt(nrm) == Approx(1.0).epsilon(1e-14));
+  }
+  for (double x : moved(s, 2))
+    CHECK(x == 0.0);
+}
+
+TEST_CASE("dual<spectral> runs the exact polar factor: <g, d> = ||g||_nuclear, ||d||_spectral = 1") {
+  auto s = grads_store({ { "A", { 7, 4 } }, { "B", { 3, 8 } } }, 21);
+  std::vector<std::vector<double>> g;
+  for (auto& b : s.blocks())
+    g.emplace_back(b.grad, b.grad + b.size);
+  steep::optimizer opt(-1.0 * dual<norms::spectral>(grad), s);
+  opt.step();
+  for (std::size_t b = 0; b < 2; ++b) {
+    const auto& blk = s.block_at(b);
+    auto d = moved(s, b);
+    for (auto& x : d)
+      x = -x;
+    norms::matrix_ref<const double> gr{ g[b].data(), blk.shape[0], blk.shape[1] };
+    norms::matrix_ref<const double> dr{ d.data(), blk.shape[0], blk.shape[1] };
+    CHECK(norms::inner(gr, dr) == Approx(norms::value<norms::nuclear>(gr)).epsilon(1e-12));
+    CHECK(norms::value<norms::spectral>(dr) == Approx(1.0).epsilon(1e-12));
+  }
+  // A matrix-only norm on a vector block is refused when the optimizer is built.
+  auto v = grads_store({ { "v", { 9 } } }, 3);
+  CHECK_THROWS_WITH(steep::optimizer(-1.0 * dual<norms::spectral>(grad), v), Catch::Contains("block 'v'"));
+}
+
+TEST_CASE("dual<N> for the other norms runs the norm's own dual map per block") {
+  auto s = grads_store({ { "W", { 5, 6 } } }, 8);
+  std::vector<double> g(s.block_at(0).grad, s.block_at(0).grad + 30);
+  SECTION("l2_to_linf (Scion's row norm): every row of the step has unit l2 norm") {
+    steep::optimizer opt(-1.0 * dual<norms::l2_to_linf>(grad), s);
+    opt.step();
+    auto d = moved(s, 0);
+    for (std::size_t i = 0; i < 5; ++i) {
+      double r = 0;
+      for (std::size_t j = 0; j < 6; ++j)
+        r += d[i * 6 + j] * d[i * 6 + j];
+      CHECK(std::sqrt(r) == Approx(1.0).epsilon(1e-14));
+    }
+  }
+  SECTION("l1 (coordinate descent): one coordinate, at argmax |g|, moves by 1") {
+    steep::optimizer opt(-1.0 * dual<norms::l1>(grad), s);
+    opt.step();
+    auto d = moved(s, 0);
+    const auto k = static_cast<std::size_t>(
+      std::max_element(g.begin(), g.end(), [](double a, double b) { return std::abs(a) < std::abs(b); }) -
+      g.begin());
+    for (std::size_t i = 0; i < 30; ++i)
+      CHECK(d[i] == (i == k ? -(g[k] > 0 ? 1.0 : -1.0) : 0.0));
+  }
+}

@@ -43,6 +43,16 @@ concept matrix_map = std::equality_comparable<M> && requires(const M& m, float* 
   m.apply(d, n, n);
 };
 
+// Whether a map needs a true matrix (rank >= 2; Muon-style role checks apply). A map says
+// otherwise with `static constexpr bool needs_matrix = false` (e.g. the l1 dual map of a vector).
+template <class Map>
+constexpr bool map_needs_matrix() {
+  if constexpr (requires { Map::needs_matrix; })
+    return Map::needs_matrix;
+  else
+    return true;
+}
+
 template <class Map, class C>
 struct matrix_node : node_tag {
   static_assert(matrix_map<Map>,
@@ -50,6 +60,7 @@ struct matrix_node : node_tag {
   static_assert(C::level == 2, "a matrix map needs an elementwise operand (a whole block), not a scalar");
   using map_type = Map;
   using child_type = C;
+  static constexpr bool needs_matrix = map_needs_matrix<Map>();
   using offsets = child_offsets<C>;
   static constexpr int level = 2;
   static constexpr bool is_inline = false;

@@ -482,7 +482,7 @@ private:
   // ---- matrix stages (matrix.hpp) --------------------------------------------------------------
 
   void init_matrices(const optimizer_options& opts) {
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    for (std::size_t b = 0; b < blocks_.size() && program_type::needs_matrix_blocks; ++b) {
       const auto& blk = blocks_[b];
       if (blk.shape.size() < 2)
         throw error(blk.name,

@@ -223,6 +223,13 @@ public:
     (std::make_index_sequence<n_matrices>{});
     return idx;
   }();
+  // Whether some matrix stage needs rank >= 2 blocks of an allowed role (Muon's maps do).
+  static constexpr bool needs_matrix_blocks = [] {
+    return [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return (false || ... || matrix_t<K>::needs_matrix);
+    }
+    (std::make_index_sequence<n_matrices>{});
+  }();
   static constexpr bool phases_checked = [] {
     // (each failing check static_asserts with its own message inside phases_ok)
     return [&]<std::size_t... R>(std::index_sequence<R...>) {

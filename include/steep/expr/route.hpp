@@ -99,7 +99,7 @@ struct routed {
 namespace detail {
 template <class Arm, unsigned Mask>
 constexpr bool check_arm() {
-  constexpr bool has_matrix = expr::program<typename Arm::rule_type>::n_matrices > 0;
+  constexpr bool has_matrix = expr::program<typename Arm::rule_type>::needs_matrix_blocks;
   constexpr unsigned beyond_hidden = Mask & ~role_bit(block_role::hidden_matrix);
   constexpr unsigned vectors = Mask & (role_bit(block_role::vector) | role_bit(block_role::scalar));
   static_assert(!has_matrix || beyond_hidden == 0 || Arm::selector::is_explicit,

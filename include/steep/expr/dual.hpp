@@ -1,0 +1,67 @@
+#pragma once
+// dual<N>(x): a norm's dual map as a stage of a rule, applied to each block.
+//
+//   using namespace steep::expr;  namespace nm = steep::norms;
+//   -lr * dual<nm::linf>(ema<"m">(grad, 0.9))        // Signum: sign(m), fused into the loop
+//   -lr * dual<nm::l2>(grad)                          // normalized GD per block: g / ||g||
+//   -lr * dual<nm::spectral>(ema<"m">(grad, 0.95))    // spectral steepest descent, exact U V^T
+//   -lr * dual<nm::l2_to_linf>(grad)                  // Scion's row normalization
+//   -lr * dual<nm::l1>(grad)                          // coordinate descent: one-hot at argmax |g|
+//
+// The math: d = argmax_{||d||_N <= 1} <x_b, d> for each block b, so normalized steepest descent
+// under N is p <- p - lr d (DESIGN.md; Gronich & Vardi 2026: MomentumGD = l2, Signum/Adam =
+// l_inf, Muon = spectral). Zero in gives zero out.
+//
+// How each compiles — the cheapest exact form the norm allows:
+//   l_inf            sign(x): elementwise, no extra pass;
+//   l2, Frobenius    x / max(||x_b||_2, 1e-30): one per-block reduction (a read-only pass);
+//   spectral         the exact polar factor by LAPACK (norms::exact_polar), a matrix stage;
+//                    Muon's Newton-Schulz approximation is orthogonalize(newton_schulz{}, x);
+//   any other norm   a matrix stage running the norm's own dual map (steep/norms) on the block.
+// Matrix-only norms (spectral, nuclear, the operator norms) refuse vector blocks when the
+// optimizer is built, naming the block.
+
+#include "steep/expr/matrix.hpp"
+#include "steep/expr/reduce.hpp"
+#include "steep/norms.hpp"
+#include "steep/norms/polar.hpp"
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace steep::expr {
+
+// A norm's dual map, in place on a block, as a matrix map.
+template <class N>
+struct norm_map {
+  static_assert(norms::norm<N>, "norm_map<N>: N is not a steep norm (see steep/norms/norm.hpp)");
+  static constexpr bool needs_matrix = N::matrix_only;
+  bool operator==(const norm_map&) const = default;
+
+  template <class T>
+  void apply(T* x, std::size_t rows, std::size_t cols) const {
+    if constexpr (N::matrix_only)
+      N::dual_map(norms::matrix_ref<const T>{ x, rows, cols }, norms::matrix_ref<T>{ x, rows, cols });
+    else
+      N::dual_map(norms::vector_ref<const T>{ x, rows * cols }, norms::vector_ref<T>{ x, rows * cols });
+  }
+};
+
+template <class N, operand X>
+constexpr auto dual(X&& x) {
+  static_assert(norms::norm<N>, "dual<N>(x): N must be a steep norm, e.g. steep::norms::linf, l2, spectral");
+  if constexpr (std::is_same_v<N, norms::linf>) {
+    return sign(std::forward<X>(x));
+  } else if constexpr (std::is_same_v<N, norms::l2> || std::is_same_v<N, norms::frobenius>) {
+    auto xe = as_expr(std::forward<X>(x));
+    // 1e-30: a zero block gives 0 / 1e-30 = 0, and the floor is still a normal float.
+    return xe / max(block_norm2(xe), 1e-30);
+  } else if constexpr (std::is_same_v<N, norms::spectral>) {
+    return orthogonalize(norms::exact_polar{}, std::forward<X>(x));
+  } else {
+    return orthogonalize(norm_map<N>{}, std::forward<X>(x));
+  }
+}
+
+} // namespace steep::expr
