@@ -312,3 +312,26 @@ TEST_CASE("dual<N> for the other norms runs the norm's own dual map per block") 
       CHECK(d[i] == (i == k ? -(g[k] > 0 ? 1.0 : -1.0) : 0.0));
   }
 }
+
+TEST_CASE("fan axes: Muon on a JAX-layout (in, out) weight is Muon on its torch-layout transpose") {
+  const std::size_t out = 6, in = 10;
+  auto g = random_matrix<double>(out * in, 31);
+  steep::param_store<double> torch_like({ { "W", { out, in } } });
+  steep::param_store<double> jax_like(
+    { steep::block_spec<double>("W", { in, out }).with_layout(steep::weight_layout::in_out) });
+  std::copy(g.begin(), g.end(), torch_like.block_at(0).grad);
+  auto gt = transpose(g, out, in);
+  std::copy(gt.begin(), gt.end(), jax_like.block_at(0).grad);
+  steep::optimizer a(rules::muon(0.02), torch_like);
+  steep::optimizer b(rules::muon(0.02), jax_like);
+  a.step();
+  b.step();
+  // The lr factor sqrt(max(1, fan_out/fan_in)) is 1 for both; the maps are transposes.
+  auto pa = moved(torch_like, 0);
+  auto pb = transpose(moved(jax_like, 0), in, out);
+  CHECK(max_abs_diff(pa, pb) < 1e-15);
+  // A wide torch weight (out > in) gets sqrt(out/in) whichever way it is stored.
+  CHECK(steep::expr::lr_scale(lr_adjust::original, steep::expr::dims_of({ 12, 3 })) == Approx(2.0));
+  CHECK(steep::expr::lr_scale(lr_adjust::original,
+                              steep::expr::dims_of({ 3, 12 }, steep::weight_layout::in_out)) == Approx(2.0));
+}

@@ -99,16 +99,19 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
     for (auto& g : c.at("groups")) {
       group gr;
       gr.params = g.at("params").get<std::vector<std::string>>();
+      const std::string algo = g.at("algo").get<std::string>();
+      // optax's peers see JAX's (fan_in, fan_out) weights (manifest, muon_optax): say so.
+      const weight_layout layout =
+        algo.rfind("optax_", 0) == 0 ? weight_layout::in_out : weight_layout::out_in;
       std::vector<block_spec<T>> specs;
       for (auto& p : gr.params)
-        specs.emplace_back(p, set.shape(p));
+        specs.emplace_back(p, set.shape(p)).layout = layout;
       gr.store = std::make_unique<param_store<T>>(std::move(specs));
       for (auto& p : gr.params) {
         auto init = set.array("inputs/init_" + p + ".npy");
         auto view = gr.store->param(p);
         std::copy(init.begin(), init.end(), view.begin());
       }
-      const std::string algo = g.at("algo").get<std::string>();
       gr.opt = make_group_optimizer<T>(algo, g.at("hp"), *gr.store, opts);
       gr.lr = num(g.at("hp"), "lr", 0.0);
       gr.sign = sign_based(algo);

@@ -56,13 +56,16 @@ inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_sc
 
 // optax.contrib.muon's rule for 2-D params (optax 0.2.8, manifest `muon_optax`): bias-corrected
 // Nesterov momentum, additive eps 1e-8 in the Frobenius normalization, shape factor
-// sqrt(max(1, cols/rows)), and p <- p - lr (O + wd p).
+// sqrt(max(1, fan_out/fan_in)), and p <- p - lr (O + wd p). optax writes that factor as
+// sqrt(max(1, cols/rows)) because JAX weights are (in, out): give such blocks
+// weight_layout::in_out and the factor is optax's exactly.
 inline constexpr auto muon_optax =
   []<operand Lr>(Lr lr, double beta = 0.95, double weight_decay = 0.0,
                  newton_schulz map = { .eps = 1e-8, .guard = frobenius_guard::additive }) {
     auto mu = ema<"mu">(grad, beta);
-    return -lr * (shape_scale(lr_adjust::optax) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
-                  weight_decay * param);
+    return -lr *
+           (shape_scale(lr_adjust::original) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
+            weight_decay * param);
   };
 
 } // namespace steep::rules

@@ -36,6 +36,17 @@ struct block_spec {
   block_role role = default_role(shape);
   T* param = nullptr;
   T* grad = nullptr;
+  weight_layout layout = weight_layout::out_in; // torch's (out, in); JAX's is in_out
+
+  // block_spec<float>("W", {784, 256}).with_layout(weight_layout::in_out)
+  block_spec& with_layout(weight_layout l) & {
+    layout = l;
+    return *this;
+  }
+  block_spec&& with_layout(weight_layout l) && {
+    layout = l;
+    return std::move(*this);
+  }
 
   block_spec(std::string n, shape_t s)
     : name(std::move(n))
@@ -65,6 +76,7 @@ struct block {
   std::string name;
   shape_t shape;
   block_role role;
+  weight_layout layout;
   std::size_t size;   // element count
   std::size_t offset; // position in the arena (owned blocks); padded to 64 bytes
   bool external;
@@ -90,7 +102,7 @@ public:
       const bool ext = s.param != nullptr || s.grad != nullptr;
       if (ext && n > 0 && (s.param == nullptr || s.grad == nullptr))
         throw error(s.name, "an external block needs both a parameter and a gradient pointer");
-      blocks_.push_back({ s.name, s.shape, s.role, n, ext ? 0 : arena_size, ext, s.param, s.grad });
+      blocks_.push_back({ s.name, s.shape, s.role, s.layout, n, ext ? 0 : arena_size, ext, s.param, s.grad });
       if (!ext)
         arena_size += padded_count<T>(n);
     }

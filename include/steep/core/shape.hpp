@@ -22,6 +22,16 @@ using shape_t = std::vector<std::size_t>;
 
 enum class block_role { hidden_matrix, embedding, head, vector, scalar };
 
+// Which axis of a weight is its fan-out (issue #3: a block carries its fan-in/fan-out axes).
+// torch stores a Linear weight as (out, in); JAX/flax as (in, out). Rank > 2: out_in is
+// (out, in, k...) as torch's Conv (fan_in = the product of the rest); in_out is (k..., in, out)
+// as flax's Conv (fan_out = the last axis).
+enum class weight_layout { out_in, in_out };
+
+struct fans_t {
+  std::size_t fan_in = 1, fan_out = 1;
+};
+
 inline std::size_t element_count(const shape_t& s) {
   return std::accumulate(s.begin(), s.end(), std::size_t{ 1 },
                          [](std::size_t a, std::size_t b) { return a * b; });
@@ -31,6 +41,20 @@ inline block_role default_role(const shape_t& s) {
   if (s.size() >= 2)
     return block_role::hidden_matrix;
   return s.size() == 1 ? block_role::vector : block_role::scalar;
+}
+
+inline fans_t fans(const shape_t& s, weight_layout layout) {
+  const std::size_t n =
+    std::accumulate(s.begin(), s.end(), std::size_t{ 1 }, [](std::size_t a, std::size_t b) { return a * b; });
+  if (s.size() < 2)
+    return { n, 1 };
+  if (layout == weight_layout::out_in)
+    return { s[0] ? n / s[0] : 0, s[0] };
+  return { s.back() ? n / s.back() : 0, s.back() };
+}
+
+inline std::string_view to_string(weight_layout l) {
+  return l == weight_layout::out_in ? "out_in" : "in_out";
 }
 
 inline std::string_view to_string(block_role r) {

@@ -95,31 +95,30 @@ constexpr auto orthogonalize(Map map, X&& x) {
 // Shape-dependent per-block scalars
 // ---------------------------------------------------------------------------------------------
 
-inline block_dims dims_of(const shape_t& s) {
+inline block_dims dims_of(const shape_t& s, weight_layout layout = weight_layout::out_in) {
+  const fans_t f = fans(s, layout);
   if (s.empty())
-    return { 1, 1 };
-  return { static_cast<double>(s[0]), static_cast<double>(element_count(s) / (s[0] ? s[0] : 1)) };
+    return { 1, 1, 1, 1 };
+  return { static_cast<double>(s[0]), static_cast<double>(element_count(s) / (s[0] ? s[0] : 1)),
+           static_cast<double>(f.fan_in), static_cast<double>(f.fan_out) };
 }
 
-// How a Muon-style rule rescales its learning rate per block.
-enum class lr_adjust {
-  none,            // 1
-  original,        // sqrt(max(1, rows / cols))        torch 2.11 adjust_lr_fn=None (Keller Jordan's Muon)
-  match_rms_adamw, // 0.2 sqrt(max(rows, cols))        torch 2.11 'match_rms_adamw' (Moonlight, Liu et al.
-                   // 2025)
-  optax // sqrt(max(1, cols / rows))        optax.contrib.muon: it assumes (fan_in, fan_out) weights
-};
+// How a Muon-style rule rescales its learning rate per block, in terms of the block's fans
+// (its weight layout, core/shape.hpp), so one rule is right for torch and JAX layouts alike:
+//   none             1
+//   original         sqrt(max(1, fan_out / fan_in)): torch 2.11 adjust_lr_fn=None, written there as
+//                    rows/cols of an (out, in) weight; optax.contrib.muon, written as cols/rows of (in, out)
+//   match_rms_adamw  0.2 sqrt(max(fan_out, fan_in)): torch 2.11 'match_rms_adamw' (Liu et al. 2025)
+enum class lr_adjust { none, original, match_rms_adamw };
 
 inline double lr_scale(lr_adjust a, block_dims d) {
   switch (a) {
     case lr_adjust::none:
       return 1.0;
     case lr_adjust::original:
-      return std::sqrt(std::max(1.0, d.rows / d.cols));
+      return std::sqrt(std::max(1.0, d.fan_out / d.fan_in));
     case lr_adjust::match_rms_adamw:
-      return 0.2 * std::sqrt(std::max(d.rows, d.cols));
-    case lr_adjust::optax:
-      return std::sqrt(std::max(1.0, d.cols / d.rows));
+      return 0.2 * std::sqrt(std::max(d.fan_out, d.fan_in));
   }
   return 1.0;
 }

@@ -33,9 +33,11 @@
 
 namespace steep::expr {
 
-// A block seen as a matrix: rows = shape[0], cols = the product of the rest (1 for a vector).
+// A block seen as a matrix (rows = shape[0], cols = the product of the rest; 1 for a vector),
+// and its fans from its weight layout (core/shape.hpp).
 struct block_dims {
   double rows = 1, cols = 1;
+  double fan_in = 1, fan_out = 1;
 };
 
 // What a host-side (double) evaluation of a level-0 or level-1 subtree may read.

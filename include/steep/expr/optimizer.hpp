@@ -146,7 +146,7 @@ public:
     , wl_(sizes(store), opts.chunk_elements)
     , exec_(opts.threads) {
     for (auto& b : blocks_)
-      dims_.push_back(expr::dims_of(b.shape));
+      dims_.push_back(expr::dims_of(b.shape, b.layout));
     if constexpr (n_matrices > 0)
       init_matrices(opts);
     init_slots(std::make_index_sequence<n_slots>{});

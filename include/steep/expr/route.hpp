@@ -157,6 +157,7 @@ public:
                               "; add one (on<block_role::" + std::string(to_string(b.role)) +
                               "> >> rule) or end the route with otherwise >> rule");
       specs[arm].emplace_back(b.name, b.shape, b.role, b.param, b.grad);
+      specs[arm].back().layout = b.layout;
       owner_.emplace_back(b.name, arm);
     }
     [&]<std::size_t... I>(std::index_sequence<I...>) {
