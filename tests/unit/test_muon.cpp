@@ -335,3 +335,33 @@ TEST_CASE("fan axes: Muon on a JAX-layout (in, out) weight is Muon on its torch-
   CHECK(steep::expr::lr_scale(lr_adjust::original,
                               steep::expr::dims_of({ 3, 12 }, steep::weight_layout::in_out)) == Approx(2.0));
 }
+
+TEST_CASE("a NaN gradient in a Muon block refuses the step, naming the block; nothing changes") {
+  auto s = grads_store({ { "W1", { 4, 6 } }, { "W2", { 6, 4 } } }, 40);
+  steep::optimizer opt(rules::muon(0.02), s, { .threads = 2 });
+  opt.step();
+  const auto p1 = moved(s, 0), p2 = moved(s, 1);
+  const std::vector<double> m1(opt.state("W1", "momentum_buffer").begin(),
+                               opt.state("W1", "momentum_buffer").end());
+  s.block_at(1).grad[5] = std::nan("");
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("block 'W2'") && Catch::Contains("non-finite") &&
+                                  Catch::Contains("flat index 5"));
+  CHECK(moved(s, 0) == p1);
+  CHECK(moved(s, 1) == p2);
+  CHECK(std::vector<double>(opt.state("W1", "momentum_buffer").begin(),
+                            opt.state("W1", "momentum_buffer").end()) == m1);
+  CHECK(opt.steps() == 1);
+  s.block_at(1).grad[5] = 0.5; // fixed: the next step goes through
+  opt.step();
+  CHECK(opt.steps() == 2);
+}
+
+TEST_CASE("a routed rule works behind any_optimizer too") {
+  auto s = grads_store({ { "W", { 4, 6 } }, { "b", { 4 } } }, 50);
+  auto opt = steep::make_any_optimizer(rules::muon_signum(0.02, 0.01), s);
+  opt->step();
+  CHECK(opt->steps() == 1);
+  CHECK(opt->describe().find("arm 0: blocks W") != std::string::npos);
+  REQUIRE(opt->slots().size() == 1); // both arms call their buffer momentum_buffer (torch's name)
+  CHECK(opt->slots()[0].name == "momentum_buffer");
+}

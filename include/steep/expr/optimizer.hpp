@@ -7,8 +7,11 @@
 //   opt.state("W", "exp_avg");     // xtensor view of a slot of one block
 //   opt.set("lr", 1e-4);           // a named hyperparameter (hyper<"lr">), between steps
 //
-// One step is one or two passes over a work list spanning every block:
+// One step is up to three passes over a work list spanning every block:
 //   [reduction pass]  read-only: every reduction of the rule at once (only if it has any);
+//   [matrix phase]    read-only pre-pass writing each matrix stage's operand to scratch, then
+//                     the stage's map per block (matrix.hpp); a non-finite operand refuses the
+//                     step here, before anything is written;
 //   update pass       per element: load grad, param and each slot once; compute the new slot
 //                     values, then the change of the parameter; store param and slots once.
 // Per-step scalars (learning rate, 1/(1 - beta^t), ...) are computed once per step in double
@@ -29,6 +32,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -540,6 +544,15 @@ private:
 
   void run_matrix_task(std::size_t t) {
     const auto [k, b] = matrix_tasks_[t];
+    // A NaN or Inf anywhere in a block would spread through every entry of its map (one GEMM
+    // mixes them all). Nothing has been written yet, so the step can still be refused whole.
+    const T* in = scratch_[k].at(b);
+    for (std::size_t i = 0; i < blocks_[b].size; ++i)
+      if (!std::isfinite(in[i]))
+        throw error(blocks_[b].name,
+                    "the operand of a matrix stage has a non-finite entry (NaN or Inf in the "
+                    "gradient or the state) at flat index " +
+                      std::to_string(i) + "; the step was refused and parameters and state are unchanged");
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       ((K == k ? (std::get<K>(maps_).apply(scratch_[K].at(b), static_cast<std::size_t>(dims_[b].rows),
                                            static_cast<std::size_t>(dims_[b].cols)),
