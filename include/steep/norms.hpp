@@ -20,13 +20,18 @@
 //   operator_norms.hpp  l1_to_l2, sum_col_l2, l2_to_linf, sum_row_l2 (Scion / modula)
 //   composite.hpp       max_composite, sum_composite
 //   constexpr_math.hpp  sqrt, exp, log, pow, abs usable in constant expressions
+//   newton_schulz.hpp   Muon's approximate polar factor (SYRK/SYMM products)
+//   polar.hpp           the exact polar factor and singular values by LAPACK
 //
-// The norms layer uses only core/ (DESIGN.md, "Layers of the code") and no third-party header.
+// The norms layer uses only core/ and kernel/ (DESIGN.md, "Layers of the code"); at run time the
+// spectral norms go through LAPACK (polar.hpp), in constant evaluation through a Jacobi SVD.
 
 #include "steep/norms/block_ref.hpp"
 #include "steep/norms/composite.hpp"
 #include "steep/norms/constexpr_math.hpp"
 #include "steep/norms/entrywise.hpp"
+#include "steep/norms/newton_schulz.hpp"
 #include "steep/norms/norm.hpp"
 #include "steep/norms/operator_norms.hpp"
+#include "steep/norms/polar.hpp"
 #include "steep/norms/spectral.hpp"

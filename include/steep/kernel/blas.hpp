@@ -16,6 +16,8 @@
 // openblas_set_num_threads is looked up as a weak symbol, so another BLAS still links (the
 // limit is then a no-op).
 
+#include "steep/core/xsimd_fence.hpp" // first: xtensor-blas pulls in <immintrin.h>
+
 #include <cstddef>
 #include <xtensor-blas/xblas.hpp>
 

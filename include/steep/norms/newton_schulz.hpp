@@ -16,10 +16,10 @@
 // [0.7, 1.2]; it is not the exact polar factor (exact_polar in polar.hpp is). Zero in, zero out.
 //
 // Symmetry (issue #3): A and B are symmetric, so A = X X^T is one SYRK (m^2 n flops instead of
-// 2 m^2 n), A A = A A^T another (m^3 instead of 2 m^3), and B X one SYMM. The tall case never
-// transposes: it works with X^T X and X B instead. `symmetric = false` runs the textbook GEMM
-// sequence instead (the benchmark's "plain" baseline, and a cross-check in the tests).
-// Nominal cost, by which benchmarks count: (4 m^2 n + 2 m^3) flops per step.
+// 2 m^2 n), A A = A A^T another (m^3 instead of 2 m^3), and a X + B X = (B + a I) X one SYMM. The tall case
+// never transposes: it works with X^T X and X B instead. `symmetric = false` runs the textbook GEMM sequence
+// instead (the benchmark's "plain" baseline, and a cross-check in the tests). Nominal cost, by which
+// benchmarks count: (4 m^2 n + 2 m^3) flops per step.
 
 #include "steep/kernel/blas.hpp"
 
@@ -83,30 +83,53 @@ struct newton_schulz {
   }
 
 private:
+  // Scratch for one thread, reused across calls: NS runs every step on every block, and
+  // zero-filling fresh buffers of the block's size each time costs a visible share of a step.
+  template <class T>
+  static std::vector<T>& scratch(int which, std::size_t n) {
+    thread_local std::vector<T> bufs[3];
+    if (bufs[which].size() < n)
+      bufs[which].resize(n);
+    return bufs[which];
+  }
+
+  // Copies the upper triangle of a symmetric m x m matrix to the lower, tile by tile (a plain
+  // column-order loop over a 1024 x 1024 block is cache-hostile and cost a third of an NS step).
+  template <class T>
+  static void mirror_upper(T* a, std::size_t m) {
+    constexpr std::size_t tile = 32;
+    for (std::size_t ib = 0; ib < m; ib += tile)
+      for (std::size_t jb = ib; jb < m; jb += tile)
+        for (std::size_t i = ib; i < std::min(ib + tile, m); ++i)
+          for (std::size_t j = std::max(jb, i + 1); j < std::min(jb + tile, m); ++j)
+            a[j * m + i] = a[i * m + j];
+  }
+
   template <class T>
   void iterate_symmetric(T* x, std::size_t rows, std::size_t cols) const {
     namespace blas = kernel::blas;
     const bool tall = rows > cols;
     const std::size_t m = tall ? cols : rows, n = tall ? rows : cols, size = rows * cols;
-    std::vector<T> a(m * m), b(m * m), y(size);
+    T* a = scratch<T>(0, m * m).data();
+    T* b = scratch<T>(1, m * m).data();
     T* cur = x;
-    T* next = y.data();
+    T* next = scratch<T>(2, size).data();
     for (int k = 0; k < step_count(); ++k) {
       const ns_coefficients q = at(k);
       // A = X X^T (wide) or X^T X (tall): upper triangle, then mirrored so A can be a plain operand.
-      blas::syrk<T>(m, n, T(1), cur, cols, T(0), a.data(), m, tall);
+      blas::syrk<T>(m, n, T(1), cur, cols, T(0), a, m, tall);
+      mirror_upper(a, m);
+      // B = b A + c A A^T (A symmetric, so A A^T = A A); then B + a I, so that the update
+      // a X + B X is one product (B + a I) X with nothing to copy first.
+      std::copy(a, a + m * m, b);
+      blas::syrk<T>(m, m, static_cast<T>(q.c), a, m, static_cast<T>(q.b), b, m);
       for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = i + 1; j < m; ++j)
-          a[j * m + i] = a[i * m + j];
-      // B = b A + c A A^T (A symmetric, so A A^T = A A).
-      std::copy(a.begin(), a.end(), b.begin());
-      blas::syrk<T>(m, m, static_cast<T>(q.c), a.data(), m, static_cast<T>(q.b), b.data(), m);
-      // X <- a X + B X (wide) or a X + X B (tall: the transpose of the same update).
-      std::copy(cur, cur + size, next);
+        b[i * m + i] += static_cast<T>(q.a);
+      // X <- (B + a I) X (wide) or X (B + a I) (tall: the transpose of the same update).
       if (tall)
-        blas::symm_right<T>(rows, cols, T(1), b.data(), m, cur, cols, static_cast<T>(q.a), next, cols);
+        blas::symm_right<T>(rows, cols, T(1), b, m, cur, cols, T(0), next, cols);
       else
-        blas::symm_left<T>(rows, cols, T(1), b.data(), m, cur, cols, static_cast<T>(q.a), next, cols);
+        blas::symm_left<T>(rows, cols, T(1), b, m, cur, cols, T(0), next, cols);
       std::swap(cur, next);
     }
     if (cur != x)

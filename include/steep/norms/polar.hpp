@@ -11,11 +11,13 @@
 // Computed by LAPACK's gesdd (through xtensor-blas), as torch.linalg.svd does on the CPU: this
 // is what the golden `muon_exact` case uses in place of Newton–Schulz (issue #3).
 
+#include "steep/core/xsimd_fence.hpp" // first: xtensor below pulls in <immintrin.h>
 #include "steep/kernel/blas.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <vector>
 #include <xtensor-blas/xlinalg.hpp>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xtensor.hpp>
@@ -48,5 +50,16 @@ struct exact_polar {
     kernel::blas::gemm<T>(true, true, rows, cols, k, T(1), u.data(), rows, vt.data(), k, T(0), x, cols);
   }
 };
+
+// The singular values of a row-major rows x cols block, descending (LAPACK gesdd, no vectors).
+template <class T>
+std::vector<double> singular_values(const T* x, std::size_t rows, std::size_t cols) {
+  if (rows == 0 || cols == 0)
+    return {};
+  xt::xtensor<T, 2> g =
+    xt::adapt(x, rows * cols, xt::no_ownership(), std::array<std::size_t, 2>{ rows, cols });
+  auto [u, s, vt] = xt::linalg::svd(g, /*full_matrices=*/false, /*compute_uv=*/false);
+  return std::vector<double>(s.begin(), s.end());
+}
 
 } // namespace steep::norms

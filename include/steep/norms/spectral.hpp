@@ -45,8 +45,8 @@ struct spectral {
     if constexpr (!is_vector_block_v<X>) {
       const auto v = detail::value_arg(x);
       using T = typename decltype(v)::value_type;
-      const auto r = detail::jacobi_svd(v, false);
-      return static_cast<T>(r.k == 0 ? 0.0 : r.s[0]);
+      const auto s = detail::singular_values(v);
+      return static_cast<T>(s.empty() ? 0.0 : s[0]);
     } else {
       return 0.0;
     }
@@ -78,11 +78,10 @@ struct nuclear {
     if constexpr (!is_vector_block_v<X>) {
       const auto v = detail::value_arg(x);
       using T = typename decltype(v)::value_type;
-      const auto r = detail::jacobi_svd(v, false);
-      double s = 0;
-      for (std::size_t i = 0; i < r.k; ++i)
-        s += r.s[i];
-      return static_cast<T>(s);
+      double sum = 0;
+      for (double s : detail::singular_values(v))
+        sum += s;
+      return static_cast<T>(sum);
     } else {
       return 0.0;
     }
