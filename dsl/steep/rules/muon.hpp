@@ -35,7 +35,8 @@ constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust 
     else
       return buf;
   }();
-  return -(lr * weight_decay) * param - (lr * shape_scale(adjust)) * orthogonalize(std::move(map), dir);
+  return -(lr * weight_decay) * param -
+         (lr * shape_scale(adjust)) * dual<norms::spectral>(dir, std::move(map));
 }
 
 inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(

@@ -5,6 +5,7 @@
 //   -lr * dual<nm::linf>(ema<"m">(grad, 0.9))        // Signum: sign(m), fused into the loop
 //   -lr * dual<nm::l2>(grad)                          // normalized GD per block: g / ||g||
 //   -lr * dual<nm::spectral>(ema<"m">(grad, 0.95))    // spectral steepest descent, exact U V^T
+//   -lr * dual<nm::spectral>(m, nm::newton_schulz{})  // the same, approximated as Muon does
 //   -lr * dual<nm::l2_to_linf>(grad)                  // Scion's row normalization
 //   -lr * dual<nm::l1>(grad)                          // coordinate descent: one-hot at argmax |g|
 //
@@ -62,6 +63,17 @@ constexpr auto dual(X&& x) {
   } else {
     return orthogonalize(norm_map<N>{}, std::forward<X>(x));
   }
+}
+
+// dual<spectral>(x, map): the spectral dual map computed by an approximation of the polar
+// factor, such as Muon's Newton-Schulz (norms::newton_schulz) — the same stage as
+// orthogonalize(map, x), named by the geometry it approximates.
+template <class N, operand X, matrix_map Map>
+constexpr auto dual(X&& x, Map map) {
+  static_assert(std::is_same_v<N, norms::spectral>,
+                "dual<N>(x, map): an approximate map is only meaningful for the spectral norm (its dual map "
+                "is the polar factor, which Newton-Schulz approximates); use dual<N>(x) for other norms");
+  return orthogonalize(std::move(map), std::forward<X>(x));
 }
 
 } // namespace steep::expr
