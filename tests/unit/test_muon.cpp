@@ -365,3 +365,17 @@ TEST_CASE("a routed rule works behind any_optimizer too") {
   REQUIRE(opt->slots().size() == 1); // both arms call their buffer momentum_buffer (torch's name)
   CHECK(opt->slots()[0].name == "momentum_buffer");
 }
+
+TEST_CASE("route: a named hyperparameter is set in every arm that has it, and unknown names are refused") {
+  auto s = grads_store({ { "W", { 4, 6 } }, { "b", { 4 } } }, 60);
+  auto rule = steep::route(steep::on<block_role::hidden_matrix> >> rules::muon(hyper<"lr">(0.02)),
+                           steep::otherwise >> rules::signum(hyper<"lr">(0.01), 0.9));
+  steep::optimizer opt(rule, s);
+  CHECK(opt.get("lr") == 0.02); // the first arm that has it
+  opt.set("lr", 0.005);
+  CHECK(opt.get("lr") == 0.005);
+  opt.step();
+  CHECK(std::abs(s.param("b")(0)) == Approx(0.005)); // Signum's arm took the new lr too
+  CHECK_THROWS_WITH(opt.set("momentum", 0.9), Catch::Contains("no arm of the route has a hyperparameter"));
+  CHECK_THROWS_WITH(opt.get("beta"), Catch::Contains("'beta'"));
+}

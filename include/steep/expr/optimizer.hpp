@@ -208,6 +208,14 @@ public:
     if (!found)
       throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
   }
+  // Whether the rule has a named hyperparameter `name`.
+  bool has(std::string_view name) const {
+    bool found = false;
+    std::apply(
+      [&](const auto&... root) { (visit_root_hypers(root, name, [&](const auto&) { found = true; }), ...); },
+      roots_);
+    return found;
+  }
   double get(std::string_view name) const {
     double v = 0;
     bool found = false;
@@ -323,6 +331,15 @@ private:
     [&]<std::size_t... R>(std::index_sequence<R...>) { (f.template operator()<R>(std::get<R>(roots_)), ...); }
     (std::make_index_sequence<program_type::n_roots>{});
   }
+  // f.template operator()<S, B, R>(node) for every node of the rule with Trait<node>, with its
+  // table offsets (program.hpp, visit_where).
+  template <template <class> class Trait, class F>
+  void for_each_node(F&& f) const {
+    for_roots([&]<std::size_t R>(const auto& root) {
+      expr::visit_where<Trait, program_type::step_offset[R], program_type::block_offset[R],
+                        program_type::red_offset[R]>(root, f);
+    });
+  }
   template <class Root, class F>
   static void visit_root_hypers(Root& root, std::string_view name, F&& f) {
     expr::visit_hypers(root, [&](auto& hp) {
@@ -437,25 +454,19 @@ private:
     accs.fill(T(0));
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V>(f, i);
-      for_roots([&]<std::size_t R>(const auto& root) {
-        expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
-          root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
-            using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
-            const V x = expr::evaluate<S, 0>(std::get<0>(red.kids), c);
-            if constexpr (kernel::is_batch_v<V>)
-              accv[Rr] = Op::accumulate(accv[Rr], x);
-            else
-              accs[Rr] = Op::accumulate(accs[Rr], x);
-          });
+      for_each_node<expr::is_reduce_node>([&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& red) {
+        using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+        const V x = expr::evaluate<S, B>(std::get<0>(red.kids), c);
+        if constexpr (kernel::is_batch_v<V>)
+          accv[Rr] = Op::accumulate(accv[Rr], x);
+        else
+          accs[Rr] = Op::accumulate(accs[Rr], x);
       });
     });
     double* out = partials_.data() + ci * nr;
-    for_roots([&]<std::size_t R>(const auto& root) {
-      expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
-        root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
-          using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
-          out[Rr] = Op::combine(Op::finish(accv[Rr]), static_cast<double>(accs[Rr]));
-        });
+    for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
+      using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+      out[Rr] = Op::combine(Op::finish(accv[Rr]), static_cast<double>(accs[Rr]));
     });
   }
 
@@ -463,30 +474,27 @@ private:
     constexpr std::size_t nr = program_type::n_reductions;
     exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk(ci); });
     // Combine chunk partials in list order: per block, then across blocks for global scope.
-    for_roots([&]<std::size_t R>(const auto& root) {
-      expr::visit_reductions<program_type::step_offset[R], program_type::red_offset[R]>(
-        root, [&]<std::size_t S, std::size_t Rr>(const auto& red) {
-          using N = std::remove_cvref_t<decltype(red)>;
-          using Op = typename N::op_type;
-          double total = 0;
-          for (std::size_t b = 0; b < blocks_.size(); ++b) {
-            double acc = 0;
-            for (std::size_t c = wl_.first_chunk(b); c < wl_.first_chunk(b + 1); ++c)
-              acc = Op::combine(acc, partials_[c * nr + Rr]);
-            reductions_[b * nr + Rr] = acc;
-            total = Op::combine(total, acc);
-          }
-          if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
-            for (std::size_t b = 0; b < blocks_.size(); ++b)
-              reductions_[b * nr + Rr] = total;
-        });
+    for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
+      using N = std::remove_cvref_t<decltype(red)>;
+      using Op = typename N::op_type;
+      double total = 0;
+      for (std::size_t b = 0; b < blocks_.size(); ++b) {
+        double acc = 0;
+        for (std::size_t c = wl_.first_chunk(b); c < wl_.first_chunk(b + 1); ++c)
+          acc = Op::combine(acc, partials_[c * nr + Rr]);
+        reductions_[b * nr + Rr] = acc;
+        total = Op::combine(total, acc);
+      }
+      if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
+        for (std::size_t b = 0; b < blocks_.size(); ++b)
+          reductions_[b * nr + Rr] = total;
     });
   }
 
   // ---- matrix stages (matrix.hpp) --------------------------------------------------------------
 
   void init_matrices(const optimizer_options& opts) {
-    for (std::size_t b = 0; b < blocks_.size() && program_type::needs_matrix_blocks; ++b) {
+    for (std::size_t b = 0; b < (program_type::needs_matrix_blocks ? blocks_.size() : 0); ++b) {
       const auto& blk = blocks_[b];
       if (blk.shape.size() < 2)
         throw error(blk.name,
@@ -528,13 +536,10 @@ private:
     const chunk_frame f = frame(ch.block);
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V>(f, i);
-      for_roots([&]<std::size_t R>(const auto& root) {
-        expr::visit_matrices<program_type::step_offset[R], program_type::block_offset[R]>(
-          root, [&]<std::size_t S, std::size_t B>(const auto& m) {
-            using M = std::remove_cvref_t<decltype(m)>;
-            const V x = expr::evaluate<S, B>(std::get<0>(m.kids), c);
-            kernel::store(f.mats[program_type::template matrix_index<M>] + i, x);
-          });
+      for_each_node<expr::is_matrix_node>([&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
+        using M = std::remove_cvref_t<decltype(m)>;
+        const V x = expr::evaluate<S, B>(std::get<0>(m.kids), c);
+        kernel::store(f.mats[program_type::template matrix_index<M>] + i, x);
       });
     });
   }

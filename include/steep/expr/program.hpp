@@ -153,8 +153,8 @@ constexpr bool contains(hana::basic_type<N>) {
 }
 } // namespace detail
 
-template <std::size_t S, std::size_t B, class N, class F>
-void visit_matrices(const N& n, F&& f);
+template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_where(const N& n, F&& f);
 
 template <class Rule>
 struct program {
@@ -329,17 +329,18 @@ public:
     (std::make_index_sequence<n_matrices>{});
     std::apply(
       [&](const auto&... root) {
-        (visit_matrices<0, 0>(root,
-                              [&]<std::size_t, std::size_t>(const auto& m) {
-                                using M = std::remove_cvref_t<decltype(m)>;
-                                auto& slot = std::get<matrix_index<M>>(found);
-                                if (!slot)
-                                  slot.emplace(m.map);
-                                else if (!(*slot == m.map))
-                                  throw usage_error("one matrix stage is used twice with different "
+        (visit_where<is_matrix_node, 0, 0, 0>(root,
+                                              [&]<std::size_t, std::size_t, std::size_t>(const auto& m) {
+                                                using M = std::remove_cvref_t<decltype(m)>;
+                                                auto& slot = std::get<matrix_index<M>>(found);
+                                                if (!slot)
+                                                  slot.emplace(m.map);
+                                                else if (!(*slot == m.map))
+                                                  throw usage_error(
+                                                    "one matrix stage is used twice with different "
                                                     "settings (e.g. two Newton-Schulz step counts); "
                                                     "apply each setting to a different operand");
-                              }),
+                                              }),
          ...);
       },
       roots);
@@ -366,29 +367,18 @@ public:
 // Traversals with compile-time table offsets (used by the optimizer's passes)
 // ---------------------------------------------------------------------------------------------
 
-// Calls f.template operator()<S, R>(reduce_node) for every reduction under n.
-template <std::size_t S, std::size_t R, class N, class F>
-inline void visit_reductions(const N& n, F&& f) {
-  if constexpr (is_reduce_node<N>::value) {
-    f.template operator()<S, R>(n);
+// Calls f.template operator()<S, B, R>(node) for every node under n for which Trait<node>
+// holds, without looking below it; S, B, R are the node's offsets into the per-step, per-block
+// and reduction tables. The passes find their reductions (is_reduce_node) and matrix stages
+// (is_matrix_node) with it.
+template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_where(const N& n, F&& f) {
+  if constexpr (Trait<N>::value) {
+    f.template operator()<S, B, R>(n);
   } else if constexpr (detail::has_kids<N>) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_reductions<S + O::step[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
-    }
-    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
-  }
-}
-
-// Calls f.template operator()<S, B>(matrix_node) for every matrix stage under n.
-template <std::size_t S, std::size_t B, class N, class F>
-void visit_matrices(const N& n, F&& f) {
-  if constexpr (is_matrix_node<N>::value) {
-    f.template operator()<S, B>(n);
-  } else if constexpr (detail::has_kids<N>) {
-    using O = typename N::offsets;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_matrices<S + O::step[I], B + O::block[I]>(std::get<I>(n.kids), f), ...);
+      (visit_where<Trait, S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
     }
     (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }

@@ -176,7 +176,10 @@ public:
   // Sets the hyperparameter in every arm that has one of that name.
   void set(std::string_view name, double value) {
     bool found = false;
-    for_parts([&](auto& o) { found = try_hyper(o, name, [&] { o.set(name, value); }) || found; });
+    for_parts([&](auto& o) {
+      if (o.has(name))
+        o.set(name, value), found = true;
+    });
     if (!found)
       throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
   }
@@ -184,8 +187,8 @@ public:
     double v = 0;
     bool found = false;
     for_parts([&](const auto& o) {
-      if (!found)
-        found = try_hyper(o, name, [&] { v = o.get(name); });
+      if (!found && o.has(name))
+        v = o.get(name), found = true;
     });
     if (!found)
       throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
@@ -258,17 +261,6 @@ private:
     st = std::make_unique<param_store<T>>(std::move(specs));
     std::get<I>(parts_) = std::make_unique<arm_optimizer<I>>(rule, *st, opts);
     threads_ = std::get<I>(parts_)->threads();
-  }
-
-  template <class O, class F>
-  static bool try_hyper(O& o, std::string_view name, F&& f) {
-    try {
-      o.get(name);
-    } catch (const usage_error&) {
-      return false;
-    }
-    f();
-    return true;
   }
 
   template <class F>

@@ -1,11 +1,12 @@
 #pragma once
 // Operator norms of Scion and modula: max column / max row l2 norms and their duals.
 //
-//   struct l1_to_l2;    // max_j ||W[:, j]||_2 = ||W||_{1->2},   dual sum_col_l2; map: each column / its l2
-//   struct sum_col_l2;  // sum_j ||W[:, j]||_2,                  dual l1_to_l2;   map: top column / its l2
-//   struct l2_to_linf;  // max_i ||W[i, :]||_2 = ||W||_{2->inf}, dual sum_row_l2; map: each row / its l2
-//   struct sum_row_l2;  // sum_i ||W[i, :]||_2,                  dual l2_to_linf; map: top row / its l2
-//   (zero columns / rows stay zero; the "top" maps are zero outside the first largest column / row)
+//   l1_to_l2    // max_j ||W[:, j]||_2 = ||W||_{1->2},   dual sum_col_l2; map: each column / its l2
+//   sum_col_l2  // sum_j ||W[:, j]||_2,                  dual l1_to_l2;   map: top column / its l2
+//   l2_to_linf  // max_i ||W[i, :]||_2 = ||W||_{2->inf}, dual sum_row_l2; map: each row / its l2
+//   sum_row_l2  // sum_i ||W[i, :]||_2,                  dual l2_to_linf; map: top row / its l2
+//   (all four are line_l2_norm<Max, ByCols>; zero columns / rows stay zero; the "top" maps are zero outside
+//   the first largest column / row)
 //
 //   fixed_matrix<double, 2, 2> g{{3, 0, 4, 1}}, d;   // columns (3, 4) and (0, 1)
 //   value<sum_col_l2>(g);       // 5 + 1 = 6 = ||g||_{(1->2)*}
@@ -97,129 +98,67 @@ constexpr void top_line(matrix_ref<const T> g, matrix_ref<T> out, bool by_cols) 
 
 } // namespace detail
 
-struct sum_col_l2;
-struct sum_row_l2;
+// One template for the four: the largest (Max) or the sum of the l2 norms of the columns
+// (ByCols) or rows of a matrix. The max and the sum over the same lines are each other's duals.
+template <bool Max, bool ByCols>
+struct line_l2_norm {
+  using dual_type = line_l2_norm<!Max, ByCols>;
+  static constexpr std::string_view name =
+    Max ? (ByCols ? "l1_to_l2" : "l2_to_linf") : (ByCols ? "sum_col_l2" : "sum_row_l2");
+  static constexpr bool matrix_only = true;
+
+  template <class X>
+  static constexpr auto value(const X& x) {
+    if constexpr (refuse_vector<X>()) {
+      const auto v = detail::value_arg(x);
+      return static_cast<typename decltype(v)::value_type>(Max ? detail::max_line_norm(v, ByCols)
+                                                               : detail::sum_line_norms(v, ByCols));
+    } else {
+      return 0.0;
+    }
+  }
+
+  template <class G, class Out>
+  static constexpr void dual_map(const G& g, Out&& out) {
+    if constexpr (refuse_vector<G>()) {
+      auto [gv, ov] = detail::dual_map_args(g, out);
+      if constexpr (Max)
+        detail::normalize_lines(gv, ov, ByCols);
+      else
+        detail::top_line(gv, ov, ByCols);
+    }
+  }
+
+private:
+  // A vector block does not compile, with a message naming the norm.
+  template <class X>
+  static constexpr bool refuse_vector() {
+    constexpr bool vec = is_vector_block_v<X>;
+    if constexpr (Max && ByCols)
+      static_assert(!vec,
+                    "the l1_to_l2 norm (largest column l2 norm) is a matrix norm: this block is a vector; "
+                    "use l2 or route the block to a vector rule");
+    else if constexpr (Max)
+      static_assert(!vec,
+                    "the l2_to_linf norm (largest row l2 norm) is a matrix norm: this block is a vector; "
+                    "use l2 or route the block to a vector rule");
+    else if constexpr (ByCols)
+      static_assert(!vec, "the sum_col_l2 norm (sum of column l2 norms) is a matrix norm: this block is a "
+                          "vector; use l2 or route the block to a vector rule");
+    else
+      static_assert(!vec, "the sum_row_l2 norm (sum of row l2 norms) is a matrix norm: this block is a "
+                          "vector; use l2 or route the block to a vector rule");
+    return !vec;
+  }
+};
 
 // ||W||_{1->2} = max_j ||W[:, j]||_2. Dual: sum_col_l2. Dual map: each nonzero column normalized.
-struct l1_to_l2 {
-  using dual_type = sum_col_l2;
-  static constexpr std::string_view name = "l1_to_l2";
-  static constexpr bool matrix_only = true;
-
-  template <class X>
-  static constexpr auto value(const X& x) {
-    static_assert(!is_vector_block_v<X>, "the l1_to_l2 norm (largest column l2 norm) is a matrix norm: this "
-                                         "block is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<X>) {
-      const auto v = detail::value_arg(x);
-      return static_cast<typename decltype(v)::value_type>(detail::max_line_norm(v, true));
-    } else {
-      return 0.0;
-    }
-  }
-
-  template <class G, class Out>
-  static constexpr void dual_map(const G& g, Out&& out) {
-    static_assert(!is_vector_block_v<G>, "the l1_to_l2 norm (largest column l2 norm) is a matrix norm: this "
-                                         "block is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<G>) {
-      auto [gv, ov] = detail::dual_map_args(g, out);
-      detail::normalize_lines(gv, ov, true);
-    }
-  }
-};
-
+using l1_to_l2 = line_l2_norm<true, true>;
 // sum_j ||W[:, j]||_2. Dual: l1_to_l2. Dual map: the first largest column, normalized; 0 elsewhere.
-struct sum_col_l2 {
-  using dual_type = l1_to_l2;
-  static constexpr std::string_view name = "sum_col_l2";
-  static constexpr bool matrix_only = true;
-
-  template <class X>
-  static constexpr auto value(const X& x) {
-    static_assert(!is_vector_block_v<X>,
-                  "the sum_col_l2 norm (sum of column l2 norms) is a matrix norm: this "
-                  "block is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<X>) {
-      const auto v = detail::value_arg(x);
-      return static_cast<typename decltype(v)::value_type>(detail::sum_line_norms(v, true));
-    } else {
-      return 0.0;
-    }
-  }
-
-  template <class G, class Out>
-  static constexpr void dual_map(const G& g, Out&& out) {
-    static_assert(!is_vector_block_v<G>,
-                  "the sum_col_l2 norm (sum of column l2 norms) is a matrix norm: this "
-                  "block is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<G>) {
-      auto [gv, ov] = detail::dual_map_args(g, out);
-      detail::top_line(gv, ov, true);
-    }
-  }
-};
-
+using sum_col_l2 = line_l2_norm<false, true>;
 // ||W||_{2->inf} = max_i ||W[i, :]||_2. Dual: sum_row_l2. Dual map: each nonzero row normalized.
-struct l2_to_linf {
-  using dual_type = sum_row_l2;
-  static constexpr std::string_view name = "l2_to_linf";
-  static constexpr bool matrix_only = true;
-
-  template <class X>
-  static constexpr auto value(const X& x) {
-    static_assert(!is_vector_block_v<X>,
-                  "the l2_to_linf norm (largest row l2 norm) is a matrix norm: this block "
-                  "is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<X>) {
-      const auto v = detail::value_arg(x);
-      return static_cast<typename decltype(v)::value_type>(detail::max_line_norm(v, false));
-    } else {
-      return 0.0;
-    }
-  }
-
-  template <class G, class Out>
-  static constexpr void dual_map(const G& g, Out&& out) {
-    static_assert(!is_vector_block_v<G>,
-                  "the l2_to_linf norm (largest row l2 norm) is a matrix norm: this block "
-                  "is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<G>) {
-      auto [gv, ov] = detail::dual_map_args(g, out);
-      detail::normalize_lines(gv, ov, false);
-    }
-  }
-};
-
+using l2_to_linf = line_l2_norm<true, false>;
 // sum_i ||W[i, :]||_2. Dual: l2_to_linf. Dual map: the first largest row, normalized; 0 elsewhere.
-struct sum_row_l2 {
-  using dual_type = l2_to_linf;
-  static constexpr std::string_view name = "sum_row_l2";
-  static constexpr bool matrix_only = true;
-
-  template <class X>
-  static constexpr auto value(const X& x) {
-    static_assert(!is_vector_block_v<X>,
-                  "the sum_row_l2 norm (sum of row l2 norms) is a matrix norm: this block "
-                  "is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<X>) {
-      const auto v = detail::value_arg(x);
-      return static_cast<typename decltype(v)::value_type>(detail::sum_line_norms(v, false));
-    } else {
-      return 0.0;
-    }
-  }
-
-  template <class G, class Out>
-  static constexpr void dual_map(const G& g, Out&& out) {
-    static_assert(!is_vector_block_v<G>,
-                  "the sum_row_l2 norm (sum of row l2 norms) is a matrix norm: this block "
-                  "is a vector; use l2 or route the block to a vector rule");
-    if constexpr (!is_vector_block_v<G>) {
-      auto [gv, ov] = detail::dual_map_args(g, out);
-      detail::top_line(gv, ov, false);
-    }
-  }
-};
+using sum_row_l2 = line_l2_norm<false, false>;
 
 } // namespace steep::norms
