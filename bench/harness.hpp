@@ -13,10 +13,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <oneapi/tbb/info.h>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +88,39 @@ inline nlohmann::json machine_info(const std::vector<int>& threads) {
            { "simd_float_lanes", xsimd::batch<float>::size },
            { "compiler", __VERSION__ },
            { "threads_measured", threads } };
+}
+
+// The distinct thread counts, in order: 1 and "all" coincide on a 1-core machine, and each is
+// timed once. A count below 1 is a usage error.
+inline std::vector<int> distinct_threads(const std::vector<int>& threads) {
+  std::vector<int> out;
+  for (int t : threads) {
+    if (t < 1)
+      throw std::invalid_argument("thread counts must be positive");
+    if (std::find(out.begin(), out.end(), t) == out.end())
+      out.push_back(t);
+  }
+  return out;
+}
+
+// Median, min and max of a variant's samples.
+struct spread {
+  double median, min, max;
+};
+inline spread summarize(const std::vector<double>& x) {
+  return { median(x), *std::min_element(x.begin(), x.end()), *std::max_element(x.begin(), x.end()) };
+}
+
+// Writes the results file; false, with a message naming the tool, when it cannot.
+inline bool write_results(const std::string& path, const nlohmann::json& result, const char* tool) {
+  std::ofstream out(path);
+  if (!out) {
+    std::fprintf(stderr, "%s: cannot write %s\n", tool, path.c_str());
+    return false;
+  }
+  out << result.dump(2) << '\n';
+  std::printf("wrote %s\n", path.c_str());
+  return true;
 }
 
 } // namespace steep::bench

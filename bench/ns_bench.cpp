@@ -179,9 +179,12 @@ int main(int argc, char** argv) {
   for (auto& s : shape_args)
     shapes.push_back(parse_shape(s));
   std::vector<int> thread_list;
-  for (int t : threads)
-    if (t >= 1 && std::find(thread_list.begin(), thread_list.end(), t) == thread_list.end())
-      thread_list.push_back(t);
+  try {
+    thread_list = distinct_threads(threads);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "steep-bench-ns: " << e.what() << '\n';
+    return 2;
+  }
 
   for (int t : thread_list)
     if (!check({ 3, 48, 80 }, t) || !check({ 2, 80, 48 }, t))
@@ -201,9 +204,7 @@ int main(int argc, char** argv) {
       vs.push_back({ "sgemm", "roofline", [&] { s.sgemm(); }, {}, {} });
       run_interleaved(vs, rounds, steps, warmup);
       for (const auto& v : vs) {
-        const double med = median(v.samples);
-        const double lo = *std::min_element(v.samples.begin(), v.samples.end());
-        const double hi = *std::max_element(v.samples.begin(), v.samples.end());
+        const auto [med, lo, hi] = summarize(v.samples);
         const double gf = s.flops() / med / 1e9;
         std::printf("%-10s %-9s %-14s %4d %10.2f %10.2f %10.2f %9.1f\n", v.name.c_str(), v.impl.c_str(),
                     sh.label().c_str(), thr, med * 1e3, lo * 1e3, hi * 1e3, gf);
@@ -252,12 +253,5 @@ int main(int argc, char** argv) {
     { "records", records },
     { "ratios", ratios }
   };
-  std::ofstream out(out_path);
-  if (!out) {
-    std::cerr << "steep-bench-ns: cannot write " << out_path << '\n';
-    return 1;
-  }
-  out << result.dump(2) << '\n';
-  std::printf("wrote %s\n", out_path.c_str());
-  return 0;
+  return write_results(out_path, result, "steep-bench-ns") ? 0 : 1;
 }

@@ -379,16 +379,13 @@ int main(int argc, char** argv) {
     sizes = { 100003 };
     rounds = 2;
   }
-  for (int t : threads)
-    if (t < 1) {
-      std::cerr << "steep-bench: thread counts must be positive\n";
-      return 2;
-    }
-  // 1 and "all" coincide on a 1-core machine: time each distinct count once.
   std::vector<int> thread_list;
-  for (int t : threads)
-    if (std::find(thread_list.begin(), thread_list.end(), t) == thread_list.end())
-      thread_list.push_back(t);
+  try {
+    thread_list = distinct_threads(threads);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "steep-bench: " << e.what() << '\n';
+    return 2;
+  }
 
   // Small, so it costs nothing before a long run; a wrong reference would make every ratio void.
   for (int t : thread_list)
@@ -419,9 +416,7 @@ int main(int argc, char** argv) {
       run_interleaved(vs, rounds, steps, warmup);
 
       for (const auto& v : vs) {
-        const double med = median(v.samples);
-        const double lo = *std::min_element(v.samples.begin(), v.samples.end());
-        const double hi = *std::max_element(v.samples.begin(), v.samples.end());
+        const auto [med, lo, hi] = summarize(v.samples);
         const double gbs = static_cast<double>(v.bytes_per_param) * static_cast<double>(n) / med / 1e9;
         std::printf("%-9s %-12s %11zu %7zu %4d %10.3f %10.3f %10.3f %4zu %8.1f\n", v.name.c_str(),
                     v.impl.c_str(), n, v.tensors, thr, med * 1e3, lo * 1e3, hi * 1e3, v.bytes_per_param, gbs);
@@ -498,12 +493,5 @@ int main(int argc, char** argv) {
                                    { "ratio_method", "median over rounds of per-round median ratios" } } },
                                { "records", records },
                                { "ratios", ratios } };
-  std::ofstream out(out_path);
-  if (!out) {
-    std::cerr << "steep-bench: cannot write " << out_path << '\n';
-    return 1;
-  }
-  out << result.dump(2) << '\n';
-  std::printf("wrote %s\n", out_path.c_str());
-  return 0;
+  return write_results(out_path, result, "steep-bench") ? 0 : 1;
 }
