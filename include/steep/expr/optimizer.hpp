@@ -116,11 +116,24 @@ struct eval_ctx {
   }
 };
 
+// One value per parameter, laid out like the parameter arena: a state slot or a matrix stage's
+// scratch.
 template <class S>
 struct slot_buffer {
   aligned_buffer<S> data;
   std::vector<std::size_t> offset; // per block
   S* at(std::size_t b) noexcept { return data.data() + offset[b]; }
+
+  // Each block at a 64-byte aligned position, every value `init`.
+  template <class Blocks>
+  void lay_out(const Blocks& blocks, S init) {
+    std::size_t n = 0;
+    for (auto& b : blocks) {
+      offset.push_back(n);
+      n += padded_count<S>(b.size);
+    }
+    data.assign(n, init);
+  }
 };
 
 } // namespace expr
@@ -308,12 +321,6 @@ private:
   template <std::size_t K>
   void init_slot() {
     using S = typename program_type::template slot_storage_t<K, T>;
-    auto& sb = std::get<K>(slots_);
-    std::size_t n = 0;
-    for (auto& b : blocks_) {
-      sb.offset.push_back(n);
-      n += padded_count<S>(b.size);
-    }
     // The slot's initial value (ema: 0, Adagrad's accumulator: initial_accumulator_value).
     const double init = [&] {
       double v = 0;
@@ -323,7 +330,7 @@ private:
       });
       return v;
     }();
-    sb.data.assign(n, static_cast<S>(init));
+    std::get<K>(slots_).lay_out(blocks_, static_cast<S>(init));
   }
 
   template <class F>
@@ -514,14 +521,8 @@ private:
                       "explicitly with steep::on<block_role::" +
                       std::string(to_string(blk.role)) + ">.explicitly()");
     }
-    for (auto& sb : scratch_) {
-      std::size_t n = 0;
-      for (auto& b : blocks_) {
-        sb.offset.push_back(n);
-        n += padded_count<T>(b.size);
-      }
-      sb.data.assign(n, T(0));
-    }
+    for (auto& sb : scratch_)
+      sb.lay_out(blocks_, T(0));
     // Largest blocks first, so the dynamic schedule ends with small tasks (LPT).
     for (std::size_t k = 0; k < n_matrices; ++k)
       for (std::size_t b = 0; b < blocks_.size(); ++b)
