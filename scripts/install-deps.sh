@@ -12,6 +12,9 @@ packages=(
   catch2                                                 # Catch2 v2 (bookworm main)
   libxtensor-blas-dev libopenblas-dev                    # BLAS/LAPACK for matrix phases
   libbenchmark-dev libcli11-dev                          # bench/ harness and command lines
+  zlib1g-dev                                             # gzip'd IDX files (MNIST format)
+  dataset-fashion-mnist                                  # the main job's dataset (README)
+  gnuplot-nox                                            # the main job's margin plots (PNG, SVG)
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #include "steep/rules/adam.hpp"
 #include "steep/rules/adamw.hpp"
 #include "steep/rules/hybrids.hpp"
+#include "steep/rules/implicit_bias.hpp"
 #include "steep/rules/lion.hpp"
 #include "steep/rules/muon.hpp"
 #include "steep/rules/normalized_gd.hpp"

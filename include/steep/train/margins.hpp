@@ -1,0 +1,187 @@
+#pragma once
+// Normalized margins under any model norm, smoothed margins, directional cosines and a KKT
+// certificate for the margin-maximization problem of a given norm.
+//
+//   steep::train::margin_meter<net_t, double> meter(net, data, loss);
+//   auto r = meter.measure({model_norm::l2(), model_norm::linf(), model_norm::spectral_max()});
+//   r.norms[0].gamma;       // q_min / ||theta||_l2^L
+//   r.norms[0].rho;         // KKT alignment in [0, 1]: 1 at a KKT direction of the l2 problem
+//   steep::train::cosine(flatten(net.store()), theta_final);
+//
+// The math (Gronich & Vardi 2026; Lyu & Li 2020; docs: README, "The main job"). For an
+// L-homogeneous model with margins q_i = y_i f(x_i; theta):
+//   normalized margin   gamma_N = min_i q_i / N(theta)^L                  (scale invariant)
+//   smoothed margin     phi^{-1}(log 1/Loss) / N^L: exponential -log Loss, logistic -log(e^Loss - 1)
+//   KKT certificate     for  min 1/2 N(theta)^2  s.t.  q_i(theta) >= 1 : rescale theta~ = theta /
+//     q_min^{1/L}, take multipliers along the loss's weights w_i = -l'(q_i), v = sum_i w_i grad q_i,
+//     and measure the alignment  rho = <theta, v> / (N(theta) N*(v))  in (0, 1]  (Fenchel-Young:
+//     rho = 1 iff v is, up to scale, a subgradient of N^2/2 at theta). Reported:
+//       rho, the stationarity residual  eps = sqrt(1 - rho^2)  (relative to N(theta~)), and the
+//       complementary slackness  delta = sum_i w_i (q_i/q_min - 1) / sum_i w_i  (0 when only the
+//       support vectors carry weight).
+// v is -grad Loss up to a positive factor, so it is computed by one backward pass with the
+// weights scaled by exp(-max_i log w_i): the same direction without underflow at tiny losses.
+// rho, eps and delta go to 0 / 1 in the norm an optimizer's theory predicts and stay away in the
+// others (paper: "KKT point of the margin problem of *that* norm").
+
+#include "steep/model/loss.hpp"
+#include "steep/model/network.hpp"
+#include "steep/train/data.hpp"
+#include "steep/train/model_norm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace steep::train {
+
+struct norm_margin {
+  std::string norm;
+  double value = 0;    // N(theta)
+  double gamma = 0;    // normalized margin
+  double smoothed = 0; // smoothed normalized margin
+  double rho = 0;      // KKT alignment
+  double kkt_eps = 0;  // sqrt(1 - rho^2)
+  double kkt_delta = 0;
+};
+
+struct margin_report {
+  double log_loss = 0;
+  double q_min = 0;
+  std::size_t errors = 0;
+  std::vector<norm_margin> norms;
+  const norm_margin& at(const std::string& name) const {
+    for (auto& n : norms)
+      if (n.norm == name)
+        return n;
+    throw usage_error("margin_report: no norm named '" + name + "' was measured");
+  }
+};
+
+// Every parameter of a store in block order, as one vector (for cosines between iterates).
+template <class T>
+std::vector<double> flatten(const param_store<T>& s) {
+  std::vector<double> v;
+  v.reserve(s.total_elements());
+  for (const auto& b : s.blocks())
+    v.insert(v.end(), b.param, b.param + b.size);
+  return v;
+}
+
+inline double cosine(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size())
+    throw usage_error("cosine: vectors of sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()));
+  double ab = 0, aa = 0, bb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    ab += a[i] * b[i], aa += a[i] * a[i], bb += b[i] * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+
+template <class Net, class T>
+class margin_meter {
+public:
+  margin_meter(model::network<Net, T>& net, const dataset<T>& data, model::loss_fn loss)
+    : net_(net)
+    , data_(data)
+    , loss_(loss)
+    , degree_(model::network<Net, T>::degree()) {
+    if (data.dim != net.input_dim() || data.size() > net.capacity())
+      throw usage_error("margin_meter: the data (" + std::to_string(data.size()) + " x " + std::to_string(data.dim) +
+                        ") does not fit the network (input " + std::to_string(net.input_dim()) + ", capacity " +
+                        std::to_string(net.capacity()) + ")");
+    q_.resize(data.size());
+    logw_.resize(data.size());
+    dout_.resize(data.size() * net.output_dim());
+  }
+
+  int degree() const noexcept { return degree_; }
+
+  // Measures at the network's current parameters. Overwrites the store's gradients.
+  margin_report measure(const std::vector<model_norm>& norms) {
+    const std::size_t n = data_.size(), c = net_.output_dim();
+    const T* out = net_.forward(data_.x.data(), n);
+    margin_report r;
+    const auto lr = loss_.evaluate(out, data_.labels.data(), n, c, static_cast<T*>(nullptr), work_);
+    r.log_loss = lr.log_loss;
+    r.q_min = lr.q_min;
+    r.errors = lr.errors;
+    model::loss_fn::margins(out, data_.labels.data(), n, c, q_.data());
+    // The loss weights in log-space, shifted so the largest is 1, and their gradient direction.
+    double shift = -std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < n; ++i) {
+      logw_[i] = loss_.log_weight(-q_[i]);
+      shift = std::max(shift, logw_[i]);
+    }
+    double wsum = 0, wslack = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double w = std::exp(logw_[i] - shift);
+      wsum += w;
+      if (lr.q_min > 0)
+        wslack += w * (q_[i] / lr.q_min - 1);
+    }
+    scaled_direction(out, shift);
+    net_.backward(dout_.data()); // grads = -v (up to the positive factor exp(-shift))
+    const double theta_v = -inner_params_grads();
+    // smoothed: phi^{-1}(log 1/Loss)
+    const double loss = std::exp(r.log_loss);
+    const double phi_inv = loss_.kind() == model::loss_kind::exponential
+                             ? -r.log_loss
+                             : -(r.log_loss + (loss > 1e-8 ? std::log(std::expm1(loss) / loss) : loss / 2));
+    for (const auto& nrm : norms) {
+      norm_margin m;
+      m.norm = nrm.name;
+      m.value = nrm.value(net_.store());
+      const double nl = std::pow(m.value, degree_);
+      m.gamma = r.q_min / nl;
+      m.smoothed = phi_inv / nl;
+      const double dual = nrm.dual().value_of_grads(net_.store());
+      m.rho = theta_v / (m.value * dual);
+      m.kkt_eps = std::sqrt(std::max(0.0, 1 - m.rho * m.rho));
+      m.kkt_delta = lr.q_min > 0 ? wslack / wsum : std::numeric_limits<double>::quiet_NaN();
+      r.norms.push_back(m);
+    }
+    return r;
+  }
+
+private:
+  // dout_i = d/df of sum_i w_i q_i with w_i scaled by exp(-shift), written as the loss would (negated).
+  void scaled_direction(const T* out, double shift) {
+    const std::size_t n = data_.size(), c = net_.output_dim();
+    for (std::size_t i = 0; i < n; ++i) {
+      const double w = std::exp(logw_[i] - shift);
+      const int y = data_.labels[i];
+      if (c == 1) {
+        dout_[i] = static_cast<T>(-w * y);
+        continue;
+      }
+      // grad q_i = e_y - e_j* (j* the runner-up class)
+      std::size_t jstar = y == 0 ? 1 : 0;
+      for (std::size_t j = 0; j < c; ++j)
+        if (static_cast<int>(j) != y && out[i * c + j] > out[i * c + jstar])
+          jstar = j;
+      for (std::size_t j = 0; j < c; ++j)
+        dout_[i * c + j] = T(0);
+      dout_[i * c + y] = static_cast<T>(-w);
+      dout_[i * c + jstar] = static_cast<T>(w);
+    }
+  }
+  double inner_params_grads() const {
+    double s = 0;
+    for (const auto& b : net_.store().blocks())
+      for (std::size_t i = 0; i < b.size; ++i)
+        s += double(b.param[i]) * b.grad[i];
+    return s;
+  }
+
+  model::network<Net, T>& net_;
+  const dataset<T>& data_;
+  model::loss_fn loss_;
+  int degree_;
+  std::vector<double> q_, logw_, work_;
+  std::vector<T> dout_;
+};
+
+} // namespace steep::train
