@@ -23,8 +23,10 @@ static_assert(std::is_same_v<in<decltype(rules::adam_paper(0.1))>, nm::linf>);
 static_assert(std::is_same_v<in<decltype(rules::adam_eps0(0.1))>, nm::linf>);
 static_assert(std::is_same_v<in<decltype(rules::spectral_msd(0.1))>, nm::spectral>);
 static_assert(std::is_same_v<in<decltype(rules::muon_paper(0.1))>, nm::spectral>);
-static_assert(std::is_same_v<in<decltype(rules::muon_signum_paper(0.1, 0.01))>, nm::max_composite<nm::spectral, nm::linf>>);
-static_assert(std::is_same_v<in<decltype(rules::muon_adam_paper(0.1, 0.01))>, nm::max_composite<nm::spectral, nm::linf>>);
+static_assert(std::is_same_v<in<decltype(rules::muon_signum_paper(0.1, 0.01))>,
+                             nm::max_composite<nm::spectral, nm::linf>>);
+static_assert(
+  std::is_same_v<in<decltype(rules::muon_adam_paper(0.1, 0.01))>, nm::max_composite<nm::spectral, nm::linf>>);
 // Schedules are per-step scalars: same norm.
 static_assert(std::is_same_v<in<decltype(rules::signum(inv_power(0.1, 0.8)))>, nm::linf>);
 
@@ -33,18 +35,18 @@ static_assert(std::is_same_v<in<decltype(-0.1 * dual<nm::linf>(m))>, nm::linf>);
 static_assert(std::is_same_v<in<decltype(-0.1 * dual<nm::spectral>(m))>, nm::spectral>);
 static_assert(std::is_same_v<in<decltype(-0.1 * dual<nm::l2>(m))>, steep::train::per_block<nm::l2>>);
 static_assert(std::is_same_v<in<decltype(-0.1 * m / norm2(m))>, nm::l2>);
-static_assert(std::is_same_v<in<decltype(-0.1 * grad)>, nm::l2>);              // GD: unnormalized l2
-static_assert(std::is_same_v<in<decltype(rules::momentum(0.1, 0.9))>, nm::l2>); // heavy ball
+static_assert(std::is_same_v<in<decltype(-0.1 * grad)>, nm::l2>);                       // GD: unnormalized l2
+static_assert(std::is_same_v<in<decltype(rules::momentum(0.1, 0.9))>, nm::l2>);         // heavy ball
 static_assert(std::is_same_v<in<decltype(-0.1 * sign(lerp(grad, m, 0.9)))>, nm::linf>); // Nesterov-style
 static_assert(std::is_same_v<in<decltype(-0.1 * dual<nm::l1_to_l2>(m))>, nm::l1_to_l2>);
 
 // Outside the theory: the type says so, with a reason.
-static_assert(!implied_norm<decltype(rules::adam(0.1))>::known);        // run-time eps
+static_assert(!implied_norm<decltype(rules::adam(0.1))>::known); // run-time eps
 static_assert(implied_norm<decltype(rules::adam(0.1))>::reason.find("eps") != std::string_view::npos);
-static_assert(!implied_norm<decltype(rules::muon(0.02))>::known);        // weight decay + NS + shape scale
+static_assert(!implied_norm<decltype(rules::muon(0.02))>::known); // weight decay + NS + shape scale
 static_assert(!implied_norm<decltype(-0.1 * dual<nm::spectral>(m, nm::newton_schulz{}))>::known);
-static_assert(implied_norm<decltype(-0.1 * dual<nm::spectral>(m, nm::newton_schulz{}))>::reason.find("Newton") !=
-              std::string_view::npos);
+static_assert(implied_norm<decltype(-0.1 * dual<nm::spectral>(m, nm::newton_schulz{}))>::reason.find(
+                "Newton") != std::string_view::npos);
 static_assert(!implied_norm<decltype(-0.1 * ema<"a">(sign(grad), 0.9))>::known); // momentum after the map
 static_assert(!implied_norm<decltype(rules::adamw(0.1))>::known);
 static_assert(!implied_norm<decltype(-0.1 * map([](auto x) { return x * x * x; }, grad))>::known);

@@ -9,7 +9,8 @@
 //   steep::rules::muon_paper(inv_power(0.1, 0.8))            // spectral:  polar(m) on every matrix, head too
 //   steep::rules::muon_signum_paper(lr_m, lr_s)              // max(c ||W||_sp, ||a||_inf), c = lr_s / lr_m
 //   steep::rules::muon_adam_paper(lr_m, lr_a)                // the same hybrid norm, Adam on the head
-//   static_assert(std::is_same_v<steep::implied_norm_t<decltype(steep::rules::momentum_gd(0.1))>, steep::norms::l2>);
+//   static_assert(std::is_same_v<steep::implied_norm_t<decltype(steep::rules::momentum_gd(0.1))>,
+//   steep::norms::l2>);
 //
 // Every rule here has a known implied norm (steep/train/implied_norm.hpp); the main-job example
 // (examples/implicit_bias.cpp, README) trains one initialization with each and shows each wins the
@@ -18,8 +19,8 @@
 // Floors: m / max(||m||, 1e-300) and m_hat / max(sqrt(v_hat), 1e-300) only guard exact zeros (a
 // dead unit's 0 / 0 := 0, as the paper's numerical advice says); they are not an eps.
 
-#include "steep/rules/common.hpp"
 #include "steep/expr/route.hpp"
+#include "steep/rules/common.hpp"
 #include "steep/rules/signum.hpp"
 
 namespace steep::rules {
@@ -52,14 +53,18 @@ inline constexpr auto muon_paper = []<operand Lr>(Lr lr, double beta = 0.9) {
 };
 
 // Muon on hidden matrices, Signum on every other block: max(c ||W||_sp, ||a||_inf), c = lr_s / lr_m.
-inline constexpr auto muon_signum_paper = []<operand LrM, operand LrS>(LrM lr_muon, LrS lr_signum, double beta = 0.9) {
-  return route(on<block_role::hidden_matrix> >> spectral_msd(lr_muon, beta), otherwise >> signum(lr_signum, beta));
+inline constexpr auto muon_signum_paper = []<operand LrM, operand LrS>(LrM lr_muon, LrS lr_signum,
+                                                                       double beta = 0.9) {
+  return route(on<block_role::hidden_matrix> >> spectral_msd(lr_muon, beta),
+               otherwise >> signum(lr_signum, beta));
 };
 
 // Muon on hidden matrices, Adam (eps = 0) elsewhere: max(c ||W||_sp, ||a||_inf), c = lr_a / lr_m.
-inline constexpr auto muon_adam_paper = []<operand LrM, operand LrA>(LrM lr_muon, LrA lr_adam, double beta = 0.9,
-                                                                    double b1 = 0.9, double b2 = 0.999) {
-  return route(on<block_role::hidden_matrix> >> spectral_msd(lr_muon, beta), otherwise >> adam_paper(lr_adam, b1, b2));
+inline constexpr auto muon_adam_paper = []<operand LrM, operand LrA>(LrM lr_muon, LrA lr_adam,
+                                                                     double beta = 0.9, double b1 = 0.9,
+                                                                     double b2 = 0.999) {
+  return route(on<block_role::hidden_matrix> >> spectral_msd(lr_muon, beta),
+               otherwise >> adam_paper(lr_adam, b1, b2));
 };
 
 } // namespace steep::rules

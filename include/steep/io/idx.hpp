@@ -1,9 +1,9 @@
 #pragma once
 // IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed, read through zlib.
 //
-//   steep::io::idx_array a = steep::io::read_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-//   a.dims;   // {60000, 28, 28}
-//   a.data;   // 47,040,000 unsigned bytes, row-major
+//   steep::io::idx_array a =
+//   steep::io::read_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); a.dims;   // {60000,
+//   28, 28} a.data;   // 47,040,000 unsigned bytes, row-major
 //
 // Format (LeCun et al., "THE MNIST DATABASE"): a big-endian header of two zero bytes, a type code
 // (0x08 = unsigned byte, the only type these datasets use) and the number of dimensions, then one
@@ -87,11 +87,13 @@ inline idx_array read_idx(const std::string& path, std::size_t max_bytes = std::
   for (int d = 0; d < magic[3]; ++d) {
     unsigned char b[4];
     f.read(b, 4, "dimensions");
-    const std::size_t n = (std::size_t{ b[0] } << 24) | (std::size_t{ b[1] } << 16) | (std::size_t{ b[2] } << 8) | b[3];
+    const std::size_t n =
+      (std::size_t{ b[0] } << 24) | (std::size_t{ b[1] } << 16) | (std::size_t{ b[2] } << 8) | b[3];
     a.dims.push_back(n);
     total *= n;
     if (total > max_bytes)
-      throw usage_error("read_idx: '" + path + "' declares more than " + std::to_string(max_bytes) + " bytes");
+      throw usage_error("read_idx: '" + path + "' declares more than " + std::to_string(max_bytes) +
+                        " bytes");
   }
   a.data.resize(total);
   f.read(a.data.data(), total, "data");

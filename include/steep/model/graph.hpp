@@ -6,9 +6,9 @@
 //   template <class Net> constexpr int degree_v;     // L with f(x; c theta) = c^L f(x; theta)
 //   template <int Depth, class Act> using mlp_t;     // linear, Act, linear, ..., linear (Depth linears)
 //
-//   using net = steep::model::sequential<steep::model::linear, steep::model::relu_pow<2>, steep::model::linear>;
-//   static_assert(steep::degree_v<net> == 3);                       // 2-layer squared-ReLU net
-//   static_assert(steep::degree_v<steep::model::mlp_t<3, steep::model::relu_pow<2>>> == 7);
+//   using net = steep::model::sequential<steep::model::linear, steep::model::relu_pow<2>,
+//   steep::model::linear>; static_assert(steep::degree_v<net> == 3);                       // 2-layer
+//   squared-ReLU net static_assert(steep::degree_v<steep::model::mlp_t<3, steep::model::relu_pow<2>>> == 7);
 //
 // The math (docs: README, "The main job"): the input has degree 0 in theta; a linear layer adds
 // its own weight, so degree d becomes d + 1; a positively k-homogeneous activation makes it k d.
@@ -46,8 +46,8 @@ struct sequential {
   static constexpr std::size_t n_pieces = sizeof...(Pieces);
   static constexpr std::size_t n_linear = (std::size_t{ 0 } + ... + (is_linear_v<Pieces> ? 1 : 0));
   static constexpr bool homogeneous = (Pieces::homogeneous && ...);
-  static constexpr bool ends_linear = std::is_same_v<decltype((std::type_identity<Pieces>{}, ...)),
-                                                     std::type_identity<linear>>;
+  static constexpr bool ends_linear =
+    std::is_same_v<decltype((std::type_identity<Pieces>{}, ...)), std::type_identity<linear>>;
 };
 
 template <class N>
@@ -77,12 +77,14 @@ constexpr int degree_of(sequential<P...>*) {
 }
 template <class Net>
 constexpr int checked_degree() {
-  static_assert(is_sequential<Net>::value, "steep::degree_v<Net>: Net must be a steep::model::sequential<...>");
+  static_assert(is_sequential<Net>::value,
+                "steep::degree_v<Net>: Net must be a steep::model::sequential<...>");
   static_assert(Net::homogeneous,
                 "steep::degree_v<Net>: this graph is not positively homogeneous: it contains a bias (affine) "
                 "or a non-homogeneous activation (tanh_act); margins and the implicit-bias theory need "
                 "bias-free linear layers and activations such as relu, relu_pow<K>, power<K>, identity");
-  static_assert(Net::ends_linear, "steep::degree_v<Net>: the graph must end with a linear layer (the output)");
+  static_assert(Net::ends_linear,
+                "steep::degree_v<Net>: the graph must end with a linear layer (the output)");
   return degree_of(static_cast<Net*>(nullptr));
 }
 

@@ -32,7 +32,9 @@ namespace steep::model {
 
 enum class loss_kind { exponential, logistic };
 
-inline std::string_view to_string(loss_kind k) { return k == loss_kind::exponential ? "exponential" : "logistic"; }
+inline std::string_view to_string(loss_kind k) {
+  return k == loss_kind::exponential ? "exponential" : "logistic";
+}
 
 // log(1 + e^x) without overflow or loss of digits.
 inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
@@ -56,9 +58,10 @@ inline double logsumexp(const double* a, std::size_t n) {
 }
 
 struct loss_report {
-  double log_loss = 0; // log L (natural log)
-  double q_min = 0;    // min_i q_i
-  std::size_t errors = 0; // samples with q_i <= 0
+  double log_loss = 0;       // log L (natural log)
+  double q_min = 0;          // min_i q_i
+  double max_log_weight = 0; // max_i log w_i, w_i = -dl/dq_i: the log of the gradient's scale
+  std::size_t errors = 0;    // samples with q_i <= 0
   double loss() const { return std::exp(log_loss); }
 };
 
@@ -80,13 +83,16 @@ public:
   // -dl/ds at s in log-space: log of the per-sample multiplier weight (paper.md 5.4, w_i).
   double log_weight(double s) const { return kind_ == loss_kind::exponential ? s : -softplus(-s); }
 
-  // Loss, margins and dL/d(out) (dout may be null). Scratch: `work` is resized to n (once).
+  // Loss, margins and dL/d(out) (dout may be null) times exp(-log_shift): a shift near
+  // max_log_weight keeps the derivative in range at any loss (train/rescale.hpp). Scratch: `work`
+  // is resized to n (once).
   template <class T>
   loss_report evaluate(const T* out, const int* labels, std::size_t n, std::size_t classes, T* dout,
-                       std::vector<double>& work) const {
+                       std::vector<double>& work, double log_shift = 0) const {
     work.resize(n);
     loss_report r;
     r.q_min = std::numeric_limits<double>::infinity();
+    r.max_log_weight = -std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < n; ++i) {
       const T* o = out + i * classes;
       const int y = labels[i];
@@ -95,9 +101,10 @@ public:
       r.errors += q <= 0 ? 1 : 0;
       const double s = classes == 1 ? -q : log_sum_others(o, y, classes);
       work[i] = log_term(s);
+      r.max_log_weight = std::max(r.max_log_weight, log_weight(s));
       if (dout) {
         // dl/ds = w(s); ds/df_j = softmax over j != y of (f_j - f_y); ds/df_y = -1.
-        const double w = std::exp(log_weight(s));
+        const double w = std::exp(log_weight(s) - log_shift);
         if (classes == 1) {
           dout[i] = static_cast<T>(-w * y);
         } else {

@@ -44,7 +44,8 @@ template <class... Pieces, class T>
 class network<sequential<Pieces...>, T> {
   static_assert(std::is_floating_point_v<T>, "network<Net, T>: T must be float or double");
   using net_type = sequential<Pieces...>;
-  static_assert(net_type::ends_linear, "network<Net, T>: the graph must end with a linear layer (the output)");
+  static_assert(net_type::ends_linear,
+                "network<Net, T>: the graph must end with a linear layer (the output)");
   static_assert((!std::is_same_v<Pieces, affine> && ...),
                 "network<Net, T>: affine (biased) layers are not implemented; steep's models are bias-free");
 
@@ -119,9 +120,9 @@ private:
 
   static std::vector<block_spec<T>> make_specs(const std::vector<std::size_t>& widths) {
     if (widths.size() != n_layers + 1)
-      throw usage_error("network: the graph has " + std::to_string(n_layers) + " linear layers, so it needs " +
-                        std::to_string(n_layers + 1) + " widths (input, hidden..., output); got " +
-                        std::to_string(widths.size()));
+      throw usage_error("network: the graph has " + std::to_string(n_layers) +
+                        " linear layers, so it needs " + std::to_string(n_layers + 1) +
+                        " widths (input, hidden..., output); got " + std::to_string(widths.size()));
     std::vector<block_spec<T>> specs;
     for (std::size_t k = 1; k <= n_layers; ++k) {
       if (widths[k] == 0 || widths[k - 1] == 0)
@@ -155,7 +156,8 @@ private:
     T* out = acts_[p + 1].data();
     if constexpr (is_linear_v<P>) {
       const auto& b = store_.block_at(pl.layer - 1);
-      kernel::blas::gemm<T>(false, true, n_, pl.out, pl.in, T(1), in, pl.in, b.param, pl.in, T(0), out, pl.out);
+      kernel::blas::gemm<T>(false, true, n_, pl.out, pl.in, T(1), in, pl.in, b.param, pl.in, T(0), out,
+                            pl.out);
     } else {
       const std::size_t m = n_ * pl.out;
       for (std::size_t i = 0; i < m; ++i)
@@ -179,7 +181,8 @@ private:
     const T* dout = grads_[p + 1].data();
     if constexpr (is_linear_v<Piece>) {
       const auto& b = store_.block_at(pl.layer - 1);
-      kernel::blas::gemm<T>(true, false, pl.out, pl.in, n_, T(1), dout, pl.out, in, pl.in, T(0), b.grad, pl.in);
+      kernel::blas::gemm<T>(true, false, pl.out, pl.in, n_, T(1), dout, pl.out, in, pl.in, T(0), b.grad,
+                            pl.in);
       if (p > 0)
         kernel::blas::gemm<T>(false, false, n_, pl.in, pl.out, T(1), dout, pl.out, b.param, pl.in, T(0),
                               grads_[p].data(), pl.in);

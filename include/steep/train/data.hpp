@@ -40,7 +40,7 @@ struct dataset {
 struct synthetic_options {
   std::size_t samples = 200;
   std::size_t dim = 50;
-  double gap = 0.1;        // every |<w*, x_i>| / ||x_i|| >= gap: separable with a margin
+  double gap = 0.1; // every |<w*, x_i>| / ||x_i|| >= gap: separable with a margin
   std::uint64_t seed = 1;
 };
 
@@ -125,8 +125,9 @@ dataset<T> balanced_subset(const dataset<T>& d, std::size_t per_class, std::uint
   for (std::size_t i = 0; i < d.size(); ++i)
     (d.labels[i] > 0 ? pos : neg).push_back(i);
   if (pos.size() < per_class || neg.size() < per_class)
-    throw usage_error("balanced_subset: asked for " + std::to_string(per_class) + " per class, but the data has " +
-                      std::to_string(pos.size()) + " positive and " + std::to_string(neg.size()) + " negative");
+    throw usage_error("balanced_subset: asked for " + std::to_string(per_class) +
+                      " per class, but the data has " + std::to_string(pos.size()) + " positive and " +
+                      std::to_string(neg.size()) + " negative");
   std::mt19937_64 rng(seed);
   std::shuffle(pos.begin(), pos.end(), rng);
   std::shuffle(neg.begin(), neg.end(), rng);

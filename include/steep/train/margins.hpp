@@ -73,7 +73,8 @@ std::vector<double> flatten(const param_store<T>& s) {
 
 inline double cosine(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size())
-    throw usage_error("cosine: vectors of sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()));
+    throw usage_error("cosine: vectors of sizes " + std::to_string(a.size()) + " and " +
+                      std::to_string(b.size()));
   double ab = 0, aa = 0, bb = 0;
   for (std::size_t i = 0; i < a.size(); ++i)
     ab += a[i] * b[i], aa += a[i] * a[i], bb += b[i] * b[i];
@@ -89,11 +90,11 @@ public:
     , loss_(loss)
     , degree_(model::network<Net, T>::degree()) {
     if (data.dim != net.input_dim() || data.size() > net.capacity())
-      throw usage_error("margin_meter: the data (" + std::to_string(data.size()) + " x " + std::to_string(data.dim) +
-                        ") does not fit the network (input " + std::to_string(net.input_dim()) + ", capacity " +
-                        std::to_string(net.capacity()) + ")");
+      throw usage_error("margin_meter: the data (" + std::to_string(data.size()) + " x " +
+                        std::to_string(data.dim) + ") does not fit the network (input " +
+                        std::to_string(net.input_dim()) + ", capacity " + std::to_string(net.capacity()) +
+                        ")");
     q_.resize(data.size());
-    logw_.resize(data.size());
     dout_.resize(data.size() * net.output_dim());
   }
 
@@ -109,20 +110,15 @@ public:
     r.q_min = lr.q_min;
     r.errors = lr.errors;
     model::loss_fn::margins(out, data_.labels.data(), n, c, q_.data());
-    // The loss weights in log-space, shifted so the largest is 1, and their gradient direction.
-    double shift = -std::numeric_limits<double>::infinity();
-    for (std::size_t i = 0; i < n; ++i) {
-      logw_[i] = loss_.log_weight(-q_[i]);
-      shift = std::max(shift, logw_[i]);
-    }
+    // The multipliers' direction: the loss's weights, shifted so the largest is 1.
     double wsum = 0, wslack = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      const double w = std::exp(logw_[i] - shift);
+      const double w = std::exp(loss_.log_weight(-q_[i]) - lr.max_log_weight);
       wsum += w;
       if (lr.q_min > 0)
         wslack += w * (q_[i] / lr.q_min - 1);
     }
-    scaled_direction(out, shift);
+    loss_.evaluate(out, data_.labels.data(), n, c, dout_.data(), work_, lr.max_log_weight);
     net_.backward(dout_.data()); // grads = -v (up to the positive factor exp(-shift))
     const double theta_v = -inner_params_grads();
     // smoothed: phi^{-1}(log 1/Loss)
@@ -147,27 +143,6 @@ public:
   }
 
 private:
-  // dout_i = d/df of sum_i w_i q_i with w_i scaled by exp(-shift), written as the loss would (negated).
-  void scaled_direction(const T* out, double shift) {
-    const std::size_t n = data_.size(), c = net_.output_dim();
-    for (std::size_t i = 0; i < n; ++i) {
-      const double w = std::exp(logw_[i] - shift);
-      const int y = data_.labels[i];
-      if (c == 1) {
-        dout_[i] = static_cast<T>(-w * y);
-        continue;
-      }
-      // grad q_i = e_y - e_j* (j* the runner-up class)
-      std::size_t jstar = y == 0 ? 1 : 0;
-      for (std::size_t j = 0; j < c; ++j)
-        if (static_cast<int>(j) != y && out[i * c + j] > out[i * c + jstar])
-          jstar = j;
-      for (std::size_t j = 0; j < c; ++j)
-        dout_[i * c + j] = T(0);
-      dout_[i * c + y] = static_cast<T>(-w);
-      dout_[i * c + jstar] = static_cast<T>(w);
-    }
-  }
   double inner_params_grads() const {
     double s = 0;
     for (const auto& b : net_.store().blocks())
@@ -180,7 +155,7 @@ private:
   const dataset<T>& data_;
   model::loss_fn loss_;
   int degree_;
-  std::vector<double> q_, logw_, work_;
+  std::vector<double> q_, work_;
   std::vector<T> dout_;
 };
 

@@ -3,8 +3,8 @@
 //
 //   auto l2   = steep::train::model_norm::l2();              // sqrt(sum over every entry of theta^2)
 //   auto linf = steep::train::model_norm::linf();            // max over every entry |theta_j|
-//   auto msp  = steep::train::model_norm::spectral_max();    // max_k ||W_k||_sp (the head too: ||a||_2 for 1 x m)
-//   auto hyb  = steep::train::model_norm::hybrid(c);         // max(c max_k ||W_k||_sp, ||head||_inf)
+//   auto msp  = steep::train::model_norm::spectral_max();    // max_k ||W_k||_sp (the head too: ||a||_2 for 1
+//   x m) auto hyb  = steep::train::model_norm::hybrid(c);         // max(c max_k ||W_k||_sp, ||head||_inf)
 //   double n  = msp.value(net.store());                      // from the parameters
 //   double d  = msp.dual().value_of_grads(net.store());      // dual norm of the gradient
 //
@@ -99,7 +99,9 @@ struct model_norm {
   part other;  // every other block (the head, vectors)
 
   static model_norm l2() { return { "l2", combine::euclid, { block_norm::l2, 1 }, { block_norm::l2, 1 } }; }
-  static model_norm linf() { return { "linf", combine::max, { block_norm::linf, 1 }, { block_norm::linf, 1 } }; }
+  static model_norm linf() {
+    return { "linf", combine::max, { block_norm::linf, 1 }, { block_norm::linf, 1 } };
+  }
   static model_norm l1() { return { "l1", combine::sum, { block_norm::l1, 1 }, { block_norm::l1, 1 } }; }
   // max_k ||W_k||_sp over every matrix, the head included (a 1 x m head: its l2 norm).
   static model_norm spectral_max() {
@@ -114,8 +116,11 @@ struct model_norm {
 
   // The dual norm, as in the file comment.
   model_norm dual() const {
-    const combine d = how == combine::max ? combine::sum : (how == combine::sum ? combine::max : combine::euclid);
-    return { name + "*", d, { dual_of(hidden.norm), 1 / hidden.weight }, { dual_of(other.norm), 1 / other.weight } };
+    const combine d =
+      how == combine::max ? combine::sum : (how == combine::sum ? combine::max : combine::euclid);
+    return {
+      name + "*", d, { dual_of(hidden.norm), 1 / hidden.weight }, { dual_of(other.norm), 1 / other.weight }
+    };
   }
 
   // Whether a block is measured as a matrix (a rank-1 shape is 1 x n).
@@ -130,7 +135,8 @@ struct model_norm {
     for (const auto& b : s.blocks()) {
       const part& p = part_for(b);
       const std::size_t rows = b.shape.size() >= 2 ? b.shape[0] : 1;
-      const double v = p.weight * block_value(p.norm, grads ? b.grad : b.param, rows, b.size / (rows ? rows : 1));
+      const double v =
+        p.weight * block_value(p.norm, grads ? b.grad : b.param, rows, b.size / (rows ? rows : 1));
       acc = how == combine::max ? std::max(acc, v) : (how == combine::sum ? acc + v : acc + v * v);
     }
     return how == combine::euclid ? std::sqrt(acc) : acc;

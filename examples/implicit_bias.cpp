@@ -1,0 +1,511 @@
+// The main job: which margin does each optimizer maximize? Gronich & Vardi (2026) prove that
+// momentum steepest descent under a norm converges in direction to a KKT point of the
+// margin-maximization problem of *that* norm. This example trains one initialization of one
+// homogeneous network with six optimizers from steep's catalogue (dsl/steep/rules/implicit_bias.hpp)
+//   gd           MomentumGD, normalized over all blocks      implied norm: l2
+//   signum       sign(momentum)                             l_inf
+//   adam         Adam with eps = 0                          l_inf
+//   muon         exact polar factor of momentum, per matrix spectral-max  max(||W_k||_sp, ||a||_2)
+//   muon_signum  Muon on hidden matrices, Signum on the head  hybrid  max(c ||W_k||_sp, ||a||_inf)
+//   muon_adam    Muon on hidden matrices, Adam on the head    hybrid  (c = head lr / matrix lr)
+// and prints the table of final normalized margins gamma_N = min_i y_i f(x_i) / N(theta)^L (rows:
+// optimizers, columns: norms), each column's winner, each row's implied norm as steep derives it
+// from the rule's type (steep::implied_norm_t), and whether they agree. It also reports the KKT
+// certificate of each optimizer in its own norm (README, "The main job").
+//
+//   ./build/examples/implicit_bias                      # default run: a few minutes on 2 cores
+//   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
+//   ./build/examples/implicit_bias --adam-eps 0,1e-20,1e-12,1e-8,1e-4   # ablation: Adam's eps
+//   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
+//   ./build/examples/implicit_bias --help
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <steep/steep.hpp>
+#include <steep/train/data.hpp>
+#include <steep/train/implied_norm.hpp>
+#include <steep/train/trainer.hpp>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+namespace tr = steep::train;
+namespace md = steep::model;
+using steep::expr::inv_power;
+using T = double;
+
+struct settings {
+  std::string preset = "default";
+  std::string dataset = "fashion";
+  std::size_t per_class = 100;
+  std::size_t width = 32;
+  int depth = 2;
+  std::string activation = "relu2";
+  std::string loss = "logistic";
+  std::int64_t steps = 6000;
+  double a = 0.8; // schedule exponent: eta_t = eta0 t^-a
+  double eta_gd = 0.1, eta_signum = 0.003, eta_adam = 0.003, eta_muon = 0.1, eta_hybrid = 0.1;
+  double c = 0.03; // hybrid norm weight: head lr = c * matrix lr
+  double beta = 0.9, beta2 = 0.999;
+  double init_scale = 0.1;
+  std::uint64_t seed = 1, data_seed = 1;
+  int threads = 2;
+  std::string polar = "exact";
+  int ns_steps = 5;
+  std::vector<double> adam_eps;
+  std::vector<std::string> only;
+  std::size_t records = 60;
+  std::string json, csv, plot;
+  bool quiet = false;
+};
+
+void apply_preset(settings& s) {
+  if (s.preset == "paper") {
+    // paper.md E2 on Fashion-MNIST: 500 + 500 images, width 64, squared ReLU, logistic loss,
+    // eta0 t^-0.8, float64, 40,000 full-batch steps.
+    s.dataset = "fashion", s.per_class = 500, s.width = 64, s.activation = "relu2", s.loss = "logistic";
+    s.steps = 40000, s.a = 0.8;
+  } else if (s.preset == "smoke") {
+    s.dataset = "synthetic", s.per_class = 20, s.width = 8, s.steps = 300, s.records = 10;
+  } else if (s.preset != "default") {
+    throw std::invalid_argument("unknown preset '" + s.preset + "' (default, paper, smoke)");
+  }
+}
+
+tr::dataset<T> load(const settings& s) {
+  tr::dataset<T> d;
+  if (s.dataset == "fashion") {
+    d = tr::balanced_subset(tr::parity_task(tr::load_fashion_mnist<T>(true)), s.per_class, s.data_seed);
+  } else if (s.dataset == "synthetic") {
+    d =
+      tr::synthetic_separable<T>({ .samples = 2 * s.per_class, .dim = 50, .gap = 0.1, .seed = s.data_seed });
+  } else {
+    d = tr::balanced_subset(tr::parity_task(tr::load_idx<T>(s.dataset + "-images-idx3-ubyte.gz",
+                                                            s.dataset + "-labels-idx1-ubyte.gz")),
+                            s.per_class, s.data_seed);
+  }
+  tr::normalize_rows(d);
+  return d;
+}
+
+// A network of any architecture behind one interface, so each optimizer's training loop is
+// compiled once.
+struct model_box {
+  virtual ~model_box() = default;
+  virtual tr::objective<T>& task() = 0;
+  virtual void init(double scale, std::uint64_t seed) = 0;
+  virtual int degree() const = 0;
+  virtual std::size_t parameters() const = 0;
+};
+
+template <class Net>
+struct model_of final : model_box {
+  md::network<Net, T> net;
+  tr::full_batch<Net, T> fb;
+  model_of(const settings& s, const tr::dataset<T>& d, md::loss_fn loss)
+    : net(widths(s, d), d.size())
+    , fb(net, d, loss) {}
+  static std::vector<std::size_t> widths(const settings& s, const tr::dataset<T>& d) {
+    std::vector<std::size_t> w{ d.dim };
+    for (int k = 1; k < s.depth; ++k)
+      w.push_back(s.width);
+    w.push_back(1);
+    return w;
+  }
+  tr::objective<T>& task() override { return fb; }
+  void init(double scale, std::uint64_t seed) override { net.init_gaussian(scale, seed); }
+  int degree() const override { return md::network<Net, T>::degree(); }
+  std::size_t parameters() const override { return net.parameter_count(); }
+};
+
+template <class Act>
+std::unique_ptr<model_box> make_with(const settings& s, const tr::dataset<T>& d, md::loss_fn loss) {
+  switch (s.depth) {
+    case 2:
+      return std::make_unique<model_of<md::mlp_t<2, Act>>>(s, d, loss);
+    case 3:
+      return std::make_unique<model_of<md::mlp_t<3, Act>>>(s, d, loss);
+    case 4:
+      return std::make_unique<model_of<md::mlp_t<4, Act>>>(s, d, loss);
+  }
+  throw std::invalid_argument("--depth must be 2, 3 or 4");
+}
+
+std::unique_ptr<model_box> make_model(const settings& s, const tr::dataset<T>& d) {
+  const md::loss_fn loss{ s.loss == "exponential" ? md::loss_kind::exponential : md::loss_kind::logistic };
+  if (s.activation == "relu")
+    return make_with<md::relu>(s, d, loss);
+  if (s.activation == "relu2")
+    return make_with<md::relu_pow<2>>(s, d, loss);
+  if (s.activation == "relu3")
+    return make_with<md::relu_pow<3>>(s, d, loss);
+  if (s.activation == "square")
+    return make_with<md::power<2>>(s, d, loss);
+  if (s.activation == "identity")
+    return make_with<md::identity>(s, d, loss);
+  throw std::invalid_argument("--activation must be relu, relu2, relu3, square or identity");
+}
+
+struct run_result {
+  std::string name;
+  std::string implied; // model-norm name, or "unknown"
+  std::string why;     // why the implied norm is unknown
+  tr::history hist;
+};
+
+template <class Rule>
+run_result train(const std::string& name, Rule rule, model_box& m, const settings& s,
+                 const std::vector<tr::model_norm>& norms) {
+  run_result r;
+  r.name = name;
+  try {
+    r.implied = tr::implied_norm_of(rule).name;
+  } catch (const steep::usage_error& e) {
+    r.implied = "unknown";
+    r.why = e.what();
+  }
+  m.init(s.init_scale, s.seed);
+  steep::optimizer opt(std::move(rule), m.task().store(), { .threads = s.threads });
+  tr::fit_options fo;
+  fo.steps = s.steps;
+  fo.records = s.records;
+  fo.norms = norms;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::size_t shown = 0;
+  fo.on_record = [&](std::int64_t t, const tr::margin_report& mr) {
+    if (s.quiet)
+      return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // A terminal gets one updating line; a log gets a line per tenth of the records.
+    static const bool tty = isatty(2);
+    if (!tty && (++shown % std::max<std::size_t>(1, s.records / 10)) != 0 && t != s.steps)
+      return;
+    std::fprintf(stderr, "%s  %-12s step %7lld/%lld  log10 loss %9.2f  errors %4zu  %6.1fs", tty ? "\r" : "",
+                 name.c_str(), static_cast<long long>(t), static_cast<long long>(s.steps),
+                 mr.log_loss / std::log(10.0), mr.errors, el);
+    std::fprintf(stderr, "%s", tty ? "" : "\n");
+    std::fflush(stderr);
+  };
+  r.hist = tr::fit(m.task(), opt, fo);
+  if (!s.quiet)
+    std::fprintf(stderr, "  %s done (%.1fs)\n", name.c_str(), r.hist.seconds);
+  return r;
+}
+
+template <class Map>
+auto muon_with(double eta, double a, double beta, Map map) {
+  using namespace steep::expr;
+  return steep::route(steep::on<steep::block_role::hidden_matrix, steep::block_role::head>.explicitly() >>
+                      -inv_power(eta, a) *
+                        dual<steep::norms::spectral>(ema<"momentum_buffer">(grad, beta), map));
+}
+
+std::vector<run_result> run_all(const settings& s, model_box& m, const std::vector<tr::model_norm>& norms) {
+  namespace rl = steep::rules;
+  std::vector<run_result> out;
+  auto wanted = [&](const std::string& n) {
+    return s.only.empty() || std::find(s.only.begin(), s.only.end(), n) != s.only.end();
+  };
+  const double a = s.a;
+  if (wanted("gd"))
+    out.push_back(train("gd", rl::momentum_gd(inv_power(s.eta_gd, a), s.beta), m, s, norms));
+  if (wanted("signum"))
+    out.push_back(train("signum", rl::signum(inv_power(s.eta_signum, a), s.beta), m, s, norms));
+  if (wanted("adam"))
+    out.push_back(train("adam", rl::adam_paper(inv_power(s.eta_adam, a), s.beta, s.beta2), m, s, norms));
+  if (wanted("muon")) {
+    if (s.polar == "exact")
+      out.push_back(train("muon", rl::muon_paper(inv_power(s.eta_muon, a), s.beta), m, s, norms));
+    else
+      out.push_back(
+        train("muon", muon_with(s.eta_muon, a, s.beta, steep::norms::newton_schulz{ .steps = s.ns_steps }), m,
+              s, norms));
+  }
+  if (wanted("muon_signum"))
+    out.push_back(
+      train("muon_signum",
+            rl::muon_signum_paper(inv_power(s.eta_hybrid, a), inv_power(s.c * s.eta_hybrid, a), s.beta), m, s,
+            norms));
+  if (wanted("muon_adam"))
+    out.push_back(train("muon_adam",
+                        rl::muon_adam_paper(inv_power(s.eta_hybrid, a), inv_power(s.c * s.eta_hybrid, a),
+                                            s.beta, s.beta, s.beta2),
+                        m, s, norms));
+  // Ablation (paper.md E3.1): Adam with eps > 0 drifts from l_inf toward l2 once |g| << eps.
+  for (double eps : s.adam_eps) {
+    std::ostringstream n;
+    n << "adam_eps" << eps;
+    out.push_back(train(n.str(), rl::adam(inv_power(s.eta_adam, a), s.beta, s.beta2, eps), m, s, norms));
+  }
+  return out;
+}
+
+// Column winners; the table; agreement of implied norms with winners.
+struct verdicts {
+  std::map<std::string, std::string> winner; // norm -> optimizer
+  bool agree = true;
+  std::vector<std::string> notes;
+};
+
+verdicts judge(const std::vector<run_result>& runs, const std::vector<tr::model_norm>& norms) {
+  verdicts v;
+  for (const auto& n : norms) {
+    const run_result* best = nullptr;
+    for (const auto& r : runs)
+      if (!best ||
+          r.hist.records.back().margins.at(n.name).gamma > best->hist.records.back().margins.at(n.name).gamma)
+        best = &r;
+    v.winner[n.name] = best->name;
+    // Agreement: the column is won by an optimizer whose implied norm is this column's norm.
+    bool has_owner = false;
+    for (const auto& r : runs)
+      has_owner = has_owner || r.implied == n.name;
+    if (has_owner && best->implied != n.name) {
+      v.agree = false;
+      v.notes.push_back(n.name + " is won by " + best->name + ", whose implied norm is " + best->implied);
+    }
+  }
+  return v;
+}
+
+void print_table(const std::vector<run_result>& runs, const std::vector<tr::model_norm>& norms,
+                 const verdicts& v, const settings& s) {
+  std::printf("\nfinal normalized margins gamma_N = min_i y_i f(x_i) / N(theta)^L   (* = column winner)\n");
+  std::printf("%-14s", "optimizer");
+  for (const auto& n : norms)
+    std::printf(" %14s", n.name.c_str());
+  std::printf("   %-10s %9s %9s %8s\n", "implied", "1-rho", "delta", "cos");
+  for (const auto& r : runs) {
+    const auto& last = r.hist.records.back();
+    std::printf("%-14s", r.name.c_str());
+    for (const auto& n : norms) {
+      const bool win = v.winner.at(n.name) == r.name;
+      std::printf(" %13.6e%s", last.margins.at(n.name).gamma, win ? "*" : " ");
+    }
+    // The KKT certificate in the optimizer's own (implied) norm.
+    double one_minus_rho = NAN, delta = NAN;
+    for (const auto& n : norms)
+      if (n.name == r.implied)
+        one_minus_rho = 1 - last.margins.at(n.name).rho, delta = last.margins.at(n.name).kkt_delta;
+    // cos(theta_t, theta_T) at the record nearest 80% of training.
+    double cos80 = 0;
+    for (const auto& rec : r.hist.records)
+      if (rec.step <= (r.hist.steps * 4) / 5)
+        cos80 = rec.cosine_to_final;
+    std::printf("   %-10s %9.2e %9.2e %8.5f\n", r.implied.c_str(), one_minus_rho, delta, cos80);
+  }
+  std::printf(
+    "\n(hybrid: c = %g; 1-rho and delta: KKT certificate in the implied norm; cos: cos(theta at 80%% of "
+    "training, theta_T))\n",
+    s.c);
+  for (const auto& n : norms)
+    std::printf("column %-9s won by %-12s\n", n.name.c_str(), v.winner.at(n.name).c_str());
+  for (const auto& r : runs)
+    if (!r.why.empty())
+      std::printf("%s: no implied norm: %s\n", r.name.c_str(), r.why.c_str());
+  for (const auto& note : v.notes)
+    std::printf("disagreement: %s\n", note.c_str());
+  std::printf("implied norms agree with the measured winners: %s\n", v.agree ? "yes" : "no");
+}
+
+nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr::model_norm>& norms,
+                       const verdicts& v, const settings& s, int degree, std::size_t params,
+                       const tr::dataset<T>& d) {
+  nlohmann::json j;
+  for (const auto& r : runs) {
+    auto& o = j["optimizers"][r.name];
+    const auto& last = r.hist.records.back();
+    for (const auto& n : norms) {
+      const auto& nm = last.margins.at(n.name);
+      o[n.name] = nm.gamma;
+      o["kkt"][n.name] = {
+        { "rho", nm.rho }, { "eps", nm.kkt_eps }, { "delta", nm.kkt_delta }, { "smoothed", nm.smoothed }
+      };
+    }
+    o["implied"] = r.implied;
+    o["log10_loss"] = last.margins.log_loss / std::log(10.0);
+    o["errors"] = last.margins.errors;
+    o["steps"] = r.hist.steps;
+    o["seconds"] = r.hist.seconds;
+  }
+  for (const auto& [norm, opt] : v.winner)
+    j["winners"][norm] = opt;
+  j["agree"] = v.agree;
+  j["settings"] = { { "preset", s.preset },
+                    { "dataset", s.dataset },
+                    { "samples", d.size() },
+                    { "dim", d.dim },
+                    { "width", s.width },
+                    { "depth", s.depth },
+                    { "activation", s.activation },
+                    { "loss", s.loss },
+                    { "steps", s.steps },
+                    { "schedule_exponent", s.a },
+                    { "c", s.c },
+                    { "beta", s.beta },
+                    { "seed", s.seed },
+                    { "data_seed", s.data_seed },
+                    { "degree", degree },
+                    { "parameters", params },
+                    { "polar", s.polar },
+                    { "threads", s.threads },
+                    { "eta0",
+                      { { "gd", s.eta_gd },
+                        { "signum", s.eta_signum },
+                        { "adam", s.eta_adam },
+                        { "muon", s.eta_muon },
+                        { "hybrid", s.eta_hybrid } } } };
+  return j;
+}
+
+void write_csv(const std::string& path, const std::vector<run_result>& runs,
+               const std::vector<tr::model_norm>& norms) {
+  std::ofstream f(path);
+  f << "optimizer,step,log10_loss,q_min,errors,cosine_to_final";
+  for (const auto& n : norms)
+    f << ',' << n.name << "_gamma," << n.name << "_smoothed," << n.name << "_rho," << n.name << "_delta";
+  f << '\n';
+  f.precision(10);
+  for (const auto& r : runs)
+    for (const auto& rec : r.hist.records) {
+      f << r.name << ',' << rec.step << ',' << rec.margins.log_loss / std::log(10.0) << ','
+        << rec.margins.q_min << ',' << rec.margins.errors << ',' << rec.cosine_to_final;
+      for (const auto& n : norms) {
+        const auto& m = rec.margins.at(n.name);
+        f << ',' << m.gamma << ',' << m.smoothed << ',' << m.rho << ',' << m.kkt_delta;
+      }
+      f << '\n';
+    }
+}
+
+// One data file per optimizer and a gnuplot script drawing gamma_N over steps (log x), one panel per
+// norm, as PNG and SVG. gnuplot is Debian's (scripts/install-deps.sh); without it the script stays.
+void write_plots(const std::string& dir, const std::vector<run_result>& runs,
+                 const std::vector<tr::model_norm>& norms) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  for (const auto& r : runs) {
+    std::ofstream f(fs::path(dir) / (r.name + ".dat"));
+    f.precision(10);
+    f << "# step";
+    for (const auto& n : norms)
+      f << ' ' << n.name;
+    f << " cosine\n";
+    for (const auto& rec : r.hist.records) {
+      if (rec.step == 0)
+        continue;
+      f << rec.step;
+      for (const auto& n : norms)
+        f << ' ' << rec.margins.at(n.name).gamma;
+      f << ' ' << rec.cosine_to_final << '\n';
+    }
+  }
+  std::ofstream g(fs::path(dir) / "margins.gp");
+  for (const std::string term : { "pngcairo size 1600,1000", "svg size 1600,1000" }) {
+    const bool png = term.rfind("png", 0) == 0;
+    g << "set terminal " << (png ? "png size 1600,1000" : term) << "\nset output 'margins."
+      << (png ? "png" : "svg") << "'\nset multiplot layout 2," << (norms.size() + 2) / 2
+      << " title 'normalized margins over training'\n"
+      << "set logscale x\nset key left top font ',9'\nset xlabel 'step'\n";
+    for (std::size_t k = 0; k < norms.size(); ++k) {
+      g << "set title 'gamma_{" << norms[k].name << "}'\nplot ";
+      for (std::size_t i = 0; i < runs.size(); ++i)
+        g << (i ? ", " : "") << "'" << runs[i].name << ".dat' using 1:" << k + 2 << " with lines lw 2 title '"
+          << runs[i].name << "'";
+      g << '\n';
+    }
+    g << "unset multiplot\n";
+  }
+  g.close();
+  const std::string cmd = "cd '" + dir + "' && gnuplot margins.gp 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "plots: gnuplot failed or is missing; %s/margins.gp is written\n", dir.c_str());
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  CLI::App app{ "steep main job: which margin does each optimizer maximize? (Gronich & Vardi 2026)" };
+  app.add_option("--preset", s.preset,
+                 "default | paper (Fashion-MNIST 500+500, width 64, 40,000 steps) | smoke");
+  app.add_option("--dataset", s.dataset, "fashion | synthetic | PREFIX (PREFIX-images-idx3-ubyte.gz, ...)");
+  app.add_option("--per-class", s.per_class, "samples per class (balanced subset)");
+  app.add_option("--width", s.width, "hidden width");
+  app.add_option("--depth", s.depth, "number of linear layers (2, 3, 4)");
+  app.add_option("--activation", s.activation, "relu | relu2 | relu3 | square | identity");
+  app.add_option("--loss", s.loss, "logistic | exponential")
+    ->check(CLI::IsMember({ "logistic", "exponential" }));
+  app.add_option("--steps", s.steps, "full-batch steps per optimizer");
+  app.add_option("--schedule-exponent", s.a, "a in eta_t = eta0 t^-a");
+  app.add_option("--eta-gd", s.eta_gd, "eta0 of MomentumGD");
+  app.add_option("--eta-signum", s.eta_signum, "eta0 of Signum");
+  app.add_option("--eta-adam", s.eta_adam, "eta0 of Adam");
+  app.add_option("--eta-muon", s.eta_muon, "eta0 of Muon");
+  app.add_option("--eta-hybrid", s.eta_hybrid, "eta0 of Muon-Signum / Muon-Adam on hidden matrices");
+  app.add_option("--hybrid-c", s.c,
+                 "c: the hybrids' head lr = c * matrix lr; the hybrid norm max(c||W||_sp, ||a||_inf)");
+  app.add_option("--beta", s.beta, "momentum (EMA) coefficient, and Adam's beta1");
+  app.add_option("--beta2", s.beta2, "Adam's beta2");
+  app.add_option("--init-scale", s.init_scale, "W_k ~ N(0, scale^2 / fan_in)");
+  app.add_option("--seed", s.seed, "initialization seed");
+  app.add_option("--data-seed", s.data_seed, "subset / synthetic data seed");
+  app.add_option("--threads", s.threads, "threads for the optimizer and BLAS");
+  app.add_option("--polar", s.polar, "exact (SVD) | ns (Newton-Schulz quintic) for Muon")
+    ->check(CLI::IsMember({ "exact", "ns" }));
+  app.add_option("--ns-steps", s.ns_steps, "Newton-Schulz steps with --polar ns");
+  app.add_option("--adam-eps", s.adam_eps, "ablation: extra Adam rows with these eps > 0")->delimiter(',');
+  app.add_option("--only", s.only, "train only these optimizers (gd,signum,adam,muon,muon_signum,muon_adam)")
+    ->delimiter(',');
+  app.add_option("--records", s.records, "about this many log-spaced records per run");
+  app.add_option("--json", s.json, "write the results as JSON");
+  app.add_option("--csv", s.csv, "write every record as CSV");
+  app.add_option("--plot", s.plot, "directory for margin plots (PNG, SVG via gnuplot)");
+  app.add_flag("--quiet", s.quiet, "no progress lines");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    // A preset sets defaults; flags given explicitly win: parse again over the preset.
+    apply_preset(s);
+    app.parse(argc, argv);
+    const auto d = load(s);
+    auto m = make_model(s, d);
+    const std::vector<tr::model_norm> norms = { tr::model_norm::l2(), tr::model_norm::linf(),
+                                                tr::model_norm::spectral_max(), tr::model_norm::hybrid(s.c) };
+    std::printf(
+      "steep implicit bias: %s, %zu samples (dim %zu), depth %d, width %zu, %s (degree L = %d), %zu "
+      "parameters, %s loss, %lld steps, eta0 t^-%g, %d threads\n",
+      s.dataset.c_str(), d.size(), d.dim, s.depth, s.width, s.activation.c_str(), m->degree(),
+      m->parameters(), s.loss.c_str(), static_cast<long long>(s.steps), s.a, s.threads);
+    steep::kernel::blas::thread_limit blas_threads(s.threads);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto runs = run_all(s, *m, norms);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const verdicts v = judge(runs, norms);
+    print_table(runs, norms, v, s);
+    std::printf("wall time %.1f s\n", wall);
+    if (!s.json.empty()) {
+      auto j = to_json(runs, norms, v, s, m->degree(), m->parameters(), d);
+      j["wall_seconds"] = wall;
+      std::ofstream(s.json) << j.dump(2) << '\n';
+    }
+    if (!s.csv.empty())
+      write_csv(s.csv, runs, norms);
+    if (!s.plot.empty())
+      write_plots(s.plot, runs, norms);
+    std::printf("implicit bias done\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "implicit_bias: %s\n", e.what());
+    return 1;
+  }
+}

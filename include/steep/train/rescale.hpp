@@ -1,0 +1,170 @@
+#pragma once
+// Gradient rescaling for the margin regime: train at losses of 1e-300 and below without underflow,
+// with exactly the trajectory of the unscaled run.
+//
+//   steep::train::gradient_scale<decltype(opt)> scale;        // compile-time: can this rule rescale?
+//   static_assert(decltype(scale)::available);
+//   scale.update(opt, store, max_log_weight);                  // after each gradient, before step()
+//
+// Why (paper.md, numerical advice): late in training the gradient is ~ Loss * |grad f|, so at a loss
+// of 1e-300 it is subnormal and its square (Adam's v) is 0; an SVD of a subnormal matrix (Muon's
+// exact polar factor) loses every digit. Multiplying every gradient by one constant e^S changes
+// nothing for a rule whose update is scale invariant (a dual map of momentum: normalized GD,
+// Signum, Adam with eps = 0, Muon) -- but S must follow the loss down, and an EMA mixes gradients
+// of many steps. So S changes rarely (when the gradient's log-scale has moved by more than
+// `hysteresis` nats), and when it does every state slot is multiplied by e^{(S_old - S_new) k},
+// where k is the slot's degree in the gradient, read off the rule's type: 1 for momentum (ema,
+// trace of grad), 2 for a second moment (ema of grad^2). The rescaled run then equals the
+// unscaled one in exact arithmetic. Rules that are not scale invariant (plain GD, a run-time eps,
+// weight decay) or that have a slot of unknown degree are not rescaled (available = false).
+
+#include "steep/core/param_store.hpp"
+#include "steep/expr/optimizer.hpp"
+#include "steep/expr/route.hpp"
+#include "steep/train/implied_norm.hpp"
+
+#include <cmath>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace steep::train {
+
+namespace rescale_detail {
+using implied::classify_t;
+
+// Every state slot of a rule with its degree in the gradient (-1: unknown).
+template <class E>
+struct slots_of {
+  static void add(std::map<std::string, int>&) {}
+};
+template <class E>
+void add_slots(std::map<std::string, int>& m) {
+  slots_of<std::remove_cvref_t<E>>::add(m);
+}
+template <class Op, class... C>
+struct slots_of<expr::apply_node<Op, C...>> {
+  static void add(std::map<std::string, int>& m) { (add_slots<C>(m), ...); }
+};
+template <class Op, class S, class C>
+struct slots_of<expr::reduce_node<Op, S, C>> {
+  static void add(std::map<std::string, int>& m) { add_slots<C>(m); }
+};
+template <class M, class C>
+struct slots_of<expr::matrix_node<M, C>> {
+  static void add(std::map<std::string, int>& m) { add_slots<C>(m); }
+};
+template <class S>
+struct slots_of<expr::prev_node<S>> {
+  static void add(std::map<std::string, int>& m) { add_slots<S>(m); }
+};
+template <fixed_string Name, class D, class U, class X>
+struct slots_of<expr::state_node<Name, D, U, X>> {
+  static void add(std::map<std::string, int>& m) {
+    using K = classify_t<expr::state_node<Name, D, U, X>>;
+    const int k = std::is_same_v<K, implied::momentum> ? 1 : (std::is_same_v<K, implied::second> ? 2 : -1);
+    auto [it, fresh] = m.emplace(std::string(Name.view()), k);
+    if (!fresh && it->second != k)
+      it->second = -1; // one name, two meanings across arms: refuse
+    add_slots<U>(m);
+  }
+};
+template <class... Arms>
+struct slots_of<routed<Arms...>> {
+  static void add(std::map<std::string, int>& m) { (add_slots<typename Arms::rule_type>(m), ...); }
+};
+
+template <class Rule>
+constexpr bool invariant() {
+  return implied_norm<Rule>::scale_invariant;
+}
+template <class... Arms>
+constexpr bool invariant_route(routed<Arms...>*) {
+  return (implied_norm<typename Arms::rule_type>::scale_invariant && ...);
+}
+
+template <class Opt>
+struct rule_of;
+template <class Rule, class T>
+struct rule_of<optimizer<Rule, T>> {
+  using type = Rule;
+  static constexpr bool invariant = rescale_detail::invariant<Rule>();
+};
+template <class... Arms, class T>
+struct rule_of<optimizer<routed<Arms...>, T>> {
+  using type = routed<Arms...>;
+  static constexpr bool invariant = invariant_route(static_cast<routed<Arms...>*>(nullptr));
+};
+} // namespace rescale_detail
+
+template <class Opt>
+class gradient_scale {
+  using rule = typename rescale_detail::rule_of<Opt>::type;
+
+public:
+  // Whether this optimizer's rule is scale invariant, so rescaling is exact.
+  static constexpr bool available = rescale_detail::rule_of<Opt>::invariant;
+
+  explicit gradient_scale(double hysteresis = 30)
+    : hysteresis_(hysteresis) {
+    rescale_detail::add_slots<rule>(degrees_);
+    for (const auto& [name, k] : degrees_)
+      ok_ = ok_ && k > 0;
+  }
+
+  bool enabled() const noexcept { return available && ok_; }
+  double log_shift() const noexcept { return shift_; }
+  int rescales() const noexcept { return count_; }
+
+  // The gradient in the store was computed with weights exp(log w - log_shift()); `max_log_weight`
+  // is its true log-scale. Moves the shift when it has drifted by more than the hysteresis,
+  // rescaling the gradient and every slot consistently.
+  template <class T>
+  void update(Opt& opt, param_store<T>& store, double max_log_weight) {
+    if (!enabled() || std::abs(max_log_weight - shift_) <= hysteresis_)
+      return;
+    const double delta = shift_ - max_log_weight; // new = old * e^{delta k}
+    for (const auto& b : store.blocks()) {
+      const T g = static_cast<T>(std::exp(delta));
+      for (std::size_t i = 0; i < b.size; ++i)
+        b.grad[i] *= g;
+      for (const auto& [name, k] : degrees_) {
+        if (!has_slot(opt, b.name, name))
+          continue;
+        auto v = opt.state(b.name, name);
+        const T f = static_cast<T>(std::exp(delta * k));
+        for (auto& x : v)
+          x *= f;
+      }
+    }
+    shift_ = max_log_weight;
+    ++count_;
+  }
+
+private:
+  // A routed optimizer's arms hold different slots; a block has only its arm's.
+  static bool has_slot(Opt& opt, const std::string& block, const std::string& slot) {
+    if constexpr (requires { opt.arm_of(block); }) {
+      try {
+        (void)opt.state(block, slot);
+        return true;
+      } catch (const steep::error&) {
+        return false;
+      }
+    } else {
+      (void)opt, (void)block, (void)slot;
+      return true;
+    }
+  }
+
+  double hysteresis_;
+  double shift_ = 0;
+  int count_ = 0;
+  bool ok_ = true;
+  std::map<std::string, int> degrees_;
+};
+
+} // namespace steep::train
