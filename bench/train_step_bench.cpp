@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <steep/steep.hpp>
 #include <steep/train/trainer.hpp>
@@ -83,25 +84,30 @@ int main(int argc, char** argv) {
     steep::optimizer muon(steep::rules::muon_paper(inv_power(1e-2, 0.8)), net_muon.store(), { .threads = t });
     // DGEMM with the step's two big products.
     std::vector<double> w(width * dim, 0.01), z(samples * width), g(width * dim);
+    auto make = [](std::string name, std::string impl, std::function<void()> f) {
+      steep::bench::variant v;
+      v.name = std::move(name), v.impl = std::move(impl), v.step = std::move(f);
+      return v;
+    };
     std::vector<steep::bench::variant> vs = {
-      { "dgemm_same_flops", "openblas",
-        [&] {
-          steep::kernel::blas::gemm<double>(false, true, samples, width, dim, 1.0, data.x.data(), dim,
-                                            w.data(), dim, 0.0, z.data(), width);
-          steep::kernel::blas::gemm<double>(true, false, width, dim, samples, 1.0, z.data(), width,
-                                            data.x.data(), dim, 0.0, g.data(), dim);
-        } },
-      { "train_step_adam", "steep",
-        [&] {
-          task_adam.gradient();
-          adam.step();
-        } },
-      { "train_step_muon_exact", "steep",
-        [&] {
-          task_muon.gradient();
-          muon.step();
-        } },
-      { "forward_backward", "steep", [&] { task_adam.gradient(); } },
+      make("dgemm_same_flops", "openblas",
+           [&] {
+             steep::kernel::blas::gemm<double>(false, true, samples, width, dim, 1.0, data.x.data(), dim,
+                                               w.data(), dim, 0.0, z.data(), width);
+             steep::kernel::blas::gemm<double>(true, false, width, dim, samples, 1.0, z.data(), width,
+                                               data.x.data(), dim, 0.0, g.data(), dim);
+           }),
+      make("train_step_adam", "steep",
+           [&] {
+             task_adam.gradient();
+             adam.step();
+           }),
+      make("train_step_muon_exact", "steep",
+           [&] {
+             task_muon.gradient();
+             muon.step();
+           }),
+      make("forward_backward", "steep", [&] { task_adam.gradient(); }),
     };
     steep::bench::run_interleaved(vs, rounds, steps, warmup);
     for (const auto& v : vs) {

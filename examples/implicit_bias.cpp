@@ -45,22 +45,29 @@ namespace md = steep::model;
 using steep::expr::inv_power;
 using T = double;
 
+// The default run: synthetic separable data (paper.md E1/E2 in miniature), small enough that
+// 200,000 full-batch steps per optimizer take well under a minute, which is what margins need to
+// settle; eta0 per optimizer tuned with scripts/tune-eta.sh (README, "The main job").
 struct settings {
   std::string preset = "default";
-  std::string dataset = "fashion";
-  std::size_t per_class = 100;
-  std::size_t width = 32;
+  std::string dataset = "synthetic";
+  std::size_t per_class = 50;
+  std::size_t dim = 20; // synthetic data only
+  std::size_t pool = 1; // images: k x k average pooling (28 x 28 -> 7 x 7 with 4)
+  std::size_t width = 16;
   int depth = 2;
   std::string activation = "relu2";
   std::string loss = "logistic";
-  std::int64_t steps = 6000;
+  std::int64_t steps = 200000;
   double a = 0.8; // schedule exponent: eta_t = eta0 t^-a
-  double eta_gd = 0.1, eta_signum = 0.003, eta_adam = 0.003, eta_muon = 0.1, eta_hybrid = 0.1;
-  double c = 0.03; // hybrid norm weight: head lr = c * matrix lr
+  // eta0 per optimizer (the hybrids': their matrix lr; the head's is c times it).
+  double eta_gd = 1, eta_signum = 0.1, eta_adam = 0.03, eta_muon = 0.3, eta_muon_signum = 0.3,
+         eta_muon_adam = 0.1;
+  double c = 1; // hybrid norm weight: head lr = c * matrix lr
   double beta = 0.9, beta2 = 0.999;
   double init_scale = 0.1;
   std::uint64_t seed = 1, data_seed = 1;
-  int threads = 2;
+  int threads = 1; // a model this small runs fastest on one thread
   std::string polar = "exact";
   int ns_steps = 5;
   std::vector<double> adam_eps;
@@ -68,16 +75,19 @@ struct settings {
   std::size_t records = 60;
   std::string json, csv, plot;
   bool quiet = false;
+  bool no_rescale = false;
 };
 
 void apply_preset(settings& s) {
   if (s.preset == "paper") {
-    // paper.md E2 on Fashion-MNIST: 500 + 500 images, width 64, squared ReLU, logistic loss,
-    // eta0 t^-0.8, float64, 40,000 full-batch steps.
+    // paper.md E2 on Fashion-MNIST: 500 + 500 images (even vs odd class), width 64, squared ReLU,
+    // logistic loss, eta0 t^-0.8, float64, 40,000 full-batch steps; eta0 tuned per optimizer.
     s.dataset = "fashion", s.per_class = 500, s.width = 64, s.activation = "relu2", s.loss = "logistic";
-    s.steps = 40000, s.a = 0.8;
+    s.steps = 40000, s.a = 0.8, s.threads = 2;
+    s.eta_gd = 3, s.eta_signum = 0.03, s.eta_adam = 0.03, s.eta_muon = 1;
+    s.eta_muon_signum = 0.3, s.eta_muon_adam = 0.3;
   } else if (s.preset == "smoke") {
-    s.dataset = "synthetic", s.per_class = 20, s.width = 8, s.steps = 300, s.records = 10;
+    s.per_class = 20, s.width = 8, s.steps = 300, s.records = 10;
   } else if (s.preset != "default") {
     throw std::invalid_argument("unknown preset '" + s.preset + "' (default, paper, smoke)");
   }
@@ -88,13 +98,15 @@ tr::dataset<T> load(const settings& s) {
   if (s.dataset == "fashion") {
     d = tr::balanced_subset(tr::parity_task(tr::load_fashion_mnist<T>(true)), s.per_class, s.data_seed);
   } else if (s.dataset == "synthetic") {
-    d =
-      tr::synthetic_separable<T>({ .samples = 2 * s.per_class, .dim = 50, .gap = 0.1, .seed = s.data_seed });
+    d = tr::synthetic_separable<T>(
+      { .samples = 2 * s.per_class, .dim = s.dim, .gap = 0.1, .seed = s.data_seed });
   } else {
     d = tr::balanced_subset(tr::parity_task(tr::load_idx<T>(s.dataset + "-images-idx3-ubyte.gz",
                                                             s.dataset + "-labels-idx1-ubyte.gz")),
                             s.per_class, s.data_seed);
   }
+  if (s.pool > 1 && s.dataset != "synthetic")
+    d = tr::average_pool(d, 28, s.pool);
   tr::normalize_rows(d);
   return d;
 }
@@ -181,6 +193,7 @@ run_result train(const std::string& name, Rule rule, model_box& m, const setting
   fo.steps = s.steps;
   fo.records = s.records;
   fo.norms = norms;
+  fo.rescale = !s.no_rescale;
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t shown = 0;
   fo.on_record = [&](std::int64_t t, const tr::margin_report& mr) {
@@ -233,14 +246,14 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
               s, norms));
   }
   if (wanted("muon_signum"))
-    out.push_back(
-      train("muon_signum",
-            rl::muon_signum_paper(inv_power(s.eta_hybrid, a), inv_power(s.c * s.eta_hybrid, a), s.beta), m, s,
-            norms));
+    out.push_back(train(
+      "muon_signum",
+      rl::muon_signum_paper(inv_power(s.eta_muon_signum, a), inv_power(s.c * s.eta_muon_signum, a), s.beta),
+      m, s, norms));
   if (wanted("muon_adam"))
     out.push_back(train("muon_adam",
-                        rl::muon_adam_paper(inv_power(s.eta_hybrid, a), inv_power(s.c * s.eta_hybrid, a),
-                                            s.beta, s.beta, s.beta2),
+                        rl::muon_adam_paper(inv_power(s.eta_muon_adam, a),
+                                            inv_power(s.c * s.eta_muon_adam, a), s.beta, s.beta, s.beta2),
                         m, s, norms));
   // Ablation (paper.md E3.1): Adam with eps > 0 drifts from l_inf toward l2 once |g| << eps.
   for (double eps : s.adam_eps) {
@@ -346,6 +359,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "dataset", s.dataset },
                     { "samples", d.size() },
                     { "dim", d.dim },
+                    { "pool", s.pool },
                     { "width", s.width },
                     { "depth", s.depth },
                     { "activation", s.activation },
@@ -365,7 +379,8 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                         { "signum", s.eta_signum },
                         { "adam", s.eta_adam },
                         { "muon", s.eta_muon },
-                        { "hybrid", s.eta_hybrid } } } };
+                        { "muon_signum", s.eta_muon_signum },
+                        { "muon_adam", s.eta_muon_adam } } } };
   return j;
 }
 
@@ -443,6 +458,8 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", s.dataset, "fashion | synthetic | PREFIX (PREFIX-images-idx3-ubyte.gz, ...)");
   app.add_option("--per-class", s.per_class, "samples per class (balanced subset)");
   app.add_option("--width", s.width, "hidden width");
+  app.add_option("--dim", s.dim, "input dimension of synthetic data");
+  app.add_option("--pool", s.pool, "images: k x k average pooling (4: 28 x 28 -> 7 x 7)");
   app.add_option("--depth", s.depth, "number of linear layers (2, 3, 4)");
   app.add_option("--activation", s.activation, "relu | relu2 | relu3 | square | identity");
   app.add_option("--loss", s.loss, "logistic | exponential")
@@ -453,7 +470,8 @@ int main(int argc, char** argv) {
   app.add_option("--eta-signum", s.eta_signum, "eta0 of Signum");
   app.add_option("--eta-adam", s.eta_adam, "eta0 of Adam");
   app.add_option("--eta-muon", s.eta_muon, "eta0 of Muon");
-  app.add_option("--eta-hybrid", s.eta_hybrid, "eta0 of Muon-Signum / Muon-Adam on hidden matrices");
+  app.add_option("--eta-muon-signum", s.eta_muon_signum, "eta0 of Muon-Signum on hidden matrices");
+  app.add_option("--eta-muon-adam", s.eta_muon_adam, "eta0 of Muon-Adam on hidden matrices");
   app.add_option("--hybrid-c", s.c,
                  "c: the hybrids' head lr = c * matrix lr; the hybrid norm max(c||W||_sp, ||a||_inf)");
   app.add_option("--beta", s.beta, "momentum (EMA) coefficient, and Adam's beta1");
@@ -473,6 +491,8 @@ int main(int argc, char** argv) {
   app.add_option("--csv", s.csv, "write every record as CSV");
   app.add_option("--plot", s.plot, "directory for margin plots (PNG, SVG via gnuplot)");
   app.add_flag("--quiet", s.quiet, "no progress lines");
+  app.add_flag("--no-rescale", s.no_rescale,
+               "compute raw gradients (no exact rescaling): they underflow below losses of ~1e-300");
   CLI11_PARSE(app, argc, argv);
   try {
     // A preset sets defaults; flags given explicitly win: parse again over the preset.

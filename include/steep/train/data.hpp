@@ -142,6 +142,26 @@ dataset<T> balanced_subset(const dataset<T>& d, std::size_t per_class, std::uint
   return s;
 }
 
+// k x k average pooling of square side x side images (side divisible by k): 28 x 28 Fashion-MNIST
+// with k = 4 is 7 x 7, a 16x cheaper input layer for quick experiments.
+template <class T>
+dataset<T> average_pool(const dataset<T>& d, std::size_t side, std::size_t k) {
+  if (k == 0 || side * side != d.dim || side % k != 0)
+    throw usage_error("average_pool: needs images of side x side = " + std::to_string(d.dim) +
+                      " pixels with side divisible by k = " + std::to_string(k));
+  const std::size_t out = side / k;
+  dataset<T> p;
+  p.dim = out * out;
+  p.classes = d.classes;
+  p.labels = d.labels;
+  p.x.assign(d.size() * p.dim, T(0));
+  for (std::size_t i = 0; i < d.size(); ++i)
+    for (std::size_t r = 0; r < side; ++r)
+      for (std::size_t c = 0; c < side; ++c)
+        p.x[i * p.dim + (r / k) * out + c / k] += static_cast<T>(d.row(i)[r * side + c] / double(k * k));
+  return p;
+}
+
 // Scales every sample to unit l2 norm (an all-zero sample is an error: it cannot be separated).
 template <class T>
 void normalize_rows(dataset<T>& d) {

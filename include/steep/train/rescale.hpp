@@ -4,7 +4,7 @@
 //
 //   steep::train::gradient_scale<decltype(opt)> scale;        // compile-time: can this rule rescale?
 //   static_assert(decltype(scale)::available);
-//   scale.update(opt, store, max_log_weight);                  // after each gradient, before step()
+//   if (scale.wants_move(r.max_log_weight)) { scale.move(opt, store, r.max_log_weight); /* recompute */ }
 //
 // Why (paper.md, numerical advice): late in training the gradient is ~ Loss * |grad f|, so at a loss
 // of 1e-300 it is subnormal and its square (Adam's v) is 0; an SVD of a subnormal matrix (Muon's
@@ -23,8 +23,10 @@
 #include "steep/expr/route.hpp"
 #include "steep/train/implied_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <string>
 #include <tuple>
@@ -119,32 +121,60 @@ public:
   double log_shift() const noexcept { return shift_; }
   int rescales() const noexcept { return count_; }
 
-  // The gradient in the store was computed with weights exp(log w - log_shift()); `max_log_weight`
-  // is its true log-scale. Moves the shift when it has drifted by more than the hysteresis,
-  // rescaling the gradient and every slot consistently.
-  template <class T>
-  void update(Opt& opt, param_store<T>& store, double max_log_weight) {
-    if (!enabled() || std::abs(max_log_weight - shift_) <= hysteresis_)
-      return;
-    const double delta = shift_ - max_log_weight; // new = old * e^{delta k}
-    for (const auto& b : store.blocks()) {
-      const T g = static_cast<T>(std::exp(delta));
-      for (std::size_t i = 0; i < b.size; ++i)
-        b.grad[i] *= g;
-      for (const auto& [name, k] : degrees_) {
-        if (!has_slot(opt, b.name, name))
-          continue;
-        auto v = opt.state(b.name, name);
-        const T f = static_cast<T>(std::exp(delta * k));
-        for (auto& x : v)
-          x *= f;
-      }
-    }
-    shift_ = max_log_weight;
-    ++count_;
+  // Whether to look at the scale now: at once when the gradient has grown past the hysteresis
+  // (overflow ahead), every `period` steps when it has shrunk past it.
+  bool wants_move(double max_log_weight) {
+    if (!enabled())
+      return false;
+    ++since_;
+    const double drift = max_log_weight - shift_;
+    return drift > hysteresis_ || (since_ >= period && drift < -hysteresis_);
   }
 
+  // Moves the shift to the scale of the larger of the gradient and the state (by at most max_move
+  // nats) and rescales every slot to it; true when it moved, and the caller then recomputes the
+  // gradient with the new log_shift(). The state matters: when the loss falls faster than the
+  // momentum forgets (by more than -log(beta) nats a step), the momentum is dominated by old
+  // gradients, and the new gradient is negligible beside it (it may then underflow in the state's
+  // scale, losing only what rounding would).
+  template <class T>
+  bool move(Opt& opt, param_store<T>& store, double max_log_weight) {
+    since_ = 0;
+    double state_scale = -std::numeric_limits<double>::infinity(); // log of the largest |slot|^(1/k)
+    for_each_slot(opt, store, [&](auto& v, int k) {
+      for (auto x : v)
+        if (x != 0)
+          state_scale = std::max(state_scale, std::log(std::abs(static_cast<double>(x))) / k);
+    });
+    const double want = std::max(max_log_weight, shift_ + state_scale);
+    const double target = shift_ + std::clamp(want - shift_, -max_move, max_move);
+    if (std::abs(target - shift_) < 1)
+      return false;
+    const double delta = shift_ - target; // a slot of degree k is multiplied by e^{delta k}
+    for_each_slot(opt, store, [&](auto& v, int k) {
+      const T f = static_cast<T>(std::exp(delta * k));
+      for (auto& x : v)
+        x *= f;
+    });
+    shift_ = target;
+    ++count_;
+    return true;
+  }
+
+  static constexpr double max_move = 200;
+  static constexpr int period = 8;
+
 private:
+  template <class T, class F>
+  void for_each_slot(Opt& opt, param_store<T>& store, F&& f) const {
+    for (const auto& b : store.blocks())
+      for (const auto& [name, k] : degrees_)
+        if (has_slot(opt, b.name, name)) {
+          auto v = opt.state(b.name, name);
+          f(v, k);
+        }
+  }
+
   // A routed optimizer's arms hold different slots; a block has only its arm's.
   static bool has_slot(Opt& opt, const std::string& block, const std::string& slot) {
     if constexpr (requires { opt.arm_of(block); }) {
@@ -163,6 +193,7 @@ private:
   double hysteresis_;
   double shift_ = 0;
   int count_ = 0;
+  int since_ = 0;
   bool ok_ = true;
   std::map<std::string, int> degrees_;
 };

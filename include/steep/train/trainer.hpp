@@ -145,7 +145,9 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
     if (t == o.steps)
       break;
     const auto t0 = clock::now();
-    const auto lr = task.gradient(scale.log_shift());
+    auto lr = task.gradient(scale.log_shift());
+    if (o.rescale && scale.wants_move(lr.max_log_weight) && scale.move(opt, task.store(), lr.max_log_weight))
+      lr = task.gradient(scale.log_shift());
     if (!std::isfinite(lr.log_loss))
       throw usage_error("fit: the loss is not finite at step " + std::to_string(t + 1));
     if (lr.log_loss < o.stop_log_loss) {
@@ -154,8 +156,6 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
         record_now(t);
       break;
     }
-    if (o.rescale)
-      scale.update(opt, task.store(), lr.max_log_weight);
     opt.step();
     seconds += std::chrono::duration<double>(clock::now() - t0).count();
     h.steps = t + 1;
