@@ -416,31 +416,41 @@ void write_plots(const std::string& dir, const std::vector<run_result>& runs,
     f << "# step";
     for (const auto& n : norms)
       f << ' ' << n.name;
-    f << " cosine\n";
+    f << " cosine one_minus_rho_own\n";
     for (const auto& rec : r.hist.records) {
       if (rec.step == 0)
         continue;
       f << rec.step;
       for (const auto& n : norms)
         f << ' ' << rec.margins.at(n.name).gamma;
-      f << ' ' << rec.cosine_to_final << '\n';
+      double own = NAN;
+      for (const auto& n : norms)
+        if (n.name == r.implied)
+          own = 1 - rec.margins.at(n.name).rho;
+      f << ' ' << rec.cosine_to_final << ' ' << own << '\n';
     }
   }
   std::ofstream g(fs::path(dir) / "margins.gp");
-  for (const std::string term : { "pngcairo size 1600,1000", "svg size 1600,1000" }) {
-    const bool png = term.rfind("png", 0) == 0;
-    g << "set terminal " << (png ? "png size 1600,1000" : term) << "\nset output 'margins."
-      << (png ? "png" : "svg") << "'\nset multiplot layout 2," << (norms.size() + 2) / 2
-      << " title 'normalized margins over training'\n"
-      << "set logscale x\nset key left top font ',9'\nset xlabel 'step'\n";
-    for (std::size_t k = 0; k < norms.size(); ++k) {
-      g << "set title 'gamma_{" << norms[k].name << "}'\nplot ";
-      for (std::size_t i = 0; i < runs.size(); ++i)
-        g << (i ? ", " : "") << "'" << runs[i].name << ".dat' using 1:" << k + 2 << " with lines lw 2 title '"
-          << runs[i].name << "'";
-      g << '\n';
-    }
-    g << "unset multiplot\n";
+  // One panel per norm (margins after separation: y from 0), then cos(theta_t, theta_T).
+  auto plot = [&](std::size_t column, const std::string& title) {
+    g << "set title '" << title << "'\nplot ";
+    for (std::size_t i = 0; i < runs.size(); ++i)
+      g << (i ? ", " : "") << "'" << runs[i].name << ".dat' using 1:" << column << " with lines lw 2 title '"
+        << runs[i].name << "'";
+    g << '\n';
+  };
+  for (const char* ext : { "png", "svg" }) {
+    g << "set terminal " << ext << " size 1600,1000 noenhanced\nset output 'margins." << ext
+      << "'\nset multiplot layout 2," << (norms.size() + 2) / 2
+      << " title 'normalized margins gamma_N = min_i y_i f(x_i) / N(theta)^L over training'\n"
+      << "set logscale x\nset key left top font ',9'\nset xlabel 'step'\nset yrange [0:*]\n";
+    for (std::size_t k = 0; k < norms.size(); ++k)
+      plot(k + 2, "gamma " + norms[k].name);
+    g << "set yrange [*:1]\n";
+    plot(norms.size() + 2, "cos(theta_t, theta_T)");
+    g << "set yrange [*:*]\nset logscale y\n";
+    plot(norms.size() + 3, "KKT residual 1 - rho in the implied norm");
+    g << "unset logscale y\nunset multiplot\n";
   }
   g.close();
   const std::string cmd = "cd '" + dir + "' && gnuplot margins.gp 2>/dev/null";

@@ -85,6 +85,27 @@ void check_euler() {
     CHECK(g[i] == Approx(std::pow(1.7, L) * fx[i]).epsilon(1e-12));
 }
 
+// Backward's gradient (in the store) against central differences of value(), every `stride`-th entry.
+template <class Net, class F>
+void check_gradient_fd(md::network<Net, double>& net, F value, std::size_t stride) {
+  std::vector<std::vector<double>> analytic;
+  for (const auto& b : net.store().blocks())
+    analytic.emplace_back(b.grad, b.grad + b.size);
+  std::size_t bi = 0;
+  for (const auto& b : net.store().blocks()) {
+    for (std::size_t k = 0; k < b.size; k += stride) {
+      const double h = 1e-5, keep = b.param[k];
+      b.param[k] = keep + h;
+      const double up = value();
+      b.param[k] = keep - h;
+      const double down = value();
+      b.param[k] = keep;
+      CHECK(analytic[bi][k] == Approx((up - down) / (2 * h)).epsilon(1e-5).margin(1e-8));
+    }
+    ++bi;
+  }
+}
+
 } // namespace
 
 TEST_CASE("Euler's identity <theta, grad f> = L f holds to 1e-12 for every activation and depth", "[model]") {
@@ -115,22 +136,7 @@ TEST_CASE("backward matches central finite differences of the loss", "[model]") 
     };
     loss.evaluate(net.forward(x.data(), n), y.data(), n, 1, dout.data(), work);
     net.backward(dout.data());
-    std::vector<std::vector<double>> analytic;
-    for (const auto& b : net.store().blocks())
-      analytic.emplace_back(b.grad, b.grad + b.size);
-    std::size_t bi = 0;
-    for (const auto& b : net.store().blocks()) {
-      for (std::size_t k = 0; k < b.size; k += 3) {
-        const double h = 1e-5, keep = b.param[k];
-        b.param[k] = keep + h;
-        const double up = value();
-        b.param[k] = keep - h;
-        const double down = value();
-        b.param[k] = keep;
-        CHECK(analytic[bi][k] == Approx((up - down) / (2 * h)).epsilon(1e-5).margin(1e-8));
-      }
-      ++bi;
-    }
+    check_gradient_fd(net, value, 3);
   }
 }
 
@@ -159,17 +165,7 @@ TEST_CASE("multiclass outputs: backward matches finite differences of cross-entr
   CHECK(value() == Approx(ce).epsilon(1e-12));
   loss.evaluate(net.forward(x.data(), n), y.data(), n, c, dout.data(), work);
   net.backward(dout.data());
-  const auto& w2 = net.store().block_named("W2");
-  std::vector<double> analytic(w2.grad, w2.grad + w2.size);
-  for (std::size_t k = 0; k < w2.size; ++k) {
-    const double h = 1e-5, keep = w2.param[k];
-    w2.param[k] = keep + h;
-    const double up = value();
-    w2.param[k] = keep - h;
-    const double down = value();
-    w2.param[k] = keep;
-    CHECK(analytic[k] == Approx((up - down) / (2 * h)).epsilon(1e-5).margin(1e-8));
-  }
+  check_gradient_fd(net, value, 1);
 }
 
 TEST_CASE("float32 networks agree with float64 to float precision", "[model]") {
