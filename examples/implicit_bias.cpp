@@ -45,7 +45,7 @@ namespace md = steep::model;
 using steep::expr::inv_power;
 using T = double;
 
-// The default run: synthetic separable data (paper.md E1/E2 in miniature), small enough that
+// The default run: synthetic separable data (docs/implicit-bias.md §7, E2 in miniature), small enough that
 // 200,000 full-batch steps per optimizer take well under a minute, which is what margins need to
 // settle; eta0 per optimizer tuned with scripts/tune-eta.sh (README, "The main job").
 struct settings {
@@ -80,7 +80,7 @@ struct settings {
 
 void apply_preset(settings& s) {
   if (s.preset == "paper") {
-    // paper.md E2 on Fashion-MNIST: 500 + 500 images (even vs odd class), width 64, squared ReLU,
+    // docs/implicit-bias.md §7, E2 on Fashion-MNIST: 500 + 500 images (even vs odd class), width 64, squared ReLU,
     // logistic loss, eta0 t^-0.8, float64, 40,000 full-batch steps; eta0 tuned per optimizer.
     s.dataset = "fashion", s.per_class = 500, s.width = 64, s.activation = "relu2", s.loss = "logistic";
     s.steps = 40000, s.a = 0.8, s.threads = 2;
@@ -255,7 +255,7 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
                         rl::muon_adam_paper(inv_power(s.eta_muon_adam, a),
                                             inv_power(s.c * s.eta_muon_adam, a), s.beta, s.beta, s.beta2),
                         m, s, norms));
-  // Ablation (paper.md E3.1): Adam with eps > 0 drifts from l_inf toward l2 once |g| << eps.
+  // Ablation (docs/implicit-bias.md §7, E3): Adam with eps > 0 drifts from l_inf toward l2 once |g| << eps.
   for (double eps : s.adam_eps) {
     std::ostringstream n;
     n << "adam_eps" << eps;

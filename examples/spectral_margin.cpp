@@ -145,7 +145,7 @@ int main() {
   std::printf("spectral margin:  spectral SD %.4f, Muon (exact) %.4f vs normalized GD %.4f\n", sd.spectral,
               mu.spectral, gd.spectral);
   // The theorem is about the exact polar factor; Muon's 5-step quintic only pushes singular
-  // values into ~[0.7, 1.2], and its margin can fall short (paper.md, "Newton-Schulz shortfall").
+  // values into ~[0.7, 1.2], and its margin can fall short (docs/implicit-bias.md §7, E3).
   std::printf("spectral margin of Muon with Newton-Schulz: %.4f (not exact steepest descent)\n", ns.spectral);
   const bool ok = gd.frobenius > sd.frobenius && gd.frobenius > mu.frobenius && sd.spectral > gd.spectral &&
                   mu.spectral > gd.spectral;

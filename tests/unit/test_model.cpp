@@ -17,7 +17,7 @@
 namespace md = steep::model;
 namespace tr = steep::train;
 
-// ---- degrees at compile time (paper.md 5.1: L = (k^D - 1)/(k - 1)) -------------------------------
+// ---- degrees at compile time (docs/implicit-bias.md §1) -------------------------------
 static_assert(steep::degree_v<md::sequential<md::linear, md::relu_pow<2>, md::linear>> == 3);
 static_assert(steep::degree_v<md::mlp_t<2, md::relu>> == 2);
 static_assert(steep::degree_v<md::mlp_t<3, md::relu_pow<2>>> == 7);
@@ -352,7 +352,7 @@ TEST_CASE("KKT certificate: rho = 1 at the max-margin direction, < 1 away from i
   CHECK(r.q_min == Approx(20));
 }
 
-TEST_CASE("linear sanity (paper.md E1): MomentumGD wins l2, Signum wins l_inf, each certified", "[margins]") {
+TEST_CASE("linear sanity (E1): MomentumGD wins l2, Signum wins l_inf, each certified", "[margins]") {
   using net_t = md::mlp_t<1, md::identity>;
   auto d = tr::synthetic_separable<double>({ .samples = 40, .dim = 10, .gap = 0.15, .seed = 5 });
   md::network<net_t, double> net({ 10, 1 }, d.size());

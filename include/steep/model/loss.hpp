@@ -80,7 +80,7 @@ public:
 
   // log l_i of one sample from its s_i.
   double log_term(double s) const { return kind_ == loss_kind::exponential ? s : log_softplus(s); }
-  // -dl/ds at s in log-space: log of the per-sample multiplier weight (paper.md 5.4, w_i).
+  // -dl/ds at s in log-space: log of the per-sample multiplier weight (docs/implicit-bias.md §5, w_i).
   double log_weight(double s) const { return kind_ == loss_kind::exponential ? s : -softplus(-s); }
 
   // Loss, margins and dL/d(out) (dout may be null) times exp(-log_shift): a shift near

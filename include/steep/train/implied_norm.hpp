@@ -4,10 +4,13 @@
 //
 //   using namespace steep::expr;  namespace nm = steep::norms;
 //   auto m = ema<"m">(grad, 0.9);
-//   static_assert(std::is_same_v<steep::implied_norm_t<decltype(-0.1 * sign(m))>, nm::linf>);        //
-//   Signum static_assert(std::is_same_v<steep::implied_norm_t<decltype(-0.1 * m / norm2(m))>, nm::l2>); //
-//   MomentumGD static_assert(std::is_same_v<steep::implied_norm_t<decltype(-0.1 * dual<nm::spectral>(m))>,
-//   nm::spectral>); steep::implied_norm<R>::known;    // false where the type cannot tell; ::reason says why
+//   using signum_t = decltype(-0.1 * sign(m));
+//   using gd_t = decltype(-0.1 * m / norm2(m));                  // MomentumGD
+//   using muon_t = decltype(-0.1 * dual<nm::spectral>(m));       // Muon with the exact polar factor
+//   static_assert(std::is_same_v<steep::implied_norm_t<signum_t>, nm::linf>);
+//   static_assert(std::is_same_v<steep::implied_norm_t<gd_t>, nm::l2>);
+//   static_assert(std::is_same_v<steep::implied_norm_t<muon_t>, nm::spectral>);
+//   steep::implied_norm<R>::known;     // false where the type cannot tell; ::reason says why
 //   auto n = steep::implied_norm_of(rules::muon_adam_paper(0.02, 0.002));   // weights from the lrs
 //
 // The theory (Gronich & Vardi 2026, Thm 3.3 and corollaries; docs: README, "The main job"):
@@ -15,20 +18,20 @@
 // gradients (EMA, heavy ball, Nesterov; momentum BEFORE the map), then N's dual map, times a
 // positive per-step scalar -- converges in direction to a KKT point of the N-margin problem.
 // The analysis walks the rule's expression tree:
-//   grad, ema/trace/Nesterov of grad, positive multiples and sums of these   -> momentum m
-//   -lr * m                       gradient descent with momentum, unnormalized   -> l2
-//   -lr * m / norm2(m)            global l2 normalization (MomentumGD)           -> l2
-//   -lr * m / block_norm2(m)      per-block l2 normalization, dual<l2>(m)        -> per_block<l2>
-//   -lr * sign(m), dual<linf>(m)  Signum                                          -> linf
-//   -lr * m_hat / sqrt(v_hat)     Adam with eps = 0 (v an EMA of g^2)            -> linf
-//   -lr * dual<spectral>(m)       exact polar factor (Muon as in the theory)     -> spectral (max over
-//   matrices) -lr * dual<N>(m), any norm                                                   -> N (per block)
-//   route(arm_k ...)              max-composite of the arms' norms (max_composite<N_k...>),
-//                                 weighted at run time by the arms' learning rates: an arm stepping
-//                                 s_k h(t) D_k gives N = max_k N_k / s_k (paper.md, general block rule)
-// and says "unknown", with the reason, for what lies outside the theory: a run-time eps in Adam (l_inf
-// while |g| >> eps, drifting to l2 after), Newton-Schulz (an approximate dual map: marked approximate,
-// not exact), shape-dependent per-block scales, weight decay, momentum after the map, ascent.
+//   grad, ema / trace / Nesterov of grad, sums and scalar multiples   -> momentum m
+//   -lr * m                     unnormalized (GD with momentum)       -> l2
+//   -lr * m / norm2(m)          global l2 normalization (MomentumGD)  -> l2
+//   -lr * m / block_norm2(m)    per-block l2, dual<l2>(m)             -> per_block<l2>
+//   -lr * sign(m), dual<linf>   Signum                                -> linf
+//   -lr * m_hat / sqrt(v_hat)   Adam with eps = 0 (v: EMA of g^2)     -> linf
+//   -lr * dual<spectral>(m)     exact polar factor (the theory's Muon) -> spectral (max over matrices)
+//   -lr * dual<N>(m)            any norm                              -> N (per block)
+//   route(arms...)              max_composite<N_k...> of the arms' norms, weighted at run time by
+//                               the arms' learning rates: arm k stepping s_k h(t) D_k gives
+//                               N = max_k N_k / s_k (docs/implicit-bias.md §3)
+// and says "unknown" (not_implied), with the reason, for what lies outside the theory: Adam with a
+// run-time eps (l_inf while |g| >> eps, drifting to l2 after), Newton-Schulz (an approximate dual
+// map), shape-dependent per-block scales, weight decay, momentum after the map, user maps.
 
 #include "steep/expr.hpp"
 #include "steep/expr/route.hpp"

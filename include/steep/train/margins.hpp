@@ -19,8 +19,9 @@
 //       rho, the stationarity residual  eps = sqrt(1 - rho^2)  (relative to N(theta~)), and the
 //       complementary slackness  delta = sum_i w_i (q_i/q_min - 1) / sum_i w_i  (0 when only the
 //       support vectors carry weight).
-// v is -grad Loss up to a positive factor, so it is computed by one backward pass with the
-// weights scaled by exp(-max_i log w_i): the same direction without underflow at tiny losses.
+// v is -grad Loss up to a positive factor (for a multiclass model: the cross-entropy's gradient,
+// its multipliers spread over the runner-up classes), so it is computed by one backward pass with
+// the weights scaled by exp(-max_i log w_i): the same direction without underflow at tiny losses.
 // rho, eps and delta go to 0 / 1 in the norm an optimizer's theory predicts and stay away in the
 // others (paper: "KKT point of the margin problem of *that* norm").
 

@@ -6,7 +6,7 @@
 //   static_assert(decltype(scale)::available);
 //   if (scale.wants_move(r.max_log_weight)) { scale.move(opt, store, r.max_log_weight); /* recompute */ }
 //
-// Why (paper.md, numerical advice): late in training the gradient is ~ Loss * |grad f|, so at a loss
+// Why (docs/implicit-bias.md §6): late in training the gradient is ~ Loss * |grad f|, so at a loss
 // of 1e-300 it is subnormal and its square (Adam's v) is 0; an SVD of a subnormal matrix (Muon's
 // exact polar factor) loses every digit. Multiplying every gradient by one constant e^S changes
 // nothing for a rule whose update is scale invariant (a dual map of momentum: normalized GD,
