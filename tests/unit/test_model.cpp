@@ -398,3 +398,52 @@ TEST_CASE("fit records log-spaced steps and cosines to the final iterate", "[tra
   CHECK(std::is_sorted(s.begin(), s.end()));
   CHECK(s.size() >= 8);
 }
+
+TEST_CASE("gradient rescaling is exact: the same trajectory as raw gradients, and it goes on past 1e-300",
+          "[train]") {
+  using net_t = md::mlp_t<2, md::relu_pow<2>>;
+  auto d = tr::synthetic_separable<double>({ .samples = 30, .dim = 6, .gap = 0.2, .seed = 2 });
+  md::network<net_t, double> net({ 6, 5, 1 }, d.size());
+  tr::full_batch<net_t, double> task(net, d, md::loss_fn{ md::loss_kind::exponential });
+  using steep::expr::inv_power;
+  namespace rl = steep::rules;
+  auto run = [&](auto rule, bool rescale, std::int64_t steps, int* rescales = nullptr) {
+    net.init_gaussian(0.5, 3);
+    steep::optimizer opt(rule, net.store(), { .threads = 1 });
+    const auto h = tr::fit(
+      task, opt, { .steps = steps, .records = 3, .norms = { tr::model_norm::l2() }, .rescale = rescale });
+    if (rescales)
+      *rescales = h.rescales;
+    return std::make_pair(h.theta, h.records.back().margins.log_loss);
+  };
+  auto check_same = [&](auto rule, int min_rescales) {
+    int n = 0;
+    const auto a = run(rule, true, 600, &n);
+    const auto b = run(rule, false, 600);
+    INFO("final log loss " << a.second << ", rescales " << n);
+    CHECK(n >= min_rescales); // the scale moved during the run
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < a.first.size(); ++i)
+      diff = std::max(diff, std::abs(a.first[i] - b.first[i])), norm = std::max(norm, std::abs(b.first[i]));
+    CHECK(diff <= 1e-9 * norm);
+  };
+  check_same(rl::momentum_gd(2.0), 2);
+  check_same(rl::signum(0.05), 2);
+  check_same(rl::muon_paper(0.3), 2);
+  check_same(rl::muon_signum_paper(0.3, 0.05), 2);
+  // Adam's v remembers old, larger gradients (beta2 = 0.999): its scale holds the shift, and the
+  // run must still match.
+  check_same(rl::adam_paper(0.05), 0);
+  // Scale-dependent rules are left alone. (Constant learning rates: the loss falls fast, which is
+  // all this test needs.)
+  int n = 0;
+  run(rl::adam(0.05), true, 50, &n);
+  CHECK(n == 0);
+  static_assert(!tr::gradient_scale<steep::optimizer<decltype(rl::adam(0.1)), double>>::available);
+  static_assert(tr::gradient_scale<steep::optimizer<decltype(rl::signum(0.1)), double>>::available);
+  // Far into the margin regime: training goes on where raw gradients underflow.
+  const auto deep = run(rl::muon_signum_paper(0.3, 0.05), true, 3000);
+  INFO("deep log loss " << deep.second);
+  CHECK(deep.second < std::log(1e-300));
+  CHECK(std::isfinite(deep.second));
+}
