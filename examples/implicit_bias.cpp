@@ -21,6 +21,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -80,8 +81,8 @@ struct settings {
 
 void apply_preset(settings& s) {
   if (s.preset == "paper") {
-    // docs/implicit-bias.md §7, E2 on Fashion-MNIST: 500 + 500 images (even vs odd class), width 64, squared ReLU,
-    // logistic loss, eta0 t^-0.8, float64, 40,000 full-batch steps; eta0 tuned per optimizer.
+    // docs/implicit-bias.md §7, E2 on Fashion-MNIST: 500 + 500 images (even vs odd class), width 64, squared
+    // ReLU, logistic loss, eta0 t^-0.8, float64, 40,000 full-batch steps; eta0 tuned per optimizer.
     s.dataset = "fashion", s.per_class = 500, s.width = 64, s.activation = "relu2", s.loss = "logistic";
     s.steps = 40000, s.a = 0.8, s.threads = 2;
     s.eta_gd = 3, s.eta_signum = 0.03, s.eta_adam = 0.03, s.eta_muon = 1;
@@ -174,6 +175,9 @@ struct run_result {
   std::string implied; // model-norm name, or "unknown"
   std::string why;     // why the implied norm is unknown
   tr::history hist;
+  // Final norms of each block (spectral, l2, linf): the KKT structure of each norm shows as balance
+  // between blocks (docs/implicit-bias.md §3): Muon ||W||_sp = ||a||_2, the hybrids c ||W||_sp = ||a||_inf.
+  std::vector<std::pair<std::string, std::array<double, 3>>> blocks;
 };
 
 template <class Rule>
@@ -211,6 +215,11 @@ run_result train(const std::string& name, Rule rule, model_box& m, const setting
     std::fflush(stderr);
   };
   r.hist = tr::fit(m.task(), opt, fo);
+  for (const auto& b : m.task().store().blocks())
+    r.blocks.push_back({ b.name,
+                         { tr::block_value(tr::block_norm::spectral, b.param, b.shape[0], b.shape[1]),
+                           tr::block_value(tr::block_norm::l2, b.param, b.shape[0], b.shape[1]),
+                           tr::block_value(tr::block_norm::linf, b.param, b.shape[0], b.shape[1]) } });
   if (!s.quiet)
     std::fprintf(stderr, "  %s done (%.1fs)\n", name.c_str(), r.hist.seconds);
   return r;
@@ -323,9 +332,10 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
     "training, theta_T))\n",
     s.c);
   // The certificate in every norm: small in the optimizer's own norm, large in the others.
-  std::printf("\nKKT residual 1 - rho (rho = <theta, v> / (N(theta) N*(v)); 0 at a KKT direction of N's margin "
-              "problem)\n%-14s",
-              "optimizer");
+  std::printf(
+    "\nKKT residual 1 - rho (rho = <theta, v> / (N(theta) N*(v)); 0 at a KKT direction of N's margin "
+    "problem)\n%-14s",
+    "optimizer");
   for (const auto& n : norms)
     std::printf(" %14s", n.name.c_str());
   std::printf("\n");
@@ -338,6 +348,17 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
     std::printf("\n");
   }
   std::printf("(< marks the implied norm)\n\n");
+  // Balance of a 2-layer model's blocks: at a KKT point of a max-norm every block attains the max.
+  if (!runs.empty() && runs.front().blocks.size() == 2) {
+    std::printf(
+      "block balance (1 at a KKT point of the max-norm): ||W1||_sp / ||a||_2, c ||W1||_sp / ||a||_inf\n");
+    for (const auto& r : runs) {
+      const auto& w = r.blocks[0].second;
+      const auto& a = r.blocks[1].second;
+      std::printf("%-14s %10.4f %10.4f\n", r.name.c_str(), w[0] / a[1], s.c * w[0] / a[2]);
+    }
+    std::printf("\n");
+  }
   for (const auto& n : norms)
     std::printf("column %-9s won by %-12s\n", n.name.c_str(), v.winner.at(n.name).c_str());
   for (const auto& r : runs)
@@ -367,6 +388,9 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
     o["errors"] = last.margins.errors;
     o["steps"] = r.hist.steps;
     o["seconds"] = r.hist.seconds;
+    o["rescales"] = r.hist.rescales;
+    for (const auto& [name, v] : r.blocks)
+      o["blocks"][name] = { { "spectral", v[0] }, { "l2", v[1] }, { "linf", v[2] } };
   }
   for (const auto& [norm, opt] : v.winner)
     j["winners"][norm] = opt;
