@@ -12,13 +12,15 @@
 // with the exact polar factor (an SVD of the 64 x 784 block per step), from
 // dsl/steep/rules/implicit_bias.hpp. bench/torch_train_step.py times the same step in PyTorch.
 
+// clang-format off
+#include <steep/steep.hpp> // first: see xsimd_fence.hpp
 #include "harness.hpp"
+// clang-format on
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
 #include <random>
-#include <steep/steep.hpp>
 #include <steep/train/trainer.hpp>
 #include <string>
 #include <vector>
