@@ -379,3 +379,60 @@ TEST_CASE("route: a named hyperparameter is set in every arm that has it, and un
   CHECK_THROWS_WITH(opt.set("momentum", 0.9), Catch::Contains("no arm of the route has a hyperparameter"));
   CHECK_THROWS_WITH(opt.get("beta"), Catch::Contains("'beta'"));
 }
+
+TEST_CASE("route by name (glob), by index and by predicate: Scion's ColNorm / spectral / sign recipe") {
+  // Scion (Pethick et al. 2025): ColNorm (the l1->l2 operator norm's dual map) on the input layer,
+  // spectral on hidden matrices, sign on the output layer -- the input layer is a hidden matrix by
+  // role, so only its name can single it out.
+  steep::param_store<double> store({ { "layers.0.weight", { 5, 4 } },
+                                     { "layers.1.weight", { 5, 5 } },
+                                     { "layers.2.weight", { 3, 5 }, block_role::head },
+                                     { "bias", { 5 } } });
+  for (auto& b : store.blocks()) {
+    auto g = random_matrix<double>(b.size, static_cast<unsigned>(b.size + 7));
+    std::copy(g.begin(), g.end(), b.grad);
+  }
+  auto scion = steep::route(steep::on_name("layers.0.*") >> -0.1 * dual<norms::l1_to_l2>(grad),
+                            steep::on<block_role::hidden_matrix> >> -0.1 * dual<norms::spectral>(grad),
+                            steep::otherwise >> -0.01 * sign(grad));
+  steep::optimizer opt(scion, store);
+  CHECK(opt.arm_of("layers.0.weight") == 0);
+  CHECK(opt.arm_of("layers.1.weight") == 1);
+  CHECK(opt.arm_of("layers.2.weight") == 2);
+  CHECK(opt.arm_of("bias") == 2);
+  opt.step();
+  // ColNorm: every column of the update has l2 norm 0.1.
+  const auto w0 = store.param("layers.0.weight");
+  for (std::size_t c = 0; c < 4; ++c) {
+    double n = 0;
+    for (std::size_t r = 0; r < 5; ++r)
+      n += w0(r, c) * w0(r, c);
+    CHECK(std::sqrt(n) == Approx(0.1));
+  }
+  CHECK(std::abs(store.param("bias")(2)) == Approx(0.01));
+
+  // By position and by predicate.
+  steep::param_store<double> s2({ { "a", { 4, 4 } }, { "b", { 4, 4 } }, { "c", { 8, 4 } } });
+  auto by_index = steep::route(steep::on_index({ 1 }) >> -0.1 * sign(grad), steep::otherwise >> -0.1 * grad);
+  CHECK(steep::optimizer(by_index, s2).arm_of("b") == 0);
+  CHECK(steep::optimizer(by_index, s2).arm_of("a") == 1);
+  auto wide =
+    steep::route(steep::on_if([](const steep::block_info& b) { return b.shape[0] > 4; }) >> -0.1 * grad,
+                 steep::otherwise >> -0.1 * sign(grad));
+  CHECK(steep::optimizer(wide, s2).arm_of("c") == 0);
+  CHECK(steep::optimizer(wide, s2).arm_of("a") == 1);
+
+  // The opt-in holds for run-time arms: Muon on a head selected by name needs .explicitly(), and
+  // the refusal names the block; a vector is refused even then.
+  auto head_muon =
+    steep::route(steep::on_name("layers.2.*") >> rules::muon(0.02), steep::otherwise >> rules::signum(0.01));
+  CHECK_THROWS_WITH(steep::optimizer(head_muon, store),
+                    Catch::Contains("layers.2.weight") && Catch::Contains("explicitly"));
+  auto head_ok = steep::route(steep::on_name("layers.2.*").explicitly() >> rules::muon(0.02),
+                              steep::otherwise >> rules::signum(0.01));
+  CHECK_NOTHROW(steep::optimizer(head_ok, store));
+  auto vec = steep::route(steep::on_name("bias").explicitly() >> rules::muon(0.02),
+                          steep::otherwise >> rules::signum(0.01));
+  CHECK_THROWS_WITH(steep::optimizer(vec, store),
+                    Catch::Contains("block 'bias'") && Catch::Contains("not a matrix"));
+}

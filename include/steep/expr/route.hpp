@@ -5,17 +5,24 @@
 //                            steep::otherwise >> rules::adam(3e-4));
 //   steep::optimizer opt(rule, store);          // Muon-Adam; opt.step(), opt.state("W1", ...)
 //   steep::on<block_role::embedding>.explicitly() >> rules::muon(0.02)  // opt-in, see below
+//   steep::on_name("W1") >> scion_colnorm, steep::on_name("*.experts.*") >> ...   // glob on the name
+//   steep::on_index(0) >> rule, steep::on_if([](const steep::block_info& b) { return b.shape[0] > 512; }) >>
+//   rule
 //
 // The math: a max-composition of per-block norms, ||theta|| = max_b ||theta_b||_{N_b}, has dual
 // sum_b ||g_b||_{N_b*} and its dual map is the per-block dual maps side by side
 // (DESIGN.md; Gronich & Vardi 2026, Muon-Adam / Muon-Signum). So a hybrid is not new code:
 // each arm is an ordinary compiled rule, run over the blocks whose role it claims.
 //
-// Arms are tried in order; a block goes to the first arm whose roles include its role, and
-// `otherwise` claims every role not claimed before it. Which roles each arm gets is known at
-// compile time, so a rule with a matrix stage (Muon's Newton-Schulz) on an arm that could
-// receive embeddings, heads, vectors or scalars is a compile error unless that arm lists the
-// roles and says .explicitly() (issue #3). Vectors and scalars can never take a matrix map.
+// Arms are tried in order; a block goes to the first arm that selects it: by role (`on<roles...>`),
+// by a glob on its name (`on_name`, POSIX fnmatch), by its position in the store (`on_index`) or
+// by any predicate over its spec (`on_if`); `otherwise` takes the rest. For role arms it is
+// known at compile time which roles each arm gets, so a rule with a matrix stage (Muon's
+// Newton-Schulz) on a role arm that could receive embeddings, heads, vectors or scalars is a
+// compile error unless that arm lists the roles and says .explicitly(). A name, index or
+// predicate arm selects at run time; the opt-in is still part of its type: without
+// .explicitly() its matrix stage takes hidden matrices only, and the optimizer's construction
+// refuses any other block it selects, naming it. Vectors and scalars never take a matrix map.
 
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
@@ -26,6 +33,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <fnmatch.h>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -63,11 +72,66 @@ struct otherwise_t {
 };
 inline constexpr otherwise_t otherwise{};
 
+// What a run-time selector sees of a block.
+struct block_info {
+  std::string_view name;
+  const shape_t& shape;
+  block_role role;
+  weight_layout layout;
+  std::size_t index; // position in the store
+};
+
+// A selector decided at run time by a predicate over block_info. Its role mask is every role:
+// the compile-time checks cannot narrow it, so the construction-time checks do.
+template <bool Explicit, class Pred>
+struct on_if_t {
+  static constexpr unsigned mask = detail::all_roles;
+  static constexpr bool is_explicit = Explicit;
+  static constexpr bool is_otherwise = false;
+  static constexpr bool is_runtime = true;
+  Pred pred;
+  bool matches(const block_info& b) const { return static_cast<bool>(pred(b)); }
+  constexpr on_if_t<true, Pred> explicitly() const { return { pred }; }
+};
+
+template <class Pred>
+requires std::is_invocable_r_v<bool, const Pred&, const block_info&>
+constexpr on_if_t<false, Pred> on_if(Pred pred) { return { std::move(pred) }; }
+
+namespace detail {
+struct name_glob {
+  std::string pattern;
+  bool operator()(const block_info& b) const {
+    return ::fnmatch(pattern.c_str(), std::string(b.name).c_str(), 0) == 0;
+  }
+};
+struct index_set {
+  std::vector<std::size_t> indices;
+  bool operator()(const block_info& b) const {
+    return std::find(indices.begin(), indices.end(), b.index) != indices.end();
+  }
+};
+} // namespace detail
+
+// Blocks whose name matches a shell glob ("W1", "layers.*.attn.*", "head").
+inline on_if_t<false, detail::name_glob> on_name(std::string pattern) { return { { std::move(pattern) } }; }
+// Blocks at these positions in the store (0-based).
+inline on_if_t<false, detail::index_set> on_index(std::initializer_list<std::size_t> indices) {
+  return { { std::vector<std::size_t>(indices) } };
+}
+
+template <class S>
+concept runtime_selector = requires {
+  S::is_runtime;
+}
+&&S::is_runtime;
+
 template <class Selector, class Rule>
 struct route_arm {
   using selector = Selector;
   using rule_type = Rule;
   Rule rule;
+  Selector select{};
 };
 
 template <bool E, block_role... R, expr::expression Rule>
@@ -78,6 +142,10 @@ template <expr::expression Rule>
 constexpr auto operator>>(otherwise_t, Rule rule) {
   return route_arm<otherwise_t, Rule>{ std::move(rule) };
 }
+template <bool E, class Pred, expr::expression Rule>
+auto operator>>(on_if_t<E, Pred> sel, Rule rule) {
+  return route_arm<on_if_t<E, Pred>, Rule>{ std::move(rule), std::move(sel) };
+}
 
 template <class... Arms>
 struct routed {
@@ -87,7 +155,10 @@ struct routed {
     std::array<unsigned, n_arms> m{};
     unsigned taken = 0;
     std::size_t i = 0;
-    ((m[i++] = Arms::selector::mask & ~taken, taken |= Arms::selector::mask), ...);
+    // A run-time arm may select any role, and takes none away from later arms.
+    ((m[i++] = Arms::selector::mask & ~taken,
+      taken |= runtime_selector<typename Arms::selector> ? 0u : Arms::selector::mask),
+     ...);
     return m;
   }();
   template <std::size_t I>
@@ -98,7 +169,7 @@ struct routed {
 
 namespace detail {
 template <class Arm, unsigned Mask>
-constexpr bool check_arm() {
+constexpr bool check_role_arm() {
   constexpr bool has_matrix = expr::program<typename Arm::rule_type>::needs_matrix_blocks;
   constexpr unsigned beyond_hidden = Mask & ~role_bit(block_role::hidden_matrix);
   constexpr unsigned vectors = Mask & (role_bit(block_role::vector) | role_bit(block_role::scalar));
@@ -110,6 +181,13 @@ constexpr bool check_arm() {
                 "route: a matrix stage (e.g. Muon's Newton-Schulz) cannot run on vectors or scalars, even "
                 "explicitly; route them to an elementwise rule");
   return true;
+}
+template <class Arm, unsigned Mask>
+constexpr bool check_arm() {
+  if constexpr (runtime_selector<typename Arm::selector>)
+    return true; // a run-time arm is checked when the optimizer is built, block by block
+  else
+    return check_role_arm<Arm, Mask>();
 }
 } // namespace detail
 
@@ -147,15 +225,14 @@ public:
 
   optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {}) {
     std::array<std::vector<block_spec<T>>, sizeof...(Arms)> specs;
-    for (const auto& b : store.blocks()) {
-      std::size_t arm = sizeof...(Arms);
-      for (std::size_t i = 0; i < sizeof...(Arms) && arm == sizeof...(Arms); ++i)
-        if (routed_type::masks[i] & detail::role_bit(b.role))
-          arm = i;
+    for (std::size_t index = 0; index < store.size(); ++index) {
+      const auto& b = store.block_at(index);
+      const block_info info{ b.name, b.shape, b.role, b.layout, index };
+      const std::size_t arm = first_arm(rule, info);
       if (arm == sizeof...(Arms))
-        throw error(b.name, "no arm of the route takes role " + std::string(to_string(b.role)) +
-                              "; add one (on<block_role::" + std::string(to_string(b.role)) +
-                              "> >> rule) or end the route with otherwise >> rule");
+        throw error(b.name, "no arm of the route selects this block (role " + std::string(to_string(b.role)) +
+                              "); add one (on<block_role::" + std::string(to_string(b.role)) +
+                              "> >> rule, on_name(...) >> rule) or end the route with otherwise >> rule");
       specs[arm].emplace_back(b.name, b.shape, b.role, b.param, b.grad);
       specs[arm].back().layout = b.layout;
       owner_.emplace_back(b.name, arm);
@@ -247,16 +324,41 @@ public:
   }
 
 private:
+  // The first arm that selects the block (sizeof...(Arms) if none does).
+  static std::size_t first_arm(const routed_type& rule, const block_info& info) {
+    std::size_t arm = sizeof...(Arms);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((arm == sizeof...(Arms) && selects<I>(rule, info) ? (arm = I, 0) : 0), ...);
+    }
+    (arms_seq);
+    return arm;
+  }
+  template <std::size_t I>
+  static bool selects(const routed_type& rule, const block_info& info) {
+    using sel = typename routed_type::template arm_t<I>::selector;
+    if constexpr (runtime_selector<sel>)
+      return std::get<I>(rule.arms).select.matches(info);
+    else
+      return (routed_type::masks[I] & detail::role_bit(info.role)) != 0;
+  }
+
   template <std::size_t I, class Rule>
   void build(const Rule& rule, std::vector<block_spec<T>> specs, optimizer_options opts) {
     threads_ = opts.threads;
     if (specs.empty())
       return;
-    // The route's compile-time check already vetted which roles this arm may take.
+    // Which roles this arm's matrix stage may take: a role arm's were vetted at compile time; a
+    // run-time arm takes hidden matrices, or every matrix role if it opted in with .explicitly()
+    // (never vectors or scalars); the arm's optimizer refuses any other block it got, by name.
+    using sel = typename routed_type::template arm_t<I>::selector;
     opts.matrix_roles.clear();
-    for (auto r : detail::role_list)
-      if (routed_type::masks[I] & detail::role_bit(r))
+    for (auto r : detail::role_list) {
+      const bool vec = r == block_role::vector || r == block_role::scalar;
+      const bool ok = runtime_selector<sel> ? (r == block_role::hidden_matrix || (sel::is_explicit && !vec))
+                                            : (routed_type::masks[I] & detail::role_bit(r)) != 0;
+      if (ok)
         opts.matrix_roles.push_back(r);
+    }
     auto& st = std::get<I>(stores_);
     st = std::make_unique<param_store<T>>(std::move(specs));
     std::get<I>(parts_) = std::make_unique<arm_optimizer<I>>(rule, *st, opts);
