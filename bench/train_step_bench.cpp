@@ -7,7 +7,7 @@
 // log-space, backward (dW1 = dZ^T X, da, dH), one optimizer step over all blocks. At the paper
 // preset (1000 samples of 784 pixels, width 64, float64) it is GEMM-bound: the two n x d x m
 // products cost 4 n d m flops, everything else is O(n m + d m). The reference is DGEMM on the
-// same shapes ((n x d)(d x m), then (m x n)(n x d)), timed interleaved with the steps in one process
+// same shapes ((m x d)(d x n), then (m x n)(n x d)), timed interleaved with the steps in one process
 // (the machines are noisy: bench/harness.hpp). Rules timed: Adam (eps = 0, elementwise) and Muon
 // with the exact polar factor (an SVD of the 64 x 784 block per step), from
 // dsl/steep/rules/implicit_bias.hpp. bench/torch_train_step.py times the same step in PyTorch.
@@ -94,9 +94,10 @@ int main(int argc, char** argv) {
     std::vector<steep::bench::variant> vs = {
       make("dgemm_same_flops", "openblas",
            [&] {
-             steep::kernel::blas::gemm<double>(false, true, samples, width, dim, 1.0, data.x.data(), dim,
-                                               w.data(), dim, 0.0, z.data(), width);
-             steep::kernel::blas::gemm<double>(true, false, width, dim, samples, 1.0, z.data(), width,
+             // The step's two products in their faster, feature-major orientation (model/network.hpp).
+             steep::kernel::blas::gemm<double>(false, true, width, samples, dim, 1.0, w.data(), dim,
+                                               data.x.data(), dim, 0.0, z.data(), samples);
+             steep::kernel::blas::gemm<double>(false, false, width, dim, samples, 1.0, z.data(), samples,
                                                data.x.data(), dim, 0.0, g.data(), dim);
            }),
       make("train_step_adam", "steep",
