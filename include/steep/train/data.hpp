@@ -72,7 +72,6 @@ dataset<T> synthetic_separable(const synthetic_options& o) {
       continue;
     for (std::size_t j = 0; j < o.dim; ++j)
       d.x.push_back(static_cast<T>(xi[j] / nn));
-    // Alternate the classes so any prefix is balanced.
     d.labels.push_back(dot > 0 ? 1 : -1);
   }
   return d;
