@@ -6,10 +6,12 @@
 //   steep::norms::newton_schulz{ .steps = 10 };        // more steps
 //   steep::norms::newton_schulz{ .schedule = {{4, -5, 2}, {3.4, -4.7, 2}} };  // one triple per step
 //   steep::norms::newton_schulz{ .eps = 1e-8, .guard = frobenius_guard::additive };  // optax's form
+//   steep::norms::polar_express(5)                     // Amsel et al. 2025: optimal per-step triples
 //
 // The math (Jordan et al. 2024; torch 2.11 torch.optim._muon._zeropower_via_newtonschulz):
 //   X = G, transposed if rows > cols so that X is wide (m = min(rows, cols) <= n);
-//   X <- X / max(||X||_F, eps)         (torch: clamp)   or   X / (||X||_F + eps)   (optax: additive);
+//   X <- X / max(s ||X||_F, eps)       (torch: clamp)   or   X / (s ||X||_F + eps)   (optax: additive),
+//        s = norm_scale (1; Polar Express: 1.01, a safety margin that keeps every singular value < 1);
 //   repeat: A = X X^T;  B = b A + c A A;  X <- a X + B X;
 //   transpose back.
 // The quintic p(s) = a s + b s^3 + c s^5 pushes every singular value of X into roughly
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <vector>
 
 namespace steep::norms {
@@ -51,6 +54,7 @@ struct newton_schulz {
   double eps = 1e-7;
   frobenius_guard guard = frobenius_guard::clamp;
   bool symmetric = true; // SYRK/SYMM products; false: plain GEMMs
+  double norm_scale = 1; // the Frobenius norm is multiplied by this before dividing (Polar Express: 1.01)
 
   bool operator==(const newton_schulz&) const = default;
 
@@ -72,7 +76,7 @@ struct newton_schulz {
     double ss = 0;
     for (std::size_t i = 0; i < size; ++i)
       ss += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-    const double nrm = std::sqrt(ss);
+    const double nrm = norm_scale * std::sqrt(ss);
     const T denom = static_cast<T>(guard == frobenius_guard::clamp ? std::max(nrm, eps) : nrm + eps);
     for (std::size_t i = 0; i < size; ++i)
       x[i] = x[i] / denom;
@@ -169,5 +173,36 @@ private:
     }
   }
 };
+
+// Polar Express (Amsel, Persson, Musco, Gower 2025, "The Polar Express: Optimal Matrix Sign Methods
+// and Their Application to the Muon Algorithm", Algorithm 1): the degree-5 polynomial of each step
+// is the minimax-optimal one for the interval the previous steps leave, so the composition
+// converges to the polar factor (unlike Muon's fixed quintic) and fast in its first steps. The
+// first seven triples are divided by (1.01, 1.01^3, 1.01^5) for stability, as published; steps past
+// the eighth repeat the eighth, (15/8, -10/8, 3/8), the classical quintic Newton-Schulz step.
+// Pre-normalization X / (1.01 ||X||_F + 1e-7).
+inline newton_schulz polar_express(int steps = 5) {
+  static constexpr ns_coefficients table[] = {
+    { 8.28721201814563, -23.595886519098837, 17.300387312530933 },
+    { 4.107059111542203, -2.9478499167379106, 0.5448431082926601 },
+    { 3.9486908534822946, -2.908902115962949, 0.5518191394370137 },
+    { 3.3184196573706015, -2.488488024314874, 0.51004894012372 },
+    { 2.300652019954817, -1.6689039845747493, 0.4188073119525673 },
+    { 1.891301407787398, -1.2679958271945868, 0.37680408948524835 },
+    { 1.8750014808534479, -1.2500016453999487, 0.3750001645474248 },
+    { 1.875, -1.25, 0.375 },
+  };
+  constexpr int n = static_cast<int>(std::size(table));
+  newton_schulz ns;
+  for (int k = 0; k < steps; ++k) {
+    const ns_coefficients t = table[std::min(k, n - 1)];
+    const double s = k < n - 1 ? 1.01 : 1.0;
+    ns.schedule.push_back({ t.a / s, t.b / (s * s * s), t.c / (s * s * s * s * s) });
+  }
+  ns.eps = 1e-7;
+  ns.guard = frobenius_guard::additive;
+  ns.norm_scale = 1.01;
+  return ns;
+}
 
 } // namespace steep::norms
