@@ -51,4 +51,12 @@ static_assert(!implied_norm<decltype(-0.1 * ema<"a">(sign(grad), 0.9))>::known);
 static_assert(!implied_norm<decltype(rules::adamw(0.1))>::known);
 static_assert(!implied_norm<decltype(-0.1 * map([](auto x) { return x * x * x; }, grad))>::known);
 static_assert(std::is_same_v<in<decltype(rules::adam(0.1))>, steep::train::not_implied>);
+// A run-time floor on the norm is an eps (below it the step is unnormalized); a compile-time zero
+// guard is not.
+static_assert(!implied_norm<decltype(-0.1 * m / max(norm2(m), 1e-3))>::known);
+static_assert(std::is_same_v<in<decltype(-0.1 * m / max(norm2(m), ct<1e-30>))>, nm::l2>);
+// A route is steepest descent under a max-composite only when every arm is normalized.
+static_assert(
+  !implied_norm<decltype(steep::route(steep::on<steep::block_role::hidden_matrix> >> rules::spectral_msd(0.1),
+                                      steep::otherwise >> rules::momentum(0.1, 0.9)))>::known);
 } // namespace

@@ -272,6 +272,8 @@ TEST_CASE("datasets: synthetic separable, parity, balanced subsets, unit rows", 
   const auto s = tr::synthetic_separable<double>({ .samples = 100, .dim = 20, .gap = 0.2, .seed = 3 });
   CHECK(s.size() == 100);
   CHECK(s.dim == 20);
+  CHECK_THROWS_WITH(tr::synthetic_separable<double>({ .samples = 10, .dim = 784, .gap = 0.45, .seed = 3 }),
+                    Catch::Contains("use a smaller gap"));
   auto again = tr::synthetic_separable<double>({ .samples = 100, .dim = 20, .gap = 0.2, .seed = 3 });
   CHECK(again.x == s.x);
   tr::dataset<double> mc;

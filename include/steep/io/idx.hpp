@@ -62,7 +62,10 @@ public:
   }
   bool at_end() {
     unsigned char c;
-    return gzread(f_, &c, 1) == 0;
+    const int got = gzread(f_, &c, 1);
+    if (got < 0)
+      throw usage_error("read_idx: '" + path_ + "' is corrupt (zlib: " + gzerror(f_, nullptr) + ")");
+    return got == 0;
   }
 
 private:

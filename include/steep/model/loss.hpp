@@ -80,7 +80,8 @@ public:
 
   // log l_i of one sample from its s_i.
   double log_term(double s) const { return kind_ == loss_kind::exponential ? s : log_softplus(s); }
-  // -dl/ds at s in log-space: log of the per-sample multiplier weight (docs/implicit-bias.md §5, w_i).
+  // log(dl/ds) at s: the per-sample multiplier weight w_i = -dl/dq_i in log-space (s = -q for a
+  // binary model; docs/implicit-bias.md §5).
   double log_weight(double s) const { return kind_ == loss_kind::exponential ? s : -softplus(-s); }
 
   // Loss, margins and dL/d(out) (dout may be null) times exp(-log_shift): a shift near

@@ -100,8 +100,11 @@ public:
   }
 
   // Outputs for n samples (X: n x input_dim, row-major); returns n x output_dim, valid until the
-  // next forward. The activations are kept for backward.
+  // next forward. The activations are kept for backward, and X is read again by it: X must stay
+  // alive and unchanged until backward.
   const T* forward(const T* x, std::size_t n) {
+    if (n == 0)
+      throw usage_error("network::forward: a batch needs at least one sample");
     if (n > capacity_)
       throw usage_error("network::forward: batch of " + std::to_string(n) + " samples exceeds the capacity " +
                         std::to_string(capacity_) + " given at construction");

@@ -61,7 +61,13 @@ dataset<T> synthetic_separable(const synthetic_options& o) {
     v /= std::sqrt(wn);
   dataset<T> d;
   d.dim = o.dim;
-  while (d.size() < o.samples) {
+  // A gap that almost no point clears (large dim, large gap) would loop for ever: give up loudly.
+  const std::size_t max_draws = 1000 * o.samples + 100000;
+  for (std::size_t draws = 0; d.size() < o.samples; ++draws) {
+    if (draws == max_draws)
+      throw usage_error("synthetic_separable: after " + std::to_string(draws) + " draws only " +
+                        std::to_string(d.size()) + " points cleared gap " + std::to_string(o.gap) +
+                        " in dim " + std::to_string(o.dim) + "; use a smaller gap");
     double nn = 0, dot = 0;
     for (std::size_t j = 0; j < o.dim; ++j)
       xi[j] = n01(rng), nn += xi[j] * xi[j];
@@ -81,7 +87,10 @@ dataset<T> synthetic_separable(const synthetic_options& o) {
 template <class T>
 dataset<T> load_idx(const std::string& images, const std::string& labels) {
   const io::idx_array im = io::read_idx(images), lb = io::read_idx(labels);
-  if (lb.dims.size() != 1 || im.count() != lb.count())
+  if (lb.dims.size() != 1)
+    throw usage_error("load_idx: '" + labels + "' is not a 1-D label file (" +
+                      std::to_string(lb.dims.size()) + " dimensions)");
+  if (im.count() != lb.count())
     throw usage_error("load_idx: '" + labels + "' has " + std::to_string(lb.count()) + " labels for " +
                       std::to_string(im.count()) + " images in '" + images + "'");
   dataset<T> d;

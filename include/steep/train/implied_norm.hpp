@@ -68,7 +68,7 @@ namespace implied {
 // What a subtree is, as far as the theory is concerned.
 struct scalar {};   // a per-step value (learning rate, bias correction); its sign is a run-time value
 struct zero {};     // ct<0.0>: a compile-time zero (Adam's eps = 0)
-struct tiny {};     // ct<V>, 0 < V <= 1e-100: a floor that only guards exact zeros (0 / 0 -> 0)
+struct tiny {};     // ct<V>, 0 < V <= 1e-20: a compile-time floor that guards exact zeros (0 / 0 -> 0)
 struct momentum {}; // a linear filter of past gradients
 struct self {};     // a slot's own previous value, inside its update
 struct second {};   // a linear filter of g^2 (Adam's v)
@@ -91,8 +91,8 @@ enum why : int {
 };
 inline constexpr std::array<std::string_view, 7> reasons = {
   "the rule is not momentum steepest descent: no stage of the form -lr * dual_map(momentum of grad)",
-  "Adam with an eps known only at run time: l_inf while |g| >> eps, drifting to l2 after; use eps = 0 "
-  "(adam_eps0) or ct<0.0> for the paper's Adam",
+  "an eps (or a floor) known only at run time, e.g. Adam's: l_inf while |g| >> eps, drifting to l2 after; "
+  "use eps = 0 (adam_eps0), ct<0.0>, or a compile-time zero guard ct<V> with V <= 1e-20",
   "Newton-Schulz is an approximate polar factor; the theory covers the exact map (dual<spectral>(m))",
   "a shape-dependent per-block scale weights each block's norm by a run-time factor",
   "the rule reads the parameter (weight decay): a constrained problem, outside the theory",
@@ -147,7 +147,7 @@ struct classify<expr::hyper_node<N>> {
 };
 template <double V>
 struct classify<expr::ct_node<V>> {
-  using type = std::conditional_t<V == 0.0, zero, std::conditional_t<(V > 0 && V <= 1e-100), tiny, scalar>>;
+  using type = std::conditional_t<V == 0.0, zero, std::conditional_t<(V > 0 && V <= 1e-20), tiny, scalar>>;
 };
 template <>
 struct classify<expr::step_t> {
@@ -285,9 +285,10 @@ template <class N>
 struct combine<op::div, momentum, norm_of<N>> {
   using type = direction<N, true>;
 };
+// A run-time floor on ||m|| is an eps: once ||m|| falls below it the step is unnormalized.
 template <class N>
 struct combine<op::max, norm_of<N>, scalar> {
-  using type = norm_of<N>;
+  using type = unknown<w_eps>;
 };
 // Adam: m_hat / sqrt(v_hat) -> sign(m) asymptotically (Gronich & Vardi 2026, Adam's sign lemma).
 template <>
@@ -422,8 +423,13 @@ struct implied_norm {
 // A route: the max-composite of its arms' norms when every arm's is known.
 template <class... Arms>
 struct implied_norm<routed<Arms...>> {
-  static constexpr bool known = (implied_norm<typename Arms::rule_type>::known && ...);
-  static constexpr bool exact = (implied_norm<typename Arms::rule_type>::exact && ...);
+  // Each arm must be a normalized dual map: "every block takes its own unit step" is what makes a
+  // route steepest descent under the max-composite (an unnormalized arm couples to its gradient's size).
+  static constexpr bool known = ((implied_norm<typename Arms::rule_type>::known &&
+                                  implied_norm<typename Arms::rule_type>::scale_invariant) &&
+                                 ...);
+  static constexpr bool exact = known && (implied_norm<typename Arms::rule_type>::exact && ...);
+  static constexpr bool scale_invariant = (implied_norm<typename Arms::rule_type>::scale_invariant && ...);
   using type = std::conditional_t<
     !known, not_implied,
     std::conditional_t<

@@ -84,11 +84,14 @@ inline double cosine(const std::vector<double>& a, const std::vector<double>& b)
 
 template <class Net, class T>
 class margin_meter {
-  static_assert(model::homogeneous_graph<Net>,
-                "margin_meter<Net, T>: normalized margins need a positively homogeneous graph (bias-free linear "
-                "layers and homogeneous activations, ending in a linear layer); this one is not");
+  static_assert(
+    model::homogeneous_graph<Net>,
+    "margin_meter<Net, T>: normalized margins need a positively homogeneous graph (bias-free linear "
+    "layers and homogeneous activations, ending in a linear layer); this one is not");
 
 public:
+  // The network and the data must outlive the meter (it keeps references): temporaries are refused.
+  margin_meter(model::network<Net, T>&, dataset<T>&&, model::loss_fn) = delete;
   margin_meter(model::network<Net, T>& net, const dataset<T>& data, model::loss_fn loss)
     : net_(net)
     , data_(data)

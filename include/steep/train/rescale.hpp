@@ -17,6 +17,10 @@
 // trace of grad), 2 for a second moment (ema of grad^2). The rescaled run then equals the
 // unscaled one in exact arithmetic. Rules that are not scale invariant (plain GD, a run-time eps,
 // weight decay) or that have a slot of unknown degree are not rescaled (available = false).
+// Zero guards count as scale invariant: dual<l2>'s compile-time floor of 1e-30 and Newton-Schulz's
+// Frobenius floor of 1e-7 only bind when the gradient is that small, which the rescaled gradient
+// (of order 1) never is. There the rescaled run follows the floor-free dynamics, which is the
+// point; an unscaled run of such a rule would, late in training, start taking shorter steps.
 
 #include "steep/core/param_store.hpp"
 #include "steep/expr/optimizer.hpp"
@@ -147,7 +151,10 @@ public:
           state_scale = std::max(state_scale, std::log(std::abs(static_cast<double>(x))) / k);
     });
     const double want = std::max(max_log_weight, shift_ + state_scale);
-    const double target = shift_ + std::clamp(want - shift_, -max_move, max_move);
+    // A slot of degree 2 is multiplied by e^{2 move}: keep that finite in T (float: |move| <= 35).
+    const double limit =
+      std::min(max_move, 0.4 * std::log(static_cast<double>(std::numeric_limits<T>::max())));
+    const double target = shift_ + std::clamp(want - shift_, -limit, limit);
     if (std::abs(target - shift_) < 1)
       return false;
     const double delta = shift_ - target; // a slot of degree k is multiplied by e^{delta k}

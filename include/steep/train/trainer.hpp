@@ -46,6 +46,8 @@ public:
 template <class Net, class T>
 class full_batch final : public objective<T> {
 public:
+  // The network and the data must outlive the task (it keeps references), so temporaries are refused.
+  full_batch(model::network<Net, T>&, dataset<T>&&, model::loss_fn) = delete;
   full_batch(model::network<Net, T>& net, const dataset<T>& data, model::loss_fn loss)
     : net_(net)
     , data_(data)
@@ -102,7 +104,7 @@ struct history {
   std::vector<double> theta; // final parameters, flattened
 };
 
-// The steps at which fit() records: 1, then a geometric grid up to `steps`, then `steps`.
+// The steps at which fit() records: 0 (the initialization), then a geometric grid up to `steps`.
 inline std::vector<std::int64_t> record_steps(std::int64_t steps, std::size_t records) {
   std::vector<std::int64_t> s{ 0 };
   const double ratio =
@@ -121,6 +123,8 @@ inline std::vector<std::int64_t> record_steps(std::int64_t steps, std::size_t re
 
 template <class T, class Opt>
 history fit(objective<T>& task, Opt& opt, const fit_options& o) {
+  if (o.steps < 0)
+    throw usage_error("fit: steps must be >= 0, got " + std::to_string(o.steps));
   history h;
   const auto when = record_steps(o.steps, o.records);
   std::vector<std::vector<double>> thetas;
@@ -146,10 +150,11 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
       break;
     const auto t0 = clock::now();
     auto lr = task.gradient(scale.log_shift());
-    if (o.rescale && scale.wants_move(lr.max_log_weight) && scale.move(opt, task.store(), lr.max_log_weight))
-      lr = task.gradient(scale.log_shift());
+    // Refused before anything (the scale, the state) has changed.
     if (!std::isfinite(lr.log_loss))
       throw usage_error("fit: the loss is not finite at step " + std::to_string(t + 1));
+    if (o.rescale && scale.wants_move(lr.max_log_weight) && scale.move(opt, task.store(), lr.max_log_weight))
+      lr = task.gradient(scale.log_shift());
     if (lr.log_loss < o.stop_log_loss) {
       h.steps = t;
       if (h.records.back().step != t)
