@@ -78,6 +78,12 @@ public:
       q[i] = margin_of(out + i * classes, labels[i], classes, i);
   }
 
+  // s_i of one sample (outputs o, label y): -q_i for one output, log sum_{j != y} e^{f_j - f_y} for several.
+  template <class T>
+  static double log_odds(const T* o, int y, std::size_t classes) {
+    return classes == 1 ? -y * double(o[0]) : log_sum_others(o, y, classes);
+  }
+
   // log l_i of one sample from its s_i.
   double log_term(double s) const { return kind_ == loss_kind::exponential ? s : log_softplus(s); }
   // log(dl/ds) at s: the per-sample multiplier weight w_i = -dl/dq_i in log-space (s = -q for a
@@ -100,7 +106,7 @@ public:
       const double q = margin_of(o, y, classes, i);
       r.q_min = std::min(r.q_min, q);
       r.errors += q <= 0 ? 1 : 0;
-      const double s = classes == 1 ? -q : log_sum_others(o, y, classes);
+      const double s = log_odds(o, y, classes);
       work[i] = log_term(s);
       r.max_log_weight = std::max(r.max_log_weight, log_weight(s));
       if (dout) {

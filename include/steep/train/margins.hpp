@@ -121,7 +121,9 @@ public:
     // The multipliers' direction: the loss's weights, shifted so the largest is 1.
     double wsum = 0, wslack = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      const double w = std::exp(loss_.log_weight(-q_[i]) - lr.max_log_weight);
+      // The same multipliers the backward pass below uses (for several outputs, from s_i, not -q_i).
+      const double w = std::exp(loss_.log_weight(model::loss_fn::log_odds(out + i * c, data_.labels[i], c)) -
+                                lr.max_log_weight);
       wsum += w;
       if (lr.q_min > 0)
         wslack += w * (q_[i] / lr.q_min - 1);
