@@ -32,6 +32,10 @@
 // and says "unknown" (not_implied), with the reason, for what lies outside the theory: Adam with a
 // run-time eps (l_inf while |g| >> eps, drifting to l2 after), Newton-Schulz (an approximate dual
 // map), shape-dependent per-block scales, weight decay, momentum after the map, user maps.
+// What the types cannot see, and is assumed: that a difference or sum of filters (lerp, Nesterov)
+// keeps a positive weight on the gradient, that in x / ||y|| the normed y is the x it divides, and
+// that learning rates are positive. Run-time values are checked where they matter
+// (implied_norm_of: the arms' learning-rate ratio is constant).
 
 #include "steep/expr.hpp"
 #include "steep/expr/route.hpp"
