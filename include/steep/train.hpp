@@ -6,7 +6,8 @@
 //   steep::train::full_batch<net_t, double> task(net, data, loss);
 //   steep::optimizer opt(steep::rules::signum(steep::expr::inv_power(0.1, 0.8)), net.store());
 //   auto h = steep::train::fit(task, opt, {.steps = 100000, .norms = {steep::train::model_norm::linf()}});
-//   static_assert(std::is_same_v<steep::implied_norm_t<decltype(steep::rules::signum(0.1))>, steep::norms::linf>);
+//   using signum_t = decltype(steep::rules::signum(0.1));
+//   static_assert(std::is_same_v<steep::implied_norm_t<signum_t>, steep::norms::linf>);
 #include "steep/model.hpp"
 #include "steep/train/data.hpp"
 #include "steep/train/implied_norm.hpp"
