@@ -9,8 +9,8 @@
 //   steep::rules::muon_paper(inv_power(0.1, 0.8))            // spectral:  polar(m) on every matrix, head too
 //   steep::rules::muon_signum_paper(lr_m, lr_s)              // max(c ||W||_sp, ||a||_inf), c = lr_s / lr_m
 //   steep::rules::muon_adam_paper(lr_m, lr_a)                // the same hybrid norm, Adam on the head
-//   static_assert(std::is_same_v<steep::implied_norm_t<decltype(steep::rules::momentum_gd(0.1))>,
-//   steep::norms::l2>);
+//   using gd_t = decltype(steep::rules::momentum_gd(0.1));
+//   static_assert(std::is_same_v<steep::implied_norm_t<gd_t>, steep::norms::l2>);
 //
 // Every rule here has a known implied norm (steep/train/implied_norm.hpp); the main-job example
 // (examples/implicit_bias.cpp, README) trains one initialization with each and shows each wins the

@@ -1,9 +1,9 @@
 #pragma once
 // IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed, read through zlib.
 //
-//   steep::io::idx_array a =
-//   steep::io::read_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); a.dims;   // {60000,
-//   28, 28} a.data;   // 47,040,000 unsigned bytes, row-major
+//   auto a = steep::io::read_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+//   a.dims;   // {60000, 28, 28}
+//   a.data;   // 47,040,000 unsigned bytes, row-major
 //
 // Format (LeCun et al., "THE MNIST DATABASE"): a big-endian header of two zero bytes, a type code
 // (0x08 = unsigned byte, the only type these datasets use) and the number of dimensions, then one

@@ -3,7 +3,7 @@
 //
 //   template <class A> concept activation;        // apply(z), derivative(z), name, homogeneous
 //   identity, relu, relu_pow<K>, power<K>          // positively homogeneous of degree 1, 1, K, K
-//   tanh_act, bias                                 // not homogeneous: refused by a homogeneous graph
+//   tanh_act (and graph.hpp's affine)              // not homogeneous: refused where L is needed
 //
 //   static_assert(steep::model::relu_pow<2>::degree == 2);
 //   double y = steep::model::relu_pow<2>::apply(3.0);   // 9

@@ -6,9 +6,10 @@
 //   template <class Net> constexpr int degree_v;     // L with f(x; c theta) = c^L f(x; theta)
 //   template <int Depth, class Act> using mlp_t;     // linear, Act, linear, ..., linear (Depth linears)
 //
-//   using net = steep::model::sequential<steep::model::linear, steep::model::relu_pow<2>,
-//   steep::model::linear>; static_assert(steep::degree_v<net> == 3);                       // 2-layer
-//   squared-ReLU net static_assert(steep::degree_v<steep::model::mlp_t<3, steep::model::relu_pow<2>>> == 7);
+//   namespace md = steep::model;
+//   using net = md::sequential<md::linear, md::relu_pow<2>, md::linear>;  // 2-layer squared-ReLU net
+//   static_assert(steep::degree_v<net> == 3);
+//   static_assert(steep::degree_v<md::mlp_t<3, md::relu_pow<2>>> == 7);
 //
 // The math (docs: README, "The main job"): the input has degree 0 in theta; a linear layer adds
 // its own weight, so degree d becomes d + 1; a positively k-homogeneous activation makes it k d.

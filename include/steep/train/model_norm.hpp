@@ -3,8 +3,8 @@
 //
 //   auto l2   = steep::train::model_norm::l2();              // sqrt(sum over every entry of theta^2)
 //   auto linf = steep::train::model_norm::linf();            // max over every entry |theta_j|
-//   auto msp  = steep::train::model_norm::spectral_max();    // max_k ||W_k||_sp (the head too: ||a||_2 for 1
-//   x m) auto hyb  = steep::train::model_norm::hybrid(c);         // max(c max_k ||W_k||_sp, ||head||_inf)
+//   auto msp  = steep::train::model_norm::spectral_max();    // max_k ||W_k||_sp, head too (1 x m: ||a||_2)
+//   auto hyb  = steep::train::model_norm::hybrid(c);         // max(c max_k ||W_k||_sp, ||head||_inf)
 //   double n  = msp.value(net.store());                      // from the parameters
 //   double d  = msp.dual().value_of_grads(net.store());      // dual norm of the gradient
 //

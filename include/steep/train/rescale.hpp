@@ -4,7 +4,8 @@
 //
 //   steep::train::gradient_scale<decltype(opt)> scale;        // compile-time: can this rule rescale?
 //   static_assert(decltype(scale)::available);
-//   if (scale.wants_move(r.max_log_weight)) { scale.move(opt, store, r.max_log_weight); /* recompute */ }
+//   if (scale.wants_move(r.max_log_weight) && scale.move(opt, store, r.max_log_weight))
+//     r = task.gradient(scale.log_shift());               // recompute in the new scale
 //
 // Why (docs/implicit-bias.md §6): late in training the gradient is ~ Loss * |grad f|, so at a loss
 // of 1e-300 it is subnormal and its square (Adam's v) is 0; an SVD of a subnormal matrix (Muon's
