@@ -13,9 +13,9 @@
 // from the rule's type (steep::implied_norm_t), and whether they agree. It also reports the KKT
 // certificate of each optimizer in its own norm (README, "The main job").
 //
-//   ./build/examples/implicit_bias                      # default run: a few minutes on 2 cores
+//   ./build/examples/implicit_bias                      # default run: about 30 s on one thread
 //   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
-//   ./build/examples/implicit_bias --adam-eps 0,1e-20,1e-12,1e-8,1e-4   # ablation: Adam's eps
+//   ./build/examples/implicit_bias --only adam --adam-eps 1e-20,1e-12,1e-8,1e-4   # ablation: Adam eps
 //   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
 //   ./build/examples/implicit_bias --help
 
