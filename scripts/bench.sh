@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command (README, "Benchmarks"): builds steep, runs steep-bench
+# (generated rules vs hand-written loops and the roofline), steep-bench-ns (Newton-Schulz vs SGEMM),
+# steep-bench-train (the main job's training step vs DGEMM) and, where Debian's python3-torch is
+# installed, the PyTorch peers; writes every JSON, all.json and report.md into one directory.
+#
+#   scripts/bench.sh                      # bench/results/run-<date>/
+#   scripts/bench.sh --quick              # a smoke-sized run (seconds)
+#   SIZES=65536,1048576,16777216 THREADS=1,2 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+scripts/build.sh >/dev/null
+dir=bench/results/run-$(date -u +%Y-%m-%dT%H%M%SZ)
+mkdir -p "$dir"
+threads=${THREADS:-1,$(nproc)}
+sizes=${SIZES:-65536,1048576,16777216}
+# glibc keeps freed memory, so torch's per-step temporaries do not fault in fresh pages (README).
+export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
+if [ $quick = 1 ]; then
+  ./build/bench/steep-bench --quick --out "$dir/steep.json"
+  ./build/bench/steep-bench-ns --quick --out "$dir/ns.json"
+  ./build/bench/steep-bench-train --quick --out "$dir/train.json"
+  torch_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
+  train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
+else
+  ./build/bench/steep-bench --sizes "$sizes" --threads "$threads" --out "$dir/steep.json"
+  ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
+  ./build/bench/steep-bench-train --threads "$threads" --rounds 9 --steps 10 --out "$dir/train.json"
+  torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads")
+  train_args=(--threads "$threads" --rounds 9 --steps 10)
+fi
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  /usr/bin/python3 bench/torch_optim_step.py "${torch_args[@]}" --out "$dir/torch-optim.json"
+  /usr/bin/python3 bench/torch_train_step.py "${train_args[@]}" --out "$dir/torch-train.json"
+else
+  echo "bench.sh: python3-torch is not installed; no PyTorch rows" >&2
+fi
+python3 bench/report.py "$dir"
+echo "bench.sh: results in $dir"
