@@ -5,8 +5,8 @@
 
 float32, lr 1e-3 and torch's defaults (betas 0.9/0.999, eps 1e-8), the same rule as steep's
 rules::adam. Implementations: for-loop, foreach, and fused where the installed torch has a fused
-CPU Adam (impl torch_forloop, torch_foreach, torch_fused). Variants alternate within each round;
-per-step times, medians reported. Works with whichever PyTorch is installed. glibc returning freed
+CPU Adam (impl torch_forloop, torch_foreach, torch_fused). Variants alternate within each round
+(torch_timing.py); per-step times, medians reported. Works with whichever PyTorch is installed. glibc returning freed
 memory to the OS makes torch's temporaries fault in fresh pages every step on this machine: run
 it with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 for the fair numbers (the records
 say which allocator setting was used).
@@ -15,9 +15,10 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 import torch
+
+from torch_timing import interleaved
 
 
 def variants(params):
@@ -51,20 +52,8 @@ def main():
                     ps = [torch.zeros(s, dtype=torch.float32, requires_grad=True) for s in sizes]
                     for q in ps:
                         q.grad = torch.randn(q.shape, dtype=torch.float32)
-                    opt = torch.optim.Adam(ps, lr=1e-3, **kw)
-                    for _ in range(3):
-                        opt.step()
-                    opts[impl] = (opt, [])
-                names = list(opts)
-                for r in range(a.rounds):
-                    for j in range(len(names)):
-                        name = names[(j + r) % len(names)]
-                        opt, samples = opts[name]
-                        for _ in range(a.steps):
-                            t0 = time.perf_counter()
-                            opt.step()
-                            samples.append(time.perf_counter() - t0)
-                for name, (_, samples) in opts.items():
+                    opts[impl] = torch.optim.Adam(ps, lr=1e-3, **kw).step
+                for name, samples in interleaved(opts, a.rounds, a.steps).items():
                     med = statistics.median(samples)
                     records.append({"name": "adam", "impl": name, "params": n, "tensors": k, "threads": threads,
                                     "dtype": "float32", "median_s": med, "min_s": min(samples),

@@ -7,14 +7,15 @@ Same model and step as bench/train_step_bench.cpp: f(x) = a^T relu(W x)^2 (bias-
 autocast), summed logistic loss softplus(-y f(x)), backward, then one optimizer step: Adam
 (eps = 1e-300, the closest torch gets to eps = 0 without 0/0) with torch.optim.Adam's for-loop
 and foreach implementations. Works with whichever PyTorch is installed (Debian's python3-torch
-here). Rounds alternate the variants; the median per-step time is reported.
+here). Rounds alternate the variants (torch_timing.py); the median per-step time is reported.
 """
 import argparse
 import json
 import statistics
-import time
 
 import torch
+
+from torch_timing import interleaved
 
 
 def main():
@@ -47,20 +48,8 @@ def main():
                 loss.backward()
                 opt.step()
 
-            variants[impl] = (step, [])
-        for _, (step, _) in variants.items():
-            for _ in range(5):
-                step()
-        names = list(variants)
-        for r in range(a.rounds):
-            for j in range(len(names)):
-                name = names[(j + r) % len(names)]
-                step, samples = variants[name]
-                for _ in range(a.steps):
-                    t0 = time.perf_counter()
-                    step()
-                    samples.append(time.perf_counter() - t0)
-        for name, (_, samples) in variants.items():
+            variants[impl] = step
+        for name, samples in interleaved(variants, a.rounds, a.steps, warmup=5).items():
             med = statistics.median(samples)
             flops = 4.0 * a.samples * a.dim * a.width + 6.0 * a.samples * a.width
             print(f"{name:24s} {t:8d} {med * 1e3:12.3f} {flops / med * 1e-9:12.2f}")

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
+scripts/install-deps.sh --peers
 scripts/build.sh >/dev/null
 dir=bench/results/run-$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p "$dir"

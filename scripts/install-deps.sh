@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs steep's build and test dependencies from Debian's own packages (Debian 12 "bookworm").
 # Idempotent: packages already present are not reinstalled, so the quick-start commands can call it
-# every time. No PyPI, no downloads outside apt (README: quick start).
+# every time. No PyPI, no downloads outside apt (README: quick start). `--peers` adds the Python
+# packages the benchmark peers and reference-data scripts use.
 set -euo pipefail
 
 packages=(
@@ -16,6 +17,11 @@ packages=(
   dataset-fashion-mnist                                  # the main job's dataset (README)
   gnuplot-nox                                            # the main job's margin plots (PNG, SVG)
 )
+# --peers: also the Python side (not needed to build or test): NumPy for the reference-data
+# scripts (scripts/reference-*.py) and PyTorch for the peer timings of scripts/bench.sh.
+if [ "${1:-}" = "--peers" ]; then
+  packages+=(python3-numpy python3-torch)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

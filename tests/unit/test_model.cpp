@@ -128,7 +128,8 @@ TEST_CASE("backward matches central finite differences of the loss", "[model]") 
     for (std::size_t i = 0; i < n; ++i)
       y[i] = i % 2 ? 1 : -1;
     const md::loss_fn loss{ kind };
-    std::vector<double> dout(n), work;
+    std::vector<double> dout(n);
+    md::sample_terms work;
     auto value = [&] {
       return std::exp(
         loss.evaluate(net.forward(x.data(), n), y.data(), n, 1, static_cast<double*>(nullptr), work)
@@ -148,7 +149,8 @@ TEST_CASE("multiclass outputs: backward matches finite differences of cross-entr
   const auto x = gaussian_data(n, d, 22);
   std::vector<int> y{ 0, 1, 2, 3, 1, 2 };
   const md::loss_fn loss{ md::loss_kind::logistic };
-  std::vector<double> dout(n * c), work;
+  std::vector<double> dout(n * c);
+  md::sample_terms work;
   auto value = [&] {
     return std::exp(
       loss.evaluate(net.forward(x.data(), n), y.data(), n, c, static_cast<double*>(nullptr), work).log_loss);
@@ -203,7 +205,8 @@ TEST_CASE("the graph names its blocks with roles and torch's (out, in) layout", 
 TEST_CASE("losses stay exact in log-space down to 1e-300 and below", "[loss]") {
   for (auto kind : { md::loss_kind::logistic, md::loss_kind::exponential }) {
     const md::loss_fn loss{ kind };
-    std::vector<double> work, dout(3);
+    std::vector<double> dout(3);
+    md::sample_terms work;
     const std::vector<int> y{ 1, -1, 1 };
     for (double q : { 50.0, 300.0, 690.0, 800.0, 5000.0 }) {
       const std::vector<double> out{ q, -(q + 1), q + 2 }; // margins q, q + 1, q + 2
@@ -225,7 +228,7 @@ TEST_CASE("losses stay exact in log-space down to 1e-300 and below", "[loss]") {
   CHECK(md::log_softplus(-800) == Approx(-800));
   CHECK(md::log_softplus(800) == Approx(std::log(800.0)));
   const std::vector<int> bad{ 2 };
-  std::vector<double> work;
+  md::sample_terms work;
   const std::vector<double> out{ 1.0 };
   CHECK_THROWS_WITH(md::loss_fn{}.evaluate(out.data(), bad.data(), 1, 1, static_cast<double*>(nullptr), work),
                     Catch::Contains("labels +1 or -1"));

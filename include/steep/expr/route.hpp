@@ -315,6 +315,23 @@ public:
     return os.str();
   }
 
+  // Whether `block`'s arm has a state slot named `slot` (arms hold different slots).
+  bool has_slot(const std::string& block, std::string_view slot) const {
+    const std::size_t arm = arm_of(block);
+    bool found = false;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (
+        [&] {
+          if (I == arm)
+            for (const auto& s : arm_optimizer<I>::slots())
+              found = found || s.name == slot;
+        }(),
+        ...);
+    }
+    (arms_seq);
+    return found;
+  }
+
   // The index of the arm that updates `block`.
   std::size_t arm_of(const std::string& block) const {
     for (auto& [name, arm] : owner_)

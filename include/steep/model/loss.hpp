@@ -3,7 +3,8 @@
 // they stay exact down to losses of 1e-300 and below (float64).
 //
 //   steep::model::loss_fn loss{steep::model::loss_kind::logistic};
-//   auto r = loss.evaluate(out, labels, n, classes, dout);   // dout = dL/d(out), n x classes
+//   steep::model::sample_terms terms;
+//   auto r = loss.evaluate(out, labels, n, classes, dout, terms);   // dout = dL/d(out), n x classes
 //   r.log_loss;   // log L, finite even when L underflows to 0
 //   r.q_min;      // min_i q_i, the unnormalized margin
 //
@@ -24,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,18 +67,17 @@ struct loss_report {
   double loss() const { return std::exp(log_loss); }
 };
 
+// Per-sample quantities of one evaluation: margin q_i, log-odds s_i (the loss is a function of it)
+// and log l_i.
+struct sample_terms {
+  std::vector<double> q, s, log_term;
+};
+
 class loss_fn {
 public:
   explicit loss_fn(loss_kind k = loss_kind::logistic)
     : kind_(k) {}
   loss_kind kind() const noexcept { return kind_; }
-
-  // Margins q_i of n samples (out: n x classes); labels as in the file comment.
-  template <class T>
-  static void margins(const T* out, const int* labels, std::size_t n, std::size_t classes, double* q) {
-    for (std::size_t i = 0; i < n; ++i)
-      q[i] = margin_of(out + i * classes, labels[i], classes, i);
-  }
 
   // s_i of one sample (outputs o, label y): -q_i for one output, log sum_{j != y} e^{f_j - f_y} for several.
   template <class T>
@@ -91,38 +92,41 @@ public:
   double log_weight(double s) const { return kind_ == loss_kind::exponential ? s : -softplus(-s); }
 
   // Loss, margins and dL/d(out) (dout may be null) times exp(-log_shift): a shift near
-  // max_log_weight keeps the derivative in range at any loss (train/rescale.hpp). Scratch: `work`
-  // is resized to n (once).
+  // max_log_weight keeps the derivative in range at any loss (train/rescale.hpp); no shift given
+  // means this batch's own max_log_weight. `terms` receives each sample's q_i, s_i and log l_i
+  // (sized to n once, then reused).
   template <class T>
   loss_report evaluate(const T* out, const int* labels, std::size_t n, std::size_t classes, T* dout,
-                       std::vector<double>& work, double log_shift = 0) const {
-    work.resize(n);
+                       sample_terms& terms, std::optional<double> log_shift = 0.0) const {
+    terms.q.resize(n), terms.s.resize(n), terms.log_term.resize(n);
     loss_report r;
     r.q_min = std::numeric_limits<double>::infinity();
     r.max_log_weight = -std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < n; ++i) {
       const T* o = out + i * classes;
-      const int y = labels[i];
-      const double q = margin_of(o, y, classes, i);
+      const double q = margin_of(o, labels[i], classes, i);
+      const double s = log_odds(o, labels[i], classes);
+      terms.q[i] = q, terms.s[i] = s, terms.log_term[i] = log_term(s);
       r.q_min = std::min(r.q_min, q);
       r.errors += q <= 0 ? 1 : 0;
-      const double s = log_odds(o, y, classes);
-      work[i] = log_term(s);
       r.max_log_weight = std::max(r.max_log_weight, log_weight(s));
-      if (dout) {
-        // dl/ds = w(s); ds/df_j = softmax over j != y of (f_j - f_y); ds/df_y = -1.
-        const double w = std::exp(log_weight(s) - log_shift);
-        if (classes == 1) {
-          dout[i] = static_cast<T>(-w * y);
-        } else {
-          double fy = o[y];
-          for (std::size_t j = 0; j < classes; ++j)
-            dout[i * classes + j] =
-              static_cast<T>(static_cast<int>(j) == y ? -w : w * std::exp(double(o[j]) - fy - s));
-        }
-      }
     }
-    r.log_loss = logsumexp(work.data(), n);
+    const double shift = log_shift.value_or(r.max_log_weight);
+    for (std::size_t i = 0; dout && i < n; ++i) {
+      // dl/ds = w(s); ds/df_j = softmax over j != y of (f_j - f_y); ds/df_y = -1.
+      const T* o = out + i * classes;
+      const int y = labels[i];
+      const double s = terms.s[i], w = std::exp(log_weight(s) - shift);
+      if (classes == 1) {
+        dout[i] = static_cast<T>(-w * y);
+        continue;
+      }
+      const double fy = o[y];
+      for (std::size_t j = 0; j < classes; ++j)
+        dout[i * classes + j] =
+          static_cast<T>(static_cast<int>(j) == y ? -w : w * std::exp(double(o[j]) - fy - s));
+    }
+    r.log_loss = logsumexp(terms.log_term.data(), n);
     return r;
   }
 

@@ -102,7 +102,6 @@ public:
                         std::to_string(data.dim) + ") does not fit the network (input " +
                         std::to_string(net.input_dim()) + ", capacity " + std::to_string(net.capacity()) +
                         ")");
-    q_.resize(data.size());
     dout_.resize(data.size() * net.output_dim());
   }
 
@@ -112,24 +111,21 @@ public:
   margin_report measure(const std::vector<model_norm>& norms) {
     const std::size_t n = data_.size(), c = net_.output_dim();
     const T* out = net_.forward(data_.x.data(), n);
+    // One evaluation: the loss, the margins, and the multipliers' direction v (dout, shifted so the
+    // largest weight is 1); grads = -v after the backward pass.
+    const auto lr = loss_.evaluate(out, data_.labels.data(), n, c, dout_.data(), terms_, std::nullopt);
     margin_report r;
-    const auto lr = loss_.evaluate(out, data_.labels.data(), n, c, static_cast<T*>(nullptr), work_);
     r.log_loss = lr.log_loss;
     r.q_min = lr.q_min;
     r.errors = lr.errors;
-    model::loss_fn::margins(out, data_.labels.data(), n, c, q_.data());
-    // The multipliers' direction: the loss's weights, shifted so the largest is 1.
     double wsum = 0, wslack = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      // The same multipliers the backward pass below uses (for several outputs, from s_i, not -q_i).
-      const double w = std::exp(loss_.log_weight(model::loss_fn::log_odds(out + i * c, data_.labels[i], c)) -
-                                lr.max_log_weight);
+      const double w = std::exp(loss_.log_weight(terms_.s[i]) - lr.max_log_weight);
       wsum += w;
       if (lr.q_min > 0)
-        wslack += w * (q_[i] / lr.q_min - 1);
+        wslack += w * (terms_.q[i] / lr.q_min - 1);
     }
-    loss_.evaluate(out, data_.labels.data(), n, c, dout_.data(), work_, lr.max_log_weight);
-    net_.backward(dout_.data()); // grads = -v (up to the positive factor exp(-shift))
+    net_.backward(dout_.data());
     const double theta_v = -inner_params_grads();
     // smoothed: phi^{-1}(log 1/Loss)
     const double loss = std::exp(r.log_loss);
@@ -165,7 +161,7 @@ private:
   const dataset<T>& data_;
   model::loss_fn loss_;
   int degree_;
-  std::vector<double> q_, work_;
+  model::sample_terms terms_;
   std::vector<T> dout_;
 };
 

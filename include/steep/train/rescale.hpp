@@ -43,67 +43,34 @@ namespace steep::train {
 namespace rescale_detail {
 using implied::classify_t;
 
-// Every state slot of a rule with its degree in the gradient (-1: unknown).
-template <class E>
+// Every state slot of a rule (as the compiler lists them, program.hpp) with its degree in the
+// gradient: 1 for a filter of the gradient, 2 for one of its square, -1 for anything else.
+template <class Rule>
 struct slots_of {
-  static void add(std::map<std::string, int>&) {}
-};
-template <class E>
-void add_slots(std::map<std::string, int>& m) {
-  slots_of<std::remove_cvref_t<E>>::add(m);
-}
-template <class Op, class... C>
-struct slots_of<expr::apply_node<Op, C...>> {
-  static void add(std::map<std::string, int>& m) { (add_slots<C>(m), ...); }
-};
-template <class Op, class S, class C>
-struct slots_of<expr::reduce_node<Op, S, C>> {
-  static void add(std::map<std::string, int>& m) { add_slots<C>(m); }
-};
-template <class M, class C>
-struct slots_of<expr::matrix_node<M, C>> {
-  static void add(std::map<std::string, int>& m) { add_slots<C>(m); }
-};
-template <class S>
-struct slots_of<expr::prev_node<S>> {
-  static void add(std::map<std::string, int>& m) { add_slots<S>(m); }
-};
-template <fixed_string Name, class D, class U, class X>
-struct slots_of<expr::state_node<Name, D, U, X>> {
   static void add(std::map<std::string, int>& m) {
-    using K = classify_t<expr::state_node<Name, D, U, X>>;
-    const int k = std::is_same_v<K, implied::momentum> ? 1 : (std::is_same_v<K, implied::second> ? 2 : -1);
-    auto [it, fresh] = m.emplace(std::string(Name.view()), k);
+    using P = expr::program<Rule>;
+    [&]<std::size_t... K>(std::index_sequence<K...>) { (add_one<typename P::template slot_t<K>>(m), ...); }
+    (std::make_index_sequence<P::n_slots>{});
+  }
+  template <class S>
+  static void add_one(std::map<std::string, int>& m) {
+    using C = classify_t<S>;
+    const int k = std::is_same_v<C, implied::momentum> ? 1 : (std::is_same_v<C, implied::second> ? 2 : -1);
+    auto [it, fresh] = m.emplace(std::string(S::name.view()), k);
     if (!fresh && it->second != k)
       it->second = -1; // one name, two meanings across arms: refuse
-    add_slots<U>(m);
   }
 };
 template <class... Arms>
 struct slots_of<routed<Arms...>> {
-  static void add(std::map<std::string, int>& m) { (add_slots<typename Arms::rule_type>(m), ...); }
+  static void add(std::map<std::string, int>& m) { (slots_of<typename Arms::rule_type>::add(m), ...); }
 };
-
-template <class Rule>
-constexpr bool invariant() {
-  return implied_norm<Rule>::scale_invariant;
-}
-template <class... Arms>
-constexpr bool invariant_route(routed<Arms...>*) {
-  return (implied_norm<typename Arms::rule_type>::scale_invariant && ...);
-}
 
 template <class Opt>
 struct rule_of;
 template <class Rule, class T>
 struct rule_of<optimizer<Rule, T>> {
   using type = Rule;
-  static constexpr bool invariant = rescale_detail::invariant<Rule>();
-};
-template <class... Arms, class T>
-struct rule_of<optimizer<routed<Arms...>, T>> {
-  using type = routed<Arms...>;
-  static constexpr bool invariant = invariant_route(static_cast<routed<Arms...>*>(nullptr));
 };
 } // namespace rescale_detail
 
@@ -113,11 +80,11 @@ class gradient_scale {
 
 public:
   // Whether this optimizer's rule is scale invariant, so rescaling is exact.
-  static constexpr bool available = rescale_detail::rule_of<Opt>::invariant;
+  static constexpr bool available = implied_norm<rule>::scale_invariant;
 
   explicit gradient_scale(double hysteresis = 30)
     : hysteresis_(hysteresis) {
-    rescale_detail::add_slots<rule>(degrees_);
+    rescale_detail::slots_of<rule>::add(degrees_);
     for (const auto& [name, k] : degrees_)
       ok_ = ok_ && k > 0;
   }
@@ -147,9 +114,11 @@ public:
     since_ = 0;
     double state_scale = -std::numeric_limits<double>::infinity(); // log of the largest |slot|^(1/k)
     for_each_slot(opt, store, [&](auto& v, int k) {
+      double largest = 0;
       for (auto x : v)
-        if (x != 0)
-          state_scale = std::max(state_scale, std::log(std::abs(static_cast<double>(x))) / k);
+        largest = std::max(largest, std::abs(static_cast<double>(x)));
+      if (largest > 0)
+        state_scale = std::max(state_scale, std::log(largest) / k);
     });
     const double want = std::max(max_log_weight, shift_ + state_scale);
     // A slot of degree 2 is multiplied by e^{2 move}: keep that finite in T (float: |move| <= 35).
@@ -184,18 +153,11 @@ private:
   }
 
   // A routed optimizer's arms hold different slots; a block has only its arm's.
-  static bool has_slot(Opt& opt, const std::string& block, const std::string& slot) {
-    if constexpr (requires { opt.arm_of(block); }) {
-      try {
-        (void)opt.state(block, slot);
-        return true;
-      } catch (const steep::error&) {
-        return false;
-      }
-    } else {
-      (void)opt, (void)block, (void)slot;
-      return true;
-    }
+  static bool has_slot(const Opt& opt, const std::string& block, const std::string& slot) {
+    if constexpr (requires { opt.has_slot(block, slot); })
+      return opt.has_slot(block, slot);
+    else
+      return (void)opt, (void)block, (void)slot, true;
   }
 
   double hysteresis_;

@@ -65,7 +65,7 @@ public:
   model::loss_report gradient(double log_shift = 0) override {
     const T* out = net_.forward(data_.x.data(), data_.size());
     const auto r = loss_.evaluate(out, data_.labels.data(), data_.size(), net_.output_dim(), dout_.data(),
-                                  work_, log_shift);
+                                  terms_, log_shift);
     net_.backward(dout_.data());
     return r;
   }
@@ -77,7 +77,7 @@ private:
   model::loss_fn loss_;
   margin_meter<Net, T> meter_;
   std::vector<T> dout_;
-  std::vector<double> work_;
+  model::sample_terms terms_;
 };
 
 struct fit_options {
