@@ -5,7 +5,7 @@
 //   steep::bench::run_interleaved(vs, rounds, steps, warmup);
 //   steep::bench::round_ratio(vs[0], vs[1]);   // median over rounds of per-round time ratios
 //
-// Why (perf-local.md §0 and §6.3): throughput on the project's shared VMs drifts by up to 2x
+// Why: throughput on the project's shared VMs drifts by up to 2x
 // between minutes, so every variant of one setting is timed interleaved in one process, in an
 // order rotated every round; ratios are taken per round and their median reported. Absolute
 // rates are indicative only.
@@ -65,7 +65,7 @@ inline void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int
 }
 
 // median over rounds of (a's round median / b's round median): drift between rounds cancels
-// (perf-local.md §3, "each round's ratio is computed first and then the median taken").
+// (each round's ratio is computed first, then the median taken).
 inline double round_ratio(const variant& a, const variant& b) {
   std::vector<double> r;
   for (std::size_t k = 0; k < a.round_medians.size(); ++k)

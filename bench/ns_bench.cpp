@@ -16,11 +16,11 @@
 //   sgemm      roofline  SGEMM C(m x n) = A(m x m) B(m x n) repeated to the same nominal flops as
 //                        NS x5 of all B blocks (m = min(R, C), n = max(R, C)): the BLAS's rate on
 //                        this problem size.
-// Rates count NS's nominal flops, (4 m^2 n + 2 m^3) x 5 per block (perf-device.md), for every
+// Rates count NS's nominal flops, (4 m^2 n + 2 m^3) x 5 per block, for every
 // variant, so gflop_per_s compares like with like; the symmetric form does fewer real flops
 // and can exceed the SGEMM rate.
 //
-// OPENBLAS_CORETYPE (toolchain.md pitfall 18) is recorded, not changed: OpenBLAS reads it when
+// OPENBLAS_CORETYPE is recorded, not changed: OpenBLAS reads it when
 // the library loads. Run the binary twice (with and without `env -u OPENBLAS_CORETYPE`) to
 // compare kernels; the correctness check below runs in both.
 

@@ -9,15 +9,15 @@
 //   steep       adam, lion, signum, momentum: steep::optimizer's generated loop;
 //   handwritten adam: an explicit xsimd::batch<float> loop with the same math, run by
 //               tbb::parallel_for over 16384-element chunks (static_partitioner) in a
-//               task_arena — the fused_xsimd_tbb reference of perf-local.md §3;
+//               task_arena — the fused xsimd + TBB reference loop;
 //   roofline    4r3w: Adam's stream mix (read p, g, m, v; write p, m, v = 28 B/param) with no
 //               math, same chunks and partitioner: the ceiling for any Adam-like update
-//               (perf-local.md §3: use it, not STREAM triad, as the roofline; §6.1: a
-//               well-fused Adam should reach >= 0.9 of it).
+//               (used instead of STREAM's triad, which undercounts write traffic; a well-fused
+//               Adam should reach >= 0.9 of it).
 // Each in two layouts: one tensor of n floats, and 200 tensors of n/200 (a model's many small
 // tensors, the case steep's flat work list exists for).
 //
-// Why the harness looks the way it does (perf-local.md §0 and §6.3): bandwidth on the project's
+// Why the harness looks the way it does: bandwidth on the project's
 // VMs drifts by up to 2x between minutes, so every variant of one (size, threads) setting is
 // timed interleaved in one process, in an order rotated every round, and the ratios are taken
 // per round and then their median is reported; absolute GB/s are indicative only. A fresh 4 KiB
@@ -171,7 +171,7 @@ void roofline_chunk(const stream_block& c, float zero) {
 volatile float roofline_zero = 0.f; // read once per step: keeps the roofline's adds in the binary
 
 // Chunks over a task_arena with the static partitioner: the structure of steep's executor and
-// of perf-local.md's fused_xsimd_tbb (equal chunks, so stealing buys nothing; §6).
+// of a fused xsimd + TBB loop (equal chunks, so stealing buys nothing).
 template <class Body>
 void for_each_chunk(oneapi::tbb::task_arena& arena, const std::vector<stream_block>& chunks, Body&& body) {
   arena.execute([&] {

@@ -1,6 +1,6 @@
 // steep-golden DIR [--dtype float64|float32] [--threads N] [--case NAME ...]
 //
-// Runs every case of a golden set (the format of ../shared/golden/manifest.json) through steep
+// Runs every case of a golden set (the format of tests/data/golden/manifest.json) through steep
 // and prints one line per case — name, max relative error, PASS/FAIL, or SKIP with the reason —
 // then "N passed, M failed". Exits non-zero if any case failed. A future set in the same format
 // runs unchanged: cases are read from the manifest, never listed here.

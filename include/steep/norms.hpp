@@ -11,7 +11,7 @@
 // For every norm N: d = dual_map<N>(g) maximizes <g, d> over ||d||_N <= 1, so <g, d> = ||g||_{N*}
 // and ||d||_N = 1 (0 for g = 0); steepest<N>(g) = ||g||_{N*} d. Normalized steepest descent under N
 // steps along -d (Bernstein & Newhouse 2024; Gronich & Vardi 2026). Everything is constexpr, so the
-// duality laws are static_asserts (tests/unit/test_norm_laws_static.cpp; issue #3).
+// duality laws are static_asserts (tests/unit/test_norm_laws_static.cpp).
 //
 //   block_ref.hpp       vector_ref, matrix_ref (views), fixed_vector, fixed_matrix (owning)
 //   norm.hpp            the concept `norm`, dual_norm_t, value, dual_map, steepest, inner

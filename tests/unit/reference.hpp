@@ -1,7 +1,7 @@
 #pragma once
 // Naive per-element reference implementations of the catalogue, written straight from the
 // papers / torch docs with plain loops in double — independent of steep's DSL and kernels, so
-// the equivalence tests compare two different code paths (style-anchors.md lesson 15).
+// the equivalence tests compare two different code paths.
 
 #include <cmath>
 #include <map>

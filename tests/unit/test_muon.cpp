@@ -1,4 +1,4 @@
-// Matrix stages and hybrids (issue #3): Newton-Schulz and exact polar as maps, the matrix phase
+// Matrix stages and hybrids: Newton-Schulz and exact polar as maps, the matrix phase
 // of the optimizer, the Muon family, and route(...) by block role.
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// Run-time law kits for steep::norms (issue #3): one generic check of the duality laws, applied to
+// Run-time law kits for steep::norms: one generic check of the duality laws, applied to
 // every norm on random, zero, sparse, tied and rank-deficient blocks of several shapes, in float32 and
 // float64; then what is specific to the spectral family (the polar factor is a partial isometry on
 // g's range; nuclear = sum and spectral = max of the singular values), the composites, and errors.

@@ -1,4 +1,4 @@
-// Compile-time duality laws of every norm in steep::norms (issue #3): if this file compiles, they
+// Compile-time duality laws of every norm in steep::norms: if this file compiles, they
 // hold. Each law is evaluated in a constant expression on small fixed blocks (vectors of 5, matrices
 // 3x2, 2x3, 3x3, one of rank 1, one all zero), through the constexpr one-sided Jacobi SVD for the
 // spectral family. For a norm N with dual N*, and d = dual_map<N>(g):

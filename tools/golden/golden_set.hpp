@@ -1,5 +1,5 @@
 #pragma once
-// Runs one case of a golden set (the format of ../shared/golden: manifest.json, inputs/, cases/)
+// Runs one case of a golden set (the format of tests/data/golden: manifest.json, inputs/, cases/)
 // through steep and measures how far steep's trajectory is from the peer's.
 //
 //   steep::golden::golden_set set("tests/data/golden");

@@ -1,6 +1,6 @@
 #pragma once
 // Maps a golden manifest's optimizer group (peer algorithm name + hyperparameters, as in
-// ../shared/golden/manifest.json) to a steep rule, bound to a store.
+// tests/data/golden/manifest.json) to a steep rule, bound to a store.
 //
 //   auto opt = steep::golden::make_group_optimizer<double>("adam", hp, store);  // nullptr-free:
 //   // throws steep::golden::unsupported("why") for a group steep cannot run yet.

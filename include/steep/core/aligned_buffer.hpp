@@ -6,7 +6,7 @@
 //
 // 64 bytes = one cache line = one AVX-512 register, so a block that starts at a multiple of
 // 64 bytes never splits a vector load across lines. Allocation happens once, at set-up: on the
-// project's VMs a fresh page costs ~10 us to fault in (perf-local.md §0), so nothing in steep
+// project's VMs a fresh page costs ~10 us to fault in, so nothing in steep
 // allocates per step.
 
 #include "steep/core/xsimd_fence.hpp"

@@ -5,7 +5,7 @@
 //   steep::element_count(s) == 1536;
 //   steep::default_role(s) == steep::block_role::hidden_matrix;
 //
-// The role tells hybrid rules (Muon on hidden matrices, Adam elsewhere; issue #3) where a block
+// The role tells hybrid rules (Muon on hidden matrices, Adam elsewhere) where a block
 // belongs. A rank-2 block is a hidden matrix unless the user says it is an embedding or a head,
 // because Muon's spectral map is only meant for hidden layers (Jordan et al. 2024).
 
@@ -22,7 +22,7 @@ using shape_t = std::vector<std::size_t>;
 
 enum class block_role { hidden_matrix, embedding, head, vector, scalar };
 
-// Which axis of a weight is its fan-out (issue #3: a block carries its fan-in/fan-out axes).
+// Which axis of a weight is its fan-out (a block carries its fan-in/fan-out axes).
 // torch stores a Linear weight as (out, in); JAX/flax as (in, out). Rank > 2: out_in is
 // (out, in, k...) as torch's Conv (fan_in = the product of the rest); in_out is (k..., in, out)
 // as flax's Conv (fan_out = the last axis).

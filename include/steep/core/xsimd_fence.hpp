@@ -6,7 +6,7 @@
 // Why: GCC 12 reports -Wmaybe-uninitialized / -Wuninitialized inside the AVX-512 intrinsics
 // (`__m512 __Y = __Y;` in _mm512_undefined_ps, GCC PR105593) wherever a sqrt or a masked op is
 // inlined; diagnostics are attributed to the header's lines, so silencing them where the header
-// is first read fixes -Werror builds (toolchain.md pitfall 6).
+// is first read fixes -Werror builds.
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -6,7 +6,7 @@
 //   tag<"exp_avg"> t;                          // Name.view() == "exp_avg"
 //
 // Names in types are what let the compiler give every slot a stable identity (the same name is
-// the same buffer) and let checkpoints key state by name (issue #2, "slots addressable by name").
+// the same buffer) and let checkpoints key state by name.
 
 #include <algorithm>
 #include <cstddef>

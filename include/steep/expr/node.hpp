@@ -12,7 +12,7 @@
 // so the compiler (program.hpp) can number every hoisted value by position and the kernel can
 // read it from a table with an index known at compile time. Level-0 subtrees are evaluated once
 // per step in double on the host, level-1 subtrees once per block after the reduction pass, and
-// only level-2 nodes run inside the SIMD loop (issue #2: "per-step scalars to hoist").
+// only level-2 nodes run inside the SIMD loop ("per-step scalars to hoist").
 //
 // Values of hyperparameters are run-time doubles (`constant`, or a named `hyper<"lr">` that
 // an optimizer can change between steps); `ct<0.9>` is a compile-time constant the C++ compiler

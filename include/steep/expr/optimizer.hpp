@@ -51,7 +51,7 @@ struct optimizer_options {
   std::size_t chunk_elements = kernel::work_list::default_chunk_elements; // multiple of 64
   // Roles a matrix stage (Muon's dual map) may run on. Hidden matrices only by default: Muon is
   // meant for hidden layers; embeddings and heads go to an elementwise rule (Jordan et al. 2024).
-  // route(...) widens this only for an arm that opted in explicitly (issue #3).
+  // route(...) widens this only for an arm that opted in explicitly.
   std::vector<block_role> matrix_roles = { block_role::hidden_matrix };
 };
 
@@ -570,7 +570,7 @@ private:
   }
 
   // Each block's map. Enough blocks to share: blocks in parallel over TBB, BLAS on the calling
-  // thread (batched, issue #3). Fewer blocks than threads: one block at a time, BLAS threaded.
+  // thread (batched). Fewer blocks than threads: one block at a time, BLAS threaded.
   void matrix_phase() {
     const std::size_t n = matrix_tasks_.size();
     if (exec_.threads() > 1 && n >= static_cast<std::size_t>(exec_.threads())) {

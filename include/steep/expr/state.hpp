@@ -12,7 +12,7 @@
 // recur<Name, Dtype>(f, init) is a state slot named Name whose value after this step is
 // f(prev), where prev is the slot's value before the step (init at t = 1). The slot's name and
 // storage dtype are part of its type, so the compiler lists every slot to allocate with its
-// dtype at compile time (issue #2), and checkpoints address state as (block, slot name).
+// dtype at compile time, and checkpoints address state as (block, slot name).
 // Writing a new stateful stage is one call to recur; the engine never changes.
 //
 // Referring to a stage (m) gives its value after this step; the same name used twice is the

@@ -7,11 +7,11 @@
 //   steep::kernel::blas::thread_limit one(1);   // this scope: BLAS runs on the calling thread
 //
 // The calls go through xtensor-blas's bundled FLENS cxxblas, which forwards to the CBLAS of the
-// BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS; toolchain.md pitfall 4): steep links
+// BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS): steep links
 // the library that xtensor-blas links and declares nothing itself.
 //
 // thread_limit exists because OpenBLAS keeps its own thread pool. When steep runs many
-// same-shape blocks in parallel over TBB (issue #3: "batch same-shape blocks across layers"),
+// same-shape blocks in parallel over TBB ("batch same-shape blocks across layers"),
 // each block's products must stay on the TBB worker, or 2 cores would run 2 x n BLAS threads.
 // openblas_set_num_threads is looked up as a weak symbol, so another BLAS still links (the
 // limit is then a no-op).

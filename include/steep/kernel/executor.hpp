@@ -7,7 +7,7 @@
 // Each executor owns a tbb::task_arena, so one optimizer can run on 1 thread while another
 // uses all of them, without touching TBB's global state. Chunks go out with a static
 // partitioner: they are equal-sized, so dynamic stealing buys nothing on a memory-bound loop
-// and costs scheduling time (toolchain.md pitfall 12, perf-local.md §6). Lists too short to
+// and costs scheduling time. Lists too short to
 // share run on the calling thread. for_each_task is the dynamic counterpart for unequal tasks.
 
 #include "steep/kernel/work_list.hpp"
@@ -49,7 +49,7 @@ public:
   }
 
   // Runs body(i) for i in [0, n) with dynamic load balancing: for unequal tasks such as the
-  // matrix maps of blocks of different shapes (issue #3), handed out largest first by the caller.
+  // matrix maps of blocks of different shapes, handed out largest first by the caller.
   template <class Body>
   void for_each_task(std::size_t n, Body&& body) const {
     if (threads_ == 1 || n < 2) {

@@ -7,9 +7,9 @@
 //   wl[0].block, wl[0].begin, wl[0].end;
 //
 // Why one list across blocks: 200 small tensors then parallelise as well as one big one (the
-// "foreach" problem of torch.optim; peers.md). Why fixed chunk boundaries: a reduction sums each
+// "foreach" problem of torch.optim). Why fixed chunk boundaries: a reduction sums each
 // chunk in a fixed order and then the chunks in list order, so its result does not depend on
-// how many threads ran (issue #2: bitwise identical for 1, 2 and N threads). Chunk starts are
+// how many threads ran (bitwise identical for 1, 2 and N threads). Chunk starts are
 // multiples of chunk_elements inside a block, hence of every SIMD width; only a block's last
 // chunk has a scalar tail.
 

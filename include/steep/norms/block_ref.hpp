@@ -12,7 +12,7 @@
 //   static_assert(steep::norms::value<steep::norms::spectral>(A.ref()) == 3.0);
 //
 // Views are a pointer and sizes, trivially copyable, so norms take them by value and run the same
-// code on an arena slice at run time and on a fixed_matrix inside a static_assert (issue #3: "constexpr
+// code on an arena slice at run time and on a fixed_matrix inside a static_assert ("constexpr
 // evaluation so duality identities are checked by static_assert"). A matrix is dense and row-major
 // with no stride: the layout of steep's arena (core/param_store.hpp) and of torch's Linear weight.
 // `T` may be const: a norm reads a `*_ref<const T>`, a dual map writes a `*_ref<T>`, and a mutable

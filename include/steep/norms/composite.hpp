@@ -27,7 +27,7 @@
 // 2025) are weights c_b, not new geometries. Weights are run-time doubles (they are hyperparameters),
 // must be positive and finite, and are stored as the multipliers of the block norms in both composites.
 // Unnormalized steepest descent couples the blocks through ||g||_{max*} = sum of all dual norms.
-// Composites of composites are not supported (issue #3, first half).
+// Composites of composites are not supported.
 
 #include "steep/core/error.hpp"
 #include "steep/norms/norm.hpp"

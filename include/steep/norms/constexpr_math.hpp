@@ -10,7 +10,7 @@
 //   static_assert(steep::norms::math::sqrt(2.0) * steep::norms::math::sqrt(2.0) - 2.0 < 1e-15);
 //   double q = steep::norms::math::pow(0.25, 1.5); // 0.125, std::pow at run time
 //
-// Why: the norms are constexpr so that duality laws are static_asserts (issue #3), and the standard
+// Why: the norms are constexpr so that duality laws are static_asserts, and the standard
 // <cmath> functions are not constexpr in C++20. GCC happens to fold its builtins in constant
 // expressions, but that is an extension other compilers lack, so the compile-time branch here is
 // portable C++ (Newton's method for sqrt; exp and log by argument reduction and series), selected

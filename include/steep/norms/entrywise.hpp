@@ -16,7 +16,7 @@
 //
 // Why these: l2 is (normalized) gradient descent, linf is Signum and, in the limit, Adam, l1 is
 // coordinate descent; Gronich & Vardi 2026 show each optimizer's margin is the margin of its norm.
-// The l1 tie rule (lowest index) and sign(0) = 0 follow issue #3; both give a maximizer of <g, d>
+// The l1 tie rule (lowest index) and sign(0) = 0 are steep's conventions; both give a maximizer of <g, d>
 // with ||d|| = 1 for any nonzero g, and 0 for g = 0. lp is there so a law kit can sweep a family of
 // norms between the endpoints; its exponents are double template parameters so that
 // dual_norm_t<dual_norm_t<lp<P>>> is lp<P> again as a type.

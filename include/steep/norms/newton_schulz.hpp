@@ -17,7 +17,7 @@
 // The quintic p(s) = a s + b s^3 + c s^5 pushes every singular value of X into roughly
 // [0.7, 1.2]; it is not the exact polar factor (exact_polar in polar.hpp is). Zero in, zero out.
 //
-// Symmetry (issue #3): A and B are symmetric, so A = X X^T is one SYRK (m^2 n flops instead of
+// Symmetry: A and B are symmetric, so A = X X^T is one SYRK (m^2 n flops instead of
 // 2 m^2 n), A A = A A^T another (m^3 instead of 2 m^3), and a X + B X = (B + a I) X one SYMM. The tall case
 // never transposes: it works with X^T X and X B instead. `symmetric = false` runs the textbook GEMM sequence
 // instead (the benchmark's "plain" baseline, and a cross-check in the tests). Nominal cost, by which

@@ -20,7 +20,7 @@
 // unnormalized one along -||g||_{N*} d. The dual of the dual is N again (a reflexive, finite-dimensional
 // space), so `dual_norm_t<dual_norm_t<N>>` is `N`: the concept checks it.
 //
-// Conventions every norm follows (issue #3):
+// Conventions every norm follows:
 //   - a zero block maps to a zero block, never NaN; where the maximizer is not unique (ties, rank
 //     deficiency) any maximizer is returned, always with norm exactly 1 when g != 0;
 //   - sums and maps are computed in double and rounded once to the block's type (float or double);

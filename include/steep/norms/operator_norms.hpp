@@ -18,7 +18,7 @@
 // row norm. Scion (Pethick et al. 2025) and modula (Bernstein & Newhouse 2024) steer those layers
 // with these norms ("ColNorm" / "RowNorm"). Their duals are sums of column (row) norms, a group-l1
 // norm. Normalizing every nonzero column gives <g, d> = sum_j ||g_j|| with every column of d of norm
-// 1 (zero columns stay zero, issue #3); the dual's map puts all mass on the first largest column.
+// 1 (zero columns stay zero); the dual's map puts all mass on the first largest column.
 // Scion's RMS scaling (sqrt(d_out), 1/d_in) is a weight, not a different geometry: apply it as a
 // composite weight (composite.hpp) or in the rule. All four are matrix norms.
 

@@ -9,7 +9,7 @@
 // steep drops the directions of (numerically) zero singular values, so the result is the
 // partial isometry of G's range and a zero block maps to zero, never to an arbitrary rotation.
 // Computed by LAPACK's gesdd (through xtensor-blas), as torch.linalg.svd does on the CPU: this
-// is what the golden `muon_exact` case uses in place of Newton–Schulz (issue #3).
+// is what the golden `muon_exact` case uses in place of Newton–Schulz.
 
 #include "steep/core/xsimd_fence.hpp" // first: xtensor below pulls in <immintrin.h>
 #include "steep/kernel/blas.hpp"

@@ -14,7 +14,7 @@
 // (Bernstein & Newhouse 2024, modular duality), and Gronich & Vardi 2026 show its implicit bias is the
 // spectral margin. With g = U S V^T, <g, U V^T> = tr S = ||g||_nuc and ||U V^T||_sp = 1, so U V^T is the
 // maximizer; <g, u_1 v_1^T> = s_1 = ||g||_sp and ||u_1 v_1^T||_nuc = 1 for the other direction.
-// Directions of numerically zero singular values are dropped from U V^T (issue #3), so a zero block
+// Directions of numerically zero singular values are dropped from U V^T, so a zero block
 // maps to zero and a rank-r block to a rank-r partial isometry; ties in s_1 pick one top pair.
 // Both are matrix norms: a vector block is refused at compile time (route it to l2, linf, ...).
 // Singular values come from the constexpr one-sided Jacobi SVD (detail/jacobi_svd.hpp) and the polar

@@ -11,7 +11,7 @@
 //
 // Why one-sided Jacobi: it is short, needs no bidiagonalization or shifts, works for any shape, and
 // is accurate in the relative sense, so the spectral and nuclear norms and the polar factor can be
-// evaluated inside static_asserts (issue #3). Scratch space is std::vector, which is constexpr in
+// evaluated inside static_asserts. Scratch space is std::vector, which is constexpr in
 // C++20 (libstdc++ 12). Sweeps run in double whatever T is, on the input scaled by its largest
 // entry (no overflow in the squared column norms), until every pair of columns is orthogonal to
 // p * eps relative (p = max(rows, cols); about 1e-15 for small blocks).
@@ -19,7 +19,7 @@
 // Numerically zero singular values (<= max(rows, cols) * eps(T) * s_max, the threshold of
 // norms/polar.hpp's LAPACK path, so both paths drop the same directions) are reported as exactly 0
 // and their columns of U are zero: callers that form U V^T then drop those directions, so a zero or
-// rank-deficient block gives a finite, exact partial isometry and never NaN (issue #3: "zero input
+// rank-deficient block gives a finite, exact partial isometry and never NaN ("zero input
 // gives zero output"). For a float block, eps(T) is float's: its rounding noise is not a direction.
 //
 // This is the reference path. The polar factor is reached only through detail::polar_factor

@@ -8,7 +8,7 @@
 // <g, U V^T> = tr S = ||g||_nuclear and ||U V^T||_spectral = 1 (or 0 when g = 0): the maximizer of
 // <g, d> over the spectral unit ball (Bernstein & Newhouse 2024, modular duality; Muon computes it
 // approximately with Newton-Schulz). Dropping the directions of zero singular values makes the map
-// exact and finite on zero and rank-deficient blocks (issue #3).
+// exact and finite on zero and rank-deficient blocks.
 //
 // Two paths, one rule for dropping null directions (s <= max(r, c) eps(T) s_max): in constant
 // evaluation the one-sided Jacobi SVD (jacobi_svd.hpp: exact, O(p q^2) per sweep, what the
