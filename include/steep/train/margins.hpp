@@ -6,6 +6,7 @@
 //   auto r = meter.measure({model_norm::l2(), model_norm::linf(), model_norm::spectral_max()});
 //   r.norms[0].gamma;       // q_min / ||theta||_l2^L
 //   r.norms[0].rho;         // KKT alignment in [0, 1]: 1 at a KKT direction of the l2 problem
+//   meter.gradient(0.0);    // the training gradient into the store (full_batch uses it)
 //   steep::train::cosine(flatten(net.store()), theta_final);
 //
 // The math (Gronich & Vardi 2026; Lyu & Li 2020; docs: README, "The main job"). For an
@@ -106,6 +107,17 @@ public:
   }
 
   int degree() const noexcept { return degree_; }
+  model::network<Net, T>& network() noexcept { return net_; }
+
+  // The training gradient: the loss at the current parameters, and dL/dtheta * exp(-log_shift)
+  // into the store's gradients (train/rescale.hpp chooses the shift).
+  model::loss_report gradient(double log_shift) {
+    const T* out = net_.forward(data_.x.data(), data_.size());
+    const auto r = loss_.evaluate(out, data_.labels.data(), data_.size(), net_.output_dim(), dout_.data(),
+                                  terms_, log_shift);
+    net_.backward(dout_.data());
+    return r;
+  }
 
   // Measures at the network's current parameters. Overwrites the store's gradients.
   margin_report measure(const std::vector<model_norm>& norms) {

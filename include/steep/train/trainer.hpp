@@ -43,41 +43,29 @@ public:
   virtual margin_report measure(const std::vector<model_norm>& norms) = 0;
 };
 
+// The objective of full-batch training: every sample in every step. The margin meter already
+// holds the network, the data and the loss (and the scratch a gradient needs), so this only adapts
+// it to objective<T>.
 template <class Net, class T>
 class full_batch final : public objective<T> {
 public:
   // The network and the data must outlive the task (it keeps references), so temporaries are refused.
   full_batch(model::network<Net, T>&, dataset<T>&&, model::loss_fn) = delete;
   full_batch(model::network<Net, T>& net, const dataset<T>& data, model::loss_fn loss)
-    : net_(net)
-    , data_(data)
-    , loss_(loss)
-    , meter_(net, data, loss)
-    , dout_(data.size() * net.output_dim()) {
+    : meter_(net, data, loss) {
     if ((data.classes == 1) != (net.output_dim() == 1) ||
         (data.classes > 1 && data.classes != net.output_dim()))
       throw usage_error("full_batch: the data has " + std::to_string(data.classes) +
                         " class(es) (1 = binary +-1) " + "but the network has " +
                         std::to_string(net.output_dim()) + " outputs");
   }
-  param_store<T>& store() override { return net_.store(); }
-  int degree() const override { return model::network<Net, T>::degree(); }
-  model::loss_report gradient(double log_shift = 0) override {
-    const T* out = net_.forward(data_.x.data(), data_.size());
-    const auto r = loss_.evaluate(out, data_.labels.data(), data_.size(), net_.output_dim(), dout_.data(),
-                                  terms_, log_shift);
-    net_.backward(dout_.data());
-    return r;
-  }
+  param_store<T>& store() override { return meter_.network().store(); }
+  int degree() const override { return meter_.degree(); }
+  model::loss_report gradient(double log_shift = 0) override { return meter_.gradient(log_shift); }
   margin_report measure(const std::vector<model_norm>& norms) override { return meter_.measure(norms); }
 
 private:
-  model::network<Net, T>& net_;
-  const dataset<T>& data_;
-  model::loss_fn loss_;
   margin_meter<Net, T> meter_;
-  std::vector<T> dout_;
-  model::sample_terms terms_;
 };
 
 struct fit_options {
