@@ -15,8 +15,9 @@
 // (the head, a 1 x m matrix for a scalar output, is the paper's vector block a).
 //
 // Math: activations are kept feature-major, A_p of shape (width_p, n), one sample per column, so
-// every product has the batch as its long free dimension (on OpenBLAS's SkylakeX kernels this
-// runs the layer's GEMMs ~13% faster than the sample-major X W^T). With X (n x d, one sample per
+// every product has the batch as its long free dimension (on OpenBLAS's SkylakeX kernels the
+// forward product W X^T ran 13% faster than the sample-major X W^T at 1000 x 784 x 64, and the
+// step went from 4.49 to 4.12 ms). With X (n x d, one sample per
 // row) the first layer computes A_1 = W X^T, later ones A_{p+1} = W A_p, an activation
 // A_{p+1} = sigma(A_p). Backward, given dA_P = dL/d(output)^T:
 //   linear:     dW = dA_{p+1} A_p^T (dA_1 X for the first),  dA_p = W^T dA_{p+1} (not for the input)
