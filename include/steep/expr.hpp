@@ -1,10 +1,9 @@
 #pragma once
-// The DSL: grammar (node, state, reduce, schedules), compiler (program) and optimizer.
-#include "steep/expr/any_optimizer.hpp"
+// The DSL: grammar (node, state, reduce, matrix, dual, route, schedules) and compiler (program).
+// What runs a compiled rule is the engine (steep/engine.hpp).
 #include "steep/expr/dual.hpp"
 #include "steep/expr/matrix.hpp"
 #include "steep/expr/node.hpp"
-#include "steep/expr/optimizer.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/expr/reduce.hpp"
 #include "steep/expr/route.hpp"

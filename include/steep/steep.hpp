@@ -9,5 +9,6 @@
 //   steep::optimizer opt(my_rule, store);
 //   opt.step();
 #include "steep/core/param_store.hpp"
+#include "steep/engine.hpp"
 #include "steep/expr.hpp"
 #include "steep/rules.hpp"

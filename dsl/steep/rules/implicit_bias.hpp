@@ -32,7 +32,7 @@ using steep::route;
 // Normalized gradient descent with EMA momentum, normalized over all blocks at once: l2.
 inline constexpr auto momentum_gd = []<operand Lr>(Lr lr, double beta = 0.9) {
   auto m = ema<"momentum_buffer">(grad, beta);
-  return -lr * m / max(norm2(m), ct<1e-300>);
+  return -lr * l2_normalize<all_blocks, 1e-300>(m);
 };
 
 // Adam with eps = 0 (the theory's Adam): l_inf. beta1 <= beta2 is the theory's condition.

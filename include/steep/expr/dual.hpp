@@ -55,10 +55,7 @@ constexpr auto dual(X&& x) {
   if constexpr (std::is_same_v<N, norms::linf>) {
     return sign(std::forward<X>(x));
   } else if constexpr (std::is_same_v<N, norms::l2> || std::is_same_v<N, norms::frobenius>) {
-    auto xe = as_expr(std::forward<X>(x));
-    // 1e-30: a zero block gives 0 / 1e-30 = 0, and the floor is still a normal float. A
-    // compile-time constant, so analyses of the rule's type can tell a zero guard from an eps.
-    return xe / max(block_norm2(xe), ct<1e-30>);
+    return l2_normalize<per_block>(std::forward<X>(x));
   } else if constexpr (std::is_same_v<N, norms::spectral>) {
     return orthogonalize(norms::exact_polar{}, std::forward<X>(x));
   } else {

@@ -10,7 +10,9 @@
 // reduction at once (recomputing, not storing, any state it needs), then the update pass. The
 // first pass writes nothing, so a step can still be refused after it without touching
 // parameters or state. Each chunk of the work list sums in a fixed order and chunks are then
-// combined in list order, in double: the result is bitwise the same for any thread count.
+// combined in list order, in double (float data accumulates in double lanes, so a float
+// sum of squares neither overflows nor underflows): the result is bitwise the same for any
+// thread count.
 // A reduction of an expression that itself contains a reduction would need a third pass and is
 // rejected at compile time.
 
@@ -136,6 +138,19 @@ template <operand X>
 constexpr auto block_norm_inf(X&& x) {
   return reduce<red::max_abs, per_block>(std::forward<X>(x));
 }
+// x / ||x||_2 over the scope (one block, or every block of the rule), and 0 for a zero x: the
+// grammar's one l2 normalization (dual<l2> is l2_normalize<per_block>). The floor only turns
+// 0 / 0 into 0; it must be a normal number of the parameters' dtype (1e-30 suits float and
+// double; a float64-only rule may floor at 1e-300). Sums of squares accumulate in double, so
+// no float norm is lost to overflow or underflow. The floor is a compile-time constant, so
+// analyses of the rule's type can tell a zero guard from an eps (train/implied_norm.hpp).
+template <class Scope = per_block, double Floor = 1e-30, operand X>
+constexpr auto l2_normalize(X&& x) {
+  static_assert(Floor > 0 && Floor <= 1e-20, "l2_normalize: the floor is a zero guard, not an eps");
+  auto xe = as_expr(std::forward<X>(x));
+  return xe / max(sqrt(reduce<red::sum_sq, Scope>(xe)), ct<Floor>);
+}
+
 template <operand X>
 constexpr auto block_sum(X&& x) {
   return reduce<red::sum, per_block>(std::forward<X>(x));

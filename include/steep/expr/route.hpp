@@ -25,19 +25,13 @@
 // refuses any other block it selects, naming it. Vectors and scalars never take a matrix map.
 
 #include "steep/core/error.hpp"
-#include "steep/core/param_store.hpp"
 #include "steep/core/shape.hpp"
-#include "steep/expr/optimizer.hpp"
 #include "steep/expr/program.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cstdint>
 #include <fnmatch.h>
 #include <initializer_list>
-#include <memory>
-#include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -45,7 +39,7 @@
 #include <utility>
 #include <vector>
 
-namespace steep {
+namespace steep::expr {
 
 namespace detail {
 constexpr unsigned role_bit(block_role r) { return 1u << static_cast<unsigned>(r); }
@@ -203,204 +197,16 @@ constexpr auto route(Arms... arms) {
   return R{ std::tuple<Arms...>(std::move(arms)...) };
 }
 
-// The optimizer of a routed rule: one compiled optimizer per arm, each over the blocks it
-// receives (adopted from the store, so memory is shared and nothing is copied).
-template <class... Arms, class T>
-class optimizer<routed<Arms...>, T> {
-  using routed_type = routed<Arms...>;
-  template <std::size_t I>
-  using arm_optimizer = optimizer<typename routed_type::template arm_t<I>::rule_type, T>;
-  template <class Seq>
-  struct parts;
-  template <std::size_t... I>
-  struct parts<std::index_sequence<I...>> {
-    using type = std::tuple<std::unique_ptr<arm_optimizer<I>>...>;
-  };
-  static constexpr auto arms_seq = std::index_sequence_for<Arms...>{};
+} // namespace steep::expr
 
-public:
-  using value_type = T;
-  static constexpr std::size_t bytes_per_param =
-    std::max({ optimizer<typename Arms::rule_type, T>::bytes_per_param... });
-
-  optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {}) {
-    std::array<std::vector<block_spec<T>>, sizeof...(Arms)> specs;
-    for (std::size_t index = 0; index < store.size(); ++index) {
-      const auto& b = store.block_at(index);
-      const block_info info{ b.name, b.shape, b.role, b.layout, index };
-      const std::size_t arm = first_arm(rule, info);
-      if (arm == sizeof...(Arms))
-        throw error(b.name, "no arm of the route selects this block (role " + std::string(to_string(b.role)) +
-                              "); add one (on<block_role::" + std::string(to_string(b.role)) +
-                              "> >> rule, on_name(...) >> rule) or end the route with otherwise >> rule");
-      specs[arm].emplace_back(b.name, b.shape, b.role, b.param, b.grad);
-      specs[arm].back().layout = b.layout;
-      owner_.emplace_back(b.name, arm);
-    }
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
-    }
-    (arms_seq);
-  }
-
-  void step() {
-    for_parts([](auto& o) { o.step(); });
-    ++t_;
-  }
-  std::int64_t steps() const noexcept { return t_; }
-  int threads() const noexcept { return threads_; }
-
-  // Sets the hyperparameter in every arm that has one of that name.
-  void set(std::string_view name, double value) {
-    bool found = false;
-    for_parts([&](auto& o) {
-      if (o.has(name))
-        o.set(name, value), found = true;
-    });
-    if (!found)
-      throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
-  }
-  double get(std::string_view name) const {
-    double v = 0;
-    bool found = false;
-    for_parts([&](const auto& o) {
-      if (!found && o.has(name))
-        v = o.get(name), found = true;
-    });
-    if (!found)
-      throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
-    return v;
-  }
-
-  // Every arm's slots, each once.
-  static std::vector<slot_info> slots() {
-    std::vector<slot_info> out;
-    (
-      [&] {
-        for (auto& s : optimizer<typename Arms::rule_type, T>::slots()) {
-          bool dup = false;
-          for (auto& o : out)
-            dup = dup || o.name == s.name;
-          if (!dup)
-            out.push_back(s);
-        }
-      }(),
-      ...);
-    return out;
-  }
-
-  template <class S = T>
-  auto state(const std::string& block, const std::string& slot) {
-    const std::size_t arm = arm_of(block);
-    using view_t = decltype(std::get<0>(parts_)->template state<S>(block, slot));
-    std::optional<view_t> v;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((I == arm ? (v.emplace(std::get<I>(parts_)->template state<S>(block, slot)), 0) : 0), ...);
-    }
-    (arms_seq);
-    return *v;
-  }
-
-  // Which arm runs a block, and what each arm compiled to.
-  std::string describe() const {
-    std::ostringstream os;
-    os << "route with " << sizeof...(Arms) << " arms\n";
-    for_parts_indexed([&](std::size_t k, const auto* o) {
-      os << "arm " << k << ": blocks";
-      for (auto& [name, arm] : owner_)
-        if (arm == k)
-          os << ' ' << name;
-      os << '\n' << (o ? o->describe() : std::string("(no blocks)\n"));
-    });
-    return os.str();
-  }
-
-  // Whether `block`'s arm has a state slot named `slot` (arms hold different slots).
-  bool has_slot(const std::string& block, std::string_view slot) const {
-    const std::size_t arm = arm_of(block);
-    bool found = false;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (
-        [&] {
-          if (I == arm)
-            for (const auto& s : arm_optimizer<I>::slots())
-              found = found || s.name == slot;
-        }(),
-        ...);
-    }
-    (arms_seq);
-    return found;
-  }
-
-  // The index of the arm that updates `block`.
-  std::size_t arm_of(const std::string& block) const {
-    for (auto& [name, arm] : owner_)
-      if (name == block)
-        return arm;
-    throw error(block, "no block of that name is updated by this optimizer");
-  }
-
-private:
-  // The first arm that selects the block (sizeof...(Arms) if none does).
-  static std::size_t first_arm(const routed_type& rule, const block_info& info) {
-    std::size_t arm = sizeof...(Arms);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((arm == sizeof...(Arms) && selects<I>(rule, info) ? (arm = I, 0) : 0), ...);
-    }
-    (arms_seq);
-    return arm;
-  }
-  template <std::size_t I>
-  static bool selects(const routed_type& rule, const block_info& info) {
-    using sel = typename routed_type::template arm_t<I>::selector;
-    if constexpr (runtime_selector<sel>)
-      return std::get<I>(rule.arms).select.matches(info);
-    else
-      return (routed_type::masks[I] & detail::role_bit(info.role)) != 0;
-  }
-
-  template <std::size_t I, class Rule>
-  void build(const Rule& rule, std::vector<block_spec<T>> specs, optimizer_options opts) {
-    threads_ = opts.threads;
-    if (specs.empty())
-      return;
-    // Which roles this arm's matrix stage may take: a role arm's were vetted at compile time; a
-    // run-time arm takes hidden matrices, or every matrix role if it opted in with .explicitly()
-    // (never vectors or scalars); the arm's optimizer refuses any other block it got, by name.
-    using sel = typename routed_type::template arm_t<I>::selector;
-    opts.matrix_roles.clear();
-    for (auto r : detail::role_list) {
-      const bool vec = r == block_role::vector || r == block_role::scalar;
-      const bool ok = runtime_selector<sel> ? (r == block_role::hidden_matrix || (sel::is_explicit && !vec))
-                                            : (routed_type::masks[I] & detail::role_bit(r)) != 0;
-      if (ok)
-        opts.matrix_roles.push_back(r);
-    }
-    auto& st = std::get<I>(stores_);
-    st = std::make_unique<param_store<T>>(std::move(specs));
-    std::get<I>(parts_) = std::make_unique<arm_optimizer<I>>(rule, *st, opts);
-    threads_ = std::get<I>(parts_)->threads();
-  }
-
-  template <class F>
-  void for_parts(F&& f) {
-    std::apply([&](auto&... p) { ((p ? f(*p) : void()), ...); }, parts_);
-  }
-  template <class F>
-  void for_parts(F&& f) const {
-    std::apply([&](const auto&... p) { ((p ? f(std::as_const(*p)) : void()), ...); }, parts_);
-  }
-  template <class F>
-  void for_parts_indexed(F&& f) const {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(I, std::get<I>(parts_).get()), ...); }
-    (arms_seq);
-  }
-
-  std::array<std::unique_ptr<param_store<T>>, sizeof...(Arms)> stores_;
-  typename parts<std::index_sequence_for<Arms...>>::type parts_;
-  std::vector<std::pair<std::string, std::size_t>> owner_;
-  std::int64_t t_ = 0;
-  int threads_ = 0;
-};
-
+namespace steep {
+// Routing is spelled steep::route(steep::on<...> >> rule, steep::otherwise >> rule).
+using expr::block_info;
+using expr::on;
+using expr::on_if;
+using expr::on_index;
+using expr::on_name;
+using expr::otherwise;
+using expr::route;
+using expr::routed;
 } // namespace steep

@@ -13,6 +13,7 @@
 
 #include "steep/core/xsimd_fence.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <type_traits>
@@ -132,6 +133,25 @@ inline V log(const V& x) {
     return xsimd::log(x);
   else
     return std::log(x);
+}
+
+// A batch widened to double lanes: itself for double; for float, its low and high halves.
+// Reductions of float data accumulate in double, so a sum of squares of 1e20s does not
+// overflow and one of 1e-25s does not vanish (float's exponent range ends at 1e+-38).
+template <class T>
+inline auto widen(const batch<T>& x) {
+  if constexpr (std::is_same_v<T, double>) {
+    return std::array<batch<double>, 1>{ x };
+  } else {
+    static_assert(std::is_same_v<T, float> && batch<float>::size == 2 * batch<double>::size);
+    alignas(64) float f[batch<float>::size];
+    alignas(64) double d[batch<float>::size];
+    x.store_aligned(f);
+    for (std::size_t k = 0; k < batch<float>::size; ++k)
+      d[k] = f[k];
+    return std::array<batch<double>, 2>{ batch<double>::load_aligned(d),
+                                         batch<double>::load_aligned(d + batch<double>::size) };
+  }
 }
 
 // Horizontal sum of a batch in a fixed lane order (so reductions are reproducible).

@@ -538,7 +538,7 @@ model_norm implied_norm_of(const routed<A0, A1>& rule) {
   if constexpr (!I::known)
     throw usage_error("implied_norm_of: " + std::string(I::reason));
   else {
-    static_assert(routed<A0, A1>::masks[0] == detail::role_bit(block_role::hidden_matrix),
+    static_assert(routed<A0, A1>::masks[0] == expr::detail::role_bit(block_role::hidden_matrix),
                   "implied_norm_of(route): the first arm must claim exactly on<block_role::hidden_matrix>");
     const auto& r0 = std::get<0>(rule.arms).rule;
     const auto& r1 = std::get<1>(rule.arms).rule;

@@ -24,7 +24,7 @@
 // point; an unscaled run of such a rule would, late in training, start taking shorter steps.
 
 #include "steep/core/param_store.hpp"
-#include "steep/expr/optimizer.hpp"
+#include "steep/engine.hpp"
 #include "steep/expr/route.hpp"
 #include "steep/train/implied_norm.hpp"
 

@@ -7,15 +7,18 @@
 //   opt.state("W", "exp_avg");     // xtensor view of a slot of one block
 //   opt.set("lr", 1e-4);           // a named hyperparameter (hyper<"lr">), between steps
 //
-// One step is up to three passes over a work list spanning every block:
+// One step is a read-only part (prepare_step) and the update pass (commit_step):
+//   [guard]           read-only: a NaN or Inf in the gradient refuses the step (guard.hpp); fused
+//                     into the first read-only pass below when the rule has one;
 //   [reduction pass]  read-only: every reduction of the rule at once (only if it has any);
 //   [matrix phase]    read-only pre-pass writing each matrix stage's operand to scratch, then
-//                     the stage's map per block (matrix.hpp); a non-finite operand refuses the
-//                     step here, before anything is written;
+//                     the stage's map per block (expr/matrix.hpp);
 //   update pass       per element: load grad, param and each slot once; compute the new slot
 //                     values, then the change of the parameter; store param and slots once.
 // Per-step scalars (learning rate, 1/(1 - beta^t), ...) are computed once per step in double
-// before the passes, per-block scalars (a block's norm) once per block between them.
+// before the passes, per-block scalars (a block's norm) once per block between them. Nothing
+// is written before the update pass, so a refused step leaves every parameter and slot bitwise
+// as it was, and a routed rule can prepare all its arms before any of them commits.
 //
 // State lives in one 64-byte aligned arena per slot, with the blocks at the same positions as
 // in the parameter arena. The store must outlive the optimizer; its layout cannot change.
@@ -23,6 +26,9 @@
 #include "steep/core/aligned_buffer.hpp"
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
+#include "steep/engine/guard.hpp"
+#include "steep/engine/options.hpp"
+#include "steep/engine/slots.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/kernel/blas.hpp"
 #include "steep/kernel/chunk_loop.hpp"
@@ -35,6 +41,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -42,36 +49,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-#include <xtensor/xadapt.hpp>
 
-namespace steep {
-
-struct optimizer_options {
-  int threads = 0;                                                        // 0: all cores TBB sees
-  std::size_t chunk_elements = kernel::work_list::default_chunk_elements; // multiple of 64
-  // Roles a matrix stage (Muon's dual map) may run on. Hidden matrices only by default: Muon is
-  // meant for hidden layers; embeddings and heads go to an elementwise rule (Jordan et al. 2024).
-  // route(...) widens this only for an arm that opted in explicitly.
-  std::vector<block_role> matrix_roles = { block_role::hidden_matrix };
-};
-
-struct slot_info {
-  std::string name;
-  std::string dtype;
-  std::size_t element_size;
-};
-
-template <class T>
-constexpr std::string_view dtype_name() {
-  if constexpr (std::is_same_v<T, float>)
-    return "float32";
-  else if constexpr (std::is_same_v<T, double>)
-    return "float64";
-  else
-    return "unknown";
-}
-
-namespace expr {
+namespace steep::engine {
 
 // What the SIMD loop sees while evaluating one group of elements (V = batch or scalar).
 template <class V, class P, class Olds, class News, class Mats = std::tuple<>>
@@ -116,28 +95,6 @@ struct eval_ctx {
   }
 };
 
-// One value per parameter, laid out like the parameter arena: a state slot or a matrix stage's
-// scratch.
-template <class S>
-struct slot_buffer {
-  aligned_buffer<S> data;
-  std::vector<std::size_t> offset; // per block
-  S* at(std::size_t b) noexcept { return data.data() + offset[b]; }
-
-  // Each block at a 64-byte aligned position, every value `init`.
-  template <class Blocks>
-  void lay_out(const Blocks& blocks, S init) {
-    std::size_t n = 0;
-    for (auto& b : blocks) {
-      offset.push_back(n);
-      n += padded_count<S>(b.size);
-    }
-    data.assign(n, init);
-  }
-};
-
-} // namespace expr
-
 // (A routed rule, route.hpp, has a specialization of its own.)
 template <class Rule, class T>
 class optimizer {
@@ -161,7 +118,9 @@ public:
     , maps_(program_type::make_matrix_maps(roots_))
     , blocks_(store.blocks())
     , wl_(sizes(store), opts.chunk_elements)
-    , exec_(opts.threads) {
+    , exec_(opts.threads)
+    , policy_(opts.nonfinite)
+    , guard_(opts.nonfinite != nonfinite_policy::off && program_type::reads_grad) {
     for (auto& b : blocks_)
       dims_.push_back(expr::dims_of(b.shape, b.layout));
     if constexpr (n_matrices > 0)
@@ -173,10 +132,18 @@ public:
     partials_.assign(wl_.size() * program_type::n_reductions, 0.0);
     block_host_.assign(program_type::n_block_scalars, 0.0);
     block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{ 0 });
+    chunk_bad_.assign(wl_.size(), 0);
   }
 
-  // One optimizer step with the gradients currently in the store.
-  void step() {
+  // One optimizer step with the gradients currently in the store. Returns false if the step
+  // was skipped (a non-finite gradient under nonfinite_policy::skip); under refuse it throws
+  // nonfinite_error instead. Either way nothing was written.
+  bool step() { return run_step(*this, policy_, skipped_); }
+
+  // The read-only part of a step: per-step and per-block scalars, the guard, the reduction
+  // pass and the matrix phase. Writes only tables and scratch. Returns the first non-finite
+  // gradient entry (if the guard is on and found one); then the step must not be committed.
+  std::optional<nonfinite_entry> prepare_step() {
     const std::int64_t t = t_ + 1;
     expr::host_ctx h{ t, nullptr };
     for_roots([&]<std::size_t R>(const auto& root) {
@@ -184,8 +151,15 @@ public:
     });
     for (std::size_t i = 0; i < step_host_.size(); ++i)
       step_T_[i] = static_cast<T>(step_host_[i]);
+    // The guard rides on the first read-only pass there is, or runs alone.
     if constexpr (program_type::n_reductions > 0)
       reduction_pass();
+    else if constexpr (n_matrices == 0)
+      if (guard_)
+        guard_pass();
+    if constexpr (program_type::n_reductions > 0 || n_matrices == 0)
+      if (auto bad = first_bad_chunk())
+        return bad;
     if constexpr (program_type::n_block_scalars > 0) {
       for (std::size_t b = 0; b < blocks_.size(); ++b) {
         h.reductions = reductions_.data() + b * program_type::n_reductions;
@@ -200,11 +174,23 @@ public:
     }
     if constexpr (n_matrices > 0) {
       matrix_prepass();
+      if constexpr (program_type::n_reductions == 0)
+        if (auto bad = first_bad_chunk())
+          return bad;
       matrix_phase();
     }
-    update_pass();
-    t_ = t;
+    return std::nullopt;
   }
+
+  // The update pass of a step prepare_step() accepted: stores parameters and slots once.
+  void commit_step() {
+    update_pass();
+    ++t_;
+  }
+
+  // Steps skipped for a non-finite gradient (nonfinite_policy::skip).
+  std::int64_t skipped_steps() const noexcept { return skipped_; }
+  nonfinite_policy nonfinite() const noexcept { return policy_; }
 
   std::int64_t steps() const noexcept { return t_; }
   int threads() const noexcept { return exec_.threads(); }
@@ -254,9 +240,18 @@ public:
     return out;
   }
 
+  // Whether `block` has a state slot named `slot` (every block of a plain rule has them all).
+  bool has_slot(const std::string& block, std::string_view slot) const {
+    block_index(block);
+    for (std::size_t k = 0; k < n_slots; ++k)
+      if (program_type::slot_name(k) == slot)
+        return true;
+    return false;
+  }
+
   // A view of slot `slot` of block `block` (S must be the slot's storage dtype).
   template <class S = T>
-  auto state(const std::string& block, const std::string& slot) {
+  state_view<S> state(const std::string& block, const std::string& slot) {
     const std::size_t b = block_index(block);
     S* ptr = nullptr;
     bool found = false, dtype_ok = false;
@@ -277,7 +272,7 @@ public:
       throw error(block, "the rule has no state slot named '" + slot + "'");
     if (!dtype_ok)
       throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
-    return xt::adapt(ptr, blocks_[b].size, xt::no_ownership(), blocks_[b].shape);
+    return make_state_view(ptr, blocks_[b].size, blocks_[b].shape);
   }
 
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
@@ -293,7 +288,12 @@ public:
        << "\nper-block scalars: " << program_type::n_block_scalars
        << "\nreductions: " << program_type::n_reductions << "\nmatrix stages: " << n_matrices
        << "\nbytes per parameter (update pass): " << bytes_per_param << "\nblocks: " << blocks_.size()
-       << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << '\n';
+       << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << "\nnon-finite guard: "
+       << (!guard_                          ? "off"
+           : program_type::n_reductions > 0 ? "fused into the reduction pass"
+           : n_matrices > 0                 ? "fused into the matrix pre-pass"
+                            : "a read-only pass of its own (4 bytes per parameter in float32)")
+       << (policy_ == nonfinite_policy::skip ? ", skips the step" : "") << '\n';
     return os.str();
   }
 
@@ -423,7 +423,7 @@ private:
         return std::make_tuple((static_cast<void>(K), kernel::broadcast<V>(0.0))...);
     }
     (std::make_index_sequence<n_matrices>{});
-    expr::eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
+    eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
       kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, mats, steps, block
     };
     return compute_news<0>(c0);
@@ -449,37 +449,79 @@ private:
     exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk(wl_[ci]); });
   }
 
+  // ---- the non-finite guard (guard.hpp) --------------------------------------------------------
+
+  // The guard alone, for a rule whose only pass writes: reads the gradient and nothing else.
+  void guard_pass() {
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
+      const kernel::chunk& ch = wl_[ci];
+      const T* g = blocks_[ch.block].grad;
+      finite_check<T> check;
+      kernel::chunk_loop<T>(ch.begin, ch.end,
+                            [&]<class V>(std::size_t i) { check.add(kernel::load<V>(g + i)); });
+      chunk_bad_[ci] = !check.finite();
+    });
+  }
+
+  // The first failed chunk in list order, scanned for its first bad index; clears the flags.
+  std::optional<nonfinite_entry> first_bad_chunk() {
+    if (!guard_)
+      return std::nullopt;
+    std::optional<nonfinite_entry> out;
+    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
+      if (!chunk_bad_[ci] || out)
+        continue;
+      const kernel::chunk& ch = wl_[ci];
+      const auto& blk = blocks_[ch.block];
+      if (auto i = first_nonfinite(blk.grad, ch.begin, ch.end))
+        out = nonfinite_entry{ blk.name, blk.shape, *i, static_cast<double>(blk.grad[*i]) };
+    }
+    std::fill(chunk_bad_.begin(), chunk_bad_.end(), std::uint8_t{ 0 });
+    return out;
+  }
+
   // One chunk of the reduction pass: every reduction's partial result, in a fixed order.
+  template <bool Guard>
   [[gnu::flatten]] void reduce_chunk(std::size_t ci) {
     constexpr std::size_t nr = program_type::n_reductions;
-    using VB = kernel::batch<T>;
+    // Accumulated in double lanes for float data too (kernel::widen).
+    using VD = kernel::batch<double>;
     const auto& ch = wl_[ci];
     const chunk_frame f = frame(ch.block);
-    std::array<VB, nr> accv;
-    std::array<T, nr> accs;
-    accv.fill(VB(T(0)));
-    accs.fill(T(0));
+    std::array<VD, nr> accv;
+    std::array<double, nr> accs;
+    accv.fill(VD(0.0));
+    accs.fill(0.0);
+    finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V>(f, i);
+      if constexpr (Guard)
+        check.add(c.grad);
       for_each_node<expr::is_reduce_node>([&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& red) {
         using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
         const V x = expr::evaluate<S, B>(std::get<0>(red.kids), c);
         if constexpr (kernel::is_batch_v<V>)
-          accv[Rr] = Op::accumulate(accv[Rr], x);
+          for (const VD& xd : kernel::widen<T>(x))
+            accv[Rr] = Op::accumulate(accv[Rr], xd);
         else
-          accs[Rr] = Op::accumulate(accs[Rr], x);
+          accs[Rr] = Op::accumulate(accs[Rr], static_cast<double>(x));
       });
     });
     double* out = partials_.data() + ci * nr;
     for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
       using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
-      out[Rr] = Op::combine(Op::finish(accv[Rr]), static_cast<double>(accs[Rr]));
+      out[Rr] = Op::combine(Op::finish(accv[Rr]), accs[Rr]);
     });
+    if constexpr (Guard)
+      chunk_bad_[ci] = !check.finite();
   }
 
   void reduction_pass() {
     constexpr std::size_t nr = program_type::n_reductions;
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk(ci); });
+    if (guard_)
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<true>(ci); });
+    else
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<false>(ci); });
     // Combine chunk partials in list order: per block, then across blocks for global scope.
     for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
       using N = std::remove_cvref_t<decltype(red)>;
@@ -532,20 +574,31 @@ private:
     });
   }
 
-  // Read-only pass: each matrix stage's operand, per element, into its scratch arena.
-  [[gnu::flatten]] void prepass_chunk(const kernel::chunk& ch) {
+  // Read-only pass: each matrix stage's operand, per element, into its scratch arena (and the
+  // guard, when no reduction pass ran before it).
+  template <bool Guard>
+  [[gnu::flatten]] void prepass_chunk(std::size_t ci) {
+    const kernel::chunk& ch = wl_[ci];
     const chunk_frame f = frame(ch.block);
+    finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V>(f, i);
+      if constexpr (Guard)
+        check.add(c.grad);
       for_each_node<expr::is_matrix_node>([&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
         using M = std::remove_cvref_t<decltype(m)>;
         const V x = expr::evaluate<S, B>(std::get<0>(m.kids), c);
         kernel::store(f.mats[program_type::template matrix_index<M>] + i, x);
       });
     });
+    if constexpr (Guard)
+      chunk_bad_[ci] = !check.finite();
   }
   void matrix_prepass() {
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk(wl_[ci]); });
+    if (guard_ && program_type::n_reductions == 0)
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<true>(ci); });
+    else
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<false>(ci); });
   }
 
   void run_matrix_task(std::size_t t) {
@@ -591,19 +644,23 @@ private:
   struct slot_tuple;
   template <std::size_t... K>
   struct slot_tuple<std::index_sequence<K...>> {
-    using type = std::tuple<expr::slot_buffer<typename program_type::template slot_storage_t<K, T>>...>;
+    using type = std::tuple<slot_buffer<typename program_type::template slot_storage_t<K, T>>...>;
   };
 
   typename program_type::roots_t roots_;
   typename program_type::matrix_maps_t maps_;
   std::vector<block<T>> blocks_;
   std::vector<expr::block_dims> dims_;
-  std::array<expr::slot_buffer<T>, n_matrices> scratch_;
+  std::array<slot_buffer<T>, n_matrices> scratch_;
   std::vector<matrix_task> matrix_tasks_;
   kernel::work_list wl_;
   kernel::executor exec_;
   typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;
+  nonfinite_policy policy_;
+  bool guard_;
+  std::vector<std::uint8_t> chunk_bad_;
   std::int64_t t_ = 0;
+  std::int64_t skipped_ = 0;
   std::vector<double> step_host_;
   aligned_buffer<T> step_T_;
   std::vector<double> reductions_;
@@ -617,4 +674,4 @@ optimizer(Rule, param_store<T>&) -> optimizer<Rule, T>;
 template <class Rule, class T>
 optimizer(Rule, param_store<T>&, optimizer_options) -> optimizer<Rule, T>;
 
-} // namespace steep
+} // namespace steep::engine

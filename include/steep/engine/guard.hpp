@@ -1,0 +1,119 @@
+#pragma once
+// The non-finite guard: a NaN or Inf in any gradient refuses the whole step before anything is
+// written.
+//
+//   steep::optimizer opt(rule, store);                      // nonfinite_policy::refuse (default)
+//   try { opt.step(); } catch (const steep::nonfinite_error& e) { e.subject(); e.index(); }
+//   steep::optimizer lenient(rule, store, {.nonfinite = steep::nonfinite_policy::skip});
+//   if (!lenient.step()) { /* skipped: lenient.skipped_steps() counts it */ }
+//
+// Why the whole step: one NaN spreads through any reduction or matrix map over its block (l2
+// normalization divides every entry by a NaN norm; Newton-Schulz mixes all entries), and
+// through a global reduction into every block. A half-applied step cannot be undone bitwise,
+// so the check runs in the first pass of a step that reads the gradient, and every pass before
+// the update pass is read-only. A rule with a reduction or a matrix stage begins with such a
+// pass already, and the check rides on it at no extra memory traffic; a purely elementwise
+// rule writes in its only pass, so the guard reads the gradient once more, alone (its cost is
+// measured by bench/steep_bench.cpp, "guard"). A routed rule prepares every arm before any arm
+// commits (engine/routed.hpp).
+//
+// How: per chunk the loop adds g - g over every element, which is 0 for a finite g and NaN for
+// NaN or +-Inf; a sum of zeros cannot overflow. That is one subtraction and one addition per
+// batch. Only a chunk that failed is scanned again, serially, for its first bad index, so the
+// error is the same for any thread count.
+
+#include "steep/core/error.hpp"
+#include "steep/core/shape.hpp"
+#include "steep/engine/options.hpp"
+#include "steep/kernel/simd.hpp"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace steep::engine {
+
+// A refused step: names the block, the first non-finite flat index and its value.
+class nonfinite_error : public error {
+public:
+  nonfinite_error(const std::string& block, std::size_t index, const std::string& problem)
+    : error(block, problem)
+    , index_(index) {}
+  std::size_t index() const noexcept { return index_; }
+
+private:
+  std::size_t index_;
+};
+
+// The first non-finite gradient entry a step found.
+struct nonfinite_entry {
+  std::string block;
+  shape_t shape;
+  std::size_t index = 0;
+  double value = 0;
+};
+
+// One chunk's running check.
+template <class T>
+struct finite_check {
+  kernel::batch<T> lanes = kernel::batch<T>(T(0));
+  T tail = 0;
+  template <class V>
+  void add(const V& g) {
+    if constexpr (kernel::is_batch_v<V>)
+      lanes = lanes + (g - g);
+    else
+      tail = tail + (g - g);
+  }
+  bool finite() const { return std::isfinite(static_cast<double>(kernel::hsum(lanes) + tail)); }
+};
+
+// The first non-finite entry of g[begin, end), if any.
+template <class T>
+std::optional<std::size_t> first_nonfinite(const T* g, std::size_t begin, std::size_t end) {
+  for (std::size_t i = begin; i < end; ++i)
+    if (!std::isfinite(g[i]))
+      return i;
+  return std::nullopt;
+}
+
+inline std::string describe_nonfinite(const nonfinite_entry& e) {
+  std::string where = std::to_string(e.index);
+  if (e.shape.size() > 1) {
+    std::string multi;
+    std::size_t rest = e.index;
+    for (std::size_t d = e.shape.size(); d-- > 0;) {
+      const std::size_t n = e.shape[d] ? e.shape[d] : 1;
+      multi = std::to_string(rest % n) + (multi.empty() ? "" : ", ") + multi;
+      rest /= n;
+    }
+    where += " (index (" + multi + ") of shape " + to_string(e.shape) + ")";
+  }
+  const std::string value = std::isnan(e.value) ? "NaN" : (e.value > 0 ? "+Inf" : "-Inf");
+  return "the gradient is " + value + " at flat index " + where +
+         "; the step was refused and parameters and optimizer state are unchanged";
+}
+
+// What a step does with a non-finite gradient under `policy`: throws (refuse), or counts the
+// skipped step and returns false (skip).
+inline bool on_nonfinite(nonfinite_policy policy, const nonfinite_entry& e, std::int64_t& skipped) {
+  if (policy == nonfinite_policy::skip) {
+    ++skipped;
+    return false;
+  }
+  throw nonfinite_error(e.block, e.index, describe_nonfinite(e));
+}
+
+// One step of an optimizer that splits it into prepare_step() (read-only, reports the first
+// non-finite gradient entry) and commit_step() (the writes): plain and routed alike.
+template <class Opt>
+bool run_step(Opt& opt, nonfinite_policy policy, std::int64_t& skipped) {
+  if (auto bad = opt.prepare_step())
+    return on_nonfinite(policy, *bad, skipped);
+  opt.commit_step();
+  return true;
+}
+
+} // namespace steep::engine

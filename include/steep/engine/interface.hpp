@@ -1,0 +1,49 @@
+#pragma once
+// optimizer_interface: what every steep optimizer offers — plain, routed (route(...)) and
+// type-erased (any_optimizer) alike, so code that drives training, checkpoints or analysis is
+// written once against this concept.
+//
+//   template <steep::optimizer_interface Opt>
+//   void train(Opt& opt) { while (...) { fill gradients; if (!opt.step()) log("skipped"); } }
+//
+//   step()            one step; false if a non-finite gradient skipped it (nonfinite_policy)
+//   prepare_step()    its read-only part: the first non-finite gradient entry, if any
+//   commit_step()     its update pass (only after prepare_step() found nothing)
+//   steps(), skipped_steps()
+//   set/get/has(name) named hyperparameters
+//   slots()           slot names and dtypes; has_slot(block, slot); state(block, slot): a view
+//   threads(), set_threads(n), describe()
+
+#include "steep/engine/guard.hpp"
+#include "steep/engine/slots.hpp"
+
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace steep::engine {
+
+template <class O>
+concept optimizer_interface = requires(O& o, const O& c, std::string_view name, const std::string& s) {
+  typename O::value_type;
+  { o.step() } -> std::same_as<bool>;
+  { o.prepare_step() } -> std::same_as<std::optional<nonfinite_entry>>;
+  o.commit_step();
+  { c.steps() } -> std::same_as<std::int64_t>;
+  { c.skipped_steps() } -> std::same_as<std::int64_t>;
+  { c.nonfinite() } -> std::same_as<nonfinite_policy>;
+  o.set(name, 1.0);
+  { c.get(name) } -> std::same_as<double>;
+  { c.has(name) } -> std::same_as<bool>;
+  { c.slots() } -> std::same_as<std::vector<slot_info>>;
+  { c.has_slot(s, name) } -> std::same_as<bool>;
+  { o.state(s, s) } -> std::same_as<state_view<typename O::value_type>>;
+  { c.threads() } -> std::same_as<int>;
+  o.set_threads(1);
+  { c.describe() } -> std::same_as<std::string>;
+};
+
+} // namespace steep::engine

@@ -1,0 +1,32 @@
+#pragma once
+// optimizer_options: how an optimizer runs — threads, chunking, which roles a matrix stage may
+// take, and what a non-finite gradient does to a step.
+//
+//   steep::optimizer opt(rule, store, {.threads = 2, .nonfinite = steep::nonfinite_policy::skip});
+
+#include "steep/core/shape.hpp"
+#include "steep/kernel/work_list.hpp"
+
+#include <cstddef>
+#include <vector>
+
+namespace steep::engine {
+
+// What a NaN or Inf in a gradient does (engine/guard.hpp):
+//   refuse  the step throws steep::nonfinite_error, naming the block and the first bad index;
+//           parameters and every slot stay bitwise as they were (the default);
+//   skip    the step is skipped and counted (skipped_steps()); step() returns false;
+//   off     no check: the step runs and NaN goes where the arithmetic takes it.
+enum class nonfinite_policy { refuse, skip, off };
+
+struct optimizer_options {
+  int threads = 0;                                                        // 0: all cores TBB sees
+  std::size_t chunk_elements = kernel::work_list::default_chunk_elements; // multiple of 64
+  // Roles a matrix stage (Muon's dual map) may run on. Hidden matrices only by default: Muon is
+  // meant for hidden layers; embeddings and heads go to an elementwise rule (Jordan et al. 2024).
+  // route(...) widens this only for an arm that opted in explicitly.
+  std::vector<block_role> matrix_roles = { block_role::hidden_matrix };
+  nonfinite_policy nonfinite = nonfinite_policy::refuse;
+};
+
+} // namespace steep::engine

@@ -1,0 +1,259 @@
+#pragma once
+// optimizer<routed<Arms...>, T>: the engine of a hybrid rule (expr/route.hpp) — one compiled
+// optimizer per arm, each over the blocks its arm selects.
+//
+//   auto rule = steep::route(steep::on<block_role::hidden_matrix> >> rules::muon(0.02),
+//                            steep::otherwise >> rules::adam(3e-4));
+//   steep::optimizer opt(rule, store);     // opt.step(); opt.state("W1", "momentum_buffer")
+//
+// Each arm adopts its blocks from the store (memory is shared, nothing is copied). A step
+// prepares every arm (guard, reductions, matrix phase: all read-only) before any arm commits
+// its update pass, so a non-finite gradient in any block refuses the step for all arms alike
+// and a retry never applies an arm twice (engine/guard.hpp).
+
+#include "steep/core/error.hpp"
+#include "steep/core/param_store.hpp"
+#include "steep/engine/guard.hpp"
+#include "steep/engine/optimizer.hpp"
+#include "steep/expr/route.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace steep::engine {
+
+template <class... Arms, class T>
+class optimizer<expr::routed<Arms...>, T> {
+  using routed_type = expr::routed<Arms...>;
+  template <std::size_t I>
+  using arm_optimizer = optimizer<typename routed_type::template arm_t<I>::rule_type, T>;
+  template <class Seq>
+  struct parts;
+  template <std::size_t... I>
+  struct parts<std::index_sequence<I...>> {
+    using type = std::tuple<std::unique_ptr<arm_optimizer<I>>...>;
+  };
+  static constexpr auto arms_seq = std::index_sequence_for<Arms...>{};
+
+public:
+  using value_type = T;
+  static constexpr std::size_t bytes_per_param =
+    std::max({ optimizer<typename Arms::rule_type, T>::bytes_per_param... });
+
+  optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {}) {
+    std::array<std::vector<block_spec<T>>, sizeof...(Arms)> specs;
+    for (std::size_t index = 0; index < store.size(); ++index) {
+      const auto& b = store.block_at(index);
+      const expr::block_info info{ b.name, b.shape, b.role, b.layout, index };
+      const std::size_t arm = first_arm(rule, info);
+      if (arm == sizeof...(Arms))
+        throw error(b.name, "no arm of the route selects this block (role " + std::string(to_string(b.role)) +
+                              "); add one (on<block_role::" + std::string(to_string(b.role)) +
+                              "> >> rule, on_name(...) >> rule) or end the route with otherwise >> rule");
+      specs[arm].emplace_back(b.name, b.shape, b.role, b.param, b.grad);
+      specs[arm].back().layout = b.layout;
+      owner_.emplace_back(b.name, arm);
+    }
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
+    }
+    (arms_seq);
+    policy_ = opts.nonfinite;
+  }
+
+  // One step of every arm: all arms prepare (read-only) before any commits, so a non-finite
+  // gradient anywhere refuses (or skips) the step for all of them.
+  bool step() { return run_step(*this, policy_, skipped_); }
+  std::optional<nonfinite_entry> prepare_step() {
+    std::optional<nonfinite_entry> bad;
+    for_parts([&](auto& o) {
+      if (!bad)
+        bad = o.prepare_step();
+    });
+    return bad;
+  }
+  void commit_step() {
+    for_parts([](auto& o) { o.commit_step(); });
+    ++t_;
+  }
+  std::int64_t steps() const noexcept { return t_; }
+  std::int64_t skipped_steps() const noexcept { return skipped_; }
+  nonfinite_policy nonfinite() const noexcept { return policy_; }
+  int threads() const noexcept { return threads_; }
+  void set_threads(int n) {
+    for_parts([&](auto& o) { o.set_threads(n); });
+    for_parts([&](const auto& o) { threads_ = o.threads(); });
+  }
+
+  // Whether some arm has a named hyperparameter `name`.
+  bool has(std::string_view name) const {
+    bool found = false;
+    for_parts([&](const auto& o) { found = found || o.has(name); });
+    return found;
+  }
+
+  // Sets the hyperparameter in every arm that has one of that name.
+  void set(std::string_view name, double value) {
+    bool found = false;
+    for_parts([&](auto& o) {
+      if (o.has(name))
+        o.set(name, value), found = true;
+    });
+    if (!found)
+      throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
+  }
+  double get(std::string_view name) const {
+    double v = 0;
+    bool found = false;
+    for_parts([&](const auto& o) {
+      if (!found && o.has(name))
+        v = o.get(name), found = true;
+    });
+    if (!found)
+      throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
+    return v;
+  }
+
+  // Every arm's slots, each once.
+  static std::vector<slot_info> slots() {
+    std::vector<slot_info> out;
+    (
+      [&] {
+        for (auto& s : optimizer<typename Arms::rule_type, T>::slots()) {
+          bool dup = false;
+          for (auto& o : out)
+            dup = dup || o.name == s.name;
+          if (!dup)
+            out.push_back(s);
+        }
+      }(),
+      ...);
+    return out;
+  }
+
+  template <class S = T>
+  state_view<S> state(const std::string& block, const std::string& slot) {
+    const std::size_t arm = arm_of(block);
+    std::optional<state_view<S>> v;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((I == arm ? (v.emplace(std::get<I>(parts_)->template state<S>(block, slot)), 0) : 0), ...);
+    }
+    (arms_seq);
+    return *v;
+  }
+
+  // Which arm runs a block, and what each arm compiled to.
+  std::string describe() const {
+    std::ostringstream os;
+    os << "route with " << sizeof...(Arms) << " arms\n";
+    for_parts_indexed([&](std::size_t k, const auto* o) {
+      os << "arm " << k << ": blocks";
+      for (auto& [name, arm] : owner_)
+        if (arm == k)
+          os << ' ' << name;
+      os << '\n' << (o ? o->describe() : std::string("(no blocks)\n"));
+    });
+    return os.str();
+  }
+
+  // Whether `block`'s arm has a state slot named `slot` (arms hold different slots).
+  bool has_slot(const std::string& block, std::string_view slot) const {
+    const std::size_t arm = arm_of(block);
+    bool found = false;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (
+        [&] {
+          if (I == arm)
+            for (const auto& s : arm_optimizer<I>::slots())
+              found = found || s.name == slot;
+        }(),
+        ...);
+    }
+    (arms_seq);
+    return found;
+  }
+
+  // The index of the arm that updates `block`.
+  std::size_t arm_of(const std::string& block) const {
+    for (auto& [name, arm] : owner_)
+      if (name == block)
+        return arm;
+    throw error(block, "no block of that name is updated by this optimizer");
+  }
+
+private:
+  // The first arm that selects the block (sizeof...(Arms) if none does).
+  static std::size_t first_arm(const routed_type& rule, const expr::block_info& info) {
+    std::size_t arm = sizeof...(Arms);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((arm == sizeof...(Arms) && selects<I>(rule, info) ? (arm = I, 0) : 0), ...);
+    }
+    (arms_seq);
+    return arm;
+  }
+  template <std::size_t I>
+  static bool selects(const routed_type& rule, const expr::block_info& info) {
+    using sel = typename routed_type::template arm_t<I>::selector;
+    if constexpr (expr::runtime_selector<sel>)
+      return std::get<I>(rule.arms).select.matches(info);
+    else
+      return (routed_type::masks[I] & expr::detail::role_bit(info.role)) != 0;
+  }
+
+  template <std::size_t I, class Rule>
+  void build(const Rule& rule, std::vector<block_spec<T>> specs, optimizer_options opts) {
+    threads_ = opts.threads;
+    if (specs.empty())
+      return;
+    // Which roles this arm's matrix stage may take: a role arm's were vetted at compile time; a
+    // run-time arm takes hidden matrices, or every matrix role if it opted in with .explicitly()
+    // (never vectors or scalars); the arm's optimizer refuses any other block it got, by name.
+    using sel = typename routed_type::template arm_t<I>::selector;
+    opts.matrix_roles.clear();
+    for (auto r : expr::detail::role_list) {
+      const bool vec = r == block_role::vector || r == block_role::scalar;
+      const bool ok = expr::runtime_selector<sel>
+                        ? (r == block_role::hidden_matrix || (sel::is_explicit && !vec))
+                        : (routed_type::masks[I] & expr::detail::role_bit(r)) != 0;
+      if (ok)
+        opts.matrix_roles.push_back(r);
+    }
+    auto& st = std::get<I>(stores_);
+    st = std::make_unique<param_store<T>>(std::move(specs));
+    std::get<I>(parts_) = std::make_unique<arm_optimizer<I>>(rule, *st, opts);
+    threads_ = std::get<I>(parts_)->threads();
+  }
+
+  template <class F>
+  void for_parts(F&& f) {
+    std::apply([&](auto&... p) { ((p ? f(*p) : void()), ...); }, parts_);
+  }
+  template <class F>
+  void for_parts(F&& f) const {
+    std::apply([&](const auto&... p) { ((p ? f(std::as_const(*p)) : void()), ...); }, parts_);
+  }
+  template <class F>
+  void for_parts_indexed(F&& f) const {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(I, std::get<I>(parts_).get()), ...); }
+    (arms_seq);
+  }
+
+  std::array<std::unique_ptr<param_store<T>>, sizeof...(Arms)> stores_;
+  typename parts<std::index_sequence_for<Arms...>>::type parts_;
+  std::vector<std::pair<std::string, std::size_t>> owner_;
+  std::int64_t t_ = 0;
+  std::int64_t skipped_ = 0;
+  nonfinite_policy policy_ = nonfinite_policy::refuse;
+  int threads_ = 0;
+};
+
+} // namespace steep::engine

@@ -1,0 +1,72 @@
+#pragma once
+// State slots as the engine stores them: one buffer per slot, laid out like the parameter arena.
+//
+//   steep::engine::slot_buffer<float> m;
+//   m.lay_out(store.blocks(), 0.f);     // each block at a 64-byte aligned position, all zero
+//   float* m_of_block_2 = m.at(2);
+//
+// A slot's name and dtype come from the rule's type (expr/state.hpp); `slot_info` is what an
+// optimizer reports of them at run time (describe(), checkpoints, the implied-norm analysis).
+
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/shape.hpp"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+#include <xtensor/xadapt.hpp>
+
+namespace steep::engine {
+
+struct slot_info {
+  std::string name;
+  std::string dtype;
+  std::size_t element_size;
+};
+
+template <class T>
+constexpr std::string_view dtype_name() {
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else
+    return "unknown";
+}
+
+// One value per parameter, laid out like the parameter arena: a state slot or a matrix stage's
+// scratch.
+template <class S>
+struct slot_buffer {
+  aligned_buffer<S> data;
+  std::vector<std::size_t> offset; // per block
+  S* at(std::size_t b) noexcept { return data.data() + offset[b]; }
+  const S* at(std::size_t b) const noexcept { return data.data() + offset[b]; }
+
+  // Each block at a 64-byte aligned position, every value `init`.
+  template <class Blocks>
+  void lay_out(const Blocks& blocks, S init) {
+    std::size_t n = 0;
+    for (auto& b : blocks) {
+      offset.push_back(n);
+      n += padded_count<S>(b.size);
+    }
+    data.assign(n, init);
+  }
+};
+
+// What state(block, slot) returns: an xtensor view of one block's slot, in the block's shape,
+// over the optimizer's own memory (writes go to the optimizer).
+template <class S>
+using state_view =
+  decltype(xt::adapt(std::declval<S*>(), std::size_t{}, xt::no_ownership(), std::declval<const shape_t&>()));
+
+template <class S>
+state_view<S> make_state_view(S* data, std::size_t size, const shape_t& shape) {
+  return xt::adapt(std::move(data), size, xt::no_ownership(), shape);
+}
+
+} // namespace steep::engine

@@ -1,0 +1,192 @@
+// The non-finite guard (engine/guard.hpp) on every rule of the catalogue, plain and routed: a
+// NaN or Inf in any gradient refuses the step (or skips it, by policy) with parameters, every
+// slot of every arm and the step counter bitwise as they were; a retry with a clean gradient
+// then gives exactly what a run that never saw the bad gradient gives.
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <steep/steep.hpp>
+#include <string>
+#include <vector>
+
+namespace rules = steep::rules;
+using steep::block_role;
+
+namespace {
+using T = double;
+
+// Matrices only (Muon-style rules refuse vectors), or matrices and a bias-like vector.
+steep::param_store<T> make_store(bool with_vector) {
+  std::vector<steep::block_spec<T>> specs;
+  steep::param_store<T> s =
+    with_vector ? steep::param_store<T>({ { "W1", { 6, 4 } }, { "W2", { 5, 6 } }, { "b", { 5 } } })
+                : steep::param_store<T>({ { "W1", { 6, 4 } }, { "W2", { 5, 6 } } });
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto& b = s.block_at(k);
+    for (std::size_t i = 0; i < b.size; ++i)
+      b.param[i] = std::sin(1.0 + 0.37 * static_cast<double>(i + 7 * k));
+  }
+  return s;
+}
+
+void fill_grads(steep::param_store<T>& s, int step) {
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto& b = s.block_at(k);
+    for (std::size_t i = 0; i < b.size; ++i)
+      b.grad[i] = std::cos(0.3 * step + 0.11 * static_cast<double>(i) + static_cast<double>(k));
+  }
+}
+
+// Every parameter and every slot value of every block, as bytes.
+template <class Opt>
+std::map<std::string, std::vector<unsigned char>> snapshot(Opt& opt, steep::param_store<T>& s) {
+  std::map<std::string, std::vector<unsigned char>> out;
+  auto bytes = [](const T* p, std::size_t n) {
+    std::vector<unsigned char> v(n * sizeof(T));
+    std::memcpy(v.data(), p, v.size());
+    return v;
+  };
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto& b = s.block_at(k);
+    out["param " + b.name] = bytes(b.param, b.size);
+    for (const auto& slot : opt.slots())
+      if (slot.dtype == "float64" && opt.has_slot(b.name, slot.name))
+        out[slot.name + " " + b.name] = bytes(opt.state(b.name, slot.name).data(), b.size);
+  }
+  return out;
+}
+
+// Two clean steps, a refused (or skipped) one with `bad` at grad[block][index], then a clean
+// retry: compared with a twin that only ever saw the clean steps.
+template <class Rule>
+void check_rule(const Rule& rule, bool with_vector, const std::string& block, std::size_t index, double bad,
+                steep::nonfinite_policy policy) {
+  auto store = make_store(with_vector);
+  auto twin_store = make_store(with_vector);
+  steep::optimizer opt(rule, store, { .threads = 2, .chunk_elements = 64, .nonfinite = policy });
+  steep::optimizer twin(rule, twin_store, { .threads = 2, .chunk_elements = 64 });
+  static_assert(steep::optimizer_interface<decltype(opt)>);
+  for (int t = 0; t < 2; ++t) {
+    fill_grads(store, t), fill_grads(twin_store, t);
+    REQUIRE(opt.step());
+    twin.step();
+  }
+  fill_grads(store, 2), fill_grads(twin_store, 2);
+  const auto before = snapshot(opt, store);
+  REQUIRE(before.size() > store.size()); // some slot was captured (every rule here has state)
+  T& g = store.block_named(block).grad[index];
+  const T clean = g;
+  g = static_cast<T>(bad);
+  if (policy == steep::nonfinite_policy::refuse) {
+    try {
+      opt.step();
+      FAIL("a non-finite gradient was not refused");
+    } catch (const steep::nonfinite_error& e) {
+      CHECK(e.subject() == block);
+      CHECK(e.index() == index);
+      CHECK_THAT(e.what(), Catch::Contains("unchanged"));
+    }
+  } else {
+    CHECK_FALSE(opt.step());
+    CHECK(opt.skipped_steps() == 1);
+  }
+  CHECK(opt.steps() == 2);
+  CHECK(snapshot(opt, store) == before);
+  g = clean;
+  REQUIRE(opt.step());
+  twin.step();
+  CHECK(snapshot(opt, store) == snapshot(twin, twin_store));
+}
+
+template <class Rule>
+void check_all(const Rule& rule, bool with_vector) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const std::string last = with_vector ? "b" : "W2";
+  for (auto policy : { steep::nonfinite_policy::refuse, steep::nonfinite_policy::skip }) {
+    check_rule(rule, with_vector, "W1", 0, nan, policy);
+    check_rule(rule, with_vector, "W2", 29, inf, policy);
+    check_rule(rule, with_vector, last, 3, -inf, policy);
+  }
+}
+} // namespace
+
+TEST_CASE("guard: elementwise rules refuse a non-finite gradient before writing anything") {
+  check_all(rules::momentum(0.1, 0.9), true);
+  check_all(rules::nesterov(0.1, 0.9), true);
+  check_all(rules::adam(1e-2), true);
+  check_all(rules::adam_eps0(1e-2), true);
+  check_all(rules::amsgrad(1e-2), true);
+  check_all(rules::adamw(1e-2), true);
+  check_all(rules::adagrad(1e-2), true);
+  check_all(rules::rmsprop(1e-2), true);
+  check_all(rules::lion(1e-2), true);
+  check_all(rules::signum(1e-2), true);
+  check_all(rules::adam_optax(1e-2), true);
+  check_all(rules::nadamw_optax(1e-2), true);
+  check_all(rules::momentum_gd(1e-2), true);
+  check_all(rules::adam_paper(1e-2), true);
+}
+
+TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-only pass") {
+  using namespace steep::expr;
+  // Reductions (no state of their own: a momentum slot makes the snapshot meaningful).
+  check_all(-0.1 * dual<steep::norms::l2>(ema<"m">(grad, 0.9)), true);
+  check_all(-0.1 * ema<"m">(grad, 0.9) / norm2(grad), true);
+  check_all(rules::muon(0.02), false);
+  check_all(rules::muon_exact(0.02), false);
+  check_all(rules::muon_plain_rms(0.02), false);
+  check_all(rules::muon_optax(0.02), false);
+  check_all(rules::spectral_msd(0.02), false);
+  check_all(rules::muon_paper(0.02), false);
+}
+
+TEST_CASE("guard: a routed rule refuses for every arm at once, and a retry applies no arm twice") {
+  check_all(rules::muon_adam(), true);
+  check_all(rules::muon_signum(), true);
+  check_all(rules::muon_optax_full(0.02), true);
+  check_all(rules::muon_signum_paper(0.02, 0.01), true);
+  check_all(rules::muon_adam_paper(0.02, 0.01), true);
+  check_all(steep::route(steep::on_name("W2") >> rules::muon(0.02), steep::otherwise >> rules::signum(0.01)),
+            true);
+}
+
+TEST_CASE("guard: the plain and type-erased optimizers offer the same interface") {
+  auto store = make_store(true);
+  auto any =
+    steep::make_any_optimizer(rules::adam(1e-2), store, { .nonfinite = steep::nonfinite_policy::skip });
+  static_assert(steep::optimizer_interface<steep::any_optimizer<T>>);
+  fill_grads(store, 0);
+  store.block_named("b").grad[1] = std::numeric_limits<T>::quiet_NaN();
+  CHECK_FALSE(any->step());
+  CHECK(any->skipped_steps() == 1);
+  CHECK(any->steps() == 0);
+  CHECK(any->state("W1", "exp_avg")(0, 0) == 0.0);
+  CHECK(any->has("lr") == false);
+  CHECK(any->has_slot("W1", "exp_avg_sq"));
+  any->set_threads(1);
+  CHECK(any->threads() == 1);
+  CHECK_THAT(any->describe(), Catch::Contains("non-finite guard: a read-only pass of its own"));
+}
+
+TEST_CASE("guard: policy off runs the step as the arithmetic says, and describe() tells") {
+  auto store = make_store(true);
+  steep::optimizer opt(rules::adam(1e-2), store, { .nonfinite = steep::nonfinite_policy::off });
+  fill_grads(store, 0);
+  store.block_named("b").grad[1] = std::numeric_limits<T>::quiet_NaN();
+  CHECK(opt.step());
+  CHECK(std::isnan(store.block_named("b").param[1]));
+  CHECK(store.block_named("b").param[0] == store.block_named("b").param[0]);
+  CHECK_THAT(opt.describe(), Catch::Contains("non-finite guard: off"));
+}
+
+TEST_CASE("guard: the error names the block, the index in its shape, and the value") {
+  auto store = make_store(true);
+  steep::optimizer opt(rules::muon_adam(), store);
+  fill_grads(store, 0);
+  store.block_named("W2").grad[13] = -std::numeric_limits<T>::infinity();
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("block 'W2'") && Catch::Contains("-Inf at flat index 13") &&
+                                  Catch::Contains("index (2, 1) of shape (5, 6)"));
+}
