@@ -6,14 +6,17 @@
 //   steep-bench --quick                           # smoke test: tiny sizes, 2 rounds (ctest)
 //
 // What is timed (float32, one optimizer step = one sample):
-//   steep       adam, lion, signum, momentum: steep::optimizer's generated loop;
+//   steep       adam, lion, signum, momentum: steep::optimizer's generated loop; adam also with
+//               the non-finite guard off (steep_noguard: the guard's cost is the time ratio),
+//               and adam_bf16 (bfloat16 moments, 20 B/param);
 //   handwritten adam: an explicit xsimd::batch<float> loop with the same math, run by
 //               tbb::parallel_for over 16384-element chunks (static_partitioner) in a
 //               task_arena — the fused xsimd + TBB reference loop;
 //   roofline    4r3w: Adam's stream mix (read p, g, m, v; write p, m, v = 28 B/param) with no
 //               math, same chunks and partitioner: the ceiling for any Adam-like update
 //               (used instead of STREAM's triad, which undercounts write traffic; a well-fused
-//               Adam should reach >= 0.9 of it).
+//               Adam should reach >= 0.9 of it); 2r1w+2h: adam_bf16's stream mix (float32 p, g;
+//               16-bit m, v) likewise.
 // Each in two layouts: one tensor of n floats, and 200 tensors of n/200 (a model's many small
 // tensors, the case steep's flat work list exists for).
 //
@@ -70,6 +73,7 @@ constexpr float adam_lr = 1e-3f;
 constexpr double adam_b1 = 0.9, adam_b2 = 0.999, adam_eps = 1e-8; // steep::rules::adam's defaults
 
 using adam_rule = decltype(steep::rules::adam(adam_lr));
+using adam_bf16_rule = decltype(steep::rules::adam_bf16(adam_lr));
 using lion_rule = decltype(steep::rules::lion(1e-4f));
 using signum_rule = decltype(steep::rules::signum(1e-3f, 0.9));
 using momentum_rule = decltype(steep::rules::momentum(1e-3f, 0.9));
@@ -170,6 +174,38 @@ void roofline_chunk(const stream_block& c, float zero) {
 
 volatile float roofline_zero = 0.f; // read once per step: keeps the roofline's adds in the binary
 
+// The roofline of Adam with bfloat16 moments: p, g in float32, m, v in 16 bits; read all four,
+// write p, m, v (20 B/param), no arithmetic worth the name; m and v are xor-ed with 0.
+struct stream_block16 {
+  float* p;
+  const float* g;
+  std::uint16_t* m;
+  std::uint16_t* v;
+  std::size_t n;
+};
+
+void roofline16_chunk(const stream_block16& c, float zero) {
+  using VF = xsimd::batch<float>;
+  using VH = xsimd::batch<std::uint16_t>;
+  static_assert(VH::size == 2 * VF::size);
+  const VF z(zero);
+  const VH zb(static_cast<std::uint16_t>(zero));
+  std::size_t i = 0;
+  for (; i + VH::size <= c.n; i += VH::size) {
+    for (std::size_t h = 0; h < 2; ++h) {
+      const std::size_t j = i + h * VF::size;
+      (VF::load_unaligned(c.p + j) + VF::load_unaligned(c.g + j) * z).store_unaligned(c.p + j);
+    }
+    (VH::load_unaligned(c.m + i) ^ zb).store_unaligned(c.m + i);
+    (VH::load_unaligned(c.v + i) ^ zb).store_unaligned(c.v + i);
+  }
+  for (; i < c.n; ++i) {
+    c.p[i] = c.p[i] + c.g[i] * zero;
+    c.m[i] = static_cast<std::uint16_t>(c.m[i] ^ static_cast<std::uint16_t>(zero));
+    c.v[i] = static_cast<std::uint16_t>(c.v[i] ^ static_cast<std::uint16_t>(zero));
+  }
+}
+
 // Chunks over a task_arena with the static partitioner: the structure of steep's executor and
 // of a fused xsimd + TBB loop (equal chunks, so stealing buys nothing).
 template <class Body>
@@ -229,10 +265,13 @@ struct layout {
   std::size_t params, tensors;
   store_type store;
   opt_type<adam_rule> adam;
+  opt_type<adam_rule> adam_unguarded; // the same Adam with the non-finite guard off
+  opt_type<adam_bf16_rule> adam_bf16;
   opt_type<lion_rule> lion;
   opt_type<signum_rule> signum;
   opt_type<momentum_rule> momentum;
   std::vector<stream_block> chunks;
+  std::vector<stream_block16> chunks16; // over adam_bf16's slots
   std::int64_t handwritten_t = 0;
 
   layout(std::size_t n, std::size_t t, int threads)
@@ -240,6 +279,9 @@ struct layout {
     , tensors(t)
     , store(block_specs(n, t))
     , adam(steep::rules::adam(adam_lr), store, { .threads = threads })
+    , adam_unguarded(steep::rules::adam(adam_lr), store,
+                     { .threads = threads, .nonfinite = steep::nonfinite_policy::off })
+    , adam_bf16(steep::rules::adam_bf16(adam_lr), store, { .threads = threads })
     , lion(steep::rules::lion(1e-4f), store, { .threads = threads })
     , signum(steep::rules::signum(1e-3f, 0.9), store, { .threads = threads })
     , momentum(steep::rules::momentum(1e-3f, 0.9), store, { .threads = threads }) {
@@ -249,10 +291,19 @@ struct layout {
       blocks.push_back({ b.param, b.grad, adam.state(b.name, "exp_avg").data(),
                          adam.state(b.name, "exp_avg_sq").data(), b.size });
     chunks = make_chunks(blocks);
+    for (const auto& b : store.blocks()) {
+      auto* m = reinterpret_cast<std::uint16_t*>(adam_bf16.state<steep::bfloat16>(b.name, "exp_avg").data());
+      auto* v =
+        reinterpret_cast<std::uint16_t*>(adam_bf16.state<steep::bfloat16>(b.name, "exp_avg_sq").data());
+      for (std::size_t i = 0; i < b.size; i += chunk_elements)
+        chunks16.push_back({ b.param + i, b.grad + i, m + i, v + i, std::min(chunk_elements, b.size - i) });
+    }
   }
 
   void set_threads(int n) {
     adam.set_threads(n);
+    adam_unguarded.set_threads(n);
+    adam_bf16.set_threads(n);
     lion.set_threads(n);
     signum.set_threads(n);
     momentum.set_threads(n);
@@ -331,6 +382,20 @@ std::vector<variant> make_variants(layout& l, oneapi::tbb::task_arena& arena) {
     out.push_back({ std::move(name), std::move(impl), std::move(f), {}, {}, l.tensors, bpp });
   };
   add("adam", "steep", decltype(l.adam)::bytes_per_param, [&l] { l.adam.step(); });
+  add("adam", "steep_noguard", decltype(l.adam)::bytes_per_param, [&l] { l.adam_unguarded.step(); });
+  add("adam_bf16", "steep", decltype(l.adam_bf16)::bytes_per_param, [&l] { l.adam_bf16.step(); });
+  add("2r1w+2h", "roofline", 20, [&l, &arena] {
+    const float zero = roofline_zero;
+    arena.execute([&] {
+      oneapi::tbb::parallel_for(
+        oneapi::tbb::blocked_range<std::size_t>(0, l.chunks16.size(), 1),
+        [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
+          for (std::size_t c = r.begin(); c < r.end(); ++c)
+            roofline16_chunk(l.chunks16[c], zero);
+        },
+        oneapi::tbb::static_partitioner{});
+    });
+  });
   add("lion", "steep", decltype(l.lion)::bytes_per_param, [&l] { l.lion.step(); });
   add("signum", "steep", decltype(l.signum)::bytes_per_param, [&l] { l.signum.step(); });
   add("momentum", "steep", decltype(l.momentum)::bytes_per_param, [&l] { l.momentum.step(); });
@@ -399,8 +464,9 @@ int main(int argc, char** argv) {
               "thr", "median_ms", "min_ms", "max_ms", "B/p", "GB/s");
   for (std::size_t n : sizes) {
     // Both layouts live at once so that the one-vs-many comparison is interleaved too; at 64M
-    // that is 2 x 7 arrays x 256 MiB = 3.5 GiB (p, g, adam's 2 slots, one slot each for lion,
-    // signum and momentum), freed before the next size.
+    // that is 2 x (9 float arrays + 2 bf16 arrays) x 256 MiB = 5 GiB (p, g, the two Adams' 2
+    // slots each, one slot each for lion, signum and momentum, adam_bf16's two), freed before
+    // the next size.
     std::vector<std::unique_ptr<layout>> layouts;
     for (std::size_t t : { std::size_t{ 1 }, many_tensors })
       if (layouts.empty() || t != 1)
@@ -450,16 +516,26 @@ int main(int argc, char** argv) {
         const double steep_over_hw = round_ratio(*sa, *hw);
         const double roof_frac = round_ratio(*rf, *sa);
         const double roof_frac_hw = round_ratio(*rf, *hw);
-        std::printf("  tensors %4zu: steep_adam/handwritten time %.3f, roofline/steep_adam time %.3f "
-                    "(handwritten %.3f)\n",
-                    l->tensors, steep_over_hw, roof_frac, roof_frac_hw);
+        const double guard_cost = round_ratio(*sa, *find("adam", "steep_noguard", l->tensors));
+        const double bf16_roof =
+          round_ratio(*find("2r1w+2h", "roofline", l->tensors), *find("adam_bf16", "steep", l->tensors));
+        const double bf16_over_adam = round_ratio(*find("adam_bf16", "steep", l->tensors), *sa);
+        std::printf(
+          "  tensors %4zu: steep_adam/handwritten time %.3f, roofline/steep_adam time %.3f "
+          "(handwritten %.3f)\n"
+          "                guard: adam/adam_noguard time %.3f; adam_bf16 (20 B/p): its roofline/it %.3f, "
+          "adam_bf16/adam time %.3f\n",
+          l->tensors, steep_over_hw, roof_frac, roof_frac_hw, guard_cost, bf16_roof, bf16_over_adam);
         ratios.push_back({ { "kind", "per_group" },
                            { "params", n },
                            { "tensors", l->tensors },
                            { "threads", thr },
                            { "steep_adam_over_handwritten_time", steep_over_hw },
                            { "roofline_over_steep_adam_time", roof_frac },
-                           { "roofline_over_handwritten_time", roof_frac_hw } });
+                           { "roofline_over_handwritten_time", roof_frac_hw },
+                           { "guarded_over_unguarded_adam_time", guard_cost },
+                           { "roofline20_over_steep_adam_bf16_time", bf16_roof },
+                           { "steep_adam_bf16_over_steep_adam_time", bf16_over_adam } });
       }
       if (layouts.size() == 2) {
         const std::size_t m = layouts[1]->tensors;

@@ -1,9 +1,12 @@
 // The DSL's semantics: slots and their names/dtypes, shared stages, hyperparameters,
 // schedules, user functions, reductions, and the errors a user meets.
 
+#include <algorithm>
+#include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <steep/steep.hpp>
 #include <vector>
 
@@ -172,4 +175,58 @@ TEMPLATE_TEST_CASE("float32 rules track a float64 run", "", float) {
     a.step(), b.step();
   for (std::size_t i = 0; i < 1000; ++i)
     CHECK(s32.param("w")(i) == Approx(s64.param("w")(i)).margin(1e-5));
+}
+
+TEST_CASE("bfloat16: round to nearest even, NaN stays NaN, overflow goes to Inf") {
+  using steep::bfloat16;
+  CHECK(float(bfloat16(1.0f + 0x1p-8f)) == 1.0f);                      // a tie: to the even neighbour
+  CHECK(float(bfloat16(1.0f + 0x1p-7f + 0x1p-8f)) == 1.0f + 0x1p-6f);  // a tie: up, to even
+  CHECK(float(bfloat16(1.0f + 0x1p-8f + 0x1p-20f)) == 1.0f + 0x1p-7f); // past the tie: up
+  CHECK(bfloat16(-0.0f).bits == 0x8000);
+  CHECK(std::isnan(float(bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(std::isnan(float(bfloat16(std::bit_cast<float>(0x7f800001u))))); // a NaN with only low payload bits
+  CHECK(std::isinf(float(bfloat16(std::numeric_limits<float>::max()))));
+  CHECK(std::abs(float(bfloat16(3.0e38f)) / 3.0e38f - 1) < 0x1p-8f);
+}
+
+TEST_CASE(
+  "Adam with bfloat16 moments: float arithmetic, state rounded once per store, 20 bytes per parameter") {
+  using steep::bfloat16;
+  steep::param_store<float> store({ { "W", { 7, 9 } } });
+  const auto& b = store.block_at(0);
+  for (std::size_t i = 0; i < b.size; ++i)
+    b.param[i] = std::sin(0.3f * static_cast<float>(i));
+  std::vector<double> p_full(b.param, b.param + b.size), mf(b.size), vf(b.size);
+  steep::optimizer opt(rules::adam_bf16(1e-2), store, { .threads = 2, .chunk_elements = 64 });
+  CHECK(decltype(opt)::bytes_per_param == 20);
+  CHECK(opt.slots()[0].dtype == "bfloat16");
+  CHECK(opt.slots()[1].element_size == 2);
+  auto m = opt.state<bfloat16>("W", "exp_avg");
+  auto v = opt.state<bfloat16>("W", "exp_avg_sq");
+  for (int t = 1; t <= 5; ++t) {
+    std::vector<double> m0(m.begin(), m.end()), v0(v.begin(), v.end()), p0(b.param, b.param + b.size);
+    for (std::size_t i = 0; i < b.size; ++i)
+      b.grad[i] = std::cos(0.7f * static_cast<float>(i) + static_cast<float>(t));
+    opt.step();
+    const double c1 = 1 - std::pow(0.9, t), c2 = 1 - std::pow(0.999, t);
+    double worst_m = 0, worst_v = 0, worst_p = 0, apart = 0;
+    for (std::size_t i = 0; i < b.size; ++i) {
+      const double g = b.grad[i], mi = float(m.data()[i]), vi = float(v.data()[i]);
+      // The stored moments are the exact recurrences rounded once to bfloat16 (half an ulp: 2^-8
+      // relative), and the step used the stored values.
+      const double m_exact = 0.9 * m0[i] + 0.1 * g, v_exact = 0.999 * v0[i] + 0.001 * g * g;
+      worst_m = std::max(worst_m, std::abs(mi - m_exact) / std::abs(m_exact));
+      worst_v = std::max(worst_v, std::abs(vi - v_exact) / std::abs(v_exact));
+      worst_p =
+        std::max(worst_p, std::abs(b.param[i] - (p0[i] - 1e-2 * (mi / c1) / (std::sqrt(vi / c2) + 1e-8))));
+      mf[i] = 0.9 * mf[i] + 0.1 * g, vf[i] = 0.999 * vf[i] + 0.001 * g * g;
+      p_full[i] -= 1e-2 * (mf[i] / c1) / (std::sqrt(vf[i] / c2) + 1e-8);
+      apart = std::max(apart, std::abs(b.param[i] - p_full[i]));
+    }
+    INFO("step " << t);
+    CHECK(worst_m <= 0x1p-8 * (1 + 1e-4));
+    CHECK(worst_v <= 0x1p-8 * (1 + 1e-4));
+    CHECK(worst_p < 1e-6);       // float rounding of the step itself
+    CHECK(apart > 10 * worst_p); // and measurably not the full-precision Adam
+  }
 }

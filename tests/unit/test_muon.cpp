@@ -438,7 +438,7 @@ TEST_CASE("route by name (glob), by index and by predicate: Scion's ColNorm / sp
 }
 
 TEST_CASE("Polar Express: the published coefficient table, against a float64 NumPy reference") {
-  // tests/data/polar_express is written by scripts/reference-polar-express.py (Algorithm 1 of
+  // tests/data/polar_express is written by scripts/reference-variants.py (Algorithm 1 of
   // Amsel et al. 2025 in float64).
   for (const std::string shape : { "wide", "tall" }) {
     const auto g = xt::load_npy<double>(golden_dir + "/../polar_express/" + shape + "_input.npy");
@@ -480,4 +480,85 @@ TEST_CASE("Polar Express: the published coefficient table, against a float64 Num
   steep::optimizer opt(rules::muon(0.02, 0.0, 0.95, norms::polar_express(5)), store);
   std::fill(store.block_at(0).grad, store.block_at(0).grad + 60, 1.0);
   CHECK_NOTHROW(opt.step());
+}
+
+namespace {
+// Runs `rule` over the trajectories of tests/data/variants (written by
+// scripts/reference-variants.py) and returns the largest relative error, over steps and
+// blocks, of the parameters against the float64 reference: max_t ||p_t - ref_t||_F / ||ref_t||_F.
+template <class Rule>
+double variant_error(const Rule& rule, const std::string& name_of_case, int threads = 1) {
+  const std::string dir = golden_dir + "/../variants/";
+  std::vector<std::string> names = { "W1", "W2" };
+  std::vector<xt::xarray<double>> p0, grads, ref;
+  std::vector<steep::block_spec<double>> specs;
+  for (auto& n : names) {
+    p0.push_back(xt::load_npy<double>(dir + n + "_p0.npy"));
+    grads.push_back(xt::load_npy<double>(dir + n + "_grads.npy"));
+    ref.push_back(xt::load_npy<double>(dir + name_of_case + "_" + n + ".npy"));
+  }
+  steep::param_store<double> store(
+    { { "W1", { p0[0].shape()[0], p0[0].shape()[1] } }, { "W2", { p0[1].shape()[0], p0[1].shape()[1] } } });
+  for (std::size_t k = 0; k < names.size(); ++k)
+    std::copy(p0[k].begin(), p0[k].end(), store.block_at(k).param);
+  steep::optimizer opt(rule, store, { .threads = threads });
+  double worst = 0;
+  for (std::size_t t = 0; t < grads[0].shape()[0]; ++t) {
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      auto g = xt::view(grads[k], t);
+      std::copy(g.begin(), g.end(), store.block_at(k).grad);
+    }
+    opt.step();
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      auto r = xt::view(ref[k], t);
+      double d = 0, n = 0;
+      std::size_t i = 0;
+      for (double x : r) {
+        const double e = store.block_at(k).param[i++] - x;
+        d += e * e, n += x * x;
+      }
+      worst = std::max(worst, std::sqrt(d / n));
+    }
+  }
+  return worst;
+}
+} // namespace
+
+TEST_CASE("AdaMuon: a norm after the matrix phase, against the authors' algorithm in float64") {
+  const auto rule = rules::adamuon(0.02);
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(rule, "adamuon", threads) < 1e-12);
+  // The comparison can fail: Muon itself, or AdaMuon without its second moment, is far off.
+  CHECK(variant_error(rules::muon(0.02, 0.01), "adamuon") > 1e-3);
+  CHECK(variant_error(rules::adamuon(0.02, 0.01, 0.95, 0.0), "adamuon") > 1e-6);
+  steep::param_store<double> store({ { "W", { 6, 10 } } });
+  steep::optimizer opt(rule, store);
+  CHECK_THAT(opt.describe(),
+             Catch::Contains("passes: 3 (matrix pre-pass, matrix phase, post-matrix reduction, "
+                             "update)") &&
+               Catch::Contains("v_buffer"));
+  CHECK(opt.has_slot("W", "v_buffer"));
+}
+
+TEST_CASE("Muon with Polar Express coefficients: the whole step against a float64 reference trajectory") {
+  CHECK(variant_error(rules::muon(0.02, 0.1, 0.95, norms::polar_express(5)), "muon_polar") < 1e-12);
+}
+
+TEST_CASE("Adam-mini: one second moment per block, stored per block, against the authors' step in float64") {
+  const auto rule = rules::adam_mini(1e-2, 0.9, 0.999, 1e-8, 0.1);
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(rule, "adam_mini", threads) < 1e-12);
+  CHECK(variant_error(rules::adamw(1e-2, 0.9, 0.999, 1e-8, 0.1), "adam_mini") > 1e-3); // Adam is not it
+  steep::param_store<float> store({ { "W", { 64, 32 } }, { "b", { 64 } } });
+  steep::optimizer opt(rule, store);
+  CHECK(decltype(opt)::bytes_per_param == 20); // p r/w, g, m r/w (Adam: 28): v is one float per block
+  CHECK(opt.slots()[1].granularity == "block");
+  CHECK_THAT(opt.describe(), Catch::Contains("v:float32 (one per block)"));
+  store.grad("W").fill(2.f);
+  store.grad("b").fill(-1.f);
+  opt.step();
+  const auto v = opt.state("W", "v");
+  REQUIRE(v.size() == 1);
+  CHECK(v(0) == Approx(0.001 * 4.0));
+  CHECK(opt.state("b", "v")(0) == Approx(0.001 * 1.0));
 }

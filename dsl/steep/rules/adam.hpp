@@ -8,6 +8,7 @@
 //   steep::optimizer opt(steep::rules::adam(1e-3), store);
 //   steep::optimizer paper(steep::rules::adam_eps0(1e-3), store);   // needs nonzero gradients
 //   steep::optimizer ams(steep::rules::amsgrad(1e-3), store);       // Reddi et al. 2018
+//   steep::optimizer small(steep::rules::adam_bf16(1e-3), store);   // bf16 moments: 20 B/param
 
 #include "steep/rules/common.hpp"
 
@@ -16,6 +17,16 @@ namespace steep::rules {
 inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
   return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(debias(ema<"exp_avg_sq">(square(grad), b2))) + eps);
+};
+
+// Adam with bfloat16 moments: 20 bytes per float32 parameter instead of 28. Arithmetic runs in
+// the parameters' dtype; m and v are rounded to nearest-even bfloat16 when stored, and the step
+// uses the values as stored, as torch.optim.Adam does with bf16 exp_avg and exp_avg_sq.
+inline constexpr auto adam_bf16 =
+  []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
+    Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
+  return -lr * debias(ema<"exp_avg", bfloat16>(grad, b1)) /
+         (sqrt(debias(ema<"exp_avg_sq", bfloat16>(square(grad), b2))) + eps);
 };
 
 // No denominator guard: a zero gradient entry with zero history divides 0 by 0, as in the paper.

@@ -92,7 +92,7 @@ inline std::string describe_nonfinite(const nonfinite_entry& e) {
     where += " (index (" + multi + ") of shape " + to_string(e.shape) + ")";
   }
   const std::string value = std::isnan(e.value) ? "NaN" : (e.value > 0 ? "+Inf" : "-Inf");
-  return "the gradient is " + value + " at flat index " + where +
+  return "non-finite gradient: " + value + " at flat index " + where +
          "; the step was refused and parameters and optimizer state are unchanged";
 }
 

@@ -133,6 +133,7 @@ public:
     block_host_.assign(program_type::n_block_scalars, 0.0);
     block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{ 0 });
     chunk_bad_.assign(wl_.size(), 0);
+    block_news_.assign(blocks_.size() * n_slots, 0.0);
   }
 
   // One optimizer step with the gradients currently in the store. Returns false if the step
@@ -152,18 +153,38 @@ public:
     for (std::size_t i = 0; i < step_host_.size(); ++i)
       step_T_[i] = static_cast<T>(step_host_[i]);
     // The guard rides on the first read-only pass there is, or runs alone.
-    if constexpr (program_type::n_reductions > 0)
-      reduction_pass();
+    constexpr bool pre = program_type::n_pre_reductions > 0, post = program_type::n_post_reductions > 0;
+    if constexpr (pre)
+      reduction_pass<false>();
     else if constexpr (n_matrices == 0)
       if (guard_)
         guard_pass();
-    if constexpr (program_type::n_reductions > 0 || n_matrices == 0)
+    if constexpr (pre || n_matrices == 0)
       if (auto bad = first_bad_chunk())
         return bad;
+    // Per-block scalars: all of them now, and those that read a post-matrix reduction again
+    // after it (before, nothing that runs reads them: the phase check sees to that).
+    fill_block_scalars(h);
+    if constexpr (n_matrices > 0) {
+      matrix_prepass();
+      if constexpr (!pre)
+        if (auto bad = first_bad_chunk())
+          return bad;
+      matrix_phase();
+    }
+    if constexpr (post) {
+      reduction_pass<true>();
+      fill_block_scalars(h);
+    }
+    return std::nullopt;
+  }
+
+  void fill_block_scalars(expr::host_ctx h) {
     if constexpr (program_type::n_block_scalars > 0) {
       for (std::size_t b = 0; b < blocks_.size(); ++b) {
         h.reductions = reductions_.data() + b * program_type::n_reductions;
         h.dims = dims_[b];
+        compute_block_slots(b, h);
         for_roots([&]<std::size_t R>(const auto& root) {
           expr::fill_block_table<program_type::block_offset[R], program_type::red_offset[R]>(
             root, block_host_.data(), h);
@@ -172,19 +193,12 @@ public:
           block_T_[b * program_type::n_block_scalars + i] = static_cast<T>(block_host_[i]);
       }
     }
-    if constexpr (n_matrices > 0) {
-      matrix_prepass();
-      if constexpr (program_type::n_reductions == 0)
-        if (auto bad = first_bad_chunk())
-          return bad;
-      matrix_phase();
-    }
-    return std::nullopt;
   }
 
   // The update pass of a step prepare_step() accepted: stores parameters and slots once.
   void commit_step() {
     update_pass();
+    store_block_slots();
     ++t_;
   }
 
@@ -233,7 +247,8 @@ public:
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       (out.push_back({ std::string(program_type::slot_name(K)),
                        std::string(dtype_name<typename program_type::template slot_storage_t<K, T>>()),
-                       sizeof(typename program_type::template slot_storage_t<K, T>) }),
+                       sizeof(typename program_type::template slot_storage_t<K, T>),
+                       per_block_slot<K> ? "block" : "element" }),
        ...);
     }
     (std::make_index_sequence<n_slots>{});
@@ -249,18 +264,20 @@ public:
     return false;
   }
 
-  // A view of slot `slot` of block `block` (S must be the slot's storage dtype).
+  // A view of slot `slot` of block `block` (S must be the slot's storage dtype): in the block's
+  // shape, or of shape (1) for a per-block slot.
   template <class S = T>
   state_view<S> state(const std::string& block, const std::string& slot) {
     const std::size_t b = block_index(block);
     S* ptr = nullptr;
-    bool found = false, dtype_ok = false;
+    bool found = false, dtype_ok = false, per_block = false;
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       (
         [&] {
           if (program_type::slot_name(K) != slot)
             return;
           found = true;
+          per_block = per_block_slot<K>;
           using St = typename program_type::template slot_storage_t<K, T>;
           if constexpr (std::is_same_v<St, S>)
             ptr = std::get<K>(slots_).at(b), dtype_ok = true;
@@ -272,16 +289,20 @@ public:
       throw error(block, "the rule has no state slot named '" + slot + "'");
     if (!dtype_ok)
       throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
+    if (per_block)
+      return make_state_view(ptr, 1, one_value_);
     return make_state_view(ptr, blocks_[b].size, blocks_[b].shape);
   }
 
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
   std::string describe() const {
     std::ostringstream os;
-    os << "passes: " << program_type::passes << " (" << (program_type::n_reductions > 0 ? "reduction, " : "")
-       << (n_matrices > 0 ? "matrix pre-pass, matrix phase, " : "") << "update)\nslots:";
+    os << "passes: " << program_type::passes << " ("
+       << (program_type::n_pre_reductions > 0 ? "reduction, " : "")
+       << (n_matrices > 0 ? "matrix pre-pass, matrix phase, " : "")
+       << (program_type::n_post_reductions > 0 ? "post-matrix reduction, " : "") << "update)\nslots:";
     for (auto& s : slots())
-      os << ' ' << s.name << ':' << s.dtype;
+      os << ' ' << s.name << ':' << s.dtype << (s.granularity == "block" ? " (one per block)" : "");
     if (n_slots == 0)
       os << " none";
     os << "\nper-step scalars: " << program_type::n_step_scalars
@@ -289,9 +310,9 @@ public:
        << "\nreductions: " << program_type::n_reductions << "\nmatrix stages: " << n_matrices
        << "\nbytes per parameter (update pass): " << bytes_per_param << "\nblocks: " << blocks_.size()
        << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << "\nnon-finite guard: "
-       << (!guard_                          ? "off"
-           : program_type::n_reductions > 0 ? "fused into the reduction pass"
-           : n_matrices > 0                 ? "fused into the matrix pre-pass"
+       << (!guard_                              ? "off"
+           : program_type::n_pre_reductions > 0 ? "fused into the reduction pass"
+           : n_matrices > 0                     ? "fused into the matrix pre-pass"
                             : "a read-only pass of its own (4 bytes per parameter in float32)")
        << (policy_ == nonfinite_policy::skip ? ", skips the step" : "") << '\n';
     return os.str();
@@ -330,7 +351,68 @@ private:
       });
       return v;
     }();
-    std::get<K>(slots_).lay_out(blocks_, static_cast<S>(init));
+    if constexpr (per_block_slot<K>)
+      std::get<K>(slots_).lay_out_per_block(blocks_.size(), static_cast<S>(init));
+    else
+      std::get<K>(slots_).lay_out(blocks_, static_cast<S>(init));
+  }
+
+  template <std::size_t K>
+  static constexpr bool per_block_slot = program_type::template slot_t<K>::per_block;
+
+  // ---- per-block slots (expr/state.hpp): updated on the host, once per block ------------------
+
+  // What a per-block slot's update reads through host_ctx::slots: its value before this step
+  // (stored) or after it (computed this step, kept in block_news_ until commit_step()).
+  static double block_slot_value(const void* self, std::string_view name, bool old) {
+    const auto& o = *static_cast<const optimizer*>(self);
+    double v = 0;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if constexpr (per_block_slot<K>)
+            if (program_type::slot_name(K) == name)
+              v = old ? static_cast<double>(std::get<K>(o.slots_).at(o.host_block_)[0])
+                      : o.block_news_[o.host_block_ * n_slots + K];
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_slots>{});
+    return v;
+  }
+
+  // This step's new values of block b's per-block slots, in dependency order, each rounded to
+  // its storage dtype (the step uses the value as it will be stored).
+  void compute_block_slots(std::size_t b, expr::host_ctx& h) {
+    host_block_ = b;
+    h.slots = { this, &block_slot_value };
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if constexpr (per_block_slot<K>) {
+            using S = typename program_type::template slot_storage_t<K, T>;
+            const double v = expr::host_value<program_type::red_offset[K]>(std::get<K>(roots_), h);
+            block_news_[b * n_slots + K] = static_cast<double>(static_cast<S>(v));
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_slots>{});
+  }
+
+  void store_block_slots() {
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if constexpr (per_block_slot<K>) {
+            using S = typename program_type::template slot_storage_t<K, T>;
+            for (std::size_t b = 0; b < blocks_.size(); ++b)
+              std::get<K>(slots_).at(b)[0] = static_cast<S>(block_news_[b * n_slots + K]);
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_slots>{});
   }
 
   template <class F>
@@ -398,9 +480,10 @@ private:
     if constexpr (K == n_slots) {
       return c;
     } else {
+      using S = typename program_type::template slot_storage_t<K, T>;
       auto v =
         expr::evaluate<program_type::step_offset[K], program_type::block_offset[K]>(std::get<K>(roots_), c);
-      return compute_news<K + 1>(c.with_new(v));
+      return compute_news<K + 1>(c.with_new(kernel::round_to<S>(v)));
     }
   }
 
@@ -409,7 +492,16 @@ private:
   // program's phase check guarantees no value computed before the matrix phase depends on them.
   template <class V, bool WithMats = false>
   auto evaluate_group(const chunk_frame& f, std::size_t i) const {
-    auto olds = std::apply([&](auto*... sp) { return std::make_tuple(kernel::load<V>(sp + i)...); }, f.slots);
+    // (A per-block slot is a per-block scalar to the loop: nothing to load.)
+    auto olds = [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return std::make_tuple([&] {
+        if constexpr (per_block_slot<K>)
+          return kernel::broadcast<V>(0.0);
+        else
+          return kernel::load<V>(std::get<K>(f.slots) + i);
+      }()...);
+    }
+    (std::make_index_sequence<n_slots>{});
     const V* steps;
     const V* block;
     if constexpr (kernel::is_batch_v<V>)
@@ -439,7 +531,7 @@ private:
         std::get<out>(roots_), c);
       kernel::store(f.p + i, V(c.param + delta));
       [&]<std::size_t... K>(std::index_sequence<K...>) {
-        (kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news)), ...);
+        ((per_block_slot<K> ? void() : kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news))), ...);
       }
       (std::make_index_sequence<n_slots>{});
     });
@@ -480,8 +572,9 @@ private:
     return out;
   }
 
-  // One chunk of the reduction pass: every reduction's partial result, in a fixed order.
-  template <bool Guard>
+  // One chunk of a reduction pass: the partial result of every reduction of its phase (before
+  // the matrix phase, or after it: Post), in a fixed order.
+  template <bool Guard, bool Post>
   [[gnu::flatten]] void reduce_chunk(std::size_t ci) {
     constexpr std::size_t nr = program_type::n_reductions;
     // Accumulated in double lanes for float data too (kernel::widen).
@@ -494,11 +587,14 @@ private:
     accs.fill(0.0);
     finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
-      auto c = evaluate_group<V>(f, i);
+      auto c = evaluate_group<V, Post>(f, i);
       if constexpr (Guard)
         check.add(c.grad);
       for_each_node<expr::is_reduce_node>([&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& red) {
-        using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
+        using N = std::remove_cvref_t<decltype(red)>;
+        using Op = typename N::op_type;
+        if constexpr (expr::detail::is_post_matrix<N>() != Post)
+          return;
         const V x = expr::evaluate<S, B>(std::get<0>(red.kids), c);
         if constexpr (kernel::is_batch_v<V>)
           for (const VD& xd : kernel::widen<T>(x))
@@ -509,23 +605,30 @@ private:
     });
     double* out = partials_.data() + ci * nr;
     for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
-      using Op = typename std::remove_cvref_t<decltype(red)>::op_type;
-      out[Rr] = Op::combine(Op::finish(accv[Rr]), accs[Rr]);
+      using N = std::remove_cvref_t<decltype(red)>;
+      using Op = typename N::op_type;
+      if constexpr (expr::detail::is_post_matrix<N>() == Post)
+        out[Rr] = Op::combine(Op::finish(accv[Rr]), accs[Rr]);
     });
     if constexpr (Guard)
       chunk_bad_[ci] = !check.finite();
   }
 
+  // The guard rides on the first pass only (Post: the matrix pre-pass or this pass's
+  // predecessor has checked already).
+  template <bool Post>
   void reduction_pass() {
     constexpr std::size_t nr = program_type::n_reductions;
-    if (guard_)
-      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<true>(ci); });
+    if (guard_ && !Post)
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<true, Post>(ci); });
     else
-      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<false>(ci); });
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<false, Post>(ci); });
     // Combine chunk partials in list order: per block, then across blocks for global scope.
     for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
       using N = std::remove_cvref_t<decltype(red)>;
       using Op = typename N::op_type;
+      if constexpr (expr::detail::is_post_matrix<N>() != Post)
+        return;
       double total = 0;
       for (std::size_t b = 0; b < blocks_.size(); ++b) {
         double acc = 0;
@@ -595,7 +698,7 @@ private:
       chunk_bad_[ci] = !check.finite();
   }
   void matrix_prepass() {
-    if (guard_ && program_type::n_reductions == 0)
+    if (guard_ && program_type::n_pre_reductions == 0)
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<true>(ci); });
     else
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<false>(ci); });
@@ -661,6 +764,9 @@ private:
   std::vector<std::uint8_t> chunk_bad_;
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;
+  std::vector<double> block_news_; // per-block slots' new values, [block][slot], until commit
+  std::size_t host_block_ = 0;     // the block compute_block_slots() is evaluating
+  shape_t one_value_ = { 1 };      // the shape state() gives a per-block slot
   std::vector<double> step_host_;
   aligned_buffer<T> step_T_;
   std::vector<double> reductions_;

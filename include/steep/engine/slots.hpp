@@ -9,6 +9,7 @@
 // optimizer reports of them at run time (describe(), checkpoints, the implied-norm analysis).
 
 #include "steep/core/aligned_buffer.hpp"
+#include "steep/core/bfloat16.hpp"
 #include "steep/core/shape.hpp"
 
 #include <cstddef>
@@ -25,6 +26,7 @@ struct slot_info {
   std::string name;
   std::string dtype;
   std::size_t element_size;
+  std::string granularity = "element"; // or "block": one value per block (expr/state.hpp)
 };
 
 template <class T>
@@ -33,6 +35,8 @@ constexpr std::string_view dtype_name() {
     return "float32";
   else if constexpr (std::is_same_v<T, double>)
     return "float64";
+  else if constexpr (std::is_same_v<T, bfloat16>)
+    return "bfloat16";
   else
     return "unknown";
 }
@@ -45,6 +49,13 @@ struct slot_buffer {
   std::vector<std::size_t> offset; // per block
   S* at(std::size_t b) noexcept { return data.data() + offset[b]; }
   const S* at(std::size_t b) const noexcept { return data.data() + offset[b]; }
+
+  // One value per block (a per-block slot), every value `init`.
+  void lay_out_per_block(std::size_t blocks, S init) {
+    for (std::size_t b = 0; b < blocks; ++b)
+      offset.push_back(b);
+    data.assign(blocks, init);
+  }
 
   // Each block at a 64-byte aligned position, every value `init`.
   template <class Blocks>

@@ -24,6 +24,7 @@
 
 #include "steep/core/shape.hpp"
 #include "steep/expr/node.hpp"
+#include "steep/expr/reduce.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -153,6 +154,17 @@ constexpr auto shape_scale(lr_adjust a) { return shape_node<lr_adjust_fn>{ {}, l
 template <class F>
 constexpr auto shape_scalar(F f) {
   return shape_node<F>{ {}, f };
+}
+
+// The mean of x over each block: block_sum(x) / (number of entries). Adam-mini's second moment
+// is an EMA of block_mean(square(grad)), one value per block.
+struct inverse_size_fn {
+  double operator()(block_dims d) const { return 1.0 / (d.rows * d.cols); }
+  bool operator==(const inverse_size_fn&) const = default;
+};
+template <operand X>
+constexpr auto block_mean(X&& x) {
+  return block_sum(std::forward<X>(x)) * shape_node<inverse_size_fn>{ {}, {} };
 }
 
 } // namespace steep::expr

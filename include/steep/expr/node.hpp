@@ -27,6 +27,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -40,11 +41,19 @@ struct block_dims {
   double fan_in = 1, fan_out = 1;
 };
 
+// This block's per-block state slots as the host sees them (state.hpp): the value of slot
+// `name` before this step (old) or after it (new, once computed).
+struct block_slots {
+  const void* owner = nullptr;
+  double (*value)(const void* owner, std::string_view name, bool old) = nullptr;
+};
+
 // What a host-side (double) evaluation of a level-0 or level-1 subtree may read.
 struct host_ctx {
   std::int64_t t = 0;                 // 1-based step counter
   const double* reductions = nullptr; // this block's reduction results (level 1 only)
   block_dims dims{};                  // this block's dims (level 1 only)
+  block_slots slots{};                // this block's per-block slots (level 1 only)
 };
 
 struct node_tag {

@@ -123,23 +123,37 @@ constexpr bool reaches_matrix(hana::basic_type<N>) {
                            [](bool any, auto kid) { return any || reaches_matrix(kid); });
 }
 
-// Checks that every reduction and matrix stage under N can run in its phase: their operands
-// are evaluated before any matrix map has run.
+// Checks that every matrix stage under N can run in the one matrix phase: its operand is
+// evaluated before any matrix map has run. (A reduction may come before the matrix phase or
+// after it, see is_post_matrix.)
 template <class N>
 constexpr bool phases_ok(hana::basic_type<N>) {
-  if constexpr (is_reduce_node<N>::value || is_matrix_node<N>::value) {
-    constexpr bool ok = !reaches_matrix(hana::type_c<typename std::tuple_element_t<0, decltype(N::kids)>>);
-    static_assert(ok || !is_reduce_node<N>::value,
-                  "a reduction of a matrix stage's result (e.g. a norm of orthogonalize(...)) needs a pass "
-                  "after the matrix phase; steep reduces before it");
-    static_assert(ok || !is_matrix_node<N>::value,
-                  "a matrix stage whose operand needs another matrix stage (or state updated from one) "
-                  "would need two matrix phases; steep runs one");
+  if constexpr (is_matrix_node<N>::value) {
+    constexpr bool ok = !reaches_matrix(hana::type_c<typename N::child_type>);
+    static_assert(ok, "a matrix stage whose operand needs another matrix stage (or state updated from one, "
+                      "or a norm of one) would need two matrix phases; steep runs one");
     return ok;
   } else {
     return hana::fold_left(kid_types<N>::value, true,
                            [](bool all, auto kid) { return all && phases_ok(kid); });
   }
+}
+
+// Whether a reduction runs after the matrix phase (its operand needs a matrix stage's result,
+// e.g. AdaMuon's norm of the normalized polar factor) or before it.
+template <class N>
+constexpr bool is_post_matrix() {
+  return reaches_matrix(hana::type_c<typename N::child_type>);
+}
+
+// How many reductions under N run after the matrix phase (Post) or before it.
+template <bool Post, class N>
+constexpr std::size_t count_reductions(hana::basic_type<N>) {
+  if constexpr (is_reduce_node<N>::value)
+    return is_post_matrix<N>() == Post ? 1 : 0;
+  else
+    return hana::fold_left(kid_types<N>::value, std::size_t{ 0 },
+                           [](std::size_t n, auto kid) { return n + count_reductions<Post>(kid); });
 }
 
 template <class N, class Leaf>
@@ -238,8 +252,19 @@ public:
     (std::make_index_sequence<n_roots>{});
   }();
 
-  // Memory passes per step: [reduction], [matrix pre-pass], update (plus the matrix phase).
-  static constexpr std::size_t passes = 1 + (n_reductions > 0 ? 1 : 0) + (n_matrices > 0 ? 1 : 0);
+  // Reductions before the matrix phase and after it (program.hpp, is_post_matrix).
+  static constexpr std::size_t n_post_reductions = [] {
+    return [&]<std::size_t... R>(std::index_sequence<R...>) {
+      return (std::size_t{ 0 } + ... + detail::count_reductions<true>(boost::hana::type_c<root_t<R>>));
+    }
+    (std::make_index_sequence<n_roots>{});
+  }();
+  static constexpr std::size_t n_pre_reductions = n_reductions - n_post_reductions;
+
+  // Memory passes per step: [reduction], [matrix pre-pass], [post-matrix reduction], update
+  // (plus the matrix phase).
+  static constexpr std::size_t passes =
+    1 + (n_pre_reductions > 0 ? 1 : 0) + (n_matrices > 0 ? 1 : 0) + (n_post_reductions > 0 ? 1 : 0);
 
   static constexpr bool reads_grad = [] {
     return [&]<std::size_t... R>(std::index_sequence<R...>) {
@@ -282,11 +307,14 @@ public:
   template <class T>
   using slot_pointers_t = typename slot_pointers<T>::type;
 
-  // Bytes the update pass moves per parameter: param read + write, grad read, each slot read + write.
+  // Bytes the update pass moves per parameter: param read + write, grad read, each per-element
+  // slot read + write (a per-block slot is one value per block).
   template <class T>
   static constexpr std::size_t bytes_per_param = [] {
     std::size_t bytes = 2 * sizeof(T) + (reads_grad ? sizeof(T) : 0);
-    [&]<std::size_t... K>(std::index_sequence<K...>) { ((bytes += 2 * sizeof(slot_storage_t<K, T>)), ...); }
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((bytes += slot_t<K>::per_block ? 0 : 2 * sizeof(slot_storage_t<K, T>)), ...);
+    }
     (std::make_index_sequence<n_slots>{});
     return bytes;
   }();

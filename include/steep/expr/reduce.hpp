@@ -6,14 +6,14 @@
 //   -lr * grad / block_norm2(grad)    // normalized GD, one norm per block (tensor)
 //   block_norm_inf(m), norm1(x), block_sum(x), ...
 //
-// A rule with reductions runs as two passes: a read-only reduction pass that computes every
-// reduction at once (recomputing, not storing, any state it needs), then the update pass. The
-// first pass writes nothing, so a step can still be refused after it without touching
-// parameters or state. Each chunk of the work list sums in a fixed order and chunks are then
-// combined in list order, in double (float data accumulates in double lanes, so a float
-// sum of squares neither overflows nor underflows): the result is bitwise the same for any
-// thread count.
-// A reduction of an expression that itself contains a reduction would need a third pass and is
+// A rule with reductions runs them in read-only passes before the update pass: every reduction
+// at once (recomputing, not storing, any state it needs). A reduction whose operand needs a
+// matrix stage's result (AdaMuon's ||O / sqrt(V)||_F) runs in a read-only pass after the
+// matrix phase; the others before it. Nothing is written before the update pass, so a step
+// can still be refused without touching parameters or state. Each chunk of the work list sums in a fixed
+// order and chunks are then combined in list order, in double (float data accumulates in double lanes, so a
+// float sum of squares neither overflows nor underflows): the result is bitwise the same for any thread
+// count. A reduction of an expression that itself contains a reduction would need a pass of its own and is
 // rejected at compile time.
 
 #include "steep/expr/node.hpp"

@@ -10,7 +10,9 @@
 //   auto mh = debias(m);                             // m_t / (1 - b^t), 1/(1 - b^t) hoisted per step
 //
 // recur<Name, Dtype>(f, init) is a state slot named Name whose value after this step is
-// f(prev), where prev is the slot's value before the step (init at t = 1). The slot's name and
+// f(prev), where prev is the slot's value before the step (init at t = 1). A slot whose update
+// is one value per block is stored per block:
+//   auto v = ema<"v">(block_mean(square(grad)), 0.999);   // Adam-mini: one v per block The slot's name and
 // storage dtype are part of its type, so the compiler lists every slot to allocate with its
 // dtype at compile time, and checkpoints address state as (block, slot name).
 // Writing a new stateful stage is one call to recur; the engine never changes.
@@ -49,11 +51,29 @@ struct ema_extra {
   bool operator==(const ema_extra&) const = default;
 };
 
+// The value before this step of a per-block slot Name (inside Name's own update).
+template <fixed_string Name>
+struct block_prev_ref : leaf {
+  static constexpr int level = 1;
+  static constexpr std::size_t n_block = 1;
+  template <std::size_t R>
+  double block_value(const host_ctx& h) const {
+    return h.slots.value(h.slots.owner, Name.view(), true);
+  }
+  bool operator==(const block_prev_ref&) const = default;
+};
+
+// A slot is stored per element when its update varies per element, and per block when it is
+// one value per block (an EMA of a block's mean square: Adam-mini). A per-block slot is a
+// per-block scalar to the loop; the engine updates it on the host, once per block and step.
 template <fixed_string Name, class Dtype, class Update, class Extra = no_extra>
 struct state_node : leaf {
   static_assert(expression<Update>, "a state slot's update must be an expression");
-  static_assert(Update::level == 2, "a state slot's update must vary per element (it is stored per element)");
-  static constexpr int level = 2;
+  static_assert(Update::level >= 1, "a state slot's update must depend on the block or its elements (a value "
+                                    "shared by every block is a per-step scalar: compute it from `step`)");
+  static constexpr int level = Update::level;
+  static constexpr bool per_block = level == 1;
+  static constexpr std::size_t n_block = per_block ? 1 : 0;
   static constexpr auto name = Name;
   using dtype = Dtype;
   using update_type = Update;
@@ -65,6 +85,10 @@ struct state_node : leaf {
   template <std::size_t S, std::size_t B, class Ctx>
   auto eval(const Ctx& c) const {
     return c.template new_value<Name>();
+  }
+  template <std::size_t R>
+  double block_value(const host_ctx& h) const {
+    return h.slots.value(h.slots.owner, Name.view(), false);
   }
   bool operator==(const state_node&) const = default;
 };
@@ -95,13 +119,23 @@ struct is_prev_node<prev_node<S>> : std::true_type {};
 
 template <fixed_string Name, class Dtype = param_dtype, class F, class Extra = no_extra>
 constexpr auto recur(F&& f, double init = 0, Extra extra = {}) {
-  auto update = as_expr(std::forward<F>(f)(prev_ref<Name>{}));
-  return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
+  // One value per block if the update is one per block given a per-block previous value.
+  using per_block_update = decltype(as_expr(f(block_prev_ref<Name>{})));
+  if constexpr (per_block_update::level <= 1) {
+    auto update = as_expr(f(block_prev_ref<Name>{}));
+    return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
+  } else {
+    auto update = as_expr(f(prev_ref<Name>{}));
+    return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
+  }
 }
 
 template <class S>
 constexpr auto prev(const S& s) {
   static_assert(is_state_node_v<S>, "prev(x) needs a stage that owns state (ema, trace, recur, ...)");
+  if constexpr (is_state_node_v<S>)
+    static_assert(S::level == 2, "prev(x) of a per-block slot is not supported: use recur(...) and its "
+                                 "previous value instead");
   return prev_node<S>{ {}, s };
 }
 

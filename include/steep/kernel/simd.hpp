@@ -72,6 +72,23 @@ inline void store(S* p, const V& v) {
   }
 }
 
+// v as it reads back after a store to memory of type S: a slot stored in a narrower dtype than
+// the arithmetic (bfloat16 moments of float parameters) is used at the precision it is kept at,
+// as PyTorch does with bf16 optimizer state.
+template <class S, class V>
+inline V round_to(const V& v) {
+  using T = scalar_of<V>;
+  if constexpr (std::is_same_v<S, T>) {
+    return v;
+  } else if constexpr (!is_batch_v<V>) {
+    return static_cast<T>(static_cast<S>(v));
+  } else {
+    alignas(64) S tmp[V::size];
+    store(tmp, v);
+    return load<V>(tmp);
+  }
+}
+
 template <class V>
 inline V broadcast(double x) {
   return V(static_cast<scalar_of<V>>(x));

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Float64 references for the newer rules and maps (tests/data/variants/, tests/data/polar_express/).
+
+Each case runs the published algorithm in NumPy, float64 (the published code runs in bfloat16
+on GPUs; a reference must not), on two matrices, a wide 6 x 10 and a tall 12 x 5, for 6 steps
+with fixed pseudo-random gradients. It writes, per case and block, the initial parameter, the
+gradients (steps x shape) and the parameter after each step (steps x shape). Run from the
+repository root:
+
+    /usr/bin/python3 scripts/reference-variants.py
+
+Cases
+  adamuon        Si, Zhang & Shen (2025), "AdaMuon: Adaptive Muon Optimizer" (arXiv:2507.11005),
+                 the authors' AdaMuon.step: Nesterov momentum, Newton-Schulz (quintic, 5 steps,
+                 X / (||X||_F + 1e-7)), element-wise second moment of the polar factor with bias
+                 correction, RMS matching sqrt(min(r, c)) / (||O_hat||_F + eps), step
+                 lr 0.2 sqrt(max(r, c)), decoupled decay p (1 - lr wd).
+  muon_polar     torch 2.11 Muon's update (Nesterov, decay, lr sqrt(max(1, r / c))) with the
+                 Polar Express map of Amsel et al. (2025), Algorithm 1, 5 steps.
+  polar_express  the map alone (tests/data/polar_express/): Algorithm 1 of Amsel, Persson, Musco,
+                 Gower (2025), "The Polar Express", for a wide 6 x 10 and a tall 12 x 5 input, 5 and
+                 10 steps.
+  adam_mini      Zhang et al. (2024), "Adam-mini" (arXiv:2406.16793), the authors' step for a
+                 block that is one partition: m per element, v = EMA of mean(g^2) over the block,
+                 p (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps).
+"""
+import os
+
+import numpy as np
+
+STEPS = 6
+SHAPES = {"W1": (6, 10), "W2": (12, 5)}
+
+QUINTIC = (3.4445, -4.7750, 2.0315)
+PE = [
+    (8.28721201814563, -23.595886519098837, 17.300387312530933),
+    (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+    (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+    (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+    (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+    (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+    (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+    (1.875, -1.25, 0.375),
+]
+PE = [(a / 1.01, b / 1.01**3, c / 1.01**5) for (a, b, c) in PE[:-1]] + [PE[-1]]
+
+
+def newton_schulz(g, coeffs, norm_scale=1.0, eps=1e-7):
+    x = g.astype(np.float64)
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    x = x / (np.linalg.norm(x) * norm_scale + eps)
+    for a, b, c in coeffs:
+        A = x @ x.T
+        B = b * A + c * A @ A
+        x = a * x + B @ x
+    return x.T if tall else x
+
+
+def adamuon(p, grads, lr=0.02, wd=0.01, mu=0.95, b2=0.999, eps=1e-8):
+    buf = np.zeros_like(p)
+    v = np.zeros_like(p)
+    out = []
+    r, c = p.shape
+    for t, g in enumerate(grads, start=1):
+        buf = buf + (1 - mu) * (g - buf)  # buf.lerp_(g, 1 - mu)
+        u = g + mu * (buf - g)  # g.lerp_(buf, mu)
+        o = newton_schulz(u, [QUINTIC] * 5)
+        v = b2 * v + (1 - b2) * o * o
+        v_hat = v / (1 - b2**t)
+        o = o / (np.sqrt(v_hat) + eps)
+        o = o * (min(r, c) ** 0.5 / (np.linalg.norm(o) + eps))
+        p = p * (1 - lr * wd)
+        p = p - lr * 0.2 * max(r, c) ** 0.5 * o
+        out.append(p.copy())
+    return out
+
+
+def muon_polar(p, grads, lr=0.02, wd=0.1, mu=0.95):
+    buf = np.zeros_like(p)
+    out = []
+    r, c = p.shape
+    for g in grads:
+        buf = buf + (1 - mu) * (g - buf)
+        u = g + mu * (buf - g)
+        o = newton_schulz(u, PE[:5], norm_scale=1.01)
+        p = p * (1 - lr * wd)
+        p = p - lr * max(1.0, r / c) ** 0.5 * o
+        out.append(p.copy())
+    return out
+
+
+def adam_mini(p, grads, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, wd=0.1):
+    m = np.zeros_like(p)
+    v = 0.0
+    out = []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * np.mean(g * g)
+        p = p * (1 - lr * wd)
+        p = p - (lr / (1 - b1**t)) * m / (np.sqrt(v / (1 - b2**t)) + eps)
+        out.append(p.copy())
+    return out
+
+
+def polar_express_maps():
+    out = os.path.join("tests", "data", "polar_express")
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(7)
+    for name, shape in (("wide", (6, 10)), ("tall", (12, 5))):
+        g = rng.standard_normal(shape)
+        np.save(os.path.join(out, f"{name}_input.npy"), g)
+        for steps in (5, 10):
+            hs = PE[:steps] + [PE[-1]] * max(0, steps - len(PE))
+            np.save(os.path.join(out, f"{name}_steps{steps}.npy"),
+                    np.ascontiguousarray(newton_schulz(g, hs, norm_scale=1.01)))
+    print("wrote", out)
+
+
+def main():
+    polar_express_maps()
+    out = os.path.join("tests", "data", "variants")
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(11)
+    for name, shape in SHAPES.items():
+        p0 = rng.standard_normal(shape) * 0.5
+        grads = rng.standard_normal((STEPS,) + shape)
+        np.save(os.path.join(out, f"{name}_p0.npy"), p0)
+        np.save(os.path.join(out, f"{name}_grads.npy"), grads)
+        for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini)):
+            np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
