@@ -20,6 +20,13 @@ Cases
   polar_express  the map alone (tests/data/polar_express/): Algorithm 1 of Amsel, Persson, Musco,
                  Gower (2025), "The Polar Express", for a wide 6 x 10 and a tall 12 x 5 input, 5 and
                  10 steps.
+  normuon        Li et al. (2025), "NorMuon" (arXiv:2510.05491), the authors' normuon_update:
+                 Nesterov momentum, Newton-Schulz as AdaMuon's, a per-row EMA of the mean square
+                 of the polar factor (no bias correction), division by sqrt(V) + 1e-10, rescaling
+                 to the polar factor's Frobenius norm, lr sqrt(max(1, r / c)), decay p (1 - lr wd).
+  scion          Pethick et al. (2025), "Scion" (arXiv:2502.07529), the authors' Scion.step with
+                 momentum B = (1 - a) B + a g and the constrained step p (1 - lr) - lr radius lmo:
+                 W1 ColNorm, W2 Spectral, W3 Sign (output radius); scion_rownorm: W1 RowNorm.
   adam_mini      Zhang et al. (2024), "Adam-mini" (arXiv:2406.16793), the authors' step for a
                  block that is one partition: m per element, v = EMA of mean(g^2) over the block,
                  p (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps).
@@ -29,7 +36,7 @@ import os
 import numpy as np
 
 STEPS = 6
-SHAPES = {"W1": (6, 10), "W2": (12, 5)}
+SHAPES = {"W1": (6, 10), "W2": (12, 5), "W3": (3, 12)}
 
 QUINTIC = (3.4445, -4.7750, 2.0315)
 PE = [
@@ -118,6 +125,55 @@ def polar_express_maps():
     print("wrote", out)
 
 
+def normuon(p, grads, lr=0.02, wd=0.1, mu=0.95, b2=0.95):
+    buf = np.zeros_like(p)
+    v = np.zeros((p.shape[0], 1))
+    out = []
+    r, c = p.shape
+    for g in grads:
+        buf = buf + (1 - mu) * (g - buf)
+        u = g + mu * (buf - g)
+        o = newton_schulz(u, [QUINTIC] * 5)
+        vnorm = np.linalg.norm(o)
+        v_mean = np.mean(o * o, axis=-1, keepdims=True)
+        v = v + (1 - b2) * (v_mean - v)  # lerp_(v_mean, 1 - b2)
+        o = o * (1 / (np.sqrt(v) + 1e-10))
+        o = o * (vnorm / (np.linalg.norm(o) + 1e-10))
+        o = o * max(1.0, r / c) ** 0.5
+        p = p * (1 - lr * wd)
+        p = p - lr * o
+        out.append(p.copy())
+    return out
+
+
+def scion_lmo(kind, b):
+    r, c = b.shape
+    if kind == "colnorm":
+        return b / (np.sqrt(np.sum(b * b, axis=0, keepdims=True)) / np.sqrt(r) + 1e-8)
+    if kind == "rownorm":
+        return b / (np.sqrt(np.sum(b * b, axis=-1, keepdims=True)) * np.sqrt(c) + 1e-8)
+    if kind == "spectral":
+        return newton_schulz(b, [QUINTIC] * 5) * (r / c) ** 0.5
+    return np.sign(b) / c  # sign
+
+
+def scion(kind, radius):
+    def run(p, grads, lr=2e-3, a=0.1):
+        buf = np.zeros_like(p)
+        out = []
+        for g in grads:
+            buf = buf * (1 - a) + a * g
+            p = p * (1 - lr)
+            p = p - lr * radius * scion_lmo(kind, buf)
+            out.append(p.copy())
+        return out
+
+    return run
+
+
+SCION = {"W1": scion("colnorm", 50.0), "W2": scion("spectral", 50.0), "W3": scion("sign", 3000.0)}
+
+
 def main():
     polar_express_maps()
     out = os.path.join("tests", "data", "variants")
@@ -128,7 +184,8 @@ def main():
         grads = rng.standard_normal((STEPS,) + shape)
         np.save(os.path.join(out, f"{name}_p0.npy"), p0)
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
-        for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini)):
+        for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
+                         ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0))):
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
     print("wrote", out)
 

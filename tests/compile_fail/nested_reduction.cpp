@@ -1,5 +1,6 @@
-// Must not compile: a reduction of a reduction would need a third pass.
-// EXPECT: a reduction of a reduction needs a third pass
+// Must not compile: a block reduction directly of an expression with a block reduction in it
+// (the planner orders reductions through lines and slots, not inside one operand).
+// EXPECT: a reduction directly of an expression with a block reduction in it is not supported
 #include <steep/steep.hpp>
 using namespace steep::expr;
 int main() {

@@ -187,6 +187,25 @@ TEST_CASE("bfloat16: round to nearest even, NaN stays NaN, overflow goes to Inf"
   CHECK(std::isnan(float(bfloat16(std::bit_cast<float>(0x7f800001u))))); // a NaN with only low payload bits
   CHECK(std::isinf(float(bfloat16(std::numeric_limits<float>::max()))));
   CHECK(std::abs(float(bfloat16(3.0e38f)) / 3.0e38f - 1) < 0x1p-8f);
+  // The engine's SIMD conversions (kernel::load / store) agree with these bit for bit.
+  using V = steep::kernel::batch<float>;
+  std::vector<float> xs(4 * V::size);
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    xs[i] = std::sin(0.37f * static_cast<float>(i)) * std::pow(10.f, static_cast<float>(i % 9) - 4.f);
+  xs[1] = 1.0f + 0x1p-8f, xs[2] = std::numeric_limits<float>::quiet_NaN(), xs[3] = -0.0f;
+  xs[4] = std::numeric_limits<float>::infinity(), xs[5] = std::numeric_limits<float>::max();
+  std::vector<bfloat16> simd(xs.size());
+  for (std::size_t i = 0; i < xs.size(); i += V::size)
+    steep::kernel::store(simd.data() + i, V::load_unaligned(xs.data() + i));
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    INFO("x = " << xs[i]);
+    CHECK(simd[i].bits == bfloat16(xs[i]).bits);
+  }
+  std::vector<float> back(xs.size());
+  for (std::size_t i = 0; i < xs.size(); i += V::size)
+    steep::kernel::load<V>(simd.data() + i).store_unaligned(back.data() + i);
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    CHECK(std::bit_cast<std::uint32_t>(back[i]) == std::bit_cast<std::uint32_t>(float(simd[i])));
 }
 
 TEST_CASE(

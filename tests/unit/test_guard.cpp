@@ -52,9 +52,19 @@ std::map<std::string, std::vector<unsigned char>> snapshot(Opt& opt, steep::para
   for (std::size_t k = 0; k < s.size(); ++k) {
     const auto& b = s.block_at(k);
     out["param " + b.name] = bytes(b.param, b.size);
-    for (const auto& slot : opt.slots())
-      if (slot.dtype == "float64" && opt.has_slot(b.name, slot.name))
-        out[slot.name + " " + b.name] = bytes(opt.state(b.name, slot.name).data(), b.size);
+    for (const auto& slot : opt.slots()) {
+      if (!opt.has_slot(b.name, slot.name))
+        continue;
+      if (slot.dtype == "float64") {
+        auto v = opt.state(b.name, slot.name); // per element, per row or column, or one per block
+        out[slot.name + " " + b.name] = bytes(v.data(), v.size());
+      } else if constexpr (requires { opt.template state<steep::bfloat16>(b.name, slot.name); }) {
+        auto v = opt.template state<steep::bfloat16>(b.name, slot.name);
+        std::vector<unsigned char> raw(v.size() * sizeof(steep::bfloat16));
+        std::memcpy(raw.data(), v.data(), raw.size());
+        out[slot.name + " " + b.name] = raw;
+      }
+    }
   }
   return out;
 }
@@ -128,6 +138,8 @@ TEST_CASE("guard: elementwise rules refuse a non-finite gradient before writing 
   check_all(rules::nadamw_optax(1e-2), true);
   check_all(rules::momentum_gd(1e-2), true);
   check_all(rules::adam_paper(1e-2), true);
+  check_all(rules::adam_bf16(1e-2), true);
+  check_all(rules::adam_mini(1e-2), true); // a per-block slot
 }
 
 TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-only pass") {
@@ -141,6 +153,9 @@ TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-o
   check_all(rules::muon_optax(0.02), false);
   check_all(rules::spectral_msd(0.02), false);
   check_all(rules::muon_paper(0.02), false);
+  check_all(rules::adamuon(0.02), false);      // a reduction after the matrix phase
+  check_all(rules::normuon(0.02), false);      // a per-row slot, reductions of depth 1 and 2
+  check_all(rules::scion_colnorm(0.02), true); // column lines
 }
 
 TEST_CASE("guard: a routed rule refuses for every arm at once, and a retry applies no arm twice") {

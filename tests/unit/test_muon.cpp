@@ -487,19 +487,22 @@ namespace {
 // scripts/reference-variants.py) and returns the largest relative error, over steps and
 // blocks, of the parameters against the float64 reference: max_t ||p_t - ref_t||_F / ||ref_t||_F.
 template <class Rule>
-double variant_error(const Rule& rule, const std::string& name_of_case, int threads = 1) {
+double variant_error(const Rule& rule, const std::string& name_of_case, int threads = 1,
+                     std::vector<block_role> roles = { block_role::hidden_matrix,
+                                                       block_role::hidden_matrix }) {
   const std::string dir = golden_dir + "/../variants/";
-  std::vector<std::string> names = { "W1", "W2" };
   std::vector<xt::xarray<double>> p0, grads, ref;
   std::vector<steep::block_spec<double>> specs;
-  for (auto& n : names) {
+  for (std::size_t k = 0; k < roles.size(); ++k) {
+    const std::string n = "W" + std::to_string(k + 1);
     p0.push_back(xt::load_npy<double>(dir + n + "_p0.npy"));
     grads.push_back(xt::load_npy<double>(dir + n + "_grads.npy"));
     ref.push_back(xt::load_npy<double>(dir + name_of_case + "_" + n + ".npy"));
+    specs.emplace_back(n, steep::shape_t{ p0[k].shape()[0], p0[k].shape()[1] }, roles[k]);
   }
-  steep::param_store<double> store(
-    { { "W1", { p0[0].shape()[0], p0[0].shape()[1] } }, { "W2", { p0[1].shape()[0], p0[1].shape()[1] } } });
-  for (std::size_t k = 0; k < names.size(); ++k)
+  const std::vector<std::string> names(roles.size()); // W1, W2, ...
+  steep::param_store<double> store(specs);
+  for (std::size_t k = 0; k < roles.size(); ++k)
     std::copy(p0[k].begin(), p0[k].end(), store.block_at(k).param);
   steep::optimizer opt(rule, store, { .threads = threads });
   double worst = 0;
@@ -534,8 +537,7 @@ TEST_CASE("AdaMuon: a norm after the matrix phase, against the authors' algorith
   steep::param_store<double> store({ { "W", { 6, 10 } } });
   steep::optimizer opt(rule, store);
   CHECK_THAT(opt.describe(),
-             Catch::Contains("passes: 3 (matrix pre-pass, matrix phase, post-matrix reduction, "
-                             "update)") &&
+             Catch::Contains("passes: 3 (matrix pre-pass, matrix phase, reduction (depth 1), update)") &&
                Catch::Contains("v_buffer"));
   CHECK(opt.has_slot("W", "v_buffer"));
 }
@@ -561,4 +563,38 @@ TEST_CASE("Adam-mini: one second moment per block, stored per block, against the
   REQUIRE(v.size() == 1);
   CHECK(v(0) == Approx(0.001 * 4.0));
   CHECK(opt.state("b", "v")(0) == Approx(0.001 * 1.0));
+}
+
+TEST_CASE("NorMuon: a per-row second moment of the polar factor, against the authors' update in float64") {
+  const auto rule = rules::normuon(0.02, 0.1);
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(rule, "normuon", threads) < 1e-12);
+  CHECK(variant_error(rules::muon(0.02, 0.1), "normuon") > 1e-3);
+  // The plan: the row mean square and ||O|| after the matrix phase, ||O'|| one pass later.
+  steep::param_store<float> store({ { "W", { 8, 12 } } });
+  steep::optimizer opt(rule, store);
+  CHECK_THAT(opt.describe(),
+             Catch::Contains("passes: 5 (matrix pre-pass, matrix phase, reduction (depth 1), line "
+                             "reduction (depth 1), reduction (depth 2), update)") &&
+               Catch::Contains("second_momentum_buffer:float32 (one per row)"));
+  CHECK(decltype(opt)::bytes_per_param == 4 + 4 + 4 + 8); // p, g, momentum: the second moment is per row
+  store.grad("W").fill(1.f);
+  opt.step();
+  const auto v = opt.state("W", "second_momentum_buffer");
+  REQUIRE(v.size() == 8);
+  CHECK(v(0) > 0);
+}
+
+TEST_CASE("Scion: ColNorm on the first block, Spectral on hidden matrices, Sign on the head, against the "
+          "authors' step") {
+  const std::vector<block_role> roles = { block_role::hidden_matrix, block_role::hidden_matrix,
+                                          block_role::head };
+  const auto rule = rules::scion(2e-3, 0.1, 50.0, 3000.0);
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(rule, "scion", threads, roles) < 1e-12);
+  // RowNorm, and the column lines of ColNorm are what is tested: a per-row version is far off.
+  CHECK(variant_error(rules::scion_rownorm(2e-3, 0.1, 50.0), "scion_rownorm", 1,
+                      { block_role::hidden_matrix }) < 1e-12);
+  CHECK(variant_error(rules::scion_rownorm(2e-3, 0.1, 50.0), "scion", 1, { block_role::hidden_matrix }) >
+        1e-3);
 }

@@ -40,13 +40,33 @@ static_assert(sgd_p::n_slots == 0 && sgd_p::n_step_scalars == 1);
 // Compile-time constants are folded, not hoisted.
 static_assert(prog<decltype(ct<-0.1> * grad)>::n_step_scalars == 0);
 
-// Normalized GD: a reduction splits the step into two passes; the norm is a per-block scalar.
+// Normalized GD: a reduction splits the step into two passes; the norm is a per-block scalar
+// (max(sqrt(sum of squares), floor): each level-1 node keeps its own table entry).
 using ngd_p = prog<decltype(rules::normalized_gd(0.1))>;
-static_assert(ngd_p::passes == 2 && ngd_p::n_reductions == 1 && ngd_p::n_block_scalars == 1);
+static_assert(ngd_p::passes == 2 && ngd_p::n_reductions == 1 && ngd_p::n_block_scalars == 3);
+static_assert(ngd_p::max_depth == 0 && ngd_p::reductions_at<false, 0> == 1);
 
 // Levels: hyperparameters and beta^t are per-step, norms per-block, the rest per-element.
 static_assert(decltype(1.0 - pow(constant(0.9), step))::level == 0);
 static_assert(decltype(norm2(grad))::level == 1);
 static_assert(decltype(grad * norm2(grad))::level == 2);
+
+// Lines: per-row and per-column values; arithmetic of a line with scalars is a line, with an
+// elementwise value it is elementwise.
+static_assert(decltype(row_sum(grad))::level == 2 && decltype(row_sum(grad))::line == rows_line);
+static_assert(decltype(1.0 / (sqrt(col_sum(grad)) + 1e-8))::line == cols_line);
+static_assert(decltype(grad * row_sum(grad))::line == not_a_line);
+static_assert(decltype(row_sum(grad) + col_sum(grad))::line == not_a_line);
+static_assert(decltype(ema<"v">(row_mean(square(grad)), 0.9))::line == rows_line);
+static_assert(decltype(ema<"v">(block_mean(square(grad)), 0.9))::per_block);
+
+// Reduction depths: AdaMuon's norm after the matrix phase; NorMuon's row mean square of the
+// polar factor at depth 1 and the norm of the row-normalized factor, which reads it, at 2.
+using adamuon_p = prog<decltype(rules::adamuon(0.02))>;
+static_assert(adamuon_p::max_depth == 1 && adamuon_p::reductions_at<false, 1> == 1 && adamuon_p::passes == 3);
+using normuon_p = prog<decltype(rules::normuon(0.02))>;
+static_assert(normuon_p::max_depth == 2 && normuon_p::reductions_at<true, 1> == 1 &&
+              normuon_p::reductions_at<false, 1> == 1 && normuon_p::reductions_at<false, 2> == 1);
+static_assert(normuon_p::passes == 5);
 
 TEST_CASE("the compile-time analysis holds (see static_asserts in this file)") { SUCCEED(); }

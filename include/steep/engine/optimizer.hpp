@@ -61,9 +61,12 @@ struct eval_ctx {
   V param;
   Olds olds;
   News news;
-  Mats mats;      // each matrix stage's result at these elements (update pass only)
-  const V* steps; // hoisted per-step scalars, broadcast (batches) or plain (scalar tail)
-  const V* block; // this block's per-block scalars, likewise
+  Mats mats;             // each matrix stage's result at these elements (update pass only)
+  const V* steps;        // hoisted per-step scalars, broadcast (batches) or plain (scalar tail)
+  const V* block;        // this block's per-block scalars, likewise
+  std::size_t index = 0; // the first element of this group in its block
+  std::size_t cols = 1;  // the block's columns (matrix view)
+  const std::vector<scalar_type>* lines = nullptr; // this block's line tables, by per-block offset
 
   template <std::size_t S>
   V step_scalar() const {
@@ -88,10 +91,36 @@ struct eval_ctx {
     return std::get<P::template matrix_index<N>>(mats);
   }
 
+  // The value of the line at per-block offset B (node.hpp) for these elements: one per row
+  // (Line = rows_line) or column; a group that crosses a row boundary is gathered lane by lane.
+  template <std::size_t B, int Line>
+  V line_value() const {
+    const scalar_type* t = lines[B].data();
+    if constexpr (!kernel::is_batch_v<V>) {
+      return Line == expr::rows_line ? t[index / cols] : t[index % cols];
+    } else {
+      constexpr std::size_t w = V::size;
+      if constexpr (Line == expr::rows_line) {
+        const std::size_t r = index / cols;
+        if ((index + w - 1) / cols == r)
+          return V(t[r]);
+      } else {
+        const std::size_t c = index % cols;
+        if (c + w <= cols)
+          return kernel::load<V>(t + c);
+      }
+      alignas(64) scalar_type g[w];
+      for (std::size_t k = 0; k < w; ++k)
+        g[k] = Line == expr::rows_line ? t[(index + k) / cols] : t[(index + k) % cols];
+      return V::load_aligned(g);
+    }
+  }
+
   template <class X>
   auto with_new(const X& x) const {
     auto n2 = std::tuple_cat(news, std::tuple<V>(x));
-    return eval_ctx<V, P, Olds, decltype(n2), Mats>{ grad, param, olds, n2, mats, steps, block };
+    return eval_ctx<V, P, Olds, decltype(n2), Mats>{ grad,  param, olds,  n2,   mats,
+                                                     steps, block, index, cols, lines };
   }
 };
 
@@ -121,8 +150,11 @@ public:
     , exec_(opts.threads)
     , policy_(opts.nonfinite)
     , guard_(opts.nonfinite != nonfinite_policy::off && program_type::reads_grad) {
-    for (auto& b : blocks_)
+    for (auto& b : blocks_) {
       dims_.push_back(expr::dims_of(b.shape, b.layout));
+      line_shapes_.push_back({ static_cast<std::size_t>(dims_.back().rows) });
+      line_shapes_.push_back({ static_cast<std::size_t>(dims_.back().cols) });
+    }
     if constexpr (n_matrices > 0)
       init_matrices(opts);
     init_slots(std::make_index_sequence<n_slots>{});
@@ -134,6 +166,7 @@ public:
     block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{ 0 });
     chunk_bad_.assign(wl_.size(), 0);
     block_news_.assign(blocks_.size() * n_slots, 0.0);
+    init_lines();
   }
 
   // One optimizer step with the gradients currently in the store. Returns false if the step
@@ -153,30 +186,42 @@ public:
     for (std::size_t i = 0; i < step_host_.size(); ++i)
       step_T_[i] = static_cast<T>(step_host_[i]);
     // The guard rides on the first read-only pass there is, or runs alone.
-    constexpr bool pre = program_type::n_pre_reductions > 0, post = program_type::n_post_reductions > 0;
-    if constexpr (pre)
-      reduction_pass<false>();
+    constexpr bool blocks0 = program_type::template reductions_at < false, 0 >> 0;
+    constexpr bool lines0 = program_type::template reductions_at < true, 0 >> 0;
+    if constexpr (blocks0)
+      reduction_pass<0>();
     else if constexpr (n_matrices == 0)
       if (guard_)
         guard_pass();
-    if constexpr (pre || n_matrices == 0)
+    if constexpr (blocks0 || n_matrices == 0)
       if (auto bad = first_bad_chunk())
         return bad;
-    // Per-block scalars: all of them now, and those that read a post-matrix reduction again
-    // after it (before, nothing that runs reads them: the phase check sees to that).
+    if constexpr (lines0)
+      line_pass<0>();
+    // Per-block scalars and lines: all of them now, and again after each later pass (before it,
+    // nothing that runs reads those that need it: the compiler's depths see to that).
     fill_block_scalars(h);
     if constexpr (n_matrices > 0) {
       matrix_prepass();
-      if constexpr (!pre)
+      if constexpr (!blocks0)
         if (auto bad = first_bad_chunk())
           return bad;
       matrix_phase();
     }
-    if constexpr (post) {
-      reduction_pass<true>();
-      fill_block_scalars(h);
-    }
+    [&]<std::size_t... D>(std::index_sequence<D...>) { (later_passes<static_cast<int>(D) + 1>(h), ...); }
+    (std::make_index_sequence<static_cast<std::size_t>(program_type::max_depth > 0 ? program_type::max_depth
+                                                                                   : 0)>{});
     return std::nullopt;
+  }
+
+  // The reduction passes of depth D >= 1 (after the matrix phase).
+  template <int D>
+  void later_passes(const expr::host_ctx& h) {
+    if constexpr (program_type::template reductions_at < false, D >> 0)
+      reduction_pass<D>();
+    if constexpr (program_type::template reductions_at < true, D >> 0)
+      line_pass<D>();
+    fill_block_scalars(h);
   }
 
   void fill_block_scalars(expr::host_ctx h) {
@@ -191,6 +236,7 @@ public:
         });
         for (std::size_t i = 0; i < block_host_.size(); ++i)
           block_T_[b * program_type::n_block_scalars + i] = static_cast<T>(block_host_[i]);
+        compute_line_tables(b);
       }
     }
   }
@@ -199,6 +245,7 @@ public:
   void commit_step() {
     update_pass();
     store_block_slots();
+    store_line_slots();
     ++t_;
   }
 
@@ -248,7 +295,10 @@ public:
       (out.push_back({ std::string(program_type::slot_name(K)),
                        std::string(dtype_name<typename program_type::template slot_storage_t<K, T>>()),
                        sizeof(typename program_type::template slot_storage_t<K, T>),
-                       per_block_slot<K> ? "block" : "element" }),
+                       per_block_slot<K>                 ? "block"
+                       : line_slot<K> == expr::rows_line ? "row"
+                       : line_slot<K> == expr::cols_line ? "column"
+                                                         : "element" }),
        ...);
     }
     (std::make_index_sequence<n_slots>{});
@@ -271,6 +321,7 @@ public:
     const std::size_t b = block_index(block);
     S* ptr = nullptr;
     bool found = false, dtype_ok = false, per_block = false;
+    int line = expr::not_a_line;
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       (
         [&] {
@@ -278,6 +329,7 @@ public:
             return;
           found = true;
           per_block = per_block_slot<K>;
+          line = line_slot<K>;
           using St = typename program_type::template slot_storage_t<K, T>;
           if constexpr (std::is_same_v<St, S>)
             ptr = std::get<K>(slots_).at(b), dtype_ok = true;
@@ -291,18 +343,20 @@ public:
       throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
     if (per_block)
       return make_state_view(ptr, 1, one_value_);
+    if (line != expr::not_a_line) {
+      const shape_t& shape = line_shapes_[2 * b + (line == expr::rows_line ? 0 : 1)];
+      return make_state_view(ptr, shape[0], shape);
+    }
     return make_state_view(ptr, blocks_[b].size, blocks_[b].shape);
   }
 
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
   std::string describe() const {
     std::ostringstream os;
-    os << "passes: " << program_type::passes << " ("
-       << (program_type::n_pre_reductions > 0 ? "reduction, " : "")
-       << (n_matrices > 0 ? "matrix pre-pass, matrix phase, " : "")
-       << (program_type::n_post_reductions > 0 ? "post-matrix reduction, " : "") << "update)\nslots:";
+    os << "passes: " << program_type::passes << " (" << pass_names() << "update)\nslots:";
     for (auto& s : slots())
-      os << ' ' << s.name << ':' << s.dtype << (s.granularity == "block" ? " (one per block)" : "");
+      os << ' ' << s.name << ':' << s.dtype
+         << (s.granularity != "element" ? " (one per " + s.granularity + ")" : "");
     if (n_slots == 0)
       os << " none";
     os << "\nper-step scalars: " << program_type::n_step_scalars
@@ -310,9 +364,9 @@ public:
        << "\nreductions: " << program_type::n_reductions << "\nmatrix stages: " << n_matrices
        << "\nbytes per parameter (update pass): " << bytes_per_param << "\nblocks: " << blocks_.size()
        << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << "\nnon-finite guard: "
-       << (!guard_                              ? "off"
-           : program_type::n_pre_reductions > 0 ? "fused into the reduction pass"
-           : n_matrices > 0                     ? "fused into the matrix pre-pass"
+       << (!guard_                                              ? "off"
+           : program_type::template reductions_at<false, 0> > 0 ? "fused into the reduction pass"
+           : n_matrices > 0                                     ? "fused into the matrix pre-pass"
                             : "a read-only pass of its own (4 bytes per parameter in float32)")
        << (policy_ == nonfinite_policy::skip ? ", skips the step" : "") << '\n';
     return os.str();
@@ -351,14 +405,30 @@ private:
       });
       return v;
     }();
-    if constexpr (per_block_slot<K>)
+    if constexpr (per_block_slot<K>) {
       std::get<K>(slots_).lay_out_per_block(blocks_.size(), static_cast<S>(init));
-    else
+    } else if constexpr (line_slot<K> != expr::not_a_line) {
+      std::vector<std::size_t> counts;
+      for (std::size_t b = 0; b < blocks_.size(); ++b)
+        counts.push_back(line_count(b, line_slot<K>));
+      std::get<K>(slots_).lay_out_counts(counts, static_cast<S>(init));
+    } else
       std::get<K>(slots_).lay_out(blocks_, static_cast<S>(init));
   }
 
   template <std::size_t K>
   static constexpr bool per_block_slot = program_type::template slot_t<K>::per_block;
+  // Whether root R is the update of a per-row or per-column slot.
+  template <std::size_t R>
+  static constexpr bool line_slot_root = [] {
+    if constexpr (R < n_slots)
+      return program_type::template slot_t<R>::line != expr::not_a_line;
+    else
+      return false;
+  }();
+  // rows_line or cols_line for a per-row or per-column slot, not_a_line otherwise.
+  template <std::size_t K>
+  static constexpr int line_slot = program_type::template slot_t<K>::line;
 
   // ---- per-block slots (expr/state.hpp): updated on the host, once per block ------------------
 
@@ -429,6 +499,15 @@ private:
                         program_type::red_offset[R]>(root, f);
     });
   }
+  // f.template operator()<S, B, R>(node) for every reduction of the rule, those inside another
+  // reduction's operand included (program.hpp, visit_each).
+  template <class F>
+  void for_each_reduction(F&& f) const {
+    for_roots([&]<std::size_t R>(const auto& root) {
+      expr::visit_each<expr::is_reduce_node, program_type::step_offset[R], program_type::block_offset[R],
+                       program_type::red_offset[R]>(root, f);
+    });
+  }
   template <class Root, class F>
   static void visit_root_hypers(Root& root, std::string_view name, F&& f) {
     expr::visit_hypers(root, [&](auto& hp) {
@@ -451,6 +530,8 @@ private:
     std::array<VB, program_type::n_block_scalars + 1> block_v;
     const T* step_s;
     const T* block_s;
+    std::size_t cols;
+    const std::vector<T>* lines;
   };
 
   chunk_frame frame(std::size_t b) {
@@ -461,7 +542,9 @@ private:
                    {},
                    {},
                    step_T_.data(),
-                   block_T_.data() + b * program_type::n_block_scalars };
+                   block_T_.data() + b * program_type::n_block_scalars,
+                   line_count(b, expr::cols_line),
+                   line_T_.data() + b * program_type::n_block_scalars };
     for (std::size_t k = 0; k < n_matrices; ++k)
       f.mats[k] = scratch_[k].at(b);
     for (std::size_t k = 0; k < program_type::n_step_scalars; ++k)
@@ -495,7 +578,7 @@ private:
     // (A per-block slot is a per-block scalar to the loop: nothing to load.)
     auto olds = [&]<std::size_t... K>(std::index_sequence<K...>) {
       return std::make_tuple([&] {
-        if constexpr (per_block_slot<K>)
+        if constexpr (per_block_slot<K> || line_slot<K> != expr::not_a_line)
           return kernel::broadcast<V>(0.0);
         else
           return kernel::load<V>(std::get<K>(f.slots) + i);
@@ -516,7 +599,7 @@ private:
     }
     (std::make_index_sequence<n_matrices>{});
     eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
-      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, mats, steps, block
+      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, mats, steps, block, i, f.cols, f.lines
     };
     return compute_news<0>(c0);
   }
@@ -531,7 +614,10 @@ private:
         std::get<out>(roots_), c);
       kernel::store(f.p + i, V(c.param + delta));
       [&]<std::size_t... K>(std::index_sequence<K...>) {
-        ((per_block_slot<K> ? void() : kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news))), ...);
+        ((per_block_slot<K> || line_slot<K> != expr::not_a_line
+            ? void()
+            : kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news))),
+         ...);
       }
       (std::make_index_sequence<n_slots>{});
     });
@@ -547,11 +633,7 @@ private:
   void guard_pass() {
     exec_.for_each_chunk(wl_, [&](std::size_t ci) {
       const kernel::chunk& ch = wl_[ci];
-      const T* g = blocks_[ch.block].grad;
-      finite_check<T> check;
-      kernel::chunk_loop<T>(ch.begin, ch.end,
-                            [&]<class V>(std::size_t i) { check.add(kernel::load<V>(g + i)); });
-      chunk_bad_[ci] = !check.finite();
+      chunk_bad_[ci] = !all_finite(blocks_[ch.block].grad, ch.begin, ch.end);
     });
   }
 
@@ -572,9 +654,19 @@ private:
     return out;
   }
 
-  // One chunk of a reduction pass: the partial result of every reduction of its phase (before
-  // the matrix phase, or after it: Post), in a fixed order.
-  template <bool Guard, bool Post>
+  // Whether N is a block (or all-blocks) reduction of depth D, or a line reduction of depth D.
+  template <class N, int D>
+  static constexpr bool block_reduction_at = N::line ==
+                                             expr::not_a_line&& expr::detail::reduction_depth<N>() == D;
+  template <class N, int D>
+  static constexpr bool line_reduction_at = N::line !=
+                                            expr::not_a_line&& expr::detail::reduction_depth<N>() == D;
+  template <int D>
+  static constexpr bool reads_matrices = D >= 1 && n_matrices > 0;
+
+  // One chunk of a reduction pass: the partial result of every block reduction of depth D, in
+  // a fixed order.
+  template <bool Guard, int D>
   [[gnu::flatten]] void reduce_chunk(std::size_t ci) {
     constexpr std::size_t nr = program_type::n_reductions;
     // Accumulated in double lanes for float data too (kernel::widen).
@@ -587,60 +679,251 @@ private:
     accs.fill(0.0);
     finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
-      auto c = evaluate_group<V, Post>(f, i);
+      auto c = evaluate_group<V, reads_matrices<D>>(f, i);
       if constexpr (Guard)
         check.add(c.grad);
-      for_each_node<expr::is_reduce_node>([&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& red) {
+      for_each_reduction([&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& red) {
         using N = std::remove_cvref_t<decltype(red)>;
-        using Op = typename N::op_type;
-        if constexpr (expr::detail::is_post_matrix<N>() != Post)
-          return;
-        const V x = expr::evaluate<S, B>(std::get<0>(red.kids), c);
-        if constexpr (kernel::is_batch_v<V>)
-          for (const VD& xd : kernel::widen<T>(x))
-            accv[Rr] = Op::accumulate(accv[Rr], xd);
-        else
-          accs[Rr] = Op::accumulate(accs[Rr], static_cast<double>(x));
+        if constexpr (block_reduction_at<N, D>) {
+          using Op = typename N::op_type;
+          using O = typename N::offsets;
+          const V x = expr::evaluate<S + O::step[0], B + O::block[0]>(std::get<0>(red.kids), c);
+          if constexpr (kernel::is_batch_v<V>)
+            for (const VD& xd : kernel::widen<T>(x))
+              accv[Rr] = Op::accumulate(accv[Rr], xd);
+          else
+            accs[Rr] = Op::accumulate(accs[Rr], static_cast<double>(x));
+        }
       });
     });
     double* out = partials_.data() + ci * nr;
-    for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
+    for_each_reduction([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
       using N = std::remove_cvref_t<decltype(red)>;
-      using Op = typename N::op_type;
-      if constexpr (expr::detail::is_post_matrix<N>() == Post)
-        out[Rr] = Op::combine(Op::finish(accv[Rr]), accs[Rr]);
+      if constexpr (block_reduction_at<N, D>)
+        out[Rr] = N::op_type::combine(N::op_type::finish(accv[Rr]), accs[Rr]);
     });
     if constexpr (Guard)
       chunk_bad_[ci] = !check.finite();
   }
 
-  // The guard rides on the first pass only (Post: the matrix pre-pass or this pass's
-  // predecessor has checked already).
-  template <bool Post>
+  // The block reductions of depth D. The guard rides on depth 0 only.
+  template <int D>
   void reduction_pass() {
     constexpr std::size_t nr = program_type::n_reductions;
-    if (guard_ && !Post)
-      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<true, Post>(ci); });
+    if (guard_ && D == 0)
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<true, D>(ci); });
     else
-      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<false, Post>(ci); });
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<false, D>(ci); });
     // Combine chunk partials in list order: per block, then across blocks for global scope.
-    for_each_node<expr::is_reduce_node>([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
+    for_each_reduction([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
       using N = std::remove_cvref_t<decltype(red)>;
-      using Op = typename N::op_type;
-      if constexpr (expr::detail::is_post_matrix<N>() != Post)
-        return;
-      double total = 0;
-      for (std::size_t b = 0; b < blocks_.size(); ++b) {
-        double acc = 0;
-        for (std::size_t c = wl_.first_chunk(b); c < wl_.first_chunk(b + 1); ++c)
-          acc = Op::combine(acc, partials_[c * nr + Rr]);
-        reductions_[b * nr + Rr] = acc;
-        total = Op::combine(total, acc);
+      if constexpr (block_reduction_at<N, D>) {
+        using Op = typename N::op_type;
+        double total = 0;
+        for (std::size_t b = 0; b < blocks_.size(); ++b) {
+          double acc = 0;
+          for (std::size_t c = wl_.first_chunk(b); c < wl_.first_chunk(b + 1); ++c)
+            acc = Op::combine(acc, partials_[c * nr + Rr]);
+          reductions_[b * nr + Rr] = acc;
+          total = Op::combine(total, acc);
+        }
+        if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
+          for (std::size_t b = 0; b < blocks_.size(); ++b)
+            reductions_[b * nr + Rr] = total;
       }
-      if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
-        for (std::size_t b = 0; b < blocks_.size(); ++b)
-          reductions_[b * nr + Rr] = total;
     });
+  }
+
+  // ---- lines (node.hpp): per-row and per-column reductions, slots and values ------------------
+
+  std::size_t line_count(std::size_t b, int line) const {
+    return static_cast<std::size_t>(line == expr::rows_line ? dims_[b].rows : dims_[b].cols);
+  }
+
+  // The line reductions of depth D: one task per block; each row (column) is summed by one
+  // thread in a fixed order, so the result is the same for any thread count.
+  template <int D>
+  void line_pass() {
+    exec_.for_each_task(blocks_.size(), [&](std::size_t b) { line_block<D>(b); });
+  }
+
+  template <int D>
+  [[gnu::flatten]] void line_block(std::size_t b) {
+    using VD = kernel::batch<double>;
+    const chunk_frame f = frame(b);
+    const std::size_t rows = line_count(b, expr::rows_line), cols = line_count(b, expr::cols_line);
+    for_each_reduction([&]<std::size_t S, std::size_t B, std::size_t>(const auto& red) {
+      using N = std::remove_cvref_t<decltype(red)>;
+      if constexpr (line_reduction_at<N, D>) {
+        using Op = typename N::op_type;
+        using O = typename N::offsets;
+        std::vector<double>& out = line_red_[b * program_type::n_block_scalars + B];
+        auto operand = [&]<class V>(std::size_t i) {
+          auto c = evaluate_group<V, reads_matrices<D>>(f, i);
+          return expr::evaluate<S + O::step[0], B + O::block[0]>(std::get<0>(red.kids), c);
+        };
+        if constexpr (N::line == expr::rows_line) {
+          for (std::size_t r = 0; r < rows; ++r) {
+            VD acc(0.0);
+            double tail = 0;
+            kernel::chunk_loop<T>(r * cols, (r + 1) * cols, [&]<class V>(std::size_t i) {
+              const V x = operand.template operator()<V>(i);
+              if constexpr (kernel::is_batch_v<V>)
+                for (const VD& xd : kernel::widen<T>(x))
+                  acc = Op::accumulate(acc, xd);
+              else
+                tail = Op::accumulate(tail, static_cast<double>(x));
+            });
+            out[r] = Op::combine(Op::finish(acc), tail);
+          }
+        } else {
+          std::fill(out.begin(), out.end(), 0.0);
+          for (std::size_t r = 0; r < rows; ++r)
+            kernel::chunk_loop<T>(r * cols, (r + 1) * cols, [&]<class V>(std::size_t i) {
+              const V x = operand.template operator()<V>(i);
+              double* acc = out.data() + (i - r * cols);
+              if constexpr (kernel::is_batch_v<V>) {
+                std::size_t k = 0;
+                for (const VD& xd : kernel::widen<T>(x)) {
+                  Op::accumulate(VD::load_unaligned(acc + k), xd).store_unaligned(acc + k);
+                  k += VD::size;
+                }
+              } else {
+                *acc = Op::accumulate(*acc, static_cast<double>(x));
+              }
+            });
+        }
+      }
+    });
+  }
+
+  // Block b's lines, after its per-block scalars (block_host_ holds them): first the new
+  // values of its per-line slots, in dependency order and rounded to their dtype, then every
+  // other line the rule reads, each into its table (by per-block offset).
+  void compute_line_tables(std::size_t b) {
+    constexpr std::size_t nbs = program_type::n_block_scalars;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if constexpr (line_slot<K> != expr::not_a_line) {
+            using S = typename program_type::template slot_storage_t<K, T>;
+            constexpr std::size_t Bk = program_type::block_offset[K];
+            auto& news = line_news_[K * blocks_.size() + b];
+            auto& table = line_T_[b * nbs + Bk];
+            for (std::size_t l = 0; l < news.size(); ++l) {
+              const double v = line_value_host<program_type::step_offset[K], Bk, program_type::red_offset[K]>(
+                std::get<K>(roots_), b, l);
+              news[l] = static_cast<double>(static_cast<S>(v));
+              table[l] = static_cast<T>(news[l]);
+            }
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_slots>{});
+    for_roots([&]<std::size_t R>(const auto& root) {
+      if constexpr (!line_slot_root<R>)
+        expr::visit_where<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
+                          program_type::red_offset[R]>(
+          root, [&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& node) {
+            auto& table = line_T_[b * nbs + B];
+            for (std::size_t l = 0; l < table.size(); ++l)
+              table[l] = static_cast<T>(line_value_host<S, B, Rr>(node, b, l));
+          });
+    });
+  }
+
+  // The value of a line subtree at line l of block b, in double, on the host.
+  template <std::size_t S, std::size_t B, std::size_t R, class N>
+  double line_value_host(const N& n, std::size_t b, std::size_t l) const {
+    constexpr std::size_t nbs = program_type::n_block_scalars;
+    if constexpr (N::level == 0) {
+      if constexpr (N::is_inline)
+        return n.hoist_value(expr::host_ctx{});
+      else
+        return step_host_[S];
+    } else if constexpr (N::level == 1) {
+      return block_host_[B];
+    } else if constexpr (expr::is_reduce_node<N>::value) {
+      return line_red_[b * nbs + B][l];
+    } else if constexpr (expr::is_state_node_v<N>) {
+      return line_news_[program_type::template index_of<N::name> * blocks_.size() + b][l];
+    } else if constexpr (expr::is_line_prev_ref<N>::value) {
+      return static_cast<double>(std::get<program_type::template index_of<N::name>>(slots_).at(b)[l]);
+    } else {
+      using O = typename N::offsets;
+      return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return n.op(
+          line_value_host<S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), b, l)...);
+      }
+      (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+    }
+  }
+
+  void store_line_slots() {
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if constexpr (line_slot<K> != expr::not_a_line) {
+            using S = typename program_type::template slot_storage_t<K, T>;
+            for (std::size_t b = 0; b < blocks_.size(); ++b) {
+              const auto& news = line_news_[K * blocks_.size() + b];
+              S* out = std::get<K>(slots_).at(b);
+              for (std::size_t l = 0; l < news.size(); ++l)
+                out[l] = static_cast<S>(news[l]);
+            }
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_slots>{});
+  }
+
+  // Sizes the line tables: one entry per row (column) of each block for every line node.
+  void init_lines() {
+    constexpr std::size_t nbs = program_type::n_block_scalars;
+    line_T_.resize(blocks_.size() * nbs);
+    line_red_.resize(blocks_.size() * nbs);
+    line_news_.resize(n_slots * blocks_.size());
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      for_roots([&]<std::size_t R>(const auto& root) {
+        expr::visit_each<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
+                         program_type::red_offset[R]>(
+          root, [&]<std::size_t, std::size_t B, std::size_t>(const auto& node) {
+            const std::size_t n = line_count(b, std::remove_cvref_t<decltype(node)>::line);
+            line_T_[b * nbs + B].assign(n, T(0));
+            line_red_[b * nbs + B].assign(n, 0.0);
+          });
+      });
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        ((line_slot<K> != expr::not_a_line
+            ? line_news_[K * blocks_.size() + b].assign(line_count(b, line_slot<K>), 0.0)
+            : void()),
+         ...);
+      }
+      (std::make_index_sequence<n_slots>{});
+    }
+  }
+
+  // What describe() lists before "update".
+  static std::string pass_names() {
+    std::string out;
+    auto depth = [&]<int D>() {
+      const std::string when = D == 0 ? "" : " (depth " + std::to_string(D) + ")";
+      if constexpr (program_type::template reductions_at < false, D >> 0)
+        out += "reduction" + when + ", ";
+      if constexpr (program_type::template reductions_at < true, D >> 0)
+        out += "line reduction" + when + ", ";
+    };
+    depth.template operator()<0>();
+    if (n_matrices > 0)
+      out += "matrix pre-pass, matrix phase, ";
+    [&]<std::size_t... D>(std::index_sequence<D...>) {
+      (depth.template operator()<static_cast<int>(D) + 1>(), ...);
+    }
+    (std::make_index_sequence<static_cast<std::size_t>(program_type::max_depth > 0 ? program_type::max_depth
+                                                                                   : 0)>{});
+    return out;
   }
 
   // ---- matrix stages (matrix.hpp) --------------------------------------------------------------
@@ -698,7 +981,7 @@ private:
       chunk_bad_[ci] = !check.finite();
   }
   void matrix_prepass() {
-    if (guard_ && program_type::n_pre_reductions == 0)
+    if (guard_ && program_type::template reductions_at<false, 0> == 0)
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<true>(ci); });
     else
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<false>(ci); });
@@ -764,9 +1047,13 @@ private:
   std::vector<std::uint8_t> chunk_bad_;
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;
-  std::vector<double> block_news_; // per-block slots' new values, [block][slot], until commit
-  std::size_t host_block_ = 0;     // the block compute_block_slots() is evaluating
-  shape_t one_value_ = { 1 };      // the shape state() gives a per-block slot
+  std::vector<double> block_news_;             // per-block slots' new values, [block][slot], until commit
+  std::size_t host_block_ = 0;                 // the block compute_block_slots() is evaluating
+  shape_t one_value_ = { 1 };                  // the shape state() gives a per-block slot
+  std::vector<shape_t> line_shapes_;           // (rows) and (cols) of each block: per-line slots' shapes
+  std::vector<std::vector<T>> line_T_;         // [block][per-block offset]: a line's values, for the loop
+  std::vector<std::vector<double>> line_red_;  // [block][per-block offset]: a line reduction's results
+  std::vector<std::vector<double>> line_news_; // [slot][block]: per-line slots' new values until commit
   std::vector<double> step_host_;
   aligned_buffer<T> step_T_;
   std::vector<double> reductions_;

@@ -26,7 +26,7 @@ struct slot_info {
   std::string name;
   std::string dtype;
   std::size_t element_size;
-  std::string granularity = "element"; // or "block": one value per block (expr/state.hpp)
+  std::string granularity = "element"; // or "block", "row", "column": one value per block, row or column
 };
 
 template <class T>
@@ -49,6 +49,16 @@ struct slot_buffer {
   std::vector<std::size_t> offset; // per block
   S* at(std::size_t b) noexcept { return data.data() + offset[b]; }
   const S* at(std::size_t b) const noexcept { return data.data() + offset[b]; }
+
+  // counts[b] values for block b (a per-row or per-column slot), every value `init`.
+  void lay_out_counts(const std::vector<std::size_t>& counts, S init) {
+    std::size_t n = 0;
+    for (std::size_t c : counts) {
+      offset.push_back(n);
+      n += c;
+    }
+    data.assign(n, init);
+  }
 
   // One value per block (a per-block slot), every value `init`.
   void lay_out_per_block(std::size_t blocks, S init) {

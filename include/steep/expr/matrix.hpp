@@ -167,4 +167,22 @@ constexpr auto block_mean(X&& x) {
   return block_sum(std::forward<X>(x)) * shape_node<inverse_size_fn>{ {}, {} };
 }
 
+// The mean of x along each row (over the columns) and along each column (over the rows).
+struct inverse_cols_fn {
+  double operator()(block_dims d) const { return 1.0 / d.cols; }
+  bool operator==(const inverse_cols_fn&) const = default;
+};
+struct inverse_rows_fn {
+  double operator()(block_dims d) const { return 1.0 / d.rows; }
+  bool operator==(const inverse_rows_fn&) const = default;
+};
+template <operand X>
+constexpr auto row_mean(X&& x) {
+  return row_sum(std::forward<X>(x)) * shape_node<inverse_cols_fn>{ {}, {} };
+}
+template <operand X>
+constexpr auto col_mean(X&& x) {
+  return col_sum(std::forward<X>(x)) * shape_node<inverse_rows_fn>{ {}, {} };
+}
+
 } // namespace steep::expr

@@ -149,6 +149,30 @@ struct step_t : step_leaf {
 inline constexpr step_t step{};
 
 // ---------------------------------------------------------------------------------------------
+// Lines: values that vary per element but are constant along each row (or each column) of a
+// block seen as a matrix — a per-row reduction, a per-row state slot, and anything computed
+// from them and from per-step or per-block scalars. The engine computes them on the host, once
+// per row (column), and the loop reads them from a table (reduce.hpp: row_sum, col_norm2, ...).
+// A line node reserves one per-block table entry whose offset is its identity.
+// ---------------------------------------------------------------------------------------------
+
+inline constexpr int not_a_line = 0, rows_line = 1, cols_line = 2;
+
+template <class N>
+constexpr int line_of() {
+  if constexpr (requires { N::line; })
+    return N::line;
+  else
+    return not_a_line;
+}
+template <class N>
+inline constexpr int line_of_v = line_of<std::remove_cvref_t<N>>();
+
+// Whether N is a (maximal or inner) line subtree.
+template <class N>
+struct is_line_node : std::bool_constant<N::level == 2 && line_of_v<N> != not_a_line> {};
+
+// ---------------------------------------------------------------------------------------------
 // Evaluation by level (the one place that decides "table lookup or compute")
 // ---------------------------------------------------------------------------------------------
 
@@ -162,6 +186,8 @@ inline auto evaluate(const N& n, const Ctx& c) {
     return c.template step_scalar<S>();
   else if constexpr (N::level == 1)
     return c.template block_scalar<B>();
+  else if constexpr (line_of_v<N> != not_a_line)
+    return c.template line_value<B, line_of_v<N>>();
   else
     return n.template eval<S, B>(c);
 }
@@ -180,31 +206,56 @@ inline double host_value(const N& n, const host_ctx& h) {
 // Interior nodes: an operation applied to children
 // ---------------------------------------------------------------------------------------------
 
-// Offsets of each child's first table entry, relative to its parent's.
-template <class... C>
-struct child_offsets {
+// Offsets of each child's first table entry, relative to its parent's. A line node keeps the
+// first per-block entry for itself (BlockBase = 1).
+template <std::size_t BlockBase, class... C>
+struct child_offsets_from {
   static constexpr std::size_t n = sizeof...(C);
   template <class Count>
-  static constexpr std::array<std::size_t, n + 1> prefix(Count count) {
+  static constexpr std::array<std::size_t, n + 1> prefix(Count count, std::size_t base = 0) {
     std::array<std::size_t, n + 1> a{};
-    std::size_t i = 0, acc = 0;
+    std::size_t i = 0, acc = base;
     ((a[i++] = acc, acc += count(std::type_identity<C>{})), ...);
     a[n] = acc;
     return a;
   }
   static constexpr auto step = prefix([](auto t) { return decltype(t)::type::n_step; });
-  static constexpr auto block = prefix([](auto t) { return decltype(t)::type::n_block; });
+  static constexpr auto block = prefix([](auto t) { return decltype(t)::type::n_block; }, BlockBase);
   static constexpr auto red = prefix([](auto t) { return decltype(t)::type::n_red; });
 };
+template <class... C>
+using child_offsets = child_offsets_from<0, C...>;
+
+// The line of an operation on C...: rows (cols) if every elementwise operand is a row (col)
+// line, none otherwise.
+template <class... C>
+constexpr int line_of_operation() {
+  int line = -1;
+  bool ok = true;
+  (
+    [&] {
+      if constexpr (C::level == 2) {
+        constexpr int l = line_of_v<C>;
+        if (l == not_a_line || (line != -1 && line != l))
+          ok = false;
+        line = l;
+      }
+    }(),
+    ...);
+  return ok && line > 0 ? line : not_a_line;
+}
 
 template <class Op, class... C>
 struct apply_node : node_tag {
   static_assert(sizeof...(C) > 0, "an operation needs at least one operand");
-  using offsets = child_offsets<C...>;
   static constexpr int level = std::max({ C::level... });
+  static constexpr int line = level == 2 ? line_of_operation<C...>() : not_a_line;
+  // A per-block (level 1) or line node keeps its own per-block entry first; its operands'
+  // entries follow (a reduction inside needs them for its operand).
+  using offsets = child_offsets_from<(line != not_a_line || level == 1 ? 1 : 0), C...>;
   static constexpr bool is_inline = level == 0 && (C::is_inline && ...);
   static constexpr std::size_t n_step = level == 0 ? (is_inline ? 0 : 1) : offsets::step[sizeof...(C)];
-  static constexpr std::size_t n_block = level == 1 ? 1 : (level == 2 ? offsets::block[sizeof...(C)] : 0);
+  static constexpr std::size_t n_block = level >= 1 ? offsets::block[sizeof...(C)] : 0;
   static constexpr std::size_t n_red = offsets::red[sizeof...(C)];
 
   [[no_unique_address]] Op op;

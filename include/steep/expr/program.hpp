@@ -21,6 +21,7 @@
 #include "steep/expr/reduce.hpp"
 #include "steep/expr/state.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/hana.hpp>
 #include <cstddef>
@@ -123,13 +124,46 @@ constexpr bool reaches_matrix(hana::basic_type<N>) {
                            [](bool any, auto kid) { return any || reaches_matrix(kid); });
 }
 
+// The pass after which a reduction's value is known ("depth"): 0 for a reduction of what the
+// step starts with (gradient, parameters, state), computed before the matrix phase; 1 + the
+// depth of any reduction its operand needs (directly, through a line or a state slot's update),
+// and at least 1 if it needs a matrix stage's result. Passes run in order of depth, the matrix
+// phase between depth 0 and depth 1 (AdaMuon's norm of its normalized polar factor: depth 1;
+// NorMuon's per-row second moment of the polar factor: 1, and the norm of the row-normalized
+// factor: 2). max_reduction_depth is -1 where no reduction is needed.
+template <class N>
+constexpr int max_reduction_depth(hana::basic_type<N>);
+
+template <class N>
+constexpr int reduction_depth() {
+  using C = typename N::child_type;
+  const int inner = max_reduction_depth(hana::type_c<C>) + 1;
+  const int matrix = reaches_matrix(hana::type_c<C>) ? 1 : 0;
+  return inner > matrix ? inner : matrix;
+}
+
+template <class N>
+constexpr int max_reduction_depth(hana::basic_type<N>) {
+  if constexpr (is_reduce_node<N>::value)
+    return reduction_depth<N>();
+  else if constexpr (is_state_node_v<N>)
+    return max_reduction_depth(hana::type_c<typename N::update_type>);
+  else if constexpr (is_prev_node<N>::value)
+    return max_reduction_depth(hana::type_c<typename N::state_type>);
+  else
+    return hana::fold_left(kid_types<N>::value, -1, [](int d, auto kid) {
+      const int k = max_reduction_depth(kid);
+      return k > d ? k : d;
+    });
+}
+
 // Checks that every matrix stage under N can run in the one matrix phase: its operand is
-// evaluated before any matrix map has run. (A reduction may come before the matrix phase or
-// after it, see is_post_matrix.)
+// evaluated before any matrix map has run, from reductions of depth 0 at most.
 template <class N>
 constexpr bool phases_ok(hana::basic_type<N>) {
   if constexpr (is_matrix_node<N>::value) {
-    constexpr bool ok = !reaches_matrix(hana::type_c<typename N::child_type>);
+    constexpr bool ok = !reaches_matrix(hana::type_c<typename N::child_type>) &&
+                        max_reduction_depth(hana::type_c<typename N::child_type>) <= 0;
     static_assert(ok, "a matrix stage whose operand needs another matrix stage (or state updated from one, "
                       "or a norm of one) would need two matrix phases; steep runs one");
     return ok;
@@ -139,21 +173,17 @@ constexpr bool phases_ok(hana::basic_type<N>) {
   }
 }
 
-// Whether a reduction runs after the matrix phase (its operand needs a matrix stage's result,
-// e.g. AdaMuon's norm of the normalized polar factor) or before it.
-template <class N>
-constexpr bool is_post_matrix() {
-  return reaches_matrix(hana::type_c<typename N::child_type>);
-}
-
-// How many reductions under N run after the matrix phase (Post) or before it.
-template <bool Post, class N>
+// How many reductions under N (state updates are roots of their own) are lines (Line) or block
+// reductions, of depth D.
+template <bool Line, int D, class N>
 constexpr std::size_t count_reductions(hana::basic_type<N>) {
+  const std::size_t below =
+    hana::fold_left(kid_types<N>::value, std::size_t{ 0 },
+                    [](std::size_t n, auto kid) { return n + count_reductions<Line, D>(kid); });
   if constexpr (is_reduce_node<N>::value)
-    return is_post_matrix<N>() == Post ? 1 : 0;
+    return below + ((N::line != not_a_line) == Line && reduction_depth<N>() == D ? 1 : 0);
   else
-    return hana::fold_left(kid_types<N>::value, std::size_t{ 0 },
-                           [](std::size_t n, auto kid) { return n + count_reductions<Post>(kid); });
+    return below;
 }
 
 template <class N, class Leaf>
@@ -169,6 +199,8 @@ constexpr bool contains(hana::basic_type<N>) {
 
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_where(const N& n, F&& f);
+template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_each(const N& n, F&& f);
 
 template <class Rule>
 struct program {
@@ -252,19 +284,32 @@ public:
     (std::make_index_sequence<n_roots>{});
   }();
 
-  // Reductions before the matrix phase and after it (program.hpp, is_post_matrix).
-  static constexpr std::size_t n_post_reductions = [] {
+  // Passes of reductions by depth (detail::reduction_depth): depth 0 before the matrix phase,
+  // 1 ... max_depth after it; each depth has a pass for block reductions and one for lines
+  // when it has any.
+  static constexpr int max_depth = [] {
     return [&]<std::size_t... R>(std::index_sequence<R...>) {
-      return (std::size_t{ 0 } + ... + detail::count_reductions<true>(boost::hana::type_c<root_t<R>>));
+      return std::max({ -1, detail::max_reduction_depth(boost::hana::type_c<root_t<R>>)... });
     }
     (std::make_index_sequence<n_roots>{});
   }();
-  static constexpr std::size_t n_pre_reductions = n_reductions - n_post_reductions;
+  template <bool Line, int D>
+  static constexpr std::size_t reductions_at = [] {
+    return [&]<std::size_t... R>(std::index_sequence<R...>) {
+      return (std::size_t{ 0 } + ... + detail::count_reductions<Line, D>(boost::hana::type_c<root_t<R>>));
+    }
+    (std::make_index_sequence<n_roots>{});
+  }();
 
-  // Memory passes per step: [reduction], [matrix pre-pass], [post-matrix reduction], update
-  // (plus the matrix phase).
-  static constexpr std::size_t passes =
-    1 + (n_pre_reductions > 0 ? 1 : 0) + (n_matrices > 0 ? 1 : 0) + (n_post_reductions > 0 ? 1 : 0);
+  // Memory passes per step: the reduction passes, [matrix pre-pass], update (plus the matrix phase).
+  static constexpr std::size_t passes = [] {
+    std::size_t n = 1 + (n_matrices > 0 ? 1 : 0);
+    [&]<std::size_t... D>(std::index_sequence<D...>) {
+      ((n += (reductions_at<false, D> > 0 ? 1 : 0) + (reductions_at<true, D> > 0 ? 1 : 0)), ...);
+    }
+    (std::make_index_sequence<static_cast<std::size_t>(max_depth + 1)>{});
+    return n;
+  }();
 
   static constexpr bool reads_grad = [] {
     return [&]<std::size_t... R>(std::index_sequence<R...>) {
@@ -313,7 +358,9 @@ public:
   static constexpr std::size_t bytes_per_param = [] {
     std::size_t bytes = 2 * sizeof(T) + (reads_grad ? sizeof(T) : 0);
     [&]<std::size_t... K>(std::index_sequence<K...>) {
-      ((bytes += slot_t<K>::per_block ? 0 : 2 * sizeof(slot_storage_t<K, T>)), ...);
+      ((bytes +=
+        slot_t<K>::per_block || slot_t<K>::line != not_a_line ? 0 : 2 * sizeof(slot_storage_t<K, T>)),
+       ...);
     }
     (std::make_index_sequence<n_slots>{});
     return bytes;
@@ -412,6 +459,21 @@ void visit_where(const N& n, F&& f) {
   }
 }
 
+// Like visit_where, but looks below a matching node as well (a line reduction inside the
+// operand of a block reduction is a reduction of its own).
+template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_each(const N& n, F&& f) {
+  if constexpr (Trait<N>::value)
+    f.template operator()<S, B, R>(n);
+  if constexpr (detail::has_kids<N>) {
+    using O = typename N::offsets;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (visit_each<Trait, S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
+    }
+    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+  }
+}
+
 // Writes the value of every maximal per-step subtree of n into table[S ...].
 template <std::size_t S, class N>
 inline void fill_step_table(const N& n, double* table, const host_ctx& h) {
@@ -432,9 +494,10 @@ inline void fill_step_table(const N& n, double* table, const host_ctx& h) {
 // Writes the value of every maximal per-block subtree of n into table[B ...].
 template <std::size_t B, std::size_t R, class N>
 inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
-  if constexpr (N::level == 1) {
+  if constexpr (N::level == 1)
     table[B] = host_value<R>(n, h);
-  } else if constexpr (N::level == 2 && detail::has_kids<N>) {
+  // Below: a reduction's operand may read per-block scalars of its own, and a line its parts.
+  if constexpr (N::level >= 1 && detail::has_kids<N>) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (fill_block_table<B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), table, h), ...);

@@ -19,6 +19,7 @@
 #include "steep/expr/node.hpp"
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 namespace steep::expr {
@@ -75,23 +76,33 @@ struct max_abs {
 // Over which elements a reduction runs.
 struct per_block {};  // each block separately
 struct all_blocks {}; // every block the rule updates, as one vector
+struct per_row {};    // each row of each block seen as a matrix (rows = shape[0]): a row line
+struct per_col {};    // each column likewise: a column line
 
+template <class Scope>
+inline constexpr int scope_line = std::is_same_v<Scope, per_row>   ? rows_line
+                                  : std::is_same_v<Scope, per_col> ? cols_line
+                                                                   : not_a_line;
+
+// A reduction over a block (or all blocks) is a per-block scalar (level 1); over rows or
+// columns it is a line (node.hpp), one value per row (column) that the loop reads from a table.
+// Its operand may use per-block scalars and lines computed by earlier passes: the compiler
+// orders reductions into passes by what they need (program.hpp, reduction_depth).
 template <class Op, class Scope, class C>
 struct reduce_node : node_tag {
   static_assert(C::level == 2, "a reduction needs an elementwise operand (reducing a scalar is the scalar)");
-  static_assert(C::n_red == 0,
-                "a reduction of a reduction needs a third pass; steep supports one reduction pass");
-  static_assert(C::n_block == 0, "a reduction's operand cannot use per-block scalars (a block's shape scale, "
-                                 "a block norm): those are computed after the reduction pass");
+  static_assert(C::n_red == 0, "a reduction directly of an expression with a block reduction in it is not "
+                               "supported: keep the inner one in a state slot, or reduce per row first");
   using op_type = Op;
   using scope = Scope;
   using child_type = C;
-  using offsets = child_offsets<C>;
-  static constexpr int level = 1;
+  using offsets = child_offsets_from<1, C>; // the first per-block entry is the reduction's own
+  static constexpr int line = scope_line<Scope>;
+  static constexpr int level = line == not_a_line ? 1 : 2;
   static constexpr bool is_inline = false;
   static constexpr std::size_t n_step = C::n_step;
-  static constexpr std::size_t n_block = 1;
-  static constexpr std::size_t n_red = 1;
+  static constexpr std::size_t n_block = 1 + C::n_block;
+  static constexpr std::size_t n_red = line == not_a_line ? 1 : 0;
 
   std::tuple<C> kids;
 
@@ -149,6 +160,24 @@ constexpr auto l2_normalize(X&& x) {
   static_assert(Floor > 0 && Floor <= 1e-20, "l2_normalize: the floor is a zero guard, not an eps");
   auto xe = as_expr(std::forward<X>(x));
   return xe / max(sqrt(reduce<red::sum_sq, Scope>(xe)), ct<Floor>);
+}
+
+// Per row and per column (of each block seen as rows = shape[0] x the rest): lines.
+template <operand X>
+constexpr auto row_sum(X&& x) {
+  return reduce<red::sum, per_row>(std::forward<X>(x));
+}
+template <operand X>
+constexpr auto col_sum(X&& x) {
+  return reduce<red::sum, per_col>(std::forward<X>(x));
+}
+template <operand X>
+constexpr auto row_norm2(X&& x) {
+  return sqrt(reduce<red::sum_sq, per_row>(std::forward<X>(x)));
+}
+template <operand X>
+constexpr auto col_norm2(X&& x) {
+  return sqrt(reduce<red::sum_sq, per_col>(std::forward<X>(x)));
 }
 
 template <operand X>

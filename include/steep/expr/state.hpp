@@ -63,9 +63,26 @@ struct block_prev_ref : leaf {
   bool operator==(const block_prev_ref&) const = default;
 };
 
-// A slot is stored per element when its update varies per element, and per block when it is
-// one value per block (an EMA of a block's mean square: Adam-mini). A per-block slot is a
-// per-block scalar to the loop; the engine updates it on the host, once per block and step.
+// The value before this step of a per-row (Line = rows_line) or per-column slot Name; the
+// engine reads it from the slot, line by line (node.hpp, lines).
+template <fixed_string Name, int Line>
+struct line_prev_ref : leaf {
+  static constexpr int level = 2;
+  static constexpr int line = Line;
+  static constexpr auto name = Name;
+  static constexpr std::size_t n_block = 1;
+  bool operator==(const line_prev_ref&) const = default;
+};
+template <class N>
+struct is_line_prev_ref : std::false_type {};
+template <fixed_string Name, int Line>
+struct is_line_prev_ref<line_prev_ref<Name, Line>> : std::true_type {};
+
+// A slot is stored per element when its update varies per element, per row (column) when it
+// is a row (column) line (NorMuon's second moment of the polar factor, one per row), and per
+// block when it is one value per block (an EMA of a block's mean square: Adam-mini). A
+// per-block slot is a per-block scalar to the loop, a per-line slot a line; the engine updates
+// both on the host, once per block (line) and step.
 template <fixed_string Name, class Dtype, class Update, class Extra = no_extra>
 struct state_node : leaf {
   static_assert(expression<Update>, "a state slot's update must be an expression");
@@ -73,7 +90,8 @@ struct state_node : leaf {
                                     "shared by every block is a per-step scalar: compute it from `step`)");
   static constexpr int level = Update::level;
   static constexpr bool per_block = level == 1;
-  static constexpr std::size_t n_block = per_block ? 1 : 0;
+  static constexpr int line = level == 2 ? line_of_v<Update> : not_a_line;
+  static constexpr std::size_t n_block = per_block || line != not_a_line ? 1 : 0;
   static constexpr auto name = Name;
   using dtype = Dtype;
   using update_type = Update;
@@ -121,8 +139,16 @@ template <fixed_string Name, class Dtype = param_dtype, class F, class Extra = n
 constexpr auto recur(F&& f, double init = 0, Extra extra = {}) {
   // One value per block if the update is one per block given a per-block previous value.
   using per_block_update = decltype(as_expr(f(block_prev_ref<Name>{})));
+  using row_update = decltype(as_expr(f(line_prev_ref<Name, rows_line>{})));
+  using col_update = decltype(as_expr(f(line_prev_ref<Name, cols_line>{})));
   if constexpr (per_block_update::level <= 1) {
     auto update = as_expr(f(block_prev_ref<Name>{}));
+    return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
+  } else if constexpr (line_of_v<row_update> == rows_line) {
+    auto update = as_expr(f(line_prev_ref<Name, rows_line>{}));
+    return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
+  } else if constexpr (line_of_v<col_update> == cols_line) {
+    auto update = as_expr(f(line_prev_ref<Name, cols_line>{}));
     return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
   } else {
     auto update = as_expr(f(prev_ref<Name>{}));
@@ -134,8 +160,10 @@ template <class S>
 constexpr auto prev(const S& s) {
   static_assert(is_state_node_v<S>, "prev(x) needs a stage that owns state (ema, trace, recur, ...)");
   if constexpr (is_state_node_v<S>)
-    static_assert(S::level == 2, "prev(x) of a per-block slot is not supported: use recur(...) and its "
-                                 "previous value instead");
+    static_assert(
+      S::level == 2 && S::line == not_a_line,
+      "prev(x) of a per-block, per-row or per-column slot is not supported: use recur(...) and its "
+      "previous value instead");
   return prev_node<S>{ {}, s };
 }
 

@@ -12,10 +12,13 @@
 // sign(0) = 0 and sign(NaN) = NaN, as torch.sign (manifest: "sign(0) = 0").
 
 #include "steep/core/xsimd_fence.hpp"
+// (after the fence)
+#include "steep/core/bfloat16.hpp"
 
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace steep::kernel {
@@ -41,6 +44,28 @@ struct scalar_of_impl<xsimd::batch<T, A>> {
 template <class V>
 using scalar_of = typename scalar_of_impl<V>::type;
 
+// bfloat16 <-> float batches in SIMD (the element-wise conversion loop does not vectorize):
+// a bfloat16 is the top half of a float; a store rounds to nearest even and keeps NaN quiet,
+// as steep::bfloat16 does one value at a time.
+inline batch<float> load_bf16(const bfloat16* p) {
+  using VU = batch<std::uint32_t>;
+  alignas(64) std::uint32_t u[VU::size];
+  for (std::size_t k = 0; k < VU::size; ++k)
+    u[k] = p[k].bits;
+  return xsimd::bitwise_cast<batch<float>>(VU::load_aligned(u) << 16);
+}
+inline void store_bf16(bfloat16* p, const batch<float>& v) {
+  using VU = batch<std::uint32_t>;
+  const VU u = xsimd::bitwise_cast<VU>(v);
+  const VU rounded = (u + VU(0x7fffu) + ((u >> 16) & VU(1u))) >> 16;
+  const VU quiet_nan = (u >> 16) | VU(0x40u);
+  const VU out = xsimd::select((u & VU(0x7fffffffu)) > VU(0x7f800000u), quiet_nan, rounded);
+  alignas(64) std::uint32_t o[VU::size];
+  out.store_aligned(o);
+  for (std::size_t k = 0; k < VU::size; ++k)
+    p[k].bits = static_cast<std::uint16_t>(o[k]);
+}
+
 // Loads V from memory of element type S (S == scalar_of<V> on the fast path; otherwise converted).
 template <class V, class S>
 inline V load(const S* p) {
@@ -49,6 +74,8 @@ inline V load(const S* p) {
     return static_cast<T>(*p);
   } else if constexpr (std::is_same_v<S, T>) {
     return V::load_unaligned(p);
+  } else if constexpr (std::is_same_v<S, bfloat16> && std::is_same_v<T, float>) {
+    return load_bf16(p);
   } else {
     alignas(64) T tmp[V::size];
     for (std::size_t k = 0; k < V::size; ++k)
@@ -64,6 +91,8 @@ inline void store(S* p, const V& v) {
     *p = static_cast<S>(v);
   } else if constexpr (std::is_same_v<S, T>) {
     v.store_unaligned(p);
+  } else if constexpr (std::is_same_v<S, bfloat16> && std::is_same_v<T, float>) {
+    store_bf16(p, v);
   } else {
     alignas(64) T tmp[V::size];
     v.store_aligned(tmp);

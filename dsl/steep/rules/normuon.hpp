@@ -1,0 +1,34 @@
+#pragma once
+// NorMuon (Li et al. 2025, "NorMuon: Making Muon more efficient and scalable",
+// arXiv:2510.05491; the authors' reference code is torch): Muon's polar factor, normalized per
+// neuron (row) by an EMA of its mean square, then rescaled to the polar factor's norm.
+//   B_t = mu B + (1 - mu) g;  U = g + mu (B_t - g);  O = NS5(U)   (X / (||X||_F + 1e-7) first)
+//   V_t = b2 V + (1 - b2) mean_j O_ij^2                           (one value per row)
+//   O' = O / (sqrt(V_t) + 1e-10);  O'' = O' ||O||_F / (||O'||_F + 1e-10)
+//   p <- p (1 - lr wd) - lr sqrt(max(1, rows / cols)) O''
+//
+//   steep::optimizer opt(steep::rules::normuon(0.02), store);    // hidden matrices
+//
+// What the compiler makes of it (describe()): the mean square per row is a line reduction of
+// the matrix phase's result (depth 1), ||O||_F a block reduction of depth 1, and ||O'||_F reads
+// the per-row slot updated from the first, so it runs one pass later (depth 2). The second
+// moment is a per-row slot ("second_momentum_buffer"): state() shows it with shape (rows), and
+// checkpoints carry it like any slot.
+
+#include "steep/norms/newton_schulz.hpp"
+#include "steep/rules/common.hpp"
+
+namespace steep::rules {
+
+inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(
+  Lr lr, double weight_decay = 0.0, double momentum = 0.95, double beta2 = 0.95,
+  Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
+  auto buf = ema<"momentum_buffer">(grad, momentum);
+  auto o = dual<norms::spectral>(lerp(grad, buf, momentum), std::move(map));
+  auto v = ema<"second_momentum_buffer">(row_mean(square(o)), beta2);
+  auto o_hat = o / (sqrt(v) + 1e-10);
+  return -(lr * weight_decay) * param -
+         (lr * shape_scale(lr_adjust::original)) * o_hat * (block_norm2(o) / (block_norm2(o_hat) + 1e-10));
+};
+
+} // namespace steep::rules
