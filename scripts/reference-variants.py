@@ -27,6 +27,9 @@ Cases
   scion          Pethick et al. (2025), "Scion" (arXiv:2502.07529), the authors' Scion.step with
                  momentum B = (1 - a) B + a g and the constrained step p (1 - lr) - lr radius lmo:
                  W1 ColNorm, W2 Spectral, W3 Sign (output radius); scion_rownorm: W1 RowNorm.
+  muon_stacked   torch 2.11 Muon's update (quintic, X / max(||X||, 1e-7)) on each slice of a
+                 stacked block: experts E (3, 4, 6) as three 4 x 6 matrices, a fused Q (12, 5) per
+                 head as three 4 x 5 matrices.
   adam_mini      Zhang et al. (2024), "Adam-mini" (arXiv:2406.16793), the authors' step for a
                  block that is one partition: m per element, v = EMA of mean(g^2) over the block,
                  p (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps).
@@ -52,12 +55,13 @@ PE = [
 PE = [(a / 1.01, b / 1.01**3, c / 1.01**5) for (a, b, c) in PE[:-1]] + [PE[-1]]
 
 
-def newton_schulz(g, coeffs, norm_scale=1.0, eps=1e-7):
+def newton_schulz(g, coeffs, norm_scale=1.0, eps=1e-7, clamp=False):
     x = g.astype(np.float64)
     tall = x.shape[0] > x.shape[1]
     if tall:
         x = x.T
-    x = x / (np.linalg.norm(x) * norm_scale + eps)
+    # optax / the AdaMuon, NorMuon and Scion code: X / (||X|| + eps); torch 2.11: X / max(||X||, eps)
+    x = x / (max(np.linalg.norm(x) * norm_scale, eps) if clamp else np.linalg.norm(x) * norm_scale + eps)
     for a, b, c in coeffs:
         A = x @ x.T
         B = b * A + c * A @ A
@@ -174,6 +178,31 @@ def scion(kind, radius):
 SCION = {"W1": scion("colnorm", 50.0), "W2": scion("spectral", 50.0), "W3": scion("sign", 3000.0)}
 
 
+def muon_slices(p, grads, slice_rows, slice_cols, lr=0.02, wd=0.1, mu=0.95):
+    buf = np.zeros_like(p)
+    out = []
+    n = slice_rows * slice_cols
+    for g in grads:
+        buf = buf + (1 - mu) * (g - buf)
+        u = (g + mu * (buf - g)).reshape(-1)
+        o = np.concatenate([newton_schulz(u[k * n:(k + 1) * n].reshape(slice_rows, slice_cols), [QUINTIC] * 5,
+                                          clamp=True).reshape(-1) for k in range(u.size // n)])
+        p = p * (1 - lr * wd)
+        p = p - lr * max(1.0, slice_rows / slice_cols) ** 0.5 * o.reshape(p.shape)
+        out.append(p.copy())
+    return out
+
+
+def stacked(out):
+    rng = np.random.default_rng(13)
+    for name, shape, (sr, sc) in (("E", (3, 4, 6), (4, 6)), ("Q", (12, 5), (4, 5))):
+        p0 = rng.standard_normal(shape) * 0.5
+        grads = rng.standard_normal((STEPS,) + shape)
+        np.save(os.path.join(out, f"{name}_p0.npy"), p0)
+        np.save(os.path.join(out, f"{name}_grads.npy"), grads)
+        np.save(os.path.join(out, f"muon_stacked_{name}.npy"), np.stack(muon_slices(p0.copy(), grads, sr, sc)))
+
+
 def main():
     polar_express_maps()
     out = os.path.join("tests", "data", "variants")
@@ -187,6 +216,7 @@ def main():
         for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
                          ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0))):
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
+    stacked(out)
     print("wrote", out)
 
 

@@ -598,3 +598,40 @@ TEST_CASE("Scion: ColNorm on the first block, Spectral on hidden matrices, Sign 
   CHECK(variant_error(rules::scion_rownorm(2e-3, 0.1, 50.0), "scion", 1, { block_role::hidden_matrix }) >
         1e-3);
 }
+
+TEST_CASE("Muon on stacked matrices: experts and heads, each slice its own polar factor, against float64") {
+  const std::string dir = golden_dir + "/../variants/";
+  const auto e0 = xt::load_npy<double>(dir + "E_p0.npy"), q0 = xt::load_npy<double>(dir + "Q_p0.npy");
+  const auto eg = xt::load_npy<double>(dir + "E_grads.npy"), qg = xt::load_npy<double>(dir + "Q_grads.npy");
+  const auto er = xt::load_npy<double>(dir + "muon_stacked_E.npy"),
+             qr = xt::load_npy<double>(dir + "muon_stacked_Q.npy");
+  for (int threads : { 1, 2 }) {
+    steep::param_store<double> store({ { "experts", { 3, 4, 6 } }, { "wq", { 12, 5 } } });
+    std::copy(e0.begin(), e0.end(), store.block_at(0).param);
+    std::copy(q0.begin(), q0.end(), store.block_at(1).param);
+    steep::optimizer opt(steep::route(steep::on_name("experts") >> rules::muon_stacked(0.02, 4, 6),
+                                      steep::on_name("wq") >> rules::muon_stacked(0.02, 4, 5)),
+                         store, { .threads = threads });
+    double worst = 0;
+    for (std::size_t t = 0; t < eg.shape()[0]; ++t) {
+      auto ge = xt::view(eg, t), gq = xt::view(qg, t);
+      std::copy(ge.begin(), ge.end(), store.block_at(0).grad);
+      std::copy(gq.begin(), gq.end(), store.block_at(1).grad);
+      opt.step();
+      for (auto [k, ref] : { std::pair{ 0, xt::xarray<double>(xt::view(er, t)) },
+                             std::pair{ 1, xt::xarray<double>(xt::view(qr, t)) } }) {
+        double d = 0, n = 0;
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+          const double e = store.block_at(k).param[i] - ref.flat(i);
+          d += e * e, n += ref.flat(i) * ref.flat(i);
+        }
+        worst = std::max(worst, std::sqrt(d / n));
+      }
+    }
+    CHECK(worst < 1e-12);
+  }
+  // A block that does not split into whole slices is refused by name, before any step.
+  steep::param_store<double> store({ { "experts", { 3, 4, 6 } } });
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon_stacked(0.02, 4, 7), store),
+                    Catch::Contains("block 'experts'") && Catch::Contains("do not split into 4 x 7 slices"));
+}

@@ -18,6 +18,10 @@
 #include "steep/norms/polar.hpp"
 #include "steep/rules/common.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
 namespace steep::rules {
 
 using norms::exact_polar;
@@ -42,6 +46,21 @@ constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust 
 inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.1, double momentum = 0.95, Map map = {}) {
   return muon_rule<true>(lr, weight_decay, momentum, lr_adjust::original, std::move(map));
+};
+
+// Muon on stacked matrices (torch 2.11's update on each slice): a block of several
+// slice_rows x slice_cols matrices — MoE experts (E, out, in) with slices(out, in), a fused QKV
+// (3 d, d) per head with slices(d_head, d) — each orthogonalized on its own, with each slice's
+// lr adjustment sqrt(max(1, slice_rows / slice_cols)).
+inline constexpr auto muon_stacked = []<operand Lr, matrix_map Map = newton_schulz>(
+  Lr lr, std::size_t slice_rows, std::size_t slice_cols, double weight_decay = 0.1, double momentum = 0.95,
+  Map map = {}) {
+  auto buf = ema<"momentum_buffer">(grad, momentum);
+  const double adjust =
+    std::sqrt(std::max(1.0, static_cast<double>(slice_rows) / static_cast<double>(slice_cols)));
+  return -(lr * weight_decay) * param -
+         (lr * adjust) *
+           orthogonalize(slices(std::move(map), slice_rows, slice_cols), lerp(grad, buf, momentum));
 };
 
 inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {

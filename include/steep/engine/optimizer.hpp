@@ -949,6 +949,22 @@ private:
                       "explicitly with steep::on<block_role::" +
                       std::string(to_string(blk.role)) + ">.explicitly()");
     }
+    // A map that takes only some shapes (stacked slices) says which it refuses, by block.
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        (
+          [&] {
+            const auto& map = std::get<K>(maps_);
+            if constexpr (requires { map.check_block(std::size_t{}, std::size_t{}); }) {
+              const std::string problem = map.check_block(static_cast<std::size_t>(dims_[b].rows),
+                                                          static_cast<std::size_t>(dims_[b].cols));
+              if (!problem.empty())
+                throw error(blocks_[b].name, "the rule's matrix stage cannot take this block: " + problem);
+            }
+          }(),
+          ...);
+      }
+    (std::make_index_sequence<n_matrices>{});
     for (auto& sb : scratch_)
       sb.lay_out(blocks_, T(0));
     // Largest blocks first, so the dynamic schedule ends with small tasks (LPT).

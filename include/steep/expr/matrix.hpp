@@ -30,6 +30,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -79,6 +80,39 @@ struct matrix_node : node_tag {
   }
   bool operator==(const matrix_node&) const = default;
 };
+
+// Stacked matrices: a block that holds several matrices one after another, each slice_rows x
+// slice_cols, gets `map` applied to each slice on its own.
+//   orthogonalize(slices(newton_schulz{}, out, in), u)     // MoE experts (E, out, in)
+//   orthogonalize(slices(newton_schulz{}, d_head, d), u)   // fused QKV (3 d, d), per head
+// A block whose size is not a multiple of slice_rows x slice_cols is refused when the
+// optimizer is built, naming it (check_block).
+template <class Map>
+struct sliced {
+  Map map;
+  std::size_t slice_rows = 1, slice_cols = 1;
+  static constexpr bool needs_matrix = map_needs_matrix<Map>();
+  bool operator==(const sliced&) const = default;
+
+  template <class T>
+  void apply(T* x, std::size_t rows, std::size_t cols) const {
+    const std::size_t n = slice_rows * slice_cols;
+    for (std::size_t k = 0; k * n < rows * cols; ++k)
+      map.apply(x + k * n, slice_rows, slice_cols);
+  }
+  // Empty if a rows x cols block splits into whole slices; otherwise why not.
+  std::string check_block(std::size_t rows, std::size_t cols) const {
+    const std::size_t n = slice_rows * slice_cols;
+    if (n == 0 || (rows * cols) % n != 0)
+      return "its " + std::to_string(rows * cols) + " entries do not split into " +
+             std::to_string(slice_rows) + " x " + std::to_string(slice_cols) + " slices";
+    return {};
+  }
+};
+template <matrix_map Map>
+constexpr sliced<Map> slices(Map map, std::size_t slice_rows, std::size_t slice_cols) {
+  return { std::move(map), slice_rows, slice_cols };
+}
 
 template <class N>
 struct is_matrix_node : std::false_type {};

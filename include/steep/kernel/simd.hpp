@@ -45,25 +45,53 @@ template <class V>
 using scalar_of = typename scalar_of_impl<V>::type;
 
 // bfloat16 <-> float batches in SIMD (the element-wise conversion loop does not vectorize):
-// a bfloat16 is the top half of a float; a store rounds to nearest even and keeps NaN quiet,
-// as steep::bfloat16 does one value at a time.
+// a bfloat16 is the top half of a float; rounding is to nearest even, and a NaN stays a quiet
+// NaN, as steep::bfloat16 does one value at a time. Widening and narrowing the 16-bit halves
+// use AVX-512 or AVX2 instructions where the target has them.
+inline batch<std::uint32_t> bf16_round_bits(const batch<float>& v) { // the rounded float's bits
+  using VU = batch<std::uint32_t>;
+  const VU u = xsimd::bitwise_cast<VU>(v);
+  const VU rounded = (u + VU(0x7fffu) + ((u >> 16) & VU(1u))) & VU(0xffff0000u);
+  const VU quiet_nan = (u | VU(0x00400000u)) & VU(0xffff0000u);
+  return xsimd::select((u & VU(0x7fffffffu)) > VU(0x7f800000u), quiet_nan, rounded);
+}
+inline batch<float> round_bf16(const batch<float>& v) {
+  return xsimd::bitwise_cast<batch<float>>(bf16_round_bits(v));
+}
 inline batch<float> load_bf16(const bfloat16* p) {
   using VU = batch<std::uint32_t>;
+#if defined(__AVX512F__)
+  static_assert(VU::size == 16);
+  return xsimd::bitwise_cast<batch<float>>(VU(
+    _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16)));
+#elif defined(__AVX2__)
+  static_assert(VU::size == 8);
+  return xsimd::bitwise_cast<batch<float>>(
+    VU(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16)));
+#else
   alignas(64) std::uint32_t u[VU::size];
   for (std::size_t k = 0; k < VU::size; ++k)
-    u[k] = p[k].bits;
-  return xsimd::bitwise_cast<batch<float>>(VU::load_aligned(u) << 16);
+    u[k] = static_cast<std::uint32_t>(p[k].bits) << 16;
+  return xsimd::bitwise_cast<batch<float>>(VU::load_aligned(u));
+#endif
 }
 inline void store_bf16(bfloat16* p, const batch<float>& v) {
   using VU = batch<std::uint32_t>;
-  const VU u = xsimd::bitwise_cast<VU>(v);
-  const VU rounded = (u + VU(0x7fffu) + ((u >> 16) & VU(1u))) >> 16;
-  const VU quiet_nan = (u >> 16) | VU(0x40u);
-  const VU out = xsimd::select((u & VU(0x7fffffffu)) > VU(0x7f800000u), quiet_nan, rounded);
+  const VU hi = bf16_round_bits(v) >> 16;
+#if defined(__AVX512F__)
+  static_assert(VU::size == 16);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(hi));
+#elif defined(__AVX2__)
+  static_assert(VU::size == 8);
+  const __m256i packed = _mm256_packus_epi32(hi, hi); // within each 128-bit half
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                   _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08)));
+#else
   alignas(64) std::uint32_t o[VU::size];
-  out.store_aligned(o);
+  hi.store_aligned(o);
   for (std::size_t k = 0; k < VU::size; ++k)
     p[k].bits = static_cast<std::uint16_t>(o[k]);
+#endif
 }
 
 // Loads V from memory of element type S (S == scalar_of<V> on the fast path; otherwise converted).
@@ -109,6 +137,8 @@ inline V round_to(const V& v) {
   using T = scalar_of<V>;
   if constexpr (std::is_same_v<S, T>) {
     return v;
+  } else if constexpr (std::is_same_v<S, bfloat16> && std::is_same_v<T, float> && is_batch_v<V>) {
+    return round_bf16(v);
   } else if constexpr (!is_batch_v<V>) {
     return static_cast<T>(static_cast<S>(v));
   } else {
