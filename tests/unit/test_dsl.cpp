@@ -129,6 +129,56 @@ TEST_CASE("reductions: per-block and global norms") {
   CHECK(decltype(inf)::program_type::passes == 2);
 }
 
+TEST_CASE("one l2 normalization: zero gives zero, float sums of squares neither overflow nor vanish") {
+  using T = float;
+  steep::param_store<T> store({ { "big", { 2 } }, { "tiny", { 3 } }, { "zero", { 4 } } });
+  auto g = [&](const char* b) { return store.block_named(b).grad; };
+  g("big")[0] = 3e20f, g("big")[1] = 4e20f;                               // squares overflow float: 9e40
+  g("tiny")[0] = 3e-25f, g("tiny")[1] = 4e-25f, g("tiny")[2] = 0;         // squares vanish in float: 9e-50
+  steep::optimizer per_block(rules::normalized_gd_per_block(1.0), store); // dual<l2>
+  per_block.step();
+  auto p = [&](const char* b, int i) { return store.block_named(b).param[i]; };
+  CHECK(p("big", 0) == Approx(-0.6f));
+  CHECK(p("big", 1) == Approx(-0.8f));
+  CHECK(p("tiny", 0) == Approx(-0.6f));
+  CHECK(p("tiny", 1) == Approx(-0.8f));
+  for (int i = 0; i < 4; ++i)
+    CHECK(p("zero", i) == 0.f); // 0 / ||0|| := 0, never NaN
+  // The global version: one norm over all blocks, the same semantics.
+  steep::param_store<T> z({ { "a", { 3 } } });
+  steep::optimizer global(rules::normalized_gd(1.0), z);
+  global.step();
+  CHECK(z.block_named("a").param[0] == 0.f);
+}
+
+TEST_CASE("row and column lines: a rule normalizes each row or column of a block in a few lines") {
+  steep::param_store<double> store({ { "W", { 3, 4 } } });
+  double* gr = store.block_named("W").grad;
+  for (int i = 0; i < 12; ++i)
+    gr[i] = 1.0 + i;
+  steep::optimizer rows(-1.0 * grad / row_norm2(grad), store);
+  rows.step();
+  const double* p = store.block_named("W").param;
+  for (int r = 0; r < 3; ++r) {
+    double n = 0;
+    for (int c = 0; c < 4; ++c)
+      n += p[r * 4 + c] * p[r * 4 + c];
+    CHECK(n == Approx(1.0)); // each row of the step has unit l2 norm
+  }
+  store.param("W").fill(0.0);
+  steep::optimizer cols(-1.0 * grad / col_norm2(grad) + 0.0 * ema<"c">(col_mean(grad), 0.5), store);
+  cols.step();
+  for (int c = 0; c < 4; ++c) {
+    double n = 0;
+    for (int r = 0; r < 3; ++r)
+      n += p[r * 4 + c] * p[r * 4 + c];
+    CHECK(n == Approx(1.0));
+  }
+  CHECK(cols.state("W", "c").size() == 4); // one per column
+  CHECK(cols.state("W", "c")(1) == Approx(0.5 * (2.0 + 6.0 + 10.0) / 3.0));
+  CHECK(cols.slots()[0].granularity == "column");
+}
+
 TEST_CASE("a reduction sees the updated state without storing it twice") {
   auto store = small_store();
   auto m = trace<"m">(grad, 0.0);

@@ -362,8 +362,11 @@ public:
     os << "\nper-step scalars: " << program_type::n_step_scalars
        << "\nper-block scalars: " << program_type::n_block_scalars
        << "\nreductions: " << program_type::n_reductions << "\nmatrix stages: " << n_matrices
-       << "\nbytes per parameter (update pass): " << bytes_per_param << "\nblocks: " << blocks_.size()
-       << ", chunks: " << wl_.size() << ", threads: " << exec_.threads() << "\nnon-finite guard: "
+       << "\nbytes per parameter (update pass): " << bytes_per_param
+       << "\nbytes per parameter (every pass of a step, at most): " << bytes_per_step()
+       << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
+       << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size() << ", threads: " << exec_.threads()
+       << "\nnon-finite guard: "
        << (!guard_                                              ? "off"
            : program_type::template reductions_at<false, 0> > 0 ? "fused into the reduction pass"
            : n_matrices > 0                                     ? "fused into the matrix pre-pass"
@@ -616,7 +619,7 @@ private:
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         ((per_block_slot<K> || line_slot<K> != expr::not_a_line
             ? void()
-            : kernel::store(std::get<K>(f.slots) + i, std::get<K>(c.news))),
+            : kernel::store_exact(std::get<K>(f.slots) + i, std::get<K>(c.news))),
          ...);
       }
       (std::make_index_sequence<n_slots>{});
@@ -903,6 +906,37 @@ private:
       }
       (std::make_index_sequence<n_slots>{});
     }
+  }
+
+  // Bytes per parameter all passes of a step move: each read-only pass loads what the update
+  // pass loads (parameter, gradient, per-element slots; the matrix stages' scratch after the
+  // matrix phase), the pre-pass writes the scratch, the update pass also stores. An upper
+  // bound: the compiler drops loads a pass does not use. The matrix phase itself (GEMMs on the
+  // scratch) is not counted.
+  std::size_t bytes_per_step() const {
+    std::size_t element = sizeof(T) + (program_type::reads_grad ? sizeof(T) : 0);
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((element += per_block_slot<K> || line_slot<K> != expr::not_a_line
+                     ? 0
+                     : sizeof(typename program_type::template slot_storage_t<K, T>)),
+       ...);
+    }
+    (std::make_index_sequence<n_slots>{});
+    const std::size_t scratch = n_matrices * sizeof(T);
+    std::size_t total = bytes_per_param + (n_matrices > 0 ? 2 * scratch + element : 0);
+    if (guard_ && program_type::template reductions_at<false, 0> == 0 && n_matrices == 0)
+      total += sizeof(T);
+    auto depth = [&]<int D>() {
+      const std::size_t read = element + (D >= 1 ? scratch : 0);
+      if constexpr (program_type::template reductions_at < false, D >> 0)
+        total += read;
+      total += program_type::template reductions_at<true, D> * read; // one sweep per line reduction
+    };
+    [&]<std::size_t... D>(std::index_sequence<D...>) {
+      (depth.template operator()<static_cast<int>(D)>(), ...);
+    }
+    (std::make_index_sequence<static_cast<std::size_t>(program_type::max_depth + 1)>{});
+    return total;
   }
 
   // What describe() lists before "update".

@@ -75,9 +75,10 @@ inline batch<float> load_bf16(const bfloat16* p) {
   return xsimd::bitwise_cast<batch<float>>(VU::load_aligned(u));
 #endif
 }
-inline void store_bf16(bfloat16* p, const batch<float>& v) {
+// Exact: v must already be a bfloat16 value (round_bf16), as a slot's new value is.
+inline void store_bf16_exact(bfloat16* p, const batch<float>& v) {
   using VU = batch<std::uint32_t>;
-  const VU hi = bf16_round_bits(v) >> 16;
+  const VU hi = xsimd::bitwise_cast<VU>(v) >> 16;
 #if defined(__AVX512F__)
   static_assert(VU::size == 16);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(hi));
@@ -93,6 +94,7 @@ inline void store_bf16(bfloat16* p, const batch<float>& v) {
     p[k].bits = static_cast<std::uint16_t>(o[k]);
 #endif
 }
+inline void store_bf16(bfloat16* p, const batch<float>& v) { store_bf16_exact(p, round_bf16(v)); }
 
 // Loads V from memory of element type S (S == scalar_of<V> on the fast path; otherwise converted).
 template <class V, class S>
@@ -146,6 +148,15 @@ inline V round_to(const V& v) {
     store(tmp, v);
     return load<V>(tmp);
   }
+}
+
+// Stores v, which is already a value of S (round_to<S>), without rounding it again.
+template <class S, class V>
+inline void store_exact(S* p, const V& v) {
+  if constexpr (std::is_same_v<S, bfloat16> && std::is_same_v<scalar_of<V>, float> && is_batch_v<V>)
+    store_bf16_exact(p, v);
+  else
+    store(p, v);
 }
 
 template <class V>
