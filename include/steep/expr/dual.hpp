@@ -13,7 +13,8 @@
 // under N is p <- p - lr d (DESIGN.md; Gronich & Vardi 2026: MomentumGD = l2, Signum/Adam =
 // l_inf, Muon = spectral). Zero in gives zero out.
 //
-// How each compiles — the cheapest exact form the norm allows:
+// How each compiles — the cheapest exact form the norm allows, as the norm declares it
+// (norms/norm.hpp, fused_form; a new norm needs no change here):
 //   l_inf            sign(x): elementwise, no extra pass;
 //   l2, Frobenius    x / max(||x_b||_2, 1e-30): one per-block reduction (a read-only pass);
 //   spectral         the exact polar factor by LAPACK (norms::exact_polar), a matrix stage;
@@ -52,15 +53,16 @@ struct norm_map {
 template <class N, operand X>
 constexpr auto dual(X&& x) {
   static_assert(norms::norm<N>, "dual<N>(x): N must be a steep norm, e.g. steep::norms::linf, l2, spectral");
-  if constexpr (std::is_same_v<N, norms::linf>) {
+  // The norm says how its map fuses (norms/norm.hpp, fused_form).
+  using form = norms::fused_form_t<N>;
+  if constexpr (std::is_same_v<form, norms::fused::sign>)
     return sign(std::forward<X>(x));
-  } else if constexpr (std::is_same_v<N, norms::l2> || std::is_same_v<N, norms::frobenius>) {
+  else if constexpr (std::is_same_v<form, norms::fused::l2_scale>)
     return l2_normalize<per_block>(std::forward<X>(x));
-  } else if constexpr (std::is_same_v<N, norms::spectral>) {
-    return orthogonalize(norms::exact_polar{}, std::forward<X>(x));
-  } else {
+  else if constexpr (requires { typename form::map_type; })
+    return orthogonalize(typename form::map_type{}, std::forward<X>(x));
+  else
     return orthogonalize(norm_map<N>{}, std::forward<X>(x));
-  }
 }
 
 // dual<spectral>(x, map): the spectral dual map computed by an approximation of the polar

@@ -218,9 +218,11 @@ constexpr double pow(double x, double y) {
   return std::pow(x, y);
 }
 
-// -1, 0 or +1; sign(0) = 0, as the DSL's sign (README, "The DSL").
+// -1, 0 or +1; sign(0) = 0 and sign(NaN) = NaN, as the DSL's sign (kernel::sign; README, "The DSL").
 template <class T>
 constexpr T sign(T x) {
+  if (x != x)
+    return x;
   return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
 }
 

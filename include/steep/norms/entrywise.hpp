@@ -190,6 +190,7 @@ struct l1 {
 // ||x||_inf = max |x_i|. Dual: l1. Dual map: sign(g) with sign(0) = 0 (Signum's step).
 struct linf {
   using dual_type = l1;
+  using fused_form = fused::sign;
   static constexpr std::string_view name = "linf";
   static constexpr bool matrix_only = false;
 
@@ -213,6 +214,7 @@ struct linf {
 // ||x||_2 = sqrt(sum x_i^2). Self-dual. Dual map: g / ||g||_2 (normalized gradient descent).
 struct l2 {
   using dual_type = l2;
+  using fused_form = fused::l2_scale;
   static constexpr std::string_view name = "l2";
   static constexpr bool matrix_only = false;
 
@@ -234,6 +236,7 @@ struct l2 {
 // A type of its own so that a rule can say which geometry it means for a weight matrix.
 struct frobenius {
   using dual_type = frobenius;
+  using fused_form = fused::l2_scale;
   static constexpr std::string_view name = "frobenius";
   static constexpr bool matrix_only = false;
 

@@ -50,6 +50,31 @@ concept norm = std::is_empty_v<N> && requires {
   { N::matrix_only } -> std::convertible_to<bool>;
 } && std::is_same_v<typename N::dual_type::dual_type, N>;
 
+// How a norm's dual map runs inside a compiled rule (steep::expr::dual<N> reads it). A norm
+// declares `using fused_form = ...;`; one that declares nothing runs its own dual_map as a
+// matrix stage on each block, so adding a norm never touches the compiler or the engine.
+namespace fused {
+struct sign {};     // sign(x): elementwise, fused into the loop
+struct l2_scale {}; // x / ||x_b||_2: one per-block reduction, then elementwise
+template <class Map>
+struct matrix_map { // a matrix stage running Map (e.g. the exact polar factor for spectral)
+  using map_type = Map;
+};
+struct own_map {}; // a matrix stage running the norm's own dual_map
+} // namespace fused
+
+template <class N>
+struct fused_form {
+  using type = fused::own_map;
+};
+template <class N>
+requires requires { typename N::fused_form; }
+struct fused_form<N> {
+  using type = typename N::fused_form;
+};
+template <class N>
+using fused_form_t = typename fused_form<N>::type;
+
 namespace detail {
 template <class N>
 struct dual_of {

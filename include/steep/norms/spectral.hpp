@@ -30,10 +30,13 @@
 namespace steep::norms {
 
 struct nuclear;
+struct exact_polar; // polar.hpp
 
-// ||W||_sp = largest singular value. Dual: nuclear. Dual map: the polar factor U V^T of g.
+// ||W||_sp = largest singular value. Dual: nuclear. Dual map: the polar factor U V^T of g; in a
+// compiled rule computed by LAPACK (exact_polar) rather than by the constexpr Jacobi SVD.
 struct spectral {
   using dual_type = nuclear;
+  using fused_form = fused::matrix_map<exact_polar>;
   static constexpr std::string_view name = "spectral";
   static constexpr bool matrix_only = true;
 
