@@ -35,6 +35,8 @@
 #include "steep/kernel/executor.hpp"
 #include "steep/kernel/simd.hpp"
 #include "steep/kernel/work_list.hpp"
+#include "steep/norms/newton_schulz_apply.hpp"
+#include "steep/norms/polar_apply.hpp"
 
 #include <algorithm>
 #include <array>

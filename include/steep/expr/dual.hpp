@@ -25,8 +25,16 @@
 
 #include "steep/expr/matrix.hpp"
 #include "steep/expr/reduce.hpp"
-#include "steep/norms.hpp"
+// The norms' declarations only: the maps' BLAS and LAPACK bodies (newton_schulz_apply.hpp,
+// polar_apply.hpp) belong to the engine.
+#include "steep/norms/block_ref.hpp"
+#include "steep/norms/composite.hpp"
+#include "steep/norms/entrywise.hpp"
+#include "steep/norms/newton_schulz.hpp"
+#include "steep/norms/norm.hpp"
+#include "steep/norms/operator_norms.hpp"
 #include "steep/norms/polar.hpp"
+#include "steep/norms/spectral.hpp"
 
 #include <cstddef>
 #include <type_traits>
