@@ -442,21 +442,31 @@ public:
 // Traversals with compile-time table offsets (used by the optimizer's passes)
 // ---------------------------------------------------------------------------------------------
 
-// Calls f.template operator()<S, B, R>(node) for every node under n for which Trait<node>
-// holds, without looking below it; S, B, R are the node's offsets into the per-step, per-block
-// and reduction tables. The passes find their reductions (is_reduce_node) and matrix stages
-// (is_matrix_node) with it.
-template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
-void visit_where(const N& n, F&& f) {
-  if constexpr (Trait<N>::value) {
-    f.template operator()<S, B, R>(n);
-  } else if constexpr (detail::has_kids<N>) {
+// The one place that knows how table offsets pass from a node to its operands: calls
+// f.template operator()<S', B', R'>(child) for each child of n with the child's own offsets
+// into the per-step, per-block and reduction tables. Every traversal below uses it.
+template <std::size_t S, std::size_t B, std::size_t R, class N, class F>
+inline void for_each_child(const N& n, F&& f) {
+  if constexpr (detail::has_kids<N>) {
     using O = typename N::offsets;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_where<Trait, S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
+      (f.template operator()<S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids)), ...);
     }
     (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }
+}
+
+// Calls f.template operator()<S, B, R>(node) for every node under n for which Trait<node>
+// holds, without looking below it; S, B, R are the node's offsets into the per-step, per-block
+// and reduction tables. The passes find their matrix stages (is_matrix_node) and lines with it.
+template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_where(const N& n, F&& f) {
+  if constexpr (Trait<N>::value)
+    f.template operator()<S, B, R>(n);
+  else
+    for_each_child<S, B, R>(n, [&]<std::size_t S2, std::size_t B2, std::size_t R2>(const auto& kid) {
+      visit_where<Trait, S2, B2, R2>(kid, f);
+    });
 }
 
 // Like visit_where, but looks below a matching node as well (a line reduction inside the
@@ -465,13 +475,9 @@ template <template <class> class Trait, std::size_t S, std::size_t B, std::size_
 void visit_each(const N& n, F&& f) {
   if constexpr (Trait<N>::value)
     f.template operator()<S, B, R>(n);
-  if constexpr (detail::has_kids<N>) {
-    using O = typename N::offsets;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_each<Trait, S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), f), ...);
-    }
-    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
-  }
+  for_each_child<S, B, R>(n, [&]<std::size_t S2, std::size_t B2, std::size_t R2>(const auto& kid) {
+    visit_each<Trait, S2, B2, R2>(kid, f);
+  });
 }
 
 // Writes the value of every maximal per-step subtree of n into table[S ...].
@@ -480,30 +486,23 @@ inline void fill_step_table(const N& n, double* table, const host_ctx& h) {
   if constexpr (N::level == 0) {
     if constexpr (!N::is_inline)
       table[S] = n.hoist_value(h);
-  } else if constexpr (is_reduce_node<N>::value) {
-    fill_step_table<S>(std::get<0>(n.kids), table, h);
-  } else if constexpr (detail::has_kids<N>) {
-    using O = typename N::offsets;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (fill_step_table<S + O::step[I]>(std::get<I>(n.kids), table, h), ...);
-    }
-    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+  } else {
+    for_each_child<S, 0, 0>(n, [&]<std::size_t S2, std::size_t, std::size_t>(const auto& kid) {
+      fill_step_table<S2>(kid, table, h);
+    });
   }
 }
 
-// Writes the value of every maximal per-block subtree of n into table[B ...].
+// Writes the value of every per-block subtree of n into table[B ...]: the maximal ones, and
+// below them those a reduction's operand or a line reads.
 template <std::size_t B, std::size_t R, class N>
 inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
   if constexpr (N::level == 1)
     table[B] = host_value<R>(n, h);
-  // Below: a reduction's operand may read per-block scalars of its own, and a line its parts.
-  if constexpr (N::level >= 1 && detail::has_kids<N>) {
-    using O = typename N::offsets;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (fill_block_table<B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), table, h), ...);
-    }
-    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
-  }
+  if constexpr (N::level >= 1)
+    for_each_child<0, B, R>(n, [&]<std::size_t, std::size_t B2, std::size_t R2>(const auto& kid) {
+      fill_block_table<B2, R2>(kid, table, h);
+    });
 }
 
 // Calls f(node) for every named hyperparameter under n (mutable, for optimizer::set).
