@@ -52,17 +52,55 @@ struct kid_types<N> {
   }(std::type_identity<std::remove_cvref_t<decltype(std::declval<N>().kids)>>{});
 };
 
+// What the compile-time analysis descends into: a node's operands, and with Through also the
+// update of a slot it reads and the slot a prev(...) reads (a slot's update is a root of its
+// own, so counting walks do not go Through). Every walk below is one of the folds after it.
+template <bool Through, class N>
+constexpr auto analysis_kids(hana::basic_type<N>) {
+  if constexpr (Through && is_state_node_v<N>)
+    return hana::tuple_t<typename N::update_type>;
+  else if constexpr (Through && is_prev_node<N>::value)
+    return hana::tuple_t<typename N::state_type>;
+  else
+    return kid_types<N>::value;
+}
+
+// Every node type M under (and including) N with Pred<M>, children before parents.
+template <bool Through, template <class> class Pred, class N>
+constexpr auto collect_in_tree(hana::basic_type<N> t) {
+  auto below = hana::fold_left(analysis_kids<Through>(t), hana::tuple_t<>, [](auto acc, auto kid) {
+    return hana::concat(acc, collect_in_tree<Through, Pred>(kid));
+  });
+  if constexpr (Pred<N>::value)
+    return hana::append(below, t);
+  else
+    return below;
+}
+
+// Whether some node type under (and including) N has Pred.
+template <bool Through, template <class> class Pred, class N>
+constexpr bool any_in_tree(hana::basic_type<N> t) {
+  if constexpr (Pred<N>::value)
+    return true;
+  else
+    return hana::fold_left(analysis_kids<Through>(t), false,
+                           [](bool any, auto kid) { return any || any_in_tree<Through, Pred>(kid); });
+}
+
+// The sum of f(type) over every node type under (and including) N.
+template <bool Through, class N, class F>
+constexpr auto sum_in_tree(hana::basic_type<N> t, F f) {
+  return hana::fold_left(analysis_kids<Through>(t), f(t),
+                         [&](auto total, auto kid) { return total + sum_in_tree<Through>(kid, f); });
+}
+
+template <class N>
+struct is_state : std::bool_constant<is_state_node_v<N>> {};
+
 // Every state stage reachable from N, children before parents (duplicates kept).
 template <class N>
-constexpr auto collect_states(hana::basic_type<N>) {
-  if constexpr (is_state_node_v<N>) {
-    return hana::append(collect_states(hana::type_c<typename N::update_type>), hana::type_c<N>);
-  } else if constexpr (is_prev_node<N>::value) {
-    return collect_states(hana::type_c<typename N::state_type>);
-  } else {
-    return hana::fold_left(kid_types<N>::value, hana::tuple_t<>,
-                           [](auto acc, auto kid) { return hana::concat(acc, collect_states(kid)); });
-  }
+constexpr auto collect_states(hana::basic_type<N> t) {
+  return collect_in_tree<true, is_state>(t);
 }
 
 template <class A, class B>
@@ -91,13 +129,8 @@ constexpr auto unique_states(All all) {
 
 // Every matrix stage under N, operands first (slot updates are roots of their own).
 template <class N>
-constexpr auto collect_matrices(hana::basic_type<N>) {
-  auto below = hana::fold_left(kid_types<N>::value, hana::tuple_t<>,
-                               [](auto acc, auto kid) { return hana::concat(acc, collect_matrices(kid)); });
-  if constexpr (is_matrix_node<N>::value)
-    return hana::append(below, hana::type_c<N>);
-  else
-    return below;
+constexpr auto collect_matrices(hana::basic_type<N> t) {
+  return collect_in_tree<false, is_matrix_node>(t);
 }
 
 template <class All>
@@ -112,16 +145,8 @@ constexpr auto unique_types(All all) {
 
 // Does evaluating N need a matrix stage's result, directly or through the state it reads?
 template <class N>
-constexpr bool reaches_matrix(hana::basic_type<N>) {
-  if constexpr (is_matrix_node<N>::value)
-    return true;
-  else if constexpr (is_state_node_v<N>)
-    return reaches_matrix(hana::type_c<typename N::update_type>);
-  else if constexpr (is_prev_node<N>::value)
-    return reaches_matrix(hana::type_c<typename N::state_type>);
-  else
-    return hana::fold_left(kid_types<N>::value, false,
-                           [](bool any, auto kid) { return any || reaches_matrix(kid); });
+constexpr bool reaches_matrix(hana::basic_type<N> t) {
+  return any_in_tree<true, is_matrix_node>(t);
 }
 
 // The pass after which a reduction's value is known ("depth"): 0 for a reduction of what the
@@ -143,15 +168,11 @@ constexpr int reduction_depth() {
 }
 
 template <class N>
-constexpr int max_reduction_depth(hana::basic_type<N>) {
+constexpr int max_reduction_depth(hana::basic_type<N> t) {
   if constexpr (is_reduce_node<N>::value)
-    return reduction_depth<N>();
-  else if constexpr (is_state_node_v<N>)
-    return max_reduction_depth(hana::type_c<typename N::update_type>);
-  else if constexpr (is_prev_node<N>::value)
-    return max_reduction_depth(hana::type_c<typename N::state_type>);
+    return reduction_depth<N>(); // covers whatever its operand needs
   else
-    return hana::fold_left(kid_types<N>::value, -1, [](int d, auto kid) {
+    return hana::fold_left(analysis_kids<true>(t), -1, [](int d, auto kid) {
       const int k = max_reduction_depth(kid);
       return k > d ? k : d;
     });
@@ -159,41 +180,44 @@ constexpr int max_reduction_depth(hana::basic_type<N>) {
 
 // Checks that every matrix stage under N can run in the one matrix phase: its operand is
 // evaluated before any matrix map has run, from reductions of depth 0 at most.
+template <class M>
+constexpr bool matrix_phase_ok() {
+  constexpr bool ok = !reaches_matrix(hana::type_c<typename M::child_type>) &&
+                      max_reduction_depth(hana::type_c<typename M::child_type>) <= 0;
+  static_assert(ok, "a matrix stage whose operand needs another matrix stage (or state updated from one, "
+                    "or a norm of one) would need two matrix phases; steep runs one");
+  return ok;
+}
 template <class N>
-constexpr bool phases_ok(hana::basic_type<N>) {
-  if constexpr (is_matrix_node<N>::value) {
-    constexpr bool ok = !reaches_matrix(hana::type_c<typename N::child_type>) &&
-                        max_reduction_depth(hana::type_c<typename N::child_type>) <= 0;
-    static_assert(ok, "a matrix stage whose operand needs another matrix stage (or state updated from one, "
-                      "or a norm of one) would need two matrix phases; steep runs one");
-    return ok;
-  } else {
-    return hana::fold_left(kid_types<N>::value, true,
-                           [](bool all, auto kid) { return all && phases_ok(kid); });
-  }
+constexpr bool phases_ok(hana::basic_type<N> t) {
+  return sum_in_tree<false>(t, []<class M>(hana::basic_type<M>) {
+           if constexpr (is_matrix_node<M>::value)
+             return matrix_phase_ok<M>() ? 0 : 1;
+           else
+             return 0;
+         }) == 0;
 }
 
 // How many reductions under N (state updates are roots of their own) are lines (Line) or block
 // reductions, of depth D.
 template <bool Line, int D, class N>
-constexpr std::size_t count_reductions(hana::basic_type<N>) {
-  const std::size_t below =
-    hana::fold_left(kid_types<N>::value, std::size_t{ 0 },
-                    [](std::size_t n, auto kid) { return n + count_reductions<Line, D>(kid); });
-  if constexpr (is_reduce_node<N>::value)
-    return below + ((N::line != not_a_line) == Line && reduction_depth<N>() == D ? 1 : 0);
-  else
-    return below;
+constexpr std::size_t count_reductions(hana::basic_type<N> t) {
+  return sum_in_tree<false>(t, []<class M>(hana::basic_type<M>) -> std::size_t {
+    if constexpr (is_reduce_node<M>::value)
+      return (M::line != not_a_line) == Line && reduction_depth<M>() == D ? 1 : 0;
+    else
+      return 0;
+  });
 }
 
+template <class Leaf>
+struct is_leaf_type {
+  template <class N>
+  using test = std::is_same<N, Leaf>;
+};
 template <class N, class Leaf>
-constexpr bool contains(hana::basic_type<N>) {
-  if constexpr (std::is_same_v<N, Leaf>)
-    return true;
-  else
-    return hana::fold_left(kid_types<N>::value, false, [](bool any, auto kid) {
-      return any || contains<typename decltype(kid)::type, Leaf>(kid);
-    });
+constexpr bool contains(hana::basic_type<N> t) {
+  return any_in_tree<false, is_leaf_type<Leaf>::template test>(t);
 }
 } // namespace detail
 
