@@ -2,6 +2,7 @@
 // The engine: runs a compiled rule over a param_store — plain, routed and type-erased
 // optimizers behind one interface, with the non-finite guard on every step.
 #include "steep/engine/any_optimizer.hpp"
+#include "steep/engine/checkpoint.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/interface.hpp"
 #include "steep/engine/optimizer.hpp"

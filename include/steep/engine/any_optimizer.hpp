@@ -15,6 +15,7 @@
 #include "steep/engine/routed.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@ public:
   virtual std::optional<nonfinite_entry> prepare_step() = 0;
   virtual void commit_step() = 0;
   virtual std::int64_t steps() const = 0;
+  virtual void restore_steps(std::int64_t t, std::int64_t skipped = 0) = 0;
+  virtual std::string rule_id() const = 0;
+  virtual void visit_slots(const std::function<void(const slot_bytes&)>& f) = 0;
   virtual std::int64_t skipped_steps() const = 0;
   virtual nonfinite_policy nonfinite() const = 0;
   virtual void set(std::string_view name, double value) = 0;
@@ -56,6 +60,9 @@ public:
   std::optional<nonfinite_entry> prepare_step() override { return opt_.prepare_step(); }
   void commit_step() override { opt_.commit_step(); }
   std::int64_t steps() const override { return opt_.steps(); }
+  void restore_steps(std::int64_t t, std::int64_t skipped = 0) override { opt_.restore_steps(t, skipped); }
+  std::string rule_id() const override { return opt_.rule_id(); }
+  void visit_slots(const std::function<void(const slot_bytes&)>& f) override { opt_.visit_slots(f); }
   std::int64_t skipped_steps() const override { return opt_.skipped_steps(); }
   nonfinite_policy nonfinite() const override { return opt_.nonfinite(); }
   void set(std::string_view name, double value) override { opt_.set(name, value); }

@@ -9,7 +9,8 @@
 //   step()            one step; false if a non-finite gradient skipped it (nonfinite_policy)
 //   prepare_step()    its read-only part: the first non-finite gradient entry, if any
 //   commit_step()     its update pass (only after prepare_step() found nothing)
-//   steps(), skipped_steps()
+//   steps(), skipped_steps(), restore_steps(t)   (checkpoints: engine/checkpoint.hpp)
+//   visit_slots(f)    f(slot_bytes) for every slot of every block: the raw state
 //   set/get/has(name) named hyperparameters
 //   slots()           slot names and dtypes; has_slot(block, slot); state(block, slot): a view
 //   threads(), set_threads(n), describe()
@@ -33,6 +34,9 @@ concept optimizer_interface = requires(O& o, const O& c, std::string_view name, 
   { o.prepare_step() } -> std::same_as<std::optional<nonfinite_entry>>;
   o.commit_step();
   { c.steps() } -> std::same_as<std::int64_t>;
+  o.restore_steps(std::int64_t{ 0 });
+  { c.rule_id() } -> std::same_as<std::string>;
+  o.visit_slots([](const slot_bytes&) {});
   { c.skipped_steps() } -> std::same_as<std::int64_t>;
   { c.nonfinite() } -> std::same_as<nonfinite_policy>;
   o.set(name, 1.0);

@@ -256,6 +256,33 @@ public:
   nonfinite_policy nonfinite() const noexcept { return policy_; }
 
   std::int64_t steps() const noexcept { return t_; }
+  // Sets the step counter (a checkpoint's load: engine/checkpoint.hpp).
+  // The rule's structural hash (slots.hpp, rule_hash): checkpoints refuse another rule's state.
+  static std::string rule_id() { return rule_hash<rule_type>(); }
+  void restore_steps(std::int64_t t, std::int64_t skipped = 0) {
+    if (t < 0 || skipped < 0)
+      throw usage_error("a step count cannot be negative");
+    t_ = t, skipped_ = skipped;
+  }
+  // f(slot_bytes) for every slot of every block, in slot order then block order: the raw state.
+  template <class F>
+  void visit_slots(F&& f) {
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          using S = typename program_type::template slot_storage_t<K, T>;
+          for (std::size_t b = 0; b < blocks_.size(); ++b) {
+            auto view = state<S>(blocks_[b].name, std::string(program_type::slot_name(K)));
+            f(slot_bytes{ blocks_[b].name, std::string(program_type::slot_name(K)),
+                          std::string(safetensors_dtype<S>()),
+                          shape_t(view.shape().begin(), view.shape().end()),
+                          std::as_writable_bytes(std::span<S>(view.data(), view.size())) });
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_slots>{});
+  }
   int threads() const noexcept { return exec_.threads(); }
   void set_threads(int n) { exec_ = kernel::executor(n); }
 

@@ -86,6 +86,17 @@ public:
     ++t_;
   }
   std::int64_t steps() const noexcept { return t_; }
+  // The rule's structural hash (slots.hpp, rule_hash): checkpoints refuse another rule's state.
+  static std::string rule_id() { return rule_hash<routed_type>(); }
+  void restore_steps(std::int64_t t, std::int64_t skipped = 0) {
+    for_parts([&](auto& o) { o.restore_steps(t, skipped); });
+    t_ = t, skipped_ = skipped;
+  }
+  // Every arm's slots of the blocks it updates.
+  template <class F>
+  void visit_slots(F&& f) {
+    for_parts([&](auto& o) { o.visit_slots(f); });
+  }
   std::int64_t skipped_steps() const noexcept { return skipped_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
   int threads() const noexcept { return threads_; }

@@ -13,9 +13,13 @@
 #include "steep/core/shape.hpp"
 
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 #include <xtensor/xadapt.hpp>
@@ -29,16 +33,48 @@ struct slot_info {
   std::string granularity = "element"; // or "block", "row", "column": one value per block, row or column
 };
 
+// One slot of one block as raw bytes, for checkpoints (engine/checkpoint.hpp).
+struct slot_bytes {
+  std::string block, slot;
+  std::string dtype; // safetensors' name: F32, F64, BF16
+  shape_t shape;     // the block's, (rows), (cols) or (1)
+  std::span<std::byte> bytes;
+};
+
+// A structural hash of a rule's composition: FNV-1a of its C++ type's mangled name, which spells
+// out every node, stage name and dtype (stable for one compiler; checkpoints record it).
+template <class Rule>
+std::string rule_hash() {
+  std::uint64_t h = 1469598103934665603ull;
+  for (const char* c = typeid(Rule).name(); *c; ++c)
+    h = (h ^ static_cast<unsigned char>(*c)) * 1099511628211ull;
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+// The names of a storage dtype: steep's (describe(), slots()) and safetensors' (checkpoints).
+struct dtype_names {
+  std::string_view name, safetensors;
+};
+template <class T>
+constexpr dtype_names dtype_of() {
+  if constexpr (std::is_same_v<T, float>)
+    return { "float32", "F32" };
+  else if constexpr (std::is_same_v<T, double>)
+    return { "float64", "F64" };
+  else if constexpr (std::is_same_v<T, bfloat16>)
+    return { "bfloat16", "BF16" };
+  else
+    return { "unknown", "unknown" };
+}
 template <class T>
 constexpr std::string_view dtype_name() {
-  if constexpr (std::is_same_v<T, float>)
-    return "float32";
-  else if constexpr (std::is_same_v<T, double>)
-    return "float64";
-  else if constexpr (std::is_same_v<T, bfloat16>)
-    return "bfloat16";
-  else
-    return "unknown";
+  return dtype_of<T>().name;
+}
+template <class T>
+constexpr std::string_view safetensors_dtype() {
+  return dtype_of<T>().safetensors;
 }
 
 // One value per parameter, laid out like the parameter arena: a state slot or a matrix stage's

@@ -1,0 +1,218 @@
+// Checkpoints (engine/checkpoint.hpp, io/safetensors.hpp): save, load and continue is bitwise
+// the run that never stopped, for plain and routed rules and every slot granularity and dtype;
+// a file that does not fit — another rule, another model, a truncated or corrupt file — is
+// refused by name with parameters and state untouched.
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <steep/steep.hpp>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace rules = steep::rules;
+using steep::block_role;
+
+namespace {
+using T = float;
+
+steep::param_store<T> make_store() {
+  steep::param_store<T> s({ steep::block_spec<T>("W1", { 8, 6 }, block_role::hidden_matrix),
+                            steep::block_spec<T>("W2", { 5, 8 }, block_role::hidden_matrix),
+                            steep::block_spec<T>("b", { 5 }, block_role::vector) });
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto& b = s.block_at(k);
+    for (std::size_t i = 0; i < b.size; ++i)
+      b.param[i] = std::sin(0.3f * static_cast<float>(i + 11 * k));
+  }
+  return s;
+}
+
+void fill_grads(steep::param_store<T>& s, int step) {
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto& b = s.block_at(k);
+    for (std::size_t i = 0; i < b.size; ++i)
+      b.grad[i] =
+        std::cos(0.7f * static_cast<float>(step) + 0.13f * static_cast<float>(i) + static_cast<float>(k));
+  }
+}
+
+// Every parameter and slot, as bytes, by name.
+template <class Opt>
+std::map<std::string, std::vector<std::byte>> snapshot(Opt& opt, const steep::param_store<T>& s) {
+  std::map<std::string, std::vector<std::byte>> out;
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto& b = s.block_at(k);
+    const auto* p = reinterpret_cast<const std::byte*>(b.param);
+    out["param/" + b.name].assign(p, p + b.size * sizeof(T));
+  }
+  opt.visit_slots([&](const steep::engine::slot_bytes& x) {
+    out["state/" + x.block + "/" + x.slot].assign(x.bytes.begin(), x.bytes.end());
+  });
+  return out;
+}
+
+std::string temp_path(const std::string& name) { return "steep-test-" + name + ".safetensors"; }
+
+// 3 steps, save, 3 more steps; then a fresh store and optimizer load the file and take the same 3.
+template <class Rule>
+void check_round_trip(const Rule& rule, const std::string& name) {
+  INFO(name);
+  auto store = make_store();
+  steep::optimizer opt(rule, store, { .threads = 2, .chunk_elements = 64 });
+  for (int t = 0; t < 3; ++t)
+    fill_grads(store, t), opt.step();
+  const std::string path = temp_path(name);
+  steep::save_checkpoint(opt, store, path);
+  for (int t = 3; t < 6; ++t)
+    fill_grads(store, t), opt.step();
+  const auto uninterrupted = snapshot(opt, store);
+
+  auto fresh = make_store();
+  steep::optimizer resumed(rule, fresh, { .threads = 1 });
+  fill_grads(fresh, 0), resumed.step(); // some other state, to be overwritten
+  steep::load_checkpoint(resumed, fresh, path);
+  CHECK(resumed.steps() == 3);
+  for (int t = 3; t < 6; ++t)
+    fill_grads(fresh, t), resumed.step();
+  CHECK(snapshot(resumed, fresh) == uninterrupted);
+  std::remove(path.c_str());
+}
+} // namespace
+
+TEST_CASE("checkpoint: save, load, continue is bitwise the uninterrupted run, every slot kind") {
+  check_round_trip(rules::adam(1e-2), "adam");
+  check_round_trip(rules::adam_bf16(1e-2), "adam_bf16"); // BF16 slots
+  check_round_trip(rules::adam_mini(1e-2), "adam_mini"); // a per-block slot
+  check_round_trip(rules::lion(1e-3), "lion");
+  check_round_trip(rules::muon_adam(), "muon_adam"); // routed, a matrix stage
+  check_round_trip(rules::scion(1e-3), "scion");     // routed, column and row lines
+  check_round_trip(steep::route(steep::on<block_role::hidden_matrix> >> rules::normuon(0.02),
+                                steep::otherwise >> rules::adamw(1e-3)),
+                   "normuon_adamw"); // a per-row slot
+}
+
+TEST_CASE("checkpoint: blocks are matched by name, not position") {
+  auto store = make_store();
+  steep::optimizer opt(rules::adam(1e-2), store);
+  fill_grads(store, 0), opt.step();
+  const std::string path = temp_path("order");
+  steep::save_checkpoint(opt, store, path);
+  const auto saved = snapshot(opt, store);
+  // The same blocks, declared in another order.
+  steep::param_store<T> other({ steep::block_spec<T>("b", { 5 }, block_role::vector),
+                                steep::block_spec<T>("W2", { 5, 8 }, block_role::hidden_matrix),
+                                steep::block_spec<T>("W1", { 8, 6 }, block_role::hidden_matrix) });
+  steep::optimizer opt2(rules::adam(1e-2), other);
+  steep::load_checkpoint(opt2, other, path);
+  CHECK(snapshot(opt2, other) == saved);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes") {
+  auto store = make_store();
+  steep::optimizer opt(rules::adam(1e-2), store);
+  fill_grads(store, 0), opt.step();
+  const std::string path = temp_path("bad");
+  steep::save_checkpoint(opt, store, path);
+  std::ifstream in(path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+
+  auto target = make_store();
+  steep::optimizer victim(rules::adam(1e-2), target);
+  fill_grads(target, 5), victim.step(), victim.step();
+  const auto before = snapshot(victim, target);
+  auto refuses = [&](const std::string& bytes, const std::string& expect) {
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << bytes;
+    }
+    INFO(expect);
+    CHECK_THROWS_WITH(steep::load_checkpoint(victim, target, path), Catch::Contains(expect));
+    CHECK(snapshot(victim, target) == before);
+    CHECK(victim.steps() == 2);
+  };
+  refuses(good.substr(0, good.size() - 3), "outside the data section"); // truncated data
+  refuses(good.substr(0, 5), "shorter than its 8-byte header length");  // truncated header length
+  std::string flipped = good;
+  flipped[flipped.size() - 2] = static_cast<char>(flipped[flipped.size() - 2] ^ 0x10);
+  refuses(flipped, "CRC-32 does not match"); // a bit flip in the data
+  std::string huge = good;
+  huge[5] = static_cast<char>(0x7f); // header length ~ 2^47
+  refuses(huge, "runs past the end of the file");
+  refuses(good + std::string(8, '\0'), "past the last tensor"); // trailing bytes no tensor owns
+  std::string garbled = good;
+  garbled[9] = '#';
+  refuses(garbled, "not valid JSON");
+
+  // Another rule, another model.
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << good;
+  }
+  steep::optimizer signum(rules::signum(1e-2), target);
+  CHECK_THROWS_WITH(steep::load_checkpoint(signum, target, path), Catch::Contains("another rule"));
+  steep::param_store<T> bigger({ steep::block_spec<T>("W1", { 8, 7 }, block_role::hidden_matrix),
+                                 steep::block_spec<T>("W2", { 5, 8 }, block_role::hidden_matrix),
+                                 steep::block_spec<T>("b", { 5 }, block_role::vector) });
+  steep::optimizer adam2(rules::adam(1e-2), bigger);
+  CHECK_THROWS_WITH(steep::load_checkpoint(adam2, bigger, path),
+                    Catch::Contains("block 'W1'") && Catch::Contains("(8, 6)") && Catch::Contains("(8, 7)"));
+  steep::param_store<T> fewer({ steep::block_spec<T>("W1", { 8, 6 }, block_role::hidden_matrix) });
+  steep::optimizer adam3(rules::adam(1e-2), fewer);
+  CHECK_THROWS_WITH(steep::load_checkpoint(adam3, fewer, path), Catch::Contains("'param/W2'"));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: the file another program reads (tests/checkpoint_reader.py checks it)") {
+  // A fixed, small file: W = 0.25 i (float32, 3 x 4), its Adam slots after one step with g = 1.
+  steep::param_store<T> store({ { "W", { 3, 4 } } });
+  for (std::size_t i = 0; i < 12; ++i)
+    store.block_at(0).param[i] = 0.25f * static_cast<float>(i), store.block_at(0).grad[i] = 1.f;
+  steep::optimizer opt(rules::adam(1e-3), store);
+  opt.step();
+  for (std::size_t i = 0; i < 12; ++i)
+    store.block_at(0).param[i] = 0.25f * static_cast<float>(i); // the values the reader expects
+  steep::save_checkpoint(opt, store, "steep-checkpoint-sample.safetensors");
+  const auto f = steep::io::load("steep-checkpoint-sample.safetensors");
+  CHECK(f.tensors.size() == 3);
+  CHECK(f.metadata.at("step") == "1");
+}
+
+TEST_CASE("checkpoint: a save killed midway leaves a whole checkpoint, the old one or the new") {
+  steep::param_store<T> store({ { "W", { 1024, 1024 } } }); // 4 MB of parameters, 12 MB in the file
+  for (std::size_t i = 0; i < store.block_at(0).size; ++i)
+    store.block_at(0).grad[i] = std::sin(0.001f * static_cast<float>(i));
+  steep::optimizer opt(rules::adam(1e-3), store, { .threads = 1 });
+  opt.step();
+  const std::string path = temp_path("killed");
+  steep::save_checkpoint(opt, store, path); // the previous checkpoint: step 1
+  opt.step();                               // the state the killed saves write: step 2
+  int saw_new = 0;
+  for (int trial = 0; trial < 6; ++trial) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) { // the child saves over and over until it is killed
+      for (;;)
+        steep::save_checkpoint(opt, store, path);
+    }
+    ::usleep(static_cast<useconds_t>(3000 + 7000 * trial));
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    std::remove((path + ".tmp." + std::to_string(pid)).c_str()); // what the killed save left aside
+    steep::param_store<T> fresh({ { "W", { 1024, 1024 } } });
+    steep::optimizer loaded(rules::adam(1e-3), fresh, { .threads = 1 });
+    CHECK_NOTHROW(steep::load_checkpoint(loaded, fresh, path)); // whole: the CRC and every check pass
+    CHECK((loaded.steps() == 1 || loaded.steps() == 2));
+    saw_new += loaded.steps() == 2;
+  }
+  INFO("trials that found the new checkpoint: " << saw_new);
+  std::remove(path.c_str());
+}
