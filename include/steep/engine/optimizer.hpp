@@ -49,6 +49,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -388,7 +389,8 @@ public:
          << (s.granularity != "element" ? " (one per " + s.granularity + ")" : "");
     if (n_slots == 0)
       os << " none";
-    os << "\nper-step scalars: " << program_type::n_step_scalars
+    os << "\nper-step scalars: " << program_type::n_step_scalars << " (" << distinct_step_scalars()
+       << " distinct)"
        << "\nper-block scalars: " << program_type::n_block_scalars
        << "\nreductions: " << program_type::n_reductions << "\nmatrix stages: " << n_matrices
        << "\nbytes per parameter (update pass): " << bytes_per_param
@@ -967,6 +969,24 @@ private:
     (std::make_index_sequence<static_cast<std::size_t>(program_type::max_depth + 1)>{});
     return total;
   }
+
+  // How many of the hoisted per-step scalars differ: the same subtree (type and value) written
+  // twice in a rule, say a learning rate in two terms, is hoisted twice but counted once here.
+  std::size_t distinct_step_scalars() const {
+    std::vector<std::pair<std::string_view, double>> seen;
+    const expr::host_ctx h{ t_ + 1, nullptr };
+    for_roots([&]<std::size_t R>(const auto& root) {
+      expr::visit_where<step_scalar_node, program_type::step_offset[R], 0, 0>(
+        root, [&]<std::size_t, std::size_t, std::size_t>(const auto& n) {
+          const std::pair<std::string_view, double> key{ typeid(n).name(), n.hoist_value(h) };
+          if (std::find(seen.begin(), seen.end(), key) == seen.end())
+            seen.push_back(key);
+        });
+    });
+    return seen.size();
+  }
+  template <class N>
+  struct step_scalar_node : std::bool_constant<N::level == 0 && !N::is_inline> {};
 
   // What describe() lists before "update".
   static std::string pass_names() {
