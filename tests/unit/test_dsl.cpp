@@ -71,6 +71,27 @@ TEST_CASE("slots report their dtype; a slot may be stored in another dtype than 
   CHECK_THROWS_WITH(opt.state<float>("x", "m"), Catch::Contains("block 'x'"));
 }
 
+TEST_CASE("catalogue rules name their learning rates: opt.set(\"lr\", ...) between steps") {
+  auto store = small_store();
+  steep::optimizer adam(rules::adam(1e-3), store);
+  CHECK(adam.get("lr") == Approx(1e-3));
+  adam.set("lr", 1e-4);
+  CHECK(adam.get("lr") == Approx(1e-4));
+  steep::optimizer adamw(rules::adamw(1e-3), store); // the decay term reads the same lr
+  adamw.set("lr", 0.0);
+  const double before = store.param("W")(0, 0);
+  adamw.step();
+  CHECK(store.param("W")(0, 0) == before);
+  steep::param_store<double> mixed({ { "W", { 4, 3 } }, { "v", { 5 } } });
+  steep::optimizer hybrid(rules::muon_adam(0.02, 3e-4), mixed); // one name per arm's rate
+  CHECK(hybrid.get("muon_lr") == Approx(0.02));
+  CHECK(hybrid.get("adam_lr") == Approx(3e-4));
+  CHECK_FALSE(hybrid.has("lr"));
+  // A schedule stays a schedule (nothing to set).
+  steep::optimizer scheduled(rules::sgd(inv_power(0.1, 0.5)), store);
+  CHECK_FALSE(scheduled.has("lr"));
+}
+
 TEST_CASE("named hyperparameters can be read and changed between steps") {
   auto store = small_store();
   steep::optimizer opt(-hyper<"lr">(0.1) * grad, store);

@@ -179,7 +179,8 @@ TEST_CASE("guard: the plain and type-erased optimizers offer the same interface"
   CHECK(any->skipped_steps() == 1);
   CHECK(any->steps() == 0);
   CHECK(any->state("W1", "exp_avg")(0, 0) == 0.0);
-  CHECK(any->has("lr") == false);
+  CHECK(any->has("lr")); // every catalogue rule names its learning rate
+  CHECK(any->get("lr") == Approx(1e-2));
   CHECK(any->has_slot("W1", "exp_avg_sq"));
   any->set_threads(1);
   CHECK(any->threads() == 1);

@@ -16,7 +16,8 @@ namespace steep::rules {
 
 inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
-  return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(debias(ema<"exp_avg_sq">(square(grad), b2))) + eps);
+  return -named<"lr">(lr) * debias(ema<"exp_avg">(grad, b1)) /
+         (sqrt(debias(ema<"exp_avg_sq">(square(grad), b2))) + eps);
 };
 
 // Adam with bfloat16 moments: 20 bytes per float32 parameter instead of 28. Arithmetic runs in
@@ -25,14 +26,15 @@ inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = do
 inline constexpr auto adam_bf16 =
   []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
     Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
-  return -lr * debias(ema<"exp_avg", bfloat16>(grad, b1)) /
+  return -named<"lr">(lr) * debias(ema<"exp_avg", bfloat16>(grad, b1)) /
          (sqrt(debias(ema<"exp_avg_sq", bfloat16>(square(grad), b2))) + eps);
 };
 
 // No denominator guard: a zero gradient entry with zero history divides 0 by 0, as in the paper.
 inline constexpr auto adam_eps0 =
   []<operand Lr, operand B1 = double, operand B2 = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999) {
-  return -lr * debias(ema<"exp_avg">(grad, b1)) / sqrt(debias(ema<"exp_avg_sq">(square(grad), b2)));
+  return -named<"lr">(lr) * debias(ema<"exp_avg">(grad, b1)) /
+         sqrt(debias(ema<"exp_avg_sq">(square(grad), b2)));
 };
 
 // AMSGrad as torch: the running max of v_t, bias-corrected like v_t.
@@ -41,7 +43,7 @@ inline constexpr auto amsgrad =
     Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
   auto v = ema<"exp_avg_sq">(square(grad), b2);
   auto vmax = running_max<"max_exp_avg_sq">(v);
-  return -lr * debias(ema<"exp_avg">(grad, b1)) / (sqrt(vmax / (1.0 - pow(b2, step))) + eps);
+  return -named<"lr">(lr) * debias(ema<"exp_avg">(grad, b1)) / (sqrt(vmax / (1.0 - pow(b2, step))) + eps);
 };
 
 } // namespace steep::rules

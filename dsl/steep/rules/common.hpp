@@ -7,6 +7,19 @@
 #include "steep/core/bfloat16.hpp"
 #include "steep/expr.hpp"
 
+#include <type_traits>
+
 namespace steep::rules {
 using namespace steep::expr;
+
+// A catalogue rule's hyperparameter given as a plain number becomes a named one, so that
+// opt.set("lr", 1e-4) / opt.get("lr") work on every rule; an expression (a schedule, a
+// compile-time constant, a hyper<"...">) is kept as it is.
+template <fixed_string Name, operand X>
+constexpr auto named(X x) {
+  if constexpr (std::is_arithmetic_v<X>)
+    return hyper<Name>(static_cast<double>(x));
+  else
+    return x;
+}
 } // namespace steep::rules

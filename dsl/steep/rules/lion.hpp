@@ -12,7 +12,7 @@ namespace steep::rules {
 inline constexpr auto lion = []<operand Lr, operand B1 = double, operand B2 = double, operand Wd = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.99, Wd wd = 0.0) {
   auto m = ema<"exp_avg">(grad, b2);
-  return -lr * (sign(b1 * prev(m) + (1.0 - b1) * grad) + wd * param);
+  return -named<"lr">(lr) * (sign(b1 * prev(m) + (1.0 - b1) * grad) + wd * param);
 };
 
 } // namespace steep::rules

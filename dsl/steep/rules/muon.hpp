@@ -39,13 +39,13 @@ constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust 
     else
       return buf;
   }();
-  return -(lr * weight_decay) * param -
-         (lr * shape_scale(adjust)) * dual<norms::spectral>(dir, std::move(map));
+  return -(named<"lr">(lr) * weight_decay) * param -
+         (named<"lr">(lr) * shape_scale(adjust)) * dual<norms::spectral>(dir, std::move(map));
 }
 
 inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.1, double momentum = 0.95, Map map = {}) {
-  return muon_rule<true>(lr, weight_decay, momentum, lr_adjust::original, std::move(map));
+  return muon_rule<true>(named<"lr">(lr), weight_decay, momentum, lr_adjust::original, std::move(map));
 };
 
 // Muon on stacked matrices (torch 2.11's update on each slice): a block of several
@@ -58,20 +58,21 @@ inline constexpr auto muon_stacked = []<operand Lr, matrix_map Map = newton_schu
   auto buf = ema<"momentum_buffer">(grad, momentum);
   const double adjust =
     std::sqrt(std::max(1.0, static_cast<double>(slice_rows) / static_cast<double>(slice_cols)));
-  return -(lr * weight_decay) * param -
-         (lr * adjust) *
+  return -(named<"lr">(lr) * weight_decay) * param -
+         (named<"lr">(lr) * adjust) *
            orthogonalize(slices(std::move(map), slice_rows, slice_cols), lerp(grad, buf, momentum));
 };
 
 inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {
-  return muon_rule<true>(lr, weight_decay, momentum, lr_adjust::original, exact_polar{});
+  return muon_rule<true>(named<"lr">(lr), weight_decay, momentum, lr_adjust::original, exact_polar{});
 };
 
 // torch 2.11 Muon(nesterov=False, weight_decay=0, adjust_lr_fn='match_rms_adamw') (manifest
 // `muon_plain_rms`): the update's RMS matches AdamW's (Liu et al. 2025, "Muon is scalable").
 inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.0, double momentum = 0.95, Map map = {}) {
-  return muon_rule<false>(lr, weight_decay, momentum, lr_adjust::match_rms_adamw, std::move(map));
+  return muon_rule<false>(named<"lr">(lr), weight_decay, momentum, lr_adjust::match_rms_adamw,
+                          std::move(map));
 };
 
 // optax.contrib.muon's rule for 2-D params (optax 0.2.8, manifest `muon_optax`): bias-corrected
@@ -83,7 +84,7 @@ inline constexpr auto muon_optax =
   []<operand Lr>(Lr lr, double beta = 0.95, double weight_decay = 0.0,
                  newton_schulz map = { .eps = 1e-8, .guard = frobenius_guard::additive }) {
     auto mu = ema<"mu">(grad, beta);
-    return -lr *
+    return -named<"lr">(lr) *
            (shape_scale(lr_adjust::original) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
             weight_decay * param);
   };

@@ -10,10 +10,12 @@
 
 namespace steep::rules {
 
-inline constexpr auto normalized_gd = []<operand Lr>(Lr lr) { return -lr * l2_normalize<all_blocks>(grad); };
+inline constexpr auto normalized_gd = []<operand Lr>(Lr lr) {
+  return -named<"lr">(lr) * l2_normalize<all_blocks>(grad);
+};
 
 inline constexpr auto normalized_gd_per_block = []<operand Lr>(Lr lr) {
-  return -lr * dual<steep::norms::l2>(grad);
+  return -named<"lr">(lr) * dual<steep::norms::l2>(grad);
 };
 
 } // namespace steep::rules

@@ -10,7 +10,7 @@ namespace steep::rules {
 
 inline constexpr auto rmsprop =
   []<operand Lr, operand Alpha = double, operand Eps = double>(Lr lr, Alpha alpha = 0.99, Eps eps = 1e-8) {
-  return -lr * grad / (sqrt(ema<"square_avg">(square(grad), alpha)) + eps);
+  return -named<"lr">(lr) * grad / (sqrt(ema<"square_avg">(square(grad), alpha)) + eps);
 };
 
 } // namespace steep::rules

@@ -12,14 +12,14 @@
 
 namespace steep::rules {
 
-inline constexpr auto sgd = []<operand Lr>(Lr lr) { return -lr * grad; };
+inline constexpr auto sgd = []<operand Lr>(Lr lr) { return -named<"lr">(lr) * grad; };
 
 inline constexpr auto momentum = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
-  return -lr * trace<"momentum_buffer">(grad, mu);
+  return -named<"lr">(lr) * trace<"momentum_buffer">(grad, mu);
 };
 
 inline constexpr auto nesterov = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
-  return -lr * (grad + mu * trace<"momentum_buffer">(grad, mu));
+  return -named<"lr">(lr) * (grad + mu * trace<"momentum_buffer">(grad, mu));
 };
 
 } // namespace steep::rules

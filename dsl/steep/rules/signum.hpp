@@ -10,7 +10,7 @@
 namespace steep::rules {
 
 inline constexpr auto signum = []<operand Lr, operand Beta = double>(Lr lr, Beta beta = 0.9) {
-  return -lr * dual<steep::norms::linf>(ema<"momentum_buffer">(grad, beta));
+  return -named<"lr">(lr) * dual<steep::norms::linf>(ema<"momentum_buffer">(grad, beta));
 };
 
 } // namespace steep::rules
