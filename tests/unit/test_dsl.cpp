@@ -92,6 +92,36 @@ TEST_CASE("catalogue rules name their learning rates: opt.set(\"lr\", ...) betwe
   CHECK_FALSE(scheduled.has("lr"));
 }
 
+TEST_CASE("hyperparameters outside their range are refused by name, when built and at set()") {
+  auto store = small_store();
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam(nan), store), Catch::Contains("hyperparameter 'lr' is nan"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam(inf), store), Catch::Contains("'lr'"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam(1e-3, 1.0), store),
+                    Catch::Contains("'beta1' is 1.0") && Catch::Contains("in [0, 1)"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam(1e-3, 0.9, -0.1), store), Catch::Contains("'beta2'"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam(1e-3, 0.9, 0.999, -1e-8), store),
+                    Catch::Contains("'eps'") && Catch::Contains(">= 0"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::signum(1e-3, 1.0), store), Catch::Contains("'beta'"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::lion(1e-3, 1.5), store), Catch::Contains("'beta1'"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::adamw(1e-3, 0.9, 0.999, 1e-8, -0.1), store),
+                    Catch::Contains("'weight_decay'"));
+  steep::optimizer opt(rules::adam(1e-3), store);
+  const double w = store.param("W")(0, 0);
+  CHECK_THROWS_WITH(opt.set("lr", nan), Catch::Contains("'lr'") && Catch::Contains("nothing was changed"));
+  CHECK_THROWS(opt.set("beta1", 1.0));
+  CHECK(opt.get("lr") == Approx(1e-3));
+  CHECK(opt.get("beta1") == Approx(0.9));
+  opt.step();
+  CHECK(std::isfinite(store.param("W")(0, 0)));
+  CHECK(store.param("W")(0, 0) != w);
+  // A route checks every arm before it changes any.
+  steep::param_store<double> mixed({ { "W", { 4, 3 } }, { "v", { 5 } } });
+  steep::optimizer hybrid(rules::muon_adam(), mixed);
+  CHECK_THROWS(hybrid.set("momentum", 1.0));
+  CHECK(hybrid.get("momentum") == Approx(0.95));
+}
+
 TEST_CASE("named hyperparameters can be read and changed between steps") {
   auto store = small_store();
   steep::optimizer opt(-hyper<"lr">(0.1) * grad, store);

@@ -376,8 +376,8 @@ TEST_CASE("route: a named hyperparameter is set in every arm that has it, and un
   CHECK(opt.get("lr") == 0.005);
   opt.step();
   CHECK(std::abs(s.param("b")(0)) == Approx(0.005)); // Signum's arm took the new lr too
-  CHECK_THROWS_WITH(opt.set("momentum", 0.9), Catch::Contains("no arm of the route has a hyperparameter"));
-  CHECK_THROWS_WITH(opt.get("beta"), Catch::Contains("'beta'"));
+  CHECK_THROWS_WITH(opt.set("gamma", 0.9), Catch::Contains("no arm of the route has a hyperparameter"));
+  CHECK_THROWS_WITH(opt.get("delta"), Catch::Contains("'delta'"));
 }
 
 TEST_CASE("route by name (glob), by index and by predicate: Scion's ColNorm / spectral / sign recipe") {

@@ -10,7 +10,7 @@ namespace steep::rules {
 
 inline constexpr auto adagrad = []<operand Lr, operand Eps = double, operand LrDecay = double>(
   Lr lr, Eps eps = 1e-10, double init = 0.0, LrDecay lr_decay = 0.0) {
-  return -(named<"lr">(lr) / (1.0 + (step - 1.0) * lr_decay)) * grad /
+  return -(named<"lr", range::nonnegative>(lr) / (1.0 + (step - 1.0) * lr_decay)) * grad /
          (sqrt(running_sum<"sum">(square(grad), init)) + eps);
 };
 

@@ -21,7 +21,8 @@ inline constexpr auto adam_mini = []<operand Lr>(Lr lr, double b1 = 0.9, double 
                                                  double weight_decay = 0.0) {
   auto m = ema<"m">(grad, b1);
   auto v = ema<"v">(block_mean(square(grad)), b2);
-  return -(named<"lr">(lr) * weight_decay) * param - named<"lr">(lr) * debias(m) / (sqrt(debias(v)) + eps);
+  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+         named<"lr", range::nonnegative>(lr) * debias(m) / (sqrt(debias(v)) + eps);
 };
 
 } // namespace steep::rules

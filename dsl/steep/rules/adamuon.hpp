@@ -40,8 +40,9 @@ inline constexpr auto adamuon = []<operand Lr, matrix_map Map = norms::newton_sc
   auto o = dual<norms::spectral>(lerp(grad, buf, momentum), std::move(map));
   auto v = ema<"v_buffer">(square(o), beta2);
   auto o_hat = o / (sqrt(debias(v)) + eps);
-  return -(named<"lr">(lr) * weight_decay) * param -
-         (named<"lr">(lr) * shape_scalar(adamuon_scale{})) * o_hat / (block_norm2(o_hat) + eps);
+  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+         (named<"lr", range::nonnegative>(lr) * shape_scalar(adamuon_scale{})) * o_hat /
+           (block_norm2(o_hat) + eps);
 };
 
 } // namespace steep::rules

@@ -15,10 +15,12 @@ using namespace steep::expr;
 // A catalogue rule's hyperparameter given as a plain number becomes a named one, so that
 // opt.set("lr", 1e-4) / opt.get("lr") work on every rule; an expression (a schedule, a
 // compile-time constant, a hyper<"...">) is kept as it is.
-template <fixed_string Name, operand X>
+// Range: the values it may take (expr/node.hpp, namespace range), checked when the optimizer
+// is built and at every set().
+template <fixed_string Name, class Range = range::finite, operand X>
 constexpr auto named(X x) {
   if constexpr (std::is_arithmetic_v<X>)
-    return hyper<Name>(static_cast<double>(x));
+    return hyper<Name, Range>(static_cast<double>(x));
   else
     return x;
 }

@@ -25,15 +25,17 @@ using steep::route;
 inline constexpr auto muon_adam = [](double muon_lr = 0.02, double adam_lr = 3e-4, double weight_decay = 0.1,
                                      double momentum = 0.95, double b1 = 0.9, double b2 = 0.999,
                                      double eps = 1e-8) {
-  return route(on<block_role::hidden_matrix> >> muon(named<"muon_lr">(muon_lr), weight_decay, momentum),
-               otherwise >> adam(named<"adam_lr">(adam_lr), b1, b2, eps));
+  return route(on<block_role::hidden_matrix> >>
+                 muon(named<"muon_lr", range::nonnegative>(muon_lr), weight_decay, momentum),
+               otherwise >> adam(named<"adam_lr", range::nonnegative>(adam_lr), b1, b2, eps));
 };
 
 // torch.optim.Muon on hidden matrices + Signum elsewhere (manifest `muon_signum`).
 inline constexpr auto muon_signum = [](double muon_lr = 0.02, double signum_lr = 3e-4,
                                        double weight_decay = 0.1, double momentum = 0.95, double beta = 0.9) {
-  return route(on<block_role::hidden_matrix> >> muon(named<"muon_lr">(muon_lr), weight_decay, momentum),
-               otherwise >> signum(named<"signum_lr">(signum_lr), beta));
+  return route(on<block_role::hidden_matrix> >>
+                 muon(named<"muon_lr", range::nonnegative>(muon_lr), weight_decay, momentum),
+               otherwise >> signum(named<"signum_lr", range::nonnegative>(signum_lr), beta));
 };
 
 // optax.contrib.muon as a whole (manifest `muon_optax`): its matrix rule on hidden matrices,
@@ -41,9 +43,10 @@ inline constexpr auto muon_signum = [](double muon_lr = 0.02, double signum_lr =
 inline constexpr auto muon_optax_full = [](double lr, double beta = 0.95, double weight_decay = 0.0,
                                            double adam_b1 = 0.9, double adam_b2 = 0.999,
                                            double adam_eps = 1e-8, double adam_weight_decay = 0.0) {
-  return route(on<block_role::hidden_matrix> >> muon_optax(named<"lr">(lr), beta, weight_decay),
-               otherwise >>
-                 nadamw_optax(named<"lr">(lr), adam_b1, adam_b2, adam_eps, 0.0, adam_weight_decay));
+  return route(
+    on<block_role::hidden_matrix> >> muon_optax(named<"lr", range::nonnegative>(lr), beta, weight_decay),
+    otherwise >>
+      nadamw_optax(named<"lr", range::nonnegative>(lr), adam_b1, adam_b2, adam_eps, 0.0, adam_weight_decay));
 };
 
 } // namespace steep::rules

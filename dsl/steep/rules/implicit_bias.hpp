@@ -32,40 +32,42 @@ using steep::route;
 // Normalized gradient descent with EMA momentum, normalized over all blocks at once: l2.
 inline constexpr auto momentum_gd = []<operand Lr>(Lr lr, double beta = 0.9) {
   auto m = ema<"momentum_buffer">(grad, beta);
-  return -named<"lr">(lr) * l2_normalize<all_blocks, 1e-300>(m);
+  return -named<"lr", range::nonnegative>(lr) * l2_normalize<all_blocks, 1e-300>(m);
 };
 
 // Adam with eps = 0 (the theory's Adam): l_inf. beta1 <= beta2 is the theory's condition.
 inline constexpr auto adam_paper = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999) {
   auto m = ema<"exp_avg">(grad, b1);
   auto v = ema<"exp_avg_sq">(square(grad), b2);
-  return -named<"lr">(lr) * debias(m) / max(sqrt(debias(v)), ct<1e-300>);
+  return -named<"lr", range::nonnegative>(lr) * debias(m) / max(sqrt(debias(v)), ct<1e-300>);
 };
 
 // Momentum, then the exact spectral dual map (polar factor U V^T by SVD), per matrix.
 inline constexpr auto spectral_msd = []<operand Lr>(Lr lr, double beta = 0.9) {
-  return -named<"lr">(lr) * dual<norms::spectral>(ema<"momentum_buffer">(grad, beta));
+  return -named<"lr", range::nonnegative>(lr) * dual<norms::spectral>(ema<"momentum_buffer">(grad, beta));
 };
 
 // Muon as in the theory: spectral_msd on every matrix, the output layer included (explicit opt-in).
 inline constexpr auto muon_paper = []<operand Lr>(Lr lr, double beta = 0.9) {
   return route(on<block_role::hidden_matrix, block_role::head>.explicitly() >>
-               spectral_msd(named<"lr">(lr), beta));
+               spectral_msd(named<"lr", range::nonnegative>(lr), beta));
 };
 
 // Muon on hidden matrices, Signum on every other block: max(c ||W||_sp, ||a||_inf), c = lr_s / lr_m.
 inline constexpr auto muon_signum_paper = []<operand LrM, operand LrS>(LrM lr_muon, LrS lr_signum,
                                                                        double beta = 0.9) {
-  return route(on<block_role::hidden_matrix> >> spectral_msd(named<"muon_lr">(lr_muon), beta),
-               otherwise >> signum(named<"signum_lr">(lr_signum), beta));
+  return route(on<block_role::hidden_matrix> >>
+                 spectral_msd(named<"muon_lr", range::nonnegative>(lr_muon), beta),
+               otherwise >> signum(named<"signum_lr", range::nonnegative>(lr_signum), beta));
 };
 
 // Muon on hidden matrices, Adam (eps = 0) elsewhere: max(c ||W||_sp, ||a||_inf), c = lr_a / lr_m.
 inline constexpr auto muon_adam_paper = []<operand LrM, operand LrA>(LrM lr_muon, LrA lr_adam,
                                                                      double beta = 0.9, double b1 = 0.9,
                                                                      double b2 = 0.999) {
-  return route(on<block_role::hidden_matrix> >> spectral_msd(named<"muon_lr">(lr_muon), beta),
-               otherwise >> adam_paper(named<"adam_lr">(lr_adam), b1, b2));
+  return route(on<block_role::hidden_matrix> >>
+                 spectral_msd(named<"muon_lr", range::nonnegative>(lr_muon), beta),
+               otherwise >> adam_paper(named<"adam_lr", range::nonnegative>(lr_adam), b1, b2));
 };
 
 } // namespace steep::rules

@@ -32,20 +32,24 @@ using norms::newton_schulz;
 // (g.lerp(buf, mu)), a matrix map, decoupled decay with the unadjusted lr, adjusted step.
 template <bool Nesterov, operand Lr, matrix_map Map>
 constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust adjust, Map map) {
-  auto buf = ema<"momentum_buffer">(grad, momentum);
+  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  auto buf = ema<"momentum_buffer">(grad, mu);
   auto dir = [&] {
     if constexpr (Nesterov)
-      return lerp(grad, buf, momentum);
+      return lerp(grad, buf, mu);
     else
       return buf;
   }();
-  return -(named<"lr">(lr) * weight_decay) * param -
-         (named<"lr">(lr) * shape_scale(adjust)) * dual<norms::spectral>(dir, std::move(map));
+  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
+           param -
+         (named<"lr", range::nonnegative>(lr) * shape_scale(adjust)) *
+           dual<norms::spectral>(dir, std::move(map));
 }
 
 inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.1, double momentum = 0.95, Map map = {}) {
-  return muon_rule<true>(named<"lr">(lr), weight_decay, momentum, lr_adjust::original, std::move(map));
+  return muon_rule<true>(named<"lr", range::nonnegative>(lr), weight_decay, momentum, lr_adjust::original,
+                         std::move(map));
 };
 
 // Muon on stacked matrices (torch 2.11's update on each slice): a block of several
@@ -58,21 +62,22 @@ inline constexpr auto muon_stacked = []<operand Lr, matrix_map Map = newton_schu
   auto buf = ema<"momentum_buffer">(grad, momentum);
   const double adjust =
     std::sqrt(std::max(1.0, static_cast<double>(slice_rows) / static_cast<double>(slice_cols)));
-  return -(named<"lr">(lr) * weight_decay) * param -
-         (named<"lr">(lr) * adjust) *
+  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+         (named<"lr", range::nonnegative>(lr) * adjust) *
            orthogonalize(slices(std::move(map), slice_rows, slice_cols), lerp(grad, buf, momentum));
 };
 
 inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {
-  return muon_rule<true>(named<"lr">(lr), weight_decay, momentum, lr_adjust::original, exact_polar{});
+  return muon_rule<true>(named<"lr", range::nonnegative>(lr), weight_decay, momentum, lr_adjust::original,
+                         exact_polar{});
 };
 
 // torch 2.11 Muon(nesterov=False, weight_decay=0, adjust_lr_fn='match_rms_adamw') (manifest
 // `muon_plain_rms`): the update's RMS matches AdamW's (Liu et al. 2025, "Muon is scalable").
 inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.0, double momentum = 0.95, Map map = {}) {
-  return muon_rule<false>(named<"lr">(lr), weight_decay, momentum, lr_adjust::match_rms_adamw,
-                          std::move(map));
+  return muon_rule<false>(named<"lr", range::nonnegative>(lr), weight_decay, momentum,
+                          lr_adjust::match_rms_adamw, std::move(map));
 };
 
 // optax.contrib.muon's rule for 2-D params (optax 0.2.8, manifest `muon_optax`): bias-corrected
@@ -84,7 +89,7 @@ inline constexpr auto muon_optax =
   []<operand Lr>(Lr lr, double beta = 0.95, double weight_decay = 0.0,
                  newton_schulz map = { .eps = 1e-8, .guard = frobenius_guard::additive }) {
     auto mu = ema<"mu">(grad, beta);
-    return -named<"lr">(lr) *
+    return -named<"lr", range::nonnegative>(lr) *
            (shape_scale(lr_adjust::original) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
             weight_decay * param);
   };

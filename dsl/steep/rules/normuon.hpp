@@ -27,9 +27,9 @@ inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_sc
   auto o = dual<norms::spectral>(lerp(grad, buf, momentum), std::move(map));
   auto v = ema<"second_momentum_buffer">(row_mean(square(o)), beta2);
   auto o_hat = o / (sqrt(v) + 1e-10);
-  return -(named<"lr">(lr) * weight_decay) * param - (named<"lr">(lr) * shape_scale(lr_adjust::original)) *
-                                                       o_hat *
-                                                       (block_norm2(o) / (block_norm2(o_hat) + 1e-10));
+  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+         (named<"lr", range::nonnegative>(lr) * shape_scale(lr_adjust::original)) * o_hat *
+           (block_norm2(o) / (block_norm2(o_hat) + 1e-10));
 };
 
 } // namespace steep::rules

@@ -16,7 +16,7 @@ inline constexpr auto adam_optax = []<operand Lr, operand B1 = double, operand B
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, EpsRoot eps_root = 0.0, Wd wd = 0.0) {
   auto m = ema<"mu">(grad, b1);
   auto v = ema<"nu">(square(grad), b2);
-  return -named<"lr">(lr) * (debias(m) / (sqrt(debias(v) + eps_root) + eps) + wd * param);
+  return -named<"lr", range::nonnegative>(lr) * (debias(m) / (sqrt(debias(v) + eps_root) + eps) + wd * param);
 };
 
 inline constexpr auto nadamw_optax = []<operand Lr, operand B1 = double, operand B2 = double,
@@ -24,7 +24,8 @@ inline constexpr auto nadamw_optax = []<operand Lr, operand B1 = double, operand
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, EpsRoot eps_root = 0.0, Wd wd = 0.0) {
   auto m = ema<"mu">(grad, b1);
   auto v = ema<"nu">(square(grad), b2);
-  return -named<"lr">(lr) * (nesterov_debias(m, grad) / (sqrt(debias(v) + eps_root) + eps) + wd * param);
+  return -named<"lr", range::nonnegative>(lr) *
+         (nesterov_debias(m, grad) / (sqrt(debias(v) + eps_root) + eps) + wd * param);
 };
 
 } // namespace steep::rules

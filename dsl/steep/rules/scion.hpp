@@ -29,7 +29,8 @@ namespace detail {
 template <operand Lr, class Lmo>
 constexpr auto scion_step(Lr lr, double radius, bool unconstrained, Lmo lmo) {
   const double keep = unconstrained ? 0.0 : 1.0;
-  return -(named<"lr">(lr) * keep) * param - (named<"lr">(lr) * radius) * lmo;
+  return -(named<"lr", range::nonnegative>(lr) * keep) * param -
+         (named<"lr", range::nonnegative>(lr) * radius) * lmo;
 }
 struct sqrt_rows_over_cols {
   double operator()(block_dims d) const { return std::sqrt(d.rows / d.cols); }
@@ -52,14 +53,14 @@ struct inv_cols {
 inline constexpr auto scion_colnorm = []<operand Lr>(Lr lr, double momentum = 0.1, double radius = 1.0,
                                                      bool unconstrained = false) {
   auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
-  return detail::scion_step(named<"lr">(lr), radius, unconstrained,
+  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             b / (col_norm2(b) * shape_scalar(detail::inv_sqrt_rows{}) + 1e-8));
 };
 
 inline constexpr auto scion_rownorm = []<operand Lr>(Lr lr, double momentum = 0.1, double radius = 1.0,
                                                      bool unconstrained = false) {
   auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
-  return detail::scion_step(named<"lr">(lr), radius, unconstrained,
+  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             b / (row_norm2(b) * shape_scalar(detail::sqrt_cols{}) + 1e-8));
 };
 
@@ -67,7 +68,7 @@ inline constexpr auto scion_spectral = []<operand Lr, matrix_map Map = norms::ne
   Lr lr, double momentum = 0.1, double radius = 1.0, bool unconstrained = false,
   Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
   auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
-  return detail::scion_step(named<"lr">(lr), radius, unconstrained,
+  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             shape_scalar(detail::sqrt_rows_over_cols{}) *
                               dual<norms::spectral>(b, std::move(map)));
 };
@@ -75,7 +76,7 @@ inline constexpr auto scion_spectral = []<operand Lr, matrix_map Map = norms::ne
 inline constexpr auto scion_sign = []<operand Lr>(Lr lr, double momentum = 0.1, double radius = 1.0,
                                                   bool unconstrained = false) {
   auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
-  return detail::scion_step(named<"lr">(lr), radius, unconstrained,
+  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             shape_scalar(detail::inv_cols{}) * dual<norms::linf>(b));
 };
 
@@ -83,11 +84,13 @@ inline constexpr auto scion_sign = []<operand Lr>(Lr lr, double momentum = 0.1, 
 // (radius_out, as the authors' larger output radius), RowNorm on anything else.
 inline constexpr auto scion = [](double lr, double momentum = 0.1, double radius = 50.0,
                                  double radius_out = 3000.0, bool unconstrained = false) {
-  return route(on_index({ 0 }) >> scion_colnorm(named<"lr">(lr), momentum, radius, unconstrained),
-               on<block_role::hidden_matrix> >>
-                 scion_spectral(named<"lr">(lr), momentum, radius, unconstrained),
-               on<block_role::head> >> scion_sign(named<"lr">(lr), momentum, radius_out, unconstrained),
-               otherwise >> scion_rownorm(named<"lr">(lr), momentum, radius, unconstrained));
+  return route(
+    on_index({ 0 }) >> scion_colnorm(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained),
+    on<block_role::hidden_matrix> >>
+      scion_spectral(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained),
+    on<block_role::head> >>
+      scion_sign(named<"lr", range::nonnegative>(lr), momentum, radius_out, unconstrained),
+    otherwise >> scion_rownorm(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained));
 };
 
 } // namespace steep::rules

@@ -12,14 +12,17 @@
 
 namespace steep::rules {
 
-inline constexpr auto sgd = []<operand Lr>(Lr lr) { return -named<"lr">(lr) * grad; };
+inline constexpr auto sgd = []<operand Lr>(Lr lr) { return -named<"lr", range::nonnegative>(lr) * grad; };
 
 inline constexpr auto momentum = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
-  return -named<"lr">(lr) * trace<"momentum_buffer">(grad, mu);
+  return -named<"lr", range::nonnegative>(lr) *
+         trace<"momentum_buffer">(grad, named<"momentum", range::nonnegative>(mu));
 };
 
 inline constexpr auto nesterov = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
-  return -named<"lr">(lr) * (grad + mu * trace<"momentum_buffer">(grad, mu));
+  return -named<"lr", range::nonnegative>(lr) *
+         (grad + named<"momentum", range::nonnegative>(mu) *
+                   trace<"momentum_buffer">(grad, named<"momentum", range::nonnegative>(mu)));
 };
 
 } // namespace steep::rules

@@ -9,7 +9,7 @@
 namespace steep::rules {
 
 inline constexpr auto decoupled_decay = []<operand Lr, operand Wd>(Lr lr, Wd wd) {
-  return -(named<"lr">(lr) * wd) * param;
+  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(wd)) * param;
 };
 
 } // namespace steep::rules

@@ -170,6 +170,20 @@ public:
     chunk_bad_.assign(wl_.size(), 0);
     block_news_.assign(blocks_.size() * n_slots, 0.0);
     init_lines();
+    // Every named hyperparameter within its range, before any step.
+    std::apply(
+      [&](const auto&... root) {
+        (expr::visit_hypers(root, [&](const auto& hp) { check_hyper(hp, hp.value); }), ...);
+      },
+      roots_);
+  }
+
+  template <class H>
+  static void check_hyper(const H&, double value) {
+    using R = typename H::range_type;
+    if (!R::ok(value))
+      throw usage_error("hyperparameter '" + std::string(H::name.view()) + "' is " + std::to_string(value) +
+                        "; it must be " + std::string(R::text) + " (nothing was changed)");
   }
 
   // One optimizer step with the gradients currently in the store. Returns false if the step
@@ -289,6 +303,7 @@ public:
 
   // Named hyperparameters (hyper<"lr">(...)): read or change between steps.
   void set(std::string_view name, double value) {
+    check(name, value);
     bool found = false;
     std::apply(
       [&](auto&... root) {
@@ -297,6 +312,14 @@ public:
       roots_);
     if (!found)
       throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
+  }
+  // Throws, naming it, if `value` is outside the range of hyperparameter `name` (node.hpp, range).
+  void check(std::string_view name, double value) const {
+    std::apply(
+      [&](const auto&... root) {
+        (visit_root_hypers(root, name, [&](const auto& hp) { check_hyper(hp, value); }), ...);
+      },
+      roots_);
   }
   // Whether the rule has a named hyperparameter `name`.
   bool has(std::string_view name) const {

@@ -114,6 +114,7 @@ public:
 
   // Sets the hyperparameter in every arm that has one of that name.
   void set(std::string_view name, double value) {
+    for_parts([&](const auto& o) { o.check(name, value); }); // every arm accepts it, or none changes
     bool found = false;
     for_parts([&](auto& o) {
       if (o.has(name))

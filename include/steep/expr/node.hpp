@@ -114,10 +114,28 @@ struct constant : step_leaf {
   bool operator==(const constant&) const = default;
 };
 
+// The values a named hyperparameter may take: the optimizer checks them when it is built and
+// at every set(), and refuses others by name (a NaN learning rate, beta = 1, eps < 0 ...).
+namespace range {
+struct finite {
+  static constexpr std::string_view text = "a finite number";
+  static constexpr bool ok(double v) { return v == v && v - v == 0; }
+};
+struct nonnegative {
+  static constexpr std::string_view text = "finite and >= 0";
+  static constexpr bool ok(double v) { return finite::ok(v) && v >= 0; }
+};
+struct unit_interval { // an EMA's beta: 1 would never forget (and debias divides by 1 - 1^t)
+  static constexpr std::string_view text = "in [0, 1)";
+  static constexpr bool ok(double v) { return v >= 0 && v < 1; }
+};
+} // namespace range
+
 // A run-time hyperparameter with a name: optimizer::set("lr", 1e-4) changes it between steps.
-template <fixed_string Name>
+template <fixed_string Name, class Range = range::finite>
 struct hyper_node : step_leaf {
   static constexpr auto name = Name;
+  using range_type = Range;
   double value = 0;
   constexpr hyper_node() = default;
   constexpr explicit hyper_node(double v)
@@ -125,9 +143,9 @@ struct hyper_node : step_leaf {
   double hoist_value(const host_ctx&) const { return value; }
   bool operator==(const hyper_node&) const = default;
 };
-template <fixed_string Name>
-constexpr hyper_node<Name> hyper(double v) {
-  return hyper_node<Name>(v);
+template <fixed_string Name, class Range = range::finite>
+constexpr hyper_node<Name, Range> hyper(double v) {
+  return hyper_node<Name, Range>(v);
 }
 
 // A compile-time constant: folded into the loop, no table entry.

@@ -145,8 +145,8 @@ template <>
 struct classify<expr::constant> {
   using type = scalar;
 };
-template <fixed_string N>
-struct classify<expr::hyper_node<N>> {
+template <fixed_string N, class R>
+struct classify<expr::hyper_node<N, R>> {
   using type = scalar;
 };
 template <double V>
