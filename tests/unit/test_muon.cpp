@@ -635,3 +635,17 @@ TEST_CASE("Muon on stacked matrices: experts and heads, each slice its own polar
   CHECK_THROWS_WITH(steep::optimizer(rules::muon_stacked(0.02, 4, 7), store),
                     Catch::Contains("block 'experts'") && Catch::Contains("do not split into 4 x 7 slices"));
 }
+
+TEST_CASE("Newton-Schulz settings that make no map are refused when the optimizer is built") {
+  steep::param_store<double> store({ { "W", { 4, 6 } } });
+  CHECK_THROWS_WITH(
+    steep::optimizer(rules::muon(0.02, 0.1, 0.95, norms::newton_schulz{ .steps = -3 }), store),
+    Catch::Contains("at least one step"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon(0.02, 0.1, 0.95, norms::newton_schulz{ .eps = 0 }), store),
+                    Catch::Contains("eps must be finite and > 0"));
+  CHECK_THROWS_WITH(
+    steep::optimizer(rules::muon_stacked(0.02, 2, 6, 0.1, 0.95, norms::newton_schulz{ .steps = 0 }), store),
+    Catch::Contains("at least one step"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon(0.02), store, { .threads = -2 }),
+                    Catch::Contains("optimizer_options.threads is -2"));
+}

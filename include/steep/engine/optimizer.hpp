@@ -150,7 +150,7 @@ public:
     , maps_(program_type::make_matrix_maps(roots_))
     , blocks_(store.blocks())
     , wl_(sizes(store), opts.chunk_elements)
-    , exec_(opts.threads)
+    , exec_(checked_threads(opts.threads))
     , policy_(opts.nonfinite)
     , guard_(opts.nonfinite != nonfinite_policy::off && program_type::reads_grad) {
     for (auto& b : blocks_) {
@@ -176,6 +176,13 @@ public:
         (expr::visit_hypers(root, [&](const auto& hp) { check_hyper(hp, hp.value); }), ...);
       },
       roots_);
+  }
+
+  static int checked_threads(int n) {
+    if (n < 0)
+      throw usage_error("optimizer_options.threads is " + std::to_string(n) +
+                        "; it must be 0 (every core TBB sees) or a positive count");
+    return n;
   }
 
   template <class H>
@@ -299,7 +306,7 @@ public:
     (std::make_index_sequence<n_slots>{});
   }
   int threads() const noexcept { return exec_.threads(); }
-  void set_threads(int n) { exec_ = kernel::executor(n); }
+  void set_threads(int n) { exec_ = kernel::executor(checked_threads(n)); }
 
   // Named hyperparameters (hyper<"lr">(...)): read or change between steps.
   void set(std::string_view name, double value) {
@@ -1055,6 +1062,19 @@ private:
                       "explicitly with steep::on<block_role::" +
                       std::string(to_string(blk.role)) + ">.explicitly()");
     }
+    // A map whose settings make no map (Newton-Schulz with no steps) is refused outright.
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          if constexpr (requires { std::get<K>(maps_).check_settings(); }) {
+            const std::string problem = std::get<K>(maps_).check_settings();
+            if (!problem.empty())
+              throw usage_error(problem + " (the optimizer was not built)");
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<n_matrices>{});
     // A map that takes only some shapes (stacked slices) says which it refuses, by block.
     for (std::size_t b = 0; b < blocks_.size(); ++b)
       [&]<std::size_t... K>(std::index_sequence<K...>) {

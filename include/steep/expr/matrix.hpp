@@ -100,6 +100,12 @@ struct sliced {
     for (std::size_t k = 0; k * n < rows * cols; ++k)
       map.apply(x + k * n, slice_rows, slice_cols);
   }
+  std::string check_settings() const {
+    if constexpr (requires { map.check_settings(); })
+      return map.check_settings();
+    else
+      return {};
+  }
   // Empty if a rows x cols block splits into whole slices; otherwise why not.
   std::string check_block(std::size_t rows, std::size_t cols) const {
     const std::size_t n = slice_rows * slice_cols;

@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstddef>
 #include <iterator>
+#include <string>
 #include <vector>
 
 namespace steep::norms {
@@ -57,6 +58,17 @@ struct newton_schulz {
   bool operator==(const newton_schulz&) const = default;
 
   int step_count() const noexcept { return schedule.empty() ? steps : static_cast<int>(schedule.size()); }
+
+  // Empty if the settings make a map; otherwise why not (the optimizer refuses it when built).
+  std::string check_settings() const {
+    if (step_count() < 1)
+      return "newton_schulz needs at least one step (steps = " + std::to_string(steps) + ")";
+    if (!(eps > 0) || eps - eps != 0)
+      return "newton_schulz's eps must be finite and > 0 (a zero block would divide 0 by 0)";
+    if (!(norm_scale > 0) || norm_scale - norm_scale != 0)
+      return "newton_schulz's norm_scale must be finite and > 0";
+    return {};
+  }
   ns_coefficients at(int k) const noexcept { return schedule.empty() ? coefficients : schedule[k]; }
 
   // Nominal flops of one application to a rows x cols block.
