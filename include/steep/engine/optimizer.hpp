@@ -144,6 +144,10 @@ public:
   static constexpr std::size_t n_matrices = program_type::n_matrices;
   static_assert(program_type::phases_checked);
   static constexpr std::size_t bytes_per_param = program_type::template bytes_per_param<T>;
+  // Where the non-finite guard runs (guard.hpp): fused into the depth-0 reduction pass if there
+  // is one, else into the matrix pre-pass, else in a read-only pass of its own.
+  static constexpr bool guard_in_reductions = program_type::template reductions_at<false, 0> > 0;
+  static constexpr bool guard_in_prepass = !guard_in_reductions && n_matrices > 0;
 
   optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
     : roots_(program_type::make_roots(rule))
@@ -210,14 +214,13 @@ public:
     for (std::size_t i = 0; i < step_host_.size(); ++i)
       step_T_[i] = static_cast<T>(step_host_[i]);
     // The guard rides on the first read-only pass there is, or runs alone.
-    constexpr bool blocks0 = program_type::template reductions_at < false, 0 >> 0;
     constexpr bool lines0 = program_type::template reductions_at < true, 0 >> 0;
-    if constexpr (blocks0)
+    if constexpr (guard_in_reductions)
       reduction_pass<0>();
-    else if constexpr (n_matrices == 0)
+    else if constexpr (!guard_in_prepass)
       if (guard_)
         guard_pass();
-    if constexpr (blocks0 || n_matrices == 0)
+    if constexpr (!guard_in_prepass)
       if (auto bad = first_bad_chunk())
         return bad;
     if constexpr (lines0)
@@ -227,7 +230,7 @@ public:
     fill_block_scalars(h);
     if constexpr (n_matrices > 0) {
       matrix_prepass();
-      if constexpr (!blocks0)
+      if constexpr (guard_in_prepass)
         if (auto bad = first_bad_chunk())
           return bad;
       matrix_phase();
@@ -428,10 +431,10 @@ public:
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
        << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size() << ", threads: " << exec_.threads()
        << "\nnon-finite guard: "
-       << (!guard_                                              ? "off"
-           : program_type::template reductions_at<false, 0> > 0 ? "fused into the reduction pass"
-           : n_matrices > 0                                     ? "fused into the matrix pre-pass"
-                            : "a read-only pass of its own (4 bytes per parameter in float32)")
+       << (!guard_               ? "off"
+           : guard_in_reductions ? "fused into the reduction pass"
+           : guard_in_prepass    ? "fused into the matrix pre-pass"
+                                 : "a read-only pass of its own (4 bytes per parameter in float32)")
        << (policy_ == nonfinite_policy::skip ? ", skips the step" : "") << '\n';
     return os.str();
   }
@@ -985,7 +988,7 @@ private:
     (std::make_index_sequence<n_slots>{});
     const std::size_t scratch = n_matrices * sizeof(T);
     std::size_t total = bytes_per_param + (n_matrices > 0 ? 2 * scratch + element : 0);
-    if (guard_ && program_type::template reductions_at<false, 0> == 0 && n_matrices == 0)
+    if (guard_ && !guard_in_reductions && !guard_in_prepass)
       total += sizeof(T);
     auto depth = [&]<int D>() {
       const std::size_t read = element + (D >= 1 ? scratch : 0);
@@ -1123,7 +1126,7 @@ private:
       chunk_bad_[ci] = !check.finite();
   }
   void matrix_prepass() {
-    if (guard_ && program_type::template reductions_at<false, 0> == 0)
+    if (guard_ && guard_in_prepass)
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<true>(ci); });
     else
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<false>(ci); });
