@@ -1,8 +1,10 @@
 // The non-finite guard (engine/guard.hpp) on every rule of the catalogue, plain and routed: a
 // NaN or Inf in any gradient refuses the step (or skips it, by policy) with parameters, every
 // slot of every arm and the step counter bitwise as they were; a retry with a clean gradient
-// then gives exactly what a run that never saw the bad gradient gives.
+// then gives exactly what a run that never saw the bad gradient gives. Under the mask policy,
+// exactly the non-finite coordinates are held back.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -121,25 +123,100 @@ void check_all(const Rule& rule, bool with_vector) {
     check_rule(rule, with_vector, last, 3, -inf, policy);
   }
 }
+
+// f(rule) for every coordinate-wise rule of the catalogue: each coordinate steps on its own
+// gradient entry alone.
+template <class F>
+void for_coordinatewise_rules(F&& f) {
+  f(rules::momentum(0.1, 0.9));
+  f(rules::nesterov(0.1, 0.9));
+  f(rules::adam(1e-2));
+  f(rules::adam_eps0(1e-2));
+  f(rules::amsgrad(1e-2));
+  f(rules::adamw(1e-2));
+  f(rules::adagrad(1e-2));
+  f(rules::rmsprop(1e-2));
+  f(rules::lion(1e-2));
+  f(rules::signum(1e-2));
+  f(rules::adam_optax(1e-2));
+  f(rules::nadamw_optax(1e-2));
+  f(rules::adam_paper(1e-2));
+  f(rules::adam_bf16(1e-2));
+}
+
+// nonfinite_policy::mask: a step with non-finite entries at three places leaves exactly those
+// coordinates (parameter and every slot) bitwise as they were, steps every other coordinate
+// exactly as a twin given finite values there does, and reports all three.
+template <class Rule>
+void check_mask(const Rule& rule) {
+  auto store = make_store(true);
+  auto twin_store = make_store(true);
+  const steep::optimizer_options opts{ .threads = 2,
+                                       .chunk_elements = 64,
+                                       .nonfinite = steep::nonfinite_policy::mask };
+  // The twin runs the same (masked) loop: the compiler may contract a * b + c into an FMA
+  // differently in another loop, which would differ in the last bit.
+  steep::optimizer opt(rule, store, opts);
+  steep::optimizer twin(rule, twin_store, opts);
+  static_assert(steep::optimizer_interface<decltype(opt)>);
+  for (int t = 0; t < 2; ++t) {
+    fill_grads(store, t), fill_grads(twin_store, t);
+    REQUIRE(opt.step());
+    CHECK_FALSE(opt.held_back());
+    twin.step();
+  }
+  fill_grads(store, 2), fill_grads(twin_store, 2);
+  const std::vector<std::pair<std::string, std::size_t>> bad_at = { { "W1", 0 }, { "W2", 29 }, { "b", 3 } };
+  const double values[] = { std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                            -std::numeric_limits<double>::infinity() };
+  for (std::size_t k = 0; k < bad_at.size(); ++k)
+    store.block_named(bad_at[k].first).grad[bad_at[k].second] = static_cast<T>(values[k]);
+  const auto before = snapshot(opt, store);
+  CHECK_FALSE(opt.step());
+  twin.step();
+  CHECK(opt.steps() == 3);
+  CHECK(opt.skipped_steps() == 1);
+  const auto held = opt.held_back();
+  REQUIRE(held);
+  CHECK(held->block == "W1");
+  CHECK(held->index == 0);
+  CHECK(held->count == 3);
+  const auto after = snapshot(opt, store), expected = snapshot(twin, twin_store);
+  REQUIRE(after.size() == before.size());
+  for (const auto& [key, bytes] : after) {
+    const std::string block = key.substr(key.rfind(' ') + 1);
+    const std::size_t n = store.block_named(block).size, width = bytes.size() / n;
+    REQUIRE(width * n == bytes.size()); // every slot of a coordinate-wise rule is per element
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool held_here = std::find(bad_at.begin(), bad_at.end(), std::pair{ block, i }) != bad_at.end();
+      const auto& want = held_here ? before.at(key) : expected.at(key);
+      INFO(key << " [" << i << "]");
+      CHECK(std::memcmp(bytes.data() + i * width, want.data() + i * width, width) == 0);
+    }
+  }
+  fill_grads(store, 3);
+  CHECK(opt.step());
+  CHECK_FALSE(opt.held_back());
+}
 } // namespace
 
 TEST_CASE("guard: elementwise rules refuse a non-finite gradient before writing anything") {
-  check_all(rules::momentum(0.1, 0.9), true);
-  check_all(rules::nesterov(0.1, 0.9), true);
-  check_all(rules::adam(1e-2), true);
-  check_all(rules::adam_eps0(1e-2), true);
-  check_all(rules::amsgrad(1e-2), true);
-  check_all(rules::adamw(1e-2), true);
-  check_all(rules::adagrad(1e-2), true);
-  check_all(rules::rmsprop(1e-2), true);
-  check_all(rules::lion(1e-2), true);
-  check_all(rules::signum(1e-2), true);
-  check_all(rules::adam_optax(1e-2), true);
-  check_all(rules::nadamw_optax(1e-2), true);
-  check_all(rules::momentum_gd(1e-2), true);
-  check_all(rules::adam_paper(1e-2), true);
-  check_all(rules::adam_bf16(1e-2), true);
-  check_all(rules::adam_mini(1e-2), true); // a per-block slot
+  for_coordinatewise_rules([](const auto& rule) { check_all(rule, true); });
+  check_all(rules::adam_mini(1e-2), true);   // a per-block slot
+  check_all(rules::momentum_gd(1e-2), true); // the paper's: normalized by a global norm
+}
+
+TEST_CASE("guard: mask holds back exactly the non-finite coordinates, in the update pass") {
+  for_coordinatewise_rules([](const auto& rule) { check_mask(rule); });
+  check_mask(steep::route(steep::on_name("b") >> rules::lion(1e-2), steep::otherwise >> rules::adam(1e-2)));
+  auto store = make_store(true);
+  const steep::optimizer_options mask{ .nonfinite = steep::nonfinite_policy::mask };
+  auto message = Catch::Contains("needs a rule in which every coordinate steps on its own gradient");
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam_mini(1e-2), store, mask), message);
+  CHECK_THROWS_WITH(steep::optimizer(rules::normalized_gd(1e-2), store, mask), message);
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon_adam(), store, mask), message);
+  steep::optimizer opt(rules::adam(1e-2), store, mask);
+  CHECK_THAT(opt.describe(), Catch::Contains("non-finite guard: per coordinate, fused into the update pass"));
 }
 
 TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-only pass") {

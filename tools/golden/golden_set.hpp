@@ -41,6 +41,77 @@ struct case_result {
   std::string note;
 };
 
+// The parts of a manifest every case needs, checked: T, and each parameter's name and shape.
+struct manifest_info {
+  std::size_t steps = 0;
+  std::map<std::string, shape_t> shapes;
+};
+
+// A whole number in [lo, hi] at j (nlohmann converts -1 to a huge size_t without a word).
+inline std::size_t whole_at(const nlohmann::json& j, std::size_t lo, std::size_t hi,
+                            const std::string& what) {
+  if (!j.is_number_unsigned() || j.get<std::size_t>() < lo || j.get<std::size_t>() > hi)
+    throw manifest_error(what + " must be a whole number in [" + std::to_string(lo) + ", " +
+                         std::to_string(hi) + "]");
+  return j.get<std::size_t>();
+}
+
+inline manifest_info read_manifest(const nlohmann::json& m) {
+  constexpr std::size_t max_elements = std::size_t{ 1 } << 28;
+  try {
+    manifest_info out;
+    out.steps = whole_at(m.at("T"), 1, 1'000'000, "manifest 'T'");
+    for (const auto& p : m.at("params")) {
+      const auto name = p.at("name").get<std::string>();
+      shape_t shape;
+      std::size_t count = 1;
+      for (const auto& d : p.at("shape")) {
+        shape.push_back(whole_at(d, 0, max_elements, "a dimension of param '" + name + "'"));
+        count = shape.back() == 0
+                  ? 0
+                  : (count > max_elements / shape.back() ? max_elements + 1 : count * shape.back());
+      }
+      if (count > max_elements)
+        throw manifest_error("param '" + name + "' has more than 2^28 elements");
+      if (!out.shapes.emplace(name, shape).second)
+        throw manifest_error("param '" + name + "' is listed twice");
+    }
+    return out;
+  } catch (const nlohmann::json::exception& e) {
+    throw manifest_error(std::string("manifest: ") + e.what());
+  }
+}
+
+// One optimizer group of a case: the parameters it updates, the peer's algorithm, its
+// hyperparameters (rule_from_manifest.hpp).
+struct group_spec {
+  std::vector<std::string> params;
+  std::string algo;
+  nlohmann::json hp;
+};
+
+// Case `name`'s gradient file stem and groups, checked: every group names known parameters.
+inline std::pair<std::string, std::vector<group_spec>> read_case(const nlohmann::json& m,
+                                                                 const manifest_info& info,
+                                                                 const std::string& name) {
+  try {
+    const auto& c = m.at("cases").at(name);
+    std::vector<group_spec> groups;
+    for (const auto& g : c.at("groups")) {
+      group_spec spec{ g.at("params").get<std::vector<std::string>>(), g.at("algo").get<std::string>(),
+                       g.at("hp") };
+      for (const auto& p : spec.params)
+        if (!info.shapes.count(p))
+          throw manifest_error("case '" + name + "' updates param '" + p +
+                               "', which the manifest does not list");
+      groups.push_back(std::move(spec));
+    }
+    return { c.at("grads").get<std::string>(), std::move(groups) };
+  } catch (const nlohmann::json::exception& e) {
+    throw manifest_error("case '" + name + "': " + e.what());
+  }
+}
+
 class golden_set {
 public:
   explicit golden_set(std::filesystem::path dir)
@@ -49,13 +120,12 @@ public:
     if (!in)
       throw std::runtime_error("cannot open " + (dir_ / "manifest.json").string());
     manifest_ = nlohmann::json::parse(in);
-    steps_ = manifest_.at("T").get<std::size_t>();
-    for (auto& p : manifest_.at("params"))
-      shapes_[p.at("name")] = p.at("shape").get<shape_t>();
+    info_ = read_manifest(manifest_);
   }
   const nlohmann::json& manifest() const { return manifest_; }
-  std::size_t steps() const { return steps_; }
-  const shape_t& shape(const std::string& name) const { return shapes_.at(name); }
+  std::size_t steps() const { return info_.steps; }
+  const manifest_info& info() const { return info_; }
+  const shape_t& shape(const std::string& name) const { return info_.shapes.at(name); }
 
   // inputs/<file>_<param>.npy or cases/<case>/<param>.npy, cached.
   const xt::xarray<double>& array(const std::filesystem::path& rel) {
@@ -71,8 +141,7 @@ public:
 private:
   std::filesystem::path dir_;
   nlohmann::json manifest_;
-  std::size_t steps_ = 0;
-  std::map<std::string, shape_t> shapes_;
+  manifest_info info_;
   std::map<std::string, xt::xarray<double>> cache_;
 };
 
@@ -82,8 +151,7 @@ template <class T>
 case_result run_case(golden_set& set, const std::string& name, optimizer_options opts = {}) {
   case_result r;
   r.name = name;
-  const auto& c = set.manifest().at("cases").at(name);
-  const std::string grads = c.at("grads").get<std::string>();
+  const auto [grads, specs] = read_case(set.manifest(), set.info(), name);
   const bool f64 = std::is_same_v<T, double>;
   r.tolerance = f64 ? 1e-12 : 1e-6;
 
@@ -96,10 +164,10 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
   };
   std::vector<group> groups;
   try {
-    for (auto& g : c.at("groups")) {
+    for (const auto& g : specs) {
       group gr;
-      gr.params = g.at("params").get<std::vector<std::string>>();
-      const std::string algo = g.at("algo").get<std::string>();
+      gr.params = g.params;
+      const std::string& algo = g.algo;
       // optax's peers see JAX's (fan_in, fan_out) weights (manifest, muon_optax): say so.
       const weight_layout layout =
         algo.rfind("optax_", 0) == 0 ? weight_layout::in_out : weight_layout::out_in;
@@ -112,8 +180,8 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
         auto view = gr.store->param(p);
         std::copy(init.begin(), init.end(), view.begin());
       }
-      gr.opt = make_group_optimizer<T>(algo, g.at("hp"), *gr.store, opts);
-      gr.lr = num(g.at("hp"), "lr", 0.0);
+      gr.opt = make_group_optimizer<T>(algo, g.hp, *gr.store, opts);
+      gr.lr = num(g.hp, "lr", 0.0);
       gr.sign = sign_based(algo);
       groups.push_back(std::move(gr));
     }

@@ -8,6 +8,7 @@
 // Every supported (algorithm, hyperparameter) combination is a steep rule from the catalogue;
 // nothing here computes an update itself.
 
+#include <array>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -19,24 +20,46 @@ namespace steep::golden {
 struct unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// A manifest (or a group of it) that is malformed: says what and where.
+struct manifest_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 inline double num(const nlohmann::json& hp, const char* key, double fallback) {
-  if (!hp.contains(key) || hp[key].is_null())
+  if (!hp.contains(key) || hp.at(key).is_null())
     return fallback;
-  return hp[key].get<double>();
+  return hp.at(key).get<double>();
+}
+// A whole number in [lo, hi] (a count like ns_steps: a double out of int's range would be UB
+// to convert).
+inline int whole(const nlohmann::json& hp, const char* key, int fallback, int lo, int hi) {
+  const double x = num(hp, key, fallback);
+  if (!(x >= lo && x <= hi) || x != static_cast<double>(static_cast<int>(x)))
+    throw manifest_error(std::string("hyperparameter '") + key + "' must be a whole number in [" +
+                         std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int>(x);
+}
+inline std::array<double, 3> triple(const nlohmann::json& hp, const char* key) {
+  const auto& a = hp.at(key);
+  if (!a.is_array() || a.size() != 3)
+    throw manifest_error(std::string("hyperparameter '") + key + "' must be a list of 3 numbers");
+  return { a.at(0).get<double>(), a.at(1).get<double>(), a.at(2).get<double>() };
 }
 inline bool flag(const nlohmann::json& hp, const char* key) {
-  return hp.contains(key) && !hp[key].is_null() && hp[key].get<bool>();
+  return hp.contains(key) && !hp.at(key).is_null() && hp.at(key).get<bool>();
 }
 inline void require_zero(const nlohmann::json& hp, const char* key, const std::string& algo) {
   if (num(hp, key, 0.0) != 0.0)
     throw unsupported(algo + " with " + key + " != 0 is not in steep's catalogue yet");
 }
 
+namespace detail {
 template <class T>
 std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, const nlohmann::json& hp,
-                                                       param_store<T>& store, optimizer_options opts = {}) {
+                                                       param_store<T>& store, optimizer_options opts) {
   using namespace steep::rules;
+  if (!hp.is_object())
+    throw manifest_error("group '" + algo + "': 'hp' must be an object");
   const double lr = num(hp, "lr", 1e-3);
   auto make = [&](auto rule) { return make_any_optimizer(rule, store, opts); };
 
@@ -60,7 +83,7 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
   if (algo == "adam") {
     if (flag(hp, "amsgrad"))
       throw unsupported("adam with amsgrad has no golden semantics pinned yet");
-    const double b1 = hp.at("betas")[0].get<double>(), b2 = hp.at("betas")[1].get<double>();
+    const double b1 = hp.at("betas").at(0).get<double>(), b2 = hp.at("betas").at(1).get<double>();
     const double eps = num(hp, "eps", 1e-8), wd = num(hp, "weight_decay", 0.0);
     if (wd != 0.0 && !flag(hp, "decoupled"))
       throw unsupported("adam with coupled (L2) weight decay");
@@ -99,13 +122,14 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
   }
   if (algo == "muon") {
     const double wd = num(hp, "weight_decay", 0.1), mu = num(hp, "momentum", 0.95);
-    newton_schulz ns{ .steps = static_cast<int>(num(hp, "ns_steps", 5)), .eps = num(hp, "eps", 1e-7) };
-    if (hp.contains("ns_coefficients"))
-      ns.coefficients = { hp["ns_coefficients"][0].get<double>(), hp["ns_coefficients"][1].get<double>(),
-                          hp["ns_coefficients"][2].get<double>() };
+    newton_schulz ns{ .steps = whole(hp, "ns_steps", 5, 1, 1000), .eps = num(hp, "eps", 1e-7) };
+    if (hp.contains("ns_coefficients")) {
+      const auto [a, b, c] = triple(hp, "ns_coefficients");
+      ns.coefficients = { a, b, c };
+    }
     const std::string ortho = hp.value("ortho", std::string("newton_schulz"));
-    const std::string adjust = hp.contains("adjust_lr_fn") && !hp["adjust_lr_fn"].is_null()
-                                 ? hp["adjust_lr_fn"].get<std::string>()
+    const std::string adjust = hp.contains("adjust_lr_fn") && !hp.at("adjust_lr_fn").is_null()
+                                 ? hp.at("adjust_lr_fn").get<std::string>()
                                  : std::string("original");
     if (ortho != "newton_schulz" && ortho != "svd")
       throw unsupported("muon ortho '" + ortho + "'");
@@ -121,15 +145,28 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
   if (algo == "optax_muon_matrix") {
     if (!flag(hp, "nesterov"))
       throw unsupported("optax muon without nesterov");
-    newton_schulz ns{ .steps = static_cast<int>(num(hp, "ns_steps", 5)),
+    newton_schulz ns{ .steps = whole(hp, "ns_steps", 5, 1, 1000),
                       .eps = num(hp, "eps", 1e-8),
                       .guard = frobenius_guard::additive };
-    if (hp.contains("ns_coeffs"))
-      ns.coefficients = { hp["ns_coeffs"][0].get<double>(), hp["ns_coeffs"][1].get<double>(),
-                          hp["ns_coeffs"][2].get<double>() };
+    if (hp.contains("ns_coeffs")) {
+      const auto [a, b, c] = triple(hp, "ns_coeffs");
+      ns.coefficients = { a, b, c };
+    }
     return make(muon_optax(lr, num(hp, "beta", 0.95), num(hp, "weight_decay", 0.0), ns));
   }
   throw unsupported("unknown algorithm '" + algo + "'");
+}
+} // namespace detail
+
+// The optimizer of one group; a malformed hyperparameter is a manifest_error naming the group.
+template <class T>
+std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, const nlohmann::json& hp,
+                                                       param_store<T>& store, optimizer_options opts = {}) {
+  try {
+    return detail::make_group_optimizer(algo, hp, store, opts);
+  } catch (const nlohmann::json::exception& e) {
+    throw manifest_error("group '" + algo + "': a hyperparameter is malformed (" + e.what() + ")");
+  }
 }
 
 } // namespace steep::golden

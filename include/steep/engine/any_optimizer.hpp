@@ -39,6 +39,7 @@ public:
   virtual void visit_slots(const std::function<void(const slot_bytes&)>& f) = 0;
   virtual std::int64_t skipped_steps() const = 0;
   virtual nonfinite_policy nonfinite() const = 0;
+  virtual std::optional<nonfinite_entry> held_back() const = 0;
   virtual void set(std::string_view name, double value) = 0;
   virtual double get(std::string_view name) const = 0;
   virtual bool has(std::string_view name) const = 0;
@@ -65,6 +66,7 @@ public:
   void visit_slots(const std::function<void(const slot_bytes&)>& f) override { opt_.visit_slots(f); }
   std::int64_t skipped_steps() const override { return opt_.skipped_steps(); }
   nonfinite_policy nonfinite() const override { return opt_.nonfinite(); }
+  std::optional<nonfinite_entry> held_back() const override { return opt_.held_back(); }
   void set(std::string_view name, double value) override { opt_.set(name, value); }
   double get(std::string_view name) const override { return opt_.get(name); }
   bool has(std::string_view name) const override { return opt_.has(name); }

@@ -49,9 +49,9 @@ void save_checkpoint(Opt& opt, const param_store<T>& store, const std::string& p
   io::save_atomic(f, path);
 }
 
+// From a file image already parsed (io::parse); `path` names it in errors.
 template <optimizer_interface Opt, class T>
-void load_checkpoint(Opt& opt, param_store<T>& store, const std::string& path) {
-  const io::tensor_file f = io::load(path);
+void load_checkpoint(Opt& opt, param_store<T>& store, const io::tensor_file& f, const std::string& path) {
   auto meta = [&](const std::string& key) {
     const auto it = f.metadata.find(key);
     if (it == f.metadata.end())
@@ -90,11 +90,23 @@ void load_checkpoint(Opt& opt, param_store<T>& store, const std::string& path) {
     if (!used.count(name))
       throw usage_error("checkpoint '" + path + "' has '" + name +
                         "', which this optimizer and store do not (another model?); nothing was loaded");
-  const std::int64_t step = std::stoll(meta("step")), skipped = std::stoll(meta("skipped_steps"));
+  auto count = [&](const std::string& key) {
+    const auto v = io::parse_count(meta(key));
+    if (!v)
+      throw usage_error("checkpoint '" + path + "': its '" + key + "' is '" + meta(key) +
+                        "', not a whole number; nothing was loaded");
+    return *v;
+  };
+  const std::int64_t step = count("step"), skipped = count("skipped_steps");
   // Then the writes.
   for (const auto& [dst, src] : copies)
     std::memcpy(dst.data(), src->data.data(), dst.size());
   opt.restore_steps(step, skipped);
+}
+
+template <optimizer_interface Opt, class T>
+void load_checkpoint(Opt& opt, param_store<T>& store, const std::string& path) {
+  load_checkpoint(opt, store, io::load(path), path);
 }
 
 } // namespace steep::engine

@@ -17,6 +17,13 @@
 // measured by bench/steep_bench.cpp, "guard"). A routed rule prepares every arm before any arm
 // commits (engine/routed.hpp).
 //
+// That extra read has a floor no fusion can remove while the step stays all-or-nothing: every
+// gradient entry must be seen before the first write, and a gradient larger than the caches
+// must then be read twice (4 of Adam's 28 bytes per float32 parameter, +14%). For rules whose
+// coordinates step independently, nonfinite_policy::mask trades the all-or-nothing step for a
+// per-coordinate one: the update pass keeps parameter and state wherever g is not finite, at
+// no extra traffic, and held_back() reports every such entry (options.hpp).
+//
 // How: per chunk the loop adds g - g over every element, which is 0 for a finite g and NaN for
 // NaN or +-Inf; a sum of zeros cannot overflow. That is one subtraction and one addition per
 // batch. Only a chunk that failed is scanned again, serially, for its first bad index, so the
@@ -53,6 +60,7 @@ struct nonfinite_entry {
   shape_t shape;
   std::size_t index = 0;
   double value = 0;
+  std::size_t count = 1; // how many entries are not finite (under mask: all held back)
 };
 
 // One chunk's running check.
@@ -93,13 +101,13 @@ bool all_finite(const T* g, std::size_t begin, std::size_t end) {
   return std::isfinite(static_cast<double>(kernel::hsum((a0 + a1) + (a2 + a3)) + tail));
 }
 
-// The first non-finite entry of g[begin, end), if any.
-template <class T>
-std::optional<std::size_t> first_nonfinite(const T* g, std::size_t begin, std::size_t end) {
-  for (std::size_t i = begin; i < end; ++i)
-    if (!std::isfinite(g[i]))
-      return i;
-  return std::nullopt;
+// nonfinite_policy::mask's select: a where g is finite, b where it is NaN or +-Inf.
+template <class V>
+V finite_or(const V& g, const V& a, const V& b) {
+  if constexpr (kernel::is_batch_v<V>)
+    return xsimd::select((g - g) == V(0), a, b);
+  else
+    return g - g == 0 ? a : b;
 }
 
 inline std::string describe_nonfinite(const nonfinite_entry& e) {
@@ -115,7 +123,8 @@ inline std::string describe_nonfinite(const nonfinite_entry& e) {
     where += " (index (" + multi + ") of shape " + to_string(e.shape) + ")";
   }
   const std::string value = std::isnan(e.value) ? "NaN" : (e.value > 0 ? "+Inf" : "-Inf");
-  return "non-finite gradient: " + value + " at flat index " + where +
+  const std::string more = e.count > 1 ? " (" + std::to_string(e.count) + " non-finite entries in all)" : "";
+  return "non-finite gradient: " + value + " at flat index " + where + more +
          "; the step was refused and parameters and optimizer state are unchanged";
 }
 
@@ -131,11 +140,16 @@ inline bool on_nonfinite(nonfinite_policy policy, const nonfinite_entry& e, std:
 
 // One step of an optimizer that splits it into prepare_step() (read-only, reports the first
 // non-finite gradient entry) and commit_step() (the writes): plain and routed alike.
+// Under mask the check runs in commit_step() and held_back() reports what it kept back.
 template <class Opt>
 bool run_step(Opt& opt, nonfinite_policy policy, std::int64_t& skipped) {
   if (auto bad = opt.prepare_step())
     return on_nonfinite(policy, *bad, skipped);
   opt.commit_step();
+  if (policy == nonfinite_policy::mask && opt.held_back()) {
+    ++skipped;
+    return false;
+  }
   return true;
 }
 

@@ -9,6 +9,7 @@
 //   step()            one step; false if a non-finite gradient skipped it (nonfinite_policy)
 //   prepare_step()    its read-only part: the first non-finite gradient entry, if any
 //   commit_step()     its update pass (only after prepare_step() found nothing)
+//   held_back()       under nonfinite_policy::mask: what the last step held back, if anything
 //   steps(), skipped_steps(), restore_steps(t)   (checkpoints: engine/checkpoint.hpp)
 //   visit_slots(f)    f(slot_bytes) for every slot of every block: the raw state
 //   set/get/has(name) named hyperparameters
@@ -39,6 +40,7 @@ concept optimizer_interface = requires(O& o, const O& c, std::string_view name, 
   o.visit_slots([](const slot_bytes&) {});
   { c.skipped_steps() } -> std::same_as<std::int64_t>;
   { c.nonfinite() } -> std::same_as<nonfinite_policy>;
+  { c.held_back() } -> std::same_as<std::optional<nonfinite_entry>>;
   o.set(name, 1.0);
   { c.get(name) } -> std::same_as<double>;
   { c.has(name) } -> std::same_as<bool>;

@@ -148,6 +148,9 @@ public:
   // is one, else into the matrix pre-pass, else in a read-only pass of its own.
   static constexpr bool guard_in_reductions = program_type::template reductions_at<false, 0> > 0;
   static constexpr bool guard_in_prepass = !guard_in_reductions && n_matrices > 0;
+  // Whether each coordinate's step reads only its own gradient entry (no reduction of any kind,
+  // no matrix stage): the rules nonfinite_policy::mask can hold back coordinate by coordinate.
+  static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
 
   optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
     : roots_(program_type::make_roots(rule))
@@ -156,7 +159,15 @@ public:
     , wl_(sizes(store), opts.chunk_elements)
     , exec_(checked_threads(opts.threads))
     , policy_(opts.nonfinite)
-    , guard_(opts.nonfinite != nonfinite_policy::off && program_type::reads_grad) {
+    , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
+             program_type::reads_grad)
+    , mask_(opts.nonfinite == nonfinite_policy::mask && program_type::reads_grad) {
+    if (opts.nonfinite == nonfinite_policy::mask && !coordinatewise)
+      throw usage_error(
+        "nonfinite_policy::mask holds back single coordinates, so it needs a rule in which every "
+        "coordinate steps on its own gradient alone; this rule has a reduction or a matrix "
+        "stage, through which one NaN reaches a whole block. Use refuse or skip: for this "
+        "rule their check already rides on a read-only pass it makes anyway");
     for (auto& b : blocks_) {
       dims_.push_back(expr::dims_of(b.shape, b.layout));
       line_shapes_.push_back({ static_cast<std::size_t>(dims_.back().rows) });
@@ -270,14 +281,26 @@ public:
 
   // The update pass of a step prepare_step() accepted: stores parameters and slots once.
   void commit_step() {
-    update_pass();
+    if constexpr (coordinatewise) {
+      held_.reset();
+      if (mask_) {
+        update_pass<true>();
+        held_ = nonfinite_entries();
+      } else
+        update_pass<false>();
+    } else
+      update_pass<false>();
     store_block_slots();
     store_line_slots();
     ++t_;
   }
 
-  // Steps skipped for a non-finite gradient (nonfinite_policy::skip).
+  // Steps skipped for a non-finite gradient (nonfinite_policy::skip), or applied with some
+  // coordinates held back (nonfinite_policy::mask).
   std::int64_t skipped_steps() const noexcept { return skipped_; }
+  // Under nonfinite_policy::mask: the last step's first held-back gradient entry and, in its
+  // count, how many entries were held back; empty if it held back none.
+  std::optional<nonfinite_entry> held_back() const { return held_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
 
   std::int64_t steps() const noexcept { return t_; }
@@ -431,11 +454,15 @@ public:
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
        << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size() << ", threads: " << exec_.threads()
        << "\nnon-finite guard: "
-       << (!guard_               ? "off"
+       << (mask_                 ? ""
+           : !guard_             ? "off"
            : guard_in_reductions ? "fused into the reduction pass"
            : guard_in_prepass    ? "fused into the matrix pre-pass"
                                  : "a read-only pass of its own (4 bytes per parameter in float32)")
-       << (policy_ == nonfinite_policy::skip ? ", skips the step" : "") << '\n';
+       << (mask_                               ? "per coordinate, fused into the update pass (mask)"
+           : policy_ == nonfinite_policy::skip ? ", skips the step"
+                                               : "")
+       << '\n';
     return os.str();
   }
 
@@ -672,26 +699,62 @@ private:
   }
 
   // One chunk of the update pass, flattened into one loop (no call per batch).
-  [[gnu::flatten]] void update_chunk(const kernel::chunk& ch) {
+  // Mask: nonfinite_policy::mask, where a coordinate with a non-finite gradient stores back
+  // what it loaded, and the chunk's flag says whether it held any back.
+  template <bool Mask>
+  [[gnu::flatten]] void update_chunk(std::size_t ci) {
+    const kernel::chunk& ch = wl_[ci];
     const chunk_frame f = frame(ch.block);
+    finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V, true>(f, i);
       constexpr std::size_t out = program_type::output_root;
       const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
         std::get<out>(roots_), c);
-      kernel::store(f.p + i, V(c.param + delta));
+      auto keep = [&](const V& fresh, const V& old) {
+        if constexpr (Mask)
+          return finite_or(c.grad, fresh, old);
+        else
+          return fresh;
+      };
+      if constexpr (Mask)
+        check.add(c.grad);
+      kernel::store(f.p + i, keep(V(c.param + delta), c.param));
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         ((per_block_slot<K> || line_slot<K> != expr::not_a_line
             ? void()
-            : kernel::store_exact(std::get<K>(f.slots) + i, std::get<K>(c.news))),
+            : kernel::store_exact(std::get<K>(f.slots) + i, keep(std::get<K>(c.news), std::get<K>(c.olds)))),
          ...);
       }
       (std::make_index_sequence<n_slots>{});
     });
+    if constexpr (Mask)
+      chunk_bad_[ci] = !check.finite();
   }
 
+  template <bool Mask>
   void update_pass() {
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk(wl_[ci]); });
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk<Mask>(ci); });
+  }
+
+  // The first non-finite gradient entry of the flagged chunks, in list order, with how many
+  // there are; clears the flags. Scanned serially: rare, and the same for any thread count.
+  std::optional<nonfinite_entry> nonfinite_entries() {
+    std::optional<nonfinite_entry> out;
+    std::size_t count = 0;
+    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
+      if (!chunk_bad_[ci])
+        continue;
+      const kernel::chunk& ch = wl_[ci];
+      const auto& blk = blocks_[ch.block];
+      for (std::size_t i = ch.begin; i < ch.end; ++i)
+        if (!std::isfinite(blk.grad[i]) && count++ == 0)
+          out = nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]) };
+      chunk_bad_[ci] = 0;
+    }
+    if (out)
+      out->count = count;
+    return out;
   }
 
   // ---- the non-finite guard (guard.hpp) --------------------------------------------------------
@@ -708,17 +771,7 @@ private:
   std::optional<nonfinite_entry> first_bad_chunk() {
     if (!guard_)
       return std::nullopt;
-    std::optional<nonfinite_entry> out;
-    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
-      if (!chunk_bad_[ci] || out)
-        continue;
-      const kernel::chunk& ch = wl_[ci];
-      const auto& blk = blocks_[ch.block];
-      if (auto i = first_nonfinite(blk.grad, ch.begin, ch.end))
-        out = nonfinite_entry{ blk.name, blk.shape, *i, static_cast<double>(blk.grad[*i]) };
-    }
-    std::fill(chunk_bad_.begin(), chunk_bad_.end(), std::uint8_t{ 0 });
-    return out;
+    return nonfinite_entries();
   }
 
   // Whether N is a block (or all-blocks) reduction of depth D, or a line reduction of depth D.
@@ -1189,6 +1242,8 @@ private:
   typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;
   nonfinite_policy policy_;
   bool guard_;
+  bool mask_;
+  std::optional<nonfinite_entry> held_;
   std::vector<std::uint8_t> chunk_bad_;
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;

@@ -16,8 +16,15 @@ namespace steep::engine {
 //   refuse  the step throws steep::nonfinite_error, naming the block and the first bad index;
 //           parameters and every slot stay bitwise as they were (the default);
 //   skip    the step is skipped and counted (skipped_steps()); step() returns false;
+//   mask    per coordinate, for rules whose every coordinate steps on its own gradient alone
+//           (Adam, Lion, momentum, ...): a coordinate whose gradient is NaN or Inf keeps its
+//           parameter and state, every other coordinate steps. The check rides in the update
+//           pass, so it costs no memory traffic (refuse and skip must read the gradient once
+//           more when the rule's only pass writes). step() returns false and held_back() says
+//           where and how many; skipped_steps() counts such steps. Refused at construction for
+//           a rule with a reduction or a matrix stage, where one NaN reaches a whole block;
 //   off     no check: the step runs and NaN goes where the arithmetic takes it.
-enum class nonfinite_policy { refuse, skip, off };
+enum class nonfinite_policy { refuse, skip, mask, off };
 
 struct optimizer_options {
   int threads = 0;                                                        // 0: all cores TBB sees

@@ -99,6 +99,25 @@ public:
   }
   std::int64_t skipped_steps() const noexcept { return skipped_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
+  // Under nonfinite_policy::mask: the first held-back entry in the store's block order,
+  // counting every arm's.
+  std::optional<nonfinite_entry> held_back() const {
+    std::optional<nonfinite_entry> out;
+    std::size_t count = 0;
+    auto position = [&](const std::string& name) {
+      return std::find_if(owner_.begin(), owner_.end(), [&](const auto& o) { return o.first == name; });
+    };
+    for_parts([&](const auto& o) {
+      if (auto h = o.held_back()) {
+        count += h->count;
+        if (!out || position(h->block) < position(out->block))
+          out = h;
+      }
+    });
+    if (out)
+      out->count = count;
+    return out;
+  }
   int threads() const noexcept { return threads_; }
   void set_threads(int n) {
     for_parts([&](auto& o) { o.set_threads(n); });

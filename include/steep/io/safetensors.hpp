@@ -19,6 +19,7 @@
 #include "steep/core/error.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <unistd.h>
@@ -106,6 +108,15 @@ inline std::vector<std::byte> serialize(const tensor_file& f) {
   return out;
 }
 
+// A metadata count ("step", "format_version"): all digits, no sign, fits in int64; else nullopt.
+inline std::optional<std::int64_t> parse_count(const std::string& text) {
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || text[0] == '-')
+    return std::nullopt;
+  return v;
+}
+
 // Parses and checks a whole file image; `what` names it in errors.
 inline tensor_file parse(std::span<const std::byte> bytes, const std::string& what) {
   auto fail = [&](const std::string& problem) -> usage_error {
@@ -154,7 +165,7 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
       if (off.size() != 2 || off[0] > off[1] || off[1] > data.size())
         throw fail("tensor '" + name + "': its data offsets fall outside the data section (" +
                    std::to_string(data.size()) + " bytes)");
-      if (off[1] - off[0] != count * size)
+      if (count > SIZE_MAX / size || off[1] - off[0] != count * size)
         throw fail("tensor '" + name + "': its data holds " + std::to_string(off[1] - off[0]) +
                    " bytes, its shape and dtype need " + std::to_string(count * size));
       spans.emplace_back(off[0], off[1]);
@@ -176,7 +187,10 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
   if (end != data.size())
     throw fail("the data section has " + std::to_string(data.size() - end) + " bytes past the last tensor");
   if (f.metadata.count("format") && f.metadata["format"] == "steep") {
-    if (std::stoi(f.metadata["format_version"]) > tensor_file_version)
+    const auto version = parse_count(f.metadata["format_version"]);
+    if (!version)
+      throw fail("its format_version '" + f.metadata["format_version"] + "' is not a whole number");
+    if (*version > tensor_file_version)
       throw fail("it was written by a newer steep (format version " + f.metadata["format_version"] +
                  ", this one reads " + std::to_string(tensor_file_version) + ")");
     if (f.metadata["crc32"] != std::to_string(crc32_of(data)))

@@ -9,15 +9,26 @@
 // partitioner: they are equal-sized, so dynamic stealing buys nothing on a memory-bound loop
 // and costs scheduling time. Lists too short to
 // share run on the calling thread. for_each_task is the dynamic counterpart for unequal tasks.
+//
+// With STEEP_STD_THREAD_EXECUTOR defined, the same partitions run on std::threads, created and
+// joined per call, instead of TBB: slower, but ThreadSanitizer sees every hand-off (Debian's
+// TBB is not instrumented, so under TSan it reports each one as a race). scripts/check.sh
+// builds the threaded tests this way, so TSan's verdict is about steep's own sharing: which
+// tasks of a pass touch which memory, and that passes are ordered.
 
 #include "steep/kernel/work_list.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
+#include <thread>
+#include <vector>
 
 namespace steep::kernel {
 
@@ -37,6 +48,12 @@ public:
         body(c);
       return;
     }
+#ifdef STEEP_STD_THREAD_EXECUTOR
+    on_threads([&](std::size_t k, std::size_t parts) {
+      for (std::size_t c = n * k / parts; c < n * (k + 1) / parts; ++c)
+        body(c);
+    });
+#else
     arena_->execute([&] {
       oneapi::tbb::parallel_for(
         oneapi::tbb::blocked_range<std::size_t>(0, n, 1),
@@ -46,6 +63,7 @@ public:
         },
         oneapi::tbb::static_partitioner{});
     });
+#endif
   }
 
   // Runs body(i) for i in [0, n) with dynamic load balancing: for unequal tasks such as the
@@ -57,10 +75,44 @@ public:
         body(i);
       return;
     }
+#ifdef STEEP_STD_THREAD_EXECUTOR
+    std::atomic<std::size_t> next{ 0 };
+    on_threads([&](std::size_t, std::size_t) {
+      for (std::size_t i; (i = next.fetch_add(1)) < n;)
+        body(i);
+    });
+#else
     arena_->execute([&] { oneapi::tbb::parallel_for(std::size_t{ 0 }, n, [&](std::size_t i) { body(i); }); });
+#endif
   }
 
 private:
+#ifdef STEEP_STD_THREAD_EXECUTOR
+  // part(k, parts) on `threads_` std::threads, the calling thread taking part 0; the first
+  // exception any part throws is rethrown after all have joined (as TBB does).
+  template <class Part>
+  void on_threads(Part&& part) const {
+    const std::size_t parts = static_cast<std::size_t>(threads_);
+    std::vector<std::exception_ptr> errors(parts);
+    auto guarded = [&](std::size_t k) {
+      try {
+        part(k, parts);
+      } catch (...) {
+        errors[k] = std::current_exception();
+      }
+    };
+    std::vector<std::thread> pool;
+    for (std::size_t k = 1; k < parts; ++k)
+      pool.emplace_back(guarded, k);
+    guarded(0);
+    for (auto& t : pool)
+      t.join();
+    for (auto& e : errors)
+      if (e)
+        std::rethrow_exception(e);
+  }
+#endif
+
   int threads_;
   std::unique_ptr<oneapi::tbb::task_arena> arena_; // task_arena is neither copyable nor movable
 };
