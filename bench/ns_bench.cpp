@@ -9,7 +9,8 @@
 // interleaved (harness.hpp), one sample = all B blocks once:
 //   muon_step  steep     a whole steep::optimizer step of rules::muon over the B blocks: the
 //                        elementwise passes plus the matrix phase (symmetric SYRK/SYMM products;
-//                        blocks in parallel over TBB with single-threaded BLAS when B >= threads);
+//                        blocks in parallel over TBB with single-threaded BLAS when B >= threads,
+//                        else BLAS threaded: .deterministic = false, the fast mode);
 //   ns5        steep     newton_schulz{}.apply on each block in turn, BLAS threaded (unbatched);
 //   ns5        plain     newton_schulz{.symmetric = false}: explicit transpose + 3 GEMMs per
 //                        step, each block in turn, BLAS threaded — the textbook implementation;
@@ -95,8 +96,9 @@ struct setting {
     store = std::make_unique<steep::param_store<float>>(specs);
     for (std::size_t k = 0; k < sh.blocks; ++k)
       std::copy(inputs[k].begin(), inputs[k].end(), store->block_at(k).grad);
-    opt = std::make_unique<steep::optimizer<muon_t, float>>(steep::rules::muon(0.02f), *store,
-                                                            steep::optimizer_options{ .threads = threads });
+    opt = std::make_unique<steep::optimizer<muon_t, float>>(
+      steep::rules::muon(0.02f), *store,
+      steep::optimizer_options{ .threads = threads, .deterministic = false });
     const std::size_t m = std::min(sh.rows, sh.cols), n = std::max(sh.rows, sh.cols);
     a = random_floats(m * m, 99);
     b = random_floats(m * n, 98);

@@ -16,6 +16,7 @@ packages=(
   zlib1g-dev                                             # gzip'd IDX files (MNIST format)
   dataset-fashion-mnist                                  # the main job's dataset (README)
   gnuplot-nox                                            # the main job's margin plots (PNG, SVG)
+  clang-19 libclang-rt-19-dev                            # libFuzzer targets (scripts/check.sh)
 )
 # --peers: also the Python side (not needed to build or test): NumPy for the reference-data
 # scripts (scripts/reference-*.py) and PyTorch for the peer timings of scripts/bench.sh.

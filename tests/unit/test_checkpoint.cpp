@@ -151,6 +151,15 @@ TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes
   std::string garbled = good;
   garbled[9] = '#';
   refuses(garbled, "not valid JSON");
+  // Step counts that are not whole numbers are refused before anything is written.
+  for (const std::string bad : { "-3", "12abc", "", "99999999999999999999" }) {
+    auto f = steep::io::parse(std::as_bytes(std::span(good.data(), good.size())), "good");
+    f.metadata["step"] = bad;
+    INFO("step = '" << bad << "'");
+    CHECK_THROWS_WITH(steep::load_checkpoint(victim, target, f, "edited"),
+                      Catch::Contains("not a whole number"));
+    CHECK(snapshot(victim, target) == before);
+  }
 
   // Another rule, another model.
   {

@@ -7,7 +7,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <span>
 #include <steep/steep.hpp>
+#include <thread>
 #include <vector>
 
 using namespace steep::expr;
@@ -161,7 +164,7 @@ TEST_CASE("the step counter and a schedule drive the update") {
 
 TEST_CASE("a user's elementwise function runs in the fused loop") {
   auto store = small_store();
-  auto cube = map([](auto x) { return x * x * x; }, grad);
+  auto cube = map([](auto x) noexcept { return x * x * x; }, grad);
   steep::optimizer opt(-0.01 * cube + 0.0 * clamp(param, -1.0, 1.0), store);
   opt.step();
   CHECK(store.param("W")(1, 2) == Approx(0.5 - 0.08));
@@ -244,9 +247,34 @@ TEST_CASE("stores reject bad layouts with the block's name") {
   using spec = steep::block_spec<double>;
   CHECK_THROWS_WITH(steep::param_store<double>({ spec("a", { 2 }), spec("a", { 3 }) }),
                     Catch::Contains("block 'a'") && Catch::Contains("used twice"));
-  double buf[4] = {};
-  CHECK_THROWS_WITH(steep::param_store<double>({ spec("e", { 4 }, buf, nullptr) }),
+  double buf[12] = {};
+  const std::span<double> none;
+  CHECK_THROWS_WITH(steep::param_store<double>({ spec("e", { 4 }, std::span(buf, 4), none) }),
                     Catch::Contains("block 'e'") && Catch::Contains("both a parameter and a gradient"));
+  // External buffers: sized, and no memory shared.
+  CHECK_THROWS_WITH(
+    steep::param_store<double>({ spec("e", { 2, 3 }, std::span(buf, 5), std::span(buf + 6, 6)) }),
+    Catch::Contains("block 'e'") && Catch::Contains("parameter buffer holds 5 elements") &&
+      Catch::Contains("(2, 3) needs 6"));
+  CHECK_THROWS_WITH(steep::param_store<double>({ spec("e", { 4 }, std::span(buf, 4), std::span(buf, 4)) }),
+                    Catch::Contains("block 'e'") &&
+                      Catch::Contains("overlaps the parameter buffer of the same block"));
+  CHECK_THROWS_WITH(
+    steep::param_store<double>({ spec("a", { 4 }, std::span(buf, 4), std::span(buf + 4, 4)),
+                                 spec("b", { 4 }, std::span(buf + 6, 4), std::span(buf + 10, 2)) }),
+    Catch::Contains("block 'b'") && Catch::Contains("gradient buffer holds 2"));
+  CHECK_THROWS_WITH(
+    steep::param_store<double>({ spec("a", { 4 }, std::span(buf, 4), std::span(buf + 4, 4)),
+                                 spec("b", { 2 }, std::span(buf + 7, 2), std::span(buf + 10, 2)) }),
+    Catch::Contains("block 'b'") && Catch::Contains("overlaps the gradient buffer of block 'a'"));
+  const std::size_t big = std::size_t{ 1 } << 32;
+  CHECK_THROWS_WITH(steep::param_store<double>({ spec("huge", { big, big }) }),
+                    Catch::Contains("block 'huge'") &&
+                      Catch::Contains("more elements than memory can address"));
+  double other[4] = {};
+  steep::param_store<double> adopted({ spec("a", { 2, 2 }, std::span(buf, 4), std::span(buf + 4, 4)),
+                                       spec("b", { 4 }, std::span(buf + 8, 4), std::span(other)) });
+  CHECK(adopted.block_named("b").grad == other);
   steep::param_store<double> s({ spec("x", { 2, 2 }) });
   CHECK_THROWS_WITH(s.param("y"), Catch::Contains("block 'y'"));
   CHECK(s.block_named("x").role == steep::block_role::hidden_matrix);
@@ -348,5 +376,54 @@ TEST_CASE(
     CHECK(worst_v <= 0x1p-8 * (1 + 1e-4));
     CHECK(worst_p < 1e-6);       // float rounding of the step itself
     CHECK(apart > 10 * worst_p); // and measurably not the full-precision Adam
+  }
+}
+
+TEST_CASE("an optimizer whose store is gone, or that was moved from, refuses to step") {
+  std::optional<steep::optimizer<decltype(rules::adam(1e-3)), double>> orphan;
+  {
+    auto store = small_store();
+    orphan.emplace(rules::adam(1e-3), store);
+    orphan->step();
+  }
+  CHECK_THROWS_WITH(orphan->step(), Catch::Contains("param_store no longer exists"));
+  auto store = small_store();
+  steep::optimizer a(rules::adam(1e-3), store);
+  auto b = std::move(a);
+  CHECK_THROWS_WITH(a.step(), Catch::Contains("moved from")); // NOLINT(bugprone-use-after-move)
+  auto moved_store = std::move(store);                        // the memory moves with the store
+  CHECK(b.step());
+  steep::optimizer hybrid(rules::muon_adam(), moved_store);
+  auto hybrid2 = std::move(hybrid);
+  CHECK_THROWS_WITH(hybrid.step(), Catch::Contains("moved from")); // NOLINT(bugprone-use-after-move)
+  CHECK(hybrid2.step());
+}
+
+TEST_CASE("Adam without eps takes no step where the second moment is zero (0 / 0 := 0)") {
+  steep::param_store<float> store({ { "w", { 3 } } });
+  steep::optimizer eps0(rules::adam_eps0(1e-2f), store);
+  steep::optimizer paper(rules::adam_paper(1e-2f), store);
+  store.grad("w")(1) = 1e-25f; // its square underflows in float32: v = 0, m != 0
+  store.grad("w")(2) = 0.5f;
+  CHECK(eps0.step());
+  CHECK(paper.step());
+  CHECK(store.param("w")(0) == 0.f);
+  CHECK(store.param("w")(1) == 0.f);
+  CHECK(store.param("w")(2) == Approx(-2e-2f)); // two steps of -lr sign(g)
+}
+
+TEST_CASE("concurrent optimizers leave OpenBLAS's thread count as they found it") {
+  const int before = openblas_get_num_threads();
+  for (int run = 0; run < 20; ++run) {
+    auto one = [](int threads) {
+      steep::param_store<double> s({ { "W", { 16, 16 } } });
+      s.grad("W").fill(1.0);
+      steep::optimizer o(rules::muon(0.02), s, { .threads = threads });
+      for (int i = 0; i < 10; ++i)
+        o.step();
+    };
+    std::thread a(one, 1), b(one, 2);
+    a.join(), b.join();
+    REQUIRE(openblas_get_num_threads() == before);
   }
 }

@@ -49,7 +49,7 @@ static_assert(implied_norm<decltype(-0.1 * dual<nm::spectral>(m, nm::newton_schu
                 "Newton") != std::string_view::npos);
 static_assert(!implied_norm<decltype(-0.1 * ema<"a">(sign(grad), 0.9))>::known); // momentum after the map
 static_assert(!implied_norm<decltype(rules::adamw(0.1))>::known);
-static_assert(!implied_norm<decltype(-0.1 * map([](auto x) { return x * x * x; }, grad))>::known);
+static_assert(!implied_norm<decltype(-0.1 * map([](auto x) noexcept { return x * x * x; }, grad))>::known);
 static_assert(std::is_same_v<in<decltype(rules::adam(0.1))>, steep::train::not_implied>);
 // A run-time floor on the norm is an eps (below it the step is unnormalized); a compile-time zero
 // guard is not.

@@ -649,3 +649,57 @@ TEST_CASE("Newton-Schulz settings that make no map are refused when the optimize
   CHECK_THROWS_WITH(steep::optimizer(rules::muon(0.02), store, { .threads = -2 }),
                     Catch::Contains("optimizer_options.threads is -2"));
 }
+
+namespace {
+// Parameters and every slot byte after five steps of `rule` at `threads` threads.
+template <class T, class Rule>
+std::vector<std::byte> five_steps(const Rule& rule, int threads) {
+  // Two big matrices (OpenBLAS would thread their products), a stack of three, a vector.
+  steep::param_store<T> store({ { "W1", { 96, 160 } },
+                                { "W2", { 160, 96 } },
+                                steep::block_spec<T>("heads", { 3 * 32, 64 }, block_role::hidden_matrix),
+                                { "b", { 96 } } });
+  steep::optimizer opt(rule, store, { .threads = threads });
+  std::vector<std::byte> out;
+  for (int t = 0; t < 5; ++t) {
+    for (const auto& b : store.blocks())
+      for (std::size_t i = 0; i < b.size; ++i)
+        b.grad[i] =
+          static_cast<T>(std::sin(0.37 * static_cast<double>(i) + 1.3 * t + static_cast<double>(b.size)));
+    REQUIRE(opt.step());
+  }
+  for (const auto& b : store.blocks()) {
+    const auto* p = reinterpret_cast<const std::byte*>(b.param);
+    out.insert(out.end(), p, p + b.size * sizeof(T));
+  }
+  opt.visit_slots(
+    [&](const steep::engine::slot_bytes& s) { out.insert(out.end(), s.bytes.begin(), s.bytes.end()); });
+  return out;
+}
+
+template <class T, class Rule>
+void same_for_any_thread_count(const Rule& rule) {
+  const auto one = five_steps<T>(rule, 1);
+  CHECK(five_steps<T>(rule, 1) == one); // across runs
+  CHECK(five_steps<T>(rule, 2) == one);
+  CHECK(five_steps<T>(rule, 8) == one);
+}
+} // namespace
+
+TEMPLATE_TEST_CASE("matrix rules give bitwise the same parameters and state for 1, 2 and 8 threads", "",
+                   float, double) {
+  using T = TestType;
+  auto matrices_then = [](auto rule) {
+    return steep::route(steep::on<block_role::hidden_matrix> >> rule,
+                        steep::otherwise >> rules::adam(T(1e-3)));
+  };
+  same_for_any_thread_count<T>(matrices_then(rules::muon(T(0.02))));
+  same_for_any_thread_count<T>(matrices_then(rules::muon_exact(T(0.02))));
+  same_for_any_thread_count<T>(matrices_then(rules::normuon(T(0.02))));
+  same_for_any_thread_count<T>(matrices_then(rules::adamuon(T(0.02))));
+  same_for_any_thread_count<T>(steep::route(steep::on_name("heads") >> rules::muon_stacked(T(0.02), 32, 64),
+                                            steep::on<block_role::hidden_matrix> >> rules::muon(T(0.02)),
+                                            steep::otherwise >> rules::adam(T(1e-3))));
+  same_for_any_thread_count<T>(rules::muon_adam());
+  same_for_any_thread_count<T>(rules::scion(0.02));
+}

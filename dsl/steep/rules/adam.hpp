@@ -34,12 +34,14 @@ inline constexpr auto adam_bf16 =
           named<"eps", range::nonnegative>(eps));
 };
 
-// No denominator guard: a zero gradient entry with zero history divides 0 by 0, as in the paper.
+// No eps: m_hat / sqrt(v_hat), with the paper's convention for a zero second moment (a
+// coordinate whose gradients were all 0, or in float32 all below ~1e-22, where g^2 underflows):
+// 0 / 0 := 0, no step (div_or_zero), where plain division would give NaN or Inf.
 inline constexpr auto adam_eps0 =
   []<operand Lr, operand B1 = double, operand B2 = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999) {
   return -named<"lr", range::nonnegative>(lr) *
-         debias(ema<"exp_avg">(grad, named<"beta1", range::unit_interval>(b1))) /
-         sqrt(debias(ema<"exp_avg_sq">(square(grad), named<"beta2", range::unit_interval>(b2))));
+         div_or_zero(debias(ema<"exp_avg">(grad, named<"beta1", range::unit_interval>(b1))),
+                     sqrt(debias(ema<"exp_avg_sq">(square(grad), named<"beta2", range::unit_interval>(b2)))));
 };
 
 // AMSGrad as torch: the running max of v_t, bias-corrected like v_t.

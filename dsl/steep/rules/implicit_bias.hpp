@@ -16,7 +16,7 @@
 // (examples/implicit_bias.cpp, README) trains one initialization with each and shows each wins the
 // margin of its own norm. The output layer is the model's `head` block: Muon treats it as a 1 x m
 // matrix (polar factor a / ||a||_2), the hybrids as the vector block that gets Signum or Adam.
-// Floors: m / max(||m||, 1e-300) and m_hat / max(sqrt(v_hat), 1e-300) only guard exact zeros (a
+// Zeros: m / max(||m||, 1e-300) and div_or_zero(m_hat, sqrt(v_hat)) only guard exact zeros (a
 // dead unit's 0 / 0 := 0, as the paper's numerical advice says); they are not an eps.
 
 #include "steep/expr/route.hpp"
@@ -39,7 +39,7 @@ inline constexpr auto momentum_gd = []<operand Lr>(Lr lr, double beta = 0.9) {
 inline constexpr auto adam_paper = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999) {
   auto m = ema<"exp_avg">(grad, b1);
   auto v = ema<"exp_avg_sq">(square(grad), b2);
-  return -named<"lr", range::nonnegative>(lr) * debias(m) / max(sqrt(debias(v)), ct<1e-300>);
+  return -named<"lr", range::nonnegative>(lr) * div_or_zero(debias(m), sqrt(debias(v)));
 };
 
 // Momentum, then the exact spectral dual map (polar factor U V^T by SVD), per matrix.

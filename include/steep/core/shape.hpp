@@ -10,7 +10,9 @@
 // because Muon's spectral map is only meant for hidden layers (Jordan et al. 2024).
 
 #include <cstddef>
+#include <limits>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -35,6 +37,17 @@ struct fans_t {
 inline std::size_t element_count(const shape_t& s) {
   return std::accumulate(s.begin(), s.end(), std::size_t{ 1 },
                          [](std::size_t a, std::size_t b) { return a * b; });
+}
+
+// The element count, or nothing if it overflows size_t (a shape like {2^32, 2^32}).
+inline std::optional<std::size_t> element_count_checked(const shape_t& s) {
+  std::size_t n = 1;
+  for (std::size_t d : s) {
+    if (d != 0 && n > std::numeric_limits<std::size_t>::max() / d)
+      return std::nullopt;
+    n *= d;
+  }
+  return n;
 }
 
 inline block_role default_role(const shape_t& s) {

@@ -156,9 +156,11 @@ public:
     : roots_(program_type::make_roots(rule))
     , maps_(program_type::make_matrix_maps(roots_))
     , blocks_(store.blocks())
+    , store_alive_(store.lifetime())
     , wl_(sizes(store), opts.chunk_elements)
     , exec_(checked_threads(opts.threads))
     , policy_(opts.nonfinite)
+    , deterministic_(opts.deterministic)
     , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
              program_type::reads_grad)
     , mask_(opts.nonfinite == nonfinite_policy::mask && program_type::reads_grad) {
@@ -217,6 +219,7 @@ public:
   // pass and the matrix phase. Writes only tables and scratch. Returns the first non-finite
   // gradient entry (if the guard is on and found one); then the step must not be committed.
   std::optional<nonfinite_entry> prepare_step() {
+    require_live_store(store_alive_);
     const std::int64_t t = t_ + 1;
     expr::host_ctx h{ t, nullptr };
     for_roots([&]<std::size_t R>(const auto& root) {
@@ -281,6 +284,7 @@ public:
 
   // The update pass of a step prepare_step() accepted: stores parameters and slots once.
   void commit_step() {
+    require_live_store(store_alive_);
     if constexpr (coordinatewise) {
       held_.reset();
       if (mask_) {
@@ -1206,11 +1210,14 @@ private:
     (std::make_index_sequence<n_matrices>{});
   }
 
-  // Each block's map. Enough blocks to share: blocks in parallel over TBB, BLAS on the calling
-  // thread (batched). Fewer blocks than threads: one block at a time, BLAS threaded.
+  // Each block's map. Deterministic (the default), or enough blocks to share: blocks in parallel
+  // over TBB, BLAS on the calling thread, so every block's products are the same single-threaded
+  // calls for any thread count (bitwise the same results). Otherwise (fewer blocks than threads,
+  // optimizer_options::deterministic off): one block at a time, BLAS threaded, whose blocking
+  // and so rounding depend on the thread count.
   void matrix_phase() {
     const std::size_t n = matrix_tasks_.size();
-    if (exec_.threads() > 1 && n >= static_cast<std::size_t>(exec_.threads())) {
+    if (deterministic_ || (exec_.threads() > 1 && n >= static_cast<std::size_t>(exec_.threads()))) {
       kernel::blas::thread_limit one(1);
       exec_.for_each_task(n, [&](std::size_t t) { run_matrix_task(t); });
     } else {
@@ -1234,6 +1241,7 @@ private:
   typename program_type::roots_t roots_;
   typename program_type::matrix_maps_t maps_;
   std::vector<block<T>> blocks_;
+  std::weak_ptr<const bool> store_alive_; // param_store::lifetime()
   std::vector<expr::block_dims> dims_;
   std::array<slot_buffer<T>, n_matrices> scratch_;
   std::vector<matrix_task> matrix_tasks_;
@@ -1241,6 +1249,7 @@ private:
   kernel::executor exec_;
   typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;
   nonfinite_policy policy_;
+  bool deterministic_;
   bool guard_;
   bool mask_;
   std::optional<nonfinite_entry> held_;

@@ -34,6 +34,12 @@ struct optimizer_options {
   // route(...) widens this only for an arm that opted in explicitly.
   std::vector<block_role> matrix_roles = { block_role::hidden_matrix };
   nonfinite_policy nonfinite = nonfinite_policy::refuse;
+  // Bitwise the same parameters and state for any thread count, matrix phase included: each
+  // block's matrix map runs its BLAS products on one thread, blocks in parallel. Off, a model
+  // with fewer matrix blocks than threads lets OpenBLAS thread each block's products instead
+  // (faster for one big matrix; OpenBLAS's blocking, so the last bits, then depend on the
+  // thread count). Elementwise and reduction passes are deterministic either way.
+  bool deterministic = true;
 };
 
 } // namespace steep::engine

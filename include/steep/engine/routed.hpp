@@ -59,7 +59,8 @@ public:
         throw error(b.name, "no arm of the route selects this block (role " + std::string(to_string(b.role)) +
                               "); add one (on<block_role::" + std::string(to_string(b.role)) +
                               "> >> rule, on_name(...) >> rule) or end the route with otherwise >> rule");
-      specs[arm].emplace_back(b.name, b.shape, b.role, b.param, b.grad);
+      specs[arm].emplace_back(b.name, b.shape, b.role, std::span<T>(b.param, b.size),
+                              std::span<T>(b.grad, b.size));
       specs[arm].back().layout = b.layout;
       owner_.emplace_back(b.name, arm);
     }
@@ -68,12 +69,14 @@ public:
     }
     (arms_seq);
     policy_ = opts.nonfinite;
+    store_alive_ = store.lifetime();
   }
 
   // One step of every arm: all arms prepare (read-only) before any commits, so a non-finite
   // gradient anywhere refuses (or skips) the step for all of them.
   bool step() { return run_step(*this, policy_, skipped_); }
   std::optional<nonfinite_entry> prepare_step() {
+    require_live_store(store_alive_); // the arms' stores live in this object: ask about the user's
     std::optional<nonfinite_entry> bad;
     for_parts([&](auto& o) {
       if (!bad)
@@ -284,6 +287,7 @@ private:
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;
   nonfinite_policy policy_ = nonfinite_policy::refuse;
+  std::weak_ptr<const bool> store_alive_;
   int threads_ = 0;
 };
 

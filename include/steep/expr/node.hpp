@@ -349,6 +349,17 @@ struct div {
     return a / b;
   }
 };
+// a / b, and 0 where b == 0: the paper's convention 0 / 0 := 0 for a coordinate that never
+// moved (Gronich & Vardi 2026, numerical advice; docs/design.md).
+struct div_or_zero {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    if constexpr (kernel::is_batch_v<V>)
+      return xsimd::select(b == V(0), V(0), a / b);
+    else
+      return b == V(0) ? V(0) : a / b;
+  }
+};
 struct neg {
   template <class V>
   V operator()(const V& a) const {
@@ -445,6 +456,10 @@ template <operand A, operand B>
 requires(expression<A> || expression<B>) constexpr auto operator/(A&& a, B&& b) {
   return make_apply(ops::div{}, std::forward<A>(a), std::forward<B>(b));
 }
+template <operand A, operand B>
+constexpr auto div_or_zero(A&& a, B&& b) {
+  return make_apply(ops::div_or_zero{}, std::forward<A>(a), std::forward<B>(b));
+}
 template <expression A>
 constexpr auto operator-(A&& a) {
   return make_apply(ops::neg{}, std::forward<A>(a));
@@ -498,10 +513,15 @@ constexpr auto lerp(A&& a, B&& b, W&& w) {
   return a2 + std::forward<W>(w) * (std::forward<B>(b) - a2);
 }
 
-// A new elementwise function without touching steep: f must accept batches and scalars alike.
-//   auto cube = map([](auto x) { return x * x * x; }, grad);
+// A new elementwise function without touching steep: f must accept batches and scalars alike,
+// and be noexcept — it runs inside the update pass, where an exception would leave some
+// parameters stepped and others not.
+//   auto cube = map([](auto x) noexcept { return x * x * x; }, grad);
 template <class F, operand... X>
 constexpr auto map(F f, X&&... x) {
+  static_assert(std::is_nothrow_invocable_v<const F&, decltype((static_cast<void>(sizeof(X)), 1.0))...>,
+                "map(f, ...): f must be noexcept, e.g. [](auto x) noexcept { return x * x; }: it runs "
+                "inside the update pass, where a throw would leave the step half applied");
   return make_apply(ops::user<F>{ f }, std::forward<X>(x)...);
 }
 

@@ -17,6 +17,7 @@
 // tensor owns, a CRC that does not match, a newer format version. Knows nothing of optimizers.
 
 #include "steep/core/error.hpp"
+#include "steep/core/shape.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -156,12 +157,10 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
       const std::size_t size = dtype_size(dtype);
       if (size == 0)
         throw fail("tensor '" + name + "' has dtype '" + dtype + "', which steep does not read");
-      std::size_t count = 1;
-      for (std::size_t d : shape) {
-        if (d != 0 && count > SIZE_MAX / d)
-          throw fail("tensor '" + name + "': its shape's element count overflows");
-        count *= d;
-      }
+      const auto counted = element_count_checked(shape);
+      if (!counted)
+        throw fail("tensor '" + name + "': its shape's element count overflows");
+      const std::size_t count = *counted;
       if (off.size() != 2 || off[0] > off[1] || off[1] > data.size())
         throw fail("tensor '" + name + "': its data offsets fall outside the data section (" +
                    std::to_string(data.size()) + " bytes)");

@@ -19,6 +19,7 @@
 #include "steep/core/xsimd_fence.hpp" // first: xtensor-blas pulls in <immintrin.h>
 
 #include <cstddef>
+#include <mutex>
 #include <xtensor-blas/xblas.hpp>
 
 extern "C" {
@@ -66,29 +67,55 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
 }
 
 // Limits OpenBLAS's own threads for the life of the object (process-wide: OpenBLAS has no
-// per-call setting), then restores the previous count.
+// per-call setting). Limits may overlap — nested on one thread, or two optimizers' matrix
+// phases on two threads — so the count found by the first is restored by the last to end, and
+// one that ends while others run restores the count it found only if its own is still in
+// force (nested: the outer's count comes back; overlapping: a count another limit set since
+// is left alone). Saving and restoring per object alone restored the wrong count when two
+// overlapped (A saves 2, sets 1; B saves 1, sets 2; A restores 2; B restores 1). While two with
+// different counts overlap, the later one's count holds for both.
 class thread_limit {
+  struct shared_state {
+    std::mutex m;
+    int active = 0;
+    int baseline = 0;
+  };
+  static shared_state& state() {
+    static shared_state s;
+    return s;
+  }
+  static bool available() {
+    return openblas_set_num_threads != nullptr && openblas_get_num_threads != nullptr;
+  }
+
 public:
-  explicit thread_limit(int n)
-    : active_(openblas_set_num_threads != nullptr && openblas_get_num_threads != nullptr) {
-    if (active_) {
-      previous_ = openblas_get_num_threads();
-      if (previous_ != n)
-        openblas_set_num_threads(n);
-      else
-        active_ = false;
-    }
+  explicit thread_limit(int n) {
+    if (!available())
+      return;
+    auto& s = state();
+    const std::lock_guard<std::mutex> lock(s.m);
+    previous_ = openblas_get_num_threads();
+    if (s.active++ == 0)
+      s.baseline = previous_;
+    if (previous_ != n)
+      openblas_set_num_threads(n);
+    n_ = n;
   }
   ~thread_limit() {
-    if (active_)
-      openblas_set_num_threads(previous_);
+    if (!available())
+      return;
+    auto& s = state();
+    const std::lock_guard<std::mutex> lock(s.m);
+    const int now = openblas_get_num_threads();
+    const int restore = --s.active == 0 ? s.baseline : (now == n_ ? previous_ : now);
+    if (restore != now)
+      openblas_set_num_threads(restore);
   }
   thread_limit(const thread_limit&) = delete;
   thread_limit& operator=(const thread_limit&) = delete;
 
 private:
-  bool active_ = false;
-  int previous_ = 0;
+  int previous_ = 0, n_ = 0;
 };
 
 } // namespace steep::kernel::blas

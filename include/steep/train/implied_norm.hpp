@@ -294,6 +294,11 @@ template <class N>
 struct combine<op::max, norm_of<N>, scalar> {
   using type = unknown<w_eps>;
 };
+// div_or_zero(x, y) is x / y with the paper's 0 / 0 := 0: the same direction as x / y.
+template <class A, class B>
+requires(!(is_scalar_kind<A> && is_scalar_kind<B>)) struct combine<op::div_or_zero, A, B>
+  : combine<op::div, A, B> {
+};
 // Adam: m_hat / sqrt(v_hat) -> sign(m) asymptotically (Gronich & Vardi 2026, Adam's sign lemma).
 template <>
 struct combine<op::div, momentum, rms> {
@@ -457,8 +462,10 @@ template <class E>
 double lr_factor(const E& e, const expr::host_ctx& h);
 template <class A, class B>
 double lr_factor(const expr::apply_node<op::mul, A, B>& e, const expr::host_ctx& h);
-template <class A, class B>
-double lr_factor(const expr::apply_node<op::div, A, B>& e, const expr::host_ctx& h);
+template <class Op, class A, class B>
+requires(std::is_same_v<Op, op::div> ||
+         std::is_same_v<Op, op::div_or_zero>) double lr_factor(const expr::apply_node<Op, A, B>& e,
+                                                               const expr::host_ctx& h);
 template <class A>
 double lr_factor(const expr::apply_node<op::neg, A>& e, const expr::host_ctx& h);
 
@@ -475,8 +482,10 @@ template <class A, class B>
 double lr_factor(const expr::apply_node<op::mul, A, B>& e, const expr::host_ctx& h) {
   return lr_factor(std::get<0>(e.kids), h) * lr_factor(std::get<1>(e.kids), h);
 }
-template <class A, class B>
-double lr_factor(const expr::apply_node<op::div, A, B>& e, const expr::host_ctx& h) {
+template <class Op, class A, class B>
+requires(std::is_same_v<Op, op::div> ||
+         std::is_same_v<Op, op::div_or_zero>) double lr_factor(const expr::apply_node<Op, A, B>& e,
+                                                               const expr::host_ctx& h) {
   if constexpr (B::level == 0)
     return lr_factor(std::get<0>(e.kids), h) / std::abs(std::get<1>(e.kids).hoist_value(h));
   else
