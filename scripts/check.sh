@@ -8,35 +8,49 @@
 #         clang 14 lacks) on the checkpoint loader and the golden-manifest reader: a fixed
 #         number of runs from the seed corpus in tests/fuzz/corpus (build-fuzz/).
 #
-#   scripts/check.sh              # all three
+#   scripts/check.sh              # all three, CI's scope (~12 min on 2 cores)
 #   scripts/check.sh fuzz         # some: asan, tsan, fuzz
+#   scripts/check.sh --full       # every unit test under the sanitizers (~35 min on 2 cores)
 #   FUZZ_RUNS=200000 scripts/check.sh fuzz
+#
+# CI's scope keeps the run within its budget: under ASan + UBSan the checkpoint tests (the
+# loader, every refusal, a killed save) and the equivalence tests (every rule on unaligned
+# external buffers, 1, 2 and 8 threads); under TSan the equivalence tests. --full adds the DSL,
+# guard and Muon tests to ASan and the guard tests to TSan.
 #
 # Any sanitizer report or fuzzer finding fails the script (halt_on_error, -fno-sanitize-recover).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
-parts=("$@")
+scope=ci
+parts=()
+for a in "$@"; do
+  if [ "$a" = --full ]; then scope=full; else parts+=("$a"); fi
+done
 [ ${#parts[@]} -eq 0 ] && parts=(asan tsan fuzz)
 fuzz_runs=${FUZZ_RUNS:-100000}
-unit_tests=(test_equivalence test_dsl test_guard test_checkpoint test_muon)
-threaded_tests=(test_equivalence test_guard)
+# The targets steep_{ci,full}_{sanitized,threaded}_tests (tests/CMakeLists.txt) build these.
+if [ "$scope" = full ]; then
+  unit_tests=(test_equivalence test_checkpoint test_dsl test_guard test_muon)
+  threaded_tests=(test_equivalence test_guard)
+else
+  unit_tests=(test_equivalence test_checkpoint)
+  threaded_tests=(test_equivalence)
+fi
 started=$(date +%s)
 stamp() { echo "check: $1 ($(($(date +%s) - started)) s)"; }
 
-build_tests() { # dir flags tests...
-  local dir=$1 flags=$2
-  shift 2
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DSTEEP_BUILD_BENCH=OFF \
-    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g -fno-omit-frame-pointer $flags" >/dev/null
-  cmake --build "$dir" -j"$jobs" --target "$@"
+build_tests() { # dir flags target (one target: make builds its dependencies in parallel)
+  cmake -S . -B "$1" -DCMAKE_BUILD_TYPE=Debug -DSTEEP_BUILD_BENCH=OFF \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g -fno-omit-frame-pointer $2" >/dev/null
+  cmake --build "$1" -j"$jobs" --target "$3"
 }
 
 for part in "${parts[@]}"; do
   case $part in
   asan)
-    build_tests build-asan "-fsanitize=address,undefined -fno-sanitize-recover=all" "${unit_tests[@]}"
+    build_tests build-asan "-fsanitize=address,undefined -fno-sanitize-recover=all" "steep_${scope}_sanitized_tests"
     for t in "${unit_tests[@]}"; do
       ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "build-asan/tests/$t"
@@ -44,13 +58,22 @@ for part in "${parts[@]}"; do
     stamp "AddressSanitizer + UndefinedBehaviorSanitizer: ${unit_tests[*]} clean"
     ;;
   tsan)
-    build_tests build-tsan "-fsanitize=thread -DSTEEP_STD_THREAD_EXECUTOR" "${threaded_tests[@]}"
+    build_tests build-tsan "-fsanitize=thread -DSTEEP_STD_THREAD_EXECUTOR" "steep_${scope}_threaded_tests"
     for t in "${threaded_tests[@]}"; do
       # OpenBLAS's own pthreads are not instrumented either: one BLAS thread (steep's matrix
       # phase then runs its blocks on the executor's threads, which TSan does see).
       OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 "build-tsan/tests/$t"
     done
-    stamp "ThreadSanitizer: ${threaded_tests[*]} clean"
+    # The canary: a planted race TSan must report (exit code 66), so that "clean" means something.
+    g++ -std=c++20 -O1 -g -fsanitize=thread -DSTEEP_STD_THREAD_EXECUTOR -Iinclude \
+      tests/sanitizers/race_canary.cpp -o build-tsan/race-canary -ltbb
+    rc=0
+    TSAN_OPTIONS=exitcode=66 build-tsan/race-canary >/dev/null 2>&1 || rc=$?
+    if [ "$rc" -ne 66 ]; then
+      echo "check: ThreadSanitizer missed the planted race in tests/sanitizers/race_canary.cpp (exit $rc)" >&2
+      exit 1
+    fi
+    stamp "ThreadSanitizer: ${threaded_tests[*]} clean; the planted race was reported"
     ;;
   fuzz)
     mkdir -p build-fuzz

@@ -61,16 +61,20 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static model m;
-  const std::vector<unsigned char> before = m.bytes();
-  try {
-    const auto file = steep::io::parse(std::as_bytes(std::span(data, size)), "fuzz input");
-    steep::load_checkpoint(m.adam, m.store, file, "fuzz input");
-  } catch (const steep::error&) { // names a block
-    if (m.bytes() != before)
-      std::abort();                     // a refused load changed something
-  } catch (const steep::usage_error&) { // names the file
-    if (m.bytes() != before)
-      std::abort();
+  // Both modes: strict refuses any mismatch; matching loads what fits. Either way a refusal
+  // must leave everything as it was.
+  for (auto mode : { steep::load_mode::strict, steep::load_mode::matching }) {
+    const std::vector<unsigned char> before = m.bytes();
+    try {
+      const auto file = steep::io::parse(std::as_bytes(std::span(data, size)), "fuzz input");
+      steep::load_checkpoint(m.adam, m.store, file, "fuzz input", mode);
+    } catch (const steep::error&) { // names a block
+      if (m.bytes() != before)
+        std::abort();                     // a refused load changed something
+    } catch (const steep::usage_error&) { // names the file
+      if (m.bytes() != before)
+        std::abort();
+    }
   }
   return 0;
 }

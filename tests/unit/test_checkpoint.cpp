@@ -13,6 +13,7 @@
 #include <steep/steep.hpp>
 #include <string>
 #include <sys/wait.h>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
@@ -68,6 +69,12 @@ void check_round_trip(const Rule& rule, const std::string& name) {
   steep::optimizer opt(rule, store, { .threads = 2, .chunk_elements = 64 });
   for (int t = 0; t < 3; ++t)
     fill_grads(store, t), opt.step();
+  // A learning rate changed between steps is part of the state a checkpoint keeps.
+  std::size_t rates = 0;
+  for (const auto& [hyper, value] : opt.hyperparameters())
+    if (hyper.ends_with("lr"))
+      opt.set(hyper, value / 2), ++rates;
+  REQUIRE(rates > 0);
   const std::string path = temp_path(name);
   steep::save_checkpoint(opt, store, path);
   for (int t = 3; t < 6; ++t)
@@ -79,6 +86,7 @@ void check_round_trip(const Rule& rule, const std::string& name) {
   fill_grads(fresh, 0), resumed.step(); // some other state, to be overwritten
   steep::load_checkpoint(resumed, fresh, path);
   CHECK(resumed.steps() == 3);
+  CHECK(resumed.hyperparameters() == opt.hyperparameters());
   for (int t = 3; t < 6; ++t)
     fill_grads(fresh, t), resumed.step();
   CHECK(snapshot(resumed, fresh) == uninterrupted);
@@ -151,6 +159,18 @@ TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes
   std::string garbled = good;
   garbled[9] = '#';
   refuses(garbled, "not valid JSON");
+  // A saved hyperparameter outside its range, or unknown to the optimizer, is refused likewise.
+  for (const auto& [key, text, expect] :
+       { std::tuple{ "hyper/beta1", "1.5", "'beta1'" }, std::tuple{ "hyper/lr", "nan", "'lr'" },
+         std::tuple{ "hyper/lr", "fast", "not a number" },
+         std::tuple{ "hyper/momentum", "0.9", "does not have" } }) {
+    auto f = steep::io::parse(std::as_bytes(std::span(good.data(), good.size())), "good");
+    f.metadata[key] = text;
+    INFO(key << " = " << text);
+    CHECK_THROWS_WITH(steep::load_checkpoint(victim, target, f, "edited"), Catch::Contains(expect));
+    CHECK(snapshot(victim, target) == before);
+    CHECK(victim.get("lr") == Approx(1e-2));
+  }
   // Step counts that are not whole numbers are refused before anything is written.
   for (const std::string bad : { "-3", "12abc", "", "99999999999999999999" }) {
     auto f = steep::io::parse(std::as_bytes(std::span(good.data(), good.size())), "good");
@@ -177,6 +197,25 @@ TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes
   steep::param_store<T> fewer({ steep::block_spec<T>("W1", { 8, 6 }, block_role::hidden_matrix) });
   steep::optimizer adam3(rules::adam(1e-2), fewer);
   CHECK_THROWS_WITH(steep::load_checkpoint(adam3, fewer, path), Catch::Contains("'param/W2'"));
+
+  // The explicit opt-in: load what matches, report the rest, leave it as it was.
+  const auto w1 = snapshot(adam2, bigger).at("param/W1");
+  const auto r = steep::load_checkpoint(adam2, bigger, path, steep::load_mode::matching);
+  CHECK(r.same_rule);
+  CHECK(r.mismatched == std::vector<std::string>{ "param/W1", "state/W1/exp_avg", "state/W1/exp_avg_sq" });
+  CHECK(r.loaded.size() == 6); // W2 and b: parameter and two slots each
+  CHECK(r.missing.empty());
+  CHECK(r.unused.empty());
+  CHECK(snapshot(adam2, bigger).at("param/W1") == w1);
+  CHECK(adam2.steps() == 1);
+  steep::param_store<T> warm = make_store();
+  steep::optimizer lion(rules::lion(1e-3), warm);
+  const auto warm_start = steep::load_checkpoint(lion, warm, path, steep::load_mode::matching);
+  CHECK_FALSE(warm_start.same_rule); // parameters only; Lion's state and step count stay
+  CHECK(warm_start.loaded == std::vector<std::string>{ "param/W1", "param/W2", "param/b" });
+  CHECK(warm_start.missing.size() == 3); // Lion's exp_avg of each block
+  CHECK(warm_start.unused.size() == 6);  // Adam's moments
+  CHECK(lion.steps() == 0);
   std::remove(path.c_str());
 }
 

@@ -43,6 +43,8 @@ public:
   virtual void set(std::string_view name, double value) = 0;
   virtual double get(std::string_view name) const = 0;
   virtual bool has(std::string_view name) const = 0;
+  virtual void check(std::string_view name, double value) const = 0;
+  virtual std::vector<std::pair<std::string, double>> hyperparameters() const = 0;
   virtual std::vector<slot_info> slots() const = 0;
   virtual bool has_slot(const std::string& block, std::string_view slot) const = 0;
   virtual state_view<T> state(const std::string& block, const std::string& slot) = 0;
@@ -70,6 +72,10 @@ public:
   void set(std::string_view name, double value) override { opt_.set(name, value); }
   double get(std::string_view name) const override { return opt_.get(name); }
   bool has(std::string_view name) const override { return opt_.has(name); }
+  void check(std::string_view name, double value) const override { opt_.check(name, value); }
+  std::vector<std::pair<std::string, double>> hyperparameters() const override {
+    return opt_.hyperparameters();
+  }
   std::vector<slot_info> slots() const override { return opt_.slots(); }
   bool has_slot(const std::string& block, std::string_view slot) const override {
     return opt_.has_slot(block, slot);

@@ -3,6 +3,8 @@
 //
 //   steep::save_checkpoint(opt, store, "run.ckpt");   // atomic: the old file survives a crash
 //   steep::load_checkpoint(opt, store, "run.ckpt");   // everything checked before anything changes
+//   auto r = steep::load_checkpoint(opt, store, "old.ckpt", steep::load_mode::matching);
+//   r.missing, r.mismatched, r.unused;                // what a warm start did not load
 //
 // The file (io/safetensors.hpp) holds "param/<block>" for every block of the store and
 // "state/<block>/<slot>" for every slot of every block (per element, per row or column, per
@@ -19,10 +21,13 @@
 #include "steep/engine/slots.hpp"
 #include "steep/io/safetensors.hpp"
 
+#include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace steep::engine {
@@ -40,6 +45,11 @@ void save_checkpoint(Opt& opt, const param_store<T>& store, const std::string& p
   f.metadata["rule"] = opt.rule_id();
   f.metadata["step"] = std::to_string(opt.steps());
   f.metadata["skipped_steps"] = std::to_string(opt.skipped_steps());
+  for (const auto& [name, value] : opt.hyperparameters()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value); // round-trips a double exactly
+    f.metadata["hyper/" + name] = text;
+  }
   for (std::size_t k = 0; k < store.size(); ++k) {
     const auto& b = store.block_at(k);
     f.add("param/" + b.name, std::string(safetensors_dtype<T>()), b.shape, detail::param_bytes(b));
@@ -49,47 +59,85 @@ void save_checkpoint(Opt& opt, const param_store<T>& store, const std::string& p
   io::save_atomic(f, path);
 }
 
+// How strictly load_checkpoint matches the file to the optimizer and store:
+//   strict    (the default) every tensor they need and nothing else, from the same rule; anything
+//             else is refused and nothing is loaded;
+//   matching  an explicit opt-in for warm starts and changed models: every tensor whose name,
+//             shape and dtype match is loaded, the rest stays as it was and is reported; state,
+//             step counts and hyperparameters only from the same rule (else parameters only).
+// A corrupt file, or a bad step count or hyperparameter, is refused in both modes.
+enum class load_mode { strict, matching };
+
+// What a load did, by tensor name ("param/<block>", "state/<block>/<slot>").
+struct load_report {
+  std::vector<std::string> loaded;
+  std::vector<std::string> missing;    // needed here, not in the file: left as it was
+  std::vector<std::string> mismatched; // in the file with another shape or dtype: left as it was
+  std::vector<std::string> unused;     // in the file, not needed here (or state of another rule)
+  bool same_rule = true;               // false: only parameters were considered
+};
+
 // From a file image already parsed (io::parse); `path` names it in errors.
 template <optimizer_interface Opt, class T>
-void load_checkpoint(Opt& opt, param_store<T>& store, const io::tensor_file& f, const std::string& path) {
+load_report load_checkpoint(Opt& opt, param_store<T>& store, const io::tensor_file& f,
+                            const std::string& path, load_mode mode = load_mode::strict) {
   auto meta = [&](const std::string& key) {
     const auto it = f.metadata.find(key);
     if (it == f.metadata.end())
       throw usage_error("checkpoint '" + path + "': its metadata has no '" + key + "'; nothing was loaded");
     return it->second;
   };
-  if (meta("rule") != opt.rule_id())
+  const bool strict = mode == load_mode::strict;
+  load_report report;
+  report.same_rule = meta("rule") == opt.rule_id();
+  if (strict && !report.same_rule)
     throw usage_error("checkpoint '" + path + "' holds the state of another rule (structural hash " +
-                      meta("rule") + ", this optimizer's is " + opt.rule_id() + "); nothing was loaded");
+                      meta("rule") + ", this optimizer's is " + opt.rule_id() +
+                      "); nothing was loaded (load_mode::matching loads its parameters alone)");
   // Every check first: each tensor the optimizer and the store need, by name, shape and dtype.
   std::set<std::string> used;
   auto check = [&](const std::string& name, const std::string& block, const std::string& dtype,
-                   const shape_t& shape, std::size_t bytes) -> const io::tensor_entry& {
+                   const shape_t& shape, std::size_t bytes) -> const io::tensor_entry* {
     const auto it = f.tensors.find(name);
-    if (it == f.tensors.end())
-      throw error(block, "checkpoint '" + path + "' has no '" + name + "'; nothing was loaded");
-    if (it->second.dtype != dtype || it->second.shape != shape || it->second.data.size() != bytes)
-      throw error(block, "checkpoint '" + path + "': '" + name + "' is " + it->second.dtype + " " +
-                           to_string(it->second.shape) + ", this optimizer needs " + dtype + " " +
-                           to_string(shape) + "; nothing was loaded");
+    if (it == f.tensors.end()) {
+      if (strict)
+        throw error(block, "checkpoint '" + path + "' has no '" + name + "'; nothing was loaded");
+      report.missing.push_back(name);
+      return nullptr;
+    }
     used.insert(name);
-    return it->second;
+    if (it->second.dtype != dtype || it->second.shape != shape || it->second.data.size() != bytes) {
+      if (strict)
+        throw error(block, "checkpoint '" + path + "': '" + name + "' is " + it->second.dtype + " " +
+                             to_string(it->second.shape) + ", this optimizer needs " + dtype + " " +
+                             to_string(shape) + "; nothing was loaded");
+      report.mismatched.push_back(name);
+      return nullptr;
+    }
+    report.loaded.push_back(name);
+    return &it->second;
   };
   std::vector<std::pair<std::span<std::byte>, const io::tensor_entry*>> copies;
   for (std::size_t k = 0; k < store.size(); ++k) {
     const auto& b = store.block_at(k);
     const auto dst = detail::param_bytes(b);
-    copies.emplace_back(
-      dst, &check("param/" + b.name, b.name, std::string(safetensors_dtype<T>()), b.shape, dst.size()));
+    if (auto src = check("param/" + b.name, b.name, std::string(safetensors_dtype<T>()), b.shape, dst.size()))
+      copies.emplace_back(dst, src);
   }
   opt.visit_slots([&](const slot_bytes& s) {
-    copies.emplace_back(s.bytes,
-                        &check("state/" + s.block + "/" + s.slot, s.block, s.dtype, s.shape, s.bytes.size()));
+    const std::string name = "state/" + s.block + "/" + s.slot;
+    if (!report.same_rule)
+      report.missing.push_back(name);
+    else if (auto src = check(name, s.block, s.dtype, s.shape, s.bytes.size()))
+      copies.emplace_back(s.bytes, src);
   });
   for (const auto& [name, t] : f.tensors)
-    if (!used.count(name))
-      throw usage_error("checkpoint '" + path + "' has '" + name +
-                        "', which this optimizer and store do not (another model?); nothing was loaded");
+    if (!used.count(name)) {
+      if (strict)
+        throw usage_error("checkpoint '" + path + "' has '" + name +
+                          "', which this optimizer and store do not (another model?); nothing was loaded");
+      report.unused.push_back(name);
+    }
   auto count = [&](const std::string& key) {
     const auto v = io::parse_count(meta(key));
     if (!v)
@@ -97,21 +145,47 @@ void load_checkpoint(Opt& opt, param_store<T>& store, const io::tensor_file& f, 
                         "', not a whole number; nothing was loaded");
     return *v;
   };
-  const std::int64_t step = count("step"), skipped = count("skipped_steps");
+  const std::int64_t step = report.same_rule ? count("step") : opt.steps();
+  const std::int64_t skipped = report.same_rule ? count("skipped_steps") : opt.skipped_steps();
+  // The named hyperparameters as they were saved (a learning rate changed by set() between
+  // steps comes back too, as torch's load_state_dict restores its param_groups): each one the
+  // optimizer has, in its range.
+  std::vector<std::pair<std::string, double>> hypers;
+  for (const auto& [key, text] : f.metadata) {
+    if (key.rfind("hyper/", 0) != 0 || !report.same_rule)
+      continue;
+    const std::string name = key.substr(6);
+    double value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size())
+      throw usage_error("checkpoint '" + path + "': hyperparameter '" + name + "' is '" + text +
+                        "', not a number; nothing was loaded");
+    if (!opt.has(name))
+      throw usage_error("checkpoint '" + path + "' sets hyperparameter '" + name +
+                        "', which this optimizer does not have; nothing was loaded");
+    opt.check(name, value);
+    hypers.emplace_back(name, value);
+  }
   // Then the writes.
   for (const auto& [dst, src] : copies)
     std::memcpy(dst.data(), src->data.data(), dst.size());
   opt.restore_steps(step, skipped);
+  for (const auto& [name, value] : hypers)
+    opt.set(name, value);
+  return report;
 }
 
 template <optimizer_interface Opt, class T>
-void load_checkpoint(Opt& opt, param_store<T>& store, const std::string& path) {
-  load_checkpoint(opt, store, io::load(path), path);
+load_report load_checkpoint(Opt& opt, param_store<T>& store, const std::string& path,
+                            load_mode mode = load_mode::strict) {
+  return load_checkpoint(opt, store, io::load(path), path, mode);
 }
 
 } // namespace steep::engine
 
 namespace steep {
 using engine::load_checkpoint;
+using engine::load_mode;
+using engine::load_report;
 using engine::save_checkpoint;
 } // namespace steep

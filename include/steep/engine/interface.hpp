@@ -12,7 +12,8 @@
 //   held_back()       under nonfinite_policy::mask: what the last step held back, if anything
 //   steps(), skipped_steps(), restore_steps(t)   (checkpoints: engine/checkpoint.hpp)
 //   visit_slots(f)    f(slot_bytes) for every slot of every block: the raw state
-//   set/get/has(name) named hyperparameters
+//   set/get/has(name) named hyperparameters; check(name, value) throws if out of range;
+//                     hyperparameters(): every name with its value
 //   slots()           slot names and dtypes; has_slot(block, slot); state(block, slot): a view
 //   threads(), set_threads(n), describe()
 
@@ -24,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace steep::engine {
@@ -44,6 +46,8 @@ concept optimizer_interface = requires(O& o, const O& c, std::string_view name, 
   o.set(name, 1.0);
   { c.get(name) } -> std::same_as<double>;
   { c.has(name) } -> std::same_as<bool>;
+  c.check(name, 1.0);
+  { c.hyperparameters() } -> std::same_as<std::vector<std::pair<std::string, double>>>;
   { c.slots() } -> std::same_as<std::vector<slot_info>>;
   { c.has_slot(s, name) } -> std::same_as<bool>;
   { o.state(s, s) } -> std::same_as<state_view<typename O::value_type>>;

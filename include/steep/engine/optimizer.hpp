@@ -358,6 +358,23 @@ public:
       },
       roots_);
   }
+  // Every named hyperparameter, once per name, with its value (checkpoints save them).
+  std::vector<std::pair<std::string, double>> hyperparameters() const {
+    std::vector<std::pair<std::string, double>> out;
+    std::apply(
+      [&](const auto&... root) {
+        (expr::visit_hypers(root,
+                            [&](const auto& hp) {
+                              const std::string name(std::remove_cvref_t<decltype(hp)>::name.view());
+                              if (std::none_of(out.begin(), out.end(),
+                                               [&](const auto& e) { return e.first == name; }))
+                                out.emplace_back(name, hp.value);
+                            }),
+         ...);
+      },
+      roots_);
+    return out;
+  }
   // Whether the rule has a named hyperparameter `name`.
   bool has(std::string_view name) const {
     bool found = false;

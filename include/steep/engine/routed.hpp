@@ -134,9 +134,24 @@ public:
     return found;
   }
 
+  // Throws, naming it, if some arm's hyperparameter `name` would refuse `value`.
+  void check(std::string_view name, double value) const {
+    for_parts([&](const auto& o) { o.check(name, value); });
+  }
+  // Every arm's named hyperparameters, once per name (the first arm's value).
+  std::vector<std::pair<std::string, double>> hyperparameters() const {
+    std::vector<std::pair<std::string, double>> out;
+    for_parts([&](const auto& o) {
+      for (auto& e : o.hyperparameters())
+        if (std::none_of(out.begin(), out.end(), [&](const auto& x) { return x.first == e.first; }))
+          out.push_back(e);
+    });
+    return out;
+  }
+
   // Sets the hyperparameter in every arm that has one of that name.
   void set(std::string_view name, double value) {
-    for_parts([&](const auto& o) { o.check(name, value); }); // every arm accepts it, or none changes
+    check(name, value); // every arm accepts it, or none changes
     bool found = false;
     for_parts([&](auto& o) {
       if (o.has(name))
