@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Compile-time cost of steep (README, "Benchmarks"): wall time and peak memory of g++ on
+#   one_rule   a TU that builds and steps one optimizer (Adam, float);
+#   two_rules  the same plus Lion: the added cost of one more rule;
+#   catalogue  every rule of the catalogue, plain and routed, stepped once (float);
+#   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
+# Same flags as steep's own targets (-O3 -march=native -std=c++20). One compile at a time; the
+# median of RUNS (default 3) runs. Writes bench/results/compile-cost-<date>.json.
+#
+#   scripts/compile-cost.sh
+#   RUNS=5 scripts/compile-cost.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-3}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+flags=(-std=c++20 -O3 -DNDEBUG -march=native -Iinclude -Idsl -c -o "$work/out.o")
+
+tu() { # name, then the rule expressions
+  local name=$1
+  shift
+  {
+    echo '#include <steep/steep.hpp>'
+    echo 'template <class Rule> void run(Rule r) { steep::param_store<float> s({{"W", {8, 4}}, {"b", {4}}}); steep::optimizer o(r, s); o.step(); }'
+    echo 'int main() {'
+    for r in "$@"; do echo "  run($r);"; done
+    echo '}'
+  } >"$work/$name.cpp"
+}
+
+tu one_rule 'steep::rules::adam(1e-3f)'
+tu two_rules 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
+catalogue=('steep::rules::sgd(0.1f)' 'steep::rules::momentum(0.1f, 0.9)' 'steep::rules::nesterov(0.1f, 0.9)'
+  'steep::rules::adam(1e-3f)' 'steep::rules::adam_eps0(1e-3f)' 'steep::rules::amsgrad(1e-3f)'
+  'steep::rules::adamw(1e-3f)' 'steep::rules::adagrad(1e-2f)' 'steep::rules::rmsprop(1e-3f)'
+  'steep::rules::lion(1e-4f)' 'steep::rules::signum(1e-3f)' 'steep::rules::adam_optax(1e-3f)'
+  'steep::rules::nadamw_optax(1e-3f)' 'steep::rules::normalized_gd(1e-2f)'
+  'steep::rules::normalized_gd_per_block(1e-2f)' 'steep::rules::adam_bf16(1e-3f)'
+  'steep::rules::adam_mini(1e-3f)' 'steep::rules::muon_adam()' 'steep::rules::muon_signum()'
+  'steep::rules::scion(1e-3)' 'steep::rules::muon_adam_paper(0.02, 0.01)')
+tu catalogue "${catalogue[@]}"
+echo '#include <steep/rules/sgd.hpp>' >"$work/syntax.cpp"
+
+measure() { # file, extra flags...
+  local f=$1
+  shift
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" "$@" "$work/$f.cpp" >/dev/null 2>&1
+    cat "$work/time"
+  done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print $1, $2 }'
+}
+
+out=bench/results/compile-cost-$(date -u +%Y-%m-%d).json
+echo "{" >"$out"
+first=1
+for case in one_rule two_rules catalogue syntax; do
+  extra=()
+  [ "$case" = syntax ] && extra=(-fsyntax-only)
+  read -r secs kb < <(measure "$case" "${extra[@]}")
+  printf '%-10s %7.1f s %8.0f MB\n' "$case" "$secs" "$((kb / 1024))"
+  [ $first = 1 ] || echo "," >>"$out"
+  first=0
+  printf '  "%s": {"seconds": %s, "peak_mb": %d}' "$case" "$secs" "$((kb / 1024))" >>"$out"
+done
+printf '\n  ,"rules_in_catalogue": %d, "compiler": "%s", "runs": %d\n}\n' "${#catalogue[@]}" \
+  "$(g++ --version | head -1)" "$runs" >>"$out"
+echo "wrote $out"
