@@ -61,6 +61,15 @@ std::map<std::string, std::vector<std::byte>> snapshot(Opt& opt, const steep::pa
 
 std::string temp_path(const std::string& name) { return "steep-test-" + name + ".safetensors"; }
 
+// One step with fill_grads(.., 0), then a checkpoint at temp_path(name), whose path it returns.
+template <class Opt>
+std::string save_after_one_step(Opt& opt, steep::param_store<T>& store, const std::string& name) {
+  fill_grads(store, 0), opt.step();
+  const std::string path = temp_path(name);
+  steep::save_checkpoint(opt, store, path);
+  return path;
+}
+
 // 3 steps, save, 3 more steps; then a fresh store and optimizer load the file and take the same 3.
 template <class Rule>
 void check_round_trip(const Rule& rule, const std::string& name) {
@@ -109,9 +118,7 @@ TEST_CASE("checkpoint: save, load, continue is bitwise the uninterrupted run, ev
 TEST_CASE("checkpoint: blocks are matched by name, not position") {
   auto store = make_store();
   steep::optimizer opt(rules::adam(1e-2), store);
-  fill_grads(store, 0), opt.step();
-  const std::string path = temp_path("order");
-  steep::save_checkpoint(opt, store, path);
+  const std::string path = save_after_one_step(opt, store, "order");
   const auto saved = snapshot(opt, store);
   // The same blocks, declared in another order.
   steep::param_store<T> other({ steep::block_spec<T>("b", { 5 }, block_role::vector),
@@ -126,9 +133,7 @@ TEST_CASE("checkpoint: blocks are matched by name, not position") {
 TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes") {
   auto store = make_store();
   steep::optimizer opt(rules::adam(1e-2), store);
-  fill_grads(store, 0), opt.step();
-  const std::string path = temp_path("bad");
-  steep::save_checkpoint(opt, store, path);
+  const std::string path = save_after_one_step(opt, store, "bad");
   std::ifstream in(path, std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   in.close();

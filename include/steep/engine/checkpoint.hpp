@@ -168,7 +168,8 @@ load_report load_checkpoint(Opt& opt, param_store<T>& store, const io::tensor_fi
   }
   // Then the writes.
   for (const auto& [dst, src] : copies)
-    std::memcpy(dst.data(), src->data.data(), dst.size());
+    if (!dst.empty()) // (an empty block's buffer may be null, which memcpy must not see)
+      std::memcpy(dst.data(), src->data.data(), dst.size());
   opt.restore_steps(step, skipped);
   for (const auto& [name, value] : hypers)
     opt.set(name, value);

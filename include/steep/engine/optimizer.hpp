@@ -162,8 +162,7 @@ public:
     , policy_(opts.nonfinite)
     , deterministic_(opts.deterministic)
     , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
-             program_type::reads_grad)
-    , mask_(opts.nonfinite == nonfinite_policy::mask && program_type::reads_grad) {
+             program_type::reads_grad) {
     if (opts.nonfinite == nonfinite_policy::mask && !coordinatewise)
       throw usage_error(
         "nonfinite_policy::mask holds back single coordinates, so it needs a rule in which every "
@@ -285,13 +284,10 @@ public:
   // The update pass of a step prepare_step() accepted: stores parameters and slots once.
   void commit_step() {
     require_live_store(store_alive_);
-    if constexpr (coordinatewise) {
-      held_.reset();
-      if (mask_) {
-        update_pass<true>();
-        held_ = nonfinite_entries();
-      } else
-        update_pass<false>();
+    held_.reset();
+    if (masked()) {
+      update_pass<coordinatewise>(); // (masked() is false otherwise: no masked loop is compiled)
+      held_ = nonfinite_entries();
     } else
       update_pass<false>();
     store_block_slots();
@@ -474,16 +470,7 @@ public:
        << "\nbytes per parameter (every pass of a step, at most): " << bytes_per_step()
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
        << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size() << ", threads: " << exec_.threads()
-       << "\nnon-finite guard: "
-       << (mask_                 ? ""
-           : !guard_             ? "off"
-           : guard_in_reductions ? "fused into the reduction pass"
-           : guard_in_prepass    ? "fused into the matrix pre-pass"
-                                 : "a read-only pass of its own (4 bytes per parameter in float32)")
-       << (mask_                               ? "per coordinate, fused into the update pass (mask)"
-           : policy_ == nonfinite_policy::skip ? ", skips the step"
-                                               : "")
-       << '\n';
+       << "\nnon-finite guard: " << guard_text() << '\n';
     return os.str();
   }
 
@@ -779,6 +766,25 @@ private:
   }
 
   // ---- the non-finite guard (guard.hpp) --------------------------------------------------------
+
+  // Whether this step's update pass holds back non-finite coordinates (nonfinite_policy::mask,
+  // which the constructor accepts only for coordinatewise rules).
+  bool masked() const noexcept {
+    return coordinatewise && program_type::reads_grad && policy_ == nonfinite_policy::mask;
+  }
+
+  // Where the guard runs and what it does, for describe().
+  std::string guard_text() const {
+    if (masked())
+      return "per coordinate, fused into the update pass (mask)";
+    if (!guard_)
+      return "off";
+    const std::string where = guard_in_reductions ? "fused into the reduction pass"
+                              : guard_in_prepass
+                                ? "fused into the matrix pre-pass"
+                                : "a read-only pass of its own (4 bytes per parameter in float32)";
+    return where + (policy_ == nonfinite_policy::skip ? ", skips the step" : "");
+  }
 
   // The guard alone, for a rule whose only pass writes: reads the gradient and nothing else.
   void guard_pass() {
@@ -1268,7 +1274,6 @@ private:
   nonfinite_policy policy_;
   bool deterministic_;
   bool guard_;
-  bool mask_;
   std::optional<nonfinite_entry> held_;
   std::vector<std::uint8_t> chunk_bad_;
   std::int64_t t_ = 0;
