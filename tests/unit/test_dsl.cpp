@@ -125,6 +125,84 @@ TEST_CASE("hyperparameters outside their range are refused by name, when built a
   CHECK(hybrid.get("momentum") == Approx(0.95));
 }
 
+TEST_CASE("every catalogue setting that a number sets has a name and a range") {
+  auto store = small_store();
+  steep::param_store<double> mats({ { "W1", { 4, 3 } }, { "W2", { 3, 4 } }, { "v", { 5 } } });
+  // Each (rule, name, value): built with the default settings the name reads the value, and
+  // set(name, a value out of range) is refused with nothing changed.
+  auto named = [](auto& opt, const std::string& name, double value, double bad) {
+    INFO(name);
+    REQUIRE(opt.has(name));
+    CHECK(opt.get(name) == Approx(value));
+    CHECK_THROWS_WITH(opt.set(name, bad), Catch::Contains("'" + name + "'"));
+    CHECK(opt.get(name) == Approx(value));
+  };
+  steep::optimizer adagrad(rules::adagrad(1e-2, 1e-10, 0.1, 0.01), store);
+  named(adagrad, "lr_decay", 0.01, -1.0);
+  named(adagrad, "eps", 1e-10, -1.0);
+  steep::optimizer optax(rules::adam_optax(1e-3, 0.9, 0.999, 1e-8, 1e-12, 0.1), store);
+  named(optax, "beta1", 0.9, 1.0);
+  named(optax, "beta2", 0.999, -0.5);
+  named(optax, "eps_root", 1e-12, -1e-12);
+  named(optax, "weight_decay", 0.1, -0.1);
+  steep::optimizer nadamw(rules::nadamw_optax(1e-3), store);
+  named(nadamw, "eps_root", 0.0, std::numeric_limits<double>::quiet_NaN());
+  steep::optimizer mini(rules::adam_mini(1e-3), store);
+  named(mini, "beta2", 0.999, 1.0);
+  named(mini, "weight_decay", 0.0, -1.0);
+  steep::optimizer paper(rules::adam_paper(1e-3), store);
+  named(paper, "beta1", 0.9, 1.5);
+  steep::optimizer mgd(rules::momentum_gd(1e-3), store);
+  named(mgd, "beta", 0.9, 1.0);
+  steep::param_store<double> hidden({ { "W1", { 4, 3 } }, { "W2", { 3, 4 } } });
+  steep::optimizer adamuon(rules::adamuon(0.02), hidden);
+  named(adamuon, "momentum", 0.95, 1.0);
+  named(adamuon, "beta2", 0.999, 1.0);
+  named(adamuon, "eps", 1e-8, -1.0);
+  steep::optimizer normuon(rules::normuon(0.02), hidden);
+  named(normuon, "beta2", 0.95, 1.0);
+  named(normuon, "momentum", 0.95, -0.1);
+  steep::optimizer stacked(rules::muon_stacked(0.02, 2, 2), hidden);
+  named(stacked, "momentum", 0.95, 1.0);
+  steep::optimizer muon_optax(rules::muon_optax(0.02), hidden);
+  named(muon_optax, "beta", 0.95, 1.0);
+  steep::optimizer full(rules::muon_optax_full(0.02, 0.95, 0.1, 0.9, 0.999, 1e-8, 0.01), mats);
+  named(full, "weight_decay", 0.1, -1.0);
+  named(full, "adam_weight_decay", 0.01, -1.0);
+  steep::param_store<double> model(
+    { { "W0", { 4, 3 } }, { "W1", { 4, 4 } }, { "H", { 2, 4 }, steep::block_role::head } });
+  steep::optimizer scion(rules::scion(2e-3), model);
+  named(scion, "momentum", 0.1, 0.0); // Scion's a: B <- (1 - a) B + a g, so a = 0 never moves B
+  named(scion, "radius", 50.0, -1.0);
+  named(scion, "radius_out", 3000.0, std::numeric_limits<double>::infinity());
+  CHECK_THROWS_WITH(steep::optimizer(rules::scion(2e-3, 1.5), mats),
+                    Catch::Contains("'momentum'") && Catch::Contains("in (0, 1]"));
+  CHECK_THROWS_WITH(rules::adagrad(1e-2, 1e-10, -1.0), Catch::Contains("initial_accumulator_value"));
+  // Two arms with one name and different values: each arm is addressed as "arm<k>/<name>".
+  steep::optimizer route(steep::route(steep::on<steep::block_role::hidden_matrix> >> rules::muon(0.02, 0.1),
+                                      steep::otherwise >> rules::adamw(1e-3, 0.9, 0.999, 1e-8, 0.01)),
+                         mats);
+  CHECK_THROWS_WITH(route.get("weight_decay"), Catch::Contains("differs between the route's arms") &&
+                                                 Catch::Contains("'arm1/weight_decay'"));
+  CHECK(route.get("arm0/weight_decay") == Approx(0.1));
+  CHECK(route.get("arm1/weight_decay") == Approx(0.01));
+  route.set("arm1/weight_decay", 0.02);
+  CHECK(route.get("arm0/weight_decay") == Approx(0.1));
+  CHECK(route.get("arm1/weight_decay") == Approx(0.02));
+  const auto hp = route.hyperparameters();
+  CHECK(std::count_if(hp.begin(), hp.end(), [](const auto& e) { return e.first == "arm1/weight_decay"; }) ==
+        1);
+  CHECK(std::count_if(hp.begin(), hp.end(), [](const auto& e) { return e.first == "lr"; }) ==
+        0);                        // differ too
+  route.set("weight_decay", 0.05); // a plain name sets every arm
+  CHECK(route.get("weight_decay") == Approx(0.05));
+  CHECK_THROWS_WITH(route.set("arm2/lr", 0.1), Catch::Contains("counted from 0"));
+  CHECK_THROWS(route.set("arm0/weight_decay", -1.0));
+  CHECK(route.get("weight_decay") == Approx(0.05));
+  CHECK_THROWS_WITH(steep::optimizer(rules::adagrad(1e-2, 1e-10, 0.0, -0.5), store),
+                    Catch::Contains("'lr_decay'"));
+}
+
 TEST_CASE("named hyperparameters can be read and changed between steps") {
   auto store = small_store();
   steep::optimizer opt(-hyper<"lr">(0.1) * grad, store);

@@ -283,3 +283,71 @@ TEST_CASE("guard: the error names the block, the index in its shape, and the val
   CHECK_THROWS_WITH(opt.step(), Catch::Contains("block 'W2'") && Catch::Contains("-Inf at flat index 13") &&
                                   Catch::Contains("index (2, 1) of shape (5, 6)"));
 }
+
+namespace {
+// float32 Adam with |g| = 3e19 at one coordinate: v = (1 - b2) g^2 overflows to +Inf from
+// finite inputs. That coordinate keeps its parameter and state, the rest steps exactly as a
+// twin given an ordinary gradient there, and the step says so.
+template <class Rule>
+void check_overflow(const Rule& rule, steep::nonfinite_policy policy, const std::string& slot) {
+  using F = float;
+  auto make = [] {
+    steep::param_store<F> s({ { "W1", { 6, 4 } }, { "W2", { 5, 6 } }, { "b", { 5 } } });
+    for (std::size_t k = 0; k < s.size(); ++k)
+      for (std::size_t i = 0; i < s.block_at(k).size; ++i) {
+        s.block_at(k).param[i] = std::sin(1.0f + 0.37f * static_cast<F>(i + 7 * k));
+        s.block_at(k).grad[i] = std::cos(0.11f * static_cast<F>(i) + static_cast<F>(k));
+      }
+    return s;
+  };
+  auto store = make(), twin_store = make();
+  const steep::optimizer_options opts{ .threads = 2, .chunk_elements = 64, .nonfinite = policy };
+  steep::optimizer opt(rule, store, opts), twin(rule, twin_store, opts);
+  REQUIRE(opt.step());
+  REQUIRE(twin.step());
+  auto& b = store.block_named("b");
+  const F p_before = b.param[2];
+  const F m_before = opt.state("b", slot)(2);
+  b.grad[2] = 3e19f;
+  CHECK_FALSE(opt.step());
+  CHECK(twin.step());
+  CHECK(opt.skipped_steps() == 1);
+  CHECK(opt.steps() == 2);
+  const auto held = opt.held_back();
+  REQUIRE(held);
+  CHECK(held->block == "b");
+  CHECK(held->index == 2);
+  CHECK(held->count == 1);
+  CHECK(held->output == slot);
+  CHECK(held->value == std::numeric_limits<double>::infinity());
+  CHECK_THAT(steep::engine::describe_held_back(*held),
+             Catch::Contains("its new " + slot + " would be +Inf") && Catch::Contains("block 'b'"));
+  CHECK(std::memcmp(&b.param[2], &p_before, sizeof(F)) == 0);
+  const F m_after = opt.state("b", slot)(2);
+  CHECK(std::memcmp(&m_after, &m_before, sizeof(F)) == 0);
+  for (std::size_t k = 0; k < store.size(); ++k)
+    for (std::size_t i = 0; i < store.block_at(k).size; ++i)
+      if (!(k == 2 && i == 2)) {
+        INFO(store.block_at(k).name << " [" << i << "]");
+        CHECK(store.block_at(k).param[i] == twin_store.block_at(k).param[i]);
+      }
+  b.grad[2] = 0.5f;
+  CHECK(opt.step());
+  CHECK_FALSE(opt.held_back());
+  CHECK(std::isfinite(b.param[2]));
+}
+} // namespace
+
+TEST_CASE("guard: a value that would overflow its float32 storage is held back and reported") {
+  for (auto policy :
+       { steep::nonfinite_policy::refuse, steep::nonfinite_policy::skip, steep::nonfinite_policy::mask })
+    check_overflow(rules::adam(1e-2f), policy, "exp_avg_sq");
+  check_overflow(rules::adamw(1e-2f), steep::nonfinite_policy::refuse, "exp_avg_sq");
+  check_overflow(rules::rmsprop(1e-2f), steep::nonfinite_policy::refuse, "square_avg");
+  check_overflow(rules::muon_adam(), steep::nonfinite_policy::refuse, "exp_avg_sq");
+  auto store = steep::param_store<float>({ { "b", { 5 } } });
+  steep::optimizer opt(rules::adam(1e-2f), store, { .nonfinite = steep::nonfinite_policy::off });
+  store.block_named("b").grad[1] = 3e19f;
+  CHECK(opt.step()); // off: no check, v is +Inf and that coordinate never moves again
+  CHECK(opt.state("b", "exp_avg_sq")(1) == std::numeric_limits<float>::infinity());
+}

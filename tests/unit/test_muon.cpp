@@ -371,8 +371,11 @@ TEST_CASE("route: a named hyperparameter is set in every arm that has it, and un
   auto rule = steep::route(steep::on<block_role::hidden_matrix> >> rules::muon(hyper<"lr">(0.02)),
                            steep::otherwise >> rules::signum(hyper<"lr">(0.01), 0.9));
   steep::optimizer opt(rule, s);
-  CHECK(opt.get("lr") == 0.02); // the first arm that has it
-  opt.set("lr", 0.005);
+  // The arms disagree: a plain read is ambiguous, an arm's own is not.
+  CHECK_THROWS_WITH(opt.get("lr"), Catch::Contains("differs between the route's arms"));
+  CHECK(opt.get("arm0/lr") == 0.02);
+  CHECK(opt.get("arm1/lr") == 0.01);
+  opt.set("lr", 0.005); // every arm
   CHECK(opt.get("lr") == 0.005);
   opt.step();
   CHECK(std::abs(s.param("b")(0)) == Approx(0.005)); // Signum's arm took the new lr too

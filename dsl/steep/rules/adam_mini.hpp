@@ -19,10 +19,12 @@ namespace steep::rules {
 
 inline constexpr auto adam_mini = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999, double eps = 1e-8,
                                                  double weight_decay = 0.0) {
-  auto m = ema<"m">(grad, b1);
-  auto v = ema<"v">(block_mean(square(grad)), b2);
-  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
-         named<"lr", range::nonnegative>(lr) * debias(m) / (sqrt(debias(v)) + eps);
+  auto m = ema<"m">(grad, named<"beta1", range::unit_interval>(b1));
+  auto v = ema<"v">(block_mean(square(grad)), named<"beta2", range::unit_interval>(b2));
+  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
+           param -
+         named<"lr", range::nonnegative>(lr) * debias(m) /
+           (sqrt(debias(v)) + named<"eps", range::nonnegative>(eps));
 };
 
 } // namespace steep::rules

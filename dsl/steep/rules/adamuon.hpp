@@ -36,13 +36,16 @@ struct adamuon_scale {
 inline constexpr auto adamuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(
   Lr lr, double weight_decay = 0.01, double momentum = 0.95, double beta2 = 0.999, double eps = 1e-8,
   Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
-  auto buf = ema<"momentum_buffer">(grad, momentum);
-  auto o = dual<norms::spectral>(lerp(grad, buf, momentum), std::move(map));
-  auto v = ema<"v_buffer">(square(o), beta2);
-  auto o_hat = o / (sqrt(debias(v)) + eps);
-  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  const auto e = named<"eps", range::nonnegative>(eps);
+  auto buf = ema<"momentum_buffer">(grad, mu);
+  auto o = dual<norms::spectral>(lerp(grad, buf, mu), std::move(map));
+  auto v = ema<"v_buffer">(square(o), named<"beta2", range::unit_interval>(beta2));
+  auto o_hat = o / (sqrt(debias(v)) + e);
+  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
+           param -
          (named<"lr", range::nonnegative>(lr) * shape_scalar(adamuon_scale{})) * o_hat /
-           (block_norm2(o_hat) + eps);
+           (block_norm2(o_hat) + e);
 };
 
 } // namespace steep::rules

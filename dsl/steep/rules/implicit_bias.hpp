@@ -31,20 +31,21 @@ using steep::route;
 
 // Normalized gradient descent with EMA momentum, normalized over all blocks at once: l2.
 inline constexpr auto momentum_gd = []<operand Lr>(Lr lr, double beta = 0.9) {
-  auto m = ema<"momentum_buffer">(grad, beta);
+  auto m = ema<"momentum_buffer">(grad, named<"beta", range::unit_interval>(beta));
   return -named<"lr", range::nonnegative>(lr) * l2_normalize<all_blocks, 1e-300>(m);
 };
 
 // Adam with eps = 0 (the theory's Adam): l_inf. beta1 <= beta2 is the theory's condition.
 inline constexpr auto adam_paper = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999) {
-  auto m = ema<"exp_avg">(grad, b1);
-  auto v = ema<"exp_avg_sq">(square(grad), b2);
+  auto m = ema<"exp_avg">(grad, named<"beta1", range::unit_interval>(b1));
+  auto v = ema<"exp_avg_sq">(square(grad), named<"beta2", range::unit_interval>(b2));
   return -named<"lr", range::nonnegative>(lr) * div_or_zero(debias(m), sqrt(debias(v)));
 };
 
 // Momentum, then the exact spectral dual map (polar factor U V^T by SVD), per matrix.
 inline constexpr auto spectral_msd = []<operand Lr>(Lr lr, double beta = 0.9) {
-  return -named<"lr", range::nonnegative>(lr) * dual<norms::spectral>(ema<"momentum_buffer">(grad, beta));
+  return -named<"lr", range::nonnegative>(lr) *
+         dual<norms::spectral>(ema<"momentum_buffer">(grad, named<"beta", range::unit_interval>(beta)));
 };
 
 // Muon as in the theory: spectral_msd on every matrix, the output layer included (explicit opt-in).

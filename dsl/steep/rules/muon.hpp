@@ -59,12 +59,14 @@ inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
 inline constexpr auto muon_stacked = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, std::size_t slice_rows, std::size_t slice_cols, double weight_decay = 0.1, double momentum = 0.95,
   Map map = {}) {
-  auto buf = ema<"momentum_buffer">(grad, momentum);
+  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  auto buf = ema<"momentum_buffer">(grad, mu);
   const double adjust =
     std::sqrt(std::max(1.0, static_cast<double>(slice_rows) / static_cast<double>(slice_cols)));
-  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
+           param -
          (named<"lr", range::nonnegative>(lr) * adjust) *
-           orthogonalize(slices(std::move(map), slice_rows, slice_cols), lerp(grad, buf, momentum));
+           orthogonalize(slices(std::move(map), slice_rows, slice_cols), lerp(grad, buf, mu));
 };
 
 inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {
@@ -88,10 +90,10 @@ inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_sc
 inline constexpr auto muon_optax =
   []<operand Lr>(Lr lr, double beta = 0.95, double weight_decay = 0.0,
                  newton_schulz map = { .eps = 1e-8, .guard = frobenius_guard::additive }) {
-    auto mu = ema<"mu">(grad, beta);
+    auto mu = ema<"mu">(grad, named<"beta", range::unit_interval>(beta));
     return -named<"lr", range::nonnegative>(lr) *
            (shape_scale(lr_adjust::original) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
-            weight_decay * param);
+            named<"weight_decay", range::nonnegative>(weight_decay) * param);
   };
 
 } // namespace steep::rules

@@ -23,11 +23,13 @@ namespace steep::rules {
 inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(
   Lr lr, double weight_decay = 0.0, double momentum = 0.95, double beta2 = 0.95,
   Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
-  auto buf = ema<"momentum_buffer">(grad, momentum);
-  auto o = dual<norms::spectral>(lerp(grad, buf, momentum), std::move(map));
-  auto v = ema<"second_momentum_buffer">(row_mean(square(o)), beta2);
+  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  auto buf = ema<"momentum_buffer">(grad, mu);
+  auto o = dual<norms::spectral>(lerp(grad, buf, mu), std::move(map));
+  auto v = ema<"second_momentum_buffer">(row_mean(square(o)), named<"beta2", range::unit_interval>(beta2));
   auto o_hat = o / (sqrt(v) + 1e-10);
-  return -(named<"lr", range::nonnegative>(lr) * weight_decay) * param -
+  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
+           param -
          (named<"lr", range::nonnegative>(lr) * shape_scale(lr_adjust::original)) * o_hat *
            (block_norm2(o) / (block_norm2(o_hat) + 1e-10));
 };

@@ -26,11 +26,16 @@ namespace steep::rules {
 
 namespace detail {
 // Scion's update with its LMO `lmo` of the momentum: constrained (p (1 - lr) ...) or not.
-template <operand Lr, class Lmo>
-constexpr auto scion_step(Lr lr, double radius, bool unconstrained, Lmo lmo) {
+template <operand Lr, operand Radius, class Lmo>
+constexpr auto scion_step(Lr lr, Radius radius, bool unconstrained, Lmo lmo) {
   const double keep = unconstrained ? 0.0 : 1.0;
   return -(named<"lr", range::nonnegative>(lr) * keep) * param -
-         (named<"lr", range::nonnegative>(lr) * radius) * lmo;
+         (named<"lr", range::nonnegative>(lr) * named<"radius", range::nonnegative>(radius)) * lmo;
+}
+// The momentum buffer B_t = (1 - a) B + a g: a = 0 would never move B.
+template <operand A>
+constexpr auto scion_momentum(A a) {
+  return ema<"momentum_buffer">(grad, 1.0 - named<"momentum", range::positive_fraction>(a));
 }
 struct sqrt_rows_over_cols {
   double operator()(block_dims d) const { return std::sqrt(d.rows / d.cols); }
@@ -50,32 +55,33 @@ struct inv_cols {
 };
 } // namespace detail
 
-inline constexpr auto scion_colnorm = []<operand Lr>(Lr lr, double momentum = 0.1, double radius = 1.0,
-                                                     bool unconstrained = false) {
-  auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
+inline constexpr auto scion_colnorm = []<operand Lr, operand A = double, operand Radius = double>(
+  Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false) {
+  auto b = detail::scion_momentum(momentum);
   return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             b / (col_norm2(b) * shape_scalar(detail::inv_sqrt_rows{}) + 1e-8));
 };
 
-inline constexpr auto scion_rownorm = []<operand Lr>(Lr lr, double momentum = 0.1, double radius = 1.0,
-                                                     bool unconstrained = false) {
-  auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
+inline constexpr auto scion_rownorm = []<operand Lr, operand A = double, operand Radius = double>(
+  Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false) {
+  auto b = detail::scion_momentum(momentum);
   return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             b / (row_norm2(b) * shape_scalar(detail::sqrt_cols{}) + 1e-8));
 };
 
-inline constexpr auto scion_spectral = []<operand Lr, matrix_map Map = norms::newton_schulz>(
-  Lr lr, double momentum = 0.1, double radius = 1.0, bool unconstrained = false,
-  Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
-  auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
+inline constexpr auto scion_spectral =
+  []<operand Lr, operand A = double, operand Radius = double, matrix_map Map = norms::newton_schulz>(
+    Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false,
+    Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
+  auto b = detail::scion_momentum(momentum);
   return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             shape_scalar(detail::sqrt_rows_over_cols{}) *
                               dual<norms::spectral>(b, std::move(map)));
 };
 
-inline constexpr auto scion_sign = []<operand Lr>(Lr lr, double momentum = 0.1, double radius = 1.0,
-                                                  bool unconstrained = false) {
-  auto b = ema<"momentum_buffer">(grad, 1.0 - momentum);
+inline constexpr auto scion_sign = []<operand Lr, operand A = double, operand Radius = double>(
+  Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false) {
+  auto b = detail::scion_momentum(momentum);
   return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
                             shape_scalar(detail::inv_cols{}) * dual<norms::linf>(b));
 };
@@ -88,8 +94,8 @@ inline constexpr auto scion = [](double lr, double momentum = 0.1, double radius
     on_index({ 0 }) >> scion_colnorm(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained),
     on<block_role::hidden_matrix> >>
       scion_spectral(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained),
-    on<block_role::head> >>
-      scion_sign(named<"lr", range::nonnegative>(lr), momentum, radius_out, unconstrained),
+    on<block_role::head> >> scion_sign(named<"lr", range::nonnegative>(lr), momentum,
+                                       named<"radius_out", range::nonnegative>(radius_out), unconstrained),
     otherwise >> scion_rownorm(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained));
 };
 

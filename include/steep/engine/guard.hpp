@@ -24,6 +24,14 @@
 // per-coordinate one: the update pass keeps parameter and state wherever g is not finite, at
 // no extra traffic, and held_back() reports every such entry (options.hpp).
 //
+// A finite gradient can still give a value its storage cannot hold: float32 Adam's
+// v = b2 v + (1 - b2) g^2 is +Inf for |g| > ~1.8e19, and a coordinate whose v is +Inf never
+// moves again. So under every policy but off the update pass stores a coordinate's new
+// parameter and element-wise slots only where all of them are finite; elsewhere it stores back
+// what it loaded. step() then returns false, skipped_steps() counts the step and held_back()
+// names the block, index and output (describe_held_back). This is a select in registers, no
+// memory traffic. Per-block and per-row slots, computed on the host, are not covered.
+//
 // How: per chunk the loop adds g - g over every element, which is 0 for a finite g and NaN for
 // NaN or +-Inf; a sum of zeros cannot overflow. That is one subtraction and one addition per
 // batch. Only a chunk that failed is scanned again, serially, for its first bad index, so the
@@ -60,7 +68,11 @@ struct nonfinite_entry {
   shape_t shape;
   std::size_t index = 0;
   double value = 0;
-  std::size_t count = 1; // how many entries are not finite (under mask: all held back)
+  std::size_t count = 1; // how many entries are not finite (held back: how many coordinates)
+  // Empty: the gradient entry was not finite. Otherwise the coordinate's finite inputs gave a
+  // value that is not (a float32 overflow, say): "param" or the state slot's name, and `value`
+  // is what would have been stored.
+  std::string output;
 };
 
 // One chunk's running check.
@@ -101,14 +113,38 @@ bool all_finite(const T* g, std::size_t begin, std::size_t end) {
   return std::isfinite(static_cast<double>(kernel::hsum((a0 + a1) + (a2 + a3)) + tail));
 }
 
-// nonfinite_policy::mask's select: a where g is finite, b where it is NaN or +-Inf.
+// Which lanes of x are finite (x - x is 0 for a finite x, NaN for NaN or +-Inf).
 template <class V>
-V finite_or(const V& g, const V& a, const V& b) {
+auto finite_lanes(const V& x) {
   if constexpr (kernel::is_batch_v<V>)
-    return xsimd::select((g - g) == V(0), a, b);
+    return (x - x) == V(0);
   else
-    return g - g == 0 ? a : b;
+    return x - x == 0;
 }
+
+// The update pass's keep-or-hold-back select: a where ok, b elsewhere.
+template <class M, class V>
+V select_lanes(const M& ok, const V& a, const V& b) {
+  if constexpr (kernel::is_batch_v<V>)
+    return xsimd::select(ok, a, b);
+  else
+    return ok ? a : b;
+}
+
+// One chunk's running "every coordinate so far stepped": the and of every batch's lanes.
+template <class T>
+struct lanes_ok {
+  xsimd::batch_bool<T> lanes = xsimd::batch_bool<T>(true);
+  bool tail = true;
+  template <class M>
+  void add(const M& ok) {
+    if constexpr (std::is_same_v<M, bool>)
+      tail = tail && ok;
+    else
+      lanes = lanes & ok;
+  }
+  bool all() const { return tail && xsimd::all(lanes); }
+};
 
 inline std::string describe_nonfinite(const nonfinite_entry& e) {
   std::string where = std::to_string(e.index);
@@ -138,15 +174,26 @@ inline bool on_nonfinite(nonfinite_policy policy, const nonfinite_entry& e, std:
   throw nonfinite_error(e.block, e.index, describe_nonfinite(e));
 }
 
+// What held_back() reports, as a sentence.
+inline std::string describe_held_back(const nonfinite_entry& e) {
+  const std::string value = std::isnan(e.value) ? "NaN" : (e.value > 0 ? "+Inf" : "-Inf");
+  const std::string what = e.output.empty() ? "its gradient is " + value
+                                            : "its new " + e.output + " would be " + value +
+                                                " (from finite inputs: the storage type overflowed)";
+  return "block '" + e.block + "': flat index " + std::to_string(e.index) + " was held back, " + what + "; " +
+         std::to_string(e.count) + " coordinate(s) in all kept their parameter and state this step";
+}
+
 // One step of an optimizer that splits it into prepare_step() (read-only, reports the first
 // non-finite gradient entry) and commit_step() (the writes): plain and routed alike.
-// Under mask the check runs in commit_step() and held_back() reports what it kept back.
+// commit_step() holds back coordinates whose new values are not finite (and, under mask, those
+// with a non-finite gradient); held_back() reports them, and the step counts as skipped.
 template <class Opt>
 bool run_step(Opt& opt, nonfinite_policy policy, std::int64_t& skipped) {
   if (auto bad = opt.prepare_step())
     return on_nonfinite(policy, *bad, skipped);
   opt.commit_step();
-  if (policy == nonfinite_policy::mask && opt.held_back()) {
+  if (opt.held_back()) {
     ++skipped;
     return false;
   }

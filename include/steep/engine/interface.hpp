@@ -9,7 +9,7 @@
 //   step()            one step; false if a non-finite gradient skipped it (nonfinite_policy)
 //   prepare_step()    its read-only part: the first non-finite gradient entry, if any
 //   commit_step()     its update pass (only after prepare_step() found nothing)
-//   held_back()       under nonfinite_policy::mask: what the last step held back, if anything
+//   held_back()       what the last step held back (masked gradients, values that overflowed)
 //   steps(), skipped_steps(), restore_steps(t)   (checkpoints: engine/checkpoint.hpp)
 //   visit_slots(f)    f(slot_bytes) for every slot of every block: the raw state
 //   set/get/has(name) named hyperparameters; check(name, value) throws if out of range;

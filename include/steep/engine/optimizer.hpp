@@ -285,21 +285,25 @@ public:
   void commit_step() {
     require_live_store(store_alive_);
     held_.reset();
-    if (masked()) {
-      update_pass<coordinatewise>(); // (masked() is false otherwise: no masked loop is compiled)
-      held_ = nonfinite_entries();
-    } else
-      update_pass<false>();
+    if (masked())
+      update_pass<coordinatewise ? hold::overflow_and_grad : hold::overflow>(); // (else never masked)
+    else if (policy_ != nonfinite_policy::off)
+      update_pass<hold::overflow>();
+    else
+      update_pass<hold::nothing>();
+    if (policy_ != nonfinite_policy::off)
+      held_ = held_entries();
     store_block_slots();
     store_line_slots();
     ++t_;
   }
 
   // Steps skipped for a non-finite gradient (nonfinite_policy::skip), or applied with some
-  // coordinates held back (nonfinite_policy::mask).
+  // coordinates held back (a non-finite gradient under nonfinite_policy::mask, or a new value
+  // that would not be finite under any policy but off).
   std::int64_t skipped_steps() const noexcept { return skipped_; }
-  // Under nonfinite_policy::mask: the last step's first held-back gradient entry and, in its
-  // count, how many entries were held back; empty if it held back none.
+  // The last step's first held-back coordinate (its cause in `output`, guard.hpp) and, in its
+  // count, how many were held back; empty if it held back none.
   std::optional<nonfinite_entry> held_back() const { return held_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
 
@@ -531,6 +535,9 @@ private:
   // rows_line or cols_line for a per-row or per-column slot, not_a_line otherwise.
   template <std::size_t K>
   static constexpr int line_slot = program_type::template slot_t<K>::line;
+  // Whether slot K holds one value per element, stored by the update pass.
+  template <std::size_t K>
+  static constexpr bool element_slot = !per_block_slot<K> && line_slot<K> == expr::not_a_line;
 
   // ---- per-block slots (expr/state.hpp): updated on the host, once per block ------------------
 
@@ -706,43 +713,94 @@ private:
     return compute_news<0>(c0);
   }
 
-  // One chunk of the update pass, flattened into one loop (no call per batch).
-  // Mask: nonfinite_policy::mask, where a coordinate with a non-finite gradient stores back
-  // what it loaded, and the chunk's flag says whether it held any back.
-  template <bool Mask>
+  // What the update pass holds back (guard.hpp): nothing (nonfinite_policy::off), coordinates
+  // whose new values are not finite, or those and coordinates with a non-finite gradient
+  // (nonfinite_policy::mask).
+  enum class hold { nothing, overflow, overflow_and_grad };
+
+  // One chunk of the update pass, flattened into one loop (no call per batch). A held-back
+  // coordinate stores back what it loaded; the chunk's flag says whether it held any back.
+  template <hold Hold>
   [[gnu::flatten]] void update_chunk(std::size_t ci) {
     const kernel::chunk& ch = wl_[ci];
     const chunk_frame f = frame(ch.block);
-    finite_check<T> check;
+    lanes_ok<T> stepped;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V, true>(f, i);
       constexpr std::size_t out = program_type::output_root;
       const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
         std::get<out>(roots_), c);
-      auto keep = [&](const V& fresh, const V& old) {
-        if constexpr (Mask)
-          return finite_or(c.grad, fresh, old);
-        else
-          return fresh;
-      };
-      if constexpr (Mask)
-        check.add(c.grad);
-      kernel::store(f.p + i, keep(V(c.param + delta), c.param));
+      const V p_new = c.param + delta;
       [&]<std::size_t... K>(std::index_sequence<K...>) {
-        ((per_block_slot<K> || line_slot<K> != expr::not_a_line
-            ? void()
-            : kernel::store_exact(std::get<K>(f.slots) + i, keep(std::get<K>(c.news), std::get<K>(c.olds)))),
-         ...);
+        if constexpr (Hold == hold::nothing) {
+          kernel::store(f.p + i, p_new);
+          ((element_slot<K> ? kernel::store_exact(std::get<K>(f.slots) + i, std::get<K>(c.news)) : void()),
+           ...);
+        } else {
+          auto ok = finite_lanes(p_new);
+          if constexpr (Hold == hold::overflow_and_grad)
+            ok = ok & finite_lanes(c.grad);
+          ((element_slot<K> ? void(ok = ok & finite_lanes(std::get<K>(c.news))) : void()), ...);
+          stepped.add(ok);
+          kernel::store(f.p + i, select_lanes(ok, p_new, c.param));
+          ((element_slot<K> ? kernel::store_exact(std::get<K>(f.slots) + i,
+                                                  select_lanes(ok, std::get<K>(c.news), std::get<K>(c.olds)))
+                            : void()),
+           ...);
+        }
       }
       (std::make_index_sequence<n_slots>{});
     });
-    if constexpr (Mask)
-      chunk_bad_[ci] = !check.finite();
+    if constexpr (Hold != hold::nothing)
+      chunk_bad_[ci] = !stepped.all();
   }
 
-  template <bool Mask>
+  template <hold Hold>
   void update_pass() {
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk<Mask>(ci); });
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk<Hold>(ci); });
+  }
+
+  // The coordinates the update pass held back, from its chunk flags, in list order: the first
+  // with its cause and how many there are; clears the flags. The cause is found again by
+  // evaluating the coordinate alone: its inputs are what the pass read, since it stored back.
+  std::optional<nonfinite_entry> held_entries() {
+    std::optional<nonfinite_entry> out;
+    std::size_t count = 0;
+    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
+      if (!chunk_bad_[ci])
+        continue;
+      chunk_bad_[ci] = 0;
+      const kernel::chunk& ch = wl_[ci];
+      const auto& blk = blocks_[ch.block];
+      const chunk_frame f = frame(ch.block);
+      for (std::size_t i = ch.begin; i < ch.end; ++i) {
+        nonfinite_entry e{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
+        if (std::isfinite(blk.grad[i]) || !masked()) {
+          auto c = evaluate_group<T, true>(f, i);
+          constexpr std::size_t r = program_type::output_root;
+          const T p_new =
+            c.param + expr::evaluate<program_type::step_offset[r], program_type::block_offset[r]>(
+                        std::get<r>(roots_), c);
+          e.output = std::isfinite(p_new) ? "" : "param";
+          e.value = static_cast<double>(p_new);
+          [&]<std::size_t... K>(std::index_sequence<K...>) {
+            ((e.output.empty() && element_slot<K> && !std::isfinite(static_cast<double>(std::get<K>(c.news)))
+                ? void((e.output = std::string(program_type::slot_name(K)),
+                        e.value = static_cast<double>(std::get<K>(c.news))))
+                : void()),
+             ...);
+          }
+          (std::make_index_sequence<n_slots>{});
+          if (e.output.empty())
+            continue; // stepped
+        }
+        if (count++ == 0)
+          out = e;
+      }
+    }
+    if (out)
+      out->count = count;
+    return out;
   }
 
   // The first non-finite gradient entry of the flagged chunks, in list order, with how many
@@ -757,7 +815,7 @@ private:
       const auto& blk = blocks_[ch.block];
       for (std::size_t i = ch.begin; i < ch.end; ++i)
         if (!std::isfinite(blk.grad[i]) && count++ == 0)
-          out = nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]) };
+          out = nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
       chunk_bad_[ci] = 0;
     }
     if (out)

@@ -24,6 +24,9 @@ namespace steep::engine {
 //           where and how many; skipped_steps() counts such steps. Refused at construction for
 //           a rule with a reduction or a matrix stage, where one NaN reaches a whole block;
 //   off     no check: the step runs and NaN goes where the arithmetic takes it.
+// Under every policy but off, a coordinate whose finite inputs give a new parameter or state
+// value that is not finite (float32 Adam's v for |g| > ~1.8e19) keeps its old values, the rest
+// of the step is applied, step() returns false and held_back() names it (engine/guard.hpp).
 enum class nonfinite_policy { refuse, skip, mask, off };
 
 struct optimizer_options {

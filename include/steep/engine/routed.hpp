@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -102,8 +103,8 @@ public:
   }
   std::int64_t skipped_steps() const noexcept { return skipped_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
-  // Under nonfinite_policy::mask: the first held-back entry in the store's block order,
-  // counting every arm's.
+  // The last step's first held-back coordinate in the store's block order, counting every
+  // arm's (engine/guard.hpp).
   std::optional<nonfinite_entry> held_back() const {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
@@ -127,49 +128,75 @@ public:
     for_parts([&](const auto& o) { threads_ = o.threads(); });
   }
 
+  // Named hyperparameters across arms. A plain name addresses every arm that has it: set() sets
+  // all of them, get() reads them when they agree and throws when they differ. "arm<k>/<name>"
+  // addresses arm k alone (arms count from 0 in route order), e.g. a route of Muon and AdamW
+  // whose weight decays differ: opt.set("arm1/weight_decay", 0.01).
+
   // Whether some arm has a named hyperparameter `name`.
   bool has(std::string_view name) const {
     bool found = false;
-    for_parts([&](const auto& o) { found = found || o.has(name); });
+    for_arms(name, [&](std::size_t, const auto& o, std::string_view n) { found = found || o.has(n); });
     return found;
   }
 
   // Throws, naming it, if some arm's hyperparameter `name` would refuse `value`.
   void check(std::string_view name, double value) const {
-    for_parts([&](const auto& o) { o.check(name, value); });
+    for_arms(name, [&](std::size_t, const auto& o, std::string_view n) { o.check(n, value); });
   }
-  // Every arm's named hyperparameters, once per name (the first arm's value).
+  // Every arm's named hyperparameters: once per name where the arms agree, else once per arm as
+  // "arm<k>/<name>" (so a checkpoint restores each arm's own value).
   std::vector<std::pair<std::string, double>> hyperparameters() const {
-    std::vector<std::pair<std::string, double>> out;
-    for_parts([&](const auto& o) {
-      for (auto& e : o.hyperparameters())
-        if (std::none_of(out.begin(), out.end(), [&](const auto& x) { return x.first == e.first; }))
-          out.push_back(e);
+    std::vector<std::pair<std::string, double>> all; // (name, value) per arm, with the arm's index
+    std::vector<std::size_t> arm;
+    for_parts_indexed([&](std::size_t k, const auto* o) {
+      if (o)
+        for (auto& e : o->hyperparameters())
+          all.push_back(e), arm.push_back(k);
     });
+    std::vector<std::pair<std::string, double>> out;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      bool agree = true, first = true;
+      for (std::size_t j = 0; j < all.size(); ++j)
+        if (all[j].first == all[i].first) {
+          agree = agree && all[j].second == all[i].second;
+          first = first && j >= i;
+        }
+      if (!agree)
+        out.emplace_back("arm" + std::to_string(arm[i]) + "/" + all[i].first, all[i].second);
+      else if (first)
+        out.push_back(all[i]);
+    }
     return out;
   }
 
-  // Sets the hyperparameter in every arm that has one of that name.
+  // Sets the hyperparameter in every arm that has one of that name (or in arm k alone).
   void set(std::string_view name, double value) {
     check(name, value); // every arm accepts it, or none changes
     bool found = false;
-    for_parts([&](auto& o) {
-      if (o.has(name))
-        o.set(name, value), found = true;
+    for_arms(name, [&](std::size_t, auto& o, std::string_view n) {
+      if (o.has(n))
+        o.set(n, value), found = true;
     });
     if (!found)
       throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
   }
   double get(std::string_view name) const {
-    double v = 0;
-    bool found = false;
-    for_parts([&](const auto& o) {
-      if (!found && o.has(name))
-        v = o.get(name), found = true;
+    std::vector<std::pair<std::size_t, double>> values;
+    for_arms(name, [&](std::size_t k, const auto& o, std::string_view n) {
+      if (o.has(n))
+        values.emplace_back(k, o.get(n));
     });
-    if (!found)
+    if (values.empty())
       throw usage_error("no arm of the route has a hyperparameter named '" + std::string(name) + "'");
-    return v;
+    for (const auto& [k, v] : values)
+      if (v != values.front().second)
+        throw usage_error("hyperparameter '" + std::string(name) + "' differs between the route's arms (arm" +
+                          std::to_string(values.front().first) + ": " +
+                          std::to_string(values.front().second) + ", arm" + std::to_string(k) + ": " +
+                          std::to_string(v) + "); read one arm's as 'arm" + std::to_string(k) + "/" +
+                          std::string(name) + "'");
+    return values.front().second;
   }
 
   // Every arm's slots, each once.
@@ -289,6 +316,44 @@ private:
   template <class F>
   void for_parts(F&& f) const {
     std::apply([&](const auto&... p) { ((p ? f(std::as_const(*p)) : void()), ...); }, parts_);
+  }
+  // f(k, arm k's optimizer, the name within it) for every built arm that `name` addresses: all
+  // of them for a plain name, arm k alone for "arm<k>/<name>".
+  template <class Self, class F>
+  static void for_arms_of(Self& self, std::string_view name, F&& f) {
+    std::size_t only = sizeof...(Arms);
+    if (name.rfind("arm", 0) == 0) {
+      const auto slash = name.find('/');
+      std::size_t k = 0;
+      const auto [end, ec] = std::from_chars(name.data() + 3, name.data() + std::min(slash, name.size()), k);
+      if (slash != std::string_view::npos && ec == std::errc{} && end == name.data() + slash) {
+        if (k >= sizeof...(Arms))
+          throw usage_error("'" + std::string(name) + "': the route has " + std::to_string(sizeof...(Arms)) +
+                            " arms, counted from 0");
+        only = k, name = name.substr(slash + 1);
+      }
+    }
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (
+        [&] {
+          if (auto* o = std::get<I>(self.parts_).get(); o && (only == sizeof...(Arms) || only == I)) {
+            if constexpr (std::is_const_v<Self>)
+              f(I, std::as_const(*o), name);
+            else
+              f(I, *o, name);
+          }
+        }(),
+        ...);
+    }
+    (arms_seq);
+  }
+  template <class F>
+  void for_arms(std::string_view name, F&& f) {
+    for_arms_of(*this, name, f);
+  }
+  template <class F>
+  void for_arms(std::string_view name, F&& f) const {
+    for_arms_of(*this, name, f);
   }
   template <class F>
   void for_parts_indexed(F&& f) const {

@@ -129,6 +129,10 @@ struct unit_interval { // an EMA's beta: 1 would never forget (and debias divide
   static constexpr std::string_view text = "in [0, 1)";
   static constexpr bool ok(double v) { return v >= 0 && v < 1; }
 };
+struct positive_fraction { // one minus an EMA's beta (Scion's momentum): 0 would never move
+  static constexpr std::string_view text = "in (0, 1]";
+  static constexpr bool ok(double v) { return v > 0 && v <= 1; }
+};
 } // namespace range
 
 // A run-time hyperparameter with a name: optimizer::set("lr", 1e-4) changes it between steps.
