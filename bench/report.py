@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Renders a benchmark run (scripts/bench.sh) as Markdown and merges its records into one JSON.
 
-    python3 bench/report.py DIR        # reads DIR/{steep,ns,train,torch-optim,torch-train}.json if present
+    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,torch-optim,torch-train}.json if present
 
-Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine) and
-DIR/report.md, and prints the report. Ratios against hand-written loops are the in-process medians
+Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine),
+DIR/report.md and, where gnuplot is installed, DIR/throughput-<dtype>.{png,svg}, and prints the report. Ratios against hand-written loops are the in-process medians
 of per-round ratios that steep-bench computed; steep/torch ratios divide medians measured back to
 back in separate processes, so they carry the machine's drift (README, "Benchmarks").
 """
@@ -28,42 +28,173 @@ def fmt_t(s):
     return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
+RULES = ["adam", "adamw", "lion", "signum", "momentum"]
+
+
+def ratio_rows(steep, kind):
+    return [q for q in steep.get("ratios", []) if q.get("kind") == kind]
+
+
+def elementwise_section(steep):
+    """The steep-bench tables: steep vs hand-written per rule with the noise floor, the guard's cost,
+    the many-tensor penalty, the absolute step time at small sizes and the two-thread speed-up."""
+    out = []
+    recs = steep["records"]
+    dtype = steep.get("settings", {}).get("dtype", "float32")
+    med = {(r["name"], r["impl"], r["params"], r["tensors"], r["threads"]): r["median_s"] for r in recs}
+    out += [f"## Elementwise rules: steep vs hand-written ({dtype})", "",
+            "Time of steep's loop (guard off) over a hand-written fused xsimd + TBB loop, median of per-round "
+            "ratios; the noise floor is a second identical copy of the hand-written loop over the first. "
+            "Roof: the rule's stream-mix roofline over steep.", ""]
+    rows = []
+    for q in sorted(ratio_rows(steep, "steep_over_handwritten"),
+                    key=lambda q: (RULES.index(q["name"]), q["params"], q["tensors"], q["threads"])):
+        k = (q["name"], "steep_noguard", q["params"], q["tensors"], q["threads"])
+        h = (q["name"], "handwritten", q["params"], q["tensors"], q["threads"])
+        rows.append([q["name"], q["params"], q["tensors"], q["threads"], fmt_t(med[k]), fmt_t(med[h]),
+                     f"{q['ratio']:.3f}", f"{q['noise_floor']:.3f}", f"{q['roofline_over_steep']:.2f}"])
+    out += table(["rule", "params", "tensors", "threads", "steep", "hand-written", "steep / hw", "noise floor",
+                  "roof"], rows)
+    guard = ratio_rows(steep, "guard_cost")
+    if guard:
+        out += ["### The non-finite guard's cost (Adam time over Adam with the guard off)", ""]
+        out += table(["params", "tensors", "threads", "refuse (default)", "mask", "adam_bf16 / adam"],
+                     [[q["params"], q["tensors"], q["threads"], f"{q['refuse']:.3f}", f"{q['mask']:.3f}",
+                       f"{q['adam_bf16_over_adam']:.3f}" if "adam_bf16_over_adam" in q else ""]
+                      for q in sorted(guard, key=lambda q: (q["params"], q["tensors"], q["threads"]))])
+    many = [q for q in ratio_rows(steep, "many_over_one_tensor_throughput")
+            if q["impl"] in ("steep_noguard", "handwritten")]
+    if many:
+        out += ["### Many tensors: throughput of 200 tensors over one tensor, same parameter count", ""]
+        cells = {}
+        for q in many:
+            cells.setdefault((q["params"], q["threads"]), {})[(q["name"], q["impl"])] = (q["ratio"], q["interleaved"])
+        head = ["params", "threads"] + [f"{r} steep / hw" for r in RULES]
+        rows = []
+        for (n, t), c in sorted(cells.items()):
+            def cell(r):
+                if (r, "steep_noguard") not in c:
+                    return ""
+                s, inter = c[(r, "steep_noguard")]
+                h = c.get((r, "handwritten"), (float("nan"), True))[0]
+                return f"{s:.2f} / {h:.2f}" + ("" if inter else " *")
+            rows.append([n, t] + [cell(r) for r in RULES])
+        out += table(head, rows) + ["(* the two layouts did not fit in memory together: timed one after the "
+                                    "other, a ratio of medians)", ""]
+    threads = sorted({r["threads"] for r in recs})
+    if len(threads) > 1:
+        lo, hi = threads[0], threads[-1]
+        rows = []
+        for n in sorted({r["params"] for r in recs if r["params"] <= 1 << 20}):
+            for r in RULES:
+                k1, k2 = (r, "steep_noguard", n, 1, lo), (r, "steep_noguard", n, 1, hi)
+                h1, h2 = (r, "handwritten", n, 1, lo), (r, "handwritten", n, 1, hi)
+                if k1 in med and k2 in med:
+                    rows.append([r, n, fmt_t(med[k1]), fmt_t(med[h1]), f"{med[k1] / med[k2]:.2f}",
+                                 f"{med[h1] / med[h2]:.2f}"])
+        out += [f"### Small models: one step, and the speed-up from {lo} to {hi} threads (one tensor)", ""]
+        out += table(["rule", "params", f"steep, {lo} thr", f"hand-written, {lo} thr", "steep speed-up",
+                      "hand-written speed-up"], rows)
+    return out
+
+
+def plots(d, steeps):
+    """Throughput (parameters updated per second) against parameter count: one panel per rule, lines
+    for steep and the hand-written loop at each thread count and layout. PNG and SVG via gnuplot."""
+    import shutil
+    import subprocess
+    if not shutil.which("gnuplot"):
+        print("report.py: gnuplot is not installed; no plots", file=sys.stderr)
+        return []
+    made = []
+    for steep in steeps:
+        dtype = steep.get("settings", {}).get("dtype", "float32")
+        recs = steep["records"]
+        series = {}
+        for r in recs:
+            if r["name"] in RULES and r["impl"] in ("steep_noguard", "handwritten"):
+                series.setdefault((r["name"], r["impl"], r["tensors"], r["threads"]), []).append(
+                    (r["params"], r["params"] / r["median_s"] / 1e9))
+        if not series:
+            continue
+        data = os.path.join(d, f"throughput-{dtype}.dat")
+        blocks = []
+        with open(data, "w") as f:
+            for k, pts in sorted(series.items()):
+                f.write(f"# {k}\n" + "".join(f"{n} {v}\n" for n, v in sorted(pts)) + "\n\n")
+                blocks.append(k)
+        for term, ext in (("pngcairo size 1600,900", "png"), ("svg size 1600,900", "svg")):
+            out = os.path.join(d, f"throughput-{dtype}.{ext}")
+            g = [f"set terminal {term}", f"set output '{out}'", "set logscale x", "set key top right font ',8'",
+                 "set grid", "set multiplot layout 2,3 title 'steep-bench " + dtype + ": parameters updated per "
+                 "second (G/s), steep (guard off) vs hand-written'"]
+            for rule in RULES:
+                idx = [(i, k) for i, k in enumerate(blocks) if k[0] == rule]
+                if not idx:
+                    continue
+                g += [f"set title '{rule}'", "set xlabel 'parameters'", "set ylabel 'G params/s'"]
+                parts = []
+                for i, k in idx:
+                    dash = "1" if k[2] == 1 else "2"
+                    colour = {("steep_noguard", 1): "#1f77b4", ("handwritten", 1): "#ff7f0e"}.get(
+                        (k[1], k[3]), "#2ca02c" if k[1] == "steep_noguard" else "#d62728")
+                    label = f"{'steep' if k[1] == 'steep_noguard' else 'hand-written'}, {k[3]} thr, {k[2]} tensor(s)"
+                    parts.append(f"'{data}' index {i} using 1:2 with linespoints dt {dash} lc rgb '{colour}' "
+                                 f"title '{label}'")
+                g.append("plot " + ", ".join(parts))
+            g.append("unset multiplot")
+            subprocess.run(["gnuplot"], input="\n".join(g) + "\n", text=True, check=True)
+            made.append(out)
+    return made
+
+
 def main():
     d = sys.argv[1]
-    steep, ns, train = load(d, "steep.json"), load(d, "ns.json"), load(d, "train.json")
+    steeps = [load(d, n) for n in sorted(os.listdir(d)) if n.startswith("steep") and n.endswith(".json")]
+    by_dtype = {}
+    for x in steeps:  # one table and one plot per dtype, however many runs wrote it
+        if x:
+            m = by_dtype.setdefault(x.get("settings", {}).get("dtype", "float32"),
+                                    {"records": [], "ratios": [], "settings": x.get("settings", {}),
+                                     "machine": x.get("machine", {})})
+            m["records"] += x["records"]
+            m["ratios"] += x.get("ratios", [])
+    steeps = [by_dtype[k] for k in sorted(by_dtype)]
+    steep = None
+    ns, train = load(d, "ns.json"), load(d, "train.json")
     torch_optim, torch_train = load(d, "torch-optim.json"), load(d, "torch-train.json")
     out = ["# steep benchmark run", ""]
-    machine = (steep or train or ns or {}).get("machine", {})
+    machine = ((steeps[0] if steeps else None) or train or ns or {}).get("machine", {})
     if machine:
         out += [f"Machine: {machine.get('cpu')}, {machine.get('hardware_concurrency')} threads, "
                 f"SIMD {machine.get('simd_arch')}, compiler {machine.get('compiler')}.", ""]
     records = []
-    if steep:
-        records += steep["records"]
-        out += ["## Elementwise rules (steep-bench, float32)", ""]
-        out += table(["rule", "impl", "params", "tensors", "threads", "median", "GB/s"],
-                     [[r["name"], r["impl"], r["params"], r["tensors"], r["threads"], fmt_t(r["median_s"]),
-                       f"{r['gb_per_s']:.1f}"] for r in steep["records"]])
-        out += table(["params", "tensors", "threads", "steep Adam / hand-written (time)", "roofline / steep Adam"],
-                     [[q["params"], q["tensors"], q["threads"], f"{q['steep_adam_over_handwritten_time']:.3f}",
-                       f"{q['roofline_over_steep_adam_time']:.3f}"]
-                      for q in steep.get("ratios", []) if q.get("kind") == "per_group"])
+    for one in steeps:
+        records += one["records"]
+        out += elementwise_section(one)
+    if steeps:
+        steep = {"records": [r for one in steeps for r in one["records"]], "machine": steeps[0].get("machine")}
+        for png in plots(d, steeps):
+            if png.endswith(".png"):
+                out += [f"![throughput]({os.path.basename(png)})", ""]
     if torch_optim:
         records += torch_optim["records"]
         if steep:
             rows = []
-            for s in steep["records"]:
-                if s["name"] != "adam" or s["impl"] != "steep":
-                    continue
-                peers = [t for t in torch_optim["records"]
-                         if (t["params"], t["tensors"], t["threads"]) == (s["params"], s["tensors"], s["threads"])]
+            key = lambda r: (r["params"], r["tensors"], r["threads"], r.get("dtype", "float32"))
+            steep_adam = {key(r): r for r in steep["records"] if r["name"] == "adam" and r["impl"] == "steep_noguard"}
+            steep_adam.update({key(r): r for r in steep["records"] if r["name"] == "adam" and r["impl"] == "steep"})
+            for k, s in sorted(steep_adam.items(), key=lambda kv: (kv[0][3], kv[0][0], kv[0][1], kv[0][2])):
+                peers = [t for t in torch_optim["records"] if key(t) == k]
                 if peers:
                     best = min(peers, key=lambda t: t["median_s"])
-                    rows.append([s["params"], s["tensors"], s["threads"], fmt_t(s["median_s"]),
+                    rows.append([k[3], s["params"], s["tensors"], s["threads"], f"{fmt_t(s['median_s'])} ({s['impl']})",
                                  fmt_t(best["median_s"]), best["impl"], f"{best['median_s'] / s['median_s']:.2f}x"])
-            out += [f"## Adam step: steep vs torch {torch_optim['torch']} (float32)", ""]
-            out += table(["params", "tensors", "threads", "steep", "best torch", "torch impl", "torch / steep time"],
-                         rows)
+            out += [f"## Adam step: steep vs torch {torch_optim['torch']}", "",
+                    "steep is the default optimizer (guard on, `steep`) where that was timed, else `steep_noguard`. "
+                    "torch runs in its own process after steep's, so these are ratios of medians, not interleaved.", ""]
+            out += table(["dtype", "params", "tensors", "threads", "steep", "best torch", "torch impl",
+                          "torch / steep time"], rows)
     if ns:
         records += ns["records"]
         out += ["## Newton-Schulz x5 (steep-bench-ns, float32)", ""]

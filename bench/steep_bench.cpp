@@ -1,43 +1,40 @@
-// steep-bench: how close steep's generated update loops come to a hand-written fused Adam and to
-// the memory roof, for one big tensor and for the same parameters cut into 200 tensors.
+// steep-bench: steep's generated update loops against hand-written fused loops and the memory
+// roof, for one big tensor and for the same parameters cut into 200 tensors.
 //
-//   steep-bench                                   # 16M and 64M floats, 1 and all threads
-//   steep-bench --sizes 16777216 --threads 2 --rounds 5 --out r.json
-//   steep-bench --quick                           # smoke test: tiny sizes, 2 rounds (ctest)
+//   steep-bench                                        # the default grid (below), float32
+//   steep-bench --dtype float64 --sizes 1048576 --threads 1,2 --out r.json
+//   steep-bench --rules adam --sizes 268435456 --sequential-layouts   # one rule, big sizes
+//   steep-bench --quick                                # smoke test: tiny sizes (ctest)
 //
-// What is timed (float32, one optimizer step = one sample):
-//   steep       adam, lion, signum, momentum: steep::optimizer's generated loop; adam also with
-//               the non-finite guard off (steep_noguard: the guard's cost is the time ratio)
-//               and under the per-coordinate mask policy (steep_mask: fused into the update),
-//               and adam_bf16 (bfloat16 moments, 20 B/param);
-//   handwritten adam: an explicit xsimd::batch<float> loop with the same math, run by
-//               tbb::parallel_for over 16384-element chunks (static_partitioner) in a
-//               task_arena — the fused xsimd + TBB reference loop;
-//   roofline    4r3w: Adam's stream mix (read p, g, m, v; write p, m, v = 28 B/param) with no
-//               math, same chunks and partitioner: the ceiling for any Adam-like update
-//               (used instead of STREAM's triad, which undercounts write traffic; a well-fused
-//               Adam should reach >= 0.9 of it); 2r1w+2h: adam_bf16's stream mix (float32 p, g;
-//               16-bit m, v) likewise.
-// Each in two layouts: one tensor of n floats, and 200 tensors of n/200 (a model's many small
-// tensors, the case steep's flat work list exists for).
+// What is timed (one optimizer step = one sample), for each rule of adam, adamw, lion, signum and
+// momentum (SGD with heavy-ball momentum):
+//   steep_noguard   steep::optimizer's generated loop with the non-finite guard off: the loop
+//                   a hand-written kernel is compared with;
+//   handwritten     a fused xsimd + TBB loop written by hand (bench/handwritten.hpp), checked
+//                   against steep on the same inputs before anything is timed;
+//   handwritten_copy  a second, identical copy of that loop: copy / handwritten is the noise
+//                   floor of the ratios, shown next to them;
+//   and for adam: steep (the default guard, nonfinite_policy::refuse) and steep_mask, whose
+//   times over steep_noguard are the guard's cost; adam_bf16 (bfloat16 moments, float32 only);
+//   the rooflines 4r3w (Adam's stream mix), 3r2w (Lion, Signum, momentum) and 2r1w+2h
+//   (adam_bf16): the same loads and stores with no arithmetic, the ceiling of any such update.
+// Each in two layouts: one tensor of n parameters, and 200 tensors of n/200 (a model's many
+// small tensors, the case steep's flat work list exists for).
 //
-// Why the harness looks the way it does: bandwidth on the project's
-// VMs drifts by up to 2x between minutes, so every variant of one (size, threads) setting is
-// timed interleaved in one process, in an order rotated every round, and the ratios are taken
-// per round and then their median is reported; absolute GB/s are indicative only. A fresh 4 KiB
-// page costs ~10 us to fault in, and freshly faulted memory streams more slowly for a while, so
-// every buffer is allocated and touched once up front and all variants of a layout share the
-// same physical arrays: steep's optimizers read the store's params and grads, and the
-// hand-written Adam and the roofline run on steep Adam's own exp_avg/exp_avg_sq slots.
-//
-// Before timing, the hand-written Adam is checked against steep's Adam on identical inputs
-// (several block sizes with SIMD tails); the run aborts if they disagree beyond 1e-6 relative,
-// since a ratio against a wrong reference means nothing.
+// Why the harness looks the way it does (harness.hpp): bandwidth on the project's VMs drifts by
+// up to 2x between minutes, so every variant of one (size, threads) setting is timed
+// interleaved in one process, in an order rotated every round; ratios are taken per round, and
+// their median is reported. A fresh 4 KiB page costs ~10 us to fault in, so every buffer is
+// allocated and touched up front, and the hand-written loops and rooflines run on the steep
+// optimizers' own state arrays. Small sizes time more steps per round, so a round lasts long
+// enough for the clock. Where two layouts do not fit in memory together, they run one after the
+// other (the many/one ratios are then not interleaved, and say so).
 
 // steep first: its xsimd_fence.hpp must be the first to include <immintrin.h> (TBB's headers
 // include it too) for GCC 12's false AVX-512 -Wuninitialized (PR105593) to stay silenced.
 // clang-format off
 #include <steep/steep.hpp> // first: see xsimd_fence.hpp
+#include "handwritten.hpp"
 #include "harness.hpp"
 // clang-format on
 
@@ -59,6 +56,7 @@
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/partitioner.h>
 #include <oneapi/tbb/task_arena.h>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -68,112 +66,215 @@ namespace {
 
 using namespace steep::bench;
 
-// ---- the rules under test, with their hyperparameters ---------------------------------------
+// ---- the rules under test, with their hyperparameters ----------------------------------------
 
-constexpr float adam_lr = 1e-3f;
-constexpr double adam_b1 = 0.9, adam_b2 = 0.999, adam_eps = 1e-8; // steep::rules::adam's defaults
+constexpr double adam_lr = 1e-3, adam_b1 = 0.9, adam_b2 = 0.999, adam_eps = 1e-8, adamw_wd = 0.01;
+constexpr double lion_lr = 1e-4, lion_b1 = 0.9, lion_b2 = 0.99;
+constexpr double signum_lr = 1e-3, signum_beta = 0.9, momentum_lr = 1e-3, momentum_mu = 0.9;
 
-using adam_rule = decltype(steep::rules::adam(adam_lr));
-using adam_bf16_rule = decltype(steep::rules::adam_bf16(adam_lr));
-using lion_rule = decltype(steep::rules::lion(1e-4f));
-using signum_rule = decltype(steep::rules::signum(1e-3f, 0.9));
-using momentum_rule = decltype(steep::rules::momentum(1e-3f, 0.9));
+template <class T>
+auto adam_rule() {
+  return steep::rules::adam(T(adam_lr), adam_b1, adam_b2, adam_eps);
+}
+template <class T>
+auto adamw_rule() {
+  return steep::rules::adamw(T(adam_lr), adam_b1, adam_b2, adam_eps, adamw_wd);
+}
+template <class T>
+auto lion_rule() {
+  return steep::rules::lion(T(lion_lr), lion_b1, lion_b2);
+}
+template <class T>
+auto signum_rule() {
+  return steep::rules::signum(T(signum_lr), signum_beta);
+}
+template <class T>
+auto momentum_rule() {
+  return steep::rules::momentum(T(momentum_lr), momentum_mu);
+}
 
-using store_type = steep::param_store<float>;
-template <class Rule>
-using opt_type = steep::optimizer<Rule, float>;
+const std::vector<std::string> all_rules = { "adam", "adamw", "lion", "signum", "momentum" };
 
-// ---- the hand-written kernels ---------------------------------------------------------------
+template <class T, class Rule>
+using opt_of = steep::optimizer<Rule, T>;
+template <class T>
+using adam_opt = opt_of<T, decltype(adam_rule<T>())>;
+template <class T>
+using adamw_opt = opt_of<T, decltype(adamw_rule<T>())>;
+template <class T>
+using lion_opt = opt_of<T, decltype(lion_rule<T>())>;
+template <class T>
+using signum_opt = opt_of<T, decltype(signum_rule<T>())>;
+template <class T>
+using momentum_opt = opt_of<T, decltype(momentum_rule<T>())>;
+using adam_bf16_opt = opt_of<float, decltype(steep::rules::adam_bf16(float(adam_lr)))>;
 
-// One block's streams, as the hand-written loops see them. m and v belong to steep's Adam (or,
-// in the correctness check, to separate buffers).
-struct stream_block {
-  float* p;
-  const float* g;
-  float* m;
-  float* v;
-  std::size_t n;
-};
+// The hand-written step of rule `name` at step t over `chunks` (Copy: which identical copy).
+template <int Copy, class T>
+void handwritten_step(const std::string& name, oneapi::tbb::task_arena& arena,
+                      const std::vector<hw::streams<T>>& chunks, std::int64_t t) {
+  if (name == "adam" || name == "adamw") {
+    const bool decoupled = name == "adamw";
+    const auto s = hw::adam_step<T>(adam_lr, adam_b1, adam_b2, adam_eps, decoupled ? adamw_wd : 0.0, t);
+    if (decoupled)
+      hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::adam_like<Copy, true>(c, s); });
+    else
+      hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::adam_like<Copy, false>(c, s); });
+  } else if (name == "lion") {
+    const hw::ema_scalars<T> s{
+      T(lion_b1), T(1.0 - lion_b1), T(lion_b2), T(1.0 - lion_b2), T(-lion_lr), T(0)
+    };
+    hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::lion<Copy>(c, s); });
+  } else if (name == "signum") {
+    const hw::ema_scalars<T> s{ T(signum_beta), T(1.0 - signum_beta), T(0), T(0), T(-signum_lr), T(0) };
+    hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::signum<Copy>(c, s); });
+  } else {
+    const hw::ema_scalars<T> s{ T(momentum_mu), T(0), T(0), T(0), T(-momentum_lr), T(0) };
+    hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::momentum<Copy>(c, s); });
+  }
+}
 
-// A flat list of chunks spanning every block: the same cut as steep's work_list (16384
-// elements, chunk starts at multiples of it inside a block), written out independently so the
-// reference does not lean on the code it is checking.
-constexpr std::size_t chunk_elements = 16384;
+// ---- data ------------------------------------------------------------------------------------
 
-std::vector<stream_block> make_chunks(const std::vector<stream_block>& blocks) {
-  std::vector<stream_block> out;
-  for (const auto& b : blocks)
-    for (std::size_t i = 0; i < b.n; i += chunk_elements)
-      out.push_back({ b.p + i, b.g + i, b.m + i, b.v + i, std::min(chunk_elements, b.n - i) });
+// Deterministic, cheap values: parameters in [-1, 1], gradients of magnitude in [0.01, 0.1]
+// so that g^2 and the EMAs stay far from denormals (which would time the FPU, not memory).
+float unit_hash(std::uint64_t i, std::uint64_t salt) {
+  std::uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ salt;
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 29;
+  return static_cast<float>(x >> 40) / static_cast<float>(1ull << 24); // [0, 1)
+}
+
+template <class T>
+void fill_inputs(steep::param_store<T>& store) {
+  std::uint64_t k = 0;
+  for (const auto& b : store.blocks())
+    for (std::size_t i = 0; i < b.size; ++i, ++k) {
+      b.param[i] = T(2.f * unit_hash(k, 1) - 1.f);
+      const float mag = 0.01f + 0.09f * unit_hash(k, 2);
+      b.grad[i] = T(unit_hash(k, 3) < 0.5f ? -mag : mag);
+    }
+}
+
+// "w<b>". Built by appending: GCC 12 reports a false -Werror=restrict for "w" + std::to_string(b)
+// (GCC PR105651).
+std::string block_name(std::size_t b) {
+  std::string s = "w";
+  s += std::to_string(b);
+  return s;
+}
+
+// n elements as `tensors` blocks of (almost) equal size: the first n % tensors get one more.
+template <class T>
+std::vector<steep::block_spec<T>> block_specs(std::size_t n, std::size_t tensors) {
+  std::vector<steep::block_spec<T>> specs;
+  for (std::size_t b = 0; b < tensors; ++b)
+    specs.emplace_back(block_name(b), steep::shape_t{ n / tensors + (b < n % tensors ? 1 : 0) });
+  return specs;
+}
+
+// The state arrays of one rule's optimizer, block by block, as hand-written streams.
+template <class T, class Opt>
+std::vector<hw::streams<T>> streams_of(Opt& opt, steep::param_store<T>& store, const char* s0,
+                                       const char* s1) {
+  std::vector<hw::streams<T>> out;
+  for (const auto& b : store.blocks())
+    out.push_back(
+      { b.param, b.grad, opt.state(b.name, s0).data(), s1 ? opt.state(b.name, s1).data() : nullptr, b.size });
   return out;
 }
 
-// Per-step scalars, computed in double and rounded to float once per step, as steep does.
-struct adam_scalars {
-  float b1, one_minus_b1, b2, one_minus_b2, neg_lr, inv_bc1, inv_bc2, eps;
-};
-
-adam_scalars adam_step_scalars(std::int64_t t) {
-  const double td = static_cast<double>(t);
-  return { static_cast<float>(adam_b1),
-           static_cast<float>(1.0 - adam_b1),
-           static_cast<float>(adam_b2),
-           static_cast<float>(1.0 - adam_b2),
-           static_cast<float>(-static_cast<double>(adam_lr)),
-           static_cast<float>(1.0 / (1.0 - std::pow(adam_b1, td))),
-           static_cast<float>(1.0 / (1.0 - std::pow(adam_b2, td))),
-           static_cast<float>(adam_eps) };
+// What a rule keeps per parameter besides p and g, by name: its state slots.
+const char* first_slot(const std::string& rule) {
+  return rule == "adam" || rule == "adamw" || rule == "lion" ? "exp_avg" : "momentum_buffer";
+}
+const char* second_slot(const std::string& rule) {
+  return rule == "adam" || rule == "adamw" ? "exp_avg_sq" : nullptr;
 }
 
-// torch.optim.Adam's update, in the operation order of steep::rules::adam so that the two can
-// be compared tightly. Written once for batch and scalar, like steep's chunk_loop bodies, so
-// the tail is exact.
-template <class V>
-inline void adam_group(const stream_block& c, std::size_t i, const adam_scalars& s) {
-  // Qualified calls on purpose: an unqualified store(ptr, batch) finds xsimd::store by ADL,
-  // which is an *aligned* store and faults on unaligned (external) buffers.
-  namespace k = steep::kernel;
-  const V g = k::load<V>(c.g + i);
-  const V m = V(s.b1) * k::load<V>(c.m + i) + V(s.one_minus_b1) * g;
-  const V v = V(s.b2) * k::load<V>(c.v + i) + V(s.one_minus_b2) * (g * g);
-  const V delta = V(s.neg_lr) * (m * V(s.inv_bc1)) / (k::sqrt(v * V(s.inv_bc2)) + V(s.eps));
-  k::store(c.p + i, V(k::load<V>(c.p + i) + delta));
-  k::store(c.m + i, m);
-  k::store(c.v + i, v);
+// ---- correctness check -----------------------------------------------------------------------
+
+// max |a - b| / max |a| over one array (normwise: elementwise relative error is meaningless for
+// parameters that pass near zero). NaN anywhere makes it NaN, which fails the check.
+template <class T>
+double normwise_error(const T* a, const T* b, std::size_t n) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (d != d)
+      return d;
+    diff = std::max(diff, d);
+    scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
 }
 
-void adam_chunk(const stream_block& c, const adam_scalars& s) {
-  using V = xsimd::batch<float>;
-  std::size_t i = 0;
-  for (; i + V::size <= c.n; i += V::size)
-    adam_group<V>(c, i, s);
-  for (; i < c.n; ++i)
-    adam_group<float>(c, i, s);
+// One rule: steep on one store, the hand-written loop on an identical copy with its own state,
+// `steps` steps each, over layouts with chunk edges and SIMD tails inside blocks.
+template <class T, class Opt, class Rule>
+bool check_rule(const std::string& name, const Rule& rule, int threads) {
+  const double tolerance = std::is_same_v<T, float> ? 2e-6 : 1e-13;
+  constexpr int steps = 5;
+  oneapi::tbb::task_arena arena(threads);
+  bool ok = true;
+  for (const auto& sizes :
+       std::vector<std::vector<std::size_t>>{ { 100003 }, { 16384, 16385, 7, 40000, 1 } }) {
+    std::vector<steep::block_spec<T>> specs;
+    for (std::size_t b = 0; b < sizes.size(); ++b)
+      specs.emplace_back(block_name(b), steep::shape_t{ sizes[b] });
+    steep::param_store<T> a(specs), h(specs);
+    fill_inputs(a);
+    fill_inputs(h);
+    Opt opt(rule, a, { .threads = threads, .nonfinite = steep::nonfinite_policy::off });
+    std::vector<std::vector<T>> s0(sizes.size()), s1(sizes.size());
+    std::vector<hw::streams<T>> blocks;
+    for (std::size_t b = 0; b < sizes.size(); ++b) {
+      s0[b].assign(sizes[b], T(0));
+      s1[b].assign(sizes[b], T(0));
+      const auto& hb = h.block_at(b);
+      blocks.push_back({ hb.param, hb.grad, s0[b].data(), s1[b].data(), sizes[b] });
+    }
+    const auto chunks = hw::make_chunks(blocks);
+    for (int t = 1; t <= steps; ++t) {
+      opt.step();
+      handwritten_step<0, T>(name, arena, chunks, t);
+    }
+    double err = 0;
+    for (std::size_t b = 0; b < sizes.size(); ++b) {
+      const auto& ab = a.block_at(b);
+      err = std::max(err, normwise_error(ab.param, h.block_at(b).param, sizes[b]));
+      err =
+        std::max(err, normwise_error(opt.state(ab.name, first_slot(name)).data(), s0[b].data(), sizes[b]));
+      if (const char* second = second_slot(name))
+        err = std::max(err, normwise_error(opt.state(ab.name, second).data(), s1[b].data(), sizes[b]));
+    }
+    const bool pass = err <= tolerance;
+    std::printf(
+      "check: hand-written vs steep %-8s %zu block(s), %d steps, %d thread(s): rel. error %.2e -> %s\n",
+      name.c_str(), sizes.size(), steps, threads, err, pass ? "ok" : "FAILED");
+    ok = ok && pass;
+  }
+  return ok;
 }
 
-// The roofline: Adam's 4 loads and 3 stores per element, no arithmetic worth the name. The
-// scale `zero` is 0 at run time (the compiler cannot know it), so every array keeps its value
-// and the Adam variants that share these arrays see the same data whether or not the roofline
-// ran before them; the stores still dirty every line, so the traffic is Adam's 28 B/param.
-template <class V>
-inline void roofline_group(const stream_block& c, std::size_t i, float zero) {
-  namespace k = steep::kernel; // qualified, as in adam_group
-  const V dg = k::load<V>(c.g + i) * V(zero);
-  k::store(c.p + i, V(k::load<V>(c.p + i) + dg));
-  k::store(c.m + i, V(k::load<V>(c.m + i) + dg));
-  k::store(c.v + i, V(k::load<V>(c.v + i) + dg));
+template <class T>
+bool check_all(const std::vector<std::string>& rules, int threads) {
+  bool ok = true;
+  for (const auto& r : rules) {
+    if (r == "adam")
+      ok = check_rule<T, adam_opt<T>>(r, adam_rule<T>(), threads) && ok;
+    else if (r == "adamw")
+      ok = check_rule<T, adamw_opt<T>>(r, adamw_rule<T>(), threads) && ok;
+    else if (r == "lion")
+      ok = check_rule<T, lion_opt<T>>(r, lion_rule<T>(), threads) && ok;
+    else if (r == "signum")
+      ok = check_rule<T, signum_opt<T>>(r, signum_rule<T>(), threads) && ok;
+    else
+      ok = check_rule<T, momentum_opt<T>>(r, momentum_rule<T>(), threads) && ok;
+  }
+  return ok;
 }
-
-void roofline_chunk(const stream_block& c, float zero) {
-  using V = xsimd::batch<float>;
-  std::size_t i = 0;
-  for (; i + V::size <= c.n; i += V::size)
-    roofline_group<V>(c, i, zero);
-  for (; i < c.n; ++i)
-    roofline_group<float>(c, i, zero);
-}
-
-volatile float roofline_zero = 0.f; // read once per step: keeps the roofline's adds in the binary
 
 // The roofline of Adam with bfloat16 moments: p, g in float32, m, v in 16 bits; read all four,
 // write p, m, v (20 B/param), no arithmetic worth the name; m and v are xor-ed with 0.
@@ -207,240 +308,380 @@ void roofline16_chunk(const stream_block16& c, float zero) {
   }
 }
 
-// Chunks over a task_arena with the static partitioner: the structure of steep's executor and
-// of a fused xsimd + TBB loop (equal chunks, so stealing buys nothing).
-template <class Body>
-void for_each_chunk(oneapi::tbb::task_arena& arena, const std::vector<stream_block>& chunks, Body&& body) {
-  arena.execute([&] {
-    oneapi::tbb::parallel_for(
-      oneapi::tbb::blocked_range<std::size_t>(0, chunks.size(), 1),
-      [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
-        for (std::size_t c = r.begin(); c != r.end(); ++c)
-          body(chunks[c]);
-      },
-      oneapi::tbb::static_partitioner{});
-  });
-}
+// ---- one layout ------------------------------------------------------------------------------
 
-// ---- data -----------------------------------------------------------------------------------
-
-// Deterministic, cheap values: parameters in [-1, 1], gradients of magnitude in [0.01, 0.1]
-// so that g^2 and the EMAs stay far from denormals (which would time the FPU, not memory).
-float unit_hash(std::uint64_t i, std::uint64_t salt) {
-  std::uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ salt;
-  x ^= x >> 31;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 29;
-  return static_cast<float>(x >> 40) / static_cast<float>(1ull << 24); // [0, 1)
-}
-
-void fill_inputs(store_type& store) {
-  std::uint64_t k = 0;
-  for (const auto& b : store.blocks())
-    for (std::size_t i = 0; i < b.size; ++i, ++k) {
-      b.param[i] = 2.f * unit_hash(k, 1) - 1.f;
-      const float mag = 0.01f + 0.09f * unit_hash(k, 2);
-      b.grad[i] = unit_hash(k, 3) < 0.5f ? -mag : mag;
-    }
-}
-
-// "w<b>". Built by appending: GCC 12 reports a false -Werror=restrict for "w" + std::to_string(b)
-// (GCC PR105651).
-std::string block_name(std::size_t b) {
-  std::string s = "w";
-  s += std::to_string(b);
-  return s;
-}
-
-// n elements as `tensors` blocks of (almost) equal size: the first n % tensors get one more.
-std::vector<steep::block_spec<float>> block_specs(std::size_t n, std::size_t tensors) {
-  std::vector<steep::block_spec<float>> specs;
-  for (std::size_t b = 0; b < tensors; ++b)
-    specs.emplace_back(block_name(b), steep::shape_t{ n / tensors + (b < n % tensors ? 1 : 0) });
-  return specs;
-}
-
-// One layout of one size: the store, the steep optimizers bound to it, and the
-// hand-written view of the same memory. Everything is allocated and first-touched here.
+// One layout of one size: the store, the steep optimizers of the selected rules bound to it, and
+// the hand-written views of their state. Everything is allocated and first-touched here.
+template <class T>
 struct layout {
   std::size_t params, tensors;
-  store_type store;
-  opt_type<adam_rule> adam;
-  opt_type<adam_rule> adam_unguarded; // the same Adam with the non-finite guard off
-  opt_type<adam_rule> adam_masked;    // and under nonfinite_policy::mask
-  opt_type<adam_bf16_rule> adam_bf16;
-  opt_type<lion_rule> lion;
-  opt_type<signum_rule> signum;
-  opt_type<momentum_rule> momentum;
-  std::vector<stream_block> chunks;
-  std::vector<stream_block16> chunks16; // over adam_bf16's slots
-  std::int64_t handwritten_t = 0;
+  steep::param_store<T> store;
+  std::optional<adam_opt<T>> adam, adam_guarded, adam_masked;
+  std::optional<adamw_opt<T>> adamw;
+  std::optional<lion_opt<T>> lion;
+  std::optional<signum_opt<T>> signum;
+  std::optional<momentum_opt<T>> momentum;
+  std::optional<adam_bf16_opt> adam_bf16;
+  std::map<std::string, std::vector<hw::streams<T>>> chunks; // per rule, over its optimizer's state
+  std::vector<stream_block16> chunks16;                      // over adam_bf16's slots
+  std::map<std::string, std::int64_t> handwritten_t;
 
-  layout(std::size_t n, std::size_t t, int threads)
+  layout(std::size_t n, std::size_t t, int threads, const std::set<std::string>& rules, bool guard)
     : params(n)
     , tensors(t)
-    , store(block_specs(n, t))
-    , adam(steep::rules::adam(adam_lr), store, { .threads = threads })
-    , adam_unguarded(steep::rules::adam(adam_lr), store,
-                     { .threads = threads, .nonfinite = steep::nonfinite_policy::off })
-    , adam_masked(steep::rules::adam(adam_lr), store,
-                  { .threads = threads, .nonfinite = steep::nonfinite_policy::mask })
-    , adam_bf16(steep::rules::adam_bf16(adam_lr), store, { .threads = threads })
-    , lion(steep::rules::lion(1e-4f), store, { .threads = threads })
-    , signum(steep::rules::signum(1e-3f, 0.9), store, { .threads = threads })
-    , momentum(steep::rules::momentum(1e-3f, 0.9), store, { .threads = threads }) {
-    fill_inputs(store);
-    std::vector<stream_block> blocks;
-    for (const auto& b : store.blocks())
-      blocks.push_back({ b.param, b.grad, adam.state(b.name, "exp_avg").data(),
-                         adam.state(b.name, "exp_avg_sq").data(), b.size });
-    chunks = make_chunks(blocks);
-    for (const auto& b : store.blocks()) {
-      auto* m = reinterpret_cast<std::uint16_t*>(adam_bf16.state<steep::bfloat16>(b.name, "exp_avg").data());
-      auto* v =
-        reinterpret_cast<std::uint16_t*>(adam_bf16.state<steep::bfloat16>(b.name, "exp_avg_sq").data());
-      for (std::size_t i = 0; i < b.size; i += chunk_elements)
-        chunks16.push_back({ b.param + i, b.grad + i, m + i, v + i, std::min(chunk_elements, b.size - i) });
+    , store(block_specs<T>(n, t)) {
+    const steep::optimizer_options off{ .threads = threads, .nonfinite = steep::nonfinite_policy::off };
+    auto has = [&](const char* r) { return rules.count(r) > 0; };
+    if (has("adam")) {
+      adam.emplace(adam_rule<T>(), store, off);
+      chunks["adam"] = hw::make_chunks(streams_of(*adam, store, "exp_avg", "exp_avg_sq"));
+      if (guard) {
+        adam_guarded.emplace(adam_rule<T>(), store, steep::optimizer_options{ .threads = threads });
+        adam_masked.emplace(
+          adam_rule<T>(), store,
+          steep::optimizer_options{ .threads = threads, .nonfinite = steep::nonfinite_policy::mask });
+        if constexpr (std::is_same_v<T, float>) {
+          adam_bf16.emplace(steep::rules::adam_bf16(float(adam_lr)), store,
+                            steep::optimizer_options{ .threads = threads });
+          for (const auto& b : store.blocks()) {
+            auto* m = reinterpret_cast<std::uint16_t*>(
+              adam_bf16->template state<steep::bfloat16>(b.name, "exp_avg").data());
+            auto* v = reinterpret_cast<std::uint16_t*>(
+              adam_bf16->template state<steep::bfloat16>(b.name, "exp_avg_sq").data());
+            for (std::size_t i = 0; i < b.size; i += hw::chunk_elements)
+              chunks16.push_back(
+                { b.param + i, b.grad + i, m + i, v + i, std::min(hw::chunk_elements, b.size - i) });
+          }
+        }
+      }
     }
+    if (has("adamw")) {
+      adamw.emplace(adamw_rule<T>(), store, off);
+      chunks["adamw"] = hw::make_chunks(streams_of(*adamw, store, "exp_avg", "exp_avg_sq"));
+    }
+    if (has("lion")) {
+      lion.emplace(lion_rule<T>(), store, off);
+      chunks["lion"] = hw::make_chunks(streams_of(*lion, store, "exp_avg", nullptr));
+    }
+    if (has("signum")) {
+      signum.emplace(signum_rule<T>(), store, off);
+      chunks["signum"] = hw::make_chunks(streams_of(*signum, store, "momentum_buffer", nullptr));
+    }
+    if (has("momentum")) {
+      momentum.emplace(momentum_rule<T>(), store, off);
+      chunks["momentum"] = hw::make_chunks(streams_of(*momentum, store, "momentum_buffer", nullptr));
+    }
+    fill_inputs(store);
   }
 
   void set_threads(int n) {
-    adam.set_threads(n);
-    adam_unguarded.set_threads(n);
-    adam_masked.set_threads(n);
-    adam_bf16.set_threads(n);
-    lion.set_threads(n);
-    signum.set_threads(n);
-    momentum.set_threads(n);
+    auto set = [n](auto& o) {
+      if (o)
+        o->set_threads(n);
+    };
+    set(adam), set(adam_guarded), set(adam_masked), set(adamw), set(lion), set(signum), set(momentum),
+      set(adam_bf16);
+  }
+
+  // The arrays this layout allocates per parameter (p, g and every slot), for the memory plan.
+  static double arrays_per_param(const std::set<std::string>& rules, bool guard) {
+    double a = 2;
+    for (const auto& r : rules)
+      a += second_slot(r) ? 2 : 1;
+    if (guard && rules.count("adam"))
+      a += 4 + (std::is_same_v<T, float> ? 1 : 0); // two more Adams; adam_bf16's 2 x 16 bits
+    return a;
   }
 };
 
-// ---- correctness check ----------------------------------------------------------------------
+volatile float roofline_zero = 0.f; // read once per step: keeps the rooflines' adds in the binary
 
-// max |a - b| / max |a| over one array (normwise: elementwise relative error is meaningless for
-// parameters that pass near zero). NaN anywhere makes it NaN, which fails the check.
-double normwise_error(const float* a, const float* b, std::size_t n) {
-  double diff = 0, scale = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    if (d != d)
-      return d;
-    diff = std::max(diff, d);
-    scale = std::max(scale, std::fabs(static_cast<double>(a[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
+// ---- variants (timing: harness.hpp) ------------------------------------------------------------
 
-// steep's Adam on one store, the hand-written Adam on an identical copy with its own m and v,
-// `steps` steps each; several layouts, so chunk edges and SIMD tails inside blocks are covered.
-bool check_handwritten_adam(int threads) {
-  constexpr double tolerance = 1e-6;
-  constexpr int steps = 5;
-  oneapi::tbb::task_arena arena(threads);
-  bool ok = true;
-  for (const auto& sizes :
-       std::vector<std::vector<std::size_t>>{ { 100003 }, { 16384, 16385, 7, 40000, 1 } }) {
-    std::vector<steep::block_spec<float>> specs;
-    for (std::size_t b = 0; b < sizes.size(); ++b)
-      specs.emplace_back(block_name(b), steep::shape_t{ sizes[b] });
-    store_type a(specs), h(specs);
-    fill_inputs(a);
-    fill_inputs(h);
-    opt_type<adam_rule> opt(steep::rules::adam(adam_lr), a, { .threads = threads });
-    std::vector<std::vector<float>> m(sizes.size()), v(sizes.size());
-    std::vector<stream_block> blocks;
-    for (std::size_t b = 0; b < sizes.size(); ++b) {
-      m[b].assign(sizes[b], 0.f);
-      v[b].assign(sizes[b], 0.f);
-      const auto& hb = h.block_at(b);
-      blocks.push_back({ hb.param, hb.grad, m[b].data(), v[b].data(), sizes[b] });
-    }
-    const auto chunks = make_chunks(blocks);
-    for (int t = 1; t <= steps; ++t) {
-      opt.step();
-      const adam_scalars s = adam_step_scalars(t);
-      for_each_chunk(arena, chunks, [&](const stream_block& c) { adam_chunk(c, s); });
-    }
-    double err_p = 0, err_m = 0, err_v = 0;
-    for (std::size_t b = 0; b < sizes.size(); ++b) {
-      const auto& ab = a.block_at(b);
-      const std::string name = ab.name;
-      err_p = std::max(err_p, normwise_error(ab.param, h.block_at(b).param, sizes[b]));
-      err_m = std::max(err_m, normwise_error(opt.state(name, "exp_avg").data(), m[b].data(), sizes[b]));
-      err_v = std::max(err_v, normwise_error(opt.state(name, "exp_avg_sq").data(), v[b].data(), sizes[b]));
-    }
-    const bool pass = err_p <= tolerance && err_m <= tolerance && err_v <= tolerance;
-    std::printf("check: handwritten vs steep adam, %zu block(s), %d steps, %d thread(s): "
-                "rel. error p %.2e, exp_avg %.2e, exp_avg_sq %.2e -> %s\n",
-                sizes.size(), steps, threads, err_p, err_m, err_v, pass ? "ok" : "FAILED");
-    ok = ok && pass;
-  }
-  return ok;
-}
-
-// ---- variants (timing: harness.hpp)
-// ---------------------------------------------------------------------------------
-
-std::vector<variant> make_variants(layout& l, oneapi::tbb::task_arena& arena) {
+template <class T>
+std::vector<variant> make_variants(layout<T>& l, oneapi::tbb::task_arena& arena) {
   std::vector<variant> out;
   auto add = [&](std::string name, std::string impl, std::size_t bpp, std::function<void()> f) {
     out.push_back({ std::move(name), std::move(impl), std::move(f), {}, {}, l.tensors, bpp });
   };
-  add("adam", "steep", decltype(l.adam)::bytes_per_param, [&l] { l.adam.step(); });
-  add("adam", "steep_noguard", decltype(l.adam)::bytes_per_param, [&l] { l.adam_unguarded.step(); });
-  add("adam", "steep_mask", decltype(l.adam)::bytes_per_param, [&l] { l.adam_masked.step(); });
-  add("adam_bf16", "steep", decltype(l.adam_bf16)::bytes_per_param, [&l] { l.adam_bf16.step(); });
-  add("2r1w+2h", "roofline", 20, [&l, &arena] {
-    const float zero = roofline_zero;
-    arena.execute([&] {
-      oneapi::tbb::parallel_for(
-        oneapi::tbb::blocked_range<std::size_t>(0, l.chunks16.size(), 1),
-        [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
-          for (std::size_t c = r.begin(); c < r.end(); ++c)
-            roofline16_chunk(l.chunks16[c], zero);
-        },
-        oneapi::tbb::static_partitioner{});
+  constexpr std::size_t w = sizeof(T);
+  auto add_rule = [&](const std::string& name, auto& opt, std::size_t arrays) {
+    if (!opt)
+      return;
+    add(name, "steep_noguard", arrays * w, [&o = *opt] { o.step(); });
+    add(name, "handwritten", arrays * w, [&l, &arena, name] {
+      handwritten_step<0, T>(name, arena, l.chunks.at(name), ++l.handwritten_t[name]);
     });
-  });
-  add("lion", "steep", decltype(l.lion)::bytes_per_param, [&l] { l.lion.step(); });
-  add("signum", "steep", decltype(l.signum)::bytes_per_param, [&l] { l.signum.step(); });
-  add("momentum", "steep", decltype(l.momentum)::bytes_per_param, [&l] { l.momentum.step(); });
-  add("adam", "handwritten", 28, [&l, &arena] {
-    const adam_scalars s = adam_step_scalars(++l.handwritten_t);
-    for_each_chunk(arena, l.chunks, [&](const stream_block& c) { adam_chunk(c, s); });
-  });
-  add("4r3w", "roofline", 28, [&l, &arena] {
-    const float zero = roofline_zero;
-    for_each_chunk(arena, l.chunks, [&](const stream_block& c) { roofline_chunk(c, zero); });
-  });
+    add(name, "handwritten_copy", arrays * w, [&l, &arena, name] {
+      handwritten_step<1, T>(name, arena, l.chunks.at(name), ++l.handwritten_t[name]);
+    });
+  };
+  add_rule("adam", l.adam, 7);
+  add_rule("adamw", l.adamw, 7);
+  add_rule("lion", l.lion, 5);
+  add_rule("signum", l.signum, 5);
+  add_rule("momentum", l.momentum, 5);
+  if (l.adam_guarded) {
+    add("adam", "steep", 7 * w, [&l] { l.adam_guarded->step(); });
+    add("adam", "steep_mask", 7 * w, [&l] { l.adam_masked->step(); });
+  }
+  if (l.adam_bf16) {
+    add("adam_bf16", "steep", 20, [&l] { l.adam_bf16->step(); });
+    add("2r1w+2h", "roofline", 20, [&l, &arena] {
+      const float zero = roofline_zero;
+      arena.execute([&] {
+        oneapi::tbb::parallel_for(
+          oneapi::tbb::blocked_range<std::size_t>(0, l.chunks16.size(), 1),
+          [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
+            for (std::size_t c = r.begin(); c < r.end(); ++c)
+              roofline16_chunk(l.chunks16[c], zero);
+          },
+          oneapi::tbb::static_partitioner{});
+      });
+    });
+  }
+  const std::string two = l.chunks.count("adam") ? "adam" : l.chunks.count("adamw") ? "adamw" : "";
+  if (!two.empty())
+    add("4r3w", "roofline", 7 * w, [&l, &arena, two] {
+      const T zero = T(roofline_zero);
+      hw::run(arena, l.chunks.at(two), [&](const hw::streams<T>& c) { hw::roofline<2>(c, zero); });
+    });
+  for (const char* one : { "momentum", "signum", "lion" })
+    if (l.chunks.count(one)) {
+      add("3r2w", "roofline", 5 * w, [&l, &arena, one] {
+        const T zero = T(roofline_zero);
+        hw::run(arena, l.chunks.at(one), [&](const hw::streams<T>& c) { hw::roofline<1>(c, zero); });
+      });
+      break;
+    }
   return out;
+}
+
+// Bytes the machine can give this run: MemAvailable from /proc/meminfo (0 if unknown).
+double available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string key; in >> key;) {
+    double kb = 0;
+    in >> kb;
+    if (key == "MemAvailable:")
+      return kb * 1024;
+    in.ignore(256, '\n');
+  }
+  return 0;
+}
+
+struct run_settings {
+  int rounds, steps, warmup;
+};
+
+// Small sizes time more steps per round (about 16M parameter-steps per variant and round, at
+// least `steps`, at most 100), so that one round is long enough for the clock and the machine.
+run_settings settings_for(std::size_t n, const run_settings& base) {
+  const std::size_t want = (std::size_t{ 1 } << 24) / std::max<std::size_t>(n, 1);
+  return { base.rounds,
+           static_cast<int>(std::clamp<std::size_t>(want, static_cast<std::size_t>(base.steps), 100)),
+           base.warmup };
+}
+
+template <class T>
+int run_all(const std::vector<std::size_t>& sizes, const std::vector<int>& thread_list,
+            std::size_t many_tensors, const std::set<std::string>& rules, std::size_t guard_max,
+            bool sequential, const run_settings& base, const std::string& dtype, nlohmann::json& records,
+            nlohmann::json& ratios) {
+  for (int t : thread_list)
+    if (!check_all<T>({ rules.begin(), rules.end() }, t)) {
+      std::cerr << "steep-bench: a hand-written loop disagrees with steep; aborting\n";
+      return 1;
+    }
+  std::printf("\n%-9s %-16s %11s %7s %4s %7s %10s %10s %10s %4s %8s\n", "name", "impl", "params", "tensors",
+              "thr", "dtype", "median_ms", "min_ms", "max_ms", "B/p", "GB/s");
+  for (std::size_t n : sizes) {
+    const bool guard = n <= guard_max;
+    const run_settings rs = settings_for(n, base);
+    std::vector<std::size_t> counts{ 1 };
+    if (many_tensors != 1 && many_tensors <= n)
+      counts.push_back(many_tensors);
+    const double need = layout<T>::arrays_per_param(rules, guard) * static_cast<double>(n) * sizeof(T);
+    const double have = available_bytes();
+    const bool together = !sequential && counts.size() == 2 && (have == 0 || 2 * need < 0.85 * have);
+    if (have > 0 && need > 0.85 * have) {
+      std::printf("skip: %zu %s parameters need %.1f GB per layout for rules and variants asked, %.1f GB is "
+                  "available (fewer --rules, or a bigger machine)\n",
+                  n, dtype.c_str(), need / 1e9, have / 1e9);
+      ratios.push_back(
+        { { "kind", "skipped" }, { "params", n }, { "dtype", dtype }, { "need_gb", need / 1e9 } });
+      continue;
+    }
+    // Groups of layouts timed interleaved: both at once where they fit, else one after the other.
+    std::vector<std::vector<std::size_t>> groups;
+    if (together)
+      groups.push_back(counts);
+    else
+      for (std::size_t c : counts)
+        groups.push_back({ c });
+    std::map<std::pair<std::string, std::string>, std::map<std::pair<std::size_t, int>, double>> medians;
+    for (const auto& group : groups) {
+      std::vector<std::unique_ptr<layout<T>>> layouts;
+      for (std::size_t c : group)
+        layouts.push_back(std::make_unique<layout<T>>(n, c, thread_list.front(), rules, guard));
+      for (int thr : thread_list) {
+        oneapi::tbb::task_arena arena(thr);
+        std::vector<variant> vs;
+        for (auto& l : layouts) {
+          l->set_threads(thr);
+          for (auto& v : make_variants(*l, arena))
+            vs.push_back(std::move(v));
+        }
+        run_interleaved(vs, rs.rounds, rs.steps, rs.warmup);
+        for (const auto& v : vs) {
+          const auto [med, lo, hi] = summarize(v.samples);
+          const double gbs = static_cast<double>(v.bytes_per_param) * static_cast<double>(n) / med / 1e9;
+          medians[{ v.name, v.impl }][{ v.tensors, thr }] = med;
+          std::printf("%-9s %-16s %11zu %7zu %4d %7s %10.4f %10.4f %10.4f %4zu %8.1f\n", v.name.c_str(),
+                      v.impl.c_str(), n, v.tensors, thr, dtype.c_str(), med * 1e3, lo * 1e3, hi * 1e3,
+                      v.bytes_per_param, gbs);
+          records.push_back({ { "name", v.name },
+                              { "impl", v.impl },
+                              { "params", n },
+                              { "tensors", v.tensors },
+                              { "threads", thr },
+                              { "dtype", dtype },
+                              { "median_s", med },
+                              { "min_s", lo },
+                              { "max_s", hi },
+                              { "samples", v.samples.size() },
+                              { "round_medians_s", v.round_medians },
+                              { "bytes_per_param", v.bytes_per_param },
+                              { "gb_per_s", gbs } });
+        }
+        auto find = [&](const std::string& name, const std::string& impl,
+                        std::size_t tensors) -> const variant* {
+          for (const auto& v : vs)
+            if (v.name == name && v.impl == impl && v.tensors == tensors)
+              return &v;
+          return nullptr;
+        };
+        for (const auto& l : layouts) {
+          std::printf(
+            "  %zu tensor(s), %d thread(s): time over hand-written (noise floor: copy / hand-written)\n",
+            l->tensors, thr);
+          for (const auto& r : all_rules) {
+            const variant* sa = find(r, "steep_noguard", l->tensors);
+            if (!sa)
+              continue;
+            const variant* h = find(r, "handwritten", l->tensors);
+            const double ratio = round_ratio(*sa, *h),
+                         floor = round_ratio(*find(r, "handwritten_copy", l->tensors), *h);
+            const char* roof = second_slot(r) ? "4r3w" : "3r2w";
+            const variant* rf = find(roof, "roofline", l->tensors);
+            const double roof_frac = rf ? round_ratio(*rf, *sa) : 0.0;
+            std::printf("    %-9s steep/hand-written %.3f  (floor %.3f)  roofline/steep %.3f\n", r.c_str(),
+                        ratio, floor, roof_frac);
+            ratios.push_back({ { "kind", "steep_over_handwritten" },
+                               { "name", r },
+                               { "params", n },
+                               { "tensors", l->tensors },
+                               { "threads", thr },
+                               { "dtype", dtype },
+                               { "ratio", ratio },
+                               { "noise_floor", floor },
+                               { "roofline_over_steep", roof_frac } });
+          }
+          if (const variant* g = find("adam", "steep", l->tensors)) {
+            const variant* off = find("adam", "steep_noguard", l->tensors);
+            const double refuse = round_ratio(*g, *off),
+                         mask = round_ratio(*find("adam", "steep_mask", l->tensors), *off);
+            nlohmann::json q{ { "kind", "guard_cost" }, { "params", n },    { "tensors", l->tensors },
+                              { "threads", thr },       { "dtype", dtype }, { "refuse", refuse },
+                              { "mask", mask } };
+            std::printf("    guard: adam/adam_noguard time %.3f (refuse), %.3f (mask)", refuse, mask);
+            if (const variant* b = find("adam_bf16", "steep", l->tensors)) {
+              q["adam_bf16_over_adam"] = round_ratio(*b, *g);
+              q["roofline20_over_adam_bf16"] = round_ratio(*find("2r1w+2h", "roofline", l->tensors), *b);
+              std::printf("; adam_bf16/adam %.3f, its roofline/it %.3f",
+                          q["adam_bf16_over_adam"].get<double>(),
+                          q["roofline20_over_adam_bf16"].get<double>());
+            }
+            std::printf("\n");
+            ratios.push_back(q);
+          }
+        }
+        if (layouts.size() == 2)
+          for (const auto& v : vs) {
+            if (v.tensors != 1)
+              continue;
+            // throughput(many) / throughput(one) = time(one) / time(many), same params
+            const double r = round_ratio(v, *find(v.name, v.impl, layouts[1]->tensors));
+            ratios.push_back({ { "kind", "many_over_one_tensor_throughput" },
+                               { "name", v.name },
+                               { "impl", v.impl },
+                               { "params", n },
+                               { "tensors", layouts[1]->tensors },
+                               { "threads", thr },
+                               { "dtype", dtype },
+                               { "interleaved", true },
+                               { "ratio", r } });
+          }
+        std::printf("\n");
+      }
+    }
+    if (groups.size() == 2) // layouts timed one after the other: a ratio of medians, not interleaved
+      for (const auto& [key, by] : medians)
+        for (int thr : thread_list)
+          if (by.count({ 1, thr }) && by.count({ many_tensors, thr }))
+            ratios.push_back({ { "kind", "many_over_one_tensor_throughput" },
+                               { "name", key.first },
+                               { "impl", key.second },
+                               { "params", n },
+                               { "tensors", many_tensors },
+                               { "threads", thr },
+                               { "dtype", dtype },
+                               { "interleaved", false },
+                               { "ratio", by.at({ 1, thr }) / by.at({ many_tensors, thr }) } });
+  }
+  return 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
   const int all_threads = oneapi::tbb::info::default_concurrency();
-  std::vector<std::size_t> sizes{ 16777216, 67108864 };
+  std::vector<std::size_t> sizes{ 50000, 65536, 1048576, 16777216, 67108864 };
   std::vector<int> threads{ 1, all_threads };
-  std::size_t many_tensors = 200;
-  int rounds = 7, steps = 5, warmup = 3;
-  std::string out_path = "bench-results.json";
-  bool quick = false;
+  std::vector<std::string> rule_list = all_rules;
+  std::size_t many_tensors = 200, guard_max = std::size_t{ 1 } << 26;
+  run_settings base{ 7, 3, 2 };
+  std::string out_path = "bench-results.json", dtype = "float32";
+  bool quick = false, sequential = false;
 
-  CLI::App app{ "steep-bench: steep's generated optimizer steps vs a hand-written fused Adam and the "
-                "4-read/3-write memory roofline, timed interleaved in one process" };
+  CLI::App app{
+    "steep-bench: steep's generated optimizer steps vs hand-written fused xsimd + TBB loops and the "
+    "memory roofline, timed interleaved in one process"
+  };
   app.add_option("--sizes", sizes, "parameter counts (total over all tensors)")
     ->delimiter(',')
     ->capture_default_str();
   app.add_option("--threads", threads, "thread counts")->delimiter(',')->capture_default_str();
+  app.add_option("--dtype", dtype, "float32 or float64")
+    ->check(CLI::IsMember({ "float32", "float64" }))
+    ->capture_default_str();
+  app.add_option("--rules", rule_list, "rules to time")->delimiter(',')->check(CLI::IsMember(all_rules));
   app.add_option("--tensors", many_tensors, "tensor count of the many-tensor layout")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
-  app.add_option("--rounds", rounds, "interleaved rounds")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--steps-per-round", steps, "timed steps per variant per round")
+  app.add_option("--guard-max", guard_max, "largest size with the guard and bf16 variants")
+    ->capture_default_str();
+  app.add_flag("--sequential-layouts", sequential,
+               "time the 1-tensor and many-tensor layouts one after the other");
+  app.add_option("--rounds", base.rounds, "interleaved rounds")
     ->capture_default_str()
     ->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "untimed steps per variant before the rounds")
+  app
+    .add_option("--steps-per-round", base.steps,
+                "timed steps per variant per round (at least; small sizes more)")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", base.warmup, "untimed steps per variant before the rounds")
     ->capture_default_str()
     ->check(CLI::NonNegativeNumber);
   app.add_option("--out", out_path, "JSON results file")->capture_default_str();
@@ -448,7 +689,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (quick) {
     sizes = { 100003 };
-    rounds = 2;
+    base.rounds = 2;
   }
   std::vector<int> thread_list;
   try {
@@ -457,125 +698,21 @@ int main(int argc, char** argv) {
     std::cerr << "steep-bench: " << e.what() << '\n';
     return 2;
   }
-
-  // Small, so it costs nothing before a long run; a wrong reference would make every ratio void.
-  for (int t : thread_list)
-    if (!check_handwritten_adam(t)) {
-      std::cerr << "steep-bench: hand-written Adam disagrees with steep's Adam; aborting\n";
-      return 1;
-    }
-
+  const std::set<std::string> rules(rule_list.begin(), rule_list.end());
   nlohmann::json records = nlohmann::json::array(), ratios = nlohmann::json::array();
-  std::printf("\n%-9s %-12s %11s %7s %4s %10s %10s %10s %4s %8s\n", "name", "impl", "params", "tensors",
-              "thr", "median_ms", "min_ms", "max_ms", "B/p", "GB/s");
-  for (std::size_t n : sizes) {
-    // Both layouts live at once so that the one-vs-many comparison is interleaved too; at 64M
-    // that is 2 x (9 float arrays + 2 bf16 arrays) x 256 MiB = 5 GiB (p, g, the two Adams' 2
-    // slots each, one slot each for lion, signum and momentum, adam_bf16's two), freed before
-    // the next size.
-    std::vector<std::unique_ptr<layout>> layouts;
-    for (std::size_t t : { std::size_t{ 1 }, many_tensors })
-      if (layouts.empty() || t != 1)
-        layouts.push_back(std::make_unique<layout>(n, t, thread_list.front()));
-    for (int thr : thread_list) {
-      oneapi::tbb::task_arena arena(thr);
-      std::vector<variant> vs;
-      for (auto& l : layouts) {
-        l->set_threads(thr);
-        for (auto& v : make_variants(*l, arena))
-          vs.push_back(std::move(v));
-      }
-      run_interleaved(vs, rounds, steps, warmup);
-
-      for (const auto& v : vs) {
-        const auto [med, lo, hi] = summarize(v.samples);
-        const double gbs = static_cast<double>(v.bytes_per_param) * static_cast<double>(n) / med / 1e9;
-        std::printf("%-9s %-12s %11zu %7zu %4d %10.3f %10.3f %10.3f %4zu %8.1f\n", v.name.c_str(),
-                    v.impl.c_str(), n, v.tensors, thr, med * 1e3, lo * 1e3, hi * 1e3, v.bytes_per_param, gbs);
-        records.push_back({ { "name", v.name },
-                            { "impl", v.impl },
-                            { "params", n },
-                            { "tensors", v.tensors },
-                            { "threads", thr },
-                            { "dtype", "float32" },
-                            { "median_s", med },
-                            { "min_s", lo },
-                            { "max_s", hi },
-                            { "samples", v.samples.size() },
-                            { "round_medians_s", v.round_medians },
-                            { "bytes_per_param", v.bytes_per_param },
-                            { "gb_per_s", gbs } });
-      }
-
-      auto find = [&](const std::string& name, const std::string& impl,
-                      std::size_t tensors) -> const variant* {
-        for (const auto& v : vs)
-          if (v.name == name && v.impl == impl && v.tensors == tensors)
-            return &v;
-        return nullptr;
-      };
-      std::printf("ratios (median over rounds of per-round ratios), params %zu, threads %d:\n", n, thr);
-      for (const auto& l : layouts) {
-        const variant* sa = find("adam", "steep", l->tensors);
-        const variant* hw = find("adam", "handwritten", l->tensors);
-        const variant* rf = find("4r3w", "roofline", l->tensors);
-        const double steep_over_hw = round_ratio(*sa, *hw);
-        const double roof_frac = round_ratio(*rf, *sa);
-        const double roof_frac_hw = round_ratio(*rf, *hw);
-        const variant* unguarded = find("adam", "steep_noguard", l->tensors);
-        const double guard_cost = round_ratio(*sa, *unguarded);
-        const double mask_cost = round_ratio(*find("adam", "steep_mask", l->tensors), *unguarded);
-        const double bf16_roof =
-          round_ratio(*find("2r1w+2h", "roofline", l->tensors), *find("adam_bf16", "steep", l->tensors));
-        const double bf16_over_adam = round_ratio(*find("adam_bf16", "steep", l->tensors), *sa);
-        std::printf(
-          "  tensors %4zu: steep_adam/handwritten time %.3f, roofline/steep_adam time %.3f "
-          "(handwritten %.3f)\n"
-          "                guard: adam/adam_noguard time %.3f (refuse), %.3f (mask); adam_bf16 (20 B/p): its "
-          "roofline/it %.3f, adam_bf16/adam time %.3f\n",
-          l->tensors, steep_over_hw, roof_frac, roof_frac_hw, guard_cost, mask_cost, bf16_roof,
-          bf16_over_adam);
-        ratios.push_back({ { "kind", "per_group" },
-                           { "params", n },
-                           { "tensors", l->tensors },
-                           { "threads", thr },
-                           { "steep_adam_over_handwritten_time", steep_over_hw },
-                           { "roofline_over_steep_adam_time", roof_frac },
-                           { "roofline_over_handwritten_time", roof_frac_hw },
-                           { "guarded_over_unguarded_adam_time", guard_cost },
-                           { "masked_over_unguarded_adam_time", mask_cost },
-                           { "roofline20_over_steep_adam_bf16_time", bf16_roof },
-                           { "steep_adam_bf16_over_steep_adam_time", bf16_over_adam } });
-      }
-      if (layouts.size() == 2) {
-        const std::size_t m = layouts[1]->tensors;
-        for (const auto& v : vs) {
-          if (v.tensors != 1)
-            continue;
-          const variant* many = find(v.name, v.impl, m);
-          // throughput(many) / throughput(one) = time(one) / time(many), same params
-          const double r = round_ratio(v, *many);
-          std::printf("  %s %s: %zu-tensor / 1-tensor throughput %.3f\n", v.impl.c_str(), v.name.c_str(), m,
-                      r);
-          ratios.push_back({ { "kind", "many_over_one_tensor_throughput" },
-                             { "name", v.name },
-                             { "impl", v.impl },
-                             { "params", n },
-                             { "tensors", m },
-                             { "threads", thr },
-                             { "ratio", r } });
-        }
-      }
-      std::printf("\n");
-    }
-  }
-
+  const int rc = dtype == "float32" ? run_all<float>(sizes, thread_list, many_tensors, rules, guard_max,
+                                                     sequential, base, dtype, records, ratios)
+                                    : run_all<double>(sizes, thread_list, many_tensors, rules, guard_max,
+                                                      sequential, base, dtype, records, ratios);
+  if (rc != 0)
+    return rc;
   const nlohmann::json result{ { "machine", machine_info(thread_list) },
                                { "settings",
-                                 { { "rounds", rounds },
-                                   { "steps_per_round", steps },
-                                   { "warmup", warmup },
-                                   { "chunk_elements", chunk_elements },
+                                 { { "rounds", base.rounds },
+                                   { "steps_per_round_min", base.steps },
+                                   { "warmup", base.warmup },
+                                   { "dtype", dtype },
+                                   { "chunk_elements", hw::chunk_elements },
                                    { "ratio_method", "median over rounds of per-round median ratios" } } },
                                { "records", records },
                                { "ratios", ratios } };

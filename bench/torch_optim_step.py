@@ -3,7 +3,7 @@
 
     /usr/bin/python3 bench/torch_optim_step.py --sizes 65536,1048576 --tensors 1,200 --threads 1,2 --out torch.json
 
-float32, lr 1e-3 and torch's defaults (betas 0.9/0.999, eps 1e-8), the same rule as steep's
+float32 (--dtypes float32,float64 for both), lr 1e-3 and torch's defaults (betas 0.9/0.999, eps 1e-8), the same rule as steep's
 rules::adam. Implementations: for-loop, foreach, and fused where the installed torch has a fused
 CPU Adam (impl torch_forloop, torch_foreach, torch_fused). Variants alternate within each round
 (torch_timing.py); per-step times, medians reported. Works with whichever PyTorch is installed. glibc returning freed
@@ -38,28 +38,30 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--dtypes", default="float32")
     p.add_argument("--out", default="bench-torch-optim.json")
     a = p.parse_args()
     keepmem = os.environ.get("MALLOC_MMAP_MAX_") == "0"
     records = []
     for threads in [int(t) for t in a.threads.split(",")]:
         torch.set_num_threads(threads)
-        for n in [int(s) for s in a.sizes.split(",")]:
+        for n, dtype in [(int(s), d) for d in a.dtypes.split(",") for s in a.sizes.split(",")]:
+            dt, width = {"float32": (torch.float32, 4), "float64": (torch.float64, 8)}[dtype]
             for k in [int(t) for t in a.tensors.split(",")]:
                 sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
                 opts = {}
                 for impl, kw in variants([torch.zeros(1, requires_grad=True)]).items():
-                    ps = [torch.zeros(s, dtype=torch.float32, requires_grad=True) for s in sizes]
+                    ps = [torch.zeros(s, dtype=dt, requires_grad=True) for s in sizes]
                     for q in ps:
-                        q.grad = torch.randn(q.shape, dtype=torch.float32)
+                        q.grad = torch.randn(q.shape, dtype=dt)
                     opts[impl] = torch.optim.Adam(ps, lr=1e-3, **kw).step
                 for name, samples in interleaved(opts, a.rounds, a.steps).items():
                     med = statistics.median(samples)
                     records.append({"name": "adam", "impl": name, "params": n, "tensors": k, "threads": threads,
-                                    "dtype": "float32", "median_s": med, "min_s": min(samples),
-                                    "max_s": max(samples), "bytes_per_param": 28,
-                                    "gb_per_s": 28.0 * n / med * 1e-9, "keepmem": keepmem})
-                    print(f"{name:14s} n={n:>10d} tensors={k:>4d} threads={threads} {med * 1e6:10.1f} us")
+                                    "dtype": dtype, "median_s": med, "min_s": min(samples),
+                                    "max_s": max(samples), "bytes_per_param": 7 * width,
+                                    "gb_per_s": 7.0 * width * n / med * 1e-9, "keepmem": keepmem})
+                    print(f"{name:14s} {dtype} n={n:>10d} tensors={k:>4d} threads={threads} {med * 1e6:10.1f} us")
     with open(a.out, "w") as f:
         json.dump({"torch": torch.__version__, "records": records}, f, indent=2)
     print("wrote", a.out)

@@ -4,9 +4,13 @@
 # steep-bench-train (the main job's training step vs DGEMM) and, where Debian's python3-torch is
 # installed, the PyTorch peers; writes every JSON, all.json and report.md into one directory.
 #
-#   scripts/bench.sh                      # bench/results/run-<date>/
+#   scripts/bench.sh                      # bench/results/run-<date>/ (about 35 minutes on 2 cores)
 #   scripts/bench.sh --quick              # a smoke-sized run (seconds)
-#   SIZES=65536,1048576,16777216 THREADS=1,2 scripts/bench.sh
+#   SIZES=65536,1048576 BIG= THREADS=1,2 scripts/bench.sh   # a part of the grid
+#
+# The elementwise grid: SIZES in float32 and float64 (the guard and bfloat16 variants in float32
+# only), then BIG (256M parameters) in float32 with the two layouts one after the other, and in
+# float64 for Adam alone (all five rules at once need more memory than this 23 GB machine has).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -16,20 +20,28 @@ scripts/build.sh >/dev/null
 dir=bench/results/run-$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p "$dir"
 threads=${THREADS:-1,$(nproc)}
-sizes=${SIZES:-65536,1048576,16777216}
+sizes=${SIZES:-50000,65536,1048576,16777216,67108864}
+big=${BIG-268435456}
 # glibc keeps freed memory, so torch's per-step temporaries do not fault in fresh pages (README).
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 if [ $quick = 1 ]; then
-  ./build/bench/steep-bench --quick --out "$dir/steep.json"
+  ./build/bench/steep-bench --quick --out "$dir/steep-float32.json"
   ./build/bench/steep-bench-ns --quick --out "$dir/ns.json"
   ./build/bench/steep-bench-train --quick --out "$dir/train.json"
   torch_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
   train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
 else
-  ./build/bench/steep-bench --sizes "$sizes" --threads "$threads" --out "$dir/steep.json"
+  ./build/bench/steep-bench --dtype float32 --sizes "$sizes" --threads "$threads" --out "$dir/steep-float32.json"
+  ./build/bench/steep-bench --dtype float64 --guard-max 0 --sizes "$sizes" --threads "$threads" \
+    --out "$dir/steep-float64.json"
+  if [ -n "$big" ]; then
+    big_args=(--sizes "$big" --threads "$threads" --sequential-layouts --rounds 5 --steps-per-round 1 --warmup 1)
+    ./build/bench/steep-bench --dtype float32 "${big_args[@]}" --out "$dir/steep-float32-big.json"
+    ./build/bench/steep-bench --dtype float64 --rules adam "${big_args[@]}" --out "$dir/steep-float64-big.json"
+  fi
   ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
   ./build/bench/steep-bench-train --threads "$threads" --rounds 9 --steps 10 --out "$dir/train.json"
-  torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads")
+  torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads" --dtypes float32,float64)
   train_args=(--threads "$threads" --rounds 9 --steps 10)
 fi
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
