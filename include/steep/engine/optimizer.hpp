@@ -682,15 +682,23 @@ private:
   // Everything the loop computes for the element group at i, nothing stored. Matrix stages'
   // results exist only in the update pass (WithMats); before it they read as zero, and the
   // program's phase check guarantees no value computed before the matrix phase depends on them.
-  template <class V, bool WithMats = false>
-  auto evaluate_group(const chunk_frame& f, std::size_t i) const {
+  // Tail: the group is the chunk's last `tail` < V::size elements, loaded as one masked batch
+  // (coordinate-wise rules only, whose loop reads nothing but its own element's streams).
+  template <class V, bool WithMats = false, bool Tail = false>
+  auto evaluate_group(const chunk_frame& f, std::size_t i, [[maybe_unused]] std::size_t tail = 0) const {
+    auto ld = [&](const auto* ptr) {
+      if constexpr (Tail)
+        return kernel::load_first<V>(ptr + i, tail);
+      else
+        return kernel::load<V>(ptr + i);
+    };
     // (A per-block slot is a per-block scalar to the loop: nothing to load.)
     auto olds = [&]<std::size_t... K>(std::index_sequence<K...>) {
       return std::make_tuple([&] {
         if constexpr (per_block_slot<K> || line_slot<K> != expr::not_a_line)
           return kernel::broadcast<V>(0.0);
         else
-          return kernel::load<V>(std::get<K>(f.slots) + i);
+          return ld(std::get<K>(f.slots));
       }()...);
     }
     (std::make_index_sequence<n_slots>{});
@@ -707,9 +715,9 @@ private:
         return std::make_tuple((static_cast<void>(K), kernel::broadcast<V>(0.0))...);
     }
     (std::make_index_sequence<n_matrices>{});
-    eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
-      kernel::load<V>(f.g + i), kernel::load<V>(f.p + i), olds, {}, mats, steps, block, i, f.cols, f.lines
-    };
+    eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{ ld(f.g), ld(f.p), olds,  {},
+                                                                                mats,    steps,   block, i,
+                                                                                f.cols,  f.lines };
     return compute_news<0>(c0);
   }
 
@@ -720,37 +728,59 @@ private:
 
   // One chunk of the update pass, flattened into one loop (no call per batch). A held-back
   // coordinate stores back what it loaded; the chunk's flag says whether it held any back.
+  // A coordinate-wise rule ends the chunk with one masked batch instead of a scalar tail: a
+  // model's many small tensors each end in a tail, and in the scalar tail a rule such as Lion
+  // spent as long on its last 7 elements as on the 320 before them.
   template <hold Hold>
   [[gnu::flatten]] void update_chunk(std::size_t ci) {
     const kernel::chunk& ch = wl_[ci];
     const chunk_frame f = frame(ch.block);
     lanes_ok<T> stepped;
-    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
-      auto c = evaluate_group<V, true>(f, i);
+    auto group = [&]<class V, bool Tail>(std::size_t i, [[maybe_unused]] std::size_t tail) {
+      auto c = evaluate_group<V, true, Tail>(f, i, tail);
       constexpr std::size_t out = program_type::output_root;
       const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
         std::get<out>(roots_), c);
       const V p_new = c.param + delta;
+      auto put = [&](auto* ptr, const V& v) {
+        if constexpr (Tail)
+          kernel::store_first(ptr + i, v, tail);
+        else
+          kernel::store_exact(ptr + i, v);
+      };
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         if constexpr (Hold == hold::nothing) {
-          kernel::store(f.p + i, p_new);
-          ((element_slot<K> ? kernel::store_exact(std::get<K>(f.slots) + i, std::get<K>(c.news)) : void()),
-           ...);
+          put(f.p, p_new);
+          ((element_slot<K> ? put(std::get<K>(f.slots), std::get<K>(c.news)) : void()), ...);
         } else {
           auto ok = finite_lanes(p_new);
           if constexpr (Hold == hold::overflow_and_grad)
             ok = ok & finite_lanes(c.grad);
           ((element_slot<K> ? void(ok = ok & finite_lanes(std::get<K>(c.news))) : void()), ...);
-          stepped.add(ok);
-          kernel::store(f.p + i, select_lanes(ok, p_new, c.param));
-          ((element_slot<K> ? kernel::store_exact(std::get<K>(f.slots) + i,
-                                                  select_lanes(ok, std::get<K>(c.news), std::get<K>(c.olds)))
-                            : void()),
+          if constexpr (Tail)
+            stepped.add(ok | kernel::lanes_past<V>(tail)); // (lanes past the tail are never stored)
+          else
+            stepped.add(ok);
+          put(f.p, select_lanes(ok, p_new, c.param));
+          ((element_slot<K>
+              ? put(std::get<K>(f.slots), select_lanes(ok, std::get<K>(c.news), std::get<K>(c.olds)))
+              : void()),
            ...);
         }
       }
       (std::make_index_sequence<n_slots>{});
-    });
+    };
+    using VB = kernel::batch<T>;
+    std::size_t i = ch.begin;
+    for (; i + VB::size <= ch.end; i += VB::size)
+      group.template operator()<VB, false>(i, 0);
+    if constexpr (coordinatewise) {
+      if (i < ch.end)
+        group.template operator()<VB, true>(i, ch.end - i);
+    } else {
+      for (; i < ch.end; ++i)
+        group.template operator()<T, false>(i, 0);
+    }
     if constexpr (Hold != hold::nothing)
       chunk_bad_[ci] = !stepped.all();
   }

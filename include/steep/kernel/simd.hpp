@@ -145,7 +145,7 @@ inline V round_to(const V& v) {
     return static_cast<T>(static_cast<S>(v));
   } else {
     alignas(64) S tmp[V::size];
-    store(tmp, v);
+    kernel::store(tmp, v);
     return load<V>(tmp);
   }
 }
@@ -156,7 +156,52 @@ inline void store_exact(S* p, const V& v) {
   if constexpr (std::is_same_v<S, bfloat16> && std::is_same_v<scalar_of<V>, float> && is_batch_v<V>)
     store_bf16_exact(p, v);
   else
-    store(p, v);
+    kernel::store(p, v); // qualified: ADL would pick xsimd::store, an aligned store
+}
+
+// A chunk's last n < V::size elements as one batch (a masked SIMD tail): load_first reads the
+// first n lanes from p and zeroes the rest, store_first writes the first n lanes back. With AVX-512 and S the
+// arithmetic type, each load and store is one masked instruction; otherwise the lanes go through a stack
+// buffer. Only the first n elements of p are ever read or written; lanes_past(n) is true on the others.
+template <class V, class S>
+inline V load_first(const S* p, std::size_t n) {
+  using T = scalar_of<V>;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<S, T> && sizeof(typename V::register_type) == 64) {
+    if constexpr (std::is_same_v<T, float>)
+      return V(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p));
+    else if constexpr (std::is_same_v<T, double>)
+      return V(_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p));
+  }
+#endif
+  alignas(64) S tmp[V::size] = {};
+  for (std::size_t k = 0; k < n; ++k)
+    tmp[k] = p[k];
+  return load<V>(+tmp);
+}
+template <class S, class V>
+inline void store_first(S* p, const V& v, std::size_t n) {
+  using T = scalar_of<V>;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<S, T> && sizeof(typename V::register_type) == 64) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
+    else if constexpr (std::is_same_v<T, double>)
+      return _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), v);
+  }
+#endif
+  alignas(64) S tmp[V::size];
+  kernel::store(+tmp, v);
+  for (std::size_t k = 0; k < n; ++k)
+    p[k] = tmp[k];
+}
+template <class V>
+inline auto lanes_past(std::size_t n) {
+  using T = scalar_of<V>;
+  alignas(64) T index[V::size];
+  for (std::size_t k = 0; k < V::size; ++k)
+    index[k] = static_cast<T>(k);
+  return V::load_aligned(index) >= V(static_cast<T>(n));
 }
 
 template <class V>
