@@ -8,8 +8,9 @@
 // Every kernel copies its pointers and its per-step scalars into locals before the loop (so the
 // compiler keeps them in registers instead of reloading them through a struct on each
 // iteration), loads each input once, and ends in a scalar tail written with the same
-// expression. Each is a template on `Copy`: Copy = 0 and Copy = 1 are two identical copies of
-// the machine code (bench/CMakeLists.txt turns off GCC's identical-code folding for this
+// expression, as most hand-written kernels do (steep ends a coordinate-wise rule's chunk in one
+// masked batch instead: docs/design.md). Each is a template on `Copy`: Copy = 0 and Copy = 1 are two
+// identical copies of the machine code (bench/CMakeLists.txt turns off GCC's identical-code folding for this
 // target), and the run times the second against the first as the noise floor of a ratio.
 // The math follows the operation order of steep's rules (dsl/steep/rules/), so steep-bench can
 // check each kernel against steep on the same inputs before anything is timed.

@@ -46,6 +46,20 @@ def elementwise_section(steep):
             "Time of steep's loop (guard off) over a hand-written fused xsimd + TBB loop, median of per-round "
             "ratios; the noise floor is a second identical copy of the hand-written loop over the first. "
             "Roof: the rule's stream-mix roofline over steep.", ""]
+    import statistics
+    summary = []
+    for rule in RULES:
+        qs = [q for q in ratio_rows(steep, "steep_over_handwritten") if q["name"] == rule]
+        if not qs:
+            continue
+        r = [q["ratio"] for q in qs]
+        f = [abs(q["noise_floor"] - 1) for q in qs]
+        small = [q["ratio"] for q in qs if q["params"] <= 1 << 16]
+        summary.append([rule, len(qs), f"{statistics.median(r):.3f}", f"{min(r):.3f} - {max(r):.3f}",
+                        f"{max(small):.3f}" if small else "", sum(x > 1.02 for x in r),
+                        f"{statistics.median(f):.3f} / {max(f):.3f}"])
+    out += table(["rule", "cells", "median steep / hw", "range", "worst at <= 64K", "cells > 1.02",
+                  "noise floor: abs(copy / hw - 1), median / max"], summary)
     rows = []
     for q in sorted(ratio_rows(steep, "steep_over_handwritten"),
                     key=lambda q: (RULES.index(q["name"]), q["params"], q["tensors"], q["threads"])):

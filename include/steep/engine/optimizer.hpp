@@ -688,9 +688,9 @@ private:
   auto evaluate_group(const chunk_frame& f, std::size_t i, [[maybe_unused]] std::size_t tail = 0) const {
     auto ld = [&](const auto* ptr) {
       if constexpr (Tail)
-        return kernel::load_first<V>(ptr + i, tail);
+        return kernel::in_register(kernel::load_first<V>(ptr + i, tail));
       else
-        return kernel::load<V>(ptr + i);
+        return kernel::in_register(kernel::load<V>(ptr + i));
     };
     // (A per-block slot is a per-block scalar to the loop: nothing to load.)
     auto olds = [&]<std::size_t... K>(std::index_sequence<K...>) {

@@ -204,6 +204,21 @@ inline auto lanes_past(std::size_t n) {
   return V::load_aligned(index) >= V(static_cast<T>(n));
 }
 
+// v, pinned in a register: the compiler may no longer fold its load into each instruction that
+// uses it. A rule that reads an input twice (Lion's m feeds both the sign and the new m) would
+// otherwise load it twice from memory, 6 vector loads per batch where 4 do.
+template <class V>
+inline V in_register(V v) {
+#if defined(__GNUC__)
+  if constexpr (is_batch_v<V>) {
+    auto r = static_cast<typename V::register_type>(v);
+    asm("" : "+v"(r));
+    return V(r);
+  }
+#endif
+  return v;
+}
+
 template <class V>
 inline V broadcast(double x) {
   return V(static_cast<scalar_of<V>>(x));
