@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compile-time cost of steep (README, "Benchmarks"): wall time and peak memory of g++ on
-#   one_rule   a TU that builds and steps one optimizer (Adam, float);
+#   one_rule   a TU that builds and steps one optimizer (Adam, float), with <steep/steep.hpp>;
 #   two_rules  the same plus Lion: the added cost of one more rule;
+#   one_rule_lean, two_rules_lean  the same with only what they use: <steep/engine/optimizer.hpp>
+#              and the rule headers (<steep/rules/adam.hpp>, <steep/rules/lion.hpp>);
 #   catalogue  every rule of the catalogue, plain and routed, stepped once (float);
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
 # Same flags as steep's own targets (-O3 -march=native -std=c++20). One compile at a time; the
@@ -16,11 +18,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 flags=(-std=c++20 -O3 -DNDEBUG -march=native -Iinclude -Idsl -c -o "$work/out.o")
 
-tu() { # name, then the rule expressions
+tu() { # name, then the rule expressions (headers: $includes, default <steep/steep.hpp>)
   local name=$1
   shift
   {
-    echo '#include <steep/steep.hpp>'
+    for h in ${includes:-steep/steep.hpp}; do echo "#include <$h>"; done
     echo 'template <class Rule> void run(Rule r) { steep::param_store<float> s({{"W", {8, 4}}, {"b", {4}}}); steep::optimizer o(r, s); o.step(); }'
     echo 'int main() {'
     for r in "$@"; do echo "  run($r);"; done
@@ -30,6 +32,9 @@ tu() { # name, then the rule expressions
 
 tu one_rule 'steep::rules::adam(1e-3f)'
 tu two_rules 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
+includes="steep/engine/optimizer.hpp steep/rules/adam.hpp" tu one_rule_lean 'steep::rules::adam(1e-3f)'
+includes="steep/engine/optimizer.hpp steep/rules/adam.hpp steep/rules/lion.hpp" \
+  tu two_rules_lean 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
 catalogue=('steep::rules::sgd(0.1f)' 'steep::rules::momentum(0.1f, 0.9)' 'steep::rules::nesterov(0.1f, 0.9)'
   'steep::rules::adam(1e-3f)' 'steep::rules::adam_eps0(1e-3f)' 'steep::rules::amsgrad(1e-3f)'
   'steep::rules::adamw(1e-3f)' 'steep::rules::adagrad(1e-2f)' 'steep::rules::rmsprop(1e-3f)'
@@ -53,7 +58,7 @@ measure() { # file, extra flags...
 out=bench/results/compile-cost-$(date -u +%Y-%m-%d).json
 echo "{" >"$out"
 first=1
-for case in one_rule two_rules catalogue syntax; do
+for case in one_rule two_rules one_rule_lean two_rules_lean catalogue syntax; do
   extra=()
   [ "$case" = syntax ] && extra=(-fsyntax-only)
   read -r secs kb < <(measure "$case" "${extra[@]}")

@@ -1,8 +1,11 @@
 #pragma once
 // The engine: runs a compiled rule over a param_store — plain, routed and type-erased
 // optimizers behind one interface, with the non-finite guard on every step.
+//
+// Checkpoints (steep/engine/checkpoint.hpp) are not included here: they bring a JSON parser and
+// the safetensors reader, which a translation unit that only steps optimizers should not pay
+// to compile (README, "Compile-time cost"). steep/steep.hpp includes everything.
 #include "steep/engine/any_optimizer.hpp"
-#include "steep/engine/checkpoint.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/interface.hpp"
 #include "steep/engine/optimizer.hpp"

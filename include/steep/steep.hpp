@@ -10,5 +10,6 @@
 //   opt.step();
 #include "steep/core/param_store.hpp"
 #include "steep/engine.hpp"
+#include "steep/engine/checkpoint.hpp"
 #include "steep/expr.hpp"
 #include "steep/rules.hpp"
