@@ -2,8 +2,8 @@
 # Compile-time cost of steep (README, "Benchmarks"): wall time and peak memory of g++ on
 #   one_rule   a TU that builds and steps one optimizer (Adam, float), with <steep/steep.hpp>;
 #   two_rules  the same plus Lion: the added cost of one more rule;
-#   one_rule_lean, two_rules_lean  the same with only what they use: <steep/engine/optimizer.hpp>
-#              and the rule headers (<steep/rules/adam.hpp>, <steep/rules/lion.hpp>);
+#   one_rule_lean, two_rules_lean  the same with only what they use: <steep/engine.hpp> (no
+#              checkpoints) and the rule headers (<steep/rules/adam.hpp>, <steep/rules/lion.hpp>);
 #   catalogue  every rule of the catalogue, plain and routed, stepped once (float);
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
 # Same flags as steep's own targets (-O3 -march=native -std=c++20). One compile at a time; the
@@ -32,8 +32,8 @@ tu() { # name, then the rule expressions (headers: $includes, default <steep/ste
 
 tu one_rule 'steep::rules::adam(1e-3f)'
 tu two_rules 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
-includes="steep/engine/optimizer.hpp steep/rules/adam.hpp" tu one_rule_lean 'steep::rules::adam(1e-3f)'
-includes="steep/engine/optimizer.hpp steep/rules/adam.hpp steep/rules/lion.hpp" \
+includes="steep/engine.hpp steep/rules/adam.hpp" tu one_rule_lean 'steep::rules::adam(1e-3f)'
+includes="steep/engine.hpp steep/rules/adam.hpp steep/rules/lion.hpp" \
   tu two_rules_lean 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
 catalogue=('steep::rules::sgd(0.1f)' 'steep::rules::momentum(0.1f, 0.9)' 'steep::rules::nesterov(0.1f, 0.9)'
   'steep::rules::adam(1e-3f)' 'steep::rules::adam_eps0(1e-3f)' 'steep::rules::amsgrad(1e-3f)'
@@ -50,7 +50,11 @@ measure() { # file, extra flags...
   local f=$1
   shift
   for _ in $(seq "$runs"); do
-    /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" "$@" "$work/$f.cpp" >/dev/null 2>&1
+    if ! /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" "$@" "$work/$f.cpp" >"$work/log" 2>&1; then
+      echo "compile-cost.sh: $f.cpp does not compile:" >&2
+      head -20 "$work/log" >&2
+      exit 1
+    fi
     cat "$work/time"
   done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print $1, $2 }'
 }
