@@ -4,7 +4,7 @@
 # steep-bench-train (the main job's training step vs DGEMM) and, where Debian's python3-torch is
 # installed, the PyTorch peers; writes every JSON, all.json and report.md into one directory.
 #
-#   scripts/bench.sh                      # bench/results/run-<date>/ (about 35 minutes on 2 cores)
+#   scripts/bench.sh                      # bench/results/run-<date>/ (steep-bench grid ~9 min on 2 cores)
 #   scripts/bench.sh --quick              # a smoke-sized run (seconds)
 #   SIZES=65536,1048576 BIG= THREADS=1,2 scripts/bench.sh   # a part of the grid
 #
