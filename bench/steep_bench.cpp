@@ -334,7 +334,7 @@ struct layout {
     auto has = [&](const char* r) { return rules.count(r) > 0; };
     if (has("adam")) {
       adam.emplace(adam_rule<T>(), store, off);
-      chunks["adam"] = hw::make_chunks(streams_of(*adam, store, "exp_avg", "exp_avg_sq"));
+      chunks["adam"] = hw::make_chunks(streams_of(*adam, store, first_slot("adam"), second_slot("adam")));
       if (guard) {
         adam_guarded.emplace(adam_rule<T>(), store, steep::optimizer_options{ .threads = threads });
         adam_masked.emplace(
@@ -357,19 +357,21 @@ struct layout {
     }
     if (has("adamw")) {
       adamw.emplace(adamw_rule<T>(), store, off);
-      chunks["adamw"] = hw::make_chunks(streams_of(*adamw, store, "exp_avg", "exp_avg_sq"));
+      chunks["adamw"] = hw::make_chunks(streams_of(*adamw, store, first_slot("adamw"), second_slot("adamw")));
     }
     if (has("lion")) {
       lion.emplace(lion_rule<T>(), store, off);
-      chunks["lion"] = hw::make_chunks(streams_of(*lion, store, "exp_avg", nullptr));
+      chunks["lion"] = hw::make_chunks(streams_of(*lion, store, first_slot("lion"), second_slot("lion")));
     }
     if (has("signum")) {
       signum.emplace(signum_rule<T>(), store, off);
-      chunks["signum"] = hw::make_chunks(streams_of(*signum, store, "momentum_buffer", nullptr));
+      chunks["signum"] =
+        hw::make_chunks(streams_of(*signum, store, first_slot("signum"), second_slot("signum")));
     }
     if (has("momentum")) {
       momentum.emplace(momentum_rule<T>(), store, off);
-      chunks["momentum"] = hw::make_chunks(streams_of(*momentum, store, "momentum_buffer", nullptr));
+      chunks["momentum"] =
+        hw::make_chunks(streams_of(*momentum, store, first_slot("momentum"), second_slot("momentum")));
     }
     fill_inputs(store);
   }

@@ -27,8 +27,9 @@
 // A finite gradient can still give a value its storage cannot hold: float32 Adam's
 // v = b2 v + (1 - b2) g^2 is +Inf for |g| > ~1.8e19, and a coordinate whose v is +Inf never
 // moves again. So under every policy but off the update pass stores a coordinate's new
-// parameter and element-wise slots only where all of them are finite; elsewhere it stores back
-// what it loaded. step() then returns false, skipped_steps() counts the step and held_back()
+// parameter and element-wise slots only where they and its gradient entry are finite (the same
+// loop serves mask, and refuse and skip, whose gradient is known finite by then); elsewhere it
+// stores back what it loaded. step() then returns false, skipped_steps() counts the step and held_back()
 // names the block, index and output (describe_held_back). This is a select in registers, no
 // memory traffic. Per-block and per-row slots, computed on the host, are not covered.
 //

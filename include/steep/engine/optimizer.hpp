@@ -285,14 +285,11 @@ public:
   void commit_step() {
     require_live_store(store_alive_);
     held_.reset();
-    if (masked())
-      update_pass<coordinatewise ? hold::overflow_and_grad : hold::overflow>(); // (else never masked)
-    else if (policy_ != nonfinite_policy::off)
-      update_pass<hold::overflow>();
-    else
-      update_pass<hold::nothing>();
-    if (policy_ != nonfinite_policy::off)
+    if (policy_ != nonfinite_policy::off) {
+      update_pass<true>();
       held_ = held_entries();
+    } else
+      update_pass<false>();
     store_block_slots();
     store_line_slots();
     ++t_;
@@ -721,17 +718,14 @@ private:
     return compute_news<0>(c0);
   }
 
-  // What the update pass holds back (guard.hpp): nothing (nonfinite_policy::off), coordinates
-  // whose new values are not finite, or those and coordinates with a non-finite gradient
-  // (nonfinite_policy::mask).
-  enum class hold { nothing, overflow, overflow_and_grad };
-
-  // One chunk of the update pass, flattened into one loop (no call per batch). A held-back
-  // coordinate stores back what it loaded; the chunk's flag says whether it held any back.
+  // One chunk of the update pass, flattened into one loop (no call per batch). Hold (every
+  // policy but off, guard.hpp): a coordinate whose gradient or new values are not finite stores
+  // back what it loaded, and the chunk's flag says whether it held any back. Under refuse and
+  // skip the gradient is already known finite here, so only mask and overflow ever hold back.
   // A coordinate-wise rule ends the chunk with one masked batch instead of a scalar tail: a
   // model's many small tensors each end in a tail, and in the scalar tail a rule such as Lion
   // spent as long on its last 7 elements as on the 320 before them.
-  template <hold Hold>
+  template <bool Hold>
   [[gnu::flatten]] void update_chunk(std::size_t ci) {
     const kernel::chunk& ch = wl_[ci];
     const chunk_frame f = frame(ch.block);
@@ -749,13 +743,12 @@ private:
           kernel::store_exact(ptr + i, v);
       };
       [&]<std::size_t... K>(std::index_sequence<K...>) {
-        if constexpr (Hold == hold::nothing) {
+        if constexpr (!Hold) {
           put(f.p, p_new);
           ((element_slot<K> ? put(std::get<K>(f.slots), std::get<K>(c.news)) : void()), ...);
         } else {
-          auto ok = finite_lanes(p_new);
-          if constexpr (Hold == hold::overflow_and_grad)
-            ok = ok & finite_lanes(c.grad);
+          auto ok = finite_lanes(p_new); // (bool for the scalar tail: & on it keeps the type)
+          ok = ok & finite_lanes(c.grad);
           ((element_slot<K> ? void(ok = ok & finite_lanes(std::get<K>(c.news))) : void()), ...);
           if constexpr (Tail)
             stepped.add(ok | kernel::lanes_past<V>(tail)); // (lanes past the tail are never stored)
@@ -781,19 +774,20 @@ private:
       for (; i < ch.end; ++i)
         group.template operator()<T, false>(i, 0);
     }
-    if constexpr (Hold != hold::nothing)
+    if constexpr (Hold)
       chunk_bad_[ci] = !stepped.all();
   }
 
-  template <hold Hold>
+  template <bool Hold>
   void update_pass() {
     exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk<Hold>(ci); });
   }
 
-  // The coordinates the update pass held back, from its chunk flags, in list order: the first
-  // with its cause and how many there are; clears the flags. The cause is found again by
-  // evaluating the coordinate alone: its inputs are what the pass read, since it stored back.
-  std::optional<nonfinite_entry> held_entries() {
+  // The first bad coordinate of the flagged chunks, in list order, with how many there are;
+  // clears the flags. bad(block, frame, i) describes coordinate i if it is bad. Scanned
+  // serially: rare, and the same for any thread count.
+  template <class Bad>
+  std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
     for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
@@ -801,56 +795,55 @@ private:
         continue;
       chunk_bad_[ci] = 0;
       const kernel::chunk& ch = wl_[ci];
-      const auto& blk = blocks_[ch.block];
       const chunk_frame f = frame(ch.block);
-      for (std::size_t i = ch.begin; i < ch.end; ++i) {
-        nonfinite_entry e{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
-        if (std::isfinite(blk.grad[i]) || !masked()) {
-          auto c = evaluate_group<T, true>(f, i);
-          constexpr std::size_t r = program_type::output_root;
-          const T p_new =
-            c.param + expr::evaluate<program_type::step_offset[r], program_type::block_offset[r]>(
-                        std::get<r>(roots_), c);
-          e.output = std::isfinite(p_new) ? "" : "param";
-          e.value = static_cast<double>(p_new);
-          [&]<std::size_t... K>(std::index_sequence<K...>) {
-            ((e.output.empty() && element_slot<K> && !std::isfinite(static_cast<double>(std::get<K>(c.news)))
-                ? void((e.output = std::string(program_type::slot_name(K)),
-                        e.value = static_cast<double>(std::get<K>(c.news))))
-                : void()),
-             ...);
-          }
-          (std::make_index_sequence<n_slots>{});
-          if (e.output.empty())
-            continue; // stepped
-        }
-        if (count++ == 0)
-          out = e;
-      }
+      for (std::size_t i = ch.begin; i < ch.end; ++i)
+        if (auto e = bad(blocks_[ch.block], f, i); e && count++ == 0)
+          out = std::move(e);
     }
     if (out)
       out->count = count;
     return out;
   }
 
-  // The first non-finite gradient entry of the flagged chunks, in list order, with how many
-  // there are; clears the flags. Scanned serially: rare, and the same for any thread count.
+  // A coordinate whose gradient entry is not finite.
+  static std::optional<nonfinite_entry> bad_gradient(const block<T>& blk, std::size_t i) {
+    if (std::isfinite(blk.grad[i]))
+      return std::nullopt;
+    return nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
+  }
+
+  // The first non-finite gradient entry of the flagged chunks (the guard's passes).
   std::optional<nonfinite_entry> nonfinite_entries() {
-    std::optional<nonfinite_entry> out;
-    std::size_t count = 0;
-    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
-      if (!chunk_bad_[ci])
-        continue;
-      const kernel::chunk& ch = wl_[ci];
-      const auto& blk = blocks_[ch.block];
-      for (std::size_t i = ch.begin; i < ch.end; ++i)
-        if (!std::isfinite(blk.grad[i]) && count++ == 0)
-          out = nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
-      chunk_bad_[ci] = 0;
-    }
-    if (out)
-      out->count = count;
-    return out;
+    return scan_flagged_chunks(
+      [](const auto& blk, const chunk_frame&, std::size_t i) { return bad_gradient(blk, i); });
+  }
+
+  // The coordinates the update pass held back: a non-finite gradient entry, or one whose new
+  // parameter or slot value is not finite, found again by evaluating the coordinate alone (its
+  // inputs are what the pass read, since it stored them back).
+  std::optional<nonfinite_entry> held_entries() {
+    return scan_flagged_chunks([&](const auto& blk, const chunk_frame& f, std::size_t i) {
+      if (auto e = bad_gradient(blk, i))
+        return e;
+      auto c = evaluate_group<T, true>(f, i);
+      constexpr std::size_t r = program_type::output_root;
+      const T p_new = c.param + expr::evaluate<program_type::step_offset[r], program_type::block_offset[r]>(
+                                  std::get<r>(roots_), c);
+      std::optional<nonfinite_entry> e;
+      auto report = [&](std::string output, double value) {
+        if (!e && !std::isfinite(value))
+          e = nonfinite_entry{ blk.name, blk.shape, i, value, 1, std::move(output) };
+      };
+      report("param", static_cast<double>(p_new));
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        ((element_slot<K>
+            ? report(std::string(program_type::slot_name(K)), static_cast<double>(std::get<K>(c.news)))
+            : void()),
+         ...);
+      }
+      (std::make_index_sequence<n_slots>{});
+      return e;
+    });
   }
 
   // ---- the non-finite guard (guard.hpp) --------------------------------------------------------
