@@ -30,6 +30,11 @@ Cases
   muon_stacked   torch 2.11 Muon's update (quintic, X / max(||X||, 1e-7)) on each slice of a
                  stacked block: experts E (3, 4, 6) as three 4 x 6 matrices, a fused Q (12, 5) per
                  head as three 4 x 5 matrices.
+  normuon_stacked  the NorMuon update above on each slice of those stacked blocks, each slice a
+                 matrix of its own: its polar factor, one second moment per row of the slice,
+                 rescaled to the slice's polar-factor norm, lr sqrt(max(1, slice rows / cols)).
+  adam_mini_sliced  Adam-mini with one partition per slice of those blocks (per expert, per
+                 head: the authors' partition of queries and keys): v = EMA of mean(g^2) per slice.
   adam_mini      Zhang et al. (2024), "Adam-mini" (arXiv:2406.16793), the authors' step for a
                  block that is one partition: m per element, v = EMA of mean(g^2) over the block,
                  p (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps).
@@ -193,6 +198,43 @@ def muon_slices(p, grads, slice_rows, slice_cols, lr=0.02, wd=0.1, mu=0.95):
     return out
 
 
+def normuon_slices(p, grads, slice_rows, slice_cols, lr=0.02, wd=0.1, mu=0.95, b2=0.95):
+    buf = np.zeros_like(p)
+    n = slice_rows * slice_cols
+    k_slices = p.size // n
+    v = np.zeros((k_slices, slice_rows, 1))
+    out = []
+    for g in grads:
+        buf = buf + (1 - mu) * (g - buf)
+        u = (g + mu * (buf - g)).reshape(k_slices, slice_rows, slice_cols)
+        o = np.empty_like(u)
+        for k in range(k_slices):
+            ok = newton_schulz(u[k], [QUINTIC] * 5)
+            vnorm = np.linalg.norm(ok)
+            v[k] = v[k] + (1 - b2) * (np.mean(ok * ok, axis=-1, keepdims=True) - v[k])
+            ok = ok * (1 / (np.sqrt(v[k]) + 1e-10))
+            o[k] = ok * (vnorm / (np.linalg.norm(ok) + 1e-10))
+        p = p * (1 - lr * wd)
+        p = p - lr * max(1.0, slice_rows / slice_cols) ** 0.5 * o.reshape(p.shape)
+        out.append(p.copy())
+    return out
+
+
+def adam_mini_slices(p, grads, slice_rows, slice_cols, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, wd=0.1):
+    n = slice_rows * slice_cols
+    m = np.zeros_like(p)
+    v = np.zeros((p.size // n, 1))
+    out = []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * np.mean((g * g).reshape(-1, n), axis=1, keepdims=True)
+        vhat = np.repeat(v / (1 - b2**t), n, axis=1).reshape(p.shape)
+        p = p * (1 - lr * wd)
+        p = p - (lr / (1 - b1**t)) * m / (np.sqrt(vhat) + eps)
+        out.append(p.copy())
+    return out
+
+
 def stacked(out):
     rng = np.random.default_rng(13)
     for name, shape, (sr, sc) in (("E", (3, 4, 6), (4, 6)), ("Q", (12, 5), (4, 5))):
@@ -200,7 +242,9 @@ def stacked(out):
         grads = rng.standard_normal((STEPS,) + shape)
         np.save(os.path.join(out, f"{name}_p0.npy"), p0)
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
-        np.save(os.path.join(out, f"muon_stacked_{name}.npy"), np.stack(muon_slices(p0.copy(), grads, sr, sc)))
+        for case, fn in (("muon_stacked", muon_slices), ("normuon_stacked", normuon_slices),
+                         ("adam_mini_sliced", adam_mini_slices)):
+            np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads, sr, sc)))
 
 
 def main():

@@ -113,6 +113,10 @@ TEST_CASE("checkpoint: save, load, continue is bitwise the uninterrupted run, ev
   check_round_trip(steep::route(steep::on<block_role::hidden_matrix> >> rules::normuon(0.02),
                                 steep::otherwise >> rules::adamw(1e-3)),
                    "normuon_adamw"); // a per-row slot
+  check_round_trip(steep::route(steep::on_name("W1") >> rules::adam_mini_sliced(1e-2, 2, 6),
+                                steep::on_name("W2") >> rules::normuon_stacked(0.02, 4, 5),
+                                steep::otherwise >> rules::adamw(1e-3)),
+                   "sliced"); // per-slice slots
 }
 
 TEST_CASE("checkpoint: blocks are matched by name, not position") {

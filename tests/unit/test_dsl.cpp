@@ -164,6 +164,10 @@ TEST_CASE("every catalogue setting that a number sets has a name and a range") {
   named(normuon, "momentum", 0.95, -0.1);
   steep::optimizer stacked(rules::muon_stacked(0.02, 2, 2), hidden);
   named(stacked, "momentum", 0.95, 1.0);
+  steep::optimizer normuon_stacked(rules::normuon_stacked(0.02, 2, 2), hidden);
+  named(normuon_stacked, "beta2", 0.95, 1.0);
+  steep::optimizer mini_sliced(rules::adam_mini_sliced(1e-3, 1, 3), hidden);
+  named(mini_sliced, "beta2", 0.999, 1.0);
   steep::optimizer muon_optax(rules::muon_optax(0.02), hidden);
   named(muon_optax, "beta", 0.95, 1.0);
   steep::optimizer full(rules::muon_optax_full(0.02, 0.95, 0.1, 0.9, 0.999, 1e-8, 0.01), mats);

@@ -230,9 +230,11 @@ TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-o
   check_all(rules::muon_optax(0.02), false);
   check_all(rules::spectral_msd(0.02), false);
   check_all(rules::muon_paper(0.02), false);
-  check_all(rules::adamuon(0.02), false);      // a reduction after the matrix phase
-  check_all(rules::normuon(0.02), false);      // a per-row slot, reductions of depth 1 and 2
-  check_all(rules::scion_colnorm(0.02), true); // column lines
+  check_all(rules::adamuon(0.02), false);                // a reduction after the matrix phase
+  check_all(rules::normuon(0.02), false);                // a per-row slot, reductions of depth 1 and 2
+  check_all(rules::scion_colnorm(0.02), true);           // column lines
+  check_all(rules::normuon_stacked(0.02, 2, 3), false);  // per-slice lines of two lengths
+  check_all(rules::adam_mini_sliced(1e-2, 2, 3), false); // a per-slice slot
 }
 
 TEST_CASE("guard: a routed rule refuses for every arm at once, and a retry applies no arm twice") {

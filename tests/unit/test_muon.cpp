@@ -602,41 +602,128 @@ TEST_CASE("Scion: ColNorm on the first block, Spectral on hidden matrices, Sign 
         1e-3);
 }
 
-TEST_CASE("Muon on stacked matrices: experts and heads, each slice its own polar factor, against float64") {
+namespace {
+// The worst relative error over the trajectory of a route that gives "experts" (3, 4, 6) rule_e
+// and "wq" (12, 5) rule_q, against the float64 reference `name_of_case`.
+template <class RuleE, class RuleQ>
+double stacked_error(const RuleE& rule_e, const RuleQ& rule_q, const std::string& name_of_case, int threads) {
   const std::string dir = golden_dir + "/../variants/";
   const auto e0 = xt::load_npy<double>(dir + "E_p0.npy"), q0 = xt::load_npy<double>(dir + "Q_p0.npy");
   const auto eg = xt::load_npy<double>(dir + "E_grads.npy"), qg = xt::load_npy<double>(dir + "Q_grads.npy");
-  const auto er = xt::load_npy<double>(dir + "muon_stacked_E.npy"),
-             qr = xt::load_npy<double>(dir + "muon_stacked_Q.npy");
-  for (int threads : { 1, 2 }) {
-    steep::param_store<double> store({ { "experts", { 3, 4, 6 } }, { "wq", { 12, 5 } } });
-    std::copy(e0.begin(), e0.end(), store.block_at(0).param);
-    std::copy(q0.begin(), q0.end(), store.block_at(1).param);
-    steep::optimizer opt(steep::route(steep::on_name("experts") >> rules::muon_stacked(0.02, 4, 6),
-                                      steep::on_name("wq") >> rules::muon_stacked(0.02, 4, 5)),
-                         store, { .threads = threads });
-    double worst = 0;
-    for (std::size_t t = 0; t < eg.shape()[0]; ++t) {
-      auto ge = xt::view(eg, t), gq = xt::view(qg, t);
-      std::copy(ge.begin(), ge.end(), store.block_at(0).grad);
-      std::copy(gq.begin(), gq.end(), store.block_at(1).grad);
-      opt.step();
-      for (auto [k, ref] : { std::pair{ 0, xt::xarray<double>(xt::view(er, t)) },
-                             std::pair{ 1, xt::xarray<double>(xt::view(qr, t)) } }) {
-        double d = 0, n = 0;
-        for (std::size_t i = 0; i < ref.size(); ++i) {
-          const double e = store.block_at(k).param[i] - ref.flat(i);
-          d += e * e, n += ref.flat(i) * ref.flat(i);
-        }
-        worst = std::max(worst, std::sqrt(d / n));
+  const auto er = xt::load_npy<double>(dir + name_of_case + "_E.npy"),
+             qr = xt::load_npy<double>(dir + name_of_case + "_Q.npy");
+  steep::param_store<double> store({ { "experts", { 3, 4, 6 } }, { "wq", { 12, 5 } } });
+  std::copy(e0.begin(), e0.end(), store.block_at(0).param);
+  std::copy(q0.begin(), q0.end(), store.block_at(1).param);
+  steep::optimizer opt(steep::route(steep::on_name("experts") >> rule_e, steep::on_name("wq") >> rule_q),
+                       store, { .threads = threads });
+  double worst = 0;
+  for (std::size_t t = 0; t < eg.shape()[0]; ++t) {
+    auto ge = xt::view(eg, t), gq = xt::view(qg, t);
+    std::copy(ge.begin(), ge.end(), store.block_at(0).grad);
+    std::copy(gq.begin(), gq.end(), store.block_at(1).grad);
+    opt.step();
+    for (auto [k, ref] : { std::pair{ 0, xt::xarray<double>(xt::view(er, t)) },
+                           std::pair{ 1, xt::xarray<double>(xt::view(qr, t)) } }) {
+      double d = 0, n = 0;
+      for (std::size_t i = 0; i < ref.size(); ++i) {
+        const double e = store.block_at(k).param[i] - ref.flat(i);
+        d += e * e, n += ref.flat(i) * ref.flat(i);
       }
+      worst = std::max(worst, std::sqrt(d / n));
     }
-    CHECK(worst < 1e-12);
   }
+  return worst;
+}
+} // namespace
+
+TEST_CASE("Muon on stacked matrices: experts and heads, each slice its own polar factor, against float64") {
+  for (int threads : { 1, 2 })
+    CHECK(stacked_error(rules::muon_stacked(0.02, 4, 6), rules::muon_stacked(0.02, 4, 5), "muon_stacked",
+                        threads) < 1e-12);
   // A block that does not split into whole slices is refused by name, before any step.
   steep::param_store<double> store({ { "experts", { 3, 4, 6 } } });
   CHECK_THROWS_WITH(steep::optimizer(rules::muon_stacked(0.02, 4, 7), store),
                     Catch::Contains("block 'experts'") && Catch::Contains("do not split into 4 x 7 slices"));
+}
+
+TEST_CASE("NorMuon on stacked matrices: per-row state of each slice, per-slice rescaling, against float64") {
+  for (int threads : { 1, 2 })
+    CHECK(stacked_error(rules::normuon_stacked(0.02, 4, 6, 0.1), rules::normuon_stacked(0.02, 4, 5, 0.1),
+                        "normuon_stacked", threads) < 1e-12);
+  // The comparison can fail: Muon on the same slices is far off.
+  CHECK(stacked_error(rules::muon_stacked(0.02, 4, 6), rules::muon_stacked(0.02, 4, 5), "normuon_stacked",
+                      1) > 1e-3);
+  steep::param_store<float> store({ { "experts", { 3, 4, 6 } } });
+  steep::optimizer opt(rules::normuon_stacked(0.02, 4, 6), store);
+  CHECK_THAT(opt.describe(), Catch::Contains("second_momentum_buffer:float32 (one per slice)"));
+  CHECK(decltype(opt)::bytes_per_param == 4 + 4 + 4 + 8); // p, g, momentum: V is one per row of a slice
+  CHECK(opt.state("experts", "second_momentum_buffer").size() == 12); // 3 experts x 4 rows
+}
+
+TEST_CASE("Adam-mini per slice: one second moment per head or expert, stored per slice, against float64") {
+  for (int threads : { 1, 2 })
+    CHECK(stacked_error(rules::adam_mini_sliced(1e-2, 4, 6, 0.9, 0.999, 1e-8, 0.1),
+                        rules::adam_mini_sliced(1e-2, 4, 5, 0.9, 0.999, 1e-8, 0.1), "adam_mini_sliced",
+                        threads) < 1e-12);
+  // One v per block is not it.
+  CHECK(stacked_error(rules::adam_mini(1e-2, 0.9, 0.999, 1e-8, 0.1),
+                      rules::adam_mini(1e-2, 0.9, 0.999, 1e-8, 0.1), "adam_mini_sliced", 1) > 1e-4);
+  steep::param_store<float> store({ { "wq", { 12, 5 } } });
+  steep::optimizer opt(rules::adam_mini_sliced(1e-2, 4, 5), store);
+  CHECK(decltype(opt)::bytes_per_param == 20); // as Adam-mini: v is one float per slice
+  CHECK(opt.slots()[1].granularity == "slice");
+  CHECK_THAT(opt.describe(), Catch::Contains("v:float32 (one per slice)"));
+  for (std::size_t i = 0; i < 60; ++i)
+    store.grad("wq")[i] = static_cast<float>(i / 20 + 1); // heads of 1s, 2s, 3s
+  opt.step();
+  const auto v = opt.state("wq", "v");
+  REQUIRE(v.size() == 3);
+  for (std::size_t h = 0; h < 3; ++h)
+    CHECK(v(h) == Approx(0.001 * static_cast<double>((h + 1) * (h + 1))));
+  // A block that does not split into whole slices is refused by name; so is a rule that puts
+  // values of different slice lengths in one expression.
+  steep::param_store<float> odd({ { "wq", { 13, 5 } } });
+  CHECK_THROWS_WITH(steep::optimizer(rules::adam_mini_sliced(1e-2, 4, 5), odd),
+                    Catch::Contains("block 'wq'") &&
+                      Catch::Contains("65 entries do not split into slices of 20"));
+  using namespace steep::expr;
+  CHECK_THROWS_WITH(steep::optimizer(-0.1 * grad * (slice_sum(grad, 4, 5) + slice_sum(grad, 1, 5)), store),
+                    Catch::Contains("different slice lengths"));
+}
+
+TEST_CASE("A line reduction reads the lines in its operand (a per-row norm of g / sqrt(V), V per row)") {
+  using namespace steep::expr;
+  auto v = ema<"v">(row_mean(square(grad)), 0.9);
+  auto gh = grad / (sqrt(v) + 1e-10);
+  for (int which = 0; which < 3; ++which) {
+    steep::param_store<double> store({ { "W", { 6, 10 } } });
+    double* g = store.block_at(0).grad;
+    for (std::size_t i = 0; i < 60; ++i)
+      g[i] = std::sin(0.7 * static_cast<double>(i)) + 0.1;
+    if (which == 0)
+      steep::optimizer(-0.1 * gh * row_norm2(gh), store).step();
+    else if (which == 1)
+      steep::optimizer(-0.1 * gh * slice_norm2(gh, 1, 10), store).step(); // a row is a slice
+    else
+      steep::optimizer(-0.1 * gh * slice_norm2(gh, 6, 10), store).step(); // the whole block
+    double total = 0, row_sq[6], vr[6];
+    for (std::size_t r = 0; r < 6; ++r) {
+      double a = 0, b = 0;
+      for (std::size_t c = 0; c < 10; ++c)
+        a += g[r * 10 + c] * g[r * 10 + c];
+      vr[r] = 0.1 * a / 10;
+      for (std::size_t c = 0; c < 10; ++c)
+        b += std::pow(g[r * 10 + c] / (std::sqrt(vr[r]) + 1e-10), 2);
+      row_sq[r] = b, total += b;
+    }
+    for (std::size_t i = 0; i < 60; ++i) {
+      const std::size_t r = i / 10;
+      const double scale = which < 2 ? std::sqrt(row_sq[r]) : std::sqrt(total);
+      CHECK(store.block_at(0).param[i] ==
+            Approx(-0.1 * g[i] / (std::sqrt(vr[r]) + 1e-10) * scale).epsilon(1e-12));
+    }
+  }
 }
 
 TEST_CASE("Newton-Schulz settings that make no map are refused when the optimizer is built") {

@@ -58,6 +58,8 @@ static_assert(decltype(1.0 / (sqrt(col_sum(grad)) + 1e-8))::line == cols_line);
 static_assert(decltype(grad * row_sum(grad))::line == not_a_line);
 static_assert(decltype(row_sum(grad) + col_sum(grad))::line == not_a_line);
 static_assert(decltype(ema<"v">(row_mean(square(grad)), 0.9))::line == rows_line);
+static_assert(decltype(ema<"v">(slice_mean(square(grad), 4, 8), 0.9))::line == slices_line);
+static_assert(decltype(sqrt(slice_sum(grad, 1, 8)) * 2.0)::line == slices_line);
 static_assert(decltype(ema<"v">(block_mean(square(grad)), 0.9))::per_block);
 
 // Reduction depths: AdaMuon's norm after the matrix phase; NorMuon's row mean square of the

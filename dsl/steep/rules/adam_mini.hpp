@@ -15,16 +15,37 @@
 
 #include "steep/rules/common.hpp"
 
+#include <cstddef>
+
 namespace steep::rules {
 
-inline constexpr auto adam_mini = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999, double eps = 1e-8,
-                                                 double weight_decay = 0.0) {
+// The shared body; mean(x) is the second moment's partition mean (block_mean, slice_mean).
+template <operand Lr, class Mean>
+constexpr auto adam_mini_rule(Lr lr, double b1, double b2, double eps, double weight_decay, Mean mean) {
   auto m = ema<"m">(grad, named<"beta1", range::unit_interval>(b1));
-  auto v = ema<"v">(block_mean(square(grad)), named<"beta2", range::unit_interval>(b2));
+  auto v = ema<"v">(mean(square(grad)), named<"beta2", range::unit_interval>(b2));
   return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
            param -
          named<"lr", range::nonnegative>(lr) * debias(m) /
            (sqrt(debias(v)) + named<"eps", range::nonnegative>(eps));
+}
+
+inline constexpr auto adam_mini = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999, double eps = 1e-8,
+                                                 double weight_decay = 0.0) {
+  return adam_mini_rule(lr, b1, b2, eps, weight_decay, [](auto x) { return block_mean(x); });
+};
+
+// Adam-mini with one v per slice of slice_rows x slice_cols consecutive entries: the authors'
+// partition of queries and keys by head (a (n_heads d_head, d) projection with slices of
+// d_head x d), or one v per expert of an (E, out, in) block (slices of out x in). v is stored
+// per slice, one value each ("v": one per slice in describe(), shape (slices) in state()).
+//   steep::route(steep::on_name("*.wq") >> steep::rules::adam_mini_sliced(1e-3, 64, 512),
+//                steep::otherwise >> steep::rules::adam_mini(1e-3));
+inline constexpr auto adam_mini_sliced = []<operand Lr>(Lr lr, std::size_t slice_rows, std::size_t slice_cols,
+                                                        double b1 = 0.9, double b2 = 0.999, double eps = 1e-8,
+                                                        double weight_decay = 0.0) {
+  return adam_mini_rule(lr, b1, b2, eps, weight_decay,
+                        [=](auto x) { return slice_mean(x, slice_rows, slice_cols); });
 };
 
 } // namespace steep::rules

@@ -18,20 +18,50 @@
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/rules/common.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
 namespace steep::rules {
 
-inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(
-  Lr lr, double weight_decay = 0.0, double momentum = 0.95, double beta2 = 0.95,
-  Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
+// The shared body, over a partition: orth(u) is the polar factor, row_mean(x) the mean along
+// each row, norm(x) the Frobenius norm of each matrix, scale Muon's lr factor.
+template <operand Lr, class Orth, class RowMean, class Norm, class Scale>
+constexpr auto normuon_rule(Lr lr, double weight_decay, double momentum, double beta2, Orth orth,
+                            RowMean row_mean, Norm norm, Scale scale) {
   const auto mu = named<"momentum", range::unit_interval>(momentum);
   auto buf = ema<"momentum_buffer">(grad, mu);
-  auto o = dual<norms::spectral>(lerp(grad, buf, mu), std::move(map));
+  auto o = orth(lerp(grad, buf, mu));
   auto v = ema<"second_momentum_buffer">(row_mean(square(o)), named<"beta2", range::unit_interval>(beta2));
   auto o_hat = o / (sqrt(v) + 1e-10);
   return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
            param -
-         (named<"lr", range::nonnegative>(lr) * shape_scale(lr_adjust::original)) * o_hat *
-           (block_norm2(o) / (block_norm2(o_hat) + 1e-10));
+         (named<"lr", range::nonnegative>(lr) * scale) * o_hat * (norm(o) / (norm(o_hat) + 1e-10));
+}
+
+inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(
+  Lr lr, double weight_decay = 0.0, double momentum = 0.95, double beta2 = 0.95,
+  Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
+  return normuon_rule(
+    lr, weight_decay, momentum, beta2, [&](auto u) { return dual<norms::spectral>(u, std::move(map)); },
+    [](auto x) { return row_mean(x); }, [](auto x) { return block_norm2(x); },
+    shape_scale(lr_adjust::original));
+};
+
+// NorMuon on stacked matrices (MoE experts (E, out, in) with slices(out, in), a fused QKV per
+// head): each slice_rows x slice_cols slice is a matrix of its own, with its polar factor, one
+// second moment per row of the slice (a slice of 1 x slice_cols), its own rescaling, and lr
+// factor sqrt(max(1, slice_rows / slice_cols)). describe() shows the second moment as one per
+// slice: per row of each slice.
+inline constexpr auto normuon_stacked = []<operand Lr, matrix_map Map = norms::newton_schulz>(
+  Lr lr, std::size_t slice_rows, std::size_t slice_cols, double weight_decay = 0.0, double momentum = 0.95,
+  double beta2 = 0.95, Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
+  return normuon_rule(
+    lr, weight_decay, momentum, beta2,
+    [&](auto u) { return orthogonalize(slices(std::move(map), slice_rows, slice_cols), u); },
+    [=](auto x) { return slice_mean(x, 1, slice_cols); },
+    [=](auto x) { return slice_norm2(x, slice_rows, slice_cols); },
+    std::sqrt(std::max(1.0, static_cast<double>(slice_rows) / static_cast<double>(slice_cols))));
 };
 
 } // namespace steep::rules

@@ -70,6 +70,7 @@ struct eval_ctx {
   std::size_t index = 0; // the first element of this group in its block
   std::size_t cols = 1;  // the block's columns (matrix view)
   const std::vector<scalar_type>* lines = nullptr; // this block's line tables, by per-block offset
+  const std::size_t* line_len = nullptr;           // a slice line's slice length, likewise
 
   template <std::size_t S>
   V step_scalar() const {
@@ -95,17 +96,20 @@ struct eval_ctx {
   }
 
   // The value of the line at per-block offset B (node.hpp) for these elements: one per row
-  // (Line = rows_line) or column; a group that crosses a row boundary is gathered lane by lane.
+  // (Line = rows_line), column or slice; a group that crosses a row (slice) boundary is
+  // gathered lane by lane.
   template <std::size_t B, int Line>
   V line_value() const {
     const scalar_type* t = lines[B].data();
+    // A row is a slice of `cols` entries.
+    [[maybe_unused]] const std::size_t len = Line == expr::slices_line ? line_len[B] : cols;
     if constexpr (!kernel::is_batch_v<V>) {
-      return Line == expr::rows_line ? t[index / cols] : t[index % cols];
+      return Line == expr::cols_line ? t[index % cols] : t[index / len];
     } else {
       constexpr std::size_t w = V::size;
-      if constexpr (Line == expr::rows_line) {
-        const std::size_t r = index / cols;
-        if ((index + w - 1) / cols == r)
+      if constexpr (Line != expr::cols_line) {
+        const std::size_t r = index / len;
+        if ((index + w - 1) / len == r)
           return V(t[r]);
       } else {
         const std::size_t c = index % cols;
@@ -114,7 +118,7 @@ struct eval_ctx {
       }
       alignas(64) scalar_type g[w];
       for (std::size_t k = 0; k < w; ++k)
-        g[k] = Line == expr::rows_line ? t[(index + k) / cols] : t[(index + k) % cols];
+        g[k] = Line == expr::cols_line ? t[(index + k) % cols] : t[(index + k) / len];
       return V::load_aligned(g);
     }
   }
@@ -122,8 +126,8 @@ struct eval_ctx {
   template <class X>
   auto with_new(const X& x) const {
     auto n2 = std::tuple_cat(news, std::tuple<V>(x));
-    return eval_ctx<V, P, Olds, decltype(n2), Mats>{ grad,  param, olds,  n2,   mats,
-                                                     steps, block, index, cols, lines };
+    return eval_ctx<V, P, Olds, decltype(n2), Mats>{ grad,  param, olds, n2,    mats,    steps,
+                                                     block, index, cols, lines, line_len };
   }
 };
 
@@ -169,13 +173,11 @@ public:
         "coordinate steps on its own gradient alone; this rule has a reduction or a matrix "
         "stage, through which one NaN reaches a whole block. Use refuse or skip: for this "
         "rule their check already rides on a read-only pass it makes anyway");
-    for (auto& b : blocks_) {
+    for (auto& b : blocks_)
       dims_.push_back(expr::dims_of(b.shape, b.layout));
-      line_shapes_.push_back({ static_cast<std::size_t>(dims_.back().rows) });
-      line_shapes_.push_back({ static_cast<std::size_t>(dims_.back().cols) });
-    }
     if constexpr (n_matrices > 0)
       init_matrices(opts);
+    init_lines();
     init_slots(std::make_index_sequence<n_slots>{});
     step_host_.assign(program_type::n_step_scalars, 0.0);
     step_T_.assign(program_type::n_step_scalars + 1, T{ 0 });
@@ -185,7 +187,6 @@ public:
     block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{ 0 });
     chunk_bad_.assign(wl_.size(), 0);
     block_news_.assign(blocks_.size() * n_slots, 0.0);
-    init_lines();
     // Every named hyperparameter within its range, before any step.
     std::apply(
       [&](const auto&... root) {
@@ -399,10 +400,11 @@ public:
       (out.push_back({ std::string(program_type::slot_name(K)),
                        std::string(dtype_name<typename program_type::template slot_storage_t<K, T>>()),
                        sizeof(typename program_type::template slot_storage_t<K, T>),
-                       per_block_slot<K>                 ? "block"
-                       : line_slot<K> == expr::rows_line ? "row"
-                       : line_slot<K> == expr::cols_line ? "column"
-                                                         : "element" }),
+                       per_block_slot<K>                   ? "block"
+                       : line_slot<K> == expr::rows_line   ? "row"
+                       : line_slot<K> == expr::cols_line   ? "column"
+                       : line_slot<K> == expr::slices_line ? "slice"
+                                                           : "element" }),
        ...);
     }
     (std::make_index_sequence<n_slots>{});
@@ -426,6 +428,7 @@ public:
     S* ptr = nullptr;
     bool found = false, dtype_ok = false, per_block = false;
     int line = expr::not_a_line;
+    std::size_t k = 0;
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       (
         [&] {
@@ -434,6 +437,7 @@ public:
           found = true;
           per_block = per_block_slot<K>;
           line = line_slot<K>;
+          k = K;
           using St = typename program_type::template slot_storage_t<K, T>;
           if constexpr (std::is_same_v<St, S>)
             ptr = std::get<K>(slots_).at(b), dtype_ok = true;
@@ -448,7 +452,7 @@ public:
     if (per_block)
       return make_state_view(ptr, 1, one_value_);
     if (line != expr::not_a_line) {
-      const shape_t& shape = line_shapes_[2 * b + (line == expr::rows_line ? 0 : 1)];
+      const shape_t& shape = line_slot_shapes_[k * blocks_.size() + b];
       return make_state_view(ptr, shape[0], shape);
     }
     return make_state_view(ptr, blocks_[b].size, blocks_[b].shape);
@@ -513,7 +517,7 @@ private:
     } else if constexpr (line_slot<K> != expr::not_a_line) {
       std::vector<std::size_t> counts;
       for (std::size_t b = 0; b < blocks_.size(); ++b)
-        counts.push_back(line_count(b, line_slot<K>));
+        counts.push_back(line_slot_shapes_[K * blocks_.size() + b][0]);
       std::get<K>(slots_).lay_out_counts(counts, static_cast<S>(init));
     } else
       std::get<K>(slots_).lay_out(blocks_, static_cast<S>(init));
@@ -638,6 +642,7 @@ private:
     const T* block_s;
     std::size_t cols;
     const std::vector<T>* lines;
+    const std::size_t* line_len;
   };
 
   chunk_frame frame(std::size_t b) {
@@ -650,7 +655,8 @@ private:
                    step_T_.data(),
                    block_T_.data() + b * program_type::n_block_scalars,
                    line_count(b, expr::cols_line),
-                   line_T_.data() + b * program_type::n_block_scalars };
+                   line_T_.data() + b * program_type::n_block_scalars,
+                   line_len_.data() };
     for (std::size_t k = 0; k < n_matrices; ++k)
       f.mats[k] = scratch_[k].at(b);
     for (std::size_t k = 0; k < program_type::n_step_scalars; ++k)
@@ -712,9 +718,9 @@ private:
         return std::make_tuple((static_cast<void>(K), kernel::broadcast<V>(0.0))...);
     }
     (std::make_index_sequence<n_matrices>{});
-    eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{ ld(f.g), ld(f.p), olds,  {},
-                                                                                mats,    steps,   block, i,
-                                                                                f.cols,  f.lines };
+    eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
+      ld(f.g), ld(f.p), olds, {}, mats, steps, block, i, f.cols, f.lines, f.line_len
+    };
     return compute_news<0>(c0);
   }
 
@@ -964,12 +970,15 @@ private:
 
   // ---- lines (node.hpp): per-row and per-column reductions, slots and values ------------------
 
-  std::size_t line_count(std::size_t b, int line) const {
-    return static_cast<std::size_t>(line == expr::rows_line ? dims_[b].rows : dims_[b].cols);
+  // How many lines of this kind block b has; `slice` is a slice line's length.
+  std::size_t line_count(std::size_t b, int line, std::size_t slice = 1) const {
+    return line == expr::slices_line
+             ? blocks_[b].size / slice
+             : static_cast<std::size_t>(line == expr::rows_line ? dims_[b].rows : dims_[b].cols);
   }
 
-  // The line reductions of depth D: one task per block; each row (column) is summed by one
-  // thread in a fixed order, so the result is the same for any thread count.
+  // The line reductions of depth D: one task per block; each row (column, slice) is summed by
+  // one thread in a fixed order, so the result is the same for any thread count.
   template <int D>
   void line_pass() {
     exec_.for_each_task(blocks_.size(), [&](std::size_t b) { line_block<D>(b); });
@@ -990,11 +999,13 @@ private:
           auto c = evaluate_group<V, reads_matrices<D>>(f, i);
           return expr::evaluate<S + O::step[0], B + O::block[0]>(std::get<0>(red.kids), c);
         };
-        if constexpr (N::line == expr::rows_line) {
-          for (std::size_t r = 0; r < rows; ++r) {
+        if constexpr (N::line != expr::cols_line) {
+          // A row is a slice of `cols` entries.
+          const std::size_t len = N::line == expr::slices_line ? line_len_[B] : cols;
+          for (std::size_t r = 0; r < out.size(); ++r) {
             VD acc(0.0);
             double tail = 0;
-            kernel::chunk_loop<T>(r * cols, (r + 1) * cols, [&]<class V>(std::size_t i) {
+            kernel::chunk_loop<T>(r * len, (r + 1) * len, [&]<class V>(std::size_t i) {
               const V x = operand.template operator()<V>(i);
               if constexpr (kernel::is_batch_v<V>)
                 for (const VD& xd : kernel::widen<T>(x))
@@ -1049,10 +1060,12 @@ private:
         ...);
     }
     (std::make_index_sequence<n_slots>{});
+    // Every line node, inner ones too: the operand of a line reduction (the norm of
+    // O / sqrt(V) per slice, with V per row) reads its own lines from their tables.
     for_roots([&]<std::size_t R>(const auto& root) {
       if constexpr (!line_slot_root<R>)
-        expr::visit_where<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
-                          program_type::red_offset[R]>(
+        expr::visit_each<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
+                         program_type::red_offset[R]>(
           root, [&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& node) {
             auto& table = line_T_[b * nbs + B];
             for (std::size_t l = 0; l < table.size(); ++l)
@@ -1107,30 +1120,63 @@ private:
     (std::make_index_sequence<n_slots>{});
   }
 
-  // Sizes the line tables: one entry per row (column) of each block for every line node.
+  // Sizes the line tables: one entry per row (column, slice) of each block for every line
+  // node, and per-line slots' shapes. A slice line's length must split every block into whole
+  // slices; refused here, by block, before anything is allocated for a step.
   void init_lines() {
     constexpr std::size_t nbs = program_type::n_block_scalars;
     line_T_.resize(blocks_.size() * nbs);
     line_red_.resize(blocks_.size() * nbs);
+    line_len_.assign(nbs + 1, 1);
     line_news_.resize(n_slots * blocks_.size());
+    line_slot_shapes_.resize(n_slots * blocks_.size());
     for (std::size_t b = 0; b < blocks_.size(); ++b) {
       for_roots([&]<std::size_t R>(const auto& root) {
+        // Inside a per-slice slot's update, a term made of the slot's own previous value alone
+        // fixes no length: it has the slot's.
+        const std::size_t root_len = expr::slice_length(root);
         expr::visit_each<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
                          program_type::red_offset[R]>(
           root, [&]<std::size_t, std::size_t B, std::size_t>(const auto& node) {
-            const std::size_t n = line_count(b, std::remove_cvref_t<decltype(node)>::line);
+            constexpr int line = std::remove_cvref_t<decltype(node)>::line;
+            if constexpr (line == expr::slices_line) {
+              const std::size_t len = expr::slice_length(node);
+              line_len_[B] = checked_slice(b, len == 0 ? root_len : len);
+            }
+            const std::size_t n = line_count(b, line, line_len_[B]);
             line_T_[b * nbs + B].assign(n, T(0));
             line_red_[b * nbs + B].assign(n, 0.0);
           });
       });
       [&]<std::size_t... K>(std::index_sequence<K...>) {
-        ((line_slot<K> != expr::not_a_line
-            ? line_news_[K * blocks_.size() + b].assign(line_count(b, line_slot<K>), 0.0)
-            : void()),
-         ...);
+        (
+          [&] {
+            if constexpr (line_slot<K> != expr::not_a_line) {
+              const std::size_t n = line_count(b, line_slot<K>,
+                                               line_slot<K> == expr::slices_line
+                                                 ? checked_slice(b, expr::slice_length(std::get<K>(roots_)))
+                                                 : 1);
+              line_news_[K * blocks_.size() + b].assign(n, 0.0);
+              line_slot_shapes_[K * blocks_.size() + b] = { n };
+            }
+          }(),
+          ...);
       }
       (std::make_index_sequence<n_slots>{});
     }
+  }
+
+  // A slice line's length, checked against block b (expr/reduce.hpp, per_slice).
+  std::size_t checked_slice(std::size_t b, std::size_t len) const {
+    if (len == expr::mixed_slices)
+      throw usage_error("the rule combines per-slice values of different slice lengths in one "
+                        "expression; each value is one per slice of its own length, so they do not "
+                        "line up entry by entry. Use one slice shape per expression");
+    if (len == 0 || blocks_[b].size % len != 0)
+      throw error(blocks_[b].name, "its " + std::to_string(blocks_[b].size) +
+                                     " entries do not split into slices of " + std::to_string(len) +
+                                     " consecutive entries (slice_sum / slice_mean / slice_norm2)");
+    return len;
   }
 
   // Bytes per parameter all passes of a step move: each read-only pass loads what the update
@@ -1362,7 +1408,8 @@ private:
   std::vector<double> block_news_;             // per-block slots' new values, [block][slot], until commit
   std::size_t host_block_ = 0;                 // the block compute_block_slots() is evaluating
   shape_t one_value_ = { 1 };                  // the shape state() gives a per-block slot
-  std::vector<shape_t> line_shapes_;           // (rows) and (cols) of each block: per-line slots' shapes
+  std::vector<shape_t> line_slot_shapes_;      // [slot][block]: a per-line slot's shape, (its lines)
+  std::vector<std::size_t> line_len_;          // [per-block offset]: a slice line's slice length
   std::vector<std::vector<T>> line_T_;         // [block][per-block offset]: a line's values, for the loop
   std::vector<std::vector<double>> line_red_;  // [block][per-block offset]: a line reduction's results
   std::vector<std::vector<double>> line_news_; // [slot][block]: per-line slots' new values until commit

@@ -171,14 +171,14 @@ struct step_t : step_leaf {
 inline constexpr step_t step{};
 
 // ---------------------------------------------------------------------------------------------
-// Lines: values that vary per element but are constant along each row (or each column) of a
-// block seen as a matrix — a per-row reduction, a per-row state slot, and anything computed
-// from them and from per-step or per-block scalars. The engine computes them on the host, once
-// per row (column), and the loop reads them from a table (reduce.hpp: row_sum, col_norm2, ...).
-// A line node reserves one per-block table entry whose offset is its identity.
+// Lines: values that vary per element but are constant along each row (or each column, or
+// each slice of consecutive entries) of a block seen as a matrix — a per-row reduction, a
+// per-row state slot, and anything computed from them and from per-step or per-block scalars. The engine
+// computes them on the host, once per row (column), and the loop reads them from a table (reduce.hpp:
+// row_sum, col_norm2, ...). A line node reserves one per-block table entry whose offset is its identity.
 // ---------------------------------------------------------------------------------------------
 
-inline constexpr int not_a_line = 0, rows_line = 1, cols_line = 2;
+inline constexpr int not_a_line = 0, rows_line = 1, cols_line = 2, slices_line = 3;
 
 template <class N>
 constexpr int line_of() {

@@ -504,6 +504,38 @@ void visit_each(const N& n, F&& f) {
   });
 }
 
+// The length of the slices a slice line (reduce.hpp, per_slice) has one value each for; 0 for
+// a node that fixes none (a slot's own previous value, a scalar), mixed_slices for an operation
+// on slice lines of different lengths, which the engine refuses when the optimizer is built.
+inline constexpr std::size_t mixed_slices = static_cast<std::size_t>(-1);
+template <class N>
+std::size_t slice_length(const N& n) {
+  if constexpr (line_of_v<N> != slices_line) {
+    return 0;
+  } else if constexpr (is_reduce_node<N>::value) {
+    return n.over.length;
+  } else if constexpr (is_state_node_v<N>) {
+    return slice_length(n.update);
+  } else if constexpr (detail::has_kids<N>) {
+    std::size_t len = 0;
+    std::apply(
+      [&](const auto&... kid) {
+        (
+          [&](std::size_t l) {
+            if (l != 0 && len == 0)
+              len = l;
+            else if (l != 0 && l != len)
+              len = mixed_slices;
+          }(slice_length(kid)),
+          ...);
+      },
+      n.kids);
+    return len;
+  } else {
+    return 0;
+  }
+}
+
 // Writes the value of every maximal per-step subtree of n into table[S ...].
 template <std::size_t S, class N>
 inline void fill_step_table(const N& n, double* table, const host_ctx& h) {

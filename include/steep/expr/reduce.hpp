@@ -74,15 +74,31 @@ struct max_abs {
 } // namespace red
 
 // Over which elements a reduction runs.
-struct per_block {};  // each block separately
-struct all_blocks {}; // every block the rule updates, as one vector
-struct per_row {};    // each row of each block seen as a matrix (rows = shape[0]): a row line
-struct per_col {};    // each column likewise: a column line
+struct per_block { // each block separately
+  bool operator==(const per_block&) const = default;
+};
+struct all_blocks { // every block the rule updates, as one vector
+  bool operator==(const all_blocks&) const = default;
+};
+struct per_row { // each row of each block seen as a matrix (rows = shape[0]): a row line
+  bool operator==(const per_row&) const = default;
+};
+struct per_col { // each column likewise: a column line
+  bool operator==(const per_col&) const = default;
+};
+// Each run of `length` consecutive entries of a block (a head's rows in a fused QKV, an
+// expert's matrix in an (E, out, in) block, a row of each expert): a slice line. The length
+// is a run-time value; the engine refuses a block whose size is not a multiple of it.
+struct per_slice {
+  std::size_t length = 1;
+  bool operator==(const per_slice&) const = default;
+};
 
 template <class Scope>
-inline constexpr int scope_line = std::is_same_v<Scope, per_row>   ? rows_line
-                                  : std::is_same_v<Scope, per_col> ? cols_line
-                                                                   : not_a_line;
+inline constexpr int scope_line = std::is_same_v<Scope, per_row>     ? rows_line
+                                  : std::is_same_v<Scope, per_col>   ? cols_line
+                                  : std::is_same_v<Scope, per_slice> ? slices_line
+                                                                     : not_a_line;
 
 // A reduction over a block (or all blocks) is a per-block scalar (level 1); over rows or
 // columns it is a line (node.hpp), one value per row (column) that the loop reads from a table.
@@ -105,6 +121,7 @@ struct reduce_node : node_tag {
   static constexpr std::size_t n_red = line == not_a_line ? 1 : 0;
 
   std::tuple<C> kids;
+  [[no_unique_address]] Scope over{}; // which elements (a slice length for per_slice)
 
   template <std::size_t R>
   double block_value(const host_ctx& h) const {
@@ -119,9 +136,9 @@ template <class O, class S, class C>
 struct is_reduce_node<reduce_node<O, S, C>> : std::true_type {};
 
 template <class Op, class Scope, operand X>
-constexpr auto reduce(X&& x) {
+constexpr auto reduce(X&& x, Scope scope = {}) {
   using C = as_expr_t<X>;
-  return reduce_node<Op, Scope, C>{ {}, std::tuple<C>(as_expr(std::forward<X>(x))) };
+  return reduce_node<Op, Scope, C>{ {}, std::tuple<C>(as_expr(std::forward<X>(x))), scope };
 }
 
 // Norms over all blocks of the rule ("global") and per block.
@@ -178,6 +195,25 @@ constexpr auto row_norm2(X&& x) {
 template <operand X>
 constexpr auto col_norm2(X&& x) {
   return sqrt(reduce<red::sum_sq, per_col>(std::forward<X>(x)));
+}
+
+// Per slice: each run of slice_rows x slice_cols consecutive entries of a block (its rows in
+// the stacked view of expr/matrix.hpp's slices(...)); one value per slice.
+//   ema<"v">(slice_mean(square(grad), d_head, d), 0.999)   // Adam-mini per head of a (3 d, d) QKV
+//   slice_norm2(o, out, in)                                // ||O_e||_F per expert of (E, out, in)
+//   slice_mean(square(o), 1, in)                           // per row of each expert
+template <operand X>
+constexpr auto slice_sum(X&& x, std::size_t slice_rows, std::size_t slice_cols) {
+  return reduce<red::sum>(std::forward<X>(x), per_slice{ slice_rows * slice_cols });
+}
+template <operand X>
+constexpr auto slice_mean(X&& x, std::size_t slice_rows, std::size_t slice_cols) {
+  return slice_sum(std::forward<X>(x), slice_rows, slice_cols) *
+         (1.0 / static_cast<double>(slice_rows * slice_cols));
+}
+template <operand X>
+constexpr auto slice_norm2(X&& x, std::size_t slice_rows, std::size_t slice_cols) {
+  return sqrt(reduce<red::sum_sq>(std::forward<X>(x), per_slice{ slice_rows * slice_cols }));
 }
 
 template <operand X>

@@ -11,10 +11,11 @@
 //
 // recur<Name, Dtype>(f, init) is a state slot named Name whose value after this step is
 // f(prev), where prev is the slot's value before the step (init at t = 1). A slot whose update
-// is one value per block is stored per block:
-//   auto v = ema<"v">(block_mean(square(grad)), 0.999);   // Adam-mini: one v per block The slot's name and
-// storage dtype are part of its type, so the compiler lists every slot to allocate with its
-// dtype at compile time, and checkpoints address state as (block, slot name).
+// is one value per block is stored per block, one value per row (column, slice) per row:
+//   auto v = ema<"v">(block_mean(square(grad)), 0.999);            // Adam-mini: one v per block
+//   auto h = ema<"v">(slice_mean(square(grad), 64, 512), 0.999);   // one v per 64-row head
+// The slot's name and storage dtype are part of its type, so the compiler lists every slot to
+// allocate with its dtype at compile time, and checkpoints address state as (block, slot name).
 // Writing a new stateful stage is one call to recur; the engine never changes.
 //
 // Referring to a stage (m) gives its value after this step; the same name used twice is the
@@ -63,7 +64,7 @@ struct block_prev_ref : leaf {
   bool operator==(const block_prev_ref&) const = default;
 };
 
-// The value before this step of a per-row (Line = rows_line) or per-column slot Name; the
+// The value before this step of a per-row (Line = rows_line), per-column or per-slice slot Name; the
 // engine reads it from the slot, line by line (node.hpp, lines).
 template <fixed_string Name, int Line>
 struct line_prev_ref : leaf {
@@ -78,10 +79,10 @@ struct is_line_prev_ref : std::false_type {};
 template <fixed_string Name, int Line>
 struct is_line_prev_ref<line_prev_ref<Name, Line>> : std::true_type {};
 
-// A slot is stored per element when its update varies per element, per row (column) when it
-// is a row (column) line (NorMuon's second moment of the polar factor, one per row), and per
-// block when it is one value per block (an EMA of a block's mean square: Adam-mini). A
-// per-block slot is a per-block scalar to the loop, a per-line slot a line; the engine updates
+// A slot is stored per element when its update varies per element, per row (column, slice)
+// when it is a row (column, slice) line (NorMuon's second moment of the polar factor, one per
+// row; Adam-mini's per head), and per block when it is one value per block (an EMA of a block's mean square:
+// Adam-mini). A per-block slot is a per-block scalar to the loop, a per-line slot a line; the engine updates
 // both on the host, once per block (line) and step.
 template <fixed_string Name, class Dtype, class Update, class Extra = no_extra>
 struct state_node : leaf {
@@ -141,6 +142,7 @@ constexpr auto recur(F&& f, double init = 0, Extra extra = {}) {
   using per_block_update = decltype(as_expr(f(block_prev_ref<Name>{})));
   using row_update = decltype(as_expr(f(line_prev_ref<Name, rows_line>{})));
   using col_update = decltype(as_expr(f(line_prev_ref<Name, cols_line>{})));
+  using slice_update = decltype(as_expr(f(line_prev_ref<Name, slices_line>{})));
   if constexpr (per_block_update::level <= 1) {
     auto update = as_expr(f(block_prev_ref<Name>{}));
     return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
@@ -149,6 +151,9 @@ constexpr auto recur(F&& f, double init = 0, Extra extra = {}) {
     return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
   } else if constexpr (line_of_v<col_update> == cols_line) {
     auto update = as_expr(f(line_prev_ref<Name, cols_line>{}));
+    return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
+  } else if constexpr (line_of_v<slice_update> == slices_line) {
+    auto update = as_expr(f(line_prev_ref<Name, slices_line>{}));
     return state_node<Name, Dtype, decltype(update), Extra>{ {}, std::move(update), init, std::move(extra) };
   } else {
     auto update = as_expr(f(prev_ref<Name>{}));
