@@ -726,6 +726,38 @@ TEST_CASE("A line reduction reads the lines in its operand (a per-row norm of g 
   }
 }
 
+TEST_CASE(
+  "Line reductions split a big block into parts, bitwise the same for any thread count and part size") {
+  using namespace steep::expr;
+  auto v = ema<"v">(row_mean(square(grad)), 0.9);
+  auto gh = grad / (sqrt(v) + 1e-8);
+  const auto rule = -0.01 * gh + 0.001 * col_mean(grad) - 0.001 * gh * slice_norm2(gh, 4, 96) * 0.01;
+  auto run = [&](int threads, std::size_t chunk) {
+    steep::param_store<float> store({ { "W", { 256, 96 } }, { "U", { 12, 32 } } });
+    steep::optimizer opt(rule, store, { .threads = threads, .chunk_elements = chunk });
+    std::vector<std::byte> out;
+    for (int t = 0; t < 3; ++t) {
+      for (const auto& b : store.blocks())
+        for (std::size_t i = 0; i < b.size; ++i)
+          b.grad[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i) + 1.3 * t));
+      REQUIRE(opt.step());
+    }
+    for (const auto& b : store.blocks()) {
+      const auto* p = reinterpret_cast<const std::byte*>(b.param);
+      out.insert(out.end(), p, p + b.size * sizeof(float));
+      const auto s = opt.state(b.name, "v");
+      const auto* q = reinterpret_cast<const std::byte*>(s.data());
+      out.insert(out.end(), q, q + s.size() * sizeof(float));
+    }
+    return out;
+  };
+  // 64-entry chunks cut W into 384 parts of its line passes; 16384 leaves it whole.
+  const auto whole = run(1, 16384);
+  CHECK(run(2, 64) == whole);
+  CHECK(run(1, 64) == whole);
+  CHECK(run(2, 16384) == whole);
+}
+
 TEST_CASE("Newton-Schulz settings that make no map are refused when the optimizer is built") {
   steep::param_store<double> store({ { "W", { 4, 6 } } });
   CHECK_THROWS_WITH(

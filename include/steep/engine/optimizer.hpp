@@ -977,16 +977,27 @@ private:
              : static_cast<std::size_t>(line == expr::rows_line ? dims_[b].rows : dims_[b].cols);
   }
 
-  // The line reductions of depth D: one task per block; each row (column, slice) is summed by
-  // one thread in a fixed order, so the result is the same for any thread count.
+  struct line_task {
+    std::size_t block, part, parts;
+  };
+
+  // The line reductions of depth D. Each block is cut into parts of about one chunk each (so
+  // one big matrix keeps every thread busy); a part sums whole rows (slices), or whole columns
+  // over every row, each in a fixed order, so the result is the same for any thread count.
   template <int D>
   void line_pass() {
-    exec_.for_each_task(blocks_.size(), [&](std::size_t b) { line_block<D>(b); });
+    exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D>(line_tasks_[t]); });
+  }
+
+  // Part `part` of `parts` of n lines: [begin, end).
+  static std::pair<std::size_t, std::size_t> lines_of_part(std::size_t n, const line_task& t) {
+    return { n * t.part / t.parts, n * (t.part + 1) / t.parts };
   }
 
   template <int D>
-  [[gnu::flatten]] void line_block(std::size_t b) {
+  [[gnu::flatten]] void line_block(const line_task& task) {
     using VD = kernel::batch<double>;
+    const std::size_t b = task.block;
     const chunk_frame f = frame(b);
     const std::size_t rows = line_count(b, expr::rows_line), cols = line_count(b, expr::cols_line);
     for_each_reduction([&]<std::size_t S, std::size_t B, std::size_t>(const auto& red) {
@@ -1002,7 +1013,8 @@ private:
         if constexpr (N::line != expr::cols_line) {
           // A row is a slice of `cols` entries.
           const std::size_t len = N::line == expr::slices_line ? line_len_[B] : cols;
-          for (std::size_t r = 0; r < out.size(); ++r) {
+          const auto [first, last] = lines_of_part(out.size(), task);
+          for (std::size_t r = first; r < last; ++r) {
             VD acc(0.0);
             double tail = 0;
             kernel::chunk_loop<T>(r * len, (r + 1) * len, [&]<class V>(std::size_t i) {
@@ -1016,9 +1028,11 @@ private:
             out[r] = Op::combine(Op::finish(acc), tail);
           }
         } else {
-          std::fill(out.begin(), out.end(), 0.0);
+          const auto [first, last] = lines_of_part(cols, task);
+          std::fill(out.begin() + static_cast<std::ptrdiff_t>(first),
+                    out.begin() + static_cast<std::ptrdiff_t>(last), 0.0);
           for (std::size_t r = 0; r < rows; ++r)
-            kernel::chunk_loop<T>(r * cols, (r + 1) * cols, [&]<class V>(std::size_t i) {
+            kernel::chunk_loop<T>(r * cols + first, r * cols + last, [&]<class V>(std::size_t i) {
               const V x = operand.template operator()<V>(i);
               double* acc = out.data() + (i - r * cols);
               if constexpr (kernel::is_batch_v<V>) {
@@ -1131,6 +1145,9 @@ private:
     line_news_.resize(n_slots * blocks_.size());
     line_slot_shapes_.resize(n_slots * blocks_.size());
     for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      const std::size_t parts = std::max<std::size_t>(1, blocks_[b].size / wl_.chunk_elements());
+      for (std::size_t k = 0; k < parts; ++k)
+        line_tasks_.push_back({ b, k, parts });
       for_roots([&]<std::size_t R>(const auto& root) {
         // Inside a per-slice slot's update, a term made of the slot's own previous value alone
         // fixes no length: it has the slot's.
@@ -1410,6 +1427,7 @@ private:
   shape_t one_value_ = { 1 };                  // the shape state() gives a per-block slot
   std::vector<shape_t> line_slot_shapes_;      // [slot][block]: a per-line slot's shape, (its lines)
   std::vector<std::size_t> line_len_;          // [per-block offset]: a slice line's slice length
+  std::vector<line_task> line_tasks_;          // the line passes' tasks: each block in parts of about a chunk
   std::vector<std::vector<T>> line_T_;         // [block][per-block offset]: a line's values, for the loop
   std::vector<std::vector<double>> line_red_;  // [block][per-block offset]: a line reduction's results
   std::vector<std::vector<double>> line_news_; // [slot][block]: per-line slots' new values until commit
