@@ -11,6 +11,9 @@
 //                        elementwise passes plus the matrix phase (symmetric SYRK/SYMM products;
 //                        blocks in parallel over TBB with single-threaded BLAS when B >= threads,
 //                        else BLAS threaded: .deterministic = false, the fast mode);
+//   muon_stacked_step steep  the same B matrices as one stacked (B R, C) block under
+//                        rules::muon_stacked(lr, R, C): each slice is a task of the matrix phase
+//                        like a block, so it should cost what B separate blocks cost;
 //   ns5        steep     newton_schulz{}.apply on each block in turn, BLAS threaded (unbatched);
 //   ns5        plain     newton_schulz{.symmetric = false}: explicit transpose + 3 GEMMs per
 //                        step, each block in turn, BLAS threaded — the textbook implementation;
@@ -81,6 +84,9 @@ struct setting {
   std::unique_ptr<steep::param_store<float>> store;
   using muon_t = decltype(steep::rules::muon(0.02f));
   std::unique_ptr<steep::optimizer<muon_t, float>> opt;
+  std::unique_ptr<steep::param_store<float>> stacked_store;
+  using stacked_t = decltype(steep::rules::muon_stacked(0.02f, 1, 1));
+  std::unique_ptr<steep::optimizer<stacked_t, float>> stacked;
   std::vector<float> a, b, c;
   int gemm_reps = 1;
 
@@ -98,6 +104,13 @@ struct setting {
       std::copy(inputs[k].begin(), inputs[k].end(), store->block_at(k).grad);
     opt = std::make_unique<steep::optimizer<muon_t, float>>(
       steep::rules::muon(0.02f), *store,
+      steep::optimizer_options{ .threads = threads, .deterministic = false });
+    stacked_store = std::make_unique<steep::param_store<float>>(
+      std::vector<steep::block_spec<float>>{ { "stack", steep::shape_t{ sh.blocks * sh.rows, sh.cols } } });
+    for (std::size_t k = 0; k < sh.blocks; ++k)
+      std::copy(inputs[k].begin(), inputs[k].end(), stacked_store->block_at(0).grad + k * sh.rows * sh.cols);
+    stacked = std::make_unique<steep::optimizer<stacked_t, float>>(
+      steep::rules::muon_stacked(0.02f, sh.rows, sh.cols), *stacked_store,
       steep::optimizer_options{ .threads = threads, .deterministic = false });
     const std::size_t m = std::min(sh.rows, sh.cols), n = std::max(sh.rows, sh.cols);
     a = random_floats(m * m, 99);
@@ -132,6 +145,7 @@ struct setting {
 bool check(const shape& sh, int threads) {
   setting s(sh, threads);
   s.opt->step(); // U = (1 - 0.95) g + 0.95 (0.05 g) at t = 1: a multiple of g, so NS(U) = NS(g)
+  s.stacked->step();
   s.ns_each(true);
   auto sym = s.work;
   s.ns_each(false);
@@ -139,14 +153,17 @@ bool check(const shape& sh, int threads) {
   for (std::size_t k = 0; k < sh.blocks; ++k) {
     const float* p = s.store->block_at(k).param;
     const double scale = 0.02 * std::sqrt(std::max(1.0, double(sh.rows) / double(sh.cols)));
+    const float* q = s.stacked_store->block_at(0).param + k * sh.rows * sh.cols;
     for (std::size_t i = 0; i < sh.rows * sh.cols; ++i) {
+      worst = std::max(worst, std::abs(double(q[i]) - double(p[i])) / scale);
       worst = std::max(worst, std::abs(double(sym[k][i]) - double(s.work[k][i])));
       worst = std::max(worst, std::abs(-double(p[i]) / scale - double(sym[k][i])));
     }
   }
   const bool ok = worst < 2e-3;
-  std::printf("check %s, %d thread(s): steep step / symmetric NS / plain NS agree to %.2e -> %s\n",
-              sh.label().c_str(), threads, worst, ok ? "ok" : "FAILED");
+  std::printf(
+    "check %s, %d thread(s): steep step / stacked step / symmetric NS / plain NS agree to %.2e -> %s\n",
+    sh.label().c_str(), threads, worst, ok ? "ok" : "FAILED");
   return ok;
 }
 
@@ -194,7 +211,7 @@ int main(int argc, char** argv) {
 
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   nlohmann::json records = nlohmann::json::array(), ratios = nlohmann::json::array();
-  std::printf("\n%-10s %-9s %-14s %4s %10s %10s %10s %9s\n", "name", "impl", "shape", "thr", "median_ms",
+  std::printf("\n%-17s %-9s %-14s %4s %10s %10s %10s %9s\n", "name", "impl", "shape", "thr", "median_ms",
               "min_ms", "max_ms", "GFLOP/s");
   for (const auto& sh : shapes)
     for (int thr : thread_list) {
@@ -204,11 +221,12 @@ int main(int argc, char** argv) {
       vs.push_back({ "ns5", "steep", [&] { s.ns_each(true); }, {}, {} });
       vs.push_back({ "ns5", "plain", [&] { s.ns_each(false); }, {}, {} });
       vs.push_back({ "sgemm", "roofline", [&] { s.sgemm(); }, {}, {} });
+      vs.push_back({ "muon_stacked_step", "steep", [&] { s.stacked->step(); }, {}, {} });
       run_interleaved(vs, rounds, steps, warmup);
       for (const auto& v : vs) {
         const auto [med, lo, hi] = summarize(v.samples);
         const double gf = s.flops() / med / 1e9;
-        std::printf("%-10s %-9s %-14s %4d %10.2f %10.2f %10.2f %9.1f\n", v.name.c_str(), v.impl.c_str(),
+        std::printf("%-17s %-9s %-14s %4d %10.2f %10.2f %10.2f %9.1f\n", v.name.c_str(), v.impl.c_str(),
                     sh.label().c_str(), thr, med * 1e3, lo * 1e3, hi * 1e3, gf);
         records.push_back({ { "name", v.name },
                             { "impl", v.impl },
@@ -232,15 +250,18 @@ int main(int argc, char** argv) {
       const double ns_vs_sgemm = round_ratio(vs[3], vs[1]);
       const double step_vs_plain = round_ratio(vs[2], vs[0]);
       const double ns_vs_plain = round_ratio(vs[2], vs[1]);
+      const double stacked_vs_step = round_ratio(vs[0], vs[4]);
       std::printf(
-        "  rate ratios: muon_step/sgemm %.3f, ns5/sgemm %.3f, muon_step/plain %.3f, ns5/plain %.3f\n",
-        step_vs_sgemm, ns_vs_sgemm, step_vs_plain, ns_vs_plain);
+        "  rate ratios: muon_step/sgemm %.3f, ns5/sgemm %.3f, muon_step/plain %.3f, ns5/plain %.3f, "
+        "muon_stacked_step/muon_step %.3f\n",
+        step_vs_sgemm, ns_vs_sgemm, step_vs_plain, ns_vs_plain, stacked_vs_step);
       ratios.push_back({ { "shape", sh.label() },
                          { "threads", thr },
                          { "steep_muon_step_over_sgemm_rate", step_vs_sgemm },
                          { "steep_ns5_over_sgemm_rate", ns_vs_sgemm },
                          { "steep_muon_step_over_plain_rate", step_vs_plain },
-                         { "steep_ns5_over_plain_rate", ns_vs_plain } });
+                         { "steep_ns5_over_plain_rate", ns_vs_plain },
+                         { "steep_muon_stacked_step_over_muon_step_rate", stacked_vs_step } });
     }
 
   const nlohmann::json result{

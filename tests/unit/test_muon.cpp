@@ -822,6 +822,9 @@ TEMPLATE_TEST_CASE("matrix rules give bitwise the same parameters and state for 
   same_for_any_thread_count<T>(steep::route(steep::on_name("heads") >> rules::muon_stacked(T(0.02), 32, 64),
                                             steep::on<block_role::hidden_matrix> >> rules::muon(T(0.02)),
                                             steep::otherwise >> rules::adam(T(1e-3))));
+  same_for_any_thread_count<T>(
+    steep::route(steep::on_name("heads") >> rules::normuon_stacked(T(0.02), 32, 64),
+                 steep::otherwise >> rules::adam(T(1e-3))));
   same_for_any_thread_count<T>(rules::muon_adam());
   same_for_any_thread_count<T>(rules::scion(0.02));
 }

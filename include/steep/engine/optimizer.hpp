@@ -1320,13 +1320,25 @@ private:
     (std::make_index_sequence<n_matrices>{});
     for (auto& sb : scratch_)
       sb.lay_out(blocks_, T(0));
-    // Largest blocks first, so the dynamic schedule ends with small tasks (LPT).
-    for (std::size_t k = 0; k < n_matrices; ++k)
-      for (std::size_t b = 0; b < blocks_.size(); ++b)
-        matrix_tasks_.push_back({ k, b });
-    std::stable_sort(matrix_tasks_.begin(), matrix_tasks_.end(), [&](const auto& x, const auto& y) {
-      return blocks_[x.block].size > blocks_[y.block].size;
-    });
+    // One task per block, or per piece of a map that splits blocks (a stacked block's slices);
+    // largest first, so the dynamic schedule ends with small tasks (LPT).
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        (
+          [&] {
+            const auto& map = std::get<K>(maps_);
+            std::size_t pieces = 1;
+            if constexpr (requires { map.pieces(std::size_t{}, std::size_t{}); })
+              pieces =
+                map.pieces(static_cast<std::size_t>(dims_[b].rows), static_cast<std::size_t>(dims_[b].cols));
+            for (std::size_t p = 0; p < pieces; ++p)
+              matrix_tasks_.push_back({ K, b, p, blocks_[b].size / pieces });
+          }(),
+          ...);
+      }
+    (std::make_index_sequence<n_matrices>{});
+    std::stable_sort(matrix_tasks_.begin(), matrix_tasks_.end(),
+                     [&](const auto& x, const auto& y) { return x.size > y.size; });
   }
 
   // Read-only pass: each matrix stage's operand, per element, into its scratch arena (and the
@@ -1357,22 +1369,30 @@ private:
   }
 
   void run_matrix_task(std::size_t t) {
-    const auto [k, b] = matrix_tasks_[t];
-    // A NaN or Inf anywhere in a block would spread through every entry of its map (one GEMM
-    // mixes them all). Nothing has been written yet, so the step can still be refused whole.
+    const auto [k, b, piece, size] = matrix_tasks_[t];
+    // A NaN or Inf anywhere in a block (piece) would spread through every entry of its map (one
+    // GEMM mixes them all). Nothing has been written yet, so the step can still be refused whole.
     const T* in = scratch_[k].at(b);
-    for (std::size_t i = 0; i < blocks_[b].size; ++i)
+    for (std::size_t i = piece * size; i < (piece + 1) * size; ++i)
       if (!std::isfinite(in[i]))
         throw error(blocks_[b].name,
                     "the operand of a matrix stage has a non-finite entry (NaN or Inf in the "
                     "gradient or the state) at flat index " +
                       std::to_string(i) + "; the step was refused and parameters and state are unchanged");
     [&]<std::size_t... K>(std::index_sequence<K...>) {
-      ((K == k ? (std::get<K>(maps_).apply(scratch_[K].at(b), static_cast<std::size_t>(dims_[b].rows),
-                                           static_cast<std::size_t>(dims_[b].cols)),
-                  0)
-               : 0),
-       ...);
+      (
+        [&] {
+          if (K != k)
+            return;
+          const auto& map = std::get<K>(maps_);
+          const auto rows = static_cast<std::size_t>(dims_[b].rows),
+                     cols = static_cast<std::size_t>(dims_[b].cols);
+          if constexpr (requires { map.pieces(rows, cols); })
+            map.apply_piece(scratch_[K].at(b), rows, cols, piece);
+          else
+            map.apply(scratch_[K].at(b), rows, cols);
+        }(),
+        ...);
     }
     (std::make_index_sequence<n_matrices>{});
   }
@@ -1395,7 +1415,7 @@ private:
   }
 
   struct matrix_task {
-    std::size_t stage, block;
+    std::size_t stage, block, piece, size; // piece `piece` of `size` entries of the block
   };
 
   template <class Seq>

@@ -96,9 +96,18 @@ struct sliced {
 
   template <class T>
   void apply(T* x, std::size_t rows, std::size_t cols) const {
-    const std::size_t n = slice_rows * slice_cols;
-    for (std::size_t k = 0; k * n < rows * cols; ++k)
-      map.apply(x + k * n, slice_rows, slice_cols);
+    for (std::size_t k = 0; k < pieces(rows, cols); ++k)
+      apply_piece(x, rows, cols, k);
+  }
+  // The engine runs each slice as a task of its own, scheduled with every other block's and
+  // slice's, so an (E, out, in) block's experts are orthogonalized in parallel: a map that
+  // splits a block says into how many equal, consecutive pieces, and applies one of them.
+  std::size_t pieces(std::size_t rows, std::size_t cols) const {
+    return rows * cols / (slice_rows * slice_cols);
+  }
+  template <class T>
+  void apply_piece(T* x, std::size_t, std::size_t, std::size_t k) const {
+    map.apply(x + k * slice_rows * slice_cols, slice_rows, slice_cols);
   }
   std::string check_settings() const {
     if constexpr (requires { map.check_settings(); })
