@@ -235,6 +235,12 @@ TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-o
   check_all(rules::scion_colnorm(0.02), true);           // column lines
   check_all(rules::normuon_stacked(0.02, 2, 3), false);  // per-slice lines of two lengths
   check_all(rules::adam_mini_sliced(1e-2, 2, 3), false); // a per-slice slot
+  // A rule whose first read-only pass is a line pass checks there, not in a pass of its own.
+  auto store = make_store(false);
+  CHECK_THAT(steep::optimizer(rules::adam_mini_sliced(1e-2, 2, 3), store).describe(),
+             Catch::Contains("non-finite guard: fused into the line reduction pass"));
+  CHECK_THAT(steep::optimizer(rules::scion_colnorm(0.02), store).describe(),
+             Catch::Contains("non-finite guard: fused into the line reduction pass"));
 }
 
 TEST_CASE("guard: a routed rule refuses for every arm at once, and a retry applies no arm twice") {

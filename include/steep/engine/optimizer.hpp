@@ -151,7 +151,10 @@ public:
   // Where the non-finite guard runs (guard.hpp): fused into the depth-0 reduction pass if there
   // is one, else into the matrix pre-pass, else in a read-only pass of its own.
   static constexpr bool guard_in_reductions = program_type::template reductions_at<false, 0> > 0;
-  static constexpr bool guard_in_prepass = !guard_in_reductions && n_matrices > 0;
+  // A rule whose first read-only pass is a line pass (Adam-mini per slice) checks there.
+  static constexpr bool guard_in_lines =
+    !guard_in_reductions && program_type::template reductions_at<true, 0> > 0;
+  static constexpr bool guard_in_prepass = !guard_in_reductions && !guard_in_lines && n_matrices > 0;
   // Whether each coordinate's step reads only its own gradient entry (no reduction of any kind,
   // no matrix stage): the rules nonfinite_policy::mask can hold back coordinate by coordinate.
   static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
@@ -231,13 +234,15 @@ public:
     constexpr bool lines0 = program_type::template reductions_at < true, 0 >> 0;
     if constexpr (guard_in_reductions)
       reduction_pass<0>();
+    else if constexpr (guard_in_lines)
+      line_pass<0>();
     else if constexpr (!guard_in_prepass)
       if (guard_)
         guard_pass();
     if constexpr (!guard_in_prepass)
       if (auto bad = first_bad_chunk())
         return bad;
-    if constexpr (lines0)
+    if constexpr (lines0 && !guard_in_lines)
       line_pass<0>();
     // Per-block scalars and lines: all of them now, and again after each later pass (before it,
     // nothing that runs reads those that need it: the compiler's depths see to that).
@@ -867,6 +872,7 @@ private:
     if (!guard_)
       return "off";
     const std::string where = guard_in_reductions ? "fused into the reduction pass"
+                              : guard_in_lines    ? "fused into the line reduction pass"
                               : guard_in_prepass
                                 ? "fused into the matrix pre-pass"
                                 : "a read-only pass of its own (4 bytes per parameter in float32)";
@@ -984,9 +990,22 @@ private:
   // The line reductions of depth D. Each block is cut into parts of about one chunk each (so
   // one big matrix keeps every thread busy); a part sums whole rows (slices), or whole columns
   // over every row, each in a fixed order, so the result is the same for any thread count.
+  // With the guard (guard_in_lines), a part that reads a non-finite gradient entry flags every
+  // chunk of its block, which first_bad_chunk() then scans for the first bad index.
   template <int D>
   void line_pass() {
-    exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D>(line_tasks_[t]); });
+    if (D == 0 && guard_in_lines && guard_) {
+      line_bad_.assign(line_tasks_.size(), 0);
+      exec_.for_each_task(line_tasks_.size(),
+                          [&](std::size_t t) { line_bad_[t] = !line_block<D, true>(line_tasks_[t]); });
+      for (std::size_t t = 0; t < line_tasks_.size(); ++t)
+        if (line_bad_[t])
+          for (std::size_t c = wl_.first_chunk(line_tasks_[t].block);
+               c < wl_.first_chunk(line_tasks_[t].block + 1); ++c)
+            chunk_bad_[c] = 1;
+    } else {
+      exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D, false>(line_tasks_[t]); });
+    }
   }
 
   // Part `part` of `parts` of n lines: [begin, end).
@@ -994,11 +1013,13 @@ private:
     return { n * t.part / t.parts, n * (t.part + 1) / t.parts };
   }
 
-  template <int D>
-  [[gnu::flatten]] void line_block(const line_task& task) {
+  // Whether every gradient entry the part read was finite (checked only with Guard).
+  template <int D, bool Guard>
+  [[gnu::flatten]] bool line_block(const line_task& task) {
     using VD = kernel::batch<double>;
     const std::size_t b = task.block;
     const chunk_frame f = frame(b);
+    finite_check<T> check;
     const std::size_t rows = line_count(b, expr::rows_line), cols = line_count(b, expr::cols_line);
     for_each_reduction([&]<std::size_t S, std::size_t B, std::size_t>(const auto& red) {
       using N = std::remove_cvref_t<decltype(red)>;
@@ -1008,6 +1029,8 @@ private:
         std::vector<double>& out = line_red_[b * program_type::n_block_scalars + B];
         auto operand = [&]<class V>(std::size_t i) {
           auto c = evaluate_group<V, reads_matrices<D>>(f, i);
+          if constexpr (Guard)
+            check.add(c.grad);
           return expr::evaluate<S + O::step[0], B + O::block[0]>(std::get<0>(red.kids), c);
         };
         if constexpr (N::line != expr::cols_line) {
@@ -1048,6 +1071,7 @@ private:
         }
       }
     });
+    return check.finite();
   }
 
   // Block b's lines, after its per-block scalars (block_host_ holds them): first the new
@@ -1212,7 +1236,7 @@ private:
     (std::make_index_sequence<n_slots>{});
     const std::size_t scratch = n_matrices * sizeof(T);
     std::size_t total = bytes_per_param + (n_matrices > 0 ? 2 * scratch + element : 0);
-    if (guard_ && !guard_in_reductions && !guard_in_prepass)
+    if (guard_ && !guard_in_reductions && !guard_in_lines && !guard_in_prepass)
       total += sizeof(T);
     auto depth = [&]<int D>() {
       const std::size_t read = element + (D >= 1 ? scratch : 0);
@@ -1447,6 +1471,7 @@ private:
   shape_t one_value_ = { 1 };                  // the shape state() gives a per-block slot
   std::vector<shape_t> line_slot_shapes_;      // [slot][block]: a per-line slot's shape, (its lines)
   std::vector<std::size_t> line_len_;          // [per-block offset]: a slice line's slice length
+  std::vector<std::uint8_t> line_bad_;         // [line task]: it read a non-finite gradient entry (guard)
   std::vector<line_task> line_tasks_;          // the line passes' tasks: each block in parts of about a chunk
   std::vector<std::vector<T>> line_T_;         // [block][per-block offset]: a line's values, for the loop
   std::vector<std::vector<double>> line_red_;  // [block][per-block offset]: a line reduction's results
