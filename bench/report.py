@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders a benchmark run (scripts/bench.sh) as Markdown and merges its records into one JSON.
 
-    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,torch-optim,torch-train}.json if present
+    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,torch-optim,torch-train,torch-inproc}.json if present
 
 Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine),
 DIR/report.md and, where gnuplot is installed, DIR/throughput-<dtype>.{png,svg}, and prints the report. Ratios against hand-written loops are the in-process medians
@@ -177,6 +177,7 @@ def main():
     steep = None
     ns, train = load(d, "ns.json"), load(d, "train.json")
     torch_optim, torch_train = load(d, "torch-optim.json"), load(d, "torch-train.json")
+    inproc = load(d, "torch-inproc.json")
     out = ["# steep benchmark run", ""]
     machine = ((steeps[0] if steeps else None) or train or ns or {}).get("machine", {})
     if machine:
@@ -209,6 +210,20 @@ def main():
                     "torch runs in its own process after steep's, so these are ratios of medians, not interleaved.", ""]
             out += table(["dtype", "params", "tensors", "threads", "steep", "best torch", "torch impl",
                           "torch / steep time"], rows)
+    if inproc:
+        records += inproc["records"]
+        by = {}
+        for r in inproc["records"]:
+            by.setdefault((r["params"], r["tensors"], r["threads"]), {})[r["impl"]] = r["median_s"]
+        rows = [[p, k, t, fmt_t(by[(p, k, t)]["steep"]), fmt_t(by[(p, k, t)]["torch_forloop"]),
+                 fmt_t(by[(p, k, t)]["torch_foreach"]), f"{x['torch_forloop_over_steep']:.2f}x",
+                 f"{x['torch_foreach_over_steep']:.2f}x"]
+                for x in inproc["ratios"] for p, k, t in [(x["params"], x["tensors"], x["threads"])]]
+        out += [f"## Adam step: steep vs libtorch {inproc['torch_version']} in one process (float32)", "",
+                "steep-bench-torch: steep's default Adam (guard on) and libtorch's, on the same memory, "
+                "interleaved; ratios are medians of per-round time ratios.", ""]
+        out += table(["params", "tensors", "threads", "steep", "torch_forloop", "torch_foreach",
+                      "forloop / steep", "foreach / steep"], rows)
     if ns:
         records += ns["records"]
         out += ["## Newton-Schulz x5 (steep-bench-ns, float32)", ""]

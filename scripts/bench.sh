@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command (README, "Benchmarks"): builds steep, runs steep-bench
 # (generated rules vs hand-written loops and the roofline), steep-bench-ns (Newton-Schulz vs SGEMM),
-# steep-bench-train (the main job's training step vs DGEMM) and, where Debian's python3-torch is
-# installed, the PyTorch peers; writes every JSON, all.json and report.md into one directory.
+# steep-bench-train (the main job's training step vs DGEMM) and the PyTorch peers: libtorch's
+# Adam interleaved with steep's in one process (steep-bench-torch, where libtorch-dev is
+# installed) and torch.optim from Python (python3-torch); writes every JSON, all.json and
+# report.md into one directory.
 #
 #   scripts/bench.sh                      # bench/results/run-<date>/ (steep-bench grid ~9 min on 2 cores)
 #   scripts/bench.sh --quick              # a smoke-sized run (seconds)
@@ -16,7 +18,11 @@ cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 scripts/install-deps.sh --peers
-scripts/build.sh >/dev/null
+torch_cmake=()
+if dpkg-query -W -f='${Status}' libtorch-dev 2>/dev/null | grep -q "install ok installed"; then
+  torch_cmake=(-DSTEEP_BENCH_TORCH=ON)
+fi
+scripts/build.sh "${torch_cmake[@]}" >/dev/null
 dir=bench/results/run-$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p "$dir"
 threads=${THREADS:-1,$(nproc)}
@@ -29,6 +35,7 @@ if [ $quick = 1 ]; then
   ./build/bench/steep-bench-ns --quick --out "$dir/ns.json"
   ./build/bench/steep-bench-train --quick --out "$dir/train.json"
   torch_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
+  inproc_args=(--sizes 100003 --threads 1 --rounds 2)
   train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
 else
   ./build/bench/steep-bench --dtype float32 --sizes "$sizes" --threads "$threads" --out "$dir/steep-float32.json"
@@ -42,7 +49,13 @@ else
   ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
   ./build/bench/steep-bench-train --threads "$threads" --rounds 9 --steps 10 --out "$dir/train.json"
   torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads" --dtypes float32,float64)
+  inproc_args=(--sizes "${INPROC_SIZES:-50000,65536,1048576,16777216}" --threads "$threads")
   train_args=(--threads "$threads" --rounds 9 --steps 10)
+fi
+if [ ${#torch_cmake[@]} -gt 0 ]; then
+  ./build/bench/steep-bench-torch "${inproc_args[@]}" --out "$dir/torch-inproc.json"
+else
+  echo "bench.sh: libtorch-dev is not installed; no in-process PyTorch rows" >&2
 fi
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   /usr/bin/python3 bench/torch_optim_step.py "${torch_args[@]}" --out "$dir/torch-optim.json"

@@ -19,9 +19,10 @@ packages=(
   clang-19 libclang-rt-19-dev                            # libFuzzer targets (scripts/check.sh)
 )
 # --peers: also the Python side (not needed to build or test): NumPy for the reference-data
-# scripts (scripts/reference-*.py) and PyTorch for the peer timings of scripts/bench.sh.
+# scripts (scripts/reference-*.py), PyTorch for the peer timings of scripts/bench.sh, and
+# libtorch-dev for steep-bench-torch (torch.optim.Adam in the same process as steep).
 if [ "${1:-}" = "--peers" ]; then
-  packages+=(python3-numpy python3-torch)
+  packages+=(python3-numpy python3-torch libtorch-dev)
 fi
 
 missing=()
