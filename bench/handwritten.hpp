@@ -15,6 +15,7 @@
 // The math follows the operation order of steep's rules (dsl/steep/rules/), so steep-bench can
 // check each kernel against steep on the same inputs before anything is timed.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -208,13 +209,20 @@ template <int States, class T>
   }
 }
 
-// 16384-element chunks over every block, chunk starts at multiples of it inside a block: the
-// same cut as steep's work list, written out independently.
-constexpr std::size_t chunk_elements = 16384;
+// Chunks over every block, chunk starts at multiples of the chunk size inside a block: the same
+// cut as steep's work list (16384 entries, or about a 16th of a small model, a multiple of 64
+// and at least 1024), written out independently.
+inline std::size_t chunk_elements_for(std::size_t total) {
+  return std::min<std::size_t>(16384, std::max<std::size_t>(1024, (total / 16 + 63) / 64 * 64));
+}
 
 template <class T>
 std::vector<streams<T>> make_chunks(const std::vector<streams<T>>& blocks) {
   std::vector<streams<T>> out;
+  std::size_t total = 0;
+  for (const auto& b : blocks)
+    total += b.n;
+  const std::size_t chunk_elements = chunk_elements_for(total);
   for (const auto& b : blocks)
     for (std::size_t i = 0; i < b.n; i += chunk_elements)
       out.push_back({ b.p + i, b.g + i, b.s0 ? b.s0 + i : nullptr, b.s1 ? b.s1 + i : nullptr,

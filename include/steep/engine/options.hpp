@@ -30,8 +30,10 @@ namespace steep::engine {
 enum class nonfinite_policy { refuse, skip, mask, off };
 
 struct optimizer_options {
-  int threads = 0;                                                        // 0: all cores TBB sees
-  std::size_t chunk_elements = kernel::work_list::default_chunk_elements; // multiple of 64
+  int threads = 0; // 0: all cores TBB sees
+  // Entries per chunk of the work list, a multiple of 64; 0: 16384, or about a 16th of a small
+  // model (kernel::work_list::auto_chunk_elements), so two threads split it evenly.
+  std::size_t chunk_elements = 0;
   // Roles a matrix stage (Muon's dual map) may run on. Hidden matrices only by default: Muon is
   // meant for hidden layers; embeddings and heads go to an elementwise rule (Jordan et al. 2024).
   // route(...) widens this only for an arm that opted in explicitly.

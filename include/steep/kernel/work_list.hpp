@@ -13,6 +13,7 @@
 // multiples of chunk_elements inside a block, hence of every SIMD width; only a block's last
 // chunk has a scalar tail.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -30,10 +31,23 @@ class work_list {
 public:
   static constexpr std::size_t default_chunk_elements = 16384;
 
-  explicit work_list(const std::vector<std::size_t>& block_sizes,
-                     std::size_t chunk_elements = default_chunk_elements)
-    : chunk_elements_(chunk_elements) {
-    if (chunk_elements == 0 || chunk_elements % 64 != 0)
+  // The chunk size chunk_elements = 0 asks for (optimizer_options' default): 16384 entries, or
+  // fewer for a small model, so that the list has about 16 chunks (a multiple of 64, at least
+  // 1024). With 16384 a 50K-parameter model is 3 full chunks and one of 848, which two threads
+  // split 2:2, so they could never beat 1.53x; with 3136 they split 8:8
+  // (steep-bench-dispatch). It depends on the sizes only, never on the thread count, so results
+  // stay bitwise the same for any thread count.
+  static std::size_t auto_chunk_elements(const std::vector<std::size_t>& block_sizes) {
+    std::size_t total = 0;
+    for (std::size_t n : block_sizes)
+      total += n;
+    return std::clamp<std::size_t>((total / 16 + 63) / 64 * 64, 1024, default_chunk_elements);
+  }
+
+  explicit work_list(const std::vector<std::size_t>& block_sizes, std::size_t chunk_elements = 0)
+    : chunk_elements_(chunk_elements == 0 ? auto_chunk_elements(block_sizes) : chunk_elements) {
+    chunk_elements = chunk_elements_;
+    if (chunk_elements % 64 != 0)
       throw std::invalid_argument("steep: work_list chunk size must be a positive multiple of 64");
     first_.reserve(block_sizes.size() + 1);
     for (std::size_t b = 0; b < block_sizes.size(); ++b) {
