@@ -114,13 +114,21 @@ bool all_finite(const T* g, std::size_t begin, std::size_t end) {
   return std::isfinite(static_cast<double>(kernel::hsum((a0 + a1) + (a2 + a3)) + tail));
 }
 
-// Which lanes of x are finite (x - x is 0 for a finite x, NaN for NaN or +-Inf).
+// Several values' finiteness in one compare: x * 0 is a zero for a finite x and NaN for NaN or
+// +-Inf, so a running sum of such terms is a zero exactly while every term was finite, and,
+// unlike a sum of the values, it cannot overflow. One fused multiply-add per value, then
+// finite_sum_ok's one compare: the update pass's hold-back test, which needed a subtract, a
+// compare and a mask-and per value as x - x == 0 tests.
 template <class V>
-auto finite_lanes(const V& x) {
+V add_finite_probe(const V& sum, const V& x) {
   if constexpr (kernel::is_batch_v<V>)
-    return (x - x) == V(0);
+    return xsimd::fma(x, V(0), sum);
   else
-    return x - x == 0;
+    return sum + x * V(0);
+}
+template <class V>
+auto finite_sum_ok(const V& sum) {
+  return sum == V(0); // lane-wise for a batch, a bool for the scalar tail
 }
 
 // The update pass's keep-or-hold-back select: a where ok, b elsewhere.

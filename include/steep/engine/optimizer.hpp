@@ -758,9 +758,9 @@ private:
           put(f.p, p_new);
           ((element_slot<K> ? put(std::get<K>(f.slots), std::get<K>(c.news)) : void()), ...);
         } else {
-          auto ok = finite_lanes(p_new); // (bool for the scalar tail: & on it keeps the type)
-          ok = ok & finite_lanes(c.grad);
-          ((element_slot<K> ? void(ok = ok & finite_lanes(std::get<K>(c.news))) : void()), ...);
+          V probe = add_finite_probe(c.grad * V(0), p_new);
+          ((element_slot<K> ? void(probe = add_finite_probe(probe, std::get<K>(c.news))) : void()), ...);
+          const auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
           if constexpr (Tail)
             stepped.add(ok | kernel::lanes_past<V>(tail)); // (lanes past the tail are never stored)
           else
