@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders a benchmark run (scripts/bench.sh) as Markdown and merges its records into one JSON.
 
-    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,torch-optim,torch-train,torch-inproc}.json if present
+    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,dispatch,torch-optim,torch-train,torch-inproc}.json if present
 
 Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine),
 DIR/report.md and, where gnuplot is installed, DIR/throughput-<dtype>.{png,svg}, and prints the report. Ratios against hand-written loops are the in-process medians
@@ -178,6 +178,7 @@ def main():
     ns, train = load(d, "ns.json"), load(d, "train.json")
     torch_optim, torch_train = load(d, "torch-optim.json"), load(d, "torch-train.json")
     inproc = load(d, "torch-inproc.json")
+    dispatch = load(d, "dispatch.json")
     out = ["# steep benchmark run", ""]
     machine = ((steeps[0] if steeps else None) or train or ns or {}).get("machine", {})
     if machine:
@@ -224,6 +225,12 @@ def main():
                 "interleaved; ratios are medians of per-round time ratios.", ""]
         out += table(["params", "tensors", "threads", "steep", "torch_forloop", "torch_foreach",
                       "forloop / steep", "foreach / steep"], rows)
+    if dispatch:
+        records += dispatch["records"]
+        out += ["## Small steps on several threads: TBB vs a spinning pool (steep-bench-dispatch, float32 Adam)", ""]
+        out += table(["dispatch", "params", "threads", "median", "speed-up over serial"],
+                     [[r["impl"], r["params"], r["threads"], fmt_t(r["median_s"]), f"{r['speedup_over_serial']:.2f}x"]
+                      for r in dispatch["records"]])
     if ns:
         records += ns["records"]
         out += ["## Newton-Schulz x5 (steep-bench-ns, float32)", ""]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command (README, "Benchmarks"): builds steep, runs steep-bench
 # (generated rules vs hand-written loops and the roofline), steep-bench-ns (Newton-Schulz vs SGEMM),
-# steep-bench-train (the main job's training step vs DGEMM) and the PyTorch peers: libtorch's
+# steep-bench-train (the main job's training step vs DGEMM), steep-bench-dispatch (TBB vs a
+# spinning pool on small steps) and the PyTorch peers: libtorch's
 # Adam interleaved with steep's in one process (steep-bench-torch, where libtorch-dev is
 # installed) and torch.optim from Python (python3-torch); writes every JSON, all.json and
 # report.md into one directory.
@@ -34,6 +35,7 @@ if [ $quick = 1 ]; then
   ./build/bench/steep-bench --quick --out "$dir/steep-float32.json"
   ./build/bench/steep-bench-ns --quick --out "$dir/ns.json"
   ./build/bench/steep-bench-train --quick --out "$dir/train.json"
+  ./build/bench/steep-bench-dispatch --sizes 65536 --rounds 2 --out "$dir/dispatch.json"
   torch_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
   inproc_args=(--sizes 100003 --threads 1 --rounds 2)
   train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
@@ -48,6 +50,7 @@ else
   fi
   ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
   ./build/bench/steep-bench-train --threads "$threads" --rounds 9 --steps 10 --out "$dir/train.json"
+  ./build/bench/steep-bench-dispatch --threads "$(nproc)" --out "$dir/dispatch.json"
   torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads" --dtypes float32,float64)
   inproc_args=(--sizes "${INPROC_SIZES:-50000,65536,1048576,16777216}" --threads "$threads")
   train_args=(--threads "$threads" --rounds 9 --steps 10)
