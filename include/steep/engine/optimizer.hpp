@@ -1193,10 +1193,9 @@ private:
         (
           [&] {
             if constexpr (line_slot<K> != expr::not_a_line) {
-              const std::size_t n = line_count(b, line_slot<K>,
-                                               line_slot<K> == expr::slices_line
-                                                 ? checked_slice(b, expr::slice_length(std::get<K>(roots_)))
-                                                 : 1);
+              // The slot's update is the line node at its root's first per-block entry, whose
+              // slice length (if a slice line) the visit above has checked.
+              const std::size_t n = line_count(b, line_slot<K>, line_len_[program_type::block_offset[K]]);
               line_news_[K * blocks_.size() + b].assign(n, 0.0);
               line_slot_shapes_[K * blocks_.size() + b] = { n };
             }
