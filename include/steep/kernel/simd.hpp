@@ -53,7 +53,12 @@ inline batch<std::uint32_t> bf16_round_bits(const batch<float>& v) { // the roun
   const VU u = xsimd::bitwise_cast<VU>(v);
   const VU rounded = (u + VU(0x7fffu) + ((u >> 16) & VU(1u))) & VU(0xffff0000u);
   const VU quiet_nan = (u | VU(0x00400000u)) & VU(0xffff0000u);
-  return xsimd::select((u & VU(0x7fffffffu)) > VU(0x7f800000u), quiet_nan, rounded);
+  // The select is on float lanes: xsimd's AVX-512BW select on 32-bit integers does not compile
+  // with GCC 12 without optimization (-O0, -fsyntax-only), where the intrinsics it names for
+  // 8- and 16-bit lanes are macros that reject its casts.
+  using VF = batch<float>;
+  return xsimd::bitwise_cast<VU>(
+    xsimd::select(xsimd::isnan(v), xsimd::bitwise_cast<VF>(quiet_nan), xsimd::bitwise_cast<VF>(rounded)));
 }
 inline batch<float> round_bf16(const batch<float>& v) {
   return xsimd::bitwise_cast<batch<float>>(bf16_round_bits(v));
