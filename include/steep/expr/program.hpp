@@ -65,11 +65,16 @@ constexpr auto analysis_kids(hana::basic_type<N>) {
     return kid_types<N>::value;
 }
 
+// The folds below expand a node's kids in one pack (hana::unpack and a C++17 fold) rather than
+// with hana::fold_left and a growing accumulator: the analysis runs for every rule in every
+// translation unit, and an accumulating fold instantiates one concatenation per kid, which
+// made it a visible part of a rule's compile time (README, "Compile-time cost").
+
 // Every node type M under (and including) N with Pred<M>, children before parents.
 template <bool Through, template <class> class Pred, class N>
 constexpr auto collect_in_tree(hana::basic_type<N> t) {
-  auto below = hana::fold_left(analysis_kids<Through>(t), hana::tuple_t<>, [](auto acc, auto kid) {
-    return hana::concat(acc, collect_in_tree<Through, Pred>(kid));
+  auto below = hana::unpack(analysis_kids<Through>(t), [](auto... kid) {
+    return hana::flatten(hana::make_tuple(hana::tuple_t<>, collect_in_tree<Through, Pred>(kid)...));
   });
   if constexpr (Pred<N>::value)
     return hana::append(below, t);
@@ -83,15 +88,15 @@ constexpr bool any_in_tree(hana::basic_type<N> t) {
   if constexpr (Pred<N>::value)
     return true;
   else
-    return hana::fold_left(analysis_kids<Through>(t), false,
-                           [](bool any, auto kid) { return any || any_in_tree<Through, Pred>(kid); });
+    return hana::unpack(analysis_kids<Through>(t),
+                        [](auto... kid) { return (false || ... || any_in_tree<Through, Pred>(kid)); });
 }
 
 // The sum of f(type) over every node type under (and including) N.
 template <bool Through, class N, class F>
 constexpr auto sum_in_tree(hana::basic_type<N> t, F f) {
-  return hana::fold_left(analysis_kids<Through>(t), f(t),
-                         [&](auto total, auto kid) { return total + sum_in_tree<Through>(kid, f); });
+  return hana::unpack(analysis_kids<Through>(t),
+                      [&](auto... kid) { return (f(t) + ... + sum_in_tree<Through>(kid, f)); });
 }
 
 template <class N>
@@ -172,9 +177,8 @@ constexpr int max_reduction_depth(hana::basic_type<N> t) {
   if constexpr (is_reduce_node<N>::value)
     return reduction_depth<N>(); // covers whatever its operand needs
   else
-    return hana::fold_left(analysis_kids<true>(t), -1, [](int d, auto kid) {
-      const int k = max_reduction_depth(kid);
-      return k > d ? k : d;
+    return hana::unpack(analysis_kids<true>(t), [](auto... kid) {
+      return std::max({ -1, max_reduction_depth(kid)... });
     });
 }
 

@@ -8,7 +8,9 @@
 //
 // The calls go through xtensor-blas's bundled FLENS cxxblas, which forwards to the CBLAS of the
 // BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS): steep links
-// the library that xtensor-blas links and declares nothing itself.
+// the library that xtensor-blas links and declares nothing itself. Only cxxblas is included, not
+// xtensor-blas's <xblas.hpp>, which brings xtensor's arrays and I/O into every translation unit
+// that includes the engine (README, "Compile-time cost"); the two coexist in one unit.
 //
 // thread_limit exists because OpenBLAS keeps its own thread pool. When steep runs many
 // same-shape blocks in parallel over TBB ("batch same-shape blocks across layers"),
@@ -16,11 +18,12 @@
 // openblas_set_num_threads is looked up as a weak symbol, so another BLAS still links (the
 // limit is then a no-op).
 
-#include "steep/core/xsimd_fence.hpp" // first: xtensor-blas pulls in <immintrin.h>
-
+#include <complex> // cxxblas assumes these
 #include <cstddef>
 #include <mutex>
-#include <xtensor-blas/xblas.hpp>
+#include <type_traits>
+#include <xflens/cxxblas/cxxblas.cxx>
+#include <xtensor-blas/xblas_config.hpp> // HAVE_CBLAS: cxxblas forwards to CBLAS
 
 extern "C" {
 void openblas_set_num_threads(int) __attribute__((weak));
