@@ -495,6 +495,8 @@ TEST_CASE("Adam without eps takes no step where the second moment is zero (0 / 0
 }
 
 TEST_CASE("concurrent optimizers leave OpenBLAS's thread count as they found it") {
+  // The engine's products go to OpenBLAS (kernel/blas.hpp), so its thread-count symbols resolve.
+  REQUIRE(openblas_get_num_threads != nullptr);
   const int before = openblas_get_num_threads();
   for (int run = 0; run < 20; ++run) {
     auto one = [](int threads) {

@@ -18,12 +18,21 @@
 // openblas_set_num_threads is looked up as a weak symbol, so another BLAS still links (the
 // limit is then a no-op).
 
+// First, in a block of its own: HAVE_CBLAS must be defined before cxxblas is read, or cxxblas
+// compiles its own reference loops instead of calling the BLAS (and nothing links OpenBLAS).
+// clang-format off
+#include <xtensor-blas/xblas_config.hpp>
+// clang-format on
+
 #include <complex> // cxxblas assumes these
 #include <cstddef>
 #include <mutex>
 #include <type_traits>
 #include <xflens/cxxblas/cxxblas.cxx>
-#include <xtensor-blas/xblas_config.hpp> // HAVE_CBLAS: cxxblas forwards to CBLAS
+
+#if !defined(HAVE_CBLAS)
+#error "steep: cxxblas must forward to CBLAS (xtensor-blas's HAVE_CBLAS)"
+#endif
 
 extern "C" {
 void openblas_set_num_threads(int) __attribute__((weak));
