@@ -765,10 +765,14 @@ private:
             stepped.add(ok | kernel::lanes_past<V>(tail)); // (lanes past the tail are never stored)
           else
             stepped.add(ok);
-          put(f.p, select_lanes(ok, p_new, c.param));
-          ((element_slot<K>
-              ? put(std::get<K>(f.slots), select_lanes(ok, std::get<K>(c.news), std::get<K>(c.olds)))
-              : void()),
+          auto keep = [&](auto* ptr, const V& v, const V& old) {
+            if constexpr (Tail || !kernel::is_batch_v<V>)
+              put(ptr, select_lanes(ok, v, old));
+            else
+              kernel::store_where(ptr + i, ok, v, old);
+          };
+          keep(f.p, p_new, c.param);
+          ((element_slot<K> ? keep(std::get<K>(f.slots), std::get<K>(c.news), std::get<K>(c.olds)) : void()),
            ...);
         }
       }

@@ -200,6 +200,22 @@ inline void store_first(S* p, const V& v, std::size_t n) {
   for (std::size_t k = 0; k < n; ++k)
     p[k] = tmp[k];
 }
+// Stores v's lanes where `where` holds and leaves p's other elements as they are (`old` is what
+// p holds). With AVX-512 and S the arithmetic type, one masked store; otherwise a select against
+// old and a store. The update pass's hold-back: a masked store instead of a blend and a store.
+template <class S, class V, class M>
+inline void store_where(S* p, const M& where, const V& v, const V& old) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<S, scalar_of<V>> && sizeof(typename V::register_type) == 64) {
+    if constexpr (std::is_same_v<S, float>)
+      return _mm512_mask_storeu_ps(p, where.data, v);
+    else if constexpr (std::is_same_v<S, double>)
+      return _mm512_mask_storeu_pd(p, where.data, v);
+  }
+#endif
+  store_exact(p, xsimd::select(where, v, old));
+}
+
 template <class V>
 inline auto lanes_past(std::size_t n) {
   using T = scalar_of<V>;
