@@ -4,7 +4,8 @@
 #   two_rules  the same plus Lion: the added cost of one more rule;
 #   one_rule_lean, two_rules_lean  the same with only what they use: <steep/engine.hpp> (no
 #              checkpoints) and the rule headers (<steep/rules/adam.hpp>, <steep/rules/lion.hpp>);
-#   catalogue  every rule of the catalogue, plain and routed, stepped once (float);
+#   catalogue  every rule of the catalogue (dsl/), plain and routed, stepped once (float);
+#   catalogue_lean  the same with <steep/engine.hpp> and <steep/rules.hpp> only;
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
 # Same flags as steep's own targets (-O3 -march=native -std=c++20). One compile at a time; the
 # median of RUNS (default 3) runs. Writes bench/results/compile-cost-<date>.json.
@@ -41,9 +42,17 @@ catalogue=('steep::rules::sgd(0.1f)' 'steep::rules::momentum(0.1f, 0.9)' 'steep:
   'steep::rules::lion(1e-4f)' 'steep::rules::signum(1e-3f)' 'steep::rules::adam_optax(1e-3f)'
   'steep::rules::nadamw_optax(1e-3f)' 'steep::rules::normalized_gd(1e-2f)'
   'steep::rules::normalized_gd_per_block(1e-2f)' 'steep::rules::adam_bf16(1e-3f)'
-  'steep::rules::adam_mini(1e-3f)' 'steep::rules::muon_adam()' 'steep::rules::muon_signum()'
-  'steep::rules::scion(1e-3)' 'steep::rules::muon_adam_paper(0.02, 0.01)')
+  'steep::rules::adam_mini(1e-3f)' 'steep::rules::adam_mini_sliced(1e-3f, 1, 4)'
+  'steep::rules::muon(0.02)' 'steep::rules::muon(0.02, 0.1, 0.95, steep::norms::polar_express())'
+  'steep::rules::muon_exact(0.02)' 'steep::rules::muon_plain_rms(0.02)' 'steep::rules::muon_optax(0.02)'
+  'steep::rules::muon_stacked(0.02, 2, 4)' 'steep::rules::normuon(0.02)' 'steep::rules::normuon_stacked(0.02, 2, 4)'
+  'steep::rules::adamuon(0.02)' 'steep::rules::muon_adam()' 'steep::rules::muon_signum()'
+  'steep::rules::muon_optax_full(0.02)' 'steep::rules::scion(1e-3)' 'steep::rules::scion_colnorm(1e-3)'
+  'steep::rules::scion_rownorm(1e-3)' 'steep::rules::momentum_gd(0.1)' 'steep::rules::adam_paper(1e-3)'
+  'steep::rules::spectral_msd(0.02)' 'steep::rules::muon_paper(0.02)' 'steep::rules::muon_signum_paper(0.02, 0.01)'
+  'steep::rules::muon_adam_paper(0.02, 0.01)')
 tu catalogue "${catalogue[@]}"
+includes="steep/engine.hpp steep/rules.hpp" tu catalogue_lean "${catalogue[@]}"
 echo '#include <steep/rules/sgd.hpp>' >"$work/syntax.cpp"
 
 measure() { # file, extra flags...
@@ -62,7 +71,7 @@ measure() { # file, extra flags...
 out=bench/results/compile-cost-$(date -u +%Y-%m-%d).json
 echo "{" >"$out"
 first=1
-for case in one_rule two_rules one_rule_lean two_rules_lean catalogue syntax; do
+for case in one_rule two_rules one_rule_lean two_rules_lean catalogue catalogue_lean syntax; do
   extra=()
   [ "$case" = syntax ] && extra=(-fsyntax-only)
   read -r secs kb < <(measure "$case" "${extra[@]}")
