@@ -70,12 +70,15 @@ void gesdd(char jobz, std::size_t m, std::size_t n, std::vector<T>& a, std::vect
   T query = 0;
   int info = call(&query, -1);
   if (info == 0) {
-    std::vector<T> work(std::max<std::size_t>(1, static_cast<std::size_t>(query)));
+    // The size comes back as a T: above 2^24 a float may round it down, so round it up again.
+    const double size =
+      static_cast<double>(query) * (1 + 4 * static_cast<double>(std::numeric_limits<T>::epsilon()));
+    std::vector<T> work(std::max<std::size_t>(1, static_cast<std::size_t>(size) + 1));
     info = call(work.data(), static_cast<int>(work.size()));
   }
   if (info != 0)
-    throw std::runtime_error("steep: LAPACK gesdd did not converge on a " + std::to_string(n) + " x " +
-                             std::to_string(m) + " block (info " + std::to_string(info) + ")");
+    throw std::runtime_error("steep: LAPACK gesdd failed on a " + std::to_string(n) + " x " +
+                             std::to_string(m) + " block (info " + std::to_string(info) + ')');
 }
 } // namespace detail::lapack
 
