@@ -8,8 +8,8 @@
 // nuclear norm, the spectral norm's dual). When G is rank deficient the maximizer is not unique;
 // steep drops the directions of (numerically) zero singular values, so the result is the
 // partial isometry of G's range and a zero block maps to zero, never to an arbitrary rotation.
-// Computed by LAPACK's gesdd (through xtensor-blas), as torch.linalg.svd does on the CPU: this
-// is what the golden `muon_exact` case uses in place of Newton–Schulz.
+// Computed by LAPACK's gesdd (called directly: polar_apply.hpp), as torch.linalg.svd does on
+// the CPU: this is what the golden `muon_exact` case uses in place of Newton–Schulz.
 
 #include <cstddef>
 #include <vector>
