@@ -359,3 +359,29 @@ TEST_CASE("guard: a value that would overflow its float32 storage is held back a
   CHECK(opt.step()); // off: no check, v is +Inf and that coordinate never moves again
   CHECK(opt.state("b", "exp_avg_sq")(1) == std::numeric_limits<float>::infinity());
 }
+
+TEMPLATE_TEST_CASE("guard: the read-only check finds a non-finite entry at any position", "", float, double) {
+  // all_finite reads a range as four quarters in lockstep plus a remainder; every position of
+  // every part, for lengths around the batch width and offsets that misalign the range.
+  constexpr std::size_t w = steep::kernel::batch<TestType>::size;
+  const TestType bad[] = { std::numeric_limits<TestType>::quiet_NaN(),
+                           std::numeric_limits<TestType>::infinity(),
+                           -std::numeric_limits<TestType>::infinity() };
+  for (std::size_t begin : { std::size_t(0), std::size_t(3) })
+    for (std::size_t n = 0; n <= 9 * w + 3; ++n) {
+      std::vector<TestType> g(begin + n, TestType(-1.5));
+      CHECK(steep::engine::all_finite(g.data(), begin, begin + n));
+      for (std::size_t k = 0; k < n; ++k)
+        for (TestType x : bad) {
+          g[begin + k] = x;
+          if (steep::engine::all_finite(g.data(), begin, begin + n))
+            FAIL("missed " << x << " at " << k << " of " << n << " entries from " << begin);
+          g[begin + k] = TestType(-1.5);
+        }
+      // Entries outside [begin, end) are not read as part of it.
+      if (begin > 0) {
+        g[0] = bad[0];
+        CHECK(steep::engine::all_finite(g.data(), begin, begin + n));
+      }
+    }
+}
