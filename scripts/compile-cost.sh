@@ -6,18 +6,22 @@
 #              checkpoints) and the rule headers (<steep/rules/adam.hpp>, <steep/rules/lion.hpp>);
 #   catalogue  every rule of the catalogue (dsl/), plain and routed, stepped once (float);
 #   catalogue_lean  the same with <steep/engine.hpp> and <steep/rules.hpp> only;
+#   pch        building a precompiled <steep/engine.hpp> (what steep::precompiled does once per
+#              CMake target, README "Compile-time cost");
+#   one_rule_pch, two_rules_pch  one_rule_lean and two_rules_lean with that precompiled header;
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
 # Same flags as steep's own targets (-O3 -march=native -std=c++20). One compile at a time; the
-# median of RUNS (default 3) runs. Writes bench/results/compile-cost-<date>.json.
+# median of RUNS (default 3) runs. Writes bench/results/compile-cost-<date>.json (or $OUT).
 #
 #   scripts/compile-cost.sh
 #   RUNS=5 scripts/compile-cost.sh
+#   CASES="pch one_rule_pch" scripts/compile-cost.sh     # some cases (pch before the *_pch ones)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-flags=(-std=c++20 -O3 -DNDEBUG -march=native -Iinclude -Idsl -c -o "$work/out.o")
+flags=(-std=c++20 -O3 -DNDEBUG -march=native -Iinclude -Idsl)
 
 tu() { # name, then the rule expressions (headers: $includes, default <steep/steep.hpp>)
   local name=$1
@@ -54,13 +58,14 @@ catalogue=('steep::rules::sgd(0.1f)' 'steep::rules::momentum(0.1f, 0.9)' 'steep:
 tu catalogue "${catalogue[@]}"
 includes="steep/engine.hpp steep/rules.hpp" tu catalogue_lean "${catalogue[@]}"
 echo '#include <steep/rules/sgd.hpp>' >"$work/syntax.cpp"
+echo '#include <steep/engine.hpp>' >"$work/steep_pch.hpp"
 
-measure() { # file, extra flags...
+measure() { # source, extra flags... (prints the median seconds and peak KB)
   local f=$1
   shift
   for _ in $(seq "$runs"); do
-    if ! /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" "$@" "$work/$f.cpp" >"$work/log" 2>&1; then
-      echo "compile-cost.sh: $f.cpp does not compile:" >&2
+    if ! /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" "$@" "$f" >"$work/log" 2>&1; then
+      echo "compile-cost.sh: $f does not compile:" >&2
       head -20 "$work/log" >&2
       exit 1
     fi
@@ -68,13 +73,20 @@ measure() { # file, extra flags...
   done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print $1, $2 }'
 }
 
-out=bench/results/compile-cost-$(date -u +%Y-%m-%d).json
+out=${OUT:-bench/results/compile-cost-$(date -u +%Y-%m-%d).json}
 echo "{" >"$out"
 first=1
-for case in one_rule two_rules one_rule_lean two_rules_lean catalogue catalogue_lean syntax; do
-  extra=()
-  [ "$case" = syntax ] && extra=(-fsyntax-only)
-  read -r secs kb < <(measure "$case" "${extra[@]}")
+pch_use=(-include "$work/steep_pch.hpp" -Werror=invalid-pch -c -o "$work/out.o")
+all_cases="one_rule two_rules one_rule_lean two_rules_lean pch one_rule_pch two_rules_pch catalogue catalogue_lean syntax"
+for case in ${CASES:-$all_cases}; do
+  case $case in
+    pch) args=("$work/steep_pch.hpp" -x c++-header -o "$work/steep_pch.hpp.gch") ;;
+    one_rule_pch) args=("$work/one_rule_lean.cpp" "${pch_use[@]}") ;;
+    two_rules_pch) args=("$work/two_rules_lean.cpp" "${pch_use[@]}") ;;
+    syntax) args=("$work/syntax.cpp" -fsyntax-only) ;;
+    *) args=("$work/$case.cpp" -c -o "$work/out.o") ;;
+  esac
+  read -r secs kb < <(measure "${args[@]}")
   printf '%-10s %7.1f s %8.0f MB\n' "$case" "$secs" "$((kb / 1024))"
   [ $first = 1 ] || echo "," >>"$out"
   first=0

@@ -16,6 +16,11 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIAB
 if(rc)
   message(FATAL_ERROR "building the consumer failed")
 endif()
+# steep::precompiled must have given the consumer a precompiled header.
+file(GLOB_RECURSE pch ${WORK_DIR}/build/*.gch)
+if(NOT pch)
+  message(FATAL_ERROR "steep::precompiled gave the consumer no precompiled header")
+endif()
 execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the consumer ran but its result was wrong")
