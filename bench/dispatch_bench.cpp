@@ -15,7 +15,13 @@
 //           the others finish. OpenMP's active wait, in 40 lines: the lightest dispatch that does
 //           not burn a core between steps.
 //   ideal   serial time / threads, computed: the bound no dispatch beats.
+// and steep's default Adam (guard on) on 1 thread and on --threads threads.
 // Reports each variant's median step and its speed-up over serial (median of per-round ratios).
+//
+// --gap-us 0,1000 times every size twice: steps back to back, and each step after 1 ms of busy
+// work on the calling thread (harness.hpp, busy_gap), as in a training loop, where the pools'
+// workers fall asleep between steps. steep's optimizer_options::serial_below is the answer to
+// what that run shows (README, "Benchmarks").
 
 // clang-format off
 #include <steep/steep.hpp> // first: see xsimd_fence.hpp
@@ -98,11 +104,15 @@ private:
 
 int main(int argc, char** argv) {
   std::vector<std::size_t> sizes{ 50000, 65536, 1048576 };
+  std::vector<double> gaps{ 0 };
   int threads = 2, rounds = 11, warmup = 20;
   std::string out_path = "bench-dispatch-results.json";
   CLI::App app{ "steep-bench-dispatch: TBB's fork-join against a spinning pool, on small Adam steps" };
   app.add_option("--sizes", sizes, "parameter counts (one tensor)")->delimiter(',')->capture_default_str();
   app.add_option("--threads", threads, "threads of the parallel variants")->check(CLI::Range(2, 1024));
+  app.add_option("--gap-us", gaps, "busy microseconds before each timed step (0: back to back)")
+    ->delimiter(',')
+    ->capture_default_str();
   app.add_option("--rounds", rounds, "interleaved rounds")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--out", out_path, "JSON results file")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -111,50 +121,61 @@ int main(int argc, char** argv) {
   oneapi::tbb::task_arena arena(threads);
   spin_pool pool(threads);
   std::printf("%-8s %9s %4s %10s %12s\n", "dispatch", "params", "thr", "median_us", "vs serial");
-  for (std::size_t n : sizes) {
-    std::vector<float> p(n, 0.1f), g(n), m(n, 0.f), v(n, 0.f);
-    for (std::size_t i = 0; i < n; ++i)
-      g[i] = std::sin(0.37f * static_cast<float>(i));
-    const auto chunks = hw::make_chunks<float>({ { p.data(), g.data(), m.data(), v.data(), n } });
-    const auto s = hw::adam_step<float>(1e-3, 0.9, 0.999, 1e-8, 0.0, 1);
-    auto body = [&](const hw::streams<float>& c) { hw::adam_like<0, false>(c, s); };
-    const std::function<void(int, int)> part = [&](int k, int parts) {
-      const std::size_t nc = chunks.size(), u = static_cast<std::size_t>(k),
-                        w = static_cast<std::size_t>(parts);
-      for (std::size_t c = nc * u / w; c < nc * (u + 1) / w; ++c)
-        body(chunks[c]);
-    };
-    const int steps = static_cast<int>(std::clamp<std::size_t>(20'000'000 / (n + 1), 3, 400));
-    std::vector<variant> vs;
-    vs.push_back({ "adam",
-                   "serial",
-                   [&] {
-                     for (const auto& c : chunks)
-                       body(c);
-                   },
-                   {},
-                   {} });
-    vs.push_back({ "adam", "tbb", [&] { hw::run(arena, chunks, body); }, {}, {} });
-    vs.push_back({ "adam", "spin", [&] { pool.run(part); }, {}, {} });
-    run_interleaved(vs, rounds, steps, warmup);
-    for (const auto& x : vs) {
-      const double med = summarize(x.samples).median, speedup = round_ratio(vs[0], x);
-      std::printf("%-8s %9zu %4d %10.2f %11.2fx\n", x.impl.c_str(), n, x.impl == "serial" ? 1 : threads,
-                  med * 1e6, speedup);
-      records.push_back({ { "name", "adam" },
-                          { "impl", x.impl },
-                          { "params", n },
-                          { "tensors", 1 },
-                          { "threads", x.impl == "serial" ? 1 : threads },
-                          { "chunks", chunks.size() },
-                          { "median_s", med },
-                          { "speedup_over_serial", speedup },
-                          { "round_medians_s", x.round_medians } });
+  for (double gap : gaps)
+    for (std::size_t n : sizes) {
+      std::vector<float> p(n, 0.1f), g(n), m(n, 0.f), v(n, 0.f);
+      for (std::size_t i = 0; i < n; ++i)
+        g[i] = std::sin(0.37f * static_cast<float>(i));
+      const auto chunks = hw::make_chunks<float>({ { p.data(), g.data(), m.data(), v.data(), n } });
+      const auto s = hw::adam_step<float>(1e-3, 0.9, 0.999, 1e-8, 0.0, 1);
+      auto body = [&](const hw::streams<float>& c) { hw::adam_like<0, false>(c, s); };
+      const std::function<void(int, int)> part = [&](int k, int parts) {
+        const std::size_t nc = chunks.size(), u = static_cast<std::size_t>(k),
+                          w = static_cast<std::size_t>(parts);
+        for (std::size_t c = nc * u / w; c < nc * (u + 1) / w; ++c)
+          body(chunks[c]);
+      };
+      const int steps = static_cast<int>(std::clamp<std::size_t>(20'000'000 / (n + 1), 3, 400));
+      std::vector<variant> vs;
+      vs.push_back({ "adam",
+                     "serial",
+                     [&] {
+                       for (const auto& c : chunks)
+                         body(c);
+                     },
+                     {},
+                     {} });
+      vs.push_back({ "adam", "tbb", [&] { hw::run(arena, chunks, body); }, {}, {} });
+      vs.push_back({ "adam", "spin", [&] { pool.run(part); }, {}, {} });
+      // steep's default Adam on its own copy of the streams, on 1 thread and on `threads`.
+      steep::param_store<float> store1({ { "w", { n } } }), store2({ { "w", { n } } });
+      for (auto* st : { &store1, &store2 })
+        std::copy(g.begin(), g.end(), st->grad("w").data());
+      steep::optimizer steep1(steep::rules::adam(1e-3f), store1, { .threads = 1 });
+      steep::optimizer steep2(steep::rules::adam(1e-3f), store2, { .threads = threads });
+      vs.push_back({ "adam", "steep_1t", [&] { steep1.step(); }, {}, {} });
+      vs.push_back({ "adam", "steep", [&] { steep2.step(); }, {}, {} });
+      run_interleaved(vs, rounds, steps, warmup, gap);
+      std::printf("(gap %.0f us before each step)\n", gap);
+      for (const auto& x : vs) {
+        const double med = summarize(x.samples).median, speedup = round_ratio(vs[0], x);
+        const int th = x.impl == "serial" || x.impl == "steep_1t" ? 1 : threads;
+        std::printf("%-8s %9zu %4d %10.2f %11.2fx\n", x.impl.c_str(), n, th, med * 1e6, speedup);
+        records.push_back({ { "name", "adam" },
+                            { "impl", x.impl },
+                            { "params", n },
+                            { "tensors", 1 },
+                            { "gap_us", gap },
+                            { "threads", th },
+                            { "chunks", chunks.size() },
+                            { "median_s", med },
+                            { "speedup_over_serial", speedup },
+                            { "round_medians_s", x.round_medians } });
+      }
+      const double ideal = std::min<double>(threads, static_cast<double>(chunks.size()));
+      std::printf("%-8s %9zu %4d %10.2f %11.2fx\n", "ideal", n, threads,
+                  summarize(vs[0].samples).median / ideal * 1e6, ideal);
     }
-    const double ideal = std::min<double>(threads, static_cast<double>(chunks.size()));
-    std::printf("%-8s %9zu %4d %10.2f %11.2fx\n", "ideal", n, threads,
-                summarize(vs[0].samples).median / ideal * 1e6, ideal);
-  }
   const nlohmann::json result{ { "machine", machine_info({ 1, threads }) },
                                { "settings", { { "rounds", rounds }, { "warmup", warmup } } },
                                { "records", records } };

@@ -43,9 +43,20 @@ inline double median(std::vector<double> x) {
   return x.size() % 2 ? x[k] : 0.5 * (x[k - 1] + x[k]);
 }
 
+// Before a timed step, the calling thread computes for gap_us microseconds, untimed: what a
+// training loop's forward and backward pass do between optimizer steps. Thread pools put their
+// workers to sleep in such a gap, and the step after it pays for waking them.
+inline void busy_gap(double gap_us) {
+  if (gap_us <= 0)
+    return;
+  const auto t0 = clock_type::now();
+  while (std::chrono::duration<double, std::micro>(clock_type::now() - t0).count() < gap_us) {
+  }
+}
+
 // Warm-up, then `rounds` rounds; in round r the variants run starting at index r (rotation), each
-// `steps` back-to-back steps, every step timed on its own.
-inline void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int warmup) {
+// `steps` steps, every step timed on its own: back to back, or each after a busy_gap(gap_us).
+inline void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int warmup, double gap_us = 0) {
   for (auto& v : vs)
     for (int s = 0; s < warmup; ++s)
       v.step();
@@ -54,6 +65,7 @@ inline void run_interleaved(std::vector<variant>& vs, int rounds, int steps, int
       auto& v = vs[(j + static_cast<std::size_t>(r)) % vs.size()];
       std::vector<double> round;
       for (int s = 0; s < steps; ++s) {
+        busy_gap(gap_us);
         const auto t0 = clock_type::now();
         v.step();
         round.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());

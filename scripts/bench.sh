@@ -35,7 +35,7 @@ if [ $quick = 1 ]; then
   ./build/bench/steep-bench --quick --out "$dir/steep-float32.json"
   ./build/bench/steep-bench-ns --quick --out "$dir/ns.json"
   ./build/bench/steep-bench-train --quick --out "$dir/train.json"
-  ./build/bench/steep-bench-dispatch --sizes 65536 --rounds 2 --out "$dir/dispatch.json"
+  ./build/bench/steep-bench-dispatch --sizes 65536 --rounds 2 --gap-us 0,100 --out "$dir/dispatch.json"
   torch_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
   inproc_args=(--sizes 100003 --threads 1 --rounds 2)
   train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
@@ -50,7 +50,7 @@ else
   fi
   ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
   ./build/bench/steep-bench-train --threads "$threads" --rounds 9 --steps 10 --out "$dir/train.json"
-  ./build/bench/steep-bench-dispatch --threads "$(nproc)" --out "$dir/dispatch.json"
+  ./build/bench/steep-bench-dispatch --threads "$(nproc)" --gap-us 0,1000 --out "$dir/dispatch.json"
   torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads" --dtypes float32,float64)
   inproc_args=(--sizes "${INPROC_SIZES:-50000,65536,1048576,16777216}" --threads "$threads")
   train_args=(--threads "$threads" --rounds 9 --steps 10)

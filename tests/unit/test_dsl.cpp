@@ -511,3 +511,34 @@ TEST_CASE("concurrent optimizers leave OpenBLAS's thread count as they found it"
     REQUIRE(openblas_get_num_threads() == before);
   }
 }
+
+TEST_CASE("serial_below: a small step runs on the calling thread, bitwise as on two") {
+  // The executor: a work list below the threshold never leaves the calling thread.
+  const steep::kernel::work_list wl({ 600, 300, 0 }, 64);
+  REQUIRE(wl.elements() == 900);
+  std::vector<std::thread::id> ran(wl.size());
+  steep::kernel::executor(2, 901).for_each_chunk(wl,
+                                                 [&](std::size_t c) { ran[c] = std::this_thread::get_id(); });
+  CHECK(std::all_of(ran.begin(), ran.end(), [](auto id) { return id == std::this_thread::get_id(); }));
+
+  // The optimizer: the same parameters and state as two threads splitting every pass.
+  auto run = [](steep::optimizer_options opts) {
+    steep::param_store<float> s({ { "W", { 40, 30 } }, { "b", { 77 } } });
+    steep::optimizer opt(rules::adam(1e-2f), s, opts);
+    for (int t = 1; t <= 3; ++t) {
+      for (std::size_t k = 0; k < s.size(); ++k)
+        for (std::size_t i = 0; i < s.block_at(k).size; ++i)
+          s.block_at(k).grad[i] = std::sin(0.1f * static_cast<float>(i * t + k));
+      opt.step();
+    }
+    std::vector<float> out(s.param("W").data(), s.param("W").data() + 1200);
+    const auto v = opt.state("b", "exp_avg_sq");
+    out.insert(out.end(), v.data(), v.data() + 77);
+    return std::make_pair(out, opt.describe());
+  };
+  const auto [split, split_text] = run({ .threads = 2, .chunk_elements = 64 });
+  const auto [serial, serial_text] = run({ .threads = 2, .chunk_elements = 64, .serial_below = 1 << 18 });
+  CHECK(std::memcmp(split.data(), serial.data(), split.size() * sizeof(float)) == 0);
+  CHECK_THAT(serial_text, Catch::Contains("threads: 2 (passes run on the calling thread: serial_below)"));
+  CHECK_THAT(split_text, !Catch::Contains("serial_below"));
+}

@@ -165,7 +165,7 @@ public:
     , blocks_(store.blocks())
     , store_alive_(store.lifetime())
     , wl_(sizes(store), opts.chunk_elements)
-    , exec_(checked_threads(opts.threads))
+    , exec_(checked_threads(opts.threads), opts.serial_below)
     , policy_(opts.nonfinite)
     , deterministic_(opts.deterministic)
     , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
@@ -339,7 +339,7 @@ public:
     (std::make_index_sequence<n_slots>{});
   }
   int threads() const noexcept { return exec_.threads(); }
-  void set_threads(int n) { exec_ = kernel::executor(checked_threads(n)); }
+  void set_threads(int n) { exec_ = kernel::executor(checked_threads(n), exec_.serial_below()); }
 
   // Named hyperparameters (hyper<"lr">(...)): read or change between steps.
   void set(std::string_view name, double value) {
@@ -480,6 +480,7 @@ public:
        << "\nbytes per parameter (every pass of a step, at most): " << bytes_per_step()
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
        << "\nblocks: " << blocks_.size() << ", chunks: " << wl_.size() << ", threads: " << exec_.threads()
+       << (wl_.elements() < exec_.serial_below() ? " (passes run on the calling thread: serial_below)" : "")
        << "\nnon-finite guard: " << guard_text() << '\n';
     return os.str();
   }

@@ -38,6 +38,14 @@ struct optimizer_options {
   // meant for hidden layers; embeddings and heads go to an elementwise rule (Jordan et al. 2024).
   // route(...) widens this only for an arm that opted in explicitly.
   std::vector<block_role> matrix_roles = { block_role::hidden_matrix };
+  // A pass over the work list (elementwise, reduction, guard and matrix pre-pass) with fewer
+  // parameters than this runs on the calling thread alone; 0: every pass of a multi-threaded
+  // optimizer splits. In a training loop TBB's workers fall asleep during the forward and
+  // backward pass, and waking them costs more than two threads save on a small step. On the
+  // machine of README's "Benchmarks", a 50K Adam step took 22 us on one thread, 41 us on two
+  // after 1 ms of other work, and 13 us on two back to back; from 2^18 parameters two threads
+  // won even after the gap (steep-bench-dispatch --gap-us 0,1000).
+  std::size_t serial_below = 0;
   nonfinite_policy nonfinite = nonfinite_policy::refuse;
   // Bitwise the same parameters and state for any thread count, matrix phase included: each
   // block's matrix map runs its BLAS products on one thread, blocks in parallel. Off, a model

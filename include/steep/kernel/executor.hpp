@@ -34,16 +34,20 @@ namespace steep::kernel {
 
 class executor {
 public:
-  explicit executor(int threads = 0)
+  // serial_below: a work list of fewer entries than this runs on the calling thread
+  // (optimizer_options::serial_below: waking sleeping workers costs more than a small pass).
+  explicit executor(int threads = 0, std::size_t serial_below = 0)
     : threads_(threads > 0 ? threads : oneapi::tbb::info::default_concurrency())
+    , serial_below_(serial_below)
     , arena_(std::make_unique<oneapi::tbb::task_arena>(threads_)) {}
 
   int threads() const noexcept { return threads_; }
+  std::size_t serial_below() const noexcept { return serial_below_; }
 
   template <class Body>
   void for_each_chunk(const work_list& wl, Body&& body) const {
     const std::size_t n = wl.size();
-    if (threads_ == 1 || n < 2) {
+    if (threads_ == 1 || n < 2 || wl.elements() < serial_below_) {
       for (std::size_t c = 0; c < n; ++c)
         body(c);
       return;
@@ -114,6 +118,7 @@ private:
 #endif
 
   int threads_;
+  std::size_t serial_below_;
   std::unique_ptr<oneapi::tbb::task_arena> arena_; // task_arena is neither copyable nor movable
 };
 

@@ -57,6 +57,8 @@ public:
           { b, i, i + chunk_elements < block_sizes[b] ? i + chunk_elements : block_sizes[b] });
     }
     first_.push_back(chunks_.size());
+    for (std::size_t n : block_sizes)
+      elements_ += n;
   }
 
   std::size_t size() const noexcept { return chunks_.size(); }
@@ -65,9 +67,12 @@ public:
   // Chunks of block b are [first_chunk(b), first_chunk(b + 1)).
   std::size_t first_chunk(std::size_t b) const noexcept { return first_[b]; }
   std::size_t chunk_elements() const noexcept { return chunk_elements_; }
+  // Entries over all chunks.
+  std::size_t elements() const noexcept { return elements_; }
 
 private:
   std::size_t chunk_elements_;
+  std::size_t elements_ = 0;
   std::vector<chunk> chunks_;
   std::vector<std::size_t> first_;
 };
