@@ -642,7 +642,7 @@ private:
     const T* g;
     typename program_type::template slot_pointers_t<T> slots;
     std::array<T*, n_matrices + 1> mats;
-    std::array<VB, program_type::n_step_scalars + 1> step_v;
+    const VB* step_v; // the per-step scalars, broadcast (step_vectors)
     std::array<VB, program_type::n_block_scalars + 1> block_v;
     const T* step_s;
     const T* block_s;
@@ -651,12 +651,24 @@ private:
     const std::size_t* line_len;
   };
 
-  chunk_frame frame(std::size_t b) {
+  // The per-step scalars as batches. A pass builds them once per task, not per chunk: the
+  // update pass over a model's 200 small tensors, one chunk each, otherwise broadcast and
+  // stored every scalar 200 times a step (README, "Benchmarks": many tensors). They live in the
+  // task's own stack frame, where the compiler can see no store through a parameter pointer
+  // reaches them, and keeps them in registers across the loop.
+  std::array<typename chunk_frame::VB, program_type::n_step_scalars + 1> step_vectors() const {
+    std::array<typename chunk_frame::VB, program_type::n_step_scalars + 1> v;
+    for (std::size_t k = 0; k <= program_type::n_step_scalars; ++k)
+      v[k] = typename chunk_frame::VB(step_T_[k]);
+    return v;
+  }
+
+  chunk_frame frame(std::size_t b, const typename chunk_frame::VB* step_v) {
     chunk_frame f{ blocks_[b].param,
                    blocks_[b].grad,
                    slot_pointers(b, std::make_index_sequence<n_slots>{}),
                    {},
-                   {},
+                   step_v,
                    {},
                    step_T_.data(),
                    block_T_.data() + b * program_type::n_block_scalars,
@@ -665,8 +677,6 @@ private:
                    line_len_.data() };
     for (std::size_t k = 0; k < n_matrices; ++k)
       f.mats[k] = scratch_[k].at(b);
-    for (std::size_t k = 0; k < program_type::n_step_scalars; ++k)
-      f.step_v[k] = typename chunk_frame::VB(f.step_s[k]);
     for (std::size_t k = 0; k < program_type::n_block_scalars; ++k)
       f.block_v[k] = typename chunk_frame::VB(f.block_s[k]);
     return f;
@@ -714,7 +724,7 @@ private:
     const V* steps;
     const V* block;
     if constexpr (kernel::is_batch_v<V>)
-      steps = f.step_v.data(), block = f.block_v.data();
+      steps = f.step_v, block = f.block_v.data();
     else
       steps = f.step_s, block = f.block_s;
     auto mats = [&]<std::size_t... K>(std::index_sequence<K...>) {
@@ -738,9 +748,9 @@ private:
   // model's many small tensors each end in a tail, and in the scalar tail a rule such as Lion
   // spent as long on its last 7 elements as on the 320 before them.
   template <bool Hold>
-  [[gnu::flatten]] void update_chunk(std::size_t ci) {
+  [[gnu::flatten]] void update_chunk(std::size_t ci, const typename chunk_frame::VB* step_v) {
     const kernel::chunk& ch = wl_[ci];
-    const chunk_frame f = frame(ch.block);
+    const chunk_frame f = frame(ch.block, step_v);
     lanes_ok<T> stepped;
     auto group = [&]<class V, bool Tail>(std::size_t i, [[maybe_unused]] std::size_t tail) {
       auto c = evaluate_group<V, true, Tail>(f, i, tail);
@@ -780,14 +790,17 @@ private:
       (std::make_index_sequence<n_slots>{});
     };
     using VB = kernel::batch<T>;
+    // The bound in a local: a vector store may alias anything, so the compiler would reload
+    // ch.end from the work list after every batch.
+    const std::size_t end = ch.end;
     std::size_t i = ch.begin;
-    for (; i + VB::size <= ch.end; i += VB::size)
+    for (; i + VB::size <= end; i += VB::size)
       group.template operator()<VB, false>(i, 0);
     if constexpr (coordinatewise) {
-      if (i < ch.end)
-        group.template operator()<VB, true>(i, ch.end - i);
+      if (i < end)
+        group.template operator()<VB, true>(i, end - i);
     } else {
-      for (; i < ch.end; ++i)
+      for (; i < end; ++i)
         group.template operator()<T, false>(i, 0);
     }
     if constexpr (Hold)
@@ -795,8 +808,15 @@ private:
   }
 
   template <bool Hold>
+  [[gnu::flatten]] void update_chunks(std::size_t first, std::size_t last) {
+    const auto step_v = step_vectors();
+    for (std::size_t ci = first; ci < last; ++ci)
+      update_chunk<Hold>(ci, step_v.data());
+  }
+
+  template <bool Hold>
   void update_pass() {
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) { update_chunk<Hold>(ci); });
+    exec_.for_each_range(wl_, [&](std::size_t first, std::size_t last) { update_chunks<Hold>(first, last); });
   }
 
   // The first bad coordinate of the flagged chunks, in list order, with how many there are;
@@ -811,7 +831,8 @@ private:
         continue;
       chunk_bad_[ci] = 0;
       const kernel::chunk& ch = wl_[ci];
-      const chunk_frame f = frame(ch.block);
+      const auto step_v = step_vectors();
+      const chunk_frame f = frame(ch.block, step_v.data());
       for (std::size_t i = ch.begin; i < ch.end; ++i)
         if (auto e = bad(blocks_[ch.block], f, i); e && count++ == 0)
           out = std::move(e);
@@ -917,7 +938,8 @@ private:
     // Accumulated in double lanes for float data too (kernel::widen).
     using VD = kernel::batch<double>;
     const auto& ch = wl_[ci];
-    const chunk_frame f = frame(ch.block);
+    const auto step_v = step_vectors();
+    const chunk_frame f = frame(ch.block, step_v.data());
     std::array<VD, nr> accv;
     std::array<double, nr> accs;
     accv.fill(VD(0.0));
@@ -1023,7 +1045,8 @@ private:
   [[gnu::flatten]] bool line_block(const line_task& task) {
     using VD = kernel::batch<double>;
     const std::size_t b = task.block;
-    const chunk_frame f = frame(b);
+    const auto step_v = step_vectors();
+    const chunk_frame f = frame(b, step_v.data());
     finite_check<T> check;
     const std::size_t rows = line_count(b, expr::rows_line), cols = line_count(b, expr::cols_line);
     for_each_reduction([&]<std::size_t S, std::size_t B, std::size_t>(const auto& red) {
@@ -1374,7 +1397,8 @@ private:
   template <bool Guard>
   [[gnu::flatten]] void prepass_chunk(std::size_t ci) {
     const kernel::chunk& ch = wl_[ci];
-    const chunk_frame f = frame(ch.block);
+    const auto step_v = step_vectors();
+    const chunk_frame f = frame(ch.block, step_v.data());
     finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
       auto c = evaluate_group<V>(f, i);

@@ -46,25 +46,28 @@ public:
 
   template <class Body>
   void for_each_chunk(const work_list& wl, Body&& body) const {
+    for_each_range(wl, [&](std::size_t first, std::size_t last) {
+      for (std::size_t c = first; c < last; ++c)
+        body(c);
+    });
+  }
+
+  // body(first, last) over ranges of chunks that cover the list once, each on one thread: for
+  // a pass with per-task setup (the update pass's broadcast scalars, engine/optimizer.hpp).
+  template <class Body>
+  void for_each_range(const work_list& wl, Body&& body) const {
     const std::size_t n = wl.size();
     if (threads_ == 1 || n < 2 || wl.elements() < serial_below_) {
-      for (std::size_t c = 0; c < n; ++c)
-        body(c);
+      body(std::size_t{ 0 }, n);
       return;
     }
 #ifdef STEEP_STD_THREAD_EXECUTOR
-    on_threads([&](std::size_t k, std::size_t parts) {
-      for (std::size_t c = n * k / parts; c < n * (k + 1) / parts; ++c)
-        body(c);
-    });
+    on_threads([&](std::size_t k, std::size_t parts) { body(n * k / parts, n * (k + 1) / parts); });
 #else
     arena_->execute([&] {
       oneapi::tbb::parallel_for(
         oneapi::tbb::blocked_range<std::size_t>(0, n, 1),
-        [&](const oneapi::tbb::blocked_range<std::size_t>& r) {
-          for (std::size_t c = r.begin(); c != r.end(); ++c)
-            body(c);
-        },
+        [&](const oneapi::tbb::blocked_range<std::size_t>& r) { body(r.begin(), r.end()); },
         oneapi::tbb::static_partitioner{});
     });
 #endif
