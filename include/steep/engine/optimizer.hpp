@@ -159,7 +159,7 @@ public:
   // no matrix stage): the rules nonfinite_policy::mask can hold back coordinate by coordinate.
   static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
 
-  optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
+  [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
     : roots_(program_type::make_roots(rule))
     , maps_(program_type::make_matrix_maps(roots_))
     , blocks_(store.blocks())
@@ -464,7 +464,7 @@ public:
   }
 
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
-  std::string describe() const {
+  [[gnu::cold]] std::string describe() const {
     std::ostringstream os;
     os << "passes: " << program_type::passes << " (" << pass_names() << "update)\nslots:";
     for (auto& s : slots())
@@ -504,20 +504,17 @@ private:
 
   template <std::size_t... K>
   void init_slots(std::index_sequence<K...>) {
-    (init_slot<K>(), ...);
+    // Each slot's initial value (ema: 0, Adagrad's accumulator: initial_accumulator_value),
+    // found in one walk over the rule for all slots: a walk is a function per node.
+    std::array<double, n_slots + 1> inits{};
+    program_type::visit_states(std::get<program_type::n_slots>(roots_), [&](const auto& s) {
+      inits[program_type::template index_of<std::remove_cvref_t<decltype(s)>::name>] = s.init;
+    });
+    (init_slot<K>(inits[K]), ...);
   }
   template <std::size_t K>
-  void init_slot() {
+  void init_slot(double init) {
     using S = typename program_type::template slot_storage_t<K, T>;
-    // The slot's initial value (ema: 0, Adagrad's accumulator: initial_accumulator_value).
-    const double init = [&] {
-      double v = 0;
-      program_type::visit_states(std::get<program_type::n_slots>(roots_), [&](const auto& s) {
-        if (std::remove_cvref_t<decltype(s)>::name.view() == program_type::slot_name(K))
-          v = s.init;
-      });
-      return v;
-    }();
     if constexpr (per_block_slot<K>) {
       std::get<K>(slots_).lay_out_per_block(blocks_.size(), static_cast<S>(init));
     } else if constexpr (line_slot<K> != expr::not_a_line) {
@@ -1189,7 +1186,7 @@ private:
   // Sizes the line tables: one entry per row (column, slice) of each block for every line
   // node, and per-line slots' shapes. A slice line's length must split every block into whole
   // slices; refused here, by block, before anything is allocated for a step.
-  void init_lines() {
+  [[gnu::cold]] void init_lines() {
     constexpr std::size_t nbs = program_type::n_block_scalars;
     line_T_.resize(blocks_.size() * nbs);
     line_red_.resize(blocks_.size() * nbs);
@@ -1319,7 +1316,7 @@ private:
 
   // ---- matrix stages (matrix.hpp) --------------------------------------------------------------
 
-  void init_matrices(const optimizer_options& opts) {
+  [[gnu::cold]] void init_matrices(const optimizer_options& opts) {
     for (std::size_t b = 0; b < (program_type::needs_matrix_blocks ? blocks_.size() : 0); ++b) {
       const auto& blk = blocks_[b];
       if (blk.shape.size() < 2)

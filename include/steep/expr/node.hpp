@@ -288,7 +288,10 @@ struct apply_node : node_tag {
     , kids(std::move(c)...) {}
 
   double hoist_value(const host_ctx& h) const {
-    return std::apply([&](const auto&... k) { return op(k.hoist_value(h)...); }, kids);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return op(std::get<I>(kids).hoist_value(h)...);
+    }
+    (std::index_sequence_for<C...>{});
   }
   template <std::size_t R>
   double block_value(const host_ctx& h) const {

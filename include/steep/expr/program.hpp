@@ -461,7 +461,8 @@ public:
     } else if constexpr (is_prev_node<N>::value) {
       visit_states(n.state, f);
     } else if constexpr (detail::has_kids<N>) {
-      std::apply([&](const auto&... k) { (visit_states(k, f), ...); }, n.kids);
+      [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_states(std::get<I>(n.kids), f), ...); }
+      (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
     }
   }
 };
@@ -575,7 +576,8 @@ inline void visit_hypers(N& n, F&& f) {
                 !is_state_node_v<N>) {
     f(n);
   } else if constexpr (detail::has_kids<N>) {
-    std::apply([&](auto&... k) { (visit_hypers(k, f), ...); }, n.kids);
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_hypers(std::get<I>(n.kids), f), ...); }
+    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
   }
 }
 
