@@ -648,11 +648,11 @@ private:
     const std::size_t* line_len;
   };
 
-  // The per-step scalars as batches. A pass builds them once per task, not per chunk: the
-  // update pass over a model's 200 small tensors, one chunk each, otherwise broadcast and
-  // stored every scalar 200 times a step (README, "Benchmarks": many tensors). They live in the
-  // task's own stack frame, where the compiler can see no store through a parameter pointer
-  // reaches them, and keeps them in registers across the loop.
+  // The per-step scalars as batches, built on the stack of the function that loops (where the
+  // compiler sees that no store through a parameter pointer reaches them, and keeps them in
+  // registers). The update pass builds them once per task's range of chunks, not per chunk: a
+  // model of 200 small tensors is 200 chunks (README, "Benchmarks": many tensors). The
+  // read-only passes still build them per chunk; their speed at many tensors is not measured.
   std::array<typename chunk_frame::VB, program_type::n_step_scalars + 1> step_vectors() const {
     std::array<typename chunk_frame::VB, program_type::n_step_scalars + 1> v;
     for (std::size_t k = 0; k <= program_type::n_step_scalars; ++k)
@@ -823,12 +823,12 @@ private:
   std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
+    const auto step_v = step_vectors();
     for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
       if (!chunk_bad_[ci])
         continue;
       chunk_bad_[ci] = 0;
       const kernel::chunk& ch = wl_[ci];
-      const auto step_v = step_vectors();
       const chunk_frame f = frame(ch.block, step_v.data());
       for (std::size_t i = ch.begin; i < ch.end; ++i)
         if (auto e = bad(blocks_[ch.block], f, i); e && count++ == 0)

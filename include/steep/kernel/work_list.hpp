@@ -52,13 +52,12 @@ public:
     first_.reserve(block_sizes.size() + 1);
     for (std::size_t b = 0; b < block_sizes.size(); ++b) {
       first_.push_back(chunks_.size());
+      elements_ += block_sizes[b];
       for (std::size_t i = 0; i < block_sizes[b]; i += chunk_elements)
         chunks_.push_back(
           { b, i, i + chunk_elements < block_sizes[b] ? i + chunk_elements : block_sizes[b] });
     }
     first_.push_back(chunks_.size());
-    for (std::size_t n : block_sizes)
-      elements_ += n;
   }
 
   std::size_t size() const noexcept { return chunks_.size(); }
