@@ -25,6 +25,7 @@
 #include <array>
 #include <boost/hana.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -471,42 +472,91 @@ public:
 // Traversals with compile-time table offsets (used by the optimizer's passes)
 // ---------------------------------------------------------------------------------------------
 
-// The one place that knows how table offsets pass from a node to its operands: calls
-// f.template operator()<S', B', R'>(child) for each child of n with the child's own offsets
-// into the per-step, per-block and reduction tables. Every traversal below uses it.
-template <std::size_t S, std::size_t B, std::size_t R, class N, class F>
-inline void for_each_child(const N& n, F&& f) {
-  if constexpr (detail::has_kids<N>) {
-    using O = typename N::offsets;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (f.template operator()<S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids)), ...);
+namespace detail {
+// Where a node sits under another: the operand index at each level down, and the node's
+// offsets into the per-step, per-block and reduction tables relative to the top one.
+// matches_of is the one place that knows how table offsets pass from a node to its operands
+// (N::offsets); every traversal with offsets below uses it.
+struct node_match {
+  std::array<std::uint8_t, 64> path{};
+  std::size_t depth = 0, step = 0, block = 0, red = 0;
+};
+
+// Every node under N (N included) for which Trait holds, in pre-order; with Below, also those
+// under a matching node. Computed once per node type and trait, however many visitors use it.
+template <template <class> class Trait, bool Below, class N>
+struct matches_of {
+  static constexpr bool self = Trait<N>::value;
+  static constexpr auto value = [] {
+    if constexpr (!has_kids<N> || (self && !Below)) {
+      constexpr std::size_t n = self ? 1 : 0;
+      return std::array<node_match, n>{};
+    } else {
+      using Kids = std::remove_cvref_t<decltype(std::declval<N>().kids)>;
+      return []<std::size_t... I>(std::index_sequence<I...>) {
+        using O = typename N::offsets;
+        constexpr std::size_t total =
+          (self ? 1 : 0) +
+          (std::size_t{ 0 } + ... + matches_of<Trait, Below, std::tuple_element_t<I, Kids>>::value.size());
+        std::array<node_match, total> out{};
+        std::size_t k = self ? 1 : 0;
+        (
+          [&] {
+            for (node_match m : matches_of<Trait, Below, std::tuple_element_t<I, Kids>>::value) {
+              if (m.depth + 1 > m.path.size())
+                throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
+              for (std::size_t d = m.depth; d > 0; --d)
+                m.path[d] = m.path[d - 1];
+              m.path[0] = static_cast<std::uint8_t>(I);
+              ++m.depth;
+              m.step += O::step[I], m.block += O::block[I], m.red += O::red[I];
+              out[k++] = m;
+            }
+          }(),
+          ...);
+        return out;
+      }
+      (std::make_index_sequence<std::tuple_size_v<Kids>>{});
     }
-    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
-  }
+  }();
+};
+
+// The node at M's path under n.
+template <node_match M, std::size_t D = 0, class N>
+[[gnu::always_inline]] inline auto& node_at(N& n) {
+  if constexpr (D == M.depth)
+    return n;
+  else
+    return node_at<M, D + 1>(std::get<M.path[D]>(n.kids));
 }
+
+// f.template operator()<S', B', R'>(node) for each of Ms under n, with the node's own offsets.
+template <const auto& Ms, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_matches(const N& n, F& f) {
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (f.template operator()<S + Ms[K].step, B + Ms[K].block, R + Ms[K].red>(node_at<Ms[K]>(n)), ...);
+  }
+  (std::make_index_sequence<Ms.size()>{});
+}
+} // namespace detail
 
 // Calls f.template operator()<S, B, R>(node) for every node under n for which Trait<node>
 // holds, without looking below it; S, B, R are the node's offsets into the per-step, per-block
 // and reduction tables. The passes find their matrix stages (is_matrix_node) and lines with it.
+// The matches are listed at compile time once per node type (detail::matches_of), so a visitor
+// costs one function and its own calls: a rule's passes visit from many call sites, and a
+// recursive walk per visitor instantiated two functions per node for each, a third of what a
+// rule such as NorMuon instantiated (README, "Compile-time cost").
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_where(const N& n, F&& f) {
-  if constexpr (Trait<N>::value)
-    f.template operator()<S, B, R>(n);
-  else
-    for_each_child<S, B, R>(n, [&]<std::size_t S2, std::size_t B2, std::size_t R2>(const auto& kid) {
-      visit_where<Trait, S2, B2, R2>(kid, f);
-    });
+  detail::visit_matches<detail::matches_of<Trait, false, N>::value, S, B, R>(n, f);
 }
 
 // Like visit_where, but looks below a matching node as well (a line reduction inside the
 // operand of a block reduction is a reduction of its own).
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_each(const N& n, F&& f) {
-  if constexpr (Trait<N>::value)
-    f.template operator()<S, B, R>(n);
-  for_each_child<S, B, R>(n, [&]<std::size_t S2, std::size_t B2, std::size_t R2>(const auto& kid) {
-    visit_each<Trait, S2, B2, R2>(kid, f);
-  });
+  detail::visit_matches<detail::matches_of<Trait, true, N>::value, S, B, R>(n, f);
 }
 
 // The length of the slices a slice line (reduce.hpp, per_slice) has one value each for; 0 for
@@ -541,44 +591,40 @@ std::size_t slice_length(const N& n) {
   }
 }
 
+template <class N>
+struct is_per_step : std::bool_constant<N::level == 0> {};
+template <class N>
+struct is_per_block : std::bool_constant<N::level == 1> {};
+
 // Writes the value of every maximal per-step subtree of n into table[S ...].
 template <std::size_t S, class N>
 inline void fill_step_table(const N& n, double* table, const host_ctx& h) {
-  if constexpr (N::level == 0) {
-    if constexpr (!N::is_inline)
-      table[S] = n.hoist_value(h);
-  } else {
-    for_each_child<S, 0, 0>(n, [&]<std::size_t S2, std::size_t, std::size_t>(const auto& kid) {
-      fill_step_table<S2>(kid, table, h);
-    });
-  }
+  visit_where<is_per_step, S, 0, 0>(n, [&]<std::size_t S2, std::size_t, std::size_t>(const auto& m) {
+    if constexpr (!std::remove_cvref_t<decltype(m)>::is_inline)
+      table[S2] = m.hoist_value(h);
+  });
 }
 
 // Writes the value of every per-block subtree of n into table[B ...]: the maximal ones, and
 // below them those a reduction's operand or a line reads.
 template <std::size_t B, std::size_t R, class N>
 inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
-  if constexpr (N::level == 1)
-    table[B] = host_value<R>(n, h);
-  if constexpr (N::level >= 1)
-    for_each_child<0, B, R>(n, [&]<std::size_t, std::size_t B2, std::size_t R2>(const auto& kid) {
-      fill_block_table<B2, R2>(kid, table, h);
-    });
+  visit_each<is_per_block, 0, B, R>(
+    n, [&]<std::size_t, std::size_t B2, std::size_t R2>(const auto& m) { table[B2] = host_value<R2>(m, h); });
 }
+
+template <class N>
+  struct is_named_hyper : std::bool_constant < requires(const N& n) {
+  N::name;
+  n.value;
+} && !is_state_node_v < N >> {};
 
 // Calls f(node) for every named hyperparameter under n (mutable, for optimizer::set).
 template <class N, class F>
 inline void visit_hypers(N& n, F&& f) {
-  if constexpr (requires {
-                  N::name;
-                  n.value;
-                } &&
-                !is_state_node_v<N>) {
-    f(n);
-  } else if constexpr (detail::has_kids<N>) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_hypers(std::get<I>(n.kids), f), ...); }
-    (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
-  }
+  constexpr auto& ms = detail::matches_of<is_named_hyper, false, std::remove_const_t<N>>::value;
+  [&]<std::size_t... K>(std::index_sequence<K...>) { (f(detail::node_at<ms[K]>(n)), ...); }
+  (std::make_index_sequence<ms.size()>{});
 }
 
 } // namespace steep::expr

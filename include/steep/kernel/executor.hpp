@@ -61,6 +61,46 @@ public:
       body(std::size_t{ 0 }, n);
       return;
     }
+    split_ranges(n, range_ref(body));
+  }
+
+  // Runs body(i) for i in [0, n) with dynamic load balancing: for unequal tasks such as the
+  // matrix maps of blocks of different shapes, handed out largest first by the caller.
+  template <class Body>
+  void for_each_task(std::size_t n, Body&& body) const {
+    if (threads_ == 1 || n < 2) {
+      for (std::size_t i = 0; i < n; ++i)
+        body(i);
+      return;
+    }
+    auto tasks = [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i)
+        body(i);
+    };
+    balance_tasks(n, range_ref(tasks));
+  }
+
+private:
+  // A pass's body(first, last), called through one pointer per range of chunks or tasks. The
+  // threaded part below is compiled once, not once per pass of every rule: TBB's parallel_for
+  // instantiated per body was a tenth of the functions a translation unit with the whole
+  // catalogue compiled (README, "Compile-time cost"). The serial path above calls the body
+  // directly.
+  class range_ref {
+  public:
+    template <class F>
+    explicit range_ref(F& f) noexcept
+      : f_(const_cast<void*>(static_cast<const void*>(std::addressof(f))))
+      , call_([](void* p, std::size_t first, std::size_t last) { (*static_cast<F*>(p))(first, last); }) {}
+    void operator()(std::size_t first, std::size_t last) const { call_(f_, first, last); }
+
+  private:
+    void* f_;
+    void (*call_)(void*, std::size_t, std::size_t);
+  };
+
+  // Ranges of [0, n), statically partitioned: chunks are equal-sized.
+  void split_ranges(std::size_t n, range_ref body) const {
 #ifdef STEEP_STD_THREAD_EXECUTOR
     on_threads([&](std::size_t k, std::size_t parts) { body(n * k / parts, n * (k + 1) / parts); });
 #else
@@ -73,27 +113,23 @@ public:
 #endif
   }
 
-  // Runs body(i) for i in [0, n) with dynamic load balancing: for unequal tasks such as the
-  // matrix maps of blocks of different shapes, handed out largest first by the caller.
-  template <class Body>
-  void for_each_task(std::size_t n, Body&& body) const {
-    if (threads_ == 1 || n < 2) {
-      for (std::size_t i = 0; i < n; ++i)
-        body(i);
-      return;
-    }
+  // Ranges of [0, n) handed out dynamically (TBB's auto partitioner, grain 1).
+  void balance_tasks(std::size_t n, range_ref body) const {
 #ifdef STEEP_STD_THREAD_EXECUTOR
     std::atomic<std::size_t> next{ 0 };
     on_threads([&](std::size_t, std::size_t) {
       for (std::size_t i; (i = next.fetch_add(1)) < n;)
-        body(i);
+        body(i, i + 1);
     });
 #else
-    arena_->execute([&] { oneapi::tbb::parallel_for(std::size_t{ 0 }, n, [&](std::size_t i) { body(i); }); });
+    arena_->execute([&] {
+      oneapi::tbb::parallel_for(
+        oneapi::tbb::blocked_range<std::size_t>(0, n, 1),
+        [&](const oneapi::tbb::blocked_range<std::size_t>& r) { body(r.begin(), r.end()); });
+    });
 #endif
   }
 
-private:
 #ifdef STEEP_STD_THREAD_EXECUTOR
   // part(k, parts) on `threads_` std::threads, the calling thread taking part 0; the first
   // exception any part throws is rethrown after all have joined (as TBB does).
