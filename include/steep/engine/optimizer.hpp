@@ -951,7 +951,7 @@ private:
         if constexpr (block_reduction_at<N, D>) {
           using Op = typename N::op_type;
           using O = typename N::offsets;
-          const V x = expr::evaluate<S + O::step[0], B + O::block[0]>(std::get<0>(red.kids), c);
+          const V x = expr::evaluate<S + O::step[0], B + O::block[0]>(expr::get<0>(red.kids), c);
           if constexpr (kernel::is_batch_v<V>)
             for (const VD& xd : kernel::widen<T>(x))
               accv[Rr] = Op::accumulate(accv[Rr], xd);
@@ -974,8 +974,10 @@ private:
   template <int D>
   void reduction_pass() {
     constexpr std::size_t nr = program_type::n_reductions;
-    if (guard_ && D == 0)
-      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<true, D>(ci); });
+    // (The guarded variant is compiled only where it can run: each is a whole fused loop.)
+    constexpr bool guarded = D == 0 && guard_in_reductions;
+    if (guard_ && guarded)
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<guarded, D>(ci); });
     else
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { reduce_chunk<false, D>(ci); });
     // Combine chunk partials in list order: per block, then across blocks for global scope.
@@ -1018,18 +1020,21 @@ private:
   // chunk of its block, which first_bad_chunk() then scans for the first bad index.
   template <int D>
   void line_pass() {
-    if (D == 0 && guard_in_lines && guard_) {
-      line_bad_.assign(line_tasks_.size(), 0);
-      exec_.for_each_task(line_tasks_.size(),
-                          [&](std::size_t t) { line_bad_[t] = !line_block<D, true>(line_tasks_[t]); });
-      for (std::size_t t = 0; t < line_tasks_.size(); ++t)
-        if (line_bad_[t])
-          for (std::size_t c = wl_.first_chunk(line_tasks_[t].block);
-               c < wl_.first_chunk(line_tasks_[t].block + 1); ++c)
-            chunk_bad_[c] = 1;
-    } else {
-      exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D, false>(line_tasks_[t]); });
+    // (The guarded variant is compiled only where it can run: each is a whole fused loop.)
+    if constexpr (D == 0 && guard_in_lines) {
+      if (guard_) {
+        line_bad_.assign(line_tasks_.size(), 0);
+        exec_.for_each_task(line_tasks_.size(),
+                            [&](std::size_t t) { line_bad_[t] = !line_block<D, true>(line_tasks_[t]); });
+        for (std::size_t t = 0; t < line_tasks_.size(); ++t)
+          if (line_bad_[t])
+            for (std::size_t c = wl_.first_chunk(line_tasks_[t].block);
+                 c < wl_.first_chunk(line_tasks_[t].block + 1); ++c)
+              chunk_bad_[c] = 1;
+        return;
+      }
     }
+    exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D, false>(line_tasks_[t]); });
   }
 
   // Part `part` of `parts` of n lines: [begin, end).
@@ -1056,7 +1061,7 @@ private:
           auto c = evaluate_group<V, reads_matrices<D>>(f, i);
           if constexpr (Guard)
             check.add(c.grad);
-          return expr::evaluate<S + O::step[0], B + O::block[0]>(std::get<0>(red.kids), c);
+          return expr::evaluate<S + O::step[0], B + O::block[0]>(expr::get<0>(red.kids), c);
         };
         if constexpr (N::line != expr::cols_line) {
           // A row is a slice of `cols` entries.
@@ -1158,9 +1163,9 @@ private:
       using O = typename N::offsets;
       return [&]<std::size_t... I>(std::index_sequence<I...>) {
         return n.op(
-          line_value_host<S + O::step[I], B + O::block[I], R + O::red[I]>(std::get<I>(n.kids), b, l)...);
+          line_value_host<S + O::step[I], B + O::block[I], R + O::red[I]>(expr::get<I>(n.kids), b, l)...);
       }
-      (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+      (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
     }
   }
 
@@ -1403,7 +1408,7 @@ private:
         check.add(c.grad);
       for_each_node<expr::is_matrix_node>([&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
         using M = std::remove_cvref_t<decltype(m)>;
-        const V x = expr::evaluate<S, B>(std::get<0>(m.kids), c);
+        const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
         kernel::store(f.mats[program_type::template matrix_index<M>] + i, x);
       });
     });
@@ -1411,8 +1416,9 @@ private:
       chunk_bad_[ci] = !check.finite();
   }
   void matrix_prepass() {
+    // (As in reduction_pass: the guarded loop exists only where the guard rides on this pass.)
     if (guard_ && guard_in_prepass)
-      exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<true>(ci); });
+      exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<guard_in_prepass>(ci); });
     else
       exec_.for_each_chunk(wl_, [&](std::size_t ci) { prepass_chunk<false>(ci); });
   }

@@ -71,7 +71,7 @@ struct matrix_node : node_tag {
   static constexpr std::size_t n_red = C::n_red;
 
   Map map;
-  std::tuple<C> kids;
+  operands<C> kids;
 
   // In the update pass: this block's mapped value, read from the stage's scratch.
   template <std::size_t S, std::size_t B, class Ctx>
@@ -138,7 +138,7 @@ struct is_matrix_node<matrix_node<M, C>> : std::true_type {};
 template <matrix_map Map, operand X>
 constexpr auto orthogonalize(Map map, X&& x) {
   using C = as_expr_t<X>;
-  return matrix_node<Map, C>{ {}, std::move(map), std::tuple<C>(as_expr(std::forward<X>(x))) };
+  return matrix_node<Map, C>{ {}, std::move(map), operands<C>{ { as_expr(std::forward<X>(x)) } } };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 // folds into the loop.
 
 #include "steep/expr/fixed_string.hpp"
+#include "steep/expr/operands.hpp"
 #include "steep/kernel/simd.hpp"
 
 #include <algorithm>
@@ -281,29 +282,29 @@ struct apply_node : node_tag {
   static constexpr std::size_t n_red = offsets::red[sizeof...(C)];
 
   [[no_unique_address]] Op op;
-  std::tuple<C...> kids;
+  operands<C...> kids;
 
   constexpr apply_node(Op o, C... c)
     : op(o)
-    , kids(std::move(c)...) {}
+    , kids{ { std::move(c) }... } {}
 
   double hoist_value(const host_ctx& h) const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return op(std::get<I>(kids).hoist_value(h)...);
+      return op(expr::get<I>(kids).hoist_value(h)...);
     }
     (std::index_sequence_for<C...>{});
   }
   template <std::size_t R>
   double block_value(const host_ctx& h) const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return op(host_value<R + offsets::red[I]>(std::get<I>(kids), h)...);
+      return op(host_value<R + offsets::red[I]>(expr::get<I>(kids), h)...);
     }
     (std::index_sequence_for<C...>{});
   }
   template <std::size_t S, std::size_t B, class Ctx>
   auto eval(const Ctx& c) const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return op(evaluate<S + offsets::step[I], B + offsets::block[I]>(std::get<I>(kids), c)...);
+      return op(evaluate<S + offsets::step[I], B + offsets::block[I]>(expr::get<I>(kids), c)...);
     }
     (std::index_sequence_for<C...>{});
   }

@@ -48,7 +48,7 @@ struct kid_types {
 };
 template <has_kids N>
 struct kid_types<N> {
-  static constexpr auto value = []<class... C>(std::type_identity<std::tuple<C...>>) {
+  static constexpr auto value = []<class S, class... C>(std::type_identity<operands_of<S, C...>>) {
     return hana::tuple_t<C...>;
   }(std::type_identity<std::remove_cvref_t<decltype(std::declval<N>().kids)>>{});
 };
@@ -462,8 +462,8 @@ public:
     } else if constexpr (is_prev_node<N>::value) {
       visit_states(n.state, f);
     } else if constexpr (detail::has_kids<N>) {
-      [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_states(std::get<I>(n.kids), f), ...); }
-      (std::make_index_sequence<std::tuple_size_v<decltype(n.kids)>>{});
+      [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_states(get<I>(n.kids), f), ...); }
+      (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
     }
   }
 };
@@ -497,12 +497,12 @@ struct matches_of {
         using O = typename N::offsets;
         constexpr std::size_t total =
           (self ? 1 : 0) +
-          (std::size_t{ 0 } + ... + matches_of<Trait, Below, std::tuple_element_t<I, Kids>>::value.size());
+          (std::size_t{ 0 } + ... + matches_of<Trait, Below, operand_t<I, Kids>>::value.size());
         std::array<node_match, total> out{};
         std::size_t k = self ? 1 : 0;
         (
           [&] {
-            for (node_match m : matches_of<Trait, Below, std::tuple_element_t<I, Kids>>::value) {
+            for (node_match m : matches_of<Trait, Below, operand_t<I, Kids>>::value) {
               if (m.depth + 1 > m.path.size())
                 throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
               for (std::size_t d = m.depth; d > 0; --d)
@@ -516,7 +516,7 @@ struct matches_of {
           ...);
         return out;
       }
-      (std::make_index_sequence<std::tuple_size_v<Kids>>{});
+      (std::make_index_sequence<Kids::size>{});
     }
   }();
 };
@@ -527,7 +527,7 @@ template <node_match M, std::size_t D = 0, class N>
   if constexpr (D == M.depth)
     return n;
   else
-    return node_at<M, D + 1>(std::get<M.path[D]>(n.kids));
+    return node_at<M, D + 1>(get<M.path[D]>(n.kids));
 }
 
 // f.template operator()<S', B', R'>(node) for each of Ms under n, with the node's own offsets.
@@ -573,18 +573,14 @@ std::size_t slice_length(const N& n) {
     return slice_length(n.update);
   } else if constexpr (detail::has_kids<N>) {
     std::size_t len = 0;
-    std::apply(
-      [&](const auto&... kid) {
-        (
-          [&](std::size_t l) {
-            if (l != 0 && len == 0)
-              len = l;
-            else if (l != 0 && l != len)
-              len = mixed_slices;
-          }(slice_length(kid)),
-          ...);
-      },
-      n.kids);
+    auto merge = [&](std::size_t l) {
+      if (l != 0 && len == 0)
+        len = l;
+      else if (l != 0 && l != len)
+        len = mixed_slices;
+    };
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (merge(slice_length(get<I>(n.kids))), ...); }
+    (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
     return len;
   } else {
     return 0;

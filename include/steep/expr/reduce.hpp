@@ -120,7 +120,7 @@ struct reduce_node : node_tag {
   static constexpr std::size_t n_block = 1 + C::n_block;
   static constexpr std::size_t n_red = line == not_a_line ? 1 : 0;
 
-  std::tuple<C> kids;
+  operands<C> kids;
   [[no_unique_address]] Scope over{}; // which elements (a slice length for per_slice)
 
   template <std::size_t R>
@@ -138,7 +138,7 @@ struct is_reduce_node<reduce_node<O, S, C>> : std::true_type {};
 template <class Op, class Scope, operand X>
 constexpr auto reduce(X&& x, Scope scope = {}) {
   using C = as_expr_t<X>;
-  return reduce_node<Op, Scope, C>{ {}, std::tuple<C>(as_expr(std::forward<X>(x))), scope };
+  return reduce_node<Op, Scope, C>{ {}, operands<C>{ { as_expr(std::forward<X>(x)) } }, scope };
 }
 
 // Norms over all blocks of the rule ("global") and per block.

@@ -480,20 +480,20 @@ double lr_factor(const E& e, const expr::host_ctx& h) {
 // which is what the theory's learning-rate condition is about.
 template <class A, class B>
 double lr_factor(const expr::apply_node<op::mul, A, B>& e, const expr::host_ctx& h) {
-  return lr_factor(std::get<0>(e.kids), h) * lr_factor(std::get<1>(e.kids), h);
+  return lr_factor(expr::get<0>(e.kids), h) * lr_factor(expr::get<1>(e.kids), h);
 }
 template <class Op, class A, class B>
 requires(std::is_same_v<Op, op::div> ||
          std::is_same_v<Op, op::div_or_zero>) double lr_factor(const expr::apply_node<Op, A, B>& e,
                                                                const expr::host_ctx& h) {
   if constexpr (B::level == 0)
-    return lr_factor(std::get<0>(e.kids), h) / std::abs(std::get<1>(e.kids).hoist_value(h));
+    return lr_factor(expr::get<0>(e.kids), h) / std::abs(expr::get<1>(e.kids).hoist_value(h));
   else
-    return lr_factor(std::get<0>(e.kids), h); // a normalized direction: m / ||m|| or m / sqrt(v)
+    return lr_factor(expr::get<0>(e.kids), h); // a normalized direction: m / ||m|| or m / sqrt(v)
 }
 template <class A>
 double lr_factor(const expr::apply_node<op::neg, A>& e, const expr::host_ctx& h) {
-  return lr_factor(std::get<0>(e.kids), h);
+  return lr_factor(expr::get<0>(e.kids), h);
 }
 
 template <class N>
