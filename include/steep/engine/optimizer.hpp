@@ -27,6 +27,7 @@
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
 #include "steep/engine/guard.hpp"
+#include "steep/engine/optimizer_core.hpp"
 #include "steep/engine/options.hpp"
 #include "steep/engine/slots.hpp"
 #include "steep/expr/program.hpp"
@@ -133,12 +134,23 @@ struct eval_ctx {
 
 // (A routed rule, route.hpp, has a specialization of its own.)
 template <class Rule, class T>
-class optimizer {
+class optimizer : private detail::optimizer_core<T> {
   static_assert(expr::expression<Rule>,
                 "optimizer<Rule, T>: the rule must be a steep expression (built from grad, "
                 "param, stages, ...) or a route(...)");
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "steep optimizers run on float32 or float64 parameters");
+  // (optimizer_core<T> checks T first: it is the base.) Inside generic lambdas GCC does not find
+  // the base's members through these using-declarations, so the code there writes this->.
+  using core = detail::optimizer_core<T>;
+  using core::block_index, core::checked_slice, core::checked_threads, core::line_count, core::lines_of_part;
+  using core::block_news_, core::host_block_, core::one_value_, core::line_slot_shapes_, core::line_len_;
+  using core::blocks_, core::store_alive_, core::dims_, core::matrix_tasks_, core::wl_, core::exec_;
+  using core::line_bad_, core::line_tasks_, core::line_T_, core::line_red_, core::line_news_;
+  using core::policy_, core::deterministic_, core::guard_, core::held_, core::chunk_bad_, core::t_,
+    core::skipped_;
+  using core::step_host_, core::step_T_, core::reductions_, core::partials_, core::block_host_,
+    core::block_T_;
+  using typename core::line_task;
+  using typename core::matrix_task;
 
 public:
   using rule_type = std::remove_cvref_t<Rule>;
@@ -160,36 +172,15 @@ public:
   static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
 
   [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
-    : roots_(program_type::make_roots(rule))
-    , maps_(program_type::make_matrix_maps(roots_))
-    , blocks_(store.blocks())
-    , store_alive_(store.lifetime())
-    , wl_(sizes(store), opts.chunk_elements)
-    , exec_(checked_threads(opts.threads), opts.serial_below)
-    , policy_(opts.nonfinite)
-    , deterministic_(opts.deterministic)
-    , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
-             program_type::reads_grad) {
-    if (opts.nonfinite == nonfinite_policy::mask && !coordinatewise)
-      throw usage_error(
-        "nonfinite_policy::mask holds back single coordinates, so it needs a rule in which every "
-        "coordinate steps on its own gradient alone; this rule has a reduction or a matrix "
-        "stage, through which one NaN reaches a whole block. Use refuse or skip: for this "
-        "rule their check already rides on a read-only pass it makes anyway");
-    for (auto& b : blocks_)
-      dims_.push_back(expr::dims_of(b.shape, b.layout));
+    : core(store, opts,
+           { n_slots, program_type::n_step_scalars, program_type::n_block_scalars, program_type::n_reductions,
+             program_type::reads_grad, coordinatewise })
+    , roots_(program_type::make_roots(rule))
+    , maps_(program_type::make_matrix_maps(roots_)) {
     if constexpr (n_matrices > 0)
       init_matrices(opts);
     init_lines();
     init_slots(std::make_index_sequence<n_slots>{});
-    step_host_.assign(program_type::n_step_scalars, 0.0);
-    step_T_.assign(program_type::n_step_scalars + 1, T{ 0 });
-    reductions_.assign(blocks_.size() * program_type::n_reductions, 0.0);
-    partials_.assign(wl_.size() * program_type::n_reductions, 0.0);
-    block_host_.assign(program_type::n_block_scalars, 0.0);
-    block_T_.assign(blocks_.size() * program_type::n_block_scalars + 1, T{ 0 });
-    chunk_bad_.assign(wl_.size(), 0);
-    block_news_.assign(blocks_.size() * n_slots, 0.0);
     // Every named hyperparameter within its range, before any step.
     std::apply(
       [&](const auto&... root) {
@@ -198,19 +189,11 @@ public:
       roots_);
   }
 
-  static int checked_threads(int n) {
-    if (n < 0)
-      throw usage_error("optimizer_options.threads is " + std::to_string(n) +
-                        "; it must be 0 (every core TBB sees) or a positive count");
-    return n;
-  }
-
   template <class H>
   static void check_hyper(const H&, double value) {
     using R = typename H::range_type;
     if (!R::ok(value))
-      throw usage_error("hyperparameter '" + std::string(H::name.view()) + "' is " + std::to_string(value) +
-                        "; it must be " + std::string(R::text) + " (nothing was changed)");
+      detail::hyper_out_of_range(H::name.view(), value, R::text);
   }
 
   // One optimizer step with the gradients currently in the store. Returns false if the step
@@ -488,20 +471,6 @@ public:
   const kernel::work_list& work() const noexcept { return wl_; }
 
 private:
-  static std::vector<std::size_t> sizes(const param_store<T>& s) {
-    std::vector<std::size_t> out;
-    for (auto& b : s.blocks())
-      out.push_back(b.size);
-    return out;
-  }
-
-  std::size_t block_index(const std::string& name) const {
-    for (std::size_t b = 0; b < blocks_.size(); ++b)
-      if (blocks_[b].name == name)
-        return b;
-    throw error(name, "no block of that name is updated by this optimizer");
-  }
-
   template <std::size_t... K>
   void init_slots(std::index_sequence<K...>) {
     // Each slot's initial value (ema: 0, Adagrad's accumulator: initial_accumulator_value),
@@ -575,7 +544,7 @@ private:
           if constexpr (per_block_slot<K>) {
             using S = typename program_type::template slot_storage_t<K, T>;
             const double v = expr::host_value<program_type::red_offset[K]>(std::get<K>(roots_), h);
-            block_news_[b * n_slots + K] = static_cast<double>(static_cast<S>(v));
+            this->block_news_[b * n_slots + K] = static_cast<double>(static_cast<S>(v));
           }
         }(),
         ...);
@@ -589,8 +558,8 @@ private:
         [&] {
           if constexpr (per_block_slot<K>) {
             using S = typename program_type::template slot_storage_t<K, T>;
-            for (std::size_t b = 0; b < blocks_.size(); ++b)
-              std::get<K>(slots_).at(b)[0] = static_cast<S>(block_news_[b * n_slots + K]);
+            for (std::size_t b = 0; b < this->blocks_.size(); ++b)
+              std::get<K>(slots_).at(b)[0] = static_cast<S>(this->block_news_[b * n_slots + K]);
           }
         }(),
         ...);
@@ -986,32 +955,21 @@ private:
       if constexpr (block_reduction_at<N, D>) {
         using Op = typename N::op_type;
         double total = 0;
-        for (std::size_t b = 0; b < blocks_.size(); ++b) {
+        for (std::size_t b = 0; b < this->blocks_.size(); ++b) {
           double acc = 0;
-          for (std::size_t c = wl_.first_chunk(b); c < wl_.first_chunk(b + 1); ++c)
-            acc = Op::combine(acc, partials_[c * nr + Rr]);
-          reductions_[b * nr + Rr] = acc;
+          for (std::size_t c = this->wl_.first_chunk(b); c < this->wl_.first_chunk(b + 1); ++c)
+            acc = Op::combine(acc, this->partials_[c * nr + Rr]);
+          this->reductions_[b * nr + Rr] = acc;
           total = Op::combine(total, acc);
         }
         if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
-          for (std::size_t b = 0; b < blocks_.size(); ++b)
-            reductions_[b * nr + Rr] = total;
+          for (std::size_t b = 0; b < this->blocks_.size(); ++b)
+            this->reductions_[b * nr + Rr] = total;
       }
     });
   }
 
   // ---- lines (node.hpp): per-row and per-column reductions, slots and values ------------------
-
-  // How many lines of this kind block b has; `slice` is a slice line's length.
-  std::size_t line_count(std::size_t b, int line, std::size_t slice = 1) const {
-    return line == expr::slices_line
-             ? blocks_[b].size / slice
-             : static_cast<std::size_t>(line == expr::rows_line ? dims_[b].rows : dims_[b].cols);
-  }
-
-  struct line_task {
-    std::size_t block, part, parts;
-  };
 
   // The line reductions of depth D. Each block is cut into parts of about one chunk each (so
   // one big matrix keeps every thread busy); a part sums whole rows (slices), or whole columns
@@ -1037,11 +995,6 @@ private:
     exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D, false>(line_tasks_[t]); });
   }
 
-  // Part `part` of `parts` of n lines: [begin, end).
-  static std::pair<std::size_t, std::size_t> lines_of_part(std::size_t n, const line_task& t) {
-    return { n * t.part / t.parts, n * (t.part + 1) / t.parts };
-  }
-
   // Whether every gradient entry the part read was finite (checked only with Guard).
   template <int D, bool Guard>
   [[gnu::flatten]] bool line_block(const line_task& task) {
@@ -1056,7 +1009,7 @@ private:
       if constexpr (line_reduction_at<N, D>) {
         using Op = typename N::op_type;
         using O = typename N::offsets;
-        std::vector<double>& out = line_red_[b * program_type::n_block_scalars + B];
+        std::vector<double>& out = this->line_red_[b * program_type::n_block_scalars + B];
         auto operand = [&]<class V>(std::size_t i) {
           auto c = evaluate_group<V, reads_matrices<D>>(f, i);
           if constexpr (Guard)
@@ -1065,8 +1018,8 @@ private:
         };
         if constexpr (N::line != expr::cols_line) {
           // A row is a slice of `cols` entries.
-          const std::size_t len = N::line == expr::slices_line ? line_len_[B] : cols;
-          const auto [first, last] = lines_of_part(out.size(), task);
+          const std::size_t len = N::line == expr::slices_line ? this->line_len_[B] : cols;
+          const auto [first, last] = this->lines_of_part(out.size(), task);
           for (std::size_t r = first; r < last; ++r) {
             VD acc(0.0);
             double tail = 0;
@@ -1081,7 +1034,7 @@ private:
             out[r] = Op::combine(Op::finish(acc), tail);
           }
         } else {
-          const auto [first, last] = lines_of_part(cols, task);
+          const auto [first, last] = this->lines_of_part(cols, task);
           std::fill(out.begin() + static_cast<std::ptrdiff_t>(first),
                     out.begin() + static_cast<std::ptrdiff_t>(last), 0.0);
           for (std::size_t r = 0; r < rows; ++r)
@@ -1115,8 +1068,8 @@ private:
           if constexpr (line_slot<K> != expr::not_a_line) {
             using S = typename program_type::template slot_storage_t<K, T>;
             constexpr std::size_t Bk = program_type::block_offset[K];
-            auto& news = line_news_[K * blocks_.size() + b];
-            auto& table = line_T_[b * nbs + Bk];
+            auto& news = this->line_news_[K * this->blocks_.size() + b];
+            auto& table = this->line_T_[b * nbs + Bk];
             for (std::size_t l = 0; l < news.size(); ++l) {
               const double v = line_value_host<program_type::step_offset[K], Bk, program_type::red_offset[K]>(
                 std::get<K>(roots_), b, l);
@@ -1135,7 +1088,7 @@ private:
         expr::visit_each<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
                          program_type::red_offset[R]>(
           root, [&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& node) {
-            auto& table = line_T_[b * nbs + B];
+            auto& table = this->line_T_[b * nbs + B];
             for (std::size_t l = 0; l < table.size(); ++l)
               table[l] = static_cast<T>(line_value_host<S, B, Rr>(node, b, l));
           });
@@ -1175,8 +1128,8 @@ private:
         [&] {
           if constexpr (line_slot<K> != expr::not_a_line) {
             using S = typename program_type::template slot_storage_t<K, T>;
-            for (std::size_t b = 0; b < blocks_.size(); ++b) {
-              const auto& news = line_news_[K * blocks_.size() + b];
+            for (std::size_t b = 0; b < this->blocks_.size(); ++b) {
+              const auto& news = this->line_news_[K * this->blocks_.size() + b];
               S* out = std::get<K>(slots_).at(b);
               for (std::size_t l = 0; l < news.size(); ++l)
                 out[l] = static_cast<S>(news[l]);
@@ -1212,7 +1165,7 @@ private:
             constexpr int line = std::remove_cvref_t<decltype(node)>::line;
             if constexpr (line == expr::slices_line) {
               const std::size_t len = expr::slice_length(node);
-              line_len_[B] = checked_slice(b, len == 0 ? root_len : len);
+              this->line_len_[B] = this->checked_slice(b, len == 0 ? root_len : len);
             }
             const std::size_t n = line_count(b, line, line_len_[B]);
             line_T_[b * nbs + B].assign(n, T(0));
@@ -1225,28 +1178,16 @@ private:
             if constexpr (line_slot<K> != expr::not_a_line) {
               // The slot's update is the line node at its root's first per-block entry, whose
               // slice length (if a slice line) the visit above has checked.
-              const std::size_t n = line_count(b, line_slot<K>, line_len_[program_type::block_offset[K]]);
-              line_news_[K * blocks_.size() + b].assign(n, 0.0);
-              line_slot_shapes_[K * blocks_.size() + b] = { n };
+              const std::size_t n =
+                this->line_count(b, line_slot<K>, this->line_len_[program_type::block_offset[K]]);
+              this->line_news_[K * this->blocks_.size() + b].assign(n, 0.0);
+              this->line_slot_shapes_[K * this->blocks_.size() + b] = { n };
             }
           }(),
           ...);
       }
       (std::make_index_sequence<n_slots>{});
     }
-  }
-
-  // A slice line's length, checked against block b (expr/reduce.hpp, per_slice).
-  std::size_t checked_slice(std::size_t b, std::size_t len) const {
-    if (len == expr::mixed_slices)
-      throw usage_error("the rule combines per-slice values of different slice lengths in one "
-                        "expression; each value is one per slice of its own length, so they do not "
-                        "line up entry by entry. Use one slice shape per expression");
-    if (len == 0 || blocks_[b].size % len != 0)
-      throw error(blocks_[b].name, "its " + std::to_string(blocks_[b].size) +
-                                     " entries do not split into slices of " + std::to_string(len) +
-                                     " consecutive entries (slice_sum / slice_mean / slice_norm2)");
-    return len;
   }
 
   // Bytes per parameter all passes of a step move: each read-only pass loads what the update
@@ -1362,10 +1303,11 @@ private:
           [&] {
             const auto& map = std::get<K>(maps_);
             if constexpr (requires { map.check_block(std::size_t{}, std::size_t{}); }) {
-              const std::string problem = map.check_block(static_cast<std::size_t>(dims_[b].rows),
-                                                          static_cast<std::size_t>(dims_[b].cols));
+              const std::string problem = map.check_block(static_cast<std::size_t>(this->dims_[b].rows),
+                                                          static_cast<std::size_t>(this->dims_[b].cols));
               if (!problem.empty())
-                throw error(blocks_[b].name, "the rule's matrix stage cannot take this block: " + problem);
+                throw error(this->blocks_[b].name,
+                            "the rule's matrix stage cannot take this block: " + problem);
             }
           }(),
           ...);
@@ -1382,10 +1324,10 @@ private:
             const auto& map = std::get<K>(maps_);
             std::size_t pieces = 1;
             if constexpr (requires { map.pieces(std::size_t{}, std::size_t{}); })
-              pieces =
-                map.pieces(static_cast<std::size_t>(dims_[b].rows), static_cast<std::size_t>(dims_[b].cols));
+              pieces = map.pieces(static_cast<std::size_t>(this->dims_[b].rows),
+                                  static_cast<std::size_t>(this->dims_[b].cols));
             for (std::size_t p = 0; p < pieces; ++p)
-              matrix_tasks_.push_back({ K, b, p, blocks_[b].size / pieces });
+              this->matrix_tasks_.push_back({ K, b, p, this->blocks_[b].size / pieces });
           }(),
           ...);
       }
@@ -1440,8 +1382,8 @@ private:
           if (K != k)
             return;
           const auto& map = std::get<K>(maps_);
-          const auto rows = static_cast<std::size_t>(dims_[b].rows),
-                     cols = static_cast<std::size_t>(dims_[b].cols);
+          const auto rows = static_cast<std::size_t>(this->dims_[b].rows),
+                     cols = static_cast<std::size_t>(this->dims_[b].cols);
           if constexpr (requires { map.pieces(rows, cols); })
             map.apply_piece(scratch_[K].at(b), rows, cols, piece);
           else
@@ -1469,10 +1411,6 @@ private:
     }
   }
 
-  struct matrix_task {
-    std::size_t stage, block, piece, size; // piece `piece` of `size` entries of the block
-  };
-
   template <class Seq>
   struct slot_tuple;
   template <std::size_t... K>
@@ -1482,37 +1420,8 @@ private:
 
   typename program_type::roots_t roots_;
   typename program_type::matrix_maps_t maps_;
-  std::vector<block<T>> blocks_;
-  std::weak_ptr<const bool> store_alive_; // param_store::lifetime()
-  std::vector<expr::block_dims> dims_;
   std::array<slot_buffer<T>, n_matrices> scratch_;
-  std::vector<matrix_task> matrix_tasks_;
-  kernel::work_list wl_;
-  kernel::executor exec_;
   typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;
-  nonfinite_policy policy_;
-  bool deterministic_;
-  bool guard_;
-  std::optional<nonfinite_entry> held_;
-  std::vector<std::uint8_t> chunk_bad_;
-  std::int64_t t_ = 0;
-  std::int64_t skipped_ = 0;
-  std::vector<double> block_news_;             // per-block slots' new values, [block][slot], until commit
-  std::size_t host_block_ = 0;                 // the block compute_block_slots() is evaluating
-  shape_t one_value_ = { 1 };                  // the shape state() gives a per-block slot
-  std::vector<shape_t> line_slot_shapes_;      // [slot][block]: a per-line slot's shape, (its lines)
-  std::vector<std::size_t> line_len_;          // [per-block offset]: a slice line's slice length
-  std::vector<std::uint8_t> line_bad_;         // [line task]: it read a non-finite gradient entry (guard)
-  std::vector<line_task> line_tasks_;          // the line passes' tasks: each block in parts of about a chunk
-  std::vector<std::vector<T>> line_T_;         // [block][per-block offset]: a line's values, for the loop
-  std::vector<std::vector<double>> line_red_;  // [block][per-block offset]: a line reduction's results
-  std::vector<std::vector<double>> line_news_; // [slot][block]: per-line slots' new values until commit
-  std::vector<double> step_host_;
-  aligned_buffer<T> step_T_;
-  std::vector<double> reductions_;
-  std::vector<double> partials_;
-  std::vector<double> block_host_;
-  aligned_buffer<T> block_T_;
 };
 
 template <class Rule, class T>

@@ -1,0 +1,171 @@
+#pragma once
+// optimizer_core<T>: what a compiled optimizer (engine/optimizer.hpp) holds whatever its rule —
+// the blocks it updates, the work list and its executor, the guard's policy and flags, the step
+// counters, and the tables its passes fill, sized by the rule's program.
+//
+//   optimizer_core(store, opts, { .slots = 2, .step_scalars = 3, .block_scalars = 0,
+//                                 .reductions = 0, .reads_grad = true, .coordinatewise = true });
+//
+// Why a base of its own: its constructor, destructor and checks are compiled once per parameter
+// type in a translation unit instead of once per rule. In a translation unit with the whole
+// catalogue, the optimizers' constructors and destructors were a third of the machine code
+// (README, "Compile-time cost").
+
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/error.hpp"
+#include "steep/core/param_store.hpp"
+#include "steep/engine/guard.hpp"
+#include "steep/engine/options.hpp"
+#include "steep/expr/matrix.hpp"
+#include "steep/expr/program.hpp"
+#include "steep/kernel/executor.hpp"
+#include "steep/kernel/work_list.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace steep::engine::detail {
+
+// The rule's shape as the core needs it (expr::program's counts).
+struct program_sizes {
+  std::size_t slots, step_scalars, block_scalars, reductions;
+  bool reads_grad;     // the rule reads the gradient (the guard has something to check)
+  bool coordinatewise; // every coordinate steps on its own gradient alone (nonfinite_policy::mask)
+};
+
+// A named hyperparameter outside its range (the check itself is the range's, per type).
+[[noreturn, gnu::cold]] inline void hyper_out_of_range(std::string_view name, double value,
+                                                       std::string_view range) {
+  throw usage_error("hyperparameter '" + std::string(name) + "' is " + std::to_string(value) +
+                    "; it must be " + std::string(range) + " (nothing was changed)");
+}
+
+template <class T>
+class optimizer_core {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "steep optimizers run on float32 or float64 parameters");
+
+protected:
+  [[gnu::cold, gnu::noinline]] optimizer_core(param_store<T>& store, const optimizer_options& opts,
+                                              const program_sizes& n)
+    : blocks_(store.blocks())
+    , store_alive_(store.lifetime())
+    , wl_(sizes(store), opts.chunk_elements)
+    , exec_(checked_threads(opts.threads), opts.serial_below)
+    , policy_(opts.nonfinite)
+    , deterministic_(opts.deterministic)
+    , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
+             n.reads_grad) {
+    if (opts.nonfinite == nonfinite_policy::mask && !n.coordinatewise)
+      throw usage_error(
+        "nonfinite_policy::mask holds back single coordinates, so it needs a rule in which every "
+        "coordinate steps on its own gradient alone; this rule has a reduction or a matrix "
+        "stage, through which one NaN reaches a whole block. Use refuse or skip: for this "
+        "rule their check already rides on a read-only pass it makes anyway");
+    for (auto& b : blocks_)
+      dims_.push_back(expr::dims_of(b.shape, b.layout));
+    step_host_.assign(n.step_scalars, 0.0);
+    step_T_.assign(n.step_scalars + 1, T{ 0 });
+    reductions_.assign(blocks_.size() * n.reductions, 0.0);
+    partials_.assign(wl_.size() * n.reductions, 0.0);
+    block_host_.assign(n.block_scalars, 0.0);
+    block_T_.assign(blocks_.size() * n.block_scalars + 1, T{ 0 });
+    chunk_bad_.assign(wl_.size(), 0);
+    block_news_.assign(blocks_.size() * n.slots, 0.0);
+  }
+  [[gnu::noinline]] ~optimizer_core() = default;
+  optimizer_core(optimizer_core&&) noexcept = default;
+  optimizer_core& operator=(optimizer_core&&) noexcept = default;
+
+  static int checked_threads(int n) {
+    if (n < 0)
+      throw usage_error("optimizer_options.threads is " + std::to_string(n) +
+                        "; it must be 0 (every core TBB sees) or a positive count");
+    return n;
+  }
+
+  static std::vector<std::size_t> sizes(const param_store<T>& s) {
+    std::vector<std::size_t> out;
+    for (auto& b : s.blocks())
+      out.push_back(b.size);
+    return out;
+  }
+
+  std::size_t block_index(const std::string& name) const {
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      if (blocks_[b].name == name)
+        return b;
+    throw error(name, "no block of that name is updated by this optimizer");
+  }
+
+  // How many lines of this kind block b has; `slice` is a slice line's length.
+  std::size_t line_count(std::size_t b, int line, std::size_t slice = 1) const {
+    return line == expr::slices_line
+             ? blocks_[b].size / slice
+             : static_cast<std::size_t>(line == expr::rows_line ? dims_[b].rows : dims_[b].cols);
+  }
+
+  // A slice line's length, checked against block b (expr/reduce.hpp, per_slice).
+  std::size_t checked_slice(std::size_t b, std::size_t len) const {
+    if (len == expr::mixed_slices)
+      throw usage_error("the rule combines per-slice values of different slice lengths in one "
+                        "expression; each value is one per slice of its own length, so they do not "
+                        "line up entry by entry. Use one slice shape per expression");
+    if (len == 0 || blocks_[b].size % len != 0)
+      throw error(blocks_[b].name, "its " + std::to_string(blocks_[b].size) +
+                                     " entries do not split into slices of " + std::to_string(len) +
+                                     " consecutive entries (slice_sum / slice_mean / slice_norm2)");
+    return len;
+  }
+
+  struct line_task {
+    std::size_t block, part, parts;
+  };
+  // Part `part` of `parts` of n lines: [begin, end).
+  static std::pair<std::size_t, std::size_t> lines_of_part(std::size_t n, const line_task& t) {
+    return { n * t.part / t.parts, n * (t.part + 1) / t.parts };
+  }
+
+  struct matrix_task {
+    std::size_t stage, block, piece, size; // piece `piece` of `size` entries of the block
+  };
+
+  std::vector<block<T>> blocks_;
+  std::weak_ptr<const bool> store_alive_; // param_store::lifetime()
+  std::vector<expr::block_dims> dims_;
+  std::vector<matrix_task> matrix_tasks_;
+  kernel::work_list wl_;
+  kernel::executor exec_;
+  nonfinite_policy policy_;
+  bool deterministic_;
+  bool guard_;
+  std::optional<nonfinite_entry> held_;
+  std::vector<std::uint8_t> chunk_bad_;
+  std::int64_t t_ = 0;
+  std::int64_t skipped_ = 0;
+  std::vector<double> block_news_;             // per-block slots' new values, [block][slot], until commit
+  std::size_t host_block_ = 0;                 // the block compute_block_slots() is evaluating
+  shape_t one_value_ = { 1 };                  // the shape state() gives a per-block slot
+  std::vector<shape_t> line_slot_shapes_;      // [slot][block]: a per-line slot's shape, (its lines)
+  std::vector<std::size_t> line_len_;          // [per-block offset]: a slice line's slice length
+  std::vector<std::uint8_t> line_bad_;         // [line task]: it read a non-finite gradient entry (guard)
+  std::vector<line_task> line_tasks_;          // the line passes' tasks: each block in parts of about a chunk
+  std::vector<std::vector<T>> line_T_;         // [block][per-block offset]: a line's values, for the loop
+  std::vector<std::vector<double>> line_red_;  // [block][per-block offset]: a line reduction's results
+  std::vector<std::vector<double>> line_news_; // [slot][block]: per-line slots' new values until commit
+  std::vector<double> step_host_;
+  aligned_buffer<T> step_T_;
+  std::vector<double> reductions_;
+  std::vector<double> partials_;
+  std::vector<double> block_host_;
+  aligned_buffer<T> block_T_;
+};
+
+} // namespace steep::engine::detail
