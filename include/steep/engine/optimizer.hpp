@@ -172,15 +172,21 @@ public:
   static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
 
   [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
+    : optimizer(program_type::make_roots(rule), store, opts) {}
+
+private:
+  [[gnu::cold]] optimizer(typename program_type::compiled rule, param_store<T>& store,
+                          const optimizer_options& opts)
     : core(store, opts,
            { n_slots, program_type::n_step_scalars, program_type::n_block_scalars, program_type::n_reductions,
              program_type::reads_grad, coordinatewise })
-    , roots_(program_type::make_roots(rule))
+    , roots_(std::move(rule.roots))
     , maps_(program_type::make_matrix_maps(roots_)) {
     if constexpr (n_matrices > 0)
       init_matrices(opts);
     init_lines();
-    init_slots(std::make_index_sequence<n_slots>{});
+    [&]<std::size_t... K>(std::index_sequence<K...>) { (init_slot<K>(rule.inits[K]), ...); }
+    (std::make_index_sequence<n_slots>{});
     // Every named hyperparameter within its range, before any step.
     std::apply(
       [&](const auto&... root) {
@@ -189,6 +195,7 @@ public:
       roots_);
   }
 
+public:
   template <class H>
   static void check_hyper(const H&, double value) {
     using R = typename H::range_type;
@@ -471,16 +478,6 @@ public:
   const kernel::work_list& work() const noexcept { return wl_; }
 
 private:
-  template <std::size_t... K>
-  void init_slots(std::index_sequence<K...>) {
-    // Each slot's initial value (ema: 0, Adagrad's accumulator: initial_accumulator_value),
-    // found in one walk over the rule for all slots: a walk is a function per node.
-    std::array<double, n_slots + 1> inits{};
-    program_type::visit_states(std::get<program_type::n_slots>(roots_), [&](const auto& s) {
-      inits[program_type::template index_of<std::remove_cvref_t<decltype(s)>::name>] = s.init;
-    });
-    (init_slot<K>(inits[K]), ...);
-  }
   template <std::size_t K>
   void init_slot(double init) {
     using S = typename program_type::template slot_storage_t<K, T>;

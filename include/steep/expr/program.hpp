@@ -395,9 +395,18 @@ public:
     return bytes;
   }();
 
+  // The roots of a rule value, and each slot's initial value (ema: 0, Adagrad's accumulator:
+  // initial_accumulator_value).
+  struct compiled {
+    roots_t roots;
+    std::array<double, n_slots> inits;
+  };
+
   // Builds the roots from a rule value: finds each slot's definition (the first stage with its
-  // name) and checks that every other stage of that name carries the same hyperparameters.
-  static roots_t make_roots(const std::remove_cvref_t<Rule>& rule) {
+  // name) and checks that every other stage of that name carries the same hyperparameters. One
+  // walk over the rule for everything the optimizer needs from its stages: a walk is a function
+  // per node type.
+  static compiled make_roots(const std::remove_cvref_t<Rule>& rule) {
     auto found = []<std::size_t... K>(std::index_sequence<K...>) {
       return std::tuple<std::optional<slot_t<K>>...>{};
     }
@@ -412,7 +421,7 @@ public:
                           "' is defined twice with different hyperparameters; give each stage its own name");
     });
     return [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return roots_t{ std::get<K>(found)->update..., rule };
+      return compiled{ roots_t{ std::get<K>(found)->update..., rule }, { std::get<K>(found)->init... } };
     }
     (std::make_index_sequence<n_slots>{});
   }
