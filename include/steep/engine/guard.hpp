@@ -138,15 +138,6 @@ auto finite_sum_ok(const V& sum) {
   return sum == V(0); // lane-wise for a batch, a bool for the scalar tail
 }
 
-// The update pass's keep-or-hold-back select: a where ok, b elsewhere.
-template <class M, class V>
-V select_lanes(const M& ok, const V& a, const V& b) {
-  if constexpr (kernel::is_batch_v<V>)
-    return xsimd::select(ok, a, b);
-  else
-    return ok ? a : b;
-}
-
 // One chunk's running "every coordinate so far stepped": the and of every batch's lanes.
 template <class T>
 struct lanes_ok {

@@ -740,10 +740,7 @@ private:
           else
             stepped.add(ok);
           auto keep = [&](auto* ptr, const V& v, const V& old) {
-            if constexpr (Tail || !kernel::is_batch_v<V>)
-              put(ptr, select_lanes(ok, v, old));
-            else
-              kernel::store_where(ptr + i, ok, v, old);
+            kernel::store_where(ptr + i, ok, v, old, Tail ? tail : kernel::lanes_of<V>);
           };
           keep(f.p, p_new, c.param);
           ((element_slot<K> ? keep(std::get<K>(f.slots), std::get<K>(c.news), std::get<K>(c.olds)) : void()),

@@ -44,6 +44,15 @@ struct scalar_of_impl<xsimd::batch<T, A>> {
 template <class V>
 using scalar_of = typename scalar_of_impl<V>::type;
 
+// Lanes of V: V::size for a batch, 1 for a scalar.
+template <class V>
+inline constexpr std::size_t lanes_of = [] {
+  if constexpr (is_batch_v<V>)
+    return std::size_t{ V::size };
+  else
+    return std::size_t{ 1 };
+}();
+
 // bfloat16 <-> float batches in SIMD (the element-wise conversion loop does not vectorize):
 // a bfloat16 is the top half of a float; rounding is to nearest even, and a NaN stays a quiet
 // NaN, as steep::bfloat16 does one value at a time. Widening and narrowing the 16-bit halves
@@ -200,20 +209,30 @@ inline void store_first(S* p, const V& v, std::size_t n) {
   for (std::size_t k = 0; k < n; ++k)
     p[k] = tmp[k];
 }
-// Stores v's lanes where `where` holds and leaves p's other elements as they are (`old` is what
-// p holds). With AVX-512 and S the arithmetic type, one masked store; otherwise a select against
-// old and a store. The update pass's hold-back: a masked store instead of a blend and a store.
+// Stores v's lanes where `where` holds, among the first n (a masked tail, as store_first; all
+// of them by default), and leaves p's other elements as they are (`old` is what p holds there).
+// V may be a scalar, `where` then a bool. With AVX-512 and S the arithmetic type, one masked
+// store; otherwise a select against old and a store. The update pass's hold-back: one spelling of
+// "keep the old value where the new one is not finite" for full batches, tails and scalars.
 template <class S, class V, class M>
-inline void store_where(S* p, const M& where, const V& v, const V& old) {
+inline void store_where(S* p, const M& where, const V& v, const V& old, std::size_t n = lanes_of<V>) {
+  if constexpr (!is_batch_v<V>) {
+    store_exact(p, where ? v : old);
+  } else {
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<S, scalar_of<V>> && sizeof(typename V::register_type) == 64) {
-    if constexpr (std::is_same_v<S, float>)
-      return _mm512_mask_storeu_ps(p, where.data, v);
-    else if constexpr (std::is_same_v<S, double>)
-      return _mm512_mask_storeu_pd(p, where.data, v);
-  }
+    if constexpr (std::is_same_v<S, scalar_of<V>> && sizeof(typename V::register_type) == 64) {
+      const auto first = n < V::size ? (1u << n) - 1u : ~0u;
+      if constexpr (std::is_same_v<S, float>)
+        return _mm512_mask_storeu_ps(p, static_cast<__mmask16>(where.data & first), v);
+      else if constexpr (std::is_same_v<S, double>)
+        return _mm512_mask_storeu_pd(p, static_cast<__mmask8>(where.data & first), v);
+    }
 #endif
-  store_exact(p, xsimd::select(where, v, old));
+    if (n < V::size)
+      store_first(p, xsimd::select(where, v, old), n);
+    else
+      store_exact(p, xsimd::select(where, v, old));
+  }
 }
 
 template <class V>
