@@ -972,21 +972,20 @@ private:
   // chunk of its block, which first_bad_chunk() then scans for the first bad index.
   template <int D>
   void line_pass() {
-    // (The guarded variant is compiled only where it can run: each is a whole fused loop.)
-    if constexpr (D == 0 && guard_in_lines) {
-      if (guard_) {
-        line_bad_.assign(line_tasks_.size(), 0);
-        exec_.for_each_task(line_tasks_.size(),
-                            [&](std::size_t t) { line_bad_[t] = !line_block<D, true>(line_tasks_[t]); });
-        for (std::size_t t = 0; t < line_tasks_.size(); ++t)
-          if (line_bad_[t])
-            for (std::size_t c = wl_.first_chunk(line_tasks_[t].block);
-                 c < wl_.first_chunk(line_tasks_[t].block + 1); ++c)
-              chunk_bad_[c] = 1;
-        return;
-      }
+    // (The guarded variant is compiled only where it can run, as in reduction_pass.)
+    constexpr bool guarded = D == 0 && guard_in_lines;
+    if (guard_ && guarded) {
+      line_bad_.assign(line_tasks_.size(), 0);
+      exec_.for_each_task(line_tasks_.size(),
+                          [&](std::size_t t) { line_bad_[t] = !line_block<D, guarded>(line_tasks_[t]); });
+      for (std::size_t t = 0; t < line_tasks_.size(); ++t)
+        if (line_bad_[t])
+          for (std::size_t c = wl_.first_chunk(line_tasks_[t].block);
+               c < wl_.first_chunk(line_tasks_[t].block + 1); ++c)
+            chunk_bad_[c] = 1;
+    } else {
+      exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D, false>(line_tasks_[t]); });
     }
-    exec_.for_each_task(line_tasks_.size(), [&](std::size_t t) { line_block<D, false>(line_tasks_[t]); });
   }
 
   // Whether every gradient entry the part read was finite (checked only with Guard).

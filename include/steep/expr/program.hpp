@@ -618,11 +618,14 @@ inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
     n, [&]<std::size_t, std::size_t B2, std::size_t R2>(const auto& m) { table[B2] = host_value<R2>(m, h); });
 }
 
+// A named hyperparameter (hyper<"lr">(...)); a state stage has a name but is not one.
 template <class N>
-  struct is_named_hyper : std::bool_constant < requires(const N& n) {
+concept named_hyper = !is_state_node_v<N> && requires(const N& n) {
   N::name;
   n.value;
-} && !is_state_node_v < N >> {};
+};
+template <class N>
+struct is_named_hyper : std::bool_constant<named_hyper<N>> {};
 
 // Calls f(node) for every named hyperparameter under n (mutable, for optimizer::set).
 template <class N, class F>

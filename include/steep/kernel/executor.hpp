@@ -68,16 +68,14 @@ public:
   // matrix maps of blocks of different shapes, handed out largest first by the caller.
   template <class Body>
   void for_each_task(std::size_t n, Body&& body) const {
-    if (threads_ == 1 || n < 2) {
-      for (std::size_t i = 0; i < n; ++i)
-        body(i);
-      return;
-    }
     auto tasks = [&](std::size_t first, std::size_t last) {
       for (std::size_t i = first; i < last; ++i)
         body(i);
     };
-    balance_tasks(n, range_ref(tasks));
+    if (threads_ == 1 || n < 2)
+      tasks(0, n);
+    else
+      balance_tasks(n, range_ref(tasks));
   }
 
 private:
