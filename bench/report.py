@@ -216,15 +216,24 @@ def main():
         by = {}
         for r in inproc["records"]:
             by.setdefault((r["params"], r["tensors"], r["threads"]), {})[r["impl"]] = r["median_s"]
-        rows = [[p, k, t, fmt_t(by[(p, k, t)]["steep"]), fmt_t(by[(p, k, t)]["torch_forloop"]),
-                 fmt_t(by[(p, k, t)]["torch_foreach"]), f"{x['torch_forloop_over_steep']:.2f}x",
-                 f"{x['torch_foreach_over_steep']:.2f}x"]
-                for x in inproc["ratios"] for p, k, t in [(x["params"], x["tensors"], x["threads"])]]
+        # Runs before steep_noguard was timed have no guard-off columns.
+        noguard = all("torch_forloop_over_steep_noguard" in x for x in inproc["ratios"])
+        rows = []
+        for x in inproc["ratios"]:
+            t = by[(x["params"], x["tensors"], x["threads"])]
+            row = [x["params"], x["tensors"], x["threads"], fmt_t(t["steep"])]
+            row += [fmt_t(t["steep_noguard"])] if noguard else []
+            row += [fmt_t(t["torch_forloop"]), fmt_t(t["torch_foreach"]), f"{x['torch_forloop_over_steep']:.2f}x",
+                    f"{x['torch_foreach_over_steep']:.2f}x"]
+            row += [f"{x['torch_forloop_over_steep_noguard']:.2f}x"] if noguard else []
+            rows.append(row)
         out += [f"## Adam step: steep vs libtorch {inproc['torch_version']} in one process (float32)", "",
                 "steep-bench-torch: steep's default Adam (guard on) and libtorch's, on the same memory, "
-                "interleaved; ratios are medians of per-round time ratios.", ""]
-        out += table(["params", "tensors", "threads", "steep", "torch_forloop", "torch_foreach",
-                      "forloop / steep", "foreach / steep"], rows)
+                "interleaved; ratios are medians of per-round time ratios. `steep_noguard` is steep with the "
+                "non-finite guard off, the same work as torch's (which checks nothing).", ""]
+        out += table(["params", "tensors", "threads", "steep"] + (["steep_noguard"] if noguard else []) +
+                     ["torch_forloop", "torch_foreach", "forloop / steep", "foreach / steep"] +
+                     (["forloop / steep_noguard"] if noguard else []), rows)
     if dispatch:
         records += dispatch["records"]
         out += ["## Small steps on several threads: TBB vs a spinning pool (steep-bench-dispatch, float32 Adam)", "",

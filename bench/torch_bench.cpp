@@ -8,6 +8,8 @@
 // Built only with -DSTEEP_BENCH_TORCH=ON (needs libtorch-dev: scripts/install-deps.sh --peers).
 // For each (size, tensors, threads), float32, lr 1e-3, betas (0.9, 0.999), eps 1e-8:
 //   steep          steep::rules::adam with its defaults (the non-finite guard on: refuse);
+//   steep_noguard  the same with the guard off: the same work as torch's, which checks nothing
+//                  (its time over steep's is the guard's cost: one more read of the gradient);
 //   torch_forloop  torch::optim::Adam, libtorch's own optimizer (torch.optim.Adam's for-loop
 //                  path: one tensor at a time, several kernels per tensor);
 //   torch_foreach  torch.optim.Adam's foreach path (_multi_tensor_adam of torch 1.13's
@@ -75,7 +77,7 @@ struct setting {
   std::size_t size, tensors;
   int threads;
   std::unique_ptr<steep::param_store<float>> store;
-  std::unique_ptr<steep::optimizer<adam_t, float>> steep_opt;
+  std::unique_ptr<steep::optimizer<adam_t, float>> steep_opt, steep_noguard;
   std::vector<at::Tensor> params, grads; // views of the store's blocks
   std::unique_ptr<torch::optim::Adam> forloop;
   foreach_adam foreach;
@@ -111,6 +113,9 @@ struct setting {
     }
     steep_opt = std::make_unique<steep::optimizer<adam_t, float>>(
       steep::rules::adam(float(lr)), *store, steep::optimizer_options{ .threads = threads });
+    steep_noguard = std::make_unique<steep::optimizer<adam_t, float>>(
+      steep::rules::adam(float(lr)), *store,
+      steep::optimizer_options{ .threads = threads, .nonfinite = steep::nonfinite_policy::off });
     forloop = std::make_unique<torch::optim::Adam>(
       params, torch::optim::AdamOptions(lr).betas({ beta1, beta2 }).eps(eps));
   }
@@ -183,6 +188,7 @@ int main(int argc, char** argv) {
         const int steps = static_cast<int>(std::clamp<std::size_t>(20'000'000 / (n + 1), 3, 400));
         std::vector<variant> vs;
         vs.push_back({ "adam", "steep", [&] { s.steep_opt->step(); }, {}, {} });
+        vs.push_back({ "adam", "steep_noguard", [&] { s.steep_noguard->step(); }, {}, {} });
         vs.push_back({ "adam", "torch_forloop", [&] { s.forloop->step(); }, {}, {} });
         vs.push_back({ "adam", "torch_foreach", [&] { s.foreach.step(); }, {}, {} });
         run_interleaved(vs, rounds, steps, warmup);
@@ -203,14 +209,18 @@ int main(int argc, char** argv) {
                               { "round_medians_s", v.round_medians },
                               { "process", "same" } });
         }
-        const double forloop = round_ratio(vs[1], vs[0]), foreach_ratio = round_ratio(vs[2], vs[0]);
-        std::printf("  torch / steep: forloop %.2fx, foreach %.2fx\n", forloop, foreach_ratio);
+        const double forloop = round_ratio(vs[2], vs[0]), foreach_ratio = round_ratio(vs[3], vs[0]);
+        const double forloop_off = round_ratio(vs[2], vs[1]), foreach_off = round_ratio(vs[3], vs[1]);
+        std::printf("  torch / steep: forloop %.2fx, foreach %.2fx; guard off: forloop %.2fx, foreach %.2fx\n",
+                    forloop, foreach_ratio, forloop_off, foreach_off);
         ratios.push_back({ { "name", "adam" },
                            { "params", n },
                            { "tensors", k },
                            { "threads", thr },
                            { "torch_forloop_over_steep", forloop },
-                           { "torch_foreach_over_steep", foreach_ratio } });
+                           { "torch_foreach_over_steep", foreach_ratio },
+                           { "torch_forloop_over_steep_noguard", forloop_off },
+                           { "torch_foreach_over_steep_noguard", foreach_off } });
       }
   const nlohmann::json result{
     { "machine", machine_info(thread_list) },
