@@ -211,8 +211,9 @@ int main(int argc, char** argv) {
         }
         const double forloop = round_ratio(vs[2], vs[0]), foreach_ratio = round_ratio(vs[3], vs[0]);
         const double forloop_off = round_ratio(vs[2], vs[1]), foreach_off = round_ratio(vs[3], vs[1]);
-        std::printf("  torch / steep: forloop %.2fx, foreach %.2fx; guard off: forloop %.2fx, foreach %.2fx\n",
-                    forloop, foreach_ratio, forloop_off, foreach_off);
+        std::printf(
+          "  torch / steep: forloop %.2fx, foreach %.2fx; guard off: forloop %.2fx, foreach %.2fx\n", forloop,
+          foreach_ratio, forloop_off, foreach_off);
         ratios.push_back({ { "name", "adam" },
                            { "params", n },
                            { "tensors", k },
