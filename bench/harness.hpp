@@ -8,7 +8,9 @@
 // Why: throughput on the project's shared VMs drifts by up to 2x
 // between minutes, so every variant of one setting is timed interleaved in one process, in an
 // order rotated every round; ratios are taken per round and their median reported. Absolute
-// rates are indicative only.
+// rates are indicative only. Rotation keeps the cyclic order, so each variant always follows
+// the same one: a caller orders the variants so that none follows a variant on the same arrays
+// (which leaves them warmer for it: steep-bench's alternating layouts, README "Benchmarks").
 
 #include <algorithm>
 #include <chrono>

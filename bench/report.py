@@ -28,7 +28,9 @@ def fmt_t(s):
     return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
-RULES = ["adam", "adamw", "lion", "signum", "momentum"]
+# steep-bench's rule_table order; a run of an older steep-bench has a subset.
+RULES = ["sgd", "momentum", "nesterov", "adam", "adamw", "adam_eps0", "amsgrad", "adagrad", "rmsprop", "lion",
+         "signum", "adam_optax", "nadamw_optax"]
 
 
 def ratio_rows(steep, kind):
@@ -83,7 +85,8 @@ def elementwise_section(steep):
         cells = {}
         for q in many:
             cells.setdefault((q["params"], q["threads"]), {})[(q["name"], q["impl"])] = (q["ratio"], q["interleaved"])
-        head = ["params", "threads"] + [f"{r} steep / hw" for r in RULES]
+        present = [r for r in RULES if any((r, "steep_noguard") in c for c in cells.values())]
+        head = ["params", "threads"] + [f"{r} steep / hw" for r in present]
         rows = []
         for (n, t), c in sorted(cells.items()):
             def cell(r):
@@ -92,7 +95,7 @@ def elementwise_section(steep):
                 s, inter = c[(r, "steep_noguard")]
                 h = c.get((r, "handwritten"), (float("nan"), True))[0]
                 return f"{s:.2f} / {h:.2f}" + ("" if inter else " *")
-            rows.append([n, t] + [cell(r) for r in RULES])
+            rows.append([n, t] + [cell(r) for r in present])
         out += table(head, rows) + ["(* the two layouts did not fit in memory together: timed one after the "
                                     "other, a ratio of medians)", ""]
     threads = sorted({r["threads"] for r in recs})
@@ -137,16 +140,20 @@ def plots(d, steeps):
             for k, pts in sorted(series.items()):
                 f.write(f"# {k}\n" + "".join(f"{n} {v}\n" for n, v in sorted(pts)) + "\n\n")
                 blocks.append(k)
-        for term, ext in (("pngcairo size 1600,900", "png"), ("svg size 1600,900", "svg")):
+        panels = len({k[0] for k in blocks})
+        cols = 3 if panels <= 6 else 5
+        rows = (panels + cols - 1) // cols
+        size = f"{560 * cols},{450 * rows}"
+        for term, ext in ((f"pngcairo size {size}", "png"), (f"svg size {size}", "svg")):
             out = os.path.join(d, f"throughput-{dtype}.{ext}")
             g = [f"set terminal {term}", f"set output '{out}'", "set logscale x", "set key top right font ',8'",
-                 "set grid", "set multiplot layout 2,3 title 'steep-bench " + dtype + ": parameters updated per "
+                 "set grid", f"set multiplot layout {rows},{cols} title 'steep-bench " + dtype + ": parameters updated per "
                  "second (G/s), steep (guard off) vs hand-written'"]
             for rule in RULES:
                 idx = [(i, k) for i, k in enumerate(blocks) if k[0] == rule]
                 if not idx:
                     continue
-                g += [f"set title '{rule}'", "set xlabel 'parameters'", "set ylabel 'G params/s'"]
+                g += [f"set title '{rule}' noenhanced", "set xlabel 'parameters'", "set ylabel 'G params/s'"]
                 parts = []
                 for i, k in idx:
                     dash = "1" if k[2] == 1 else "2"

@@ -6,8 +6,9 @@
 //   steep-bench --rules adam --sizes 268435456 --sequential-layouts   # one rule, big sizes
 //   steep-bench --quick                                # smoke test: tiny sizes (ctest)
 //
-// What is timed (one optimizer step = one sample), for each rule of adam, adamw, lion, signum and
-// momentum (SGD with heavy-ball momentum):
+// What is timed (one optimizer step = one sample), for each elementwise rule of the catalogue
+// (rule_table: sgd, momentum, nesterov, adam, adamw, adam_eps0, amsgrad, adagrad, rmsprop, lion,
+// signum, adam_optax, nadamw_optax; --rules picks some):
 //   steep_noguard   steep::optimizer's generated loop with the non-finite guard off: the loop
 //                   a hand-written kernel is compared with;
 //   handwritten     a fused xsimd + TBB loop written by hand (bench/handwritten.hpp), checked
@@ -16,17 +17,18 @@
 //                   floor of the ratios, shown next to them;
 //   and for adam: steep (the default guard, nonfinite_policy::refuse) and steep_mask, whose
 //   times over steep_noguard are the guard's cost; adam_bf16 (bfloat16 moments, float32 only);
-//   the rooflines 4r3w (Adam's stream mix), 3r2w (Lion, Signum, momentum) and 2r1w+2h
-//   (adam_bf16): the same loads and stores with no arithmetic, the ceiling of any such update.
+//   the rooflines of the rules' stream mixes, 2r1w (SGD), 3r2w (one state array), 4r3w (Adam's)
+//   and 5r4w (AMSGrad's), and 2r1w+2h (adam_bf16): the same loads and stores with no arithmetic,
+//   the ceiling of any such update.
 // Each in two layouts: one tensor of n parameters, and 200 tensors of n/200 (a model's many
 // small tensors, the case steep's flat work list exists for).
 //
 // Why the harness looks the way it does (harness.hpp): bandwidth on the project's VMs drifts by
 // up to 2x between minutes, so every variant of one (size, threads) setting is timed
-// interleaved in one process, in an order rotated every round; ratios are taken per round, and
-// their median is reported. A fresh 4 KiB page costs ~10 us to fault in, so every buffer is
-// allocated and touched up front, and the hand-written loops and rooflines run on the steep
-// optimizers' own state arrays. Small sizes time more steps per round, so a round lasts long
+// interleaved in one process, in an order rotated every round, each variant after one on other
+// arrays (run_all); ratios are taken per round, and their median is reported. A fresh 4 KiB page costs ~10 us
+// to fault in, so every buffer is allocated and touched up front, and the hand-written loops and rooflines
+// run on the steep optimizers' own state arrays. Small sizes time more steps per round, so a round lasts long
 // enough for the clock. Where two layouts do not fit in memory together, they run one after the
 // other (the many/one ratios are then not interleaved, and say so).
 
@@ -66,72 +68,177 @@ namespace {
 
 using namespace steep::bench;
 
-// ---- the rules under test, with their hyperparameters ----------------------------------------
+// ---- the rules under test: steep's rule, its slots and its hand-written loop -------------------
 
 constexpr double adam_lr = 1e-3, adam_b1 = 0.9, adam_b2 = 0.999, adam_eps = 1e-8, adamw_wd = 0.01;
 constexpr double lion_lr = 1e-4, lion_b1 = 0.9, lion_b2 = 0.99;
 constexpr double signum_lr = 1e-3, signum_beta = 0.9, momentum_lr = 1e-3, momentum_mu = 0.9;
+constexpr double rms_lr = 1e-3, rms_alpha = 0.99, adagrad_lr = 1e-2, adagrad_decay = 1e-3,
+                 adagrad_eps = 1e-10;
 
 template <class T>
 auto adam_rule() {
   return steep::rules::adam(T(adam_lr), adam_b1, adam_b2, adam_eps);
 }
+using adam_bf16_opt = steep::optimizer<decltype(steep::rules::adam_bf16(float(adam_lr))), float>;
+
+// One elementwise rule: its steep optimizer (behind any_optimizer: one virtual call per step,
+// outside the loop), the names of its state slots in the order the hand-written loop takes them
+// (s0, s1, s2), and that loop's step t over a list of chunks (copy 0 or 1: which identical copy).
 template <class T>
-auto adamw_rule() {
-  return steep::rules::adamw(T(adam_lr), adam_b1, adam_b2, adam_eps, adamw_wd);
-}
-template <class T>
-auto lion_rule() {
-  return steep::rules::lion(T(lion_lr), lion_b1, lion_b2);
-}
-template <class T>
-auto signum_rule() {
-  return steep::rules::signum(T(signum_lr), signum_beta);
-}
-template <class T>
-auto momentum_rule() {
-  return steep::rules::momentum(T(momentum_lr), momentum_mu);
+struct rule_case {
+  std::string name;
+  std::vector<std::string> slots;
+  std::function<std::unique_ptr<steep::any_optimizer<T>>(steep::param_store<T>&, steep::optimizer_options)>
+    make;
+  std::function<void(int, oneapi::tbb::task_arena&, const std::vector<hw::streams<T>>&, std::int64_t)>
+    handwritten;
+  // Arrays moved per parameter: p and g read, p written, each slot read and written.
+  std::size_t arrays() const { return 3 + 2 * slots.size(); }
+  const char* roofline() const { return hw::roofline_name(slots.size()); }
+};
+
+// kernel(copy, chunk, scalars) with copy a std::integral_constant<int, 0 or 1>; scalars(t) the
+// per-step scalars, computed once per step as steep computes its own.
+template <class T, class Rule, class Scalars, class Kernel>
+rule_case<T> make_case(std::string name, std::vector<std::string> slots, Rule rule, Scalars scalars,
+                       Kernel kernel) {
+  return { std::move(name), std::move(slots),
+           [rule](steep::param_store<T>& store, steep::optimizer_options o) {
+             return steep::make_any_optimizer(rule, store, o);
+           },
+           [scalars, kernel](int copy, oneapi::tbb::task_arena& arena,
+                             const std::vector<hw::streams<T>>& chunks, std::int64_t t) {
+             const auto s = scalars(static_cast<double>(t));
+             if (copy == 0)
+               hw::run(arena, chunks,
+                       [&](const hw::streams<T>& c) { kernel(std::integral_constant<int, 0>{}, c, s); });
+             else
+               hw::run(arena, chunks,
+                       [&](const hw::streams<T>& c) { kernel(std::integral_constant<int, 1>{}, c, s); });
+           } };
 }
 
-const std::vector<std::string> all_rules = { "adam", "adamw", "lion", "signum", "momentum" };
-
-template <class T, class Rule>
-using opt_of = steep::optimizer<Rule, T>;
+// Every elementwise rule of the catalogue (dsl/steep/rules/), in the order the report lists them.
 template <class T>
-using adam_opt = opt_of<T, decltype(adam_rule<T>())>;
-template <class T>
-using adamw_opt = opt_of<T, decltype(adamw_rule<T>())>;
-template <class T>
-using lion_opt = opt_of<T, decltype(lion_rule<T>())>;
-template <class T>
-using signum_opt = opt_of<T, decltype(signum_rule<T>())>;
-template <class T>
-using momentum_opt = opt_of<T, decltype(momentum_rule<T>())>;
-using adam_bf16_opt = opt_of<float, decltype(steep::rules::adam_bf16(float(adam_lr)))>;
-
-// The hand-written step of rule `name` at step t over `chunks` (Copy: which identical copy).
-template <int Copy, class T>
-void handwritten_step(const std::string& name, oneapi::tbb::task_arena& arena,
-                      const std::vector<hw::streams<T>>& chunks, std::int64_t t) {
-  if (name == "adam" || name == "adamw") {
-    const bool decoupled = name == "adamw";
-    const auto s = hw::adam_step<T>(adam_lr, adam_b1, adam_b2, adam_eps, decoupled ? adamw_wd : 0.0, t);
-    if (decoupled)
-      hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::adam_like<Copy, true>(c, s); });
-    else
-      hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::adam_like<Copy, false>(c, s); });
-  } else if (name == "lion") {
-    const hw::ema_scalars<T> s{
-      T(lion_b1), T(1.0 - lion_b1), T(lion_b2), T(1.0 - lion_b2), T(-lion_lr), T(0)
+std::vector<rule_case<T>> rule_table() {
+  namespace r = steep::rules;
+  // Adam-family scalars: a = -lr, b = b1, c = 1 - b1, d = b2, e = 1 - b2, f = 1/(1 - b1^t),
+  // h = 1/(1 - b2^t) (AMSGrad: 1 - b2^t, which it divides by).
+  auto adam_scalars = [](double lr, double b1, double b2, double t, bool inverse_bc2 = true) {
+    const double bc2 = 1.0 - std::pow(b2, t);
+    return hw::scalars<T>{ T(-lr),
+                           T(b1),
+                           T(1.0 - b1),
+                           T(b2),
+                           T(1.0 - b2),
+                           T(1.0 / (1.0 - std::pow(b1, t))),
+                           T(inverse_bc2 ? 1.0 / bc2 : bc2) };
+  };
+  std::vector<rule_case<T>> out;
+  out.push_back(make_case<T>(
+    "sgd", {}, r::sgd(T(momentum_lr)), [](double) { return hw::scalars<T>{ T(-momentum_lr) }; },
+    []<class K>(K, const hw::streams<T>& c, const hw::scalars<T>& s) { hw::sgd<K::value>(c, s); }));
+  out.push_back(make_case<T>(
+    "momentum", { "momentum_buffer" }, r::momentum(T(momentum_lr), momentum_mu),
+    [](double) { return hw::ema_scalars<T>{ T(momentum_mu), T(0), T(0), T(0), T(-momentum_lr), T(0) }; },
+    []<class K>(K, const hw::streams<T>& c, const hw::ema_scalars<T>& s) { hw::momentum<K::value>(c, s); }));
+  out.push_back(make_case<T>(
+    "nesterov", { "momentum_buffer" }, r::nesterov(T(momentum_lr), momentum_mu),
+    [](double) {
+      return hw::scalars<T>{ T(-momentum_lr), T(momentum_mu) };
+    },
+    []<class K>(K, const hw::streams<T>& c, const hw::scalars<T>& s) { hw::nesterov<K::value>(c, s); }));
+  auto adam_kernel = []<bool Decoupled>() {
+    return []<class K>(K, const hw::streams<T>& c, const hw::adam_scalars<T>& s) {
+      hw::adam_like<K::value, Decoupled>(c, s);
     };
-    hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::lion<Copy>(c, s); });
-  } else if (name == "signum") {
-    const hw::ema_scalars<T> s{ T(signum_beta), T(1.0 - signum_beta), T(0), T(0), T(-signum_lr), T(0) };
-    hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::signum<Copy>(c, s); });
-  } else {
-    const hw::ema_scalars<T> s{ T(momentum_mu), T(0), T(0), T(0), T(-momentum_lr), T(0) };
-    hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::momentum<Copy>(c, s); });
-  }
+  };
+  out.push_back(make_case<T>(
+    "adam", { "exp_avg", "exp_avg_sq" }, adam_rule<T>(),
+    [](double t) {
+      return hw::adam_step<T>(adam_lr, adam_b1, adam_b2, adam_eps, 0.0, static_cast<std::int64_t>(t));
+    },
+    adam_kernel.template operator()<false>()));
+  out.push_back(make_case<T>(
+    "adamw", { "exp_avg", "exp_avg_sq" }, r::adamw(T(adam_lr), adam_b1, adam_b2, adam_eps, adamw_wd),
+    [](double t) {
+      return hw::adam_step<T>(adam_lr, adam_b1, adam_b2, adam_eps, adamw_wd, static_cast<std::int64_t>(t));
+    },
+    adam_kernel.template operator()<true>()));
+  out.push_back(make_case<T>(
+    "adam_eps0", { "exp_avg", "exp_avg_sq" }, r::adam_eps0(T(adam_lr), adam_b1, adam_b2),
+    [=](double t) { return adam_scalars(adam_lr, adam_b1, adam_b2, t); },
+    []<class K>(K, const hw::streams<T>& c, const hw::scalars<T>& s) { hw::adam_eps0<K::value>(c, s); }));
+  out.push_back(make_case<T>(
+    "amsgrad", { "exp_avg", "exp_avg_sq", "max_exp_avg_sq" },
+    r::amsgrad(T(adam_lr), adam_b1, adam_b2, adam_eps),
+    [=](double t) { return adam_scalars(adam_lr, adam_b1, adam_b2, t, false); },
+    []<class K>(K, const hw::streams<T>& c, const hw::scalars<T>& s) {
+      hw::amsgrad<K::value>(c, s, T(adam_eps));
+    }));
+  out.push_back(make_case<T>(
+    "adagrad", { "sum" }, r::adagrad(T(adagrad_lr), adagrad_eps, 0.0, adagrad_decay),
+    [](double t) {
+      return hw::scalars<T>{ T(-(adagrad_lr / (1.0 + (t - 1.0) * adagrad_decay))), T(0), T(0),
+                             T(adagrad_eps) };
+    },
+    []<class K>(K, const hw::streams<T>& c, const hw::scalars<T>& s) {
+      hw::rms_like<K::value, true>(c, s);
+    }));
+  out.push_back(make_case<T>(
+    "rmsprop", { "square_avg" }, r::rmsprop(T(rms_lr), rms_alpha, adam_eps),
+    [](double) {
+      return hw::scalars<T>{ T(-rms_lr), T(rms_alpha), T(1.0 - rms_alpha), T(adam_eps) };
+    },
+    []<class K>(K, const hw::streams<T>& c, const hw::scalars<T>& s) {
+      hw::rms_like<K::value, false>(c, s);
+    }));
+  out.push_back(make_case<T>(
+    "lion", { "exp_avg" }, r::lion(T(lion_lr), lion_b1, lion_b2),
+    [](double) {
+      return hw::ema_scalars<T>{
+        T(lion_b1), T(1.0 - lion_b1), T(lion_b2), T(1.0 - lion_b2), T(-lion_lr), T(0)
+      };
+    },
+    []<class K>(K, const hw::streams<T>& c, const hw::ema_scalars<T>& s) { hw::lion<K::value>(c, s); }));
+  out.push_back(make_case<T>(
+    "signum", { "momentum_buffer" }, r::signum(T(signum_lr), signum_beta),
+    [](double) {
+      return hw::ema_scalars<T>{ T(signum_beta), T(1.0 - signum_beta), T(0), T(0), T(-signum_lr), T(0) };
+    },
+    []<class K>(K, const hw::streams<T>& c, const hw::ema_scalars<T>& s) { hw::signum<K::value>(c, s); }));
+  // optax's Adam and NAdamW with their defaults but a weight decay, so that every term is live.
+  auto optax = [=]<bool Nesterov>(double t) {
+    hw::scalars<T> s = adam_scalars(adam_lr, adam_b1, adam_b2, t);
+    hw::optax_scalars<T> o{ T(0), T(adam_eps), T(0), T(adamw_wd) };
+    if (Nesterov) {
+      s.f = T(adam_b1 / (1.0 - std::pow(adam_b1, t + 1.0)));
+      o.g_factor = T((1.0 - adam_b1) / (1.0 - std::pow(adam_b1, t)));
+    }
+    return std::pair{ s, o };
+  };
+  out.push_back(make_case<T>(
+    "adam_optax", { "mu", "nu" }, r::adam_optax(T(adam_lr), adam_b1, adam_b2, adam_eps, 0.0, adamw_wd),
+    [=](double t) { return optax.template operator()<false>(t); },
+    []<class K>(K, const hw::streams<T>& c, const auto& s) {
+      hw::optax_adam<K::value, false>(c, s.first, s.second);
+    }));
+  out.push_back(make_case<T>(
+    "nadamw_optax", { "mu", "nu" }, r::nadamw_optax(T(adam_lr), adam_b1, adam_b2, adam_eps, 0.0, adamw_wd),
+    [=](double t) { return optax.template operator()<true>(t); },
+    []<class K>(K, const hw::streams<T>& c, const auto& s) {
+      hw::optax_adam<K::value, true>(c, s.first, s.second);
+    }));
+  return out;
+}
+
+// The names, for --rules and the report's order (the same for float and double).
+std::vector<std::string> all_rule_names() {
+  std::vector<std::string> out;
+  for (const auto& r : rule_table<float>())
+    out.push_back(r.name);
+  return out;
 }
 
 // ---- data ------------------------------------------------------------------------------------
@@ -175,22 +282,17 @@ std::vector<steep::block_spec<T>> block_specs(std::size_t n, std::size_t tensors
 }
 
 // The state arrays of one rule's optimizer, block by block, as hand-written streams.
-template <class T, class Opt>
-std::vector<hw::streams<T>> streams_of(Opt& opt, steep::param_store<T>& store, const char* s0,
-                                       const char* s1) {
+template <class T>
+std::vector<hw::streams<T>> streams_of(steep::any_optimizer<T>& opt, const steep::param_store<T>& store,
+                                       const std::vector<std::string>& slots) {
   std::vector<hw::streams<T>> out;
-  for (const auto& b : store.blocks())
-    out.push_back(
-      { b.param, b.grad, opt.state(b.name, s0).data(), s1 ? opt.state(b.name, s1).data() : nullptr, b.size });
+  for (const auto& b : store.blocks()) {
+    std::array<T*, 3> s{};
+    for (std::size_t k = 0; k < slots.size(); ++k)
+      s[k] = opt.state(b.name, slots[k]).data();
+    out.push_back({ b.param, b.grad, s[0], s[1], b.size, s[2] });
+  }
   return out;
-}
-
-// What a rule keeps per parameter besides p and g, by name: its state slots.
-const char* first_slot(const std::string& rule) {
-  return rule == "adam" || rule == "adamw" || rule == "lion" ? "exp_avg" : "momentum_buffer";
-}
-const char* second_slot(const std::string& rule) {
-  return rule == "adam" || rule == "adamw" ? "exp_avg_sq" : nullptr;
 }
 
 // ---- correctness check -----------------------------------------------------------------------
@@ -210,10 +312,11 @@ double normwise_error(const T* a, const T* b, std::size_t n) {
   return scale > 0 ? diff / scale : diff;
 }
 
-// One rule: steep on one store, the hand-written loop on an identical copy with its own state,
-// `steps` steps each, over layouts with chunk edges and SIMD tails inside blocks.
-template <class T, class Opt, class Rule>
-bool check_rule(const std::string& name, const Rule& rule, int threads) {
+// One rule: steep on one store, the hand-written loop on an identical copy with its own state
+// (starting from steep's initial state), `steps` steps each, over layouts with chunk edges and
+// SIMD tails inside blocks.
+template <class T>
+bool check_rule(const rule_case<T>& rc, int threads) {
   const double tolerance = std::is_same_v<T, float> ? 2e-6 : 1e-13;
   constexpr int steps = 5;
   oneapi::tbb::task_arena arena(threads);
@@ -226,53 +329,45 @@ bool check_rule(const std::string& name, const Rule& rule, int threads) {
     steep::param_store<T> a(specs), h(specs);
     fill_inputs(a);
     fill_inputs(h);
-    Opt opt(rule, a, { .threads = threads, .nonfinite = steep::nonfinite_policy::off });
-    std::vector<std::vector<T>> s0(sizes.size()), s1(sizes.size());
+    const auto opt = rc.make(a, { .threads = threads, .nonfinite = steep::nonfinite_policy::off });
+    std::vector<std::vector<std::vector<T>>> state(sizes.size()); // [block][slot]
     std::vector<hw::streams<T>> blocks;
     for (std::size_t b = 0; b < sizes.size(); ++b) {
-      s0[b].assign(sizes[b], T(0));
-      s1[b].assign(sizes[b], T(0));
+      std::array<T*, 3> s{};
+      for (std::size_t k = 0; k < rc.slots.size(); ++k) {
+        const T* start = opt->state(block_name(b), rc.slots[k]).data();
+        s[k] = state[b].emplace_back(start, start + sizes[b]).data();
+      }
       const auto& hb = h.block_at(b);
-      blocks.push_back({ hb.param, hb.grad, s0[b].data(), s1[b].data(), sizes[b] });
+      blocks.push_back({ hb.param, hb.grad, s[0], s[1], sizes[b], s[2] });
     }
     const auto chunks = hw::make_chunks(blocks);
     for (int t = 1; t <= steps; ++t) {
-      opt.step();
-      handwritten_step<0, T>(name, arena, chunks, t);
+      opt->step();
+      rc.handwritten(0, arena, chunks, t);
     }
     double err = 0;
     for (std::size_t b = 0; b < sizes.size(); ++b) {
       const auto& ab = a.block_at(b);
       err = std::max(err, normwise_error(ab.param, h.block_at(b).param, sizes[b]));
-      err =
-        std::max(err, normwise_error(opt.state(ab.name, first_slot(name)).data(), s0[b].data(), sizes[b]));
-      if (const char* second = second_slot(name))
-        err = std::max(err, normwise_error(opt.state(ab.name, second).data(), s1[b].data(), sizes[b]));
+      for (std::size_t k = 0; k < rc.slots.size(); ++k)
+        err = std::max(err,
+                       normwise_error(opt->state(ab.name, rc.slots[k]).data(), state[b][k].data(), sizes[b]));
     }
     const bool pass = err <= tolerance;
     std::printf(
-      "check: hand-written vs steep %-8s %zu block(s), %d steps, %d thread(s): rel. error %.2e -> %s\n",
-      name.c_str(), sizes.size(), steps, threads, err, pass ? "ok" : "FAILED");
+      "check: hand-written vs steep %-12s %zu block(s), %d steps, %d thread(s): rel. error %.2e -> %s\n",
+      rc.name.c_str(), sizes.size(), steps, threads, err, pass ? "ok" : "FAILED");
     ok = ok && pass;
   }
   return ok;
 }
 
 template <class T>
-bool check_all(const std::vector<std::string>& rules, int threads) {
+bool check_all(const std::vector<rule_case<T>>& rules, int threads) {
   bool ok = true;
-  for (const auto& r : rules) {
-    if (r == "adam")
-      ok = check_rule<T, adam_opt<T>>(r, adam_rule<T>(), threads) && ok;
-    else if (r == "adamw")
-      ok = check_rule<T, adamw_opt<T>>(r, adamw_rule<T>(), threads) && ok;
-    else if (r == "lion")
-      ok = check_rule<T, lion_opt<T>>(r, lion_rule<T>(), threads) && ok;
-    else if (r == "signum")
-      ok = check_rule<T, signum_opt<T>>(r, signum_rule<T>(), threads) && ok;
-    else
-      ok = check_rule<T, momentum_opt<T>>(r, momentum_rule<T>(), threads) && ok;
-  }
+  for (const auto& r : rules)
+    ok = check_rule<T>(r, threads) && ok;
   return ok;
 }
 
@@ -316,82 +411,61 @@ template <class T>
 struct layout {
   std::size_t params, tensors;
   steep::param_store<T> store;
-  std::optional<adam_opt<T>> adam, adam_guarded, adam_masked;
-  std::optional<adamw_opt<T>> adamw;
-  std::optional<lion_opt<T>> lion;
-  std::optional<signum_opt<T>> signum;
-  std::optional<momentum_opt<T>> momentum;
+  std::map<std::string, std::unique_ptr<steep::any_optimizer<T>>> opts; // per rule, guard off
+  std::unique_ptr<steep::any_optimizer<T>> adam_guarded, adam_masked;
   std::optional<adam_bf16_opt> adam_bf16;
   std::map<std::string, std::vector<hw::streams<T>>> chunks; // per rule, over its optimizer's state
   std::vector<stream_block16> chunks16;                      // over adam_bf16's slots
   std::map<std::string, std::int64_t> handwritten_t;
 
-  layout(std::size_t n, std::size_t t, int threads, const std::set<std::string>& rules, bool guard)
+  layout(std::size_t n, std::size_t t, int threads, const std::vector<rule_case<T>>& rules, bool guard)
     : params(n)
     , tensors(t)
     , store(block_specs<T>(n, t)) {
     const steep::optimizer_options off{ .threads = threads, .nonfinite = steep::nonfinite_policy::off };
-    auto has = [&](const char* r) { return rules.count(r) > 0; };
-    if (has("adam")) {
-      adam.emplace(adam_rule<T>(), store, off);
-      chunks["adam"] = hw::make_chunks(streams_of(*adam, store, first_slot("adam"), second_slot("adam")));
-      if (guard) {
-        adam_guarded.emplace(adam_rule<T>(), store, steep::optimizer_options{ .threads = threads });
-        adam_masked.emplace(
-          adam_rule<T>(), store,
-          steep::optimizer_options{ .threads = threads, .nonfinite = steep::nonfinite_policy::mask });
-        if constexpr (std::is_same_v<T, float>) {
-          adam_bf16.emplace(steep::rules::adam_bf16(float(adam_lr)), store,
-                            steep::optimizer_options{ .threads = threads });
-          for (const auto& b : store.blocks()) {
-            auto* m = reinterpret_cast<std::uint16_t*>(
-              adam_bf16->template state<steep::bfloat16>(b.name, "exp_avg").data());
-            auto* v = reinterpret_cast<std::uint16_t*>(
-              adam_bf16->template state<steep::bfloat16>(b.name, "exp_avg_sq").data());
-            const std::size_t ce = adam_bf16->work().chunk_elements();
-            for (std::size_t i = 0; i < b.size; i += ce)
-              chunks16.push_back({ b.param + i, b.grad + i, m + i, v + i, std::min(ce, b.size - i) });
-          }
+    for (const auto& r : rules) {
+      auto& o = opts[r.name] = r.make(store, off);
+      chunks[r.name] = hw::make_chunks(streams_of(*o, store, r.slots));
+      if (r.name != "adam" || !guard)
+        continue;
+      adam_guarded = r.make(store, steep::optimizer_options{ .threads = threads });
+      adam_masked = r.make(
+        store, steep::optimizer_options{ .threads = threads, .nonfinite = steep::nonfinite_policy::mask });
+      if constexpr (std::is_same_v<T, float>) {
+        adam_bf16.emplace(steep::rules::adam_bf16(float(adam_lr)), store,
+                          steep::optimizer_options{ .threads = threads });
+        for (const auto& b : store.blocks()) {
+          auto* m = reinterpret_cast<std::uint16_t*>(
+            adam_bf16->template state<steep::bfloat16>(b.name, "exp_avg").data());
+          auto* v = reinterpret_cast<std::uint16_t*>(
+            adam_bf16->template state<steep::bfloat16>(b.name, "exp_avg_sq").data());
+          const std::size_t ce = adam_bf16->work().chunk_elements();
+          for (std::size_t i = 0; i < b.size; i += ce)
+            chunks16.push_back({ b.param + i, b.grad + i, m + i, v + i, std::min(ce, b.size - i) });
         }
       }
-    }
-    if (has("adamw")) {
-      adamw.emplace(adamw_rule<T>(), store, off);
-      chunks["adamw"] = hw::make_chunks(streams_of(*adamw, store, first_slot("adamw"), second_slot("adamw")));
-    }
-    if (has("lion")) {
-      lion.emplace(lion_rule<T>(), store, off);
-      chunks["lion"] = hw::make_chunks(streams_of(*lion, store, first_slot("lion"), second_slot("lion")));
-    }
-    if (has("signum")) {
-      signum.emplace(signum_rule<T>(), store, off);
-      chunks["signum"] =
-        hw::make_chunks(streams_of(*signum, store, first_slot("signum"), second_slot("signum")));
-    }
-    if (has("momentum")) {
-      momentum.emplace(momentum_rule<T>(), store, off);
-      chunks["momentum"] =
-        hw::make_chunks(streams_of(*momentum, store, first_slot("momentum"), second_slot("momentum")));
     }
     fill_inputs(store);
   }
 
   void set_threads(int n) {
-    auto set = [n](auto& o) {
+    for (auto& [name, o] : opts)
+      o->set_threads(n);
+    for (auto* o : { adam_guarded.get(), adam_masked.get() })
       if (o)
         o->set_threads(n);
-    };
-    set(adam), set(adam_guarded), set(adam_masked), set(adamw), set(lion), set(signum), set(momentum),
-      set(adam_bf16);
+    if (adam_bf16)
+      adam_bf16->set_threads(n);
   }
 
   // The arrays this layout allocates per parameter (p, g and every slot), for the memory plan.
-  static double arrays_per_param(const std::set<std::string>& rules, bool guard) {
+  static double arrays_per_param(const std::vector<rule_case<T>>& rules, bool guard) {
     double a = 2;
-    for (const auto& r : rules)
-      a += second_slot(r) ? 2 : 1;
-    if (guard && rules.count("adam"))
-      a += 4 + (std::is_same_v<T, float> ? 1 : 0); // two more Adams; adam_bf16's 2 x 16 bits
+    for (const auto& r : rules) {
+      a += static_cast<double>(r.slots.size());
+      if (guard && r.name == "adam")
+        a += 4 + (std::is_same_v<T, float> ? 1 : 0); // two more Adams; adam_bf16's 2 x 16 bits
+    }
     return a;
   }
 };
@@ -401,28 +475,47 @@ volatile float roofline_zero = 0.f; // read once per step: keeps the rooflines' 
 // ---- variants (timing: harness.hpp) ------------------------------------------------------------
 
 template <class T>
-std::vector<variant> make_variants(layout<T>& l, oneapi::tbb::task_arena& arena) {
+std::vector<variant> make_variants(layout<T>& l, const std::vector<rule_case<T>>& rules,
+                                   oneapi::tbb::task_arena& arena) {
   std::vector<variant> out;
   auto add = [&](std::string name, std::string impl, std::size_t bpp, std::function<void()> f) {
     out.push_back({ std::move(name), std::move(impl), std::move(f), {}, {}, l.tensors, bpp });
   };
   constexpr std::size_t w = sizeof(T);
-  auto add_rule = [&](const std::string& name, auto& opt, std::size_t arrays) {
-    if (!opt)
-      return;
-    add(name, "steep_noguard", arrays * w, [&o = *opt] { o.step(); });
-    add(name, "handwritten", arrays * w, [&l, &arena, name] {
-      handwritten_step<0, T>(name, arena, l.chunks.at(name), ++l.handwritten_t[name]);
+  // Implementation-major (every rule's steep loop, then every hand-written one, then the copies):
+  // with one layout, a variant then follows another rule's variant, not its own rule's (see the
+  // alternating layouts in run_all).
+  for (const auto& r : rules)
+    add(r.name, "steep_noguard", r.arrays() * w, [&o = *l.opts.at(r.name)] { o.step(); });
+  for (int copy : { 0, 1 })
+    for (const auto& r : rules)
+      add(r.name, copy == 0 ? "handwritten" : "handwritten_copy", r.arrays() * w, [&l, &arena, &r, copy] {
+        r.handwritten(copy, arena, l.chunks.at(r.name), ++l.handwritten_t[r.name]);
+      });
+  // One roofline per stream mix, over the first rule's state arrays that has it.
+  std::set<std::string> rooflines;
+  for (const auto& r : rules) {
+    const std::size_t bytes = r.arrays() * w;
+    if (!rooflines.insert(r.roofline()).second)
+      continue;
+    add(r.roofline(), "roofline", bytes, [&l, &arena, &r] {
+      const T zero = T(roofline_zero);
+      const auto& chunks = l.chunks.at(r.name);
+      switch (r.slots.size()) {
+        case 0:
+          hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::roofline<0>(c, zero); });
+          break;
+        case 1:
+          hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::roofline<1>(c, zero); });
+          break;
+        case 2:
+          hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::roofline<2>(c, zero); });
+          break;
+        default:
+          hw::run(arena, chunks, [&](const hw::streams<T>& c) { hw::roofline<3>(c, zero); });
+      }
     });
-    add(name, "handwritten_copy", arrays * w, [&l, &arena, name] {
-      handwritten_step<1, T>(name, arena, l.chunks.at(name), ++l.handwritten_t[name]);
-    });
-  };
-  add_rule("adam", l.adam, 7);
-  add_rule("adamw", l.adamw, 7);
-  add_rule("lion", l.lion, 5);
-  add_rule("signum", l.signum, 5);
-  add_rule("momentum", l.momentum, 5);
+  }
   if (l.adam_guarded) {
     add("adam", "steep", 7 * w, [&l] { l.adam_guarded->step(); });
     add("adam", "steep_mask", 7 * w, [&l] { l.adam_masked->step(); });
@@ -442,20 +535,6 @@ std::vector<variant> make_variants(layout<T>& l, oneapi::tbb::task_arena& arena)
       });
     });
   }
-  const std::string two = l.chunks.count("adam") ? "adam" : l.chunks.count("adamw") ? "adamw" : "";
-  if (!two.empty())
-    add("4r3w", "roofline", 7 * w, [&l, &arena, two] {
-      const T zero = T(roofline_zero);
-      hw::run(arena, l.chunks.at(two), [&](const hw::streams<T>& c) { hw::roofline<2>(c, zero); });
-    });
-  for (const char* one : { "momentum", "signum", "lion" })
-    if (l.chunks.count(one)) {
-      add("3r2w", "roofline", 5 * w, [&l, &arena, one] {
-        const T zero = T(roofline_zero);
-        hw::run(arena, l.chunks.at(one), [&](const hw::streams<T>& c) { hw::roofline<1>(c, zero); });
-      });
-      break;
-    }
   return out;
 }
 
@@ -487,15 +566,19 @@ run_settings settings_for(std::size_t n, const run_settings& base) {
 
 template <class T>
 int run_all(const std::vector<std::size_t>& sizes, const std::vector<int>& thread_list,
-            std::size_t many_tensors, const std::set<std::string>& rules, std::size_t guard_max,
+            std::size_t many_tensors, const std::set<std::string>& names, std::size_t guard_max,
             bool sequential, const run_settings& base, const std::string& dtype, nlohmann::json& records,
             nlohmann::json& ratios) {
+  std::vector<rule_case<T>> rules;
+  for (auto& r : rule_table<T>())
+    if (names.count(r.name))
+      rules.push_back(std::move(r));
   for (int t : thread_list)
-    if (!check_all<T>({ rules.begin(), rules.end() }, t)) {
+    if (!check_all<T>(rules, t)) {
       std::cerr << "steep-bench: a hand-written loop disagrees with steep; aborting\n";
       return 1;
     }
-  std::printf("\n%-9s %-16s %11s %7s %4s %7s %10s %10s %10s %4s %8s\n", "name", "impl", "params", "tensors",
+  std::printf("\n%-12s %-16s %11s %7s %4s %7s %10s %10s %10s %4s %8s\n", "name", "impl", "params", "tensors",
               "thr", "dtype", "median_ms", "min_ms", "max_ms", "B/p", "GB/s");
   for (std::size_t n : sizes) {
     const bool guard = n <= guard_max;
@@ -528,18 +611,26 @@ int run_all(const std::vector<std::size_t>& sizes, const std::vector<int>& threa
         layouts.push_back(std::make_unique<layout<T>>(n, c, thread_list.front(), rules, guard));
       for (int thr : thread_list) {
         oneapi::tbb::task_arena arena(thr);
-        std::vector<variant> vs;
+        // The layouts' variants alternate (one tensor, 200 tensors, one tensor, ...), so each
+        // variant follows one that touched other arrays. Run after a variant on the same arrays,
+        // a step was faster the longer that chain (SGD at 16M, one thread, chained steep, then
+        // hand-written, its copy, the roofline: 8.7, 7.4, 6.3, 5.7 ms), and the ratios measured
+        // position in the order, not the loops.
+        std::vector<std::vector<variant>> per_layout;
         for (auto& l : layouts) {
           l->set_threads(thr);
-          for (auto& v : make_variants(*l, arena))
-            vs.push_back(std::move(v));
+          per_layout.push_back(make_variants(*l, rules, arena));
         }
+        std::vector<variant> vs;
+        for (std::size_t k = 0; k < per_layout.front().size(); ++k)
+          for (auto& one : per_layout)
+            vs.push_back(std::move(one[k]));
         run_interleaved(vs, rs.rounds, rs.steps, rs.warmup);
         for (const auto& v : vs) {
           const auto [med, lo, hi] = summarize(v.samples);
           const double gbs = static_cast<double>(v.bytes_per_param) * static_cast<double>(n) / med / 1e9;
           medians[{ v.name, v.impl }][{ v.tensors, thr }] = med;
-          std::printf("%-9s %-16s %11zu %7zu %4d %7s %10.4f %10.4f %10.4f %4zu %8.1f\n", v.name.c_str(),
+          std::printf("%-12s %-16s %11zu %7zu %4d %7s %10.4f %10.4f %10.4f %4zu %8.1f\n", v.name.c_str(),
                       v.impl.c_str(), n, v.tensors, thr, dtype.c_str(), med * 1e3, lo * 1e3, hi * 1e3,
                       v.bytes_per_param, gbs);
           records.push_back({ { "name", v.name },
@@ -567,17 +658,17 @@ int run_all(const std::vector<std::size_t>& sizes, const std::vector<int>& threa
           std::printf(
             "  %zu tensor(s), %d thread(s): time over hand-written (noise floor: copy / hand-written)\n",
             l->tensors, thr);
-          for (const auto& r : all_rules) {
+          for (const auto& rc : rules) {
+            const std::string& r = rc.name;
             const variant* sa = find(r, "steep_noguard", l->tensors);
             if (!sa)
               continue;
             const variant* h = find(r, "handwritten", l->tensors);
             const double ratio = round_ratio(*sa, *h),
                          floor = round_ratio(*find(r, "handwritten_copy", l->tensors), *h);
-            const char* roof = second_slot(r) ? "4r3w" : "3r2w";
-            const variant* rf = find(roof, "roofline", l->tensors);
+            const variant* rf = find(rc.roofline(), "roofline", l->tensors);
             const double roof_frac = rf ? round_ratio(*rf, *sa) : 0.0;
-            std::printf("    %-9s steep/hand-written %.3f  (floor %.3f)  roofline/steep %.3f\n", r.c_str(),
+            std::printf("    %-12s steep/hand-written %.3f  (floor %.3f)  roofline/steep %.3f\n", r.c_str(),
                         ratio, floor, roof_frac);
             ratios.push_back({ { "kind", "steep_over_handwritten" },
                                { "name", r },
@@ -650,6 +741,7 @@ int main(int argc, char** argv) {
   const int all_threads = oneapi::tbb::info::default_concurrency();
   std::vector<std::size_t> sizes{ 50000, 65536, 1048576, 16777216, 67108864 };
   std::vector<int> threads{ 1, all_threads };
+  const std::vector<std::string> all_rules = all_rule_names();
   std::vector<std::string> rule_list = all_rules;
   std::size_t many_tensors = 200, guard_max = std::size_t{ 1 } << 26;
   run_settings base{ 7, 3, 2 };

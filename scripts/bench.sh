@@ -12,8 +12,9 @@
 #   SIZES=65536,1048576 BIG= THREADS=1,2 scripts/bench.sh   # a part of the grid
 #
 # The elementwise grid: SIZES in float32 and float64 (the guard and bfloat16 variants in float32
-# only), then BIG (256M parameters) in float32 with the two layouts one after the other, and in
-# float64 for Adam alone (all five rules at once need more memory than this 23 GB machine has).
+# only), then BIG (256M parameters) in float32 for Adam, AdamW, Lion, Signum and momentum with the
+# two layouts one after the other, and in float64 for Adam alone (every rule at once needs more
+# memory than this 23 GB machine has).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -45,7 +46,8 @@ else
     --out "$dir/steep-float64.json"
   if [ -n "$big" ]; then
     big_args=(--sizes "$big" --threads "$threads" --sequential-layouts --rounds 5 --steps-per-round 1 --warmup 1)
-    ./build/bench/steep-bench --dtype float32 "${big_args[@]}" --out "$dir/steep-float32-big.json"
+    ./build/bench/steep-bench --dtype float32 --rules adam,adamw,lion,signum,momentum "${big_args[@]}" \
+      --out "$dir/steep-float32-big.json"
     ./build/bench/steep-bench --dtype float64 --rules adam "${big_args[@]}" --out "$dir/steep-float64-big.json"
   fi
   ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
