@@ -35,6 +35,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -180,49 +181,62 @@ int main(int argc, char** argv) {
   std::printf("\n%-14s %9s %7s %4s %11s %11s %11s\n", "impl", "params", "tensors", "thr", "median_us",
               "min_us", "max_us");
   for (std::size_t n : sizes)
-    for (std::size_t k : { std::size_t{ 1 }, many })
-      for (int thr : thread_list) {
-        at::set_num_threads(thr);
-        setting s(n, k, thr);
-        // Enough steps per round for the clock at small sizes (about 20 ms of steep per round).
-        const int steps = static_cast<int>(std::clamp<std::size_t>(20'000'000 / (n + 1), 3, 400));
-        std::vector<variant> vs;
-        vs.push_back({ "adam", "steep", [&] { s.steep_opt->step(); }, {}, {} });
-        vs.push_back({ "adam", "steep_noguard", [&] { s.steep_noguard->step(); }, {}, {} });
-        vs.push_back({ "adam", "torch_forloop", [&] { s.forloop->step(); }, {}, {} });
-        vs.push_back({ "adam", "torch_foreach", [&] { s.foreach.step(); }, {}, {} });
-        run_interleaved(vs, rounds, steps, warmup);
-        for (const auto& v : vs) {
-          const auto [med, lo, hi] = summarize(v.samples);
-          std::printf("%-14s %9zu %7zu %4d %11.1f %11.1f %11.1f\n", v.impl.c_str(), n, k, thr, med * 1e6,
-                      lo * 1e6, hi * 1e6);
-          records.push_back({ { "name", v.name },
-                              { "impl", v.impl },
-                              { "dtype", "float32" },
-                              { "params", n },
-                              { "tensors", k },
-                              { "threads", thr },
-                              { "median_s", med },
-                              { "min_s", lo },
-                              { "max_s", hi },
-                              { "samples", v.samples.size() },
-                              { "round_medians_s", v.round_medians },
-                              { "process", "same" } });
+    for (int thr : thread_list) {
+      at::set_num_threads(thr);
+      // Both layouts at once, their variants alternating (1 tensor, 200 tensors, ...): each
+      // variant follows one on other arrays. Right after a variant on the same arrays, a step
+      // finds them warmer (README, "Benchmarks": the harness's order).
+      std::vector<std::unique_ptr<setting>> ss;
+      for (std::size_t k : { std::size_t{ 1 }, many })
+        ss.push_back(std::make_unique<setting>(n, k, thr));
+      // Enough steps per round for the clock at small sizes (about 20 ms of steep per round).
+      const int steps = static_cast<int>(std::clamp<std::size_t>(20'000'000 / (n + 1), 3, 400));
+      constexpr std::size_t per = 4; // variants per layout, in this order:
+      std::vector<variant> vs;
+      for (std::size_t j = 0; j < per; ++j)
+        for (auto& sp : ss) {
+          setting& s = *sp;
+          const std::function<void()> f[per] = { [&s] { s.steep_opt->step(); },
+                                                 [&s] { s.steep_noguard->step(); },
+                                                 [&s] { s.forloop->step(); }, [&s] { s.foreach.step(); } };
+          const char* impl[per] = { "steep", "steep_noguard", "torch_forloop", "torch_foreach" };
+          vs.push_back({ "adam", impl[j], f[j], {}, {}, s.tensors });
         }
-        const double forloop = round_ratio(vs[2], vs[0]), foreach_ratio = round_ratio(vs[3], vs[0]);
-        const double forloop_off = round_ratio(vs[2], vs[1]), foreach_off = round_ratio(vs[3], vs[1]);
-        std::printf(
-          "  torch / steep: forloop %.2fx, foreach %.2fx; guard off: forloop %.2fx, foreach %.2fx\n", forloop,
-          foreach_ratio, forloop_off, foreach_off);
+      run_interleaved(vs, rounds, steps, warmup);
+      for (const auto& v : vs) {
+        const auto [med, lo, hi] = summarize(v.samples);
+        std::printf("%-14s %9zu %7zu %4d %11.1f %11.1f %11.1f\n", v.impl.c_str(), n, v.tensors, thr,
+                    med * 1e6, lo * 1e6, hi * 1e6);
+        records.push_back({ { "name", v.name },
+                            { "impl", v.impl },
+                            { "dtype", "float32" },
+                            { "params", n },
+                            { "tensors", v.tensors },
+                            { "threads", thr },
+                            { "median_s", med },
+                            { "min_s", lo },
+                            { "max_s", hi },
+                            { "samples", v.samples.size() },
+                            { "round_medians_s", v.round_medians },
+                            { "process", "same" } });
+      }
+      for (std::size_t l = 0; l < ss.size(); ++l) {
+        const auto at = [&](std::size_t j) -> const variant& { return vs[j * ss.size() + l]; };
+        const double forloop = round_ratio(at(2), at(0)), foreach_ratio = round_ratio(at(3), at(0));
+        const double forloop_off = round_ratio(at(2), at(1)), foreach_off = round_ratio(at(3), at(1));
+        std::printf("  %zu tensor(s), torch / steep: forloop %.2fx, foreach %.2fx; guard off: forloop %.2fx, "
+                    "foreach %.2fx\n",
+                    ss[l]->tensors, forloop, foreach_ratio, forloop_off, foreach_off);
         ratios.push_back({ { "name", "adam" },
                            { "params", n },
-                           { "tensors", k },
+                           { "tensors", ss[l]->tensors },
                            { "threads", thr },
                            { "torch_forloop_over_steep", forloop },
                            { "torch_foreach_over_steep", foreach_ratio },
                            { "torch_forloop_over_steep_noguard", forloop_off },
                            { "torch_foreach_over_steep_noguard", foreach_off } });
       }
+    }
   const nlohmann::json result{
     { "machine", machine_info(thread_list) },
     { "torch_version", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
