@@ -783,7 +783,7 @@ private:
   // clears the flags. bad(block, frame, i) describes coordinate i if it is bad. Scanned
   // serially: rare, and the same for any thread count.
   template <class Bad>
-  std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
+  [[gnu::cold]] std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
     const auto step_v = step_vectors();
@@ -1325,8 +1325,7 @@ private:
           ...);
       }
     (std::make_index_sequence<n_matrices>{});
-    std::stable_sort(matrix_tasks_.begin(), matrix_tasks_.end(),
-                     [&](const auto& x, const auto& y) { return x.size > y.size; });
+    this->order_matrix_tasks();
   }
 
   // Read-only pass: each matrix stage's operand, per element, into its scratch arena (and the

@@ -21,6 +21,7 @@
 #include "steep/kernel/executor.hpp"
 #include "steep/kernel/work_list.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -136,6 +137,12 @@ protected:
   struct matrix_task {
     std::size_t stage, block, piece, size; // piece `piece` of `size` entries of the block
   };
+  // Largest first, ties in the order listed (LPT: the dynamic schedule ends with small tasks).
+  // Here, not in the optimizer, so the sort is compiled once per parameter type, not per rule.
+  [[gnu::cold]] void order_matrix_tasks() {
+    std::stable_sort(matrix_tasks_.begin(), matrix_tasks_.end(),
+                     [](const matrix_task& x, const matrix_task& y) { return x.size > y.size; });
+  }
 
   std::vector<block<T>> blocks_;
   std::weak_ptr<const bool> store_alive_; // param_store::lifetime()

@@ -42,41 +42,46 @@ concept has_kids = requires(const N& n) {
   n.kids;
 };
 
+template <class... C>
+struct type_list {};
+
 template <class N>
 struct kid_types {
-  static constexpr auto value = hana::tuple_t<>;
+  using type = type_list<>;
 };
 template <has_kids N>
 struct kid_types<N> {
-  static constexpr auto value = []<class S, class... C>(std::type_identity<operands_of<S, C...>>) {
-    return hana::tuple_t<C...>;
-  }(std::type_identity<std::remove_cvref_t<decltype(std::declval<N>().kids)>>{});
+  using type = decltype([]<class S, class... C>(std::type_identity<operands_of<S, C...>>) {
+    return type_list<C...>{};
+  }(std::type_identity<std::remove_cvref_t<decltype(std::declval<N>().kids)>>{}));
 };
 
 // What the compile-time analysis descends into: a node's operands, and with Through also the
 // update of a slot it reads and the slot a prev(...) reads (a slot's update is a root of its
 // own, so counting walks do not go Through). Every walk below is one of the folds after it.
 template <bool Through, class N>
-constexpr auto analysis_kids(hana::basic_type<N>) {
+constexpr auto analysis_kids() {
   if constexpr (Through && is_state_node_v<N>)
-    return hana::tuple_t<typename N::update_type>;
+    return type_list<typename N::update_type>{};
   else if constexpr (Through && is_prev_node<N>::value)
-    return hana::tuple_t<typename N::state_type>;
+    return type_list<typename N::state_type>{};
   else
-    return kid_types<N>::value;
+    return typename kid_types<N>::type{};
 }
 
-// The folds below expand a node's kids in one pack (hana::unpack and a C++17 fold) rather than
-// with hana::fold_left and a growing accumulator: the analysis runs for every rule in every
-// translation unit, and an accumulating fold instantiates one concatenation per kid, which
-// made it a visible part of a rule's compile time (README, "Compile-time cost").
+// The folds below expand a node's kids in one pack (a lambda over the type list and a C++17
+// fold) rather than with hana::fold_left and a growing accumulator, or hana::unpack: the
+// analysis runs for every rule in every translation unit, and an accumulating fold
+// instantiates one concatenation per kid, hana::unpack two functions per call (README,
+// "Compile-time cost").
 
 // Every node type M under (and including) N with Pred<M>, children before parents.
 template <bool Through, template <class> class Pred, class N>
 constexpr auto collect_in_tree(hana::basic_type<N> t) {
-  auto below = hana::unpack(analysis_kids<Through>(t), [](auto... kid) {
-    return hana::flatten(hana::make_tuple(hana::tuple_t<>, collect_in_tree<Through, Pred>(kid)...));
-  });
+  auto below = []<class... K>(type_list<K...>) {
+    return hana::flatten(
+      hana::make_tuple(hana::tuple_t<>, collect_in_tree<Through, Pred>(hana::type_c<K>)...));
+  }(analysis_kids<Through, N>());
   if constexpr (Pred<N>::value)
     return hana::append(below, t);
   else
@@ -85,19 +90,21 @@ constexpr auto collect_in_tree(hana::basic_type<N> t) {
 
 // Whether some node type under (and including) N has Pred.
 template <bool Through, template <class> class Pred, class N>
-constexpr bool any_in_tree(hana::basic_type<N> t) {
+constexpr bool any_in_tree(hana::basic_type<N>) {
   if constexpr (Pred<N>::value)
     return true;
   else
-    return hana::unpack(analysis_kids<Through>(t),
-                        [](auto... kid) { return (false || ... || any_in_tree<Through, Pred>(kid)); });
+    return []<class... K>(type_list<K...>) {
+      return (false || ... || any_in_tree<Through, Pred>(hana::type_c<K>));
+    }(analysis_kids<Through, N>());
 }
 
 // The sum of f(type) over every node type under (and including) N.
 template <bool Through, class N, class F>
 constexpr auto sum_in_tree(hana::basic_type<N> t, F f) {
-  return hana::unpack(analysis_kids<Through>(t),
-                      [&](auto... kid) { return (f(t) + ... + sum_in_tree<Through>(kid, f)); });
+  return [&]<class... K>(type_list<K...>) {
+    return (f(t) + ... + sum_in_tree<Through>(hana::type_c<K>, f));
+  }(analysis_kids<Through, N>());
 }
 
 template <class N>
@@ -174,13 +181,13 @@ constexpr int reduction_depth() {
 }
 
 template <class N>
-constexpr int max_reduction_depth(hana::basic_type<N> t) {
+constexpr int max_reduction_depth(hana::basic_type<N>) {
   if constexpr (is_reduce_node<N>::value)
     return reduction_depth<N>(); // covers whatever its operand needs
   else
-    return hana::unpack(analysis_kids<true>(t), [](auto... kid) {
-      return std::max({ -1, max_reduction_depth(kid)... });
-    });
+    return []<class... K>(type_list<K...>) {
+      return std::max({ -1, max_reduction_depth(hana::type_c<K>)... });
+    }(analysis_kids<true, N>());
 }
 
 // Checks that every matrix stage under N can run in the one matrix phase: its operand is
