@@ -138,6 +138,15 @@ auto finite_sum_ok(const V& sum) {
   return sum == V(0); // lane-wise for a batch, a bool for the scalar tail
 }
 
+// Whether every lane of a batch_bool holds (a bool: whether it does).
+template <class M>
+bool all_lanes(const M& m) {
+  if constexpr (std::is_same_v<M, bool>)
+    return m;
+  else
+    return xsimd::all(m);
+}
+
 // One chunk's running "every coordinate so far stepped": the and of every batch's lanes.
 template <class T>
 struct lanes_ok {
