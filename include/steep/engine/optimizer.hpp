@@ -739,7 +739,7 @@ private:
           ((element_slot<K> ? void(probe = add_finite_probe(probe, std::get<K>(c.news))) : void()), ...);
           const auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
           // Every lane finite, the case of nearly every batch: plain stores. A masked store of
-          // all lanes cost Adam 4-5% at 64M (README, "Non-finite guard"). (A tail's lanes past
+          // all lanes cost Adam 3-6% at 64M (README, "Benchmarks"). (A tail's lanes past
           // its end loaded zeros, so they are finite.)
           if (all_lanes(ok)) [[likely]] {
             put_all();
