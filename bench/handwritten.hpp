@@ -109,7 +109,7 @@ T sign_of_scalar(T x) {
 // Per-step scalars of the momentum-type rules.
 template <class T>
 struct ema_scalars {
-  T b1, one_minus_b1, b2, one_minus_b2, neg_lr, neg_lr_wd;
+  T b1, one_minus_b1, b2, one_minus_b2, neg_lr, wd;
 };
 
 // Lion (Chen et al. 2023): p <- p - lr (sign(b1 m + (1 - b1) g) + wd p); m <- b2 m + (1 - b2) g.
@@ -120,18 +120,18 @@ template <int Copy, class T>
   const T* const g = c.g;
   T* const m = c.s0;
   const std::size_t n = c.n;
-  const T b1 = s.b1, a1 = s.one_minus_b1, b2 = s.b2, a2 = s.one_minus_b2, neg_lr = s.neg_lr;
-  const V vb1(b1), va1(a1), vb2(b2), va2(a2), vlr(neg_lr);
+  const T b1 = s.b1, a1 = s.one_minus_b1, b2 = s.b2, a2 = s.one_minus_b2, neg_lr = s.neg_lr, wd = s.wd;
+  const V vb1(b1), va1(a1), vb2(b2), va2(a2), vlr(neg_lr), vwd(wd);
   std::size_t i = 0;
   for (; i + V::size <= n; i += V::size) {
     const V gi = V::load_unaligned(g + i), mi = V::load_unaligned(m + i);
     const V pi = V::load_unaligned(p + i);
-    (pi + vlr * sign_of(vb1 * mi + va1 * gi)).store_unaligned(p + i);
+    (pi + vlr * (sign_of(vb1 * mi + va1 * gi) + vwd * pi)).store_unaligned(p + i);
     (vb2 * mi + va2 * gi).store_unaligned(m + i);
   }
   for (; i < n; ++i) {
-    const T gi = g[i], mi = m[i];
-    p[i] = p[i] + neg_lr * sign_of_scalar(b1 * mi + a1 * gi);
+    const T gi = g[i], mi = m[i], pi = p[i];
+    p[i] = pi + neg_lr * (sign_of_scalar(b1 * mi + a1 * gi) + wd * pi);
     m[i] = b2 * mi + a2 * gi;
   }
 }

@@ -71,7 +71,7 @@ using namespace steep::bench;
 // ---- the rules under test: steep's rule, its slots and its hand-written loop -------------------
 
 constexpr double adam_lr = 1e-3, adam_b1 = 0.9, adam_b2 = 0.999, adam_eps = 1e-8, adamw_wd = 0.01;
-constexpr double lion_lr = 1e-4, lion_b1 = 0.9, lion_b2 = 0.99;
+constexpr double lion_lr = 1e-4, lion_b1 = 0.9, lion_b2 = 0.99, lion_wd = 0.1;
 constexpr double signum_lr = 1e-3, signum_beta = 0.9, momentum_lr = 1e-3, momentum_mu = 0.9;
 constexpr double rms_lr = 1e-3, rms_alpha = 0.99, adagrad_lr = 1e-2, adagrad_decay = 1e-3,
                  adagrad_eps = 1e-10;
@@ -195,11 +195,10 @@ std::vector<rule_case<T>> rule_table() {
       hw::rms_like<K::value, false>(c, s);
     }));
   out.push_back(make_case<T>(
-    "lion", { "exp_avg" }, r::lion(T(lion_lr), lion_b1, lion_b2),
+    "lion", { "exp_avg" }, r::lion(T(lion_lr), lion_b1, lion_b2, lion_wd),
     [](double) {
-      return hw::ema_scalars<T>{
-        T(lion_b1), T(1.0 - lion_b1), T(lion_b2), T(1.0 - lion_b2), T(-lion_lr), T(0)
-      };
+      return hw::ema_scalars<T>{ T(lion_b1),       T(1.0 - lion_b1), T(lion_b2),
+                                 T(1.0 - lion_b2), T(-lion_lr),      T(lion_wd) };
     },
     []<class K>(K, const hw::streams<T>& c, const hw::ema_scalars<T>& s) { hw::lion<K::value>(c, s); }));
   out.push_back(make_case<T>(
