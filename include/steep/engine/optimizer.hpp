@@ -737,18 +737,16 @@ private:
         } else {
           V probe = add_finite_probe(c.grad * V(0), p_new);
           ((element_slot<K> ? void(probe = add_finite_probe(probe, std::get<K>(c.news))) : void()), ...);
-          const auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
+          auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
+          if constexpr (Tail)
+            ok = ok | kernel::lanes_past<V>(tail); // (lanes past the tail are never stored)
           // Every lane finite, the case of nearly every batch: plain stores. A masked store of
-          // all lanes cost Adam 3-6% at 64M (README, "Benchmarks"). (A tail's lanes past
-          // its end loaded zeros, so they are finite.)
+          // all lanes cost Adam 3-6% at 64M (README, "Benchmarks").
           if (all_lanes(ok)) [[likely]] {
             put_all();
             return;
           }
-          if constexpr (Tail)
-            stepped.add(ok | kernel::lanes_past<V>(tail)); // (lanes past the tail are never stored)
-          else
-            stepped.add(ok);
+          stepped.add(ok);
           auto keep = [&](auto* ptr, const V& v, const V& old) {
             kernel::store_where(ptr + i, ok, v, old, Tail ? tail : kernel::lanes_of<V>);
           };
