@@ -16,7 +16,9 @@
 //   handwritten_copy  a second, identical copy of that loop: copy / handwritten is the noise
 //                   floor of the ratios, shown next to them;
 //   and for adam: steep (the default guard, nonfinite_policy::refuse) and steep_mask, whose
-//   times over steep_noguard are the guard's cost; adam_bf16 (bfloat16 moments, float32 only);
+//   times over steep_noguard are the guard's cost; guard_read, the refusing guard's read of the
+//   gradient alone (1 + its time over steep_noguard is that cost's floor: the step must see all
+//   of g before it writes); adam_bf16 (bfloat16 moments, float32 only);
 //   the rooflines of the rules' stream mixes, 2r1w (SGD), 3r2w (one state array), 4r3w (Adam's)
 //   and 5r4w (AMSGrad's), and 2r1w+2h (adam_bf16): the same loads and stores with no arithmetic,
 //   the ceiling of any such update.
@@ -42,6 +44,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -60,6 +63,7 @@
 #include <oneapi/tbb/task_arena.h>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -518,6 +522,17 @@ std::vector<variant> make_variants(layout<T>& l, const std::vector<rule_case<T>>
   if (l.adam_guarded) {
     add("adam", "steep", 7 * w, [&l] { l.adam_guarded->step(); });
     add("adam", "steep_mask", 7 * w, [&l] { l.adam_masked->step(); });
+    // The refusing guard's own read of the gradient (guard.hpp), alone: its time over
+    // steep_noguard is what any all-or-nothing check must add to a loop that writes in place.
+    add("adam", "guard_read", w, [&l, &arena] {
+      std::atomic<bool> finite = true;
+      hw::run(arena, l.chunks.at("adam"), [&](const hw::streams<T>& c) {
+        if (!steep::engine::all_finite(c.g, 0, c.n))
+          finite = false;
+      });
+      if (!finite)
+        throw std::runtime_error("steep-bench: the benchmark's gradient is not finite");
+    });
   }
   if (l.adam_bf16) {
     add("adam_bf16", "steep", 20, [&l] { l.adam_bf16->step(); });
@@ -682,11 +697,14 @@ int run_all(const std::vector<std::size_t>& sizes, const std::vector<int>& threa
           if (const variant* g = find("adam", "steep", l->tensors)) {
             const variant* off = find("adam", "steep_noguard", l->tensors);
             const double refuse = round_ratio(*g, *off),
-                         mask = round_ratio(*find("adam", "steep_mask", l->tensors), *off);
-            nlohmann::json q{ { "kind", "guard_cost" }, { "params", n },    { "tensors", l->tensors },
-                              { "threads", thr },       { "dtype", dtype }, { "refuse", refuse },
-                              { "mask", mask } };
-            std::printf("    guard: adam/adam_noguard time %.3f (refuse), %.3f (mask)", refuse, mask);
+                         mask = round_ratio(*find("adam", "steep_mask", l->tensors), *off),
+                         read = 1 + round_ratio(*find("adam", "guard_read", l->tensors), *off);
+            nlohmann::json q{ { "kind", "guard_cost" }, { "params", n },       { "tensors", l->tensors },
+                              { "threads", thr },       { "dtype", dtype },    { "refuse", refuse },
+                              { "mask", mask },         { "read_floor", read } };
+            std::printf(
+              "    guard: adam/adam_noguard time %.3f (refuse; its read of g alone: %.3f), %.3f (mask)",
+              refuse, read, mask);
             if (const variant* b = find("adam_bf16", "steep", l->tensors)) {
               q["adam_bf16_over_adam"] = round_ratio(*b, *g);
               q["roofline20_over_adam_bf16"] = round_ratio(*find("2r1w+2h", "roofline", l->tensors), *b);

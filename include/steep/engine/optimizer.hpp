@@ -735,8 +735,13 @@ private:
         if constexpr (!Hold) {
           put_all();
         } else {
-          V probe = add_finite_probe(c.grad * V(0), p_new);
+          // The new parameter comes last into the probe: it is the last value the group
+          // computes (after Adam's square root and division), and the stores wait on the test,
+          // so only one fused multiply-add stands between it and the test. Probing it first
+          // put every slot's after it and cost Adam at 50K-1M (in cache) a further 5-15%.
+          V probe = c.grad * V(0);
           ((element_slot<K> ? void(probe = add_finite_probe(probe, std::get<K>(c.news))) : void()), ...);
+          probe = add_finite_probe(probe, p_new);
           auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
           if constexpr (Tail)
             ok = ok | kernel::lanes_past<V>(tail); // (lanes past the tail are never stored)
