@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders a benchmark run (scripts/bench.sh) as Markdown and merges its records into one JSON.
 
-    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,dispatch,torch-optim,torch-train,torch-inproc}.json if present
+    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,dispatch,torch-optim,torch-train,torch-inproc,torch-muon}.json if present
 
 Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine),
 DIR/report.md and, where gnuplot is installed, DIR/throughput-<dtype>.{png,svg}, and prints the report. Ratios against hand-written loops are the in-process medians
@@ -260,6 +260,23 @@ def main():
         out += table(["variant", "shape", "threads", "GFLOP/s"],
                      [[f"{r['name']} ({r['impl']})", r.get("shape", ""), r["threads"], f"{r.get('gflop_per_s', 0):.1f}"]
                       for r in ns["records"]])
+    torch_muon = load(d, "torch-muon.json")
+    if torch_muon:
+        records += torch_muon["records"]
+        steep_muon = {(r["shape"], r["threads"]): r for r in (ns or {}).get("records", [])
+                      if r["name"] == "muon_step" and r["impl"] == "steep"}
+        rows = []
+        for t in torch_muon["records"]:
+            s = steep_muon.get((t["shape"], t["threads"]))
+            rows.append([t["shape"], t["threads"], fmt_t(s["median_s"]) if s else "", t["impl"], fmt_t(t["median_s"]),
+                         f"{t['median_s'] / s['median_s']:.2f}x" if s else ""])
+        out += [f"## Muon step: steep vs torch {torch_muon['torch']} (float32)", "",
+                "steep-bench-ns's `muon_step` (steep) against `torch_muon_step.py`: `torch_muon_mirror` is "
+                "torch.optim.Muon's update in the same torch ops without its bfloat16 cast (checked against the "
+                f"golden trajectory first: {torch_muon.get('mirror_vs_golden_max_rel', float('nan')):.1e} relative), "
+                "`torch_muon` torch.optim.Muon itself where the installed torch has it. torch's OpenBLAS is held to "
+                "the same thread count. Separate processes: ratios of medians.", ""]
+        out += table(["shape", "threads", "steep", "torch impl", "torch", "torch / steep time"], rows)
     if train:
         records += train["records"]
         rows = [[f"{r['name']} ({r['impl']})", r["threads"], fmt_t(r["median_s"]), f"{r['fraction_of_dgemm']:.3f}"]

@@ -18,7 +18,7 @@ import statistics
 
 import torch
 
-from torch_timing import interleaved
+from torch_timing import interleaved, set_threads
 
 
 def variants(params):
@@ -44,7 +44,7 @@ def main():
     keepmem = os.environ.get("MALLOC_MMAP_MAX_") == "0"
     records = []
     for threads in [int(t) for t in a.threads.split(",")]:
-        torch.set_num_threads(threads)
+        pinned = set_threads(torch, threads)
         for n, dtype in [(int(s), d) for d in a.dtypes.split(",") for s in a.sizes.split(",")]:
             dt, width = {"float32": (torch.float32, 4), "float64": (torch.float64, 8)}[dtype]
             for k in [int(t) for t in a.tensors.split(",")]:
@@ -60,7 +60,8 @@ def main():
                     records.append({"name": "adam", "impl": name, "params": n, "tensors": k, "threads": threads,
                                     "dtype": dtype, "median_s": med, "min_s": min(samples),
                                     "max_s": max(samples), "bytes_per_param": 7 * width,
-                                    "gb_per_s": 7.0 * width * n / med * 1e-9, "keepmem": keepmem})
+                                    "gb_per_s": 7.0 * width * n / med * 1e-9, "keepmem": keepmem,
+                                    "blas_threads_pinned": pinned})
                     print(f"{name:14s} {dtype} n={n:>10d} tensors={k:>4d} threads={threads} {med * 1e6:10.1f} us")
     with open(a.out, "w") as f:
         json.dump({"torch": torch.__version__, "records": records}, f, indent=2)

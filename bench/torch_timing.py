@@ -3,8 +3,28 @@
 interleaved(variants, rounds, steps): each variant is a zero-argument callable; in round r they run
 starting at index r (rotation, as bench/harness.hpp does for steep), `steps` timed calls each.
 Returns {name: [seconds per call, ...]}. The machines are noisy: compare medians of one run.
+
+set_threads(torch, n): torch.set_num_threads(n), and the same for the OpenBLAS that torch calls for its
+matrix products. Debian's torch 1.13 leaves that OpenBLAS at every core whatever torch.set_num_threads
+says: on this 2-core machine its "1 thread" 1024 x 4096 SGEMM ran at 185 GFLOP/s, on both cores (99 with
+OPENBLAS_NUM_THREADS=1). Returns whether an OpenBLAS was found and pinned (the records keep it).
 """
+import ctypes
+import os
 import time
+
+
+def set_threads(torch, n):
+    torch.set_num_threads(n)
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if os.path.basename(line.split()[-1]).startswith("libopenblas")}
+    pinned = False
+    for path in sorted(libs):
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "openblas_set_num_threads"):
+            lib.openblas_set_num_threads(n)
+            pinned = True
+    return pinned
 
 
 def interleaved(variants, rounds, steps, warmup=3):

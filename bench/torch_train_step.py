@@ -8,6 +8,8 @@ autocast), summed logistic loss softplus(-y f(x)), backward, then one optimizer 
 (eps = 1e-300, the closest torch gets to eps = 0 without 0/0) with torch.optim.Adam's for-loop
 and foreach implementations. Works with whichever PyTorch is installed (Debian's python3-torch
 here). Rounds alternate the variants (torch_timing.py); the median per-step time is reported.
+torch's threads and those of the OpenBLAS its matrix products call are both held to the count under
+test (torch_timing.set_threads; torch.set_num_threads alone leaves OpenBLAS on every core).
 """
 import argparse
 import json
@@ -15,7 +17,7 @@ import statistics
 
 import torch
 
-from torch_timing import interleaved
+from torch_timing import interleaved, set_threads
 
 
 def main():
@@ -34,7 +36,7 @@ def main():
     y = torch.tensor([1.0 if i % 2 else -1.0 for i in range(a.samples)], dtype=torch.float64)
     records = []
     for t in [int(s) for s in a.threads.split(",")]:
-        torch.set_num_threads(t)
+        pinned = set_threads(torch, t)
         variants = {}
         for impl in ("torch_forloop", "torch_foreach"):
             W = (0.1 / a.dim ** 0.5 * torch.randn(a.width, a.dim, dtype=torch.float64)).requires_grad_()
@@ -55,7 +57,7 @@ def main():
             print(f"{name:24s} {t:8d} {med * 1e3:12.3f} {flops / med * 1e-9:12.2f}")
             records.append({"name": "train_step_adam", "impl": name, "threads": t, "dtype": "float64",
                             "median_s": med, "min_s": min(samples), "max_s": max(samples),
-                            "gflop_per_s": flops / med * 1e-9})
+                            "gflop_per_s": flops / med * 1e-9, "blas_threads_pinned": pinned})
     with open(a.out, "w") as f:
         json.dump({"torch": torch.__version__, "shape": vars(a), "records": records}, f, indent=2)
     print("wrote", a.out)

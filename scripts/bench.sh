@@ -4,12 +4,13 @@
 # steep-bench-train (the main job's training step vs DGEMM), steep-bench-dispatch (TBB vs a
 # spinning pool on small steps) and the PyTorch peers: libtorch's
 # Adam interleaved with steep's in one process (steep-bench-torch, where libtorch-dev is
-# installed) and torch.optim from Python (python3-torch); writes every JSON, all.json and
-# report.md into one directory.
+# installed) and torch.optim from Python (python3-torch: Adam, the training step, and Muon on
+# steep-bench-ns's shapes); writes every JSON, all.json and report.md into one directory.
 #
 #   scripts/bench.sh                      # bench/results/run-<date>/ (steep-bench grid ~9 min on 2 cores)
 #   scripts/bench.sh --quick              # a smoke-sized run (seconds)
 #   SIZES=65536,1048576 BIG= THREADS=1,2 scripts/bench.sh   # a part of the grid
+#   NS_SHAPES=8x256x256,1024x1024 scripts/bench.sh          # Muon / Newton-Schulz shapes (BxRxC)
 #
 # The elementwise grid: SIZES in float32 and float64 (the guard and bfloat16 variants in float32
 # only), then BIG (256M parameters) in float32 for Adam, AdamW, Lion, Signum and momentum with the
@@ -40,6 +41,7 @@ if [ $quick = 1 ]; then
   torch_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
   inproc_args=(--sizes 100003 --threads 1 --rounds 2)
   train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
+  muon_args=(--shapes 64x64,6x64x64 --threads 1 --rounds 2 --steps 1)
 else
   ./build/bench/steep-bench --dtype float32 --sizes "$sizes" --threads "$threads" --out "$dir/steep-float32.json"
   ./build/bench/steep-bench --dtype float64 --guard-max 0 --sizes "$sizes" --threads "$threads" \
@@ -50,12 +52,14 @@ else
       --out "$dir/steep-float32-big.json"
     ./build/bench/steep-bench --dtype float64 --rules adam "${big_args[@]}" --out "$dir/steep-float64-big.json"
   fi
-  ./build/bench/steep-bench-ns --threads "$threads" --out "$dir/ns.json"
+  ns_shapes=${NS_SHAPES:-1024x1024,1024x4096,24x1024x1024}
+  ./build/bench/steep-bench-ns --shapes "$ns_shapes" --threads "$threads" --out "$dir/ns.json"
   ./build/bench/steep-bench-train --threads "$threads" --rounds 9 --steps 10 --out "$dir/train.json"
   ./build/bench/steep-bench-dispatch --threads "$(nproc)" --gap-us 0,1000 --out "$dir/dispatch.json"
   torch_args=(--sizes "$sizes" --tensors 1,200 --threads "$threads" --dtypes float32,float64)
   inproc_args=(--sizes "${INPROC_SIZES:-50000,65536,1048576,16777216}" --threads "$threads")
   train_args=(--threads "$threads" --rounds 9 --steps 10)
+  muon_args=(--shapes "$ns_shapes" --threads "$threads" --rounds 3 --steps 1)
 fi
 if [ ${#torch_cmake[@]} -gt 0 ]; then
   ./build/bench/steep-bench-torch "${inproc_args[@]}" --out "$dir/torch-inproc.json"
@@ -65,6 +69,7 @@ fi
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   /usr/bin/python3 bench/torch_optim_step.py "${torch_args[@]}" --out "$dir/torch-optim.json"
   /usr/bin/python3 bench/torch_train_step.py "${train_args[@]}" --out "$dir/torch-train.json"
+  /usr/bin/python3 bench/torch_muon_step.py "${muon_args[@]}" --out "$dir/torch-muon.json"
 else
   echo "bench.sh: python3-torch is not installed; no PyTorch rows" >&2
 fi
