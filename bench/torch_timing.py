@@ -6,8 +6,8 @@ Returns {name: [seconds per call, ...]}. The machines are noisy: compare medians
 
 set_threads(torch, n): torch.set_num_threads(n), and the same for the OpenBLAS that torch calls for its
 matrix products. Debian's torch 1.13 leaves that OpenBLAS at every core whatever torch.set_num_threads
-says: on this 2-core machine its "1 thread" 1024 x 4096 SGEMM ran at 185 GFLOP/s, on both cores (99 with
-OPENBLAS_NUM_THREADS=1). Returns whether an OpenBLAS was found and pinned (the records keep it).
+says: on the project's 2-core machine its "1 thread" 1024 x 4096 SGEMM ran at 185 GFLOP/s, on both cores
+(99 with OPENBLAS_NUM_THREADS=1). Returns whether an OpenBLAS was found and pinned (the records keep it).
 """
 import ctypes
 import os

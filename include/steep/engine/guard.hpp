@@ -21,8 +21,8 @@
 // gradient entry must be seen before the first write, and a gradient larger than the caches
 // must then be read twice: 4 more bytes per float32 parameter to the 16 Adam's update pass
 // reads (and 12 it writes). On the machine of README's "Benchmarks" such a loop is bound by its
-// reads, so at 64M that is about +25%; steep-bench times the read alone (guard_read), and
-// refuse costs what it does (1.14-1.26 against 1.22-1.26 in one run). For rules whose
+// reads, so at 64M that is about +25%. steep-bench times the read alone (guard_read), and
+// refuse sits on it (1.14-1.26 against a floor of 1.22-1.26 in one run). For rules whose
 // coordinates step independently, nonfinite_policy::mask trades the all-or-nothing step for a
 // per-coordinate one: the update pass keeps parameter and state wherever g is not finite, at
 // no extra traffic, and held_back() reports every such entry (options.hpp).
