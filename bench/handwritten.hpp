@@ -61,128 +61,7 @@ adam_scalars<T> adam_step(double lr, double b1, double b2, double eps, double wd
            T(1.0 - lr * wd) };
 }
 
-// Adam (torch.optim.Adam), AdamW when Decoupled: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps).
-template <int Copy, bool Decoupled, class T>
-[[gnu::noinline]] void adam_like(const streams<T>& c, const adam_scalars<T>& s) {
-  using V = xsimd::batch<T>;
-  T* const p = c.p;
-  const T* const g = c.g;
-  T* const m = c.s0;
-  T* const v = c.s1;
-  const std::size_t n = c.n;
-  const T b1 = s.b1, a1 = s.one_minus_b1, b2 = s.b2, a2 = s.one_minus_b2, neg_lr = s.neg_lr, bc1 = s.inv_bc1,
-          bc2 = s.inv_bc2, eps = s.eps, decay = s.decay;
-  const V vb1(b1), va1(a1), vb2(b2), va2(a2), vlr(neg_lr), vbc1(bc1), vbc2(bc2), veps(eps), vdecay(decay);
-  std::size_t i = 0;
-  for (; i + V::size <= n; i += V::size) {
-    const V gi = V::load_unaligned(g + i);
-    const V mi = vb1 * V::load_unaligned(m + i) + va1 * gi;
-    const V vi = vb2 * V::load_unaligned(v + i) + va2 * (gi * gi);
-    const V step = vlr * (mi * vbc1) / (xsimd::sqrt(vi * vbc2) + veps);
-    const V pi = V::load_unaligned(p + i);
-    (Decoupled ? pi * vdecay + step : pi + step).store_unaligned(p + i);
-    mi.store_unaligned(m + i);
-    vi.store_unaligned(v + i);
-  }
-  for (; i < n; ++i) {
-    const T gi = g[i];
-    const T mi = b1 * m[i] + a1 * gi;
-    const T vi = b2 * v[i] + a2 * (gi * gi);
-    const T step = neg_lr * (mi * bc1) / (std::sqrt(vi * bc2) + eps);
-    p[i] = Decoupled ? p[i] * decay + step : p[i] + step;
-    m[i] = mi;
-    v[i] = vi;
-  }
-}
-
-// sign with sign(0) = 0 (torch.sign), for finite x.
-template <class V>
-V sign_of(const V& x) {
-  using T = typename V::value_type;
-  return xsimd::select(x > V(T(0)), V(T(1)), V(T(0))) - xsimd::select(x < V(T(0)), V(T(1)), V(T(0)));
-}
-template <class T>
-T sign_of_scalar(T x) {
-  return T((x > T(0)) - (x < T(0)));
-}
-
-// Per-step scalars of the momentum-type rules.
-template <class T>
-struct ema_scalars {
-  T b1, one_minus_b1, b2, one_minus_b2, neg_lr, wd;
-};
-
-// Lion (Chen et al. 2023): p <- p - lr (sign(b1 m + (1 - b1) g) + wd p); m <- b2 m + (1 - b2) g.
-template <int Copy, class T>
-[[gnu::noinline]] void lion(const streams<T>& c, const ema_scalars<T>& s) {
-  using V = xsimd::batch<T>;
-  T* const p = c.p;
-  const T* const g = c.g;
-  T* const m = c.s0;
-  const std::size_t n = c.n;
-  const T b1 = s.b1, a1 = s.one_minus_b1, b2 = s.b2, a2 = s.one_minus_b2, neg_lr = s.neg_lr, wd = s.wd;
-  const V vb1(b1), va1(a1), vb2(b2), va2(a2), vlr(neg_lr), vwd(wd);
-  std::size_t i = 0;
-  for (; i + V::size <= n; i += V::size) {
-    const V gi = V::load_unaligned(g + i), mi = V::load_unaligned(m + i);
-    const V pi = V::load_unaligned(p + i);
-    (pi + vlr * (sign_of(vb1 * mi + va1 * gi) + vwd * pi)).store_unaligned(p + i);
-    (vb2 * mi + va2 * gi).store_unaligned(m + i);
-  }
-  for (; i < n; ++i) {
-    const T gi = g[i], mi = m[i], pi = p[i];
-    p[i] = pi + neg_lr * (sign_of_scalar(b1 * mi + a1 * gi) + wd * pi);
-    m[i] = b2 * mi + a2 * gi;
-  }
-}
-
-// Signum (Bernstein et al. 2018): m <- b m + (1 - b) g; p <- p - lr sign(m).
-template <int Copy, class T>
-[[gnu::noinline]] void signum(const streams<T>& c, const ema_scalars<T>& s) {
-  using V = xsimd::batch<T>;
-  T* const p = c.p;
-  const T* const g = c.g;
-  T* const m = c.s0;
-  const std::size_t n = c.n;
-  const T b = s.b1, a = s.one_minus_b1, neg_lr = s.neg_lr;
-  const V vb(b), va(a), vlr(neg_lr);
-  std::size_t i = 0;
-  for (; i + V::size <= n; i += V::size) {
-    const V mi = vb * V::load_unaligned(m + i) + va * V::load_unaligned(g + i);
-    (V::load_unaligned(p + i) + vlr * sign_of(mi)).store_unaligned(p + i);
-    mi.store_unaligned(m + i);
-  }
-  for (; i < n; ++i) {
-    const T mi = b * m[i] + a * g[i];
-    p[i] = p[i] + neg_lr * sign_of_scalar(mi);
-    m[i] = mi;
-  }
-}
-
-// SGD with heavy-ball momentum (torch.optim.SGD, dampening 0): buf <- mu buf + g; p <- p - lr buf.
-template <int Copy, class T>
-[[gnu::noinline]] void momentum(const streams<T>& c, const ema_scalars<T>& s) {
-  using V = xsimd::batch<T>;
-  T* const p = c.p;
-  const T* const g = c.g;
-  T* const m = c.s0;
-  const std::size_t n = c.n;
-  const T mu = s.b1, neg_lr = s.neg_lr;
-  const V vmu(mu), vlr(neg_lr);
-  std::size_t i = 0;
-  for (; i + V::size <= n; i += V::size) {
-    const V bi = vmu * V::load_unaligned(m + i) + V::load_unaligned(g + i);
-    (V::load_unaligned(p + i) + vlr * bi).store_unaligned(p + i);
-    bi.store_unaligned(m + i);
-  }
-  for (; i < n; ++i) {
-    const T bi = mu * m[i] + g[i];
-    p[i] = p[i] + neg_lr * bi;
-    m[i] = bi;
-  }
-}
-
-// The kernels below write their math once, for a batch and for the scalar tail alike: `lanes`
+// Every kernel writes its math once, for a batch and for the scalar tail alike: `lanes`
 // calls body(V, i) on full batches, then body(T, i) on the tail (xsimd's math functions take
 // scalars too). ld and st are a batch's unaligned load and store, or a plain read and write.
 template <class V, class T>
@@ -215,6 +94,81 @@ template <class T, class Body>
     body.template operator()<V>(i);
   for (; i < n; ++i)
     body.template operator()<T>(i);
+}
+
+// Adam (torch.optim.Adam), AdamW when Decoupled: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps).
+template <int Copy, bool Decoupled, class T>
+[[gnu::noinline]] void adam_like(const streams<T>& c, const adam_scalars<T>& s) {
+  T* const p = c.p;
+  const T* const g = c.g;
+  T* const m = c.s0;
+  T* const v = c.s1;
+  const T b1 = s.b1, a1 = s.one_minus_b1, b2 = s.b2, a2 = s.one_minus_b2, neg_lr = s.neg_lr, bc1 = s.inv_bc1,
+          bc2 = s.inv_bc2, eps = s.eps, decay = s.decay;
+  lanes<T>(c.n, [=]<class V>(std::size_t i) {
+    const V gi = ld<V>(g + i);
+    const V mi = V(b1) * ld<V>(m + i) + V(a1) * gi;
+    const V vi = V(b2) * ld<V>(v + i) + V(a2) * (gi * gi);
+    const V step = V(neg_lr) * (mi * V(bc1)) / (xsimd::sqrt(vi * V(bc2)) + V(eps));
+    const V pi = ld<V>(p + i);
+    st(p + i, Decoupled ? pi * V(decay) + step : pi + step);
+    st(m + i, mi);
+    st(v + i, vi);
+  });
+}
+
+// sign with sign(0) = 0 (torch.sign), for finite x: a batch of T or a T.
+template <class T, class V>
+V sign_of(const V& x) {
+  return pick(x > V(T(0)), V(T(1)), V(T(0))) - pick(x < V(T(0)), V(T(1)), V(T(0)));
+}
+
+// Per-step scalars of the momentum-type rules.
+template <class T>
+struct ema_scalars {
+  T b1, one_minus_b1, b2, one_minus_b2, neg_lr, wd;
+};
+
+// Lion (Chen et al. 2023): p <- p - lr (sign(b1 m + (1 - b1) g) + wd p); m <- b2 m + (1 - b2) g.
+template <int Copy, class T>
+[[gnu::noinline]] void lion(const streams<T>& c, const ema_scalars<T>& s) {
+  T* const p = c.p;
+  const T* const g = c.g;
+  T* const m = c.s0;
+  const T b1 = s.b1, a1 = s.one_minus_b1, b2 = s.b2, a2 = s.one_minus_b2, neg_lr = s.neg_lr, wd = s.wd;
+  lanes<T>(c.n, [=]<class V>(std::size_t i) {
+    const V gi = ld<V>(g + i), mi = ld<V>(m + i), pi = ld<V>(p + i);
+    st(p + i, pi + V(neg_lr) * (sign_of<T>(V(b1) * mi + V(a1) * gi) + V(wd) * pi));
+    st(m + i, V(b2) * mi + V(a2) * gi);
+  });
+}
+
+// Signum (Bernstein et al. 2018): m <- b m + (1 - b) g; p <- p - lr sign(m).
+template <int Copy, class T>
+[[gnu::noinline]] void signum(const streams<T>& c, const ema_scalars<T>& s) {
+  T* const p = c.p;
+  const T* const g = c.g;
+  T* const m = c.s0;
+  const T b = s.b1, a = s.one_minus_b1, neg_lr = s.neg_lr;
+  lanes<T>(c.n, [=]<class V>(std::size_t i) {
+    const V mi = V(b) * ld<V>(m + i) + V(a) * ld<V>(g + i);
+    st(p + i, ld<V>(p + i) + V(neg_lr) * sign_of<T>(mi));
+    st(m + i, mi);
+  });
+}
+
+// SGD with heavy-ball momentum (torch.optim.SGD, dampening 0): buf <- mu buf + g; p <- p - lr buf.
+template <int Copy, class T>
+[[gnu::noinline]] void momentum(const streams<T>& c, const ema_scalars<T>& s) {
+  T* const p = c.p;
+  const T* const g = c.g;
+  T* const m = c.s0;
+  const T mu = s.b1, neg_lr = s.neg_lr;
+  lanes<T>(c.n, [=]<class V>(std::size_t i) {
+    const V bi = V(mu) * ld<V>(m + i) + ld<V>(g + i);
+    st(p + i, ld<V>(p + i) + V(neg_lr) * bi);
+    st(m + i, bi);
+  });
 }
 
 // Per-step scalars of the kernels below, computed in double and rounded to T once per step.
