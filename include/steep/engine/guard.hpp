@@ -150,21 +150,6 @@ bool all_lanes(const M& m) {
     return xsimd::all(m);
 }
 
-// One chunk's running "every coordinate so far stepped": the and of every batch's lanes.
-template <class T>
-struct lanes_ok {
-  xsimd::batch_bool<T> lanes = xsimd::batch_bool<T>(true);
-  bool tail = true;
-  template <class M>
-  void add(const M& ok) {
-    if constexpr (std::is_same_v<M, bool>)
-      tail = tail && ok;
-    else
-      lanes = lanes & ok;
-  }
-  bool all() const { return tail && xsimd::all(lanes); }
-};
-
 inline std::string describe_nonfinite(const nonfinite_entry& e) {
   std::string where = std::to_string(e.index);
   if (e.shape.size() > 1) {

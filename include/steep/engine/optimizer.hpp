@@ -228,9 +228,9 @@ public:
       line_pass<0>();
     else if constexpr (!guard_in_prepass)
       if (guard_)
-        guard_pass();
+        this->guard_pass();
     if constexpr (!guard_in_prepass)
-      if (auto bad = first_bad_chunk())
+      if (auto bad = this->first_bad_chunk())
         return bad;
     if constexpr (lines0 && !guard_in_lines)
       line_pass<0>();
@@ -240,7 +240,7 @@ public:
     if constexpr (n_matrices > 0) {
       matrix_prepass();
       if constexpr (guard_in_prepass)
-        if (auto bad = first_bad_chunk())
+        if (auto bad = this->first_bad_chunk())
           return bad;
       matrix_phase();
     }
@@ -283,7 +283,7 @@ public:
     held_.reset();
     if (policy_ != nonfinite_policy::off) {
       update_pass<true>();
-      held_ = held_entries();
+      held_ = this->held_entries(&program_type::slot_name);
     } else
       update_pass<false>();
     store_block_slots();
@@ -707,23 +707,21 @@ private:
   // policy but off, guard.hpp): a coordinate whose gradient or new values are not finite stores
   // back what it loaded, and the chunk's flag says whether it held any back. Under refuse and
   // skip the gradient is already known finite here, so only mask and overflow ever hold back.
-  // A coordinate-wise rule ends the chunk with one masked batch instead of a scalar tail: a
-  // model's many small tensors each end in a tail, and in the scalar tail a rule such as Lion
-  // spent as long on its last 7 elements as on the 320 before them.
+  // A coordinate-wise rule ends the chunk with one masked batch instead of a scalar tail
+  // (kernel/chunk_loop.hpp).
   template <bool Hold>
   [[gnu::flatten]] void update_chunk(std::size_t ci, const typename chunk_frame::VB* step_v) {
     const kernel::chunk& ch = wl_[ci];
     const chunk_frame f = frame(ch.block, step_v);
-    lanes_ok<T> stepped;
-    auto group = [&]<class V, bool Tail>(std::size_t i, [[maybe_unused]] std::size_t tail) {
-      auto c = evaluate_group<V, true, Tail>(f, i, tail);
+    auto group = [&]<class V, bool Tail>(std::size_t i, [[maybe_unused]] std::size_t n) {
+      auto c = evaluate_group<V, true, Tail>(f, i, n);
       constexpr std::size_t out = program_type::output_root;
-      const V delta = expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
-        std::get<out>(roots_), c);
-      const V p_new = c.param + delta;
+      const V p_new =
+        c.param + expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
+                    std::get<out>(roots_), c);
       auto put = [&](auto* ptr, const V& v) {
         if constexpr (Tail)
-          kernel::store_first(ptr + i, v, tail);
+          kernel::store_first(ptr + i, v, n);
         else
           kernel::store_exact(ptr + i, v);
       };
@@ -744,40 +742,32 @@ private:
           probe = add_finite_probe(probe, p_new);
           auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
           if constexpr (Tail)
-            ok = ok | kernel::lanes_past<V>(tail); // (lanes past the tail are never stored)
+            ok = ok | kernel::lanes_past<V>(n); // (lanes past the tail are never stored)
           // Every lane finite, the case of nearly every batch: plain stores. A masked store of
           // all lanes cost Adam 3-6% at 64M (README, "Benchmarks").
           if (all_lanes(ok)) [[likely]] {
             put_all();
             return;
           }
-          stepped.add(ok);
           auto keep = [&](auto* ptr, const V& v, const V& old) {
-            kernel::store_where(ptr + i, ok, v, old, Tail ? tail : kernel::lanes_of<V>);
+            kernel::store_where(ptr + i, ok, v, old, n);
           };
           keep(f.p, p_new, c.param);
           ((element_slot<K> ? keep(std::get<K>(f.slots), std::get<K>(c.news), std::get<K>(c.olds)) : void()),
            ...);
+          // What held_back() will report, noted here where the values are: the gradient, the
+          // new parameter and each slot's new value (zeros for a slot not kept per element).
+          constexpr std::size_t w = kernel::lanes_of<V>;
+          alignas(64) std::array<T, w*(n_slots + 2)> rows{};
+          kernel::store(rows.data(), c.grad);
+          kernel::store(rows.data() + w, p_new);
+          ((element_slot<K> ? kernel::store(rows.data() + (2 + K) * w, std::get<K>(c.news)) : void()), ...);
+          this->note_held(ci, i, n, w, rows.data(), n_slots + 2);
         }
       }
       (std::make_index_sequence<n_slots>{});
     };
-    using VB = kernel::batch<T>;
-    // The bound in a local: a vector store may alias anything, so the compiler would reload
-    // ch.end from the work list after every batch.
-    const std::size_t end = ch.end;
-    std::size_t i = ch.begin;
-    for (; i + VB::size <= end; i += VB::size)
-      group.template operator()<VB, false>(i, 0);
-    if constexpr (coordinatewise) {
-      if (i < end)
-        group.template operator()<VB, true>(i, end - i);
-    } else {
-      for (; i < end; ++i)
-        group.template operator()<T, false>(i, 0);
-    }
-    if constexpr (Hold)
-      chunk_bad_[ci] = !stepped.all();
+    kernel::chunk_loop<T, coordinatewise>(ch.begin, ch.end, group);
   }
 
   template <bool Hold>
@@ -790,70 +780,6 @@ private:
   template <bool Hold>
   void update_pass() {
     exec_.for_each_range(wl_, [&](std::size_t first, std::size_t last) { update_chunks<Hold>(first, last); });
-  }
-
-  // The first bad coordinate of the flagged chunks, in list order, with how many there are;
-  // clears the flags. bad(block, frame, i) describes coordinate i if it is bad. Scanned
-  // serially: rare, and the same for any thread count.
-  template <class Bad>
-  [[gnu::cold]] std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
-    std::optional<nonfinite_entry> out;
-    std::size_t count = 0;
-    const auto step_v = step_vectors();
-    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci) {
-      if (!chunk_bad_[ci])
-        continue;
-      chunk_bad_[ci] = 0;
-      const kernel::chunk& ch = wl_[ci];
-      const chunk_frame f = frame(ch.block, step_v.data());
-      for (std::size_t i = ch.begin; i < ch.end; ++i)
-        if (auto e = bad(blocks_[ch.block], f, i); e && count++ == 0)
-          out = std::move(e);
-    }
-    if (out)
-      out->count = count;
-    return out;
-  }
-
-  // A coordinate whose gradient entry is not finite.
-  static std::optional<nonfinite_entry> bad_gradient(const block<T>& blk, std::size_t i) {
-    if (std::isfinite(blk.grad[i]))
-      return std::nullopt;
-    return nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
-  }
-
-  // The first non-finite gradient entry of the flagged chunks (the guard's passes).
-  std::optional<nonfinite_entry> nonfinite_entries() {
-    return scan_flagged_chunks(
-      [](const auto& blk, const chunk_frame&, std::size_t i) { return bad_gradient(blk, i); });
-  }
-
-  // The coordinates the update pass held back: a non-finite gradient entry, or one whose new
-  // parameter or slot value is not finite, found again by evaluating the coordinate alone (its
-  // inputs are what the pass read, since it stored them back).
-  std::optional<nonfinite_entry> held_entries() {
-    return scan_flagged_chunks([&](const auto& blk, const chunk_frame& f, std::size_t i) {
-      if (auto e = bad_gradient(blk, i))
-        return e;
-      auto c = evaluate_group<T, true>(f, i);
-      constexpr std::size_t r = program_type::output_root;
-      const T p_new = c.param + expr::evaluate<program_type::step_offset[r], program_type::block_offset[r]>(
-                                  std::get<r>(roots_), c);
-      std::optional<nonfinite_entry> e;
-      auto report = [&](std::string output, double value) {
-        if (!e && !std::isfinite(value))
-          e = nonfinite_entry{ blk.name, blk.shape, i, value, 1, std::move(output) };
-      };
-      report("param", static_cast<double>(p_new));
-      [&]<std::size_t... K>(std::index_sequence<K...>) {
-        ((element_slot<K>
-            ? report(std::string(program_type::slot_name(K)), static_cast<double>(std::get<K>(c.news)))
-            : void()),
-         ...);
-      }
-      (std::make_index_sequence<n_slots>{});
-      return e;
-    });
   }
 
   // ---- the non-finite guard (guard.hpp) --------------------------------------------------------
@@ -876,21 +802,6 @@ private:
                                 ? "fused into the matrix pre-pass"
                                 : "a read-only pass of its own (4 bytes per parameter in float32)";
     return where + (policy_ == nonfinite_policy::skip ? ", skips the step" : "");
-  }
-
-  // The guard alone, for a rule whose only pass writes: reads the gradient and nothing else.
-  void guard_pass() {
-    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
-      const kernel::chunk& ch = wl_[ci];
-      chunk_bad_[ci] = !all_finite(blocks_[ch.block].grad, ch.begin, ch.end);
-    });
-  }
-
-  // The first failed chunk in list order, scanned for its first bad index; clears the flags.
-  std::optional<nonfinite_entry> first_bad_chunk() {
-    if (!guard_)
-      return std::nullopt;
-    return nonfinite_entries();
   }
 
   // Whether N is a block (or all-blocks) reduction of depth D, or a line reduction of depth D.
@@ -918,7 +829,7 @@ private:
     accv.fill(VD(0.0));
     accs.fill(0.0);
     finite_check<T> check;
-    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool>(std::size_t i, std::size_t) {
       auto c = evaluate_group<V, reads_matrices<D>>(f, i);
       if constexpr (Guard)
         check.add(c.grad);
@@ -1029,7 +940,7 @@ private:
           for (std::size_t r = first; r < last; ++r) {
             VD acc(0.0);
             double tail = 0;
-            kernel::chunk_loop<T>(r * len, (r + 1) * len, [&]<class V>(std::size_t i) {
+            kernel::chunk_loop<T>(r * len, (r + 1) * len, [&]<class V, bool>(std::size_t i, std::size_t) {
               const V x = operand.template operator()<V>(i);
               if constexpr (kernel::is_batch_v<V>)
                 for (const VD& xd : kernel::widen<T>(x))
@@ -1044,19 +955,20 @@ private:
           std::fill(out.begin() + static_cast<std::ptrdiff_t>(first),
                     out.begin() + static_cast<std::ptrdiff_t>(last), 0.0);
           for (std::size_t r = 0; r < rows; ++r)
-            kernel::chunk_loop<T>(r * cols + first, r * cols + last, [&]<class V>(std::size_t i) {
-              const V x = operand.template operator()<V>(i);
-              double* acc = out.data() + (i - r * cols);
-              if constexpr (kernel::is_batch_v<V>) {
-                std::size_t k = 0;
-                for (const VD& xd : kernel::widen<T>(x)) {
-                  Op::accumulate(VD::load_unaligned(acc + k), xd).store_unaligned(acc + k);
-                  k += VD::size;
+            kernel::chunk_loop<T>(
+              r * cols + first, r * cols + last, [&]<class V, bool>(std::size_t i, std::size_t) {
+                const V x = operand.template operator()<V>(i);
+                double* acc = out.data() + (i - r * cols);
+                if constexpr (kernel::is_batch_v<V>) {
+                  std::size_t k = 0;
+                  for (const VD& xd : kernel::widen<T>(x)) {
+                    Op::accumulate(VD::load_unaligned(acc + k), xd).store_unaligned(acc + k);
+                    k += VD::size;
+                  }
+                } else {
+                  *acc = Op::accumulate(*acc, static_cast<double>(x));
                 }
-              } else {
-                *acc = Op::accumulate(*acc, static_cast<double>(x));
-              }
-            });
+              });
         }
       }
     });
@@ -1349,7 +1261,7 @@ private:
     const auto step_v = step_vectors();
     const chunk_frame f = frame(ch.block, step_v.data());
     finite_check<T> check;
-    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V>(std::size_t i) {
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool>(std::size_t i, std::size_t) {
       auto c = evaluate_group<V>(f, i);
       if constexpr (Guard)
         check.add(c.grad);

@@ -22,6 +22,7 @@
 #include "steep/kernel/work_list.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -79,6 +80,7 @@ protected:
     block_host_.assign(n.block_scalars, 0.0);
     block_T_.assign(blocks_.size() * n.block_scalars + 1, T{ 0 });
     chunk_bad_.assign(wl_.size(), 0);
+    chunk_held_.assign(wl_.size(), held_record{});
     block_news_.assign(blocks_.size() * n.slots, 0.0);
   }
   [[gnu::noinline]] ~optimizer_core() = default;
@@ -144,6 +146,101 @@ protected:
                      [](const matrix_task& x, const matrix_task& y) { return x.size > y.size; });
   }
 
+  // ---- the non-finite guard's scans (guard.hpp), the same for every rule ----------------------
+
+  // The guard alone, for a rule whose only pass writes: reads the gradient and nothing else.
+  void guard_pass() {
+    exec_.for_each_chunk(wl_, [&](std::size_t ci) {
+      const kernel::chunk& ch = wl_[ci];
+      chunk_bad_[ci] = !all_finite(blocks_[ch.block].grad, ch.begin, ch.end);
+    });
+  }
+
+  // The first bad coordinate of the flagged chunks, in list order, with how many there are;
+  // clears the flags. bad(ci, found) calls found(entry) for each bad coordinate of chunk ci, in
+  // index order. Scanned serially: rare, and the same for any thread count.
+  template <class Bad>
+  [[gnu::cold]] std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
+    std::optional<nonfinite_entry> out;
+    std::size_t count = 0;
+    auto found = [&](nonfinite_entry e) {
+      if (count++ == 0)
+        out = std::move(e);
+    };
+    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci)
+      if (chunk_bad_[ci]) {
+        chunk_bad_[ci] = 0;
+        bad(ci, found);
+      }
+    if (out)
+      out->count = count;
+    return out;
+  }
+
+  // A coordinate whose gradient entry is not finite.
+  static std::optional<nonfinite_entry> bad_gradient(const block<T>& blk, std::size_t i) {
+    if (std::isfinite(blk.grad[i]))
+      return std::nullopt;
+    return nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
+  }
+
+  // The first non-finite gradient entry of the flagged chunks (the guard's passes set the
+  // flags), if the guard is on; clears the flags.
+  std::optional<nonfinite_entry> first_bad_chunk() {
+    if (!guard_)
+      return std::nullopt;
+    return scan_flagged_chunks([&](std::size_t ci, auto&& found) {
+      const kernel::chunk& ch = wl_[ci];
+      for (std::size_t i = ch.begin; i < ch.end; ++i)
+        if (auto e = bad_gradient(blocks_[ch.block], i))
+          found(std::move(*e));
+    });
+  }
+
+  // A group of the update pass with held-back coordinates (its rare branch): rows[r * w + k]
+  // is lane k of output r, the gradient (r = 0), the new parameter (1), slot K's new value
+  // (2 + K). A lane is held back if any of its outputs is not finite; the chunk counts them
+  // and keeps its first. Out of line: the pass's loops carry only the call.
+  [[gnu::cold, gnu::noinline]] void note_held(std::size_t ci, std::size_t i, std::size_t n, std::size_t w,
+                                              const T* rows, std::size_t n_rows) {
+    held_record& h = chunk_held_[ci];
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t r = 0; r < n_rows; ++r)
+        if (!std::isfinite(rows[r * w + k])) {
+          if (h.count++ == 0)
+            h.index = i + k, h.value = static_cast<double>(rows[r * w + k]), h.output = r;
+          break;
+        }
+  }
+
+  // The last update pass's held-back coordinates: the first in list order, with how many
+  // there are; clears the chunks' records. slot_name(K) names slot K.
+  [[gnu::cold]] std::optional<nonfinite_entry> held_entries(std::string_view (*slot_name)(std::size_t)) {
+    std::optional<nonfinite_entry> out;
+    std::size_t count = 0;
+    for (std::size_t ci = 0; ci < chunk_held_.size(); ++ci) {
+      held_record& h = chunk_held_[ci];
+      if (h.count == 0)
+        continue;
+      if (count == 0) {
+        const block<T>& blk = blocks_[wl_[ci].block];
+        out = nonfinite_entry{ blk.name,
+                               blk.shape,
+                               h.index,
+                               h.value,
+                               0,
+                               h.output == 0   ? std::string()
+                               : h.output == 1 ? std::string("param")
+                                               : std::string(slot_name(h.output - 2)) };
+      }
+      count += h.count;
+      h.count = 0;
+    }
+    if (out)
+      out->count = count;
+    return out;
+  }
+
   std::vector<block<T>> blocks_;
   std::weak_ptr<const bool> store_alive_; // param_store::lifetime()
   std::vector<expr::block_dims> dims_;
@@ -155,6 +252,11 @@ protected:
   bool guard_;
   std::optional<nonfinite_entry> held_;
   std::vector<std::uint8_t> chunk_bad_;
+  struct held_record {
+    std::size_t count = 0, index = 0, output = 0; // output: as note_held's rows
+    double value = 0;
+  };
+  std::vector<held_record> chunk_held_; // [chunk]: the last update pass's held-back coordinates
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;
   std::vector<double> block_news_;             // per-block slots' new values, [block][slot], until commit
