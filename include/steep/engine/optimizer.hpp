@@ -172,7 +172,8 @@ public:
   static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
 
   [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
-    : optimizer(program_type::make_roots(rule), store, opts) {}
+    : optimizer(program_type::make_roots(rule, [](const auto& hp) { check_hyper(hp, hp.value); }), store,
+                opts) {}
 
 private:
   [[gnu::cold]] optimizer(typename program_type::compiled rule, param_store<T>& store,
@@ -187,12 +188,6 @@ private:
     init_lines();
     [&]<std::size_t... K>(std::index_sequence<K...>) { (init_slot<K>(rule.inits[K]), ...); }
     (std::make_index_sequence<n_slots>{});
-    // Every named hyperparameter within its range, before any step.
-    std::apply(
-      [&](const auto&... root) {
-        (expr::visit_hypers(root, [&](const auto& hp) { check_hyper(hp, hp.value); }), ...);
-      },
-      roots_);
   }
 
 public:
@@ -1062,50 +1057,45 @@ private:
   // Sizes the line tables: one entry per row (column, slice) of each block for every line
   // node, and per-line slots' shapes. A slice line's length must split every block into whole
   // slices; refused here, by block, before anything is allocated for a step.
+  // (A line node reserves a per-block entry: a rule without per-block scalars has no lines, and
+  // compiles none of this. The tables themselves are sized by optimizer_core.)
   [[gnu::cold]] void init_lines() {
     constexpr std::size_t nbs = program_type::n_block_scalars;
-    line_T_.resize(blocks_.size() * nbs);
-    line_red_.resize(blocks_.size() * nbs);
-    line_len_.assign(nbs + 1, 1);
-    line_news_.resize(n_slots * blocks_.size());
-    line_slot_shapes_.resize(n_slots * blocks_.size());
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      const std::size_t parts = std::max<std::size_t>(1, blocks_[b].size / wl_.chunk_elements());
-      for (std::size_t k = 0; k < parts; ++k)
-        line_tasks_.push_back({ b, k, parts });
-      for_roots([&]<std::size_t R>(const auto& root) {
-        // Inside a per-slice slot's update, a term made of the slot's own previous value alone
-        // fixes no length: it has the slot's.
-        const std::size_t root_len = expr::slice_length(root);
-        expr::visit_each<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
-                         program_type::red_offset[R]>(
-          root, [&]<std::size_t, std::size_t B, std::size_t>(const auto& node) {
-            constexpr int line = std::remove_cvref_t<decltype(node)>::line;
-            if constexpr (line == expr::slices_line) {
-              const std::size_t len = expr::slice_length(node);
-              this->line_len_[B] = this->checked_slice(b, len == 0 ? root_len : len);
-            }
-            const std::size_t n = line_count(b, line, line_len_[B]);
-            line_T_[b * nbs + B].assign(n, T(0));
-            line_red_[b * nbs + B].assign(n, 0.0);
-          });
-      });
-      [&]<std::size_t... K>(std::index_sequence<K...>) {
-        (
-          [&] {
-            if constexpr (line_slot<K> != expr::not_a_line) {
-              // The slot's update is the line node at its root's first per-block entry, whose
-              // slice length (if a slice line) the visit above has checked.
-              const std::size_t n =
-                this->line_count(b, line_slot<K>, this->line_len_[program_type::block_offset[K]]);
-              this->line_news_[K * this->blocks_.size() + b].assign(n, 0.0);
-              this->line_slot_shapes_[K * this->blocks_.size() + b] = { n };
-            }
-          }(),
-          ...);
+    if constexpr (nbs > 0)
+      for (std::size_t b = 0; b < blocks_.size(); ++b) {
+        for_roots([&]<std::size_t R>(const auto& root) {
+          // Inside a per-slice slot's update, a term made of the slot's own previous value alone
+          // fixes no length: it has the slot's.
+          const std::size_t root_len = expr::slice_length(root);
+          expr::visit_each<expr::is_line_node, program_type::step_offset[R], program_type::block_offset[R],
+                           program_type::red_offset[R]>(
+            root, [&]<std::size_t, std::size_t B, std::size_t>(const auto& node) {
+              constexpr int line = std::remove_cvref_t<decltype(node)>::line;
+              if constexpr (line == expr::slices_line) {
+                const std::size_t len = expr::slice_length(node);
+                this->line_len_[B] = this->checked_slice(b, len == 0 ? root_len : len);
+              }
+              const std::size_t n = line_count(b, line, line_len_[B]);
+              line_T_[b * nbs + B].assign(n, T(0));
+              line_red_[b * nbs + B].assign(n, 0.0);
+            });
+        });
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+          (
+            [&] {
+              if constexpr (line_slot<K> != expr::not_a_line) {
+                // The slot's update is the line node at its root's first per-block entry, whose
+                // slice length (if a slice line) the visit above has checked.
+                const std::size_t n =
+                  this->line_count(b, line_slot<K>, this->line_len_[program_type::block_offset[K]]);
+                this->line_news_[K * this->blocks_.size() + b].assign(n, 0.0);
+                this->line_slot_shapes_[K * this->blocks_.size() + b] = { n };
+              }
+            }(),
+            ...);
+        }
+        (std::make_index_sequence<n_slots>{});
       }
-      (std::make_index_sequence<n_slots>{});
-    }
   }
 
   // Bytes per parameter all passes of a step move: each read-only pass loads what the update
@@ -1181,26 +1171,8 @@ private:
   // ---- matrix stages (matrix.hpp) --------------------------------------------------------------
 
   [[gnu::cold]] void init_matrices(const optimizer_options& opts) {
-    for (std::size_t b = 0; b < (program_type::needs_matrix_blocks ? blocks_.size() : 0); ++b) {
-      const auto& blk = blocks_[b];
-      if (blk.shape.size() < 2)
-        throw error(blk.name,
-                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
-                    "block has shape " +
-                      to_string(blk.shape) +
-                      ", not a matrix; route it to an elementwise rule with steep::route(...)");
-      bool allowed = false;
-      for (auto r : opts.matrix_roles)
-        allowed = allowed || r == blk.role;
-      if (!allowed)
-        throw error(blk.name,
-                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to this block, whose role "
-                    "is " +
-                      std::string(to_string(blk.role)) +
-                      "; Muon is meant for hidden matrices: route the block elsewhere, or opt in "
-                      "explicitly with steep::on<block_role::" +
-                      std::string(to_string(blk.role)) + ">.explicitly()");
-    }
+    if constexpr (program_type::needs_matrix_blocks)
+      this->check_matrix_blocks(opts);
     // A map whose settings make no map (Newton-Schulz with no steps) is refused outright.
     [&]<std::size_t... K>(std::index_sequence<K...>) {
       (

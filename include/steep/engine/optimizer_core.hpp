@@ -82,6 +82,16 @@ protected:
     chunk_bad_.assign(wl_.size(), 0);
     chunk_held_.assign(wl_.size(), held_record{});
     block_news_.assign(blocks_.size() * n.slots, 0.0);
+    line_T_.resize(blocks_.size() * n.block_scalars);
+    line_red_.resize(blocks_.size() * n.block_scalars);
+    line_len_.assign(n.block_scalars + 1, 1);
+    line_news_.resize(n.slots * blocks_.size());
+    line_slot_shapes_.resize(n.slots * blocks_.size());
+    for (std::size_t b = 0; b < blocks_.size(); ++b) {
+      const std::size_t parts = std::max<std::size_t>(1, blocks_[b].size / wl_.chunk_elements());
+      for (std::size_t k = 0; k < parts; ++k)
+        line_tasks_.push_back({ b, k, parts });
+    }
   }
   [[gnu::noinline]] ~optimizer_core() = default;
   optimizer_core(optimizer_core&&) noexcept = default;
@@ -134,6 +144,30 @@ protected:
   // Part `part` of `parts` of n lines: [begin, end).
   static std::pair<std::size_t, std::size_t> lines_of_part(std::size_t n, const line_task& t) {
     return { n * t.part / t.parts, n * (t.part + 1) / t.parts };
+  }
+
+  // Every block is a matrix of a role opts.matrix_roles allows (a rule whose matrix stage maps
+  // every block, as Muon's does); throws naming the first that is not.
+  [[gnu::cold]] void check_matrix_blocks(const optimizer_options& opts) const {
+    for (const auto& blk : blocks_) {
+      if (blk.shape.size() < 2)
+        throw error(blk.name,
+                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
+                    "block has shape " +
+                      to_string(blk.shape) +
+                      ", not a matrix; route it to an elementwise rule with steep::route(...)");
+      bool allowed = false;
+      for (auto r : opts.matrix_roles)
+        allowed = allowed || r == blk.role;
+      if (!allowed)
+        throw error(blk.name,
+                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to this block, whose role "
+                    "is " +
+                      std::string(to_string(blk.role)) +
+                      "; Muon is meant for hidden matrices: route the block elsewhere, or opt in "
+                      "explicitly with steep::on<block_role::" +
+                      std::string(to_string(blk.role)) + ">.explicitly()");
+    }
   }
 
   struct matrix_task {

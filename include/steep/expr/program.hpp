@@ -233,6 +233,15 @@ constexpr bool contains(hana::basic_type<N> t) {
 }
 } // namespace detail
 
+// A named hyperparameter (hyper<"lr">(...)); a state stage has a name but is not one.
+template <class N>
+concept named_hyper = !is_state_node_v<N> && requires(const N& n) {
+  N::name;
+  n.value;
+};
+template <class N>
+struct is_named_hyper : std::bool_constant<named_hyper<N>> {};
+
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_where(const N& n, F&& f);
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
@@ -410,22 +419,29 @@ public:
   };
 
   // Builds the roots from a rule value: finds each slot's definition (the first stage with its
-  // name) and checks that every other stage of that name carries the same hyperparameters. One
-  // walk over the rule for everything the optimizer needs from its stages: a walk is a function
-  // per node type.
-  static compiled make_roots(const std::remove_cvref_t<Rule>& rule) {
+  // name) and checks that every other stage of that name carries the same hyperparameters;
+  // on_hyper(node) sees every named hyperparameter (the optimizer checks its range there). One
+  // walk over the rule for everything the optimizer needs from its nodes: a walk is a function
+  // per node type, and a second walk per root (the hyperparameters') cost as much again.
+  template <class OnHyper>
+  static compiled make_roots(const std::remove_cvref_t<Rule>& rule, OnHyper&& on_hyper) {
     auto found = []<std::size_t... K>(std::index_sequence<K...>) {
       return std::tuple<std::optional<slot_t<K>>...>{};
     }
     (std::make_index_sequence<n_slots>{});
-    visit_states(rule, [&](const auto& s) {
+    visit_nodes(rule, [&](const auto& s) {
       using S = std::remove_cvref_t<decltype(s)>;
-      auto& slot = std::get<index_of<S::name>>(found);
-      if (!slot)
-        slot.emplace(s);
-      else if (!(*slot == s))
-        throw usage_error("slot '" + std::string(S::name.view()) +
-                          "' is defined twice with different hyperparameters; give each stage its own name");
+      if constexpr (named_hyper<S>) {
+        on_hyper(s);
+      } else if constexpr (is_state_node_v<S>) {
+        auto& slot = std::get<index_of<S::name>>(found);
+        if (!slot)
+          slot.emplace(s);
+        else if (!(*slot == s))
+          throw usage_error(
+            "slot '" + std::string(S::name.view()) +
+            "' is defined twice with different hyperparameters; give each stage its own name");
+      }
     });
     return [&]<std::size_t... K>(std::index_sequence<K...>) {
       return compiled{ roots_t{ std::get<K>(found)->update..., rule }, { std::get<K>(found)->init... } };
@@ -470,17 +486,19 @@ public:
     (std::make_index_sequence<n_matrices>{});
   }
 
+  // f(node) for every node of the rule, operands first, through a state stage's update (then
+  // the stage) and through the stage a prev(...) reads.
   template <class N, class F>
-  static void visit_states(const N& n, F&& f) {
+  static void visit_nodes(const N& n, F&& f) {
     if constexpr (is_state_node_v<N>) {
-      visit_states(n.update, f);
-      f(n);
+      visit_nodes(n.update, f);
     } else if constexpr (is_prev_node<N>::value) {
-      visit_states(n.state, f);
+      visit_nodes(n.state, f);
     } else if constexpr (detail::has_kids<N>) {
-      [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_states(get<I>(n.kids), f), ...); }
+      [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_nodes(get<I>(n.kids), f), ...); }
       (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
     }
+    f(n);
   }
 };
 
@@ -624,15 +642,6 @@ inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
   visit_each<is_per_block, 0, B, R>(
     n, [&]<std::size_t, std::size_t B2, std::size_t R2>(const auto& m) { table[B2] = host_value<R2>(m, h); });
 }
-
-// A named hyperparameter (hyper<"lr">(...)); a state stage has a name but is not one.
-template <class N>
-concept named_hyper = !is_state_node_v<N> && requires(const N& n) {
-  N::name;
-  n.value;
-};
-template <class N>
-struct is_named_hyper : std::bool_constant<named_hyper<N>> {};
 
 // Calls f(node) for every named hyperparameter under n (mutable, for optimizer::set).
 template <class N, class F>
