@@ -186,7 +186,9 @@ private:
     if constexpr (n_matrices > 0)
       init_matrices(opts);
     init_lines();
-    [&]<std::size_t... K>(std::index_sequence<K...>) { (init_slot<K>(rule.inits[K]), ...); }
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (this->lay_out_slot(std::get<K>(slots_), K, per_block_slot<K> ? -1 : line_slot<K>, rule.inits[K]), ...);
+    }
     (std::make_index_sequence<n_slots>{});
   }
 
@@ -473,20 +475,6 @@ public:
   const kernel::work_list& work() const noexcept { return wl_; }
 
 private:
-  template <std::size_t K>
-  void init_slot(double init) {
-    using S = typename program_type::template slot_storage_t<K, T>;
-    if constexpr (per_block_slot<K>) {
-      std::get<K>(slots_).lay_out_per_block(blocks_.size(), static_cast<S>(init));
-    } else if constexpr (line_slot<K> != expr::not_a_line) {
-      std::vector<std::size_t> counts;
-      for (std::size_t b = 0; b < blocks_.size(); ++b)
-        counts.push_back(line_slot_shapes_[K * blocks_.size() + b][0]);
-      std::get<K>(slots_).lay_out_counts(counts, static_cast<S>(init));
-    } else
-      std::get<K>(slots_).lay_out(blocks_, static_cast<S>(init));
-  }
-
   template <std::size_t K>
   static constexpr bool per_block_slot = program_type::template slot_t<K>::per_block;
   // Whether root R is the update of a per-row or per-column slot.

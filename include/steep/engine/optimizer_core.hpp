@@ -16,6 +16,7 @@
 #include "steep/core/param_store.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/options.hpp"
+#include "steep/engine/slots.hpp"
 #include "steep/expr/matrix.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/kernel/executor.hpp"
@@ -144,6 +145,23 @@ protected:
   // Part `part` of `parts` of n lines: [begin, end).
   static std::pair<std::size_t, std::size_t> lines_of_part(std::size_t n, const line_task& t) {
     return { n * t.part / t.parts, n * (t.part + 1) / t.parts };
+  }
+
+  // Lays out slot k's arena, every entry `init`: one value per element of each block (line
+  // not_a_line), one per block (line -1), or one per line of each block (its line_slot_shapes_).
+  // Per storage type, not per slot of each rule.
+  template <class S>
+  [[gnu::cold]] void lay_out_slot(slot_buffer<S>& sb, std::size_t k, int line, double init) {
+    if (line < 0) {
+      sb.lay_out_per_block(blocks_.size(), static_cast<S>(init));
+    } else if (line != expr::not_a_line) {
+      std::vector<std::size_t> counts;
+      for (std::size_t b = 0; b < blocks_.size(); ++b)
+        counts.push_back(line_slot_shapes_[k * blocks_.size() + b][0]);
+      sb.lay_out_counts(counts, static_cast<S>(init));
+    } else {
+      sb.lay_out(blocks_, static_cast<S>(init));
+    }
   }
 
   // Every block is a matrix of a role opts.matrix_roles allows (a rule whose matrix stage maps
