@@ -688,7 +688,7 @@ private:
 
   // One chunk of the update pass, flattened into one loop (no call per batch). Hold (every
   // policy but off, guard.hpp): a coordinate whose gradient or new values are not finite stores
-  // back what it loaded, and the chunk's flag says whether it held any back. Under refuse and
+  // back what it loaded, and the chunk notes what it held back (note_held). Under refuse and
   // skip the gradient is already known finite here, so only mask and overflow ever hold back.
   // A coordinate-wise rule ends the chunk with one masked batch instead of a scalar tail
   // (kernel/chunk_loop.hpp).
