@@ -16,12 +16,25 @@
 #   scripts/compile-cost.sh
 #   RUNS=5 scripts/compile-cost.sh
 #   CASES="pch one_rule_pch" scripts/compile-cost.sh     # some cases (pch before the *_pch ones)
+#   AGAINST=8d57e87 CASES="catalogue one_rule_lean" scripts/compile-cost.sh
+#
+# With AGAINST=<commit>, each case is compiled from this tree and from that commit's headers side
+# by side, one compile per core, RUNS times, and the JSON adds the commit's median and the median
+# of the per-run ratios (this tree / commit). This machine's speed drifts by 1.5x within an hour,
+# so only compiles that run together compare; a ratio is what to report (README, "Benchmarks").
+# Not for the pch cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 flags=(-std=c++20 -O3 -DNDEBUG -march=native -Iinclude -Idsl)
+against=${AGAINST:-}
+if [ -n "$against" ]; then
+  mkdir "$work/against"
+  git archive "$against" include dsl | tar -x -C "$work/against"
+  against_flags=(-std=c++20 -O3 -DNDEBUG -march=native -I"$work/against/include" -I"$work/against/dsl")
+fi
 
 tu() { # name, then the rule expressions (headers: $includes, default <steep/steep.hpp>)
   local name=$1
@@ -73,6 +86,25 @@ measure() { # source, extra flags... (prints the median seconds and peak KB)
   done | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) { print $1, $2 }'
 }
 
+# Side by side (AGAINST): prints "median_seconds median_kb against_median_seconds median_ratio ratios".
+measure_pair() {
+  local f=$1
+  shift
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" "$@" "$f" -o "$work/out.o" >"$work/log" 2>&1 &
+    local pid=$!
+    /usr/bin/time -f "%e" -o "$work/time_against" g++ "${against_flags[@]}" "$@" "$f" -o "$work/out_against.o" \
+      >"$work/log_against" 2>&1 || { echo "compile-cost.sh: $f does not compile at $against" >&2; exit 1; }
+    wait "$pid" || { echo "compile-cost.sh: $f does not compile:" >&2; head -20 "$work/log" >&2; exit 1; }
+    echo "$(cat "$work/time") $(cat "$work/time_against")"
+  done | awk '{ t[NR] = $1; m[NR] = $2; a[NR] = $3; r[NR] = $1 / $3 }
+    function med(x, n,   i, j, s, y) { for (i = 1; i <= n; i++) y[i] = x[i];
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (y[j] < y[i]) { s = y[i]; y[i] = y[j]; y[j] = s }
+      return y[int((n + 1) / 2)] }
+    END { rs = ""; for (i = 1; i <= NR; i++) rs = rs (i > 1 ? ", " : "") sprintf("%.3f", r[i]);
+      printf "%s %s %s %.3f [%s]\n", med(t, NR), med(m, NR), med(a, NR), med(r, NR), rs }'
+}
+
 out=${OUT:-bench/results/compile-cost-$(date -u +%Y-%m-%d).json}
 echo "{" >"$out"
 first=1
@@ -86,12 +118,22 @@ for case in ${CASES:-$all_cases}; do
     syntax) args=("$work/syntax.cpp" -fsyntax-only) ;;
     *) args=("$work/$case.cpp" -c -o "$work/out.o") ;;
   esac
-  read -r secs kb < <(measure "${args[@]}")
-  printf '%-10s %7.1f s %8.0f MB\n' "$case" "$secs" "$((kb / 1024))"
   [ $first = 1 ] || echo "," >>"$out"
   first=0
+  if [ -n "$against" ]; then
+    case $case in *pch*) echo "compile-cost.sh: AGAINST does not take $case" >&2 && exit 1 ;; esac
+    [ "$case" = syntax ] && only=-fsyntax-only || only=-c
+    read -r secs kb old_secs ratio ratios < <(measure_pair "$work/$case.cpp" "$only")
+    printf '%-10s %7.1f s %8.0f MB   %s: %7.1f s   ratio %s %s\n' "$case" "$secs" "$((kb / 1024))" "$against" \
+      "$old_secs" "$ratio" "$ratios"
+    printf '  "%s": {"seconds": %s, "peak_mb": %d, "against_seconds": %s, "ratio": %s, "ratios": %s}' \
+      "$case" "$secs" "$((kb / 1024))" "$old_secs" "$ratio" "$ratios" >>"$out"
+    continue
+  fi
+  read -r secs kb < <(measure "${args[@]}")
+  printf '%-10s %7.1f s %8.0f MB\n' "$case" "$secs" "$((kb / 1024))"
   printf '  "%s": {"seconds": %s, "peak_mb": %d}' "$case" "$secs" "$((kb / 1024))" >>"$out"
 done
-printf '\n  ,"rules_in_catalogue": %d, "compiler": "%s", "runs": %d\n}\n' "${#catalogue[@]}" \
-  "$(g++ --version | head -1)" "$runs" >>"$out"
+printf '\n  ,"rules_in_catalogue": %d, "compiler": "%s", "runs": %d, "against": "%s"\n}\n' "${#catalogue[@]}" \
+  "$(g++ --version | head -1)" "$runs" "$against" >>"$out"
 echo "wrote $out"
