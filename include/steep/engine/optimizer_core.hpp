@@ -208,50 +208,26 @@ protected:
     });
   }
 
-  // The first bad coordinate of the flagged chunks, in list order, with how many there are;
-  // clears the flags. bad(ci, found) calls found(entry) for each bad coordinate of chunk ci, in
-  // index order. Scanned serially: rare, and the same for any thread count.
-  template <class Bad>
-  [[gnu::cold]] std::optional<nonfinite_entry> scan_flagged_chunks(Bad&& bad) {
-    std::optional<nonfinite_entry> out;
-    std::size_t count = 0;
-    auto found = [&](nonfinite_entry e) {
-      if (count++ == 0)
-        out = std::move(e);
-    };
-    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci)
-      if (chunk_bad_[ci]) {
-        chunk_bad_[ci] = 0;
-        bad(ci, found);
-      }
-    if (out)
-      out->count = count;
-    return out;
-  }
-
-  // A coordinate whose gradient entry is not finite.
-  static std::optional<nonfinite_entry> bad_gradient(const block<T>& blk, std::size_t i) {
-    if (std::isfinite(blk.grad[i]))
-      return std::nullopt;
-    return nonfinite_entry{ blk.name, blk.shape, i, static_cast<double>(blk.grad[i]), 1, {} };
-  }
-
-  // The first non-finite gradient entry of the flagged chunks (the guard's passes set the
-  // flags), if the guard is on; clears the flags.
+  // The first non-finite gradient entry of the chunks the guard's passes flagged, with how many
+  // there are, if the guard is on; clears the flags. Scanned serially: rare, and the same for
+  // any thread count. Noted and reported as the update pass's held-back coordinates are.
   std::optional<nonfinite_entry> first_bad_chunk() {
     if (!guard_)
       return std::nullopt;
-    return scan_flagged_chunks([&](std::size_t ci, auto&& found) {
-      const kernel::chunk& ch = wl_[ci];
-      for (std::size_t i = ch.begin; i < ch.end; ++i)
-        if (auto e = bad_gradient(blocks_[ch.block], i))
-          found(std::move(*e));
-    });
+    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci)
+      if (chunk_bad_[ci]) {
+        chunk_bad_[ci] = 0;
+        const kernel::chunk& ch = wl_[ci];
+        for (std::size_t i = ch.begin; i < ch.end; ++i)
+          note_held(ci, i, 1, 1, blocks_[ch.block].grad + i, 1);
+      }
+    return held_entries(nullptr);
   }
 
-  // A group of the update pass with held-back coordinates (its rare branch): rows[r * w + k]
-  // is lane k of output r, the gradient (r = 0), the new parameter (1), slot K's new value
-  // (2 + K). A lane is held back if any of its outputs is not finite; the chunk counts them
+  // Notes the bad coordinates among n from i of chunk ci: rows[r * w + k] is lane k of output r,
+  // the gradient (r = 0), the new parameter (1), slot K's new value (2 + K); the update pass
+  // passes a group with held-back coordinates (its rare branch), the guard's scan a gradient
+  // entry alone. A coordinate is bad if any of its outputs is not finite; the chunk counts them
   // and keeps its first. Out of line: the pass's loops carry only the call.
   [[gnu::cold, gnu::noinline]] void note_held(std::size_t ci, std::size_t i, std::size_t n, std::size_t w,
                                               const T* rows, std::size_t n_rows) {
@@ -265,8 +241,8 @@ protected:
         }
   }
 
-  // The last update pass's held-back coordinates: the first in list order, with how many
-  // there are; clears the chunks' records. slot_name(K) names slot K.
+  // The noted coordinates: the first in list order, with how many there are; clears the notes.
+  // slot_name(K) names slot K (for notes of the update pass's outputs).
   [[gnu::cold]] std::optional<nonfinite_entry> held_entries(std::string_view (*slot_name)(std::size_t)) {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
