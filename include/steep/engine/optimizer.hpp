@@ -332,55 +332,44 @@ public:
   void set(std::string_view name, double value) {
     check(name, value);
     bool found = false;
-    std::apply(
-      [&](auto&... root) {
-        (visit_root_hypers(root, name, [&](auto& hp) { hp.value = value, found = true; }), ...);
-      },
-      roots_);
+    for_roots(roots_, [&]<std::size_t>(auto& root) {
+      visit_root_hypers(root, name, [&](auto& hp) { hp.value = value, found = true; });
+    });
     if (!found)
       throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
   }
   // Throws, naming it, if `value` is outside the range of hyperparameter `name` (node.hpp, range).
   void check(std::string_view name, double value) const {
-    std::apply(
-      [&](const auto&... root) {
-        (visit_root_hypers(root, name, [&](const auto& hp) { check_hyper(hp, value); }), ...);
-      },
-      roots_);
+    for_roots([&]<std::size_t>(const auto& root) {
+      visit_root_hypers(root, name, [&](const auto& hp) { check_hyper(hp, value); });
+    });
   }
   // Every named hyperparameter, once per name, with its value (checkpoints save them).
   std::vector<std::pair<std::string, double>> hyperparameters() const {
     std::vector<std::pair<std::string, double>> out;
-    std::apply(
-      [&](const auto&... root) {
-        (expr::visit_hypers(root,
-                            [&](const auto& hp) {
-                              const std::string name(std::remove_cvref_t<decltype(hp)>::name.view());
-                              if (std::none_of(out.begin(), out.end(),
-                                               [&](const auto& e) { return e.first == name; }))
-                                out.emplace_back(name, hp.value);
-                            }),
-         ...);
-      },
-      roots_);
+    for_roots([&]<std::size_t>(const auto& root) {
+      expr::visit_hypers(root, [&](const auto& hp) {
+        const std::string name(std::remove_cvref_t<decltype(hp)>::name.view());
+        if (std::none_of(out.begin(), out.end(), [&](const auto& e) { return e.first == name; }))
+          out.emplace_back(name, hp.value);
+      });
+    });
     return out;
   }
   // Whether the rule has a named hyperparameter `name`.
   bool has(std::string_view name) const {
     bool found = false;
-    std::apply(
-      [&](const auto&... root) { (visit_root_hypers(root, name, [&](const auto&) { found = true; }), ...); },
-      roots_);
+    for_roots([&]<std::size_t>(const auto& root) {
+      visit_root_hypers(root, name, [&](const auto&) { found = true; });
+    });
     return found;
   }
   double get(std::string_view name) const {
     double v = 0;
     bool found = false;
-    std::apply(
-      [&](const auto&... root) {
-        (visit_root_hypers(root, name, [&](const auto& hp) { v = hp.value, found = true; }), ...);
-      },
-      roots_);
+    for_roots([&]<std::size_t>(const auto& root) {
+      visit_root_hypers(root, name, [&](const auto& hp) { v = hp.value, found = true; });
+    });
     if (!found)
       throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");
     return v;
@@ -523,7 +512,7 @@ private:
         [&] {
           if constexpr (per_block_slot<K>) {
             using S = typename program_type::template slot_storage_t<K, T>;
-            const double v = expr::host_value<program_type::red_offset[K]>(std::get<K>(roots_), h);
+            const double v = expr::host_value<program_type::red_offset[K]>(expr::get<K>(roots_), h);
             this->block_news_[b * n_slots + K] = static_cast<double>(static_cast<S>(v));
           }
         }(),
@@ -547,9 +536,14 @@ private:
     (std::make_index_sequence<n_slots>{});
   }
 
+  // f.template operator()<R>(root) for each root in evaluation order (slot updates, output).
   template <class F>
   void for_roots(F&& f) const {
-    [&]<std::size_t... R>(std::index_sequence<R...>) { (f.template operator()<R>(std::get<R>(roots_)), ...); }
+    for_roots(roots_, f);
+  }
+  template <class Roots, class F>
+  static void for_roots(Roots& roots, F&& f) {
+    [&]<std::size_t... R>(std::index_sequence<R...>) { (f.template operator()<R>(expr::get<R>(roots)), ...); }
     (std::make_index_sequence<program_type::n_roots>{});
   }
   // f.template operator()<S, B, R>(node) for every node of the rule with Trait<node>, with its
@@ -639,7 +633,7 @@ private:
     } else {
       using S = typename program_type::template slot_storage_t<K, T>;
       auto v =
-        expr::evaluate<program_type::step_offset[K], program_type::block_offset[K]>(std::get<K>(roots_), c);
+        expr::evaluate<program_type::step_offset[K], program_type::block_offset[K]>(expr::get<K>(roots_), c);
       return compute_news<K + 1>(c.with_new(kernel::round_to<S>(v)));
     }
   }
@@ -701,7 +695,7 @@ private:
       constexpr std::size_t out = program_type::output_root;
       const V p_new =
         c.param + expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
-                    std::get<out>(roots_), c);
+                    expr::get<out>(roots_), c);
       auto put = [&](auto* ptr, const V& v) {
         if constexpr (Tail)
           kernel::store_first(ptr + i, v, n);
@@ -973,7 +967,7 @@ private:
             auto& table = this->line_T_[b * nbs + Bk];
             for (std::size_t l = 0; l < news.size(); ++l) {
               const double v = line_value_host<program_type::step_offset[K], Bk, program_type::red_offset[K]>(
-                std::get<K>(roots_), b, l);
+                expr::get<K>(roots_), b, l);
               news[l] = static_cast<double>(static_cast<S>(v));
               table[l] = static_cast<T>(news[l]);
             }

@@ -18,6 +18,7 @@
 #include "steep/core/error.hpp"
 #include "steep/expr/matrix.hpp"
 #include "steep/expr/node.hpp"
+#include "steep/expr/operands.hpp"
 #include "steep/expr/reduce.hpp"
 #include "steep/expr/state.hpp"
 
@@ -242,6 +243,82 @@ concept named_hyper = !is_state_node_v<N> && requires(const N& n) {
 template <class N>
 struct is_named_hyper : std::bool_constant<named_hyper<N>> {};
 
+namespace detail {
+// Where a node sits under another: the operand index at each level down, and the node's
+// offsets into the per-step, per-block and reduction tables relative to the top one.
+// matches_of is the one place that knows how table offsets pass from a node to its operands
+// (N::offsets); every traversal with offsets below uses it.
+struct node_match {
+  std::array<std::uint8_t, 64> path{};
+  std::size_t depth = 0, step = 0, block = 0, red = 0;
+};
+
+// Every node under N (N included) for which Trait holds, in pre-order; with Below, also those
+// under a matching node. Computed once per node type and trait, however many visitors use it.
+template <template <class> class Trait, bool Below, class N>
+struct matches_of {
+  static constexpr bool self = Trait<N>::value;
+  static constexpr auto value = [] {
+    if constexpr (!has_kids<N> || (self && !Below)) {
+      constexpr std::size_t n = self ? 1 : 0;
+      return std::array<node_match, n>{};
+    } else {
+      using Kids = std::remove_cvref_t<decltype(std::declval<N>().kids)>;
+      return []<std::size_t... I>(std::index_sequence<I...>) {
+        using O = typename N::offsets;
+        constexpr std::size_t total =
+          (self ? 1 : 0) +
+          (std::size_t{ 0 } + ... + matches_of<Trait, Below, operand_t<I, Kids>>::value.size());
+        std::array<node_match, total> out{};
+        std::size_t k = self ? 1 : 0;
+        (
+          [&] {
+            for (node_match m : matches_of<Trait, Below, operand_t<I, Kids>>::value) {
+              if (m.depth + 1 > m.path.size())
+                throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
+              for (std::size_t d = m.depth; d > 0; --d)
+                m.path[d] = m.path[d - 1];
+              m.path[0] = static_cast<std::uint8_t>(I);
+              ++m.depth;
+              m.step += O::step[I], m.block += O::block[I], m.red += O::red[I];
+              out[k++] = m;
+            }
+          }(),
+          ...);
+        return out;
+      }
+      (std::make_index_sequence<Kids::size>{});
+    }
+  }();
+};
+
+// The node at M's path under n.
+template <node_match M, std::size_t D = 0, class N>
+[[gnu::always_inline]] inline auto& node_at(N& n) {
+  if constexpr (D == M.depth)
+    return n;
+  else
+    return node_at<M, D + 1>(get<M.path[D]>(n.kids));
+}
+
+// f.template operator()<S', B', R'>(node) for each of Ms under n, with the node's own offsets.
+template <const auto& Ms, std::size_t S, std::size_t B, std::size_t R, class N, class F>
+void visit_matches(const N& n, F& f) {
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (f.template operator()<S + Ms[K].step, B + Ms[K].block, R + Ms[K].red>(node_at<Ms[K]>(n)), ...);
+  }
+  (std::make_index_sequence<Ms.size()>{});
+}
+} // namespace detail
+
+namespace detail {
+// What make_roots needs from a rule's nodes: named hyperparameters, state stages, and prev(...)
+// (to reach the stage it reads).
+template <class N>
+struct is_stage_or_hyper
+  : std::bool_constant<named_hyper<N> || is_state_node_v<N> || is_prev_node<N>::value> {};
+} // namespace detail
+
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_where(const N& n, F&& f);
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
@@ -251,8 +328,9 @@ template <class Rule>
 struct program {
   static_assert(expression<Rule>, "a rule must be a steep expression (built from grad, param, stages, ...)");
 
-  static constexpr auto slot_types =
-    detail::unique_states(detail::collect_states(boost::hana::type_c<std::remove_cvref_t<Rule>>));
+  // Every state stage the rule reaches, as often as it is reached, and each name's first.
+  static constexpr auto state_uses = detail::collect_states(boost::hana::type_c<std::remove_cvref_t<Rule>>);
+  static constexpr auto slot_types = detail::unique_states(state_uses);
   static constexpr std::size_t n_slots = decltype(boost::hana::length(slot_types))::value;
 
   template <std::size_t K>
@@ -262,14 +340,17 @@ struct program {
   struct roots_of;
   template <std::size_t... K>
   struct roots_of<std::index_sequence<K...>> {
-    using type = std::tuple<typename slot_t<K>::update_type..., std::remove_cvref_t<Rule>>;
+    using type = operands<typename slot_t<K>::update_type..., std::remove_cvref_t<Rule>>;
   };
-  // Evaluation order inside the loop: slot updates (dependencies first), then the output.
+  // Evaluation order inside the loop: slot updates (dependencies first), then the output. An
+  // aggregate like a node's operands (operands.hpp: get<R>(roots)), not a std::tuple, whose
+  // chain of bases and constructors cost a tenth of the functions of the optimizers'
+  // constructors across the catalogue (README, "Compile-time cost").
   using roots_t = typename roots_of<std::make_index_sequence<n_slots>>::type;
   static constexpr std::size_t n_roots = n_slots + 1;
   static constexpr std::size_t output_root = n_slots;
   template <std::size_t R>
-  using root_t = std::tuple_element_t<R, roots_t>;
+  using root_t = operand_t<R, roots_t>;
 
 private:
   template <class Count>
@@ -429,22 +510,29 @@ public:
       return std::tuple<std::optional<slot_t<K>>...>{};
     }
     (std::make_index_sequence<n_slots>{});
-    visit_nodes(rule, [&](const auto& s) {
+    auto note = [&](const auto& s) {
       using S = std::remove_cvref_t<decltype(s)>;
       if constexpr (named_hyper<S>) {
         on_hyper(s);
       } else if constexpr (is_state_node_v<S>) {
         auto& slot = std::get<index_of<S::name>>(found);
+        // (A stage the rule reaches once cannot disagree with itself: only a stage reached
+        // twice compiles the comparison, a function per node of its subtree.)
+        constexpr bool reached_once =
+          decltype(boost::hana::count(state_uses, boost::hana::type_c<S>))::value == 1;
         if (!slot)
           slot.emplace(s);
-        else if (!(*slot == s))
-          throw usage_error(
-            "slot '" + std::string(S::name.view()) +
-            "' is defined twice with different hyperparameters; give each stage its own name");
+        else if constexpr (!reached_once)
+          if (!(*slot == s))
+            throw usage_error(
+              "slot '" + std::string(S::name.view()) +
+              "' is defined twice with different hyperparameters; give each stage its own name");
       }
-    });
+    };
+    visit_stages(rule, note);
     return [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return compiled{ roots_t{ std::get<K>(found)->update..., rule }, { std::get<K>(found)->init... } };
+      return compiled{ roots_t{ { std::get<K>(found)->update }..., { rule } },
+                       { std::get<K>(found)->init... } };
     }
     (std::make_index_sequence<n_slots>{});
   }
@@ -463,116 +551,51 @@ public:
       return std::tuple<std::optional<typename matrix_t<K>::map_type>...>{};
     }
     (std::make_index_sequence<n_matrices>{});
-    std::apply(
-      [&](const auto&... root) {
-        (visit_where<is_matrix_node, 0, 0, 0>(root,
-                                              [&]<std::size_t, std::size_t, std::size_t>(const auto& m) {
-                                                using M = std::remove_cvref_t<decltype(m)>;
-                                                auto& slot = std::get<matrix_index<M>>(found);
-                                                if (!slot)
-                                                  slot.emplace(m.map);
-                                                else if (!(*slot == m.map))
-                                                  throw usage_error(
-                                                    "one matrix stage is used twice with different "
-                                                    "settings (e.g. two Newton-Schulz step counts); "
-                                                    "apply each setting to a different operand");
-                                              }),
-         ...);
-      },
-      roots);
+    auto note = [&]<std::size_t, std::size_t, std::size_t>(const auto& m) {
+      using M = std::remove_cvref_t<decltype(m)>;
+      auto& slot = std::get<matrix_index<M>>(found);
+      if (!slot)
+        slot.emplace(m.map);
+      else if (!(*slot == m.map))
+        throw usage_error("one matrix stage is used twice with different settings (e.g. two "
+                          "Newton-Schulz step counts); apply each setting to a different operand");
+    };
+    [&]<std::size_t... R>(std::index_sequence<R...>) {
+      (visit_where<is_matrix_node, 0, 0, 0>(get<R>(roots), note), ...);
+    }
+    (std::make_index_sequence<n_roots>{});
     return [&]<std::size_t... K>(std::index_sequence<K...>) {
       return matrix_maps_t{ *std::get<K>(found)... };
     }
     (std::make_index_sequence<n_matrices>{});
   }
 
-  // f(node) for every node of the rule, operands first, through a state stage's update (then
-  // the stage) and through the stage a prev(...) reads.
+  // f(node) for every named hyperparameter and state stage of the rule, through a state stage's
+  // update (visited before the stage) and through the stage a prev(...) reads. It follows the
+  // compile-time list of where those nodes sit (detail::matches_of), so the rule's other nodes
+  // cost no function of their own.
   template <class N, class F>
-  static void visit_nodes(const N& n, F&& f) {
-    if constexpr (is_state_node_v<N>) {
-      visit_nodes(n.update, f);
-    } else if constexpr (is_prev_node<N>::value) {
-      visit_nodes(n.state, f);
-    } else if constexpr (detail::has_kids<N>) {
-      [&]<std::size_t... I>(std::index_sequence<I...>) { (visit_nodes(get<I>(n.kids), f), ...); }
-      (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
+  static void visit_stages(const N& n, F& f) {
+    constexpr auto& ms = detail::matches_of<detail::is_stage_or_hyper, false, N>::value;
+    [&]<std::size_t... K>(std::index_sequence<K...>) { (visit_stage(detail::node_at<ms[K]>(n), f), ...); }
+    (std::make_index_sequence<ms.size()>{});
+  }
+  template <class M, class F>
+  static void visit_stage(const M& m, F& f) {
+    if constexpr (is_state_node_v<M>) {
+      visit_stages(m.update, f);
+      f(m);
+    } else if constexpr (is_prev_node<M>::value) {
+      visit_stages(m.state, f);
+    } else {
+      f(m);
     }
-    f(n);
   }
 };
 
 // ---------------------------------------------------------------------------------------------
 // Traversals with compile-time table offsets (used by the optimizer's passes)
 // ---------------------------------------------------------------------------------------------
-
-namespace detail {
-// Where a node sits under another: the operand index at each level down, and the node's
-// offsets into the per-step, per-block and reduction tables relative to the top one.
-// matches_of is the one place that knows how table offsets pass from a node to its operands
-// (N::offsets); every traversal with offsets below uses it.
-struct node_match {
-  std::array<std::uint8_t, 64> path{};
-  std::size_t depth = 0, step = 0, block = 0, red = 0;
-};
-
-// Every node under N (N included) for which Trait holds, in pre-order; with Below, also those
-// under a matching node. Computed once per node type and trait, however many visitors use it.
-template <template <class> class Trait, bool Below, class N>
-struct matches_of {
-  static constexpr bool self = Trait<N>::value;
-  static constexpr auto value = [] {
-    if constexpr (!has_kids<N> || (self && !Below)) {
-      constexpr std::size_t n = self ? 1 : 0;
-      return std::array<node_match, n>{};
-    } else {
-      using Kids = std::remove_cvref_t<decltype(std::declval<N>().kids)>;
-      return []<std::size_t... I>(std::index_sequence<I...>) {
-        using O = typename N::offsets;
-        constexpr std::size_t total =
-          (self ? 1 : 0) +
-          (std::size_t{ 0 } + ... + matches_of<Trait, Below, operand_t<I, Kids>>::value.size());
-        std::array<node_match, total> out{};
-        std::size_t k = self ? 1 : 0;
-        (
-          [&] {
-            for (node_match m : matches_of<Trait, Below, operand_t<I, Kids>>::value) {
-              if (m.depth + 1 > m.path.size())
-                throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
-              for (std::size_t d = m.depth; d > 0; --d)
-                m.path[d] = m.path[d - 1];
-              m.path[0] = static_cast<std::uint8_t>(I);
-              ++m.depth;
-              m.step += O::step[I], m.block += O::block[I], m.red += O::red[I];
-              out[k++] = m;
-            }
-          }(),
-          ...);
-        return out;
-      }
-      (std::make_index_sequence<Kids::size>{});
-    }
-  }();
-};
-
-// The node at M's path under n.
-template <node_match M, std::size_t D = 0, class N>
-[[gnu::always_inline]] inline auto& node_at(N& n) {
-  if constexpr (D == M.depth)
-    return n;
-  else
-    return node_at<M, D + 1>(get<M.path[D]>(n.kids));
-}
-
-// f.template operator()<S', B', R'>(node) for each of Ms under n, with the node's own offsets.
-template <const auto& Ms, std::size_t S, std::size_t B, std::size_t R, class N, class F>
-void visit_matches(const N& n, F& f) {
-  [&]<std::size_t... K>(std::index_sequence<K...>) {
-    (f.template operator()<S + Ms[K].step, B + Ms[K].block, R + Ms[K].red>(node_at<Ms[K]>(n)), ...);
-  }
-  (std::make_index_sequence<Ms.size()>{});
-}
-} // namespace detail
 
 // Calls f.template operator()<S, B, R>(node) for every node under n for which Trait<node>
 // holds, without looking below it; S, B, R are the node's offsets into the per-step, per-block
