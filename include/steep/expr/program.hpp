@@ -59,7 +59,8 @@ struct kid_types<N> {
 
 // What the compile-time analysis descends into: a node's operands, and with Through also the
 // update of a slot it reads and the slot a prev(...) reads (a slot's update is a root of its
-// own, so counting walks do not go Through). Every walk below is one of the folds after it.
+// own, so counting walks do not go Through). Every walk below is one of the folds after it, or a
+// class per node type (reductions_under, and matches_of further down).
 template <bool Through, class N>
 constexpr auto analysis_kids() {
   if constexpr (Through && is_state_node_v<N>)
@@ -98,14 +99,6 @@ constexpr bool any_in_tree(hana::basic_type<N>) {
     return []<class... K>(type_list<K...>) {
       return (false || ... || any_in_tree<Through, Pred>(hana::type_c<K>));
     }(analysis_kids<Through, N>());
-}
-
-// The sum of f(type) over every node type under (and including) N.
-template <bool Through, class N, class F>
-constexpr auto sum_in_tree(hana::basic_type<N> t, F f) {
-  return [&]<class... K>(type_list<K...>) {
-    return (f(t) + ... + sum_in_tree<Through>(hana::type_c<K>, f));
-  }(analysis_kids<Through, N>());
 }
 
 template <class N>
@@ -203,24 +196,39 @@ constexpr bool matrix_phase_ok() {
 }
 template <class N>
 constexpr bool phases_ok(hana::basic_type<N> t) {
-  return sum_in_tree<false>(t, []<class M>(hana::basic_type<M>) {
-           if constexpr (is_matrix_node<M>::value)
-             return matrix_phase_ok<M>() ? 0 : 1;
-           else
-             return 0;
-         }) == 0;
+  return []<class... M>(hana::tuple<M...>) {
+    return (true && ... && matrix_phase_ok<typename M::type>());
+  }(collect_matrices(t));
 }
 
-// How many reductions under N (state updates are roots of their own) are lines (Line) or block
-// reductions, of depth D.
+// Kind (line or block reduction) and depth of every reduction under N (state updates are roots
+// of their own). A class, so each node type's list is made once, whatever is counted in it.
+struct reduction_kind {
+  bool line = false;
+  int depth = 0;
+};
+template <class N>
+struct reductions_under {
+  static constexpr auto value = []<class... K>(type_list<K...>) {
+    constexpr bool self = is_reduce_node<N>::value;
+    std::array<reduction_kind, (std::size_t{ self ? 1 : 0 } + ... + reductions_under<K>::value.size())> out{};
+    std::size_t k = 0;
+    if constexpr (self)
+      out[k++] = { N::line != not_a_line, reduction_depth<N>() };
+    ((std::copy(reductions_under<K>::value.begin(), reductions_under<K>::value.end(), out.begin() + k),
+      k += reductions_under<K>::value.size()),
+     ...);
+    return out;
+  }(typename kid_types<N>::type{});
+};
+
+// How many reductions under N are lines (Line) or block reductions, of depth D.
 template <bool Line, int D, class N>
-constexpr std::size_t count_reductions(hana::basic_type<N> t) {
-  return sum_in_tree<false>(t, []<class M>(hana::basic_type<M>) -> std::size_t {
-    if constexpr (is_reduce_node<M>::value)
-      return (M::line != not_a_line) == Line && reduction_depth<M>() == D ? 1 : 0;
-    else
-      return 0;
-  });
+constexpr std::size_t count_reductions(hana::basic_type<N>) {
+  std::size_t n = 0;
+  for (const reduction_kind& r : reductions_under<N>::value)
+    n += r.line == Line && r.depth == D ? 1 : 0;
+  return n;
 }
 
 template <class Leaf>
@@ -246,49 +254,66 @@ struct is_named_hyper : std::bool_constant<named_hyper<N>> {};
 namespace detail {
 // Where a node sits under another: the operand index at each level down, and the node's
 // offsets into the per-step, per-block and reduction tables relative to the top one.
-// matches_of is the one place that knows how table offsets pass from a node to its operands
-// (N::offsets); every traversal with offsets below uses it.
+// fill_matches (for matches_of) is the one place that knows how table offsets pass from a node
+// to its operands (N::offsets); every traversal with offsets below uses it.
 struct node_match {
   std::array<std::uint8_t, 64> path{};
   std::size_t depth = 0, step = 0, block = 0, red = 0;
 };
 
+// How many nodes under N (N included) Trait holds for; with Below, also under a matching node.
+// A class, so each node type's count is computed once however many walks ask for it.
+template <template <class> class Trait, bool Below, class N>
+struct match_count {
+  static constexpr bool self = Trait<N>::value;
+  static constexpr std::size_t value = [] {
+    if constexpr (!has_kids<N> || (self && !Below))
+      return std::size_t{ self ? 1 : 0 };
+    else
+      return []<class... K>(type_list<K...>) {
+        return (std::size_t{ self ? 1 : 0 } + ... + match_count<Trait, Below, K>::value);
+      }(typename kid_types<N>::type{});
+  }();
+};
+
+// Writes the matches under N, which sits at `at` under the top node, to out[k ...] in pre-order.
+// One function per node type with matches below it, each run once per top node type: the
+// matches are written once, where they are found, instead of being copied up every level.
+template <template <class> class Trait, bool Below, class N>
+constexpr void fill_matches(node_match* out, std::size_t& k, const node_match& at) {
+  constexpr bool self = Trait<N>::value;
+  if constexpr (self)
+    out[k++] = at;
+  if constexpr (has_kids<N> && (!self || Below)) {
+    using Kids = std::remove_cvref_t<decltype(std::declval<N>().kids)>;
+    using O = typename N::offsets;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (
+        [&] {
+          if constexpr (match_count<Trait, Below, operand_t<I, Kids>>::value > 0) {
+            if (at.depth == at.path.size())
+              throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
+            node_match m = at;
+            m.path[m.depth++] = static_cast<std::uint8_t>(I);
+            m.step += O::step[I], m.block += O::block[I], m.red += O::red[I];
+            fill_matches<Trait, Below, operand_t<I, Kids>>(out, k, m);
+          }
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<Kids::size>{});
+  }
+}
+
 // Every node under N (N included) for which Trait holds, in pre-order; with Below, also those
 // under a matching node. Computed once per node type and trait, however many visitors use it.
 template <template <class> class Trait, bool Below, class N>
 struct matches_of {
-  static constexpr bool self = Trait<N>::value;
   static constexpr auto value = [] {
-    if constexpr (!has_kids<N> || (self && !Below)) {
-      constexpr std::size_t n = self ? 1 : 0;
-      return std::array<node_match, n>{};
-    } else {
-      using Kids = std::remove_cvref_t<decltype(std::declval<N>().kids)>;
-      return []<std::size_t... I>(std::index_sequence<I...>) {
-        using O = typename N::offsets;
-        constexpr std::size_t total =
-          (self ? 1 : 0) +
-          (std::size_t{ 0 } + ... + matches_of<Trait, Below, operand_t<I, Kids>>::value.size());
-        std::array<node_match, total> out{};
-        std::size_t k = self ? 1 : 0;
-        (
-          [&] {
-            for (node_match m : matches_of<Trait, Below, operand_t<I, Kids>>::value) {
-              if (m.depth + 1 > m.path.size())
-                throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
-              for (std::size_t d = m.depth; d > 0; --d)
-                m.path[d] = m.path[d - 1];
-              m.path[0] = static_cast<std::uint8_t>(I);
-              ++m.depth;
-              m.step += O::step[I], m.block += O::block[I], m.red += O::red[I];
-              out[k++] = m;
-            }
-          }(),
-          ...);
-        return out;
-      }
-      (std::make_index_sequence<Kids::size>{});
-    }
+    std::array<node_match, match_count<Trait, Below, N>::value> out{};
+    std::size_t k = 0;
+    fill_matches<Trait, Below, N>(out.data(), k, node_match{});
+    return out;
   }();
 };
 
