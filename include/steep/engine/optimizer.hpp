@@ -56,16 +56,20 @@
 
 namespace steep::engine {
 
-// What the SIMD loop sees while evaluating one group of elements (V = batch or scalar).
-template <class V, class P, class Olds, class News, class Mats = std::tuple<>>
+// What the SIMD loop sees while evaluating one group of elements (V = batch or scalar). Every
+// slot's old and new value and every matrix stage's result is a V, so they are arrays indexed
+// by slot or stage; Known counts the slots whose new values are computed (in evaluation order).
+// (Arrays, not growing std::tuples: a tuple_cat per slot per pass cost front-end time in every
+// rule, README "Compile-time cost".)
+template <class V, class P, std::size_t Known = 0>
 struct eval_ctx {
   using value_type = V;
   using scalar_type = kernel::scalar_of<V>;
   V grad;
   V param;
-  Olds olds;
-  News news;
-  Mats mats;             // each matrix stage's result at these elements (update pass only)
+  std::array<V, P::n_slots + 1> olds;
+  std::array<V, P::n_slots + 1> news;
+  std::array<V, P::n_matrices + 1> mats; // each matrix stage's result here (update pass only)
   const V* steps;        // hoisted per-step scalars, broadcast (batches) or plain (scalar tail)
   const V* block;        // this block's per-block scalars, likewise
   std::size_t index = 0; // the first element of this group in its block
@@ -83,17 +87,17 @@ struct eval_ctx {
   }
   template <fixed_string Name>
   V new_value() const {
-    static_assert(P::template index_of<Name> < std::tuple_size_v<News>, "slot used before its update");
-    return std::get<P::template index_of<Name>>(news);
+    static_assert(P::template index_of<Name> < Known, "slot used before its update");
+    return news[P::template index_of<Name>];
   }
   template <fixed_string Name>
   V old_value() const {
-    return std::get<P::template index_of<Name>>(olds);
+    return olds[P::template index_of<Name>];
   }
 
   template <class N>
   V matrix_value() const {
-    return std::get<P::template matrix_index<N>>(mats);
+    return mats[P::template matrix_index<N>];
   }
 
   // The value of the line at per-block offset B (node.hpp) for these elements: one per row
@@ -124,11 +128,11 @@ struct eval_ctx {
     }
   }
 
-  template <class X>
-  auto with_new(const X& x) const {
-    auto n2 = std::tuple_cat(news, std::tuple<V>(x));
-    return eval_ctx<V, P, Olds, decltype(n2), Mats>{ grad,  param, olds, n2,    mats,    steps,
-                                                     block, index, cols, lines, line_len };
+  // This context with slot Known's new value x.
+  eval_ctx<V, P, Known + 1> with_new(const V& x) const {
+    eval_ctx<V, P, Known + 1> c{ grad, param, olds, news, mats, steps, block, index, cols, lines, line_len };
+    c.news[Known] = x;
+    return c;
   }
 };
 
@@ -653,12 +657,12 @@ private:
     };
     // (A per-block slot is a per-block scalar to the loop: nothing to load.)
     auto olds = [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return std::make_tuple([&] {
+      return std::array<V, n_slots + 1>{ [&] {
         if constexpr (per_block_slot<K> || line_slot<K> != expr::not_a_line)
           return kernel::broadcast<V>(0.0);
         else
-          return ld(std::get<K>(f.slots));
-      }()...);
+          return V(ld(std::get<K>(f.slots)));
+      }()... };
     }
     (std::make_index_sequence<n_slots>{});
     const V* steps;
@@ -669,14 +673,13 @@ private:
       steps = f.step_s, block = f.block_s;
     auto mats = [&]<std::size_t... K>(std::index_sequence<K...>) {
       if constexpr (WithMats)
-        return std::make_tuple(kernel::load<V>(std::get<K>(f.mats) + i)...);
+        return std::array<V, n_matrices + 1>{ kernel::load<V>(std::get<K>(f.mats) + i)... };
       else
-        return std::make_tuple((static_cast<void>(K), kernel::broadcast<V>(0.0))...);
+        return std::array<V, n_matrices + 1>{ (static_cast<void>(K), kernel::broadcast<V>(0.0))... };
     }
     (std::make_index_sequence<n_matrices>{});
-    eval_ctx<V, program_type, decltype(olds), std::tuple<>, decltype(mats)> c0{
-      ld(f.g), ld(f.p), olds, {}, mats, steps, block, i, f.cols, f.lines, f.line_len
-    };
+    eval_ctx<V, program_type> c0{ ld(f.g), ld(f.p), olds,   {},      mats,      steps,
+                                  block,   i,       f.cols, f.lines, f.line_len };
     return compute_news<0>(c0);
   }
 
@@ -705,7 +708,7 @@ private:
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         auto put_all = [&] {
           put(f.p, p_new);
-          ((element_slot<K> ? put(std::get<K>(f.slots), std::get<K>(c.news)) : void()), ...);
+          ((element_slot<K> ? put(std::get<K>(f.slots), c.news[K]) : void()), ...);
         };
         if constexpr (!Hold) {
           put_all();
@@ -715,7 +718,7 @@ private:
           // so only one fused multiply-add stands between it and the test. Probing it first
           // put every slot's after it and cost Adam at 50K-1M (in cache) a further 5-15%.
           V probe = c.grad * V(0);
-          ((element_slot<K> ? void(probe = add_finite_probe(probe, std::get<K>(c.news))) : void()), ...);
+          ((element_slot<K> ? void(probe = add_finite_probe(probe, c.news[K])) : void()), ...);
           probe = add_finite_probe(probe, p_new);
           auto ok = finite_sum_ok(probe); // (bool for the scalar tail)
           if constexpr (Tail)
@@ -730,15 +733,14 @@ private:
             kernel::store_where(ptr + i, ok, v, old, n);
           };
           keep(f.p, p_new, c.param);
-          ((element_slot<K> ? keep(std::get<K>(f.slots), std::get<K>(c.news), std::get<K>(c.olds)) : void()),
-           ...);
+          ((element_slot<K> ? keep(std::get<K>(f.slots), c.news[K], c.olds[K]) : void()), ...);
           // What held_back() will report, noted here where the values are: the gradient, the
           // new parameter and each slot's new value (zeros for a slot not kept per element).
           constexpr std::size_t w = kernel::lanes_of<V>;
           alignas(64) std::array<T, w*(n_slots + 2)> rows{};
           kernel::store(rows.data(), c.grad);
           kernel::store(rows.data() + w, p_new);
-          ((element_slot<K> ? kernel::store(rows.data() + (2 + K) * w, std::get<K>(c.news)) : void()), ...);
+          ((element_slot<K> ? kernel::store(rows.data() + (2 + K) * w, c.news[K]) : void()), ...);
           this->note_held(ci, i, n, w, rows.data(), n_slots + 2);
         }
       }

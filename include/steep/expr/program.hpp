@@ -8,12 +8,13 @@
 //   P::n_step_scalars;                // per-step scalars hoisted out of the loop
 //   P::n_reductions == 0, P::passes == 1;
 //
-// The analysis walks the rule's type with Boost.Hana: it collects every stage that owns state
-// (looking through prev(...) and through other stages' updates, children first, so a slot is
-// updated after the slots it reads), merges stages that share a name, and fails to compile if
-// one name stands for two different stages. The compiled program is a list of roots evaluated
-// in order inside one loop: the update of each slot, then the rule's output (the parameter's
-// change). Every root gets fixed offsets into the per-step, per-block and reduction tables.
+// The analysis walks the rule's type (type lists and constexpr tables, one per node type): it
+// collects every stage that owns state (looking through prev(...) and through other stages'
+// updates, children first, so a slot is updated after the slots it reads), merges stages that
+// share a name, and fails to compile if one name stands for two different stages. The compiled
+// program is a list of roots evaluated in order inside one loop: the update of each slot, then
+// the rule's output (the parameter's change). Every root gets fixed offsets into the per-step,
+// per-block and reduction tables.
 
 #include "steep/core/error.hpp"
 #include "steep/expr/matrix.hpp"
@@ -24,10 +25,11 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/hana.hpp>
+#include <boost/hana/type.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -77,18 +79,53 @@ constexpr auto analysis_kids() {
 // instantiates one concatenation per kid, hana::unpack two functions per call (README,
 // "Compile-time cost").
 
-// Every node type M under (and including) N with Pred<M>, children before parents.
-template <bool Through, template <class> class Pred, class N>
-constexpr auto collect_in_tree(hana::basic_type<N> t) {
-  auto below = []<class... K>(type_list<K...>) {
-    return hana::flatten(
-      hana::make_tuple(hana::tuple_t<>, collect_in_tree<Through, Pred>(hana::type_c<K>)...));
-  }(analysis_kids<Through, N>());
-  if constexpr (Pred<N>::value)
-    return hana::append(below, t);
-  else
-    return below;
+// Type lists joined in order, and the K-th type of one (through operands.hpp's operand_t).
+template <class... L>
+struct concat_lists {
+  using type = type_list<>;
+};
+template <class... A>
+struct concat_lists<type_list<A...>> {
+  using type = type_list<A...>;
+};
+template <class... A, class... B, class... L>
+struct concat_lists<type_list<A...>, type_list<B...>, L...> : concat_lists<type_list<A..., B...>, L...> {};
+template <class... L>
+using concat_t = typename concat_lists<L...>::type;
+
+template <class L>
+struct list_size;
+template <class... A>
+struct list_size<type_list<A...>> : std::integral_constant<std::size_t, sizeof...(A)> {};
+template <std::size_t K, class L>
+struct list_at;
+template <std::size_t K, class... A>
+struct list_at<K, type_list<A...>> {
+  using type = operand_t<K, operands<A...>>;
+};
+
+template <class X, class... A>
+constexpr std::size_t count_in(type_list<A...>) {
+  return (std::size_t{ 0 } + ... + std::is_same_v<X, A>);
 }
+
+// Every node type M under (and including) N with Pred<M>, children before parents, as a
+// type_list. A class per node type (each subtree's list is made once), joined by plain pack
+// expansion: hana's make_tuple, flatten and append per node cost a twentieth of the
+// catalogue's front end (README, "Compile-time cost").
+template <bool Through, template <class> class Pred, class N>
+struct collected;
+template <bool Through, template <class> class Pred, class Kids>
+struct collected_kids;
+template <bool Through, template <class> class Pred, class... K>
+struct collected_kids<Through, Pred, type_list<K...>> {
+  using type = concat_t<typename collected<Through, Pred, K>::type...>;
+};
+template <bool Through, template <class> class Pred, class N>
+struct collected {
+  using type = concat_t<typename collected_kids<Through, Pred, decltype(analysis_kids<Through, N>())>::type,
+                        std::conditional_t<Pred<N>::value, type_list<N>, type_list<>>>;
+};
 
 // Whether some node type under (and including) N has Pred.
 template <bool Through, template <class> class Pred, class N>
@@ -106,49 +143,61 @@ struct is_state : std::bool_constant<is_state_node_v<N>> {};
 
 // Every state stage reachable from N, children before parents (duplicates kept).
 template <class N>
-constexpr auto collect_states(hana::basic_type<N> t) {
-  return collect_in_tree<true, is_state>(t);
-}
+using collect_states = typename collected<true, is_state, N>::type;
 
-template <class A, class B>
-constexpr bool same_name = A::name.view() == B::name.view();
+// The types of L at the positions Keep marks, in order.
+template <const auto& Keep, class Seq, class L>
+struct keep_where;
+template <const auto& Keep, std::size_t... I, class... A>
+struct keep_where<Keep, std::index_sequence<I...>, type_list<A...>> {
+  using type = concat_t<std::conditional_t<Keep[I], type_list<A>, type_list<>>...>;
+};
 
 // First occurrence of each name, in order; one name must mean one stage.
-template <class All>
-constexpr auto unique_states(All all) {
-  return hana::fold_left(all, hana::tuple_t<>, [](auto acc, auto t) {
-    using N = typename decltype(t)::type;
-    constexpr bool seen = hana::fold_left(
-      acc, false, [](bool found, auto u) { return found || same_name<typename decltype(u)::type, N>; });
-    if constexpr (seen) {
-      constexpr bool same_stage = hana::fold_left(acc, true, [](bool ok, auto u) {
-        using M = typename decltype(u)::type;
-        return ok && (!same_name<M, N> || std::is_same_v<M, N>);
-      });
-      static_assert(same_stage, "two different stages that own state share one slot name: "
-                                "give each its own name, e.g. ema<\"m1\">(...) and ema<\"m2\">(...)");
-      return acc;
-    } else {
-      return hana::append(acc, t);
-    }
-  });
-}
+template <class L>
+struct unique_states;
+template <class... A>
+struct unique_states<type_list<A...>> {
+  template <class X>
+  static constexpr bool one_stage = ((X::name.view() != A::name.view() || std::is_same_v<X, A>)&&...);
+  static_assert((one_stage<A> && ...),
+                "two different stages that own state share one slot name: give each its "
+                "own name, e.g. ema<\"m1\">(...) and ema<\"m2\">(...)");
+  static constexpr std::array<bool, sizeof...(A)> keep = [] {
+    const std::array<std::string_view, sizeof...(A)> names{ A::name.view()... };
+    std::array<bool, sizeof...(A)> k{};
+    for (std::size_t i = 0; i < names.size(); ++i)
+      k[i] = std::find(names.begin(), names.begin() + i, names[i]) == names.begin() + i;
+    return k;
+  }();
+  using type = typename keep_where<keep, std::index_sequence_for<A...>, type_list<A...>>::type;
+};
 
 // Every matrix stage under N, operands first (slot updates are roots of their own).
 template <class N>
-constexpr auto collect_matrices(hana::basic_type<N> t) {
-  return collect_in_tree<false, is_matrix_node>(t);
-}
+using collect_matrices = typename collected<false, is_matrix_node, N>::type;
 
-template <class All>
-constexpr auto unique_types(All all) {
-  return hana::fold_left(all, hana::tuple_t<>, [](auto acc, auto t) {
-    if constexpr (decltype(hana::contains(acc, t))::value)
-      return acc;
-    else
-      return hana::append(acc, t);
-  });
-}
+// First occurrence of each type, in order.
+template <class X, class... A>
+constexpr std::size_t first_index = [] {
+  constexpr bool same[] = { std::is_same_v<X, A>... };
+  std::size_t i = 0;
+  while (!same[i])
+    ++i;
+  return i;
+}();
+template <class L>
+struct unique_types;
+template <class... A>
+struct unique_types<type_list<A...>> {
+  static constexpr std::array<bool, sizeof...(A)> keep = [] {
+    std::array<bool, sizeof...(A)> k{};
+    std::size_t i = 0;
+    ((k[i] = first_index<A, A...> == i, ++i), ...);
+    return k;
+  }();
+  using type = typename keep_where<keep, std::index_sequence_for<A...>, type_list<A...>>::type;
+};
 
 // Does evaluating N need a matrix stage's result, directly or through the state it reads?
 template <class N>
@@ -195,10 +244,9 @@ constexpr bool matrix_phase_ok() {
   return ok;
 }
 template <class N>
-constexpr bool phases_ok(hana::basic_type<N> t) {
-  return []<class... M>(hana::tuple<M...>) {
-    return (true && ... && matrix_phase_ok<typename M::type>());
-  }(collect_matrices(t));
+constexpr bool phases_ok(hana::basic_type<N>) {
+  return
+    []<class... M>(type_list<M...>) { return (true && ... && matrix_phase_ok<M>()); }(collect_matrices<N>{});
 }
 
 // Kind (line or block reduction) and depth of every reduction under N (state updates are roots
@@ -334,14 +382,24 @@ void visit_matches(const N& n, F& f) {
   }
   (std::make_index_sequence<Ms.size()>{});
 }
-} // namespace detail
 
-namespace detail {
 // What make_roots needs from a rule's nodes: named hyperparameters, state stages, and prev(...)
 // (to reach the stage it reads).
 template <class N>
 struct is_stage_or_hyper
   : std::bool_constant<named_hyper<N> || is_state_node_v<N> || is_prev_node<N>::value> {};
+
+// Keeps the first definition of something a rule may define more than once (a slot's stage, a
+// matrix stage's map) in `kept`; with Compare, a later one must equal it, else throws
+// usage_error(message). (make_roots compiles the comparison only for a stage reached twice.)
+template <bool Compare, class V>
+void keep_first(std::optional<V>& kept, const V& v, const char* what, std::string_view name = {}) {
+  if (!kept)
+    kept.emplace(v);
+  else if constexpr (Compare)
+    if (!(*kept == v))
+      throw usage_error(name.empty() ? std::string(what) : "slot '" + std::string(name) + "' " + what);
+}
 } // namespace detail
 
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
@@ -354,12 +412,12 @@ struct program {
   static_assert(expression<Rule>, "a rule must be a steep expression (built from grad, param, stages, ...)");
 
   // Every state stage the rule reaches, as often as it is reached, and each name's first.
-  static constexpr auto state_uses = detail::collect_states(boost::hana::type_c<std::remove_cvref_t<Rule>>);
-  static constexpr auto slot_types = detail::unique_states(state_uses);
-  static constexpr std::size_t n_slots = decltype(boost::hana::length(slot_types))::value;
+  using state_uses = detail::collect_states<std::remove_cvref_t<Rule>>;
+  using slot_types = typename detail::unique_states<state_uses>::type;
+  static constexpr std::size_t n_slots = detail::list_size<slot_types>::value;
 
   template <std::size_t K>
-  using slot_t = typename decltype(+slot_types[boost::hana::size_c<K>])::type;
+  using slot_t = typename detail::list_at<K, slot_types>::type;
 
   template <class Seq>
   struct roots_of;
@@ -400,17 +458,17 @@ public:
   static constexpr std::size_t n_reductions = red_offset[n_roots];
 
   // Matrix stages (matrix.hpp), each with a scratch arena; one stage type = one stage.
-  static constexpr auto matrix_types = [] {
-    return [&]<std::size_t... R>(std::index_sequence<R...>) {
-      return detail::unique_types(boost::hana::concat(
-        boost::hana::tuple_t<>, boost::hana::flatten(boost::hana::make_tuple(
-                                  detail::collect_matrices(boost::hana::type_c<root_t<R>>)...))));
-    }
-    (std::make_index_sequence<n_roots>{});
-  }();
-  static constexpr std::size_t n_matrices = decltype(boost::hana::length(matrix_types))::value;
+  template <class Seq>
+  struct matrices_of;
+  template <std::size_t... R>
+  struct matrices_of<std::index_sequence<R...>> {
+    using type =
+      typename detail::unique_types<detail::concat_t<detail::collect_matrices<root_t<R>>...>>::type;
+  };
+  using matrix_types = typename matrices_of<std::make_index_sequence<n_roots>>::type;
+  static constexpr std::size_t n_matrices = detail::list_size<matrix_types>::value;
   template <std::size_t K>
-  using matrix_t = typename decltype(+matrix_types[boost::hana::size_c<K>])::type;
+  using matrix_t = typename detail::list_at<K, matrix_types>::type;
   template <class N>
   static constexpr std::size_t matrix_index = [] {
     std::size_t idx = n_matrices;
@@ -540,18 +598,11 @@ public:
       if constexpr (named_hyper<S>) {
         on_hyper(s);
       } else if constexpr (is_state_node_v<S>) {
-        auto& slot = std::get<index_of<S::name>>(found);
         // (A stage the rule reaches once cannot disagree with itself: only a stage reached
         // twice compiles the comparison, a function per node of its subtree.)
-        constexpr bool reached_once =
-          decltype(boost::hana::count(state_uses, boost::hana::type_c<S>))::value == 1;
-        if (!slot)
-          slot.emplace(s);
-        else if constexpr (!reached_once)
-          if (!(*slot == s))
-            throw usage_error(
-              "slot '" + std::string(S::name.view()) +
-              "' is defined twice with different hyperparameters; give each stage its own name");
+        detail::keep_first<(detail::count_in<S>(state_uses{}) > 1)>(
+          std::get<index_of<S::name>>(found), s,
+          "is defined twice with different hyperparameters; give each stage its own name", S::name.view());
       }
     };
     visit_stages(rule, note);
@@ -577,13 +628,9 @@ public:
     }
     (std::make_index_sequence<n_matrices>{});
     auto note = [&]<std::size_t, std::size_t, std::size_t>(const auto& m) {
-      using M = std::remove_cvref_t<decltype(m)>;
-      auto& slot = std::get<matrix_index<M>>(found);
-      if (!slot)
-        slot.emplace(m.map);
-      else if (!(*slot == m.map))
-        throw usage_error("one matrix stage is used twice with different settings (e.g. two "
-                          "Newton-Schulz step counts); apply each setting to a different operand");
+      detail::keep_first<true>(std::get<matrix_index<std::remove_cvref_t<decltype(m)>>>(found), m.map,
+                               "one matrix stage is used twice with different settings (e.g. two "
+                               "Newton-Schulz step counts); apply each setting to a different operand");
     };
     [&]<std::size_t... R>(std::index_sequence<R...>) {
       (visit_where<is_matrix_node, 0, 0, 0>(get<R>(roots), note), ...);
