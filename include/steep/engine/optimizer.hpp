@@ -60,7 +60,9 @@ namespace steep::engine {
 // slot's old and new value and every matrix stage's result is a V, so they are arrays indexed
 // by slot or stage; Known counts the slots whose new values are computed (in evaluation order).
 // (Arrays, not growing std::tuples: a tuple_cat per slot per pass cost front-end time in every
-// rule, README "Compile-time cost".)
+// rule, README "Compile-time cost".) Each array has one spare entry, never read: with it the
+// pass functions compile to the instructions they had with tuples; with exact sizes GCC laid
+// out NorMuon's reduction pass differently (its lane-by-lane gather no longer unrolled).
 template <class V, class P, std::size_t Known = 0>
 struct eval_ctx {
   using value_type = V;
