@@ -111,8 +111,8 @@ constexpr std::size_t count_in(type_list<A...>) {
 
 // Every node type M under (and including) N with Pred<M>, children before parents, as a
 // type_list. A class per node type (each subtree's list is made once), joined by plain pack
-// expansion: hana's make_tuple, flatten and append per node cost a twentieth of the
-// catalogue's front end (README, "Compile-time cost").
+// expansion: hana's make_tuple, flatten and append per node took 2.8 s of clang's 67 s on the
+// catalogue (README, "Compile-time cost").
 template <bool Through, template <class> class Pred, class N>
 struct collected;
 template <bool Through, template <class> class Pred, class Kids>
@@ -390,8 +390,9 @@ struct is_stage_or_hyper
   : std::bool_constant<named_hyper<N> || is_state_node_v<N> || is_prev_node<N>::value> {};
 
 // Keeps the first definition of something a rule may define more than once (a slot's stage, a
-// matrix stage's map) in `kept`; with Compare, a later one must equal it, else throws
-// usage_error(message). (make_roots compiles the comparison only for a stage reached twice.)
+// matrix stage's map) in `kept`; with Compare, a later one must equal it, else throws a
+// usage_error saying `what` (of slot `name`, if given). (make_roots compiles the comparison only
+// for a stage reached twice.)
 template <bool Compare, class V>
 void keep_first(std::optional<V>& kept, const V& v, const char* what, std::string_view name = {}) {
   if (!kept)
