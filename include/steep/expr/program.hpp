@@ -153,26 +153,6 @@ struct keep_where<Keep, std::index_sequence<I...>, type_list<A...>> {
   using type = concat_t<std::conditional_t<Keep[I], type_list<A>, type_list<>>...>;
 };
 
-// First occurrence of each name, in order; one name must mean one stage.
-template <class L>
-struct unique_states;
-template <class... A>
-struct unique_states<type_list<A...>> {
-  template <class X>
-  static constexpr bool one_stage = ((X::name.view() != A::name.view() || std::is_same_v<X, A>)&&...);
-  static_assert((one_stage<A> && ...),
-                "two different stages that own state share one slot name: give each its "
-                "own name, e.g. ema<\"m1\">(...) and ema<\"m2\">(...)");
-  static constexpr std::array<bool, sizeof...(A)> keep = [] {
-    const std::array<std::string_view, sizeof...(A)> names{ A::name.view()... };
-    std::array<bool, sizeof...(A)> k{};
-    for (std::size_t i = 0; i < names.size(); ++i)
-      k[i] = std::find(names.begin(), names.begin() + i, names[i]) == names.begin() + i;
-    return k;
-  }();
-  using type = typename keep_where<keep, std::index_sequence_for<A...>, type_list<A...>>::type;
-};
-
 // Every matrix stage under N, operands first (slot updates are roots of their own).
 template <class N>
 using collect_matrices = typename collected<false, is_matrix_node, N>::type;
@@ -197,6 +177,20 @@ struct unique_types<type_list<A...>> {
     return k;
   }();
   using type = typename keep_where<keep, std::index_sequence_for<A...>, type_list<A...>>::type;
+};
+
+// First occurrence of each name, in order; one name must mean one stage (so, once that is
+// checked, the first occurrence of each type).
+template <class L>
+struct unique_states;
+template <class... A>
+struct unique_states<type_list<A...>> {
+  template <class X>
+  static constexpr bool one_stage = ((X::name.view() != A::name.view() || std::is_same_v<X, A>)&&...);
+  static_assert((one_stage<A> && ...),
+                "two different stages that own state share one slot name: give each its "
+                "own name, e.g. ema<\"m1\">(...) and ema<\"m2\">(...)");
+  using type = typename unique_types<type_list<A...>>::type;
 };
 
 // Does evaluating N need a matrix stage's result, directly or through the state it reads?
@@ -390,16 +384,15 @@ struct is_stage_or_hyper
   : std::bool_constant<named_hyper<N> || is_state_node_v<N> || is_prev_node<N>::value> {};
 
 // Keeps the first definition of something a rule may define more than once (a slot's stage, a
-// matrix stage's map) in `kept`; with Compare, a later one must equal it, else throws a
-// usage_error saying `what` (of slot `name`, if given). (make_roots compiles the comparison only
-// for a stage reached twice.)
-template <bool Compare, class V>
-void keep_first(std::optional<V>& kept, const V& v, const char* what, std::string_view name = {}) {
+// matrix stage's map) in `kept`; with Compare, a later one must equal it, else throws
+// usage_error(message()). (make_roots compiles the comparison only for a stage reached twice.)
+template <bool Compare, class V, class Message>
+void keep_first(std::optional<V>& kept, const V& v, Message&& message) {
   if (!kept)
     kept.emplace(v);
   else if constexpr (Compare)
     if (!(*kept == v))
-      throw usage_error(name.empty() ? std::string(what) : "slot '" + std::string(name) + "' " + what);
+      throw usage_error(message());
 }
 } // namespace detail
 
@@ -602,8 +595,10 @@ public:
         // (A stage the rule reaches once cannot disagree with itself: only a stage reached
         // twice compiles the comparison, a function per node of its subtree.)
         detail::keep_first<(detail::count_in<S>(state_uses{}) > 1)>(
-          std::get<index_of<S::name>>(found), s,
-          "is defined twice with different hyperparameters; give each stage its own name", S::name.view());
+          std::get<index_of<S::name>>(found), s, [] {
+            return "slot '" + std::string(S::name.view()) +
+                   "' is defined twice with different hyperparameters; give each stage its own name";
+          });
       }
     };
     visit_stages(rule, note);
@@ -629,9 +624,10 @@ public:
     }
     (std::make_index_sequence<n_matrices>{});
     auto note = [&]<std::size_t, std::size_t, std::size_t>(const auto& m) {
-      detail::keep_first<true>(std::get<matrix_index<std::remove_cvref_t<decltype(m)>>>(found), m.map,
-                               "one matrix stage is used twice with different settings (e.g. two "
-                               "Newton-Schulz step counts); apply each setting to a different operand");
+      detail::keep_first<true>(std::get<matrix_index<std::remove_cvref_t<decltype(m)>>>(found), m.map, [] {
+        return std::string("one matrix stage is used twice with different settings (e.g. two "
+                           "Newton-Schulz step counts); apply each setting to a different operand");
+      });
     };
     [&]<std::size_t... R>(std::index_sequence<R...>) {
       (visit_where<is_matrix_node, 0, 0, 0>(get<R>(roots), note), ...);
