@@ -229,22 +229,27 @@ inline double host_value(const N& n, const host_ctx& h) {
 // Interior nodes: an operation applied to children
 // ---------------------------------------------------------------------------------------------
 
+// a[0] = base, a[i + 1] = a[i] + count[i]: where each of N consecutive table ranges starts, and
+// (last) where they end. A function per length, not per node type: three generic lambdas per
+// node type cost front-end time in every rule (README, "Compile-time cost").
+template <std::size_t N>
+constexpr std::array<std::size_t, N + 1> partial_sums(const std::array<std::size_t, N>& count,
+                                                      std::size_t base = 0) {
+  std::array<std::size_t, N + 1> a{};
+  a[0] = base;
+  for (std::size_t i = 0; i < N; ++i)
+    a[i + 1] = a[i] + count[i];
+  return a;
+}
+
 // Offsets of each child's first table entry, relative to its parent's. A line node keeps the
 // first per-block entry for itself (BlockBase = 1).
 template <std::size_t BlockBase, class... C>
 struct child_offsets_from {
   static constexpr std::size_t n = sizeof...(C);
-  template <class Count>
-  static constexpr std::array<std::size_t, n + 1> prefix(Count count, std::size_t base = 0) {
-    std::array<std::size_t, n + 1> a{};
-    std::size_t i = 0, acc = base;
-    ((a[i++] = acc, acc += count(std::type_identity<C>{})), ...);
-    a[n] = acc;
-    return a;
-  }
-  static constexpr auto step = prefix([](auto t) { return decltype(t)::type::n_step; });
-  static constexpr auto block = prefix([](auto t) { return decltype(t)::type::n_block; }, BlockBase);
-  static constexpr auto red = prefix([](auto t) { return decltype(t)::type::n_red; });
+  static constexpr auto step = partial_sums<n>({ C::n_step... });
+  static constexpr auto block = partial_sums<n>({ C::n_block... }, BlockBase);
+  static constexpr auto red = partial_sums<n>({ C::n_red... });
 };
 template <class... C>
 using child_offsets = child_offsets_from<0, C...>;

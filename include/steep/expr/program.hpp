@@ -28,7 +28,6 @@
 #include <boost/hana/type.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -294,87 +293,117 @@ template <class N>
 struct is_named_hyper : std::bool_constant<named_hyper<N>> {};
 
 namespace detail {
-// Where a node sits under another: the operand index at each level down, and the node's
-// offsets into the per-step, per-block and reduction tables relative to the top one.
-// fill_matches (for matches_of) is the one place that knows how table offsets pass from a node
-// to its operands (N::offsets); every traversal with offsets below uses it.
+// Where a node sits under another: the operand index at each level, from the node up (path[0]
+// is its index in its parent), and its offsets into the per-step, per-block and reduction
+// tables relative to the top one.
 struct node_match {
   std::array<std::uint8_t, 64> path{};
   std::size_t depth = 0, step = 0, block = 0, red = 0;
 };
 
-// How many nodes under N (N included) Trait holds for; with Below, also under a matching node.
-// A class, so each node type's count is computed once however many walks ask for it.
-template <template <class> class Trait, bool Below, class N>
-struct match_count {
-  static constexpr bool self = Trait<N>::value;
-  static constexpr std::size_t value = [] {
-    if constexpr (!has_kids<N> || (self && !Below))
-      return std::size_t{ self ? 1 : 0 };
-    else
-      return []<class... K>(type_list<K...>) {
-        return (std::size_t{ self ? 1 : 0 } + ... + match_count<Trait, Below, K>::value);
-      }(typename kid_types<N>::type{});
-  }();
+// Every node under N (N included) in pre-order: its type, where it sits, and how many nodes
+// its subtree has. One class per node type, built from its operands' tables; it is the one
+// place that knows how table offsets pass from a node to its operands (N::offsets), and every
+// traversal with offsets below reads it. (Before, every walk (trait) recursed through the
+// tree with a function per node type of its own: the catalogue's largest front-end item, README
+// "Compile-time cost".)
+template <class N>
+struct preorder {
+  using types = type_list<N>;
+  static constexpr std::size_t size = 1;
+  static constexpr std::array<node_match, 1> at{};
+  static constexpr std::array<std::size_t, 1> subtree{ 1 };
+};
+template <has_kids N>
+struct preorder<N> {
+  template <class Kids>
+  struct of_kids;
+  template <class... K>
+  struct of_kids<type_list<K...>> {
+    using types = concat_t<type_list<N>, typename preorder<K>::types...>;
+    static constexpr std::size_t size = (std::size_t{ 1 } + ... + preorder<K>::size);
+  };
+  using kids = of_kids<typename kid_types<N>::type>;
+  using types = typename kids::types;
+  static constexpr std::size_t size = kids::size;
+  static constexpr auto tables = []<class... K>(type_list<K...>) {
+    using O = typename N::offsets;
+    std::pair<std::array<node_match, size>, std::array<std::size_t, size>> t{};
+    t.second[0] = size;
+    std::size_t k = 1, i = 0;
+    (
+      [&] {
+        for (std::size_t j = 0; j < preorder<K>::size; ++j, ++k) {
+          node_match m = preorder<K>::at[j];
+          if (m.depth == m.path.size())
+            throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
+          m.path[m.depth++] = static_cast<std::uint8_t>(i);
+          m.step += O::step[i], m.block += O::block[i], m.red += O::red[i];
+          t.first[k] = m;
+          t.second[k] = preorder<K>::subtree[j];
+        }
+        ++i;
+      }(),
+      ...);
+    return t;
+  }(typename kid_types<N>::type{});
+  static constexpr const auto& at = tables.first;
+  static constexpr const auto& subtree = tables.second;
 };
 
-// Writes the matches under N, which sits at `at` under the top node, to out[k ...] in pre-order.
-// One function per node type with matches below it, each run once per top node type: the
-// matches are written once, where they are found, instead of being copied up every level.
-template <template <class> class Trait, bool Below, class N>
-constexpr void fill_matches(node_match* out, std::size_t& k, const node_match& at) {
-  constexpr bool self = Trait<N>::value;
-  if constexpr (self)
-    out[k++] = at;
-  if constexpr (has_kids<N> && (!self || Below)) {
-    using Kids = std::remove_cvref_t<decltype(std::declval<N>().kids)>;
-    using O = typename N::offsets;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (
-        [&] {
-          if constexpr (match_count<Trait, Below, operand_t<I, Kids>>::value > 0) {
-            if (at.depth == at.path.size())
-              throw "a rule nested more than 64 levels deep"; // (not a constant: fails to compile)
-            node_match m = at;
-            m.path[m.depth++] = static_cast<std::uint8_t>(I);
-            m.step += O::step[I], m.block += O::block[I], m.red += O::red[I];
-            fill_matches<Trait, Below, operand_t<I, Kids>>(out, k, m);
-          }
-        }(),
-        ...);
-    }
-    (std::make_index_sequence<Kids::size>{});
-  }
+template <template <class> class Trait, class... A>
+constexpr std::array<bool, sizeof...(A)> trait_holds(type_list<A...>) {
+  return { Trait<A>::value... };
 }
 
 // Every node under N (N included) for which Trait holds, in pre-order; with Below, also those
 // under a matching node. Computed once per node type and trait, however many visitors use it.
 template <template <class> class Trait, bool Below, class N>
 struct matches_of {
+  using P = preorder<N>;
+  static constexpr auto hit = trait_holds<Trait>(typename P::types{});
+  template <class Out>
+  static constexpr std::size_t walk(Out out) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < P::size;)
+      if (hit[i]) {
+        out(n++, P::at[i]);
+        i += Below ? 1 : P::subtree[i];
+      } else {
+        ++i;
+      }
+    return n;
+  }
   static constexpr auto value = [] {
-    std::array<node_match, match_count<Trait, Below, N>::value> out{};
-    std::size_t k = 0;
-    fill_matches<Trait, Below, N>(out.data(), k, node_match{});
+    std::array<node_match, walk([](std::size_t, const node_match&) {})> out{};
+    walk([&](std::size_t k, const node_match& m) { out[k] = m; });
     return out;
   }();
 };
 
-// The node at M's path under n.
-template <node_match M, std::size_t D = 0, class N>
-[[gnu::always_inline]] inline auto& node_at(N& n) {
-  if constexpr (D == M.depth)
-    return n;
-  else
-    return node_at<M, D + 1>(get<M.path[D]>(n.kids));
+// One step down a rule's tree: node ->* kid_at<I>{} is its I-th operand. (An operator, so that
+// node_at below is one fold over the path, not a function per level.)
+template <std::size_t I>
+struct kid_at {};
+template <has_kids N, std::size_t I>
+[[gnu::always_inline]] constexpr auto& operator->*(N& n, kid_at<I>) noexcept {
+  return get<I>(n.kids);
+}
+
+// The node at M's path under n (D = 0, 1, ..., M.depth - 1): one function per match, the
+// sequence passed in rather than made by a lambda inside (GCC compiles every instantiated
+// function, however small, before it inlines it: README, "Compile-time cost").
+template <node_match M, class N, std::size_t... D>
+[[gnu::always_inline]] inline auto& node_at(N& n, std::index_sequence<D...>) {
+  return (n->*...->*kid_at<M.path[M.depth - 1 - D]>{});
 }
 
 // f.template operator()<S', B', R'>(node) for each of Ms under n, with the node's own offsets.
-template <const auto& Ms, std::size_t S, std::size_t B, std::size_t R, class N, class F>
-void visit_matches(const N& n, F& f) {
-  [&]<std::size_t... K>(std::index_sequence<K...>) {
-    (f.template operator()<S + Ms[K].step, B + Ms[K].block, R + Ms[K].red>(node_at<Ms[K]>(n)), ...);
-  }
-  (std::make_index_sequence<Ms.size()>{});
+template <const auto& Ms, std::size_t S, std::size_t B, std::size_t R, class N, class F, std::size_t... K>
+void visit_matches(const N& n, F& f, std::index_sequence<K...>) {
+  (f.template operator()<S + Ms[K].step, B + Ms[K].block, R + Ms[K].red>(
+     node_at<Ms[K]>(n, std::make_index_sequence<Ms[K].depth>{})),
+   ...);
 }
 
 // What make_roots needs from a rule's nodes: named hyperparameters, state stages, and prev(...)
@@ -384,12 +413,14 @@ struct is_stage_or_hyper
   : std::bool_constant<named_hyper<N> || is_state_node_v<N> || is_prev_node<N>::value> {};
 
 // Keeps the first definition of something a rule may define more than once (a slot's stage, a
-// matrix stage's map) in `kept`; with Compare, a later one must equal it, else throws
-// usage_error(message()). (make_roots compiles the comparison only for a stage reached twice.)
+// matrix stage's map) in `kept` (a pointer to it: a copy of a stage copies its whole subtree,
+// and a std::optional of one instantiated a constructor per node type); with Compare, a later
+// one must equal it, else throws usage_error(message()). (make_roots compiles the comparison
+// only for a stage reached twice.)
 template <bool Compare, class V, class Message>
-void keep_first(std::optional<V>& kept, const V& v, Message&& message) {
+void keep_first(const V*& kept, const V& v, Message&& message) {
   if (!kept)
-    kept.emplace(v);
+    kept = &v;
   else if constexpr (Compare)
     if (!(*kept == v))
       throw usage_error(message());
@@ -430,23 +461,20 @@ struct program {
   using root_t = operand_t<R, roots_t>;
 
 private:
-  template <class Count>
-  static constexpr std::array<std::size_t, n_roots + 1> prefix(Count count) {
-    return [&]<std::size_t... R>(std::index_sequence<R...>) {
-      std::array<std::size_t, n_roots + 1> a{};
-      std::size_t i = 0, acc = 0;
-      ((a[i++] = acc, acc += count(std::type_identity<root_t<R>>{})), ...);
-      a[n_roots] = acc;
-      return a;
-    }
-    (std::make_index_sequence<n_roots>{});
-  }
+  template <class Roots>
+  struct root_counts;
+  template <std::size_t... I, class... C>
+  struct root_counts<operands_of<std::index_sequence<I...>, C...>> {
+    static constexpr std::array<std::size_t, n_roots> step{ C::n_step... }, block{ C::n_block... },
+      red{ C::n_red... };
+  };
+  using counts = root_counts<roots_t>;
 
 public:
   // Table offsets of each root; the last entry is the table's size.
-  static constexpr auto step_offset = prefix([](auto t) { return decltype(t)::type::n_step; });
-  static constexpr auto block_offset = prefix([](auto t) { return decltype(t)::type::n_block; });
-  static constexpr auto red_offset = prefix([](auto t) { return decltype(t)::type::n_red; });
+  static constexpr auto step_offset = partial_sums<n_roots>(counts::step);
+  static constexpr auto block_offset = partial_sums<n_roots>(counts::block);
+  static constexpr auto red_offset = partial_sums<n_roots>(counts::red);
   static constexpr std::size_t n_step_scalars = step_offset[n_roots];
   static constexpr std::size_t n_block_scalars = block_offset[n_roots];
   static constexpr std::size_t n_reductions = red_offset[n_roots];
@@ -583,9 +611,7 @@ public:
   // per node type, and a second walk per root (the hyperparameters') cost as much again.
   template <class OnHyper>
   static compiled make_roots(const std::remove_cvref_t<Rule>& rule, OnHyper&& on_hyper) {
-    auto found = []<std::size_t... K>(std::index_sequence<K...>) {
-      return std::tuple<std::optional<slot_t<K>>...>{};
-    }
+    auto found = []<std::size_t... K>(std::index_sequence<K...>) { return operands<const slot_t<K>*...>{}; }
     (std::make_index_sequence<n_slots>{});
     auto note = [&](const auto& s) {
       using S = std::remove_cvref_t<decltype(s)>;
@@ -594,17 +620,15 @@ public:
       } else if constexpr (is_state_node_v<S>) {
         // (A stage the rule reaches once cannot disagree with itself: only a stage reached
         // twice compiles the comparison, a function per node of its subtree.)
-        detail::keep_first<(detail::count_in<S>(state_uses{}) > 1)>(
-          std::get<index_of<S::name>>(found), s, [] {
-            return "slot '" + std::string(S::name.view()) +
-                   "' is defined twice with different hyperparameters; give each stage its own name";
-          });
+        detail::keep_first<(detail::count_in<S>(state_uses{}) > 1)>(get<index_of<S::name>>(found), s, [] {
+          return "slot '" + std::string(S::name.view()) +
+                 "' is defined twice with different hyperparameters; give each stage its own name";
+        });
       }
     };
     visit_stages(rule, note);
     return [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return compiled{ roots_t{ { std::get<K>(found)->update }..., { rule } },
-                       { std::get<K>(found)->init... } };
+      return compiled{ roots_t{ { get<K>(found)->update }..., { rule } }, { get<K>(found)->init... } };
     }
     (std::make_index_sequence<n_slots>{});
   }
@@ -620,11 +644,11 @@ public:
 
   static matrix_maps_t make_matrix_maps(const roots_t& roots) {
     auto found = []<std::size_t... K>(std::index_sequence<K...>) {
-      return std::tuple<std::optional<typename matrix_t<K>::map_type>...>{};
+      return operands<const typename matrix_t<K>::map_type*...>{};
     }
     (std::make_index_sequence<n_matrices>{});
     auto note = [&]<std::size_t, std::size_t, std::size_t>(const auto& m) {
-      detail::keep_first<true>(std::get<matrix_index<std::remove_cvref_t<decltype(m)>>>(found), m.map, [] {
+      detail::keep_first<true>(get<matrix_index<std::remove_cvref_t<decltype(m)>>>(found), m.map, [] {
         return std::string("one matrix stage is used twice with different settings (e.g. two "
                            "Newton-Schulz step counts); apply each setting to a different operand");
       });
@@ -633,9 +657,7 @@ public:
       (visit_where<is_matrix_node, 0, 0, 0>(get<R>(roots), note), ...);
     }
     (std::make_index_sequence<n_roots>{});
-    return [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return matrix_maps_t{ *std::get<K>(found)... };
-    }
+    return [&]<std::size_t... K>(std::index_sequence<K...>) { return matrix_maps_t{ *get<K>(found)... }; }
     (std::make_index_sequence<n_matrices>{});
   }
 
@@ -646,7 +668,9 @@ public:
   template <class N, class F>
   static void visit_stages(const N& n, F& f) {
     constexpr auto& ms = detail::matches_of<detail::is_stage_or_hyper, false, N>::value;
-    [&]<std::size_t... K>(std::index_sequence<K...>) { (visit_stage(detail::node_at<ms[K]>(n), f), ...); }
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (visit_stage(detail::node_at<ms[K]>(n, std::make_index_sequence<ms[K].depth>{}), f), ...);
+    }
     (std::make_index_sequence<ms.size()>{});
   }
   template <class M, class F>
@@ -675,14 +699,16 @@ public:
 // rule such as NorMuon instantiated (README, "Compile-time cost").
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_where(const N& n, F&& f) {
-  detail::visit_matches<detail::matches_of<Trait, false, N>::value, S, B, R>(n, f);
+  constexpr auto& ms = detail::matches_of<Trait, false, N>::value;
+  detail::visit_matches<ms, S, B, R>(n, f, std::make_index_sequence<ms.size()>{});
 }
 
 // Like visit_where, but looks below a matching node as well (a line reduction inside the
 // operand of a block reduction is a reduction of its own).
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_each(const N& n, F&& f) {
-  detail::visit_matches<detail::matches_of<Trait, true, N>::value, S, B, R>(n, f);
+  constexpr auto& ms = detail::matches_of<Trait, true, N>::value;
+  detail::visit_matches<ms, S, B, R>(n, f, std::make_index_sequence<ms.size()>{});
 }
 
 // The length of the slices a slice line (reduce.hpp, per_slice) has one value each for; 0 for
@@ -739,7 +765,9 @@ inline void fill_block_table(const N& n, double* table, const host_ctx& h) {
 template <class N, class F>
 inline void visit_hypers(N& n, F&& f) {
   constexpr auto& ms = detail::matches_of<is_named_hyper, false, std::remove_const_t<N>>::value;
-  [&]<std::size_t... K>(std::index_sequence<K...>) { (f(detail::node_at<ms[K]>(n)), ...); }
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (f(detail::node_at<ms[K]>(n, std::make_index_sequence<ms[K].depth>{})), ...);
+  }
   (std::make_index_sequence<ms.size()>{});
 }
 
