@@ -79,19 +79,12 @@ struct nonfinite_entry {
   std::string output;
 };
 
-// One chunk's running check.
+// One chunk's running check (a masked tail's lanes past its end hold zeros: finite).
 template <class T>
 struct finite_check {
   kernel::batch<T> lanes = kernel::batch<T>(T(0));
-  T tail = 0;
-  template <class V>
-  void add(const V& g) {
-    if constexpr (kernel::is_batch_v<V>)
-      lanes = lanes + (g - g);
-    else
-      tail = tail + (g - g);
-  }
-  bool finite() const { return std::isfinite(static_cast<double>(kernel::hsum(lanes) + tail)); }
+  void add(const kernel::batch<T>& g) { lanes = lanes + (g - g); }
+  bool finite() const { return std::isfinite(static_cast<double>(kernel::hsum(lanes))); }
 };
 
 // Whether every entry of g[begin, end) is finite. The range is read as four streams, one per

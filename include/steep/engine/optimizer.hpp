@@ -56,7 +56,7 @@
 
 namespace steep::engine {
 
-// What the SIMD loop sees while evaluating one group of elements (V = batch or scalar). Every
+// What the SIMD loop sees while evaluating one group of elements (V = a batch). Every
 // slot's old and new value and every matrix stage's result is a V, so they are arrays indexed
 // by slot or stage; Known counts the slots whose new values are computed (in evaluation order).
 // (Arrays, not growing std::tuples: a tuple_cat per slot per pass cost front-end time in every
@@ -71,11 +71,11 @@ struct eval_ctx {
   V param;
   std::array<V, P::n_slots + 1> olds;
   std::array<V, P::n_slots + 1> news;
-  std::array<V, P::n_matrices + 1> mats; // each matrix stage's result here (update pass only)
-  const V* steps;        // hoisted per-step scalars, broadcast (batches) or plain (scalar tail)
-  const V* block;        // this block's per-block scalars, likewise
-  std::size_t index = 0; // the first element of this group in its block
-  std::size_t cols = 1;  // the block's columns (matrix view)
+  std::array<V, P::n_matrices + 1> mats;           // each matrix stage's result here (update pass only)
+  const V* steps;                                  // hoisted per-step scalars, broadcast
+  const V* block;                                  // this block's per-block scalars, broadcast
+  std::size_t index = 0;                           // the first element of this group in its block
+  std::size_t cols = 1;                            // the block's columns (matrix view)
   const std::vector<scalar_type>* lines = nullptr; // this block's line tables, by per-block offset
   const std::size_t* line_len = nullptr;           // a slice line's slice length, likewise
 
@@ -110,24 +110,20 @@ struct eval_ctx {
     const scalar_type* t = lines[B].data();
     // A row is a slice of `cols` entries.
     [[maybe_unused]] const std::size_t len = Line == expr::slices_line ? line_len[B] : cols;
-    if constexpr (!kernel::is_batch_v<V>) {
-      return Line == expr::cols_line ? t[index % cols] : t[index / len];
+    constexpr std::size_t w = V::size;
+    if constexpr (Line != expr::cols_line) {
+      const std::size_t r = index / len;
+      if ((index + w - 1) / len == r)
+        return V(t[r]);
     } else {
-      constexpr std::size_t w = V::size;
-      if constexpr (Line != expr::cols_line) {
-        const std::size_t r = index / len;
-        if ((index + w - 1) / len == r)
-          return V(t[r]);
-      } else {
-        const std::size_t c = index % cols;
-        if (c + w <= cols)
-          return kernel::load<V>(t + c);
-      }
-      alignas(64) scalar_type g[w];
-      for (std::size_t k = 0; k < w; ++k)
-        g[k] = Line == expr::cols_line ? t[(index + k) % cols] : t[(index + k) / len];
-      return V::load_aligned(g);
+      const std::size_t c = index % cols;
+      if (c + w <= cols)
+        return kernel::load<V>(t + c);
     }
+    alignas(64) scalar_type g[w];
+    for (std::size_t k = 0; k < w; ++k)
+      g[k] = Line == expr::cols_line ? t[(index + k) % cols] : t[(index + k) / len];
+    return V::load_aligned(g);
   }
 
   // This context with slot Known's new value x.
@@ -590,7 +586,6 @@ private:
     std::array<T*, n_matrices + 1> mats;
     const VB* step_v; // the per-step scalars, broadcast (step_vectors)
     std::array<VB, program_type::n_block_scalars + 1> block_v;
-    const T* step_s;
     const T* block_s;
     std::size_t cols;
     const std::vector<T>* lines;
@@ -616,7 +611,6 @@ private:
                    {},
                    step_v,
                    {},
-                   step_T_.data(),
                    block_T_.data() + b * program_type::n_block_scalars,
                    line_count(b, expr::cols_line),
                    line_T_.data() + b * program_type::n_block_scalars,
@@ -648,7 +642,10 @@ private:
   // results exist only in the update pass (WithMats); before it they read as zero, and the
   // program's phase check guarantees no value computed before the matrix phase depends on them.
   // Tail: the group is the chunk's last `tail` < V::size elements, loaded as one masked batch
-  // (coordinate-wise rules only, whose loop reads nothing but its own element's streams).
+  // (zeros past them; a line table is padded by a batch, so a line read past the block's last
+  // row stays inside it). Every pass ends its chunks so, and no pass compiles a scalar copy of
+  // the rule: a third of the machine code of a rule with reductions (README, "Compile-time
+  // cost").
   template <class V, bool WithMats = false, bool Tail = false>
   auto evaluate_group(const chunk_frame& f, std::size_t i, [[maybe_unused]] std::size_t tail = 0) const {
     auto ld = [&](const auto* ptr) {
@@ -667,21 +664,17 @@ private:
       }()... };
     }
     (std::make_index_sequence<n_slots>{});
-    const V* steps;
-    const V* block;
-    if constexpr (kernel::is_batch_v<V>)
-      steps = f.step_v, block = f.block_v.data();
-    else
-      steps = f.step_s, block = f.block_s;
     auto mats = [&]<std::size_t... K>(std::index_sequence<K...>) {
-      if constexpr (WithMats)
+      if constexpr (WithMats && Tail)
+        return std::array<V, n_matrices + 1>{ kernel::load_first<V>(std::get<K>(f.mats) + i, tail)... };
+      else if constexpr (WithMats)
         return std::array<V, n_matrices + 1>{ kernel::load<V>(std::get<K>(f.mats) + i)... };
       else
         return std::array<V, n_matrices + 1>{ (static_cast<void>(K), kernel::broadcast<V>(0.0))... };
     }
     (std::make_index_sequence<n_matrices>{});
-    eval_ctx<V, program_type> c0{ ld(f.g), ld(f.p), olds,   {},      mats,      steps,
-                                  block,   i,       f.cols, f.lines, f.line_len };
+    eval_ctx<V, program_type> c0{ ld(f.g),          ld(f.p), olds,   {},      mats,      f.step_v,
+                                  f.block_v.data(), i,       f.cols, f.lines, f.line_len };
     return compute_news<0>(c0);
   }
 
@@ -689,8 +682,7 @@ private:
   // policy but off, guard.hpp): a coordinate whose gradient or new values are not finite stores
   // back what it loaded, and the chunk notes what it held back (note_held). Under refuse and
   // skip the gradient is already known finite here, so only mask and overflow ever hold back.
-  // A coordinate-wise rule ends the chunk with one masked batch instead of a scalar tail
-  // (kernel/chunk_loop.hpp).
+  // The chunk ends in one masked batch, not a scalar tail (kernel/chunk_loop.hpp).
   template <bool Hold>
   [[gnu::flatten]] void update_chunk(std::size_t ci, const typename chunk_frame::VB* step_v) {
     const kernel::chunk& ch = wl_[ci];
@@ -748,7 +740,7 @@ private:
       }
       (std::make_index_sequence<n_slots>{});
     };
-    kernel::chunk_loop<T, coordinatewise>(ch.begin, ch.end, group);
+    kernel::chunk_loop<T>(ch.begin, ch.end, group);
   }
 
   template <bool Hold>
@@ -795,6 +787,17 @@ private:
   template <int D>
   static constexpr bool reads_matrices = D >= 1 && n_matrices > 0;
 
+  // x with the lanes past a masked tail's n zeroed (every reduction's identity: its operations
+  // are sums and a maximum of absolute values), whatever the rule computed from the zeros
+  // loaded there (0 / 0, say).
+  template <bool Tail, class V>
+  static V past_tail(const V& x, [[maybe_unused]] std::size_t n) {
+    if constexpr (Tail)
+      return xsimd::select(kernel::lanes_past<V>(n), V(0), x);
+    else
+      return x;
+  }
+
   // One chunk of a reduction pass: the partial result of every block reduction of depth D, in
   // a fixed order.
   template <bool Guard, int D>
@@ -806,12 +809,10 @@ private:
     const auto step_v = step_vectors();
     const chunk_frame f = frame(ch.block, step_v.data());
     std::array<VD, nr> accv;
-    std::array<double, nr> accs;
     accv.fill(VD(0.0));
-    accs.fill(0.0);
     finite_check<T> check;
-    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool>(std::size_t i, std::size_t) {
-      auto c = evaluate_group<V, reads_matrices<D>>(f, i);
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
+      auto c = evaluate_group<V, reads_matrices<D>, Tail>(f, i, n);
       if constexpr (Guard)
         check.add(c.grad);
       for_each_reduction([&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& red) {
@@ -819,12 +820,10 @@ private:
         if constexpr (block_reduction_at<N, D>) {
           using Op = typename N::op_type;
           using O = typename N::offsets;
-          const V x = expr::evaluate<S + O::step[0], B + O::block[0]>(expr::get<0>(red.kids), c);
-          if constexpr (kernel::is_batch_v<V>)
-            for (const VD& xd : kernel::widen<T>(x))
-              accv[Rr] = Op::accumulate(accv[Rr], xd);
-          else
-            accs[Rr] = Op::accumulate(accs[Rr], static_cast<double>(x));
+          const V x =
+            past_tail<Tail>(expr::evaluate<S + O::step[0], B + O::block[0]>(expr::get<0>(red.kids), c), n);
+          for (const VD& xd : kernel::widen<T>(x))
+            accv[Rr] = Op::accumulate(accv[Rr], xd);
         }
       });
     });
@@ -832,7 +831,7 @@ private:
     for_each_reduction([&]<std::size_t, std::size_t, std::size_t Rr>(const auto& red) {
       using N = std::remove_cvref_t<decltype(red)>;
       if constexpr (block_reduction_at<N, D>)
-        out[Rr] = N::op_type::combine(N::op_type::finish(accv[Rr]), accs[Rr]);
+        out[Rr] = N::op_type::finish(accv[Rr]);
     });
     if constexpr (Guard)
       chunk_bad_[ci] = !check.finite();
@@ -908,11 +907,12 @@ private:
         using Op = typename N::op_type;
         using O = typename N::offsets;
         std::vector<double>& out = this->line_red_[b * program_type::n_block_scalars + B];
-        auto operand = [&]<class V>(std::size_t i) {
-          auto c = evaluate_group<V, reads_matrices<D>>(f, i);
+        auto operand = [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
+          auto c = evaluate_group<V, reads_matrices<D>, Tail>(f, i, n);
           if constexpr (Guard)
             check.add(c.grad);
-          return expr::evaluate<S + O::step[0], B + O::block[0]>(expr::get<0>(red.kids), c);
+          return past_tail<Tail>(expr::evaluate<S + O::step[0], B + O::block[0]>(expr::get<0>(red.kids), c),
+                                 n);
         };
         if constexpr (N::line != expr::cols_line) {
           // A row is a slice of `cols` entries.
@@ -920,16 +920,13 @@ private:
           const auto [first, last] = this->lines_of_part(out.size(), task);
           for (std::size_t r = first; r < last; ++r) {
             VD acc(0.0);
-            double tail = 0;
-            kernel::chunk_loop<T>(r * len, (r + 1) * len, [&]<class V, bool>(std::size_t i, std::size_t) {
-              const V x = operand.template operator()<V>(i);
-              if constexpr (kernel::is_batch_v<V>)
-                for (const VD& xd : kernel::widen<T>(x))
-                  acc = Op::accumulate(acc, xd);
-              else
-                tail = Op::accumulate(tail, static_cast<double>(x));
-            });
-            out[r] = Op::combine(Op::finish(acc), tail);
+            kernel::chunk_loop<T>(r * len, (r + 1) * len,
+                                  [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
+                                    const V x = operand.template operator()<V, Tail>(i, n);
+                                    for (const VD& xd : kernel::widen<T>(x))
+                                      acc = Op::accumulate(acc, xd);
+                                  });
+            out[r] = Op::finish(acc);
           }
         } else {
           const auto [first, last] = this->lines_of_part(cols, task);
@@ -937,17 +934,21 @@ private:
                     out.begin() + static_cast<std::ptrdiff_t>(last), 0.0);
           for (std::size_t r = 0; r < rows; ++r)
             kernel::chunk_loop<T>(
-              r * cols + first, r * cols + last, [&]<class V, bool>(std::size_t i, std::size_t) {
-                const V x = operand.template operator()<V>(i);
+              r * cols + first, r * cols + last, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
+                const V x = operand.template operator()<V, Tail>(i, n);
                 double* acc = out.data() + (i - r * cols);
-                if constexpr (kernel::is_batch_v<V>) {
+                if constexpr (!Tail) {
                   std::size_t k = 0;
                   for (const VD& xd : kernel::widen<T>(x)) {
                     Op::accumulate(VD::load_unaligned(acc + k), xd).store_unaligned(acc + k);
                     k += VD::size;
                   }
                 } else {
-                  *acc = Op::accumulate(*acc, static_cast<double>(x));
+                  // (Only the tail's own columns: the next ones are another part's.)
+                  alignas(64) T xs[V::size];
+                  kernel::store(+xs, x);
+                  for (std::size_t k = 0; k < n; ++k)
+                    acc[k] = Op::accumulate(acc[k], static_cast<double>(xs[k]));
                 }
               });
         }
@@ -988,7 +989,7 @@ private:
                          program_type::red_offset[R]>(
           root, [&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& node) {
             auto& table = this->line_T_[b * nbs + B];
-            for (std::size_t l = 0; l < table.size(); ++l)
+            for (std::size_t l = 0; l + line_pad < table.size(); ++l)
               table[l] = static_cast<T>(line_value_host<S, B, Rr>(node, b, l));
           });
     });
@@ -1040,11 +1041,15 @@ private:
     (std::make_index_sequence<n_slots>{});
   }
 
+  // A line table's entries past its lines (zeros): a masked tail's lanes past a block's last
+  // element read there (evaluate_group).
+  static constexpr std::size_t line_pad = kernel::lanes_of<kernel::batch<T>>;
+
   // Sizes the line tables: one entry per row (column, slice) of each block for every line
-  // node, and per-line slots' shapes. A slice line's length must split every block into whole
-  // slices; refused here, by block, before anything is allocated for a step.
-  // (A line node reserves a per-block entry: a rule without per-block scalars has no lines, and
-  // compiles none of this. The tables themselves are sized by optimizer_core.)
+  // node (and line_pad more), and per-line slots' shapes. A slice line's length must split every block into
+  // whole slices; refused here, by block, before anything is allocated for a step. (A line node reserves a
+  // per-block entry: a rule without per-block scalars has no lines, and compiles none of this. The tables
+  // themselves are sized by optimizer_core.)
   [[gnu::cold]] void init_lines() {
     constexpr std::size_t nbs = program_type::n_block_scalars;
     if constexpr (nbs > 0)
@@ -1062,7 +1067,7 @@ private:
                 this->line_len_[B] = this->checked_slice(b, len == 0 ? root_len : len);
               }
               const std::size_t n = line_count(b, line, line_len_[B]);
-              line_T_[b * nbs + B].assign(n, T(0));
+              line_T_[b * nbs + B].assign(n + line_pad, T(0));
               line_red_[b * nbs + B].assign(n, 0.0);
             });
         });
@@ -1219,14 +1224,18 @@ private:
     const auto step_v = step_vectors();
     const chunk_frame f = frame(ch.block, step_v.data());
     finite_check<T> check;
-    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool>(std::size_t i, std::size_t) {
-      auto c = evaluate_group<V>(f, i);
+    kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
+      auto c = evaluate_group<V, false, Tail>(f, i, n);
       if constexpr (Guard)
         check.add(c.grad);
       for_each_node<expr::is_matrix_node>([&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
         using M = std::remove_cvref_t<decltype(m)>;
         const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
-        kernel::store(f.mats[program_type::template matrix_index<M>] + i, x);
+        T* const to = f.mats[program_type::template matrix_index<M>] + i;
+        if constexpr (Tail)
+          kernel::store_first(to, x, n);
+        else
+          kernel::store(to, x);
       });
     });
     if constexpr (Guard)

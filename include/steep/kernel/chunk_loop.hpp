@@ -1,18 +1,18 @@
 #pragma once
-// chunk_loop: visits [begin, end) of one block as full SIMD batches, then a tail.
+// chunk_loop: visits [begin, end) of one block as full SIMD batches, then one masked batch.
 //
 //   steep::kernel::chunk_loop<float>(c.begin, c.end, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
-//     steep::kernel::store(out + i, steep::kernel::load<V>(in + i) * V(2.f));
+//     auto x = Tail ? steep::kernel::load_first<V>(in + i, n) : steep::kernel::load<V>(in + i);
+//     ...  // then store, or store_first(out + i, y, n) for the tail
 //   });
 //
-// The body is a template on the value type V (batch<T> or T), called with the first element
-// index of the group and its size n; writing the body once for both widths is what keeps the
-// tail exact (the tail computes the same expression, not an approximation of it). The tail is
-// scalars (V = T, n = 1), or with MaskedTail one batch of which n < V::size lanes are in use
-// (Tail = true): for a body that reads and writes nothing but its own elements' streams, which
-// kernel::load_first and store_first keep inside [i, i + n). A model's many small tensors each
-// end in a tail, and there a rule such as Lion spent as long on its last 7 scalars as on the
-// 320 elements before them.
+// The body is a template on the batch type V and on Tail, called with the first element index
+// of the group and its size n; for the tail (Tail = true) n < V::size lanes are in use, and
+// kernel::load_first and store_first keep the body inside [i, i + n). Writing the body once
+// for both keeps the tail exact (the same expression, not an approximation of it). A model's
+// many small tensors each end in a tail, and there a rule such as Lion spent as long on a scalar
+// tail of 7 elements as on the 320 before them; and a scalar tail compiled a scalar copy of the
+// rule's whole loop (README, "Compile-time cost").
 
 #include "steep/kernel/simd.hpp"
 
@@ -20,20 +20,15 @@
 
 namespace steep::kernel {
 
-template <class T, bool MaskedTail = false, class Body>
+template <class T, class Body>
 inline void chunk_loop(std::size_t begin, std::size_t end, Body&& body) {
   using V = batch<T>;
   constexpr std::size_t w = V::size;
   std::size_t i = begin;
   for (; i + w <= end; i += w)
     body.template operator()<V, false>(i, w);
-  if constexpr (MaskedTail) {
-    if (i < end)
-      body.template operator()<V, true>(i, end - i);
-  } else {
-    for (; i < end; ++i)
-      body.template operator()<T, false>(i, 1);
-  }
+  if (i < end)
+    body.template operator()<V, true>(i, end - i);
 }
 
 } // namespace steep::kernel
