@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -191,11 +192,15 @@ protected:
   struct matrix_task {
     std::size_t stage, block, piece, size; // piece `piece` of `size` entries of the block
   };
-  // Largest first, ties in the order listed (LPT: the dynamic schedule ends with small tasks).
-  // Here, not in the optimizer, so the sort is compiled once per parameter type, not per rule.
+  // Largest first, ties in the order listed: by block, stage, piece (LPT: the dynamic schedule
+  // ends with small tasks). A total order, so std::sort gives what a stable sort by size would,
+  // without libstdc++ 12's deprecated temporary buffer (a warning under clang). Here, not in the
+  // optimizer, so the sort is compiled once per parameter type, not per rule.
   [[gnu::cold]] void order_matrix_tasks() {
-    std::stable_sort(matrix_tasks_.begin(), matrix_tasks_.end(),
-                     [](const matrix_task& x, const matrix_task& y) { return x.size > y.size; });
+    std::sort(matrix_tasks_.begin(), matrix_tasks_.end(), [](const matrix_task& x, const matrix_task& y) {
+      return x.size != y.size ? x.size > y.size
+                              : std::tie(x.block, x.stage, x.piece) < std::tie(y.block, y.stage, y.piece);
+    });
   }
 
   // ---- the non-finite guard's scans (guard.hpp), the same for every rule ----------------------
