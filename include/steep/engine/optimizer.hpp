@@ -585,8 +585,7 @@ private:
     typename program_type::template slot_pointers_t<T> slots;
     std::array<T*, n_matrices + 1> mats;
     const VB* step_v; // the per-step scalars, broadcast (step_vectors)
-    std::array<VB, program_type::n_block_scalars + 1> block_v;
-    const T* block_s;
+    std::array<VB, program_type::n_block_scalars + 1> block_v; // this block's per-block scalars, broadcast
     std::size_t cols;
     const std::vector<T>* lines;
     const std::size_t* line_len;
@@ -611,14 +610,14 @@ private:
                    {},
                    step_v,
                    {},
-                   block_T_.data() + b * program_type::n_block_scalars,
                    line_count(b, expr::cols_line),
                    line_T_.data() + b * program_type::n_block_scalars,
                    line_len_.data() };
     for (std::size_t k = 0; k < n_matrices; ++k)
       f.mats[k] = scratch_[k].at(b);
+    const T* const block_s = block_T_.data() + b * program_type::n_block_scalars;
     for (std::size_t k = 0; k < program_type::n_block_scalars; ++k)
-      f.block_v[k] = typename chunk_frame::VB(f.block_s[k]);
+      f.block_v[k] = typename chunk_frame::VB(block_s[k]);
     return f;
   }
   template <std::size_t... K>
