@@ -90,9 +90,18 @@ TEST_CASE("Newton-Schulz pushes singular values near 1; more steps of a converge
   CHECK(max_abs_diff(cubic, exact) < 1e-10);
   // A schedule is one triple per step.
   auto sched = g;
-  norms::newton_schulz{ .schedule = std::vector<norms::ns_coefficients>(60, { 1.5, -0.5, 0.0 }) }.apply(
-    sched.data(), r, c);
+  norms::newton_schulz{ .schedule = norms::ns_schedule(60, { 1.5, -0.5, 0.0 }) }.apply(sched.data(), r, c);
   CHECK(max_abs_diff(sched, cubic) == 0.0);
+  // A schedule holds its steps in place (so a Muon rule is copied as plain memory), up to a
+  // capacity; one more step is refused, saying how to run a longer constant schedule.
+  static_assert(std::is_trivially_copyable_v<norms::newton_schulz>);
+  static_assert(std::is_trivially_copyable_v<decltype(rules::muon(0.02, 0.1, 0.95, norms::polar_express()))>);
+  CHECK(norms::polar_express(9).schedule.size() == 9);
+  CHECK(norms::ns_schedule(norms::ns_schedule::capacity, { 1.5, -0.5, 0.0 }).size() ==
+        norms::ns_schedule::capacity);
+  REQUIRE_THROWS_WITH(norms::ns_schedule(norms::ns_schedule::capacity + 1, { 1.5, -0.5, 0.0 }),
+                      Catch::Contains("at most 64 steps") && Catch::Contains("`steps` and `coefficients`"));
+  CHECK(norms::newton_schulz{ .schedule = { { 4, -5, 2 }, { 3.4, -4.7, 2 } } }.step_count() == 2);
 }
 
 TEST_CASE("exact polar: orthonormal, <G, UV^T> = nuclear norm, zero and rank-deficient blocks") {

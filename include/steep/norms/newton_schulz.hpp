@@ -23,12 +23,15 @@
 // instead (the benchmark's "plain" baseline, and a cross-check in the tests). Nominal cost, by which
 // benchmarks count: (4 m^2 n + 2 m^3) flops per step.
 
+#include "steep/core/error.hpp"
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
+#include <initializer_list>
 #include <iterator>
 #include <string>
-#include <vector>
 
 namespace steep::norms {
 
@@ -46,10 +49,52 @@ enum class frobenius_guard {
   additive // X / (||X|| + eps)    — optax.contrib.muon, eps = 1e-8
 };
 
+// A schedule: one triple per step, at most `capacity` steps, held in place.
+//
+//   ns_schedule{ { 4, -5, 2 }, { 3.4, -4.7, 2 } };   ns_schedule(60, { 1.5, -0.5, 0 });
+//
+// Why not std::vector: a rule is a value, copied through every stage of its construction and
+// into its optimizer. A member that owns heap memory made every rule with a Newton-Schulz stage
+// non-trivially copyable, so each of those copies compiled to a call with unwinding paths; the
+// catalogue's translation unit spent about 5% of its compile time on them (README, "Compile-time
+// cost"). This is C++26's std::inplace_vector, which the toolchain lacks. A longer constant
+// schedule is `steps` with `coefficients`.
+class ns_schedule {
+public:
+  static constexpr std::size_t capacity = 64;
+
+  constexpr ns_schedule() = default;
+  constexpr ns_schedule(std::initializer_list<ns_coefficients> steps) {
+    for (const ns_coefficients& c : steps)
+      push_back(c);
+  }
+  constexpr ns_schedule(std::size_t n, const ns_coefficients& c) {
+    for (std::size_t k = 0; k < n; ++k)
+      push_back(c);
+  }
+
+  constexpr void push_back(const ns_coefficients& c) {
+    if (size_ == capacity)
+      throw usage_error("newton_schulz: a schedule holds at most " + std::to_string(capacity) +
+                        " steps; for more steps of one triple, set `steps` and `coefficients`");
+    steps_[size_++] = c;
+  }
+  constexpr std::size_t size() const noexcept { return size_; }
+  constexpr bool empty() const noexcept { return size_ == 0; }
+  constexpr const ns_coefficients& operator[](std::size_t k) const noexcept { return steps_[k]; }
+  constexpr const ns_coefficients* begin() const noexcept { return steps_.data(); }
+  constexpr const ns_coefficients* end() const noexcept { return steps_.data() + size_; }
+  constexpr bool operator==(const ns_schedule& o) const noexcept { return std::ranges::equal(*this, o); }
+
+private:
+  std::array<ns_coefficients, capacity> steps_{};
+  std::size_t size_ = 0;
+};
+
 struct newton_schulz {
   int steps = 5;
   ns_coefficients coefficients = muon_quintic;
-  std::vector<ns_coefficients> schedule = {}; // when not empty: one triple per step; `steps` is ignored
+  ns_schedule schedule = {}; // when not empty: one triple per step; `steps` is ignored
   double eps = 1e-7;
   frobenius_guard guard = frobenius_guard::clamp;
   bool symmetric = true; // SYRK/SYMM products; false: plain GEMMs
