@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -31,6 +32,47 @@
 #include <vector>
 
 namespace steep::engine {
+
+namespace detail {
+// What every route's constructor does whatever its arms: compiled once per parameter type in a
+// translation unit, not once per route (README, "Compile-time cost").
+
+// The store's blocks, split by arm: arm_of[i] is block i's arm (n_arms where no arm selects it,
+// which is refused, naming the block). `owner` gets each block's name and arm in store order.
+template <class T>
+[[gnu::cold, gnu::noinline]] std::vector<std::vector<block_spec<T>>> split_by_arm(
+  const param_store<T>& store, const std::vector<std::size_t>& arm_of, std::size_t n_arms,
+  std::vector<std::pair<std::string, std::size_t>>& owner) {
+  std::vector<std::vector<block_spec<T>>> specs(n_arms);
+  for (std::size_t index = 0; index < store.size(); ++index) {
+    const auto& b = store.block_at(index);
+    const std::size_t arm = arm_of[index];
+    if (arm == n_arms)
+      throw error(b.name, "no arm of the route selects this block (role " + std::string(to_string(b.role)) +
+                            "); add one (on<block_role::" + std::string(to_string(b.role)) +
+                            "> >> rule, on_name(...) >> rule) or end the route with otherwise >> rule");
+    specs[arm].emplace_back(b.name, b.shape, b.role, std::span<T>(b.param, b.size),
+                            std::span<T>(b.grad, b.size));
+    specs[arm].back().layout = b.layout;
+    owner.emplace_back(b.name, arm);
+  }
+  return specs;
+}
+
+// The roles an arm's matrix stage may take: a role arm's (`mask`) were vetted at compile time; a
+// run-time arm takes hidden matrices, or every matrix role if it opted in with .explicitly()
+// (never vectors or scalars); the arm's optimizer refuses any other block it got, by name.
+[[gnu::cold]] inline std::vector<block_role> arm_matrix_roles(unsigned mask, bool runtime, bool is_explicit) {
+  std::vector<block_role> roles;
+  for (auto r : expr::detail::role_list) {
+    const bool vec = r == block_role::vector || r == block_role::scalar;
+    if (runtime ? (r == block_role::hidden_matrix || (is_explicit && !vec))
+                : (mask & expr::detail::role_bit(r)) != 0)
+      roles.push_back(r);
+  }
+  return roles;
+}
+} // namespace detail
 
 template <class... Arms, class T>
 class optimizer<expr::routed<Arms...>, T> {
@@ -50,21 +92,13 @@ public:
   static constexpr std::size_t bytes_per_param =
     std::max({ optimizer<typename Arms::rule_type, T>::bytes_per_param... });
 
-  optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {}) {
-    std::array<std::vector<block_spec<T>>, sizeof...(Arms)> specs;
+  [[gnu::cold]] optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {}) {
+    std::vector<std::size_t> arm_of(store.size());
     for (std::size_t index = 0; index < store.size(); ++index) {
       const auto& b = store.block_at(index);
-      const expr::block_info info{ b.name, b.shape, b.role, b.layout, index };
-      const std::size_t arm = first_arm(rule, info);
-      if (arm == sizeof...(Arms))
-        throw error(b.name, "no arm of the route selects this block (role " + std::string(to_string(b.role)) +
-                              "); add one (on<block_role::" + std::string(to_string(b.role)) +
-                              "> >> rule, on_name(...) >> rule) or end the route with otherwise >> rule");
-      specs[arm].emplace_back(b.name, b.shape, b.role, std::span<T>(b.param, b.size),
-                              std::span<T>(b.grad, b.size));
-      specs[arm].back().layout = b.layout;
-      owner_.emplace_back(b.name, arm);
+      arm_of[index] = first_arm(rule, expr::block_info{ b.name, b.shape, b.role, b.layout, index });
     }
+    auto specs = detail::split_by_arm(store, arm_of, sizeof...(Arms), owner_);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
     }
@@ -290,19 +324,9 @@ private:
     threads_ = opts.threads;
     if (specs.empty())
       return;
-    // Which roles this arm's matrix stage may take: a role arm's were vetted at compile time; a
-    // run-time arm takes hidden matrices, or every matrix role if it opted in with .explicitly()
-    // (never vectors or scalars); the arm's optimizer refuses any other block it got, by name.
     using sel = typename routed_type::template arm_t<I>::selector;
-    opts.matrix_roles.clear();
-    for (auto r : expr::detail::role_list) {
-      const bool vec = r == block_role::vector || r == block_role::scalar;
-      const bool ok = expr::runtime_selector<sel>
-                        ? (r == block_role::hidden_matrix || (sel::is_explicit && !vec))
-                        : (routed_type::masks[I] & expr::detail::role_bit(r)) != 0;
-      if (ok)
-        opts.matrix_roles.push_back(r);
-    }
+    opts.matrix_roles =
+      detail::arm_matrix_roles(routed_type::masks[I], expr::runtime_selector<sel>, sel::is_explicit);
     auto& st = std::get<I>(stores_);
     st = std::make_unique<param_store<T>>(std::move(specs));
     std::get<I>(parts_) = std::make_unique<arm_optimizer<I>>(rule, *st, opts);
