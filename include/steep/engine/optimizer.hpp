@@ -648,10 +648,7 @@ private:
   template <class V, bool WithMats = false, bool Tail = false>
   auto evaluate_group(const chunk_frame& f, std::size_t i, [[maybe_unused]] std::size_t tail = 0) const {
     auto ld = [&](const auto* ptr) {
-      if constexpr (Tail)
-        return kernel::in_register(kernel::load_first<V>(ptr + i, tail));
-      else
-        return kernel::in_register(kernel::load<V>(ptr + i));
+      return kernel::in_register(kernel::load_group<V, Tail>(ptr + i, tail));
     };
     // (A per-block slot is a per-block scalar to the loop: nothing to load.)
     auto olds = [&]<std::size_t... K>(std::index_sequence<K...>) {
@@ -664,10 +661,8 @@ private:
     }
     (std::make_index_sequence<n_slots>{});
     auto mats = [&]<std::size_t... K>(std::index_sequence<K...>) {
-      if constexpr (WithMats && Tail)
-        return std::array<V, n_matrices + 1>{ kernel::load_first<V>(std::get<K>(f.mats) + i, tail)... };
-      else if constexpr (WithMats)
-        return std::array<V, n_matrices + 1>{ kernel::load<V>(std::get<K>(f.mats) + i)... };
+      if constexpr (WithMats)
+        return std::array<V, n_matrices + 1>{ kernel::load_group<V, Tail>(std::get<K>(f.mats) + i, tail)... };
       else
         return std::array<V, n_matrices + 1>{ (static_cast<void>(K), kernel::broadcast<V>(0.0))... };
     }
@@ -692,12 +687,7 @@ private:
       const V p_new =
         c.param + expr::evaluate<program_type::step_offset[out], program_type::block_offset[out]>(
                     expr::get<out>(roots_), c);
-      auto put = [&](auto* ptr, const V& v) {
-        if constexpr (Tail)
-          kernel::store_first(ptr + i, v, n);
-        else
-          kernel::store_exact(ptr + i, v);
-      };
+      auto put = [&](auto* ptr, const V& v) { kernel::store_group<Tail>(ptr + i, v, n); };
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         auto put_all = [&] {
           put(f.p, p_new);
@@ -1230,11 +1220,7 @@ private:
       for_each_node<expr::is_matrix_node>([&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
         using M = std::remove_cvref_t<decltype(m)>;
         const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
-        T* const to = f.mats[program_type::template matrix_index<M>] + i;
-        if constexpr (Tail)
-          kernel::store_first(to, x, n);
-        else
-          kernel::store(to, x);
+        kernel::store_group<Tail>(f.mats[program_type::template matrix_index<M>] + i, x, n);
       });
     });
     if constexpr (Guard)

@@ -2,8 +2,8 @@
 // chunk_loop: visits [begin, end) of one block as full SIMD batches, then one masked batch.
 //
 //   steep::kernel::chunk_loop<float>(c.begin, c.end, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
-//     auto x = Tail ? steep::kernel::load_first<V>(in + i, n) : steep::kernel::load<V>(in + i);
-//     ...  // then store, or store_first(out + i, y, n) for the tail
+//     const V x = steep::kernel::load_group<V, Tail>(in + i, n);
+//     steep::kernel::store_group<Tail>(out + i, x * V(2.f), n);
 //   });
 //
 // The body is a template on the batch type V and on Tail, called with the first element index
@@ -19,6 +19,23 @@
 #include <cstddef>
 
 namespace steep::kernel {
+
+// A group's load and store: a full batch, or for the tail its first n lanes (load_first,
+// store_first: zeros past them on the load, nothing past them written).
+template <class V, bool Tail, class S>
+inline V load_group(const S* p, [[maybe_unused]] std::size_t n) {
+  if constexpr (Tail)
+    return load_first<V>(p, n);
+  else
+    return load<V>(p);
+}
+template <bool Tail, class S, class V>
+inline void store_group(S* p, const V& v, [[maybe_unused]] std::size_t n) {
+  if constexpr (Tail)
+    store_first(p, v, n);
+  else
+    store_exact(p, v);
+}
 
 template <class T, class Body>
 inline void chunk_loop(std::size_t begin, std::size_t end, Body&& body) {
