@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -168,6 +169,25 @@ TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes
   std::string garbled = good;
   garbled[9] = '#';
   refuses(garbled, "not valid JSON");
+  // A shape or offset that is not a whole number >= 0 is refused by tensor and field; converting
+  // 1e30 to an integer would be undefined behaviour (libFuzzer found this one).
+  for (const auto& [from, to, expect] :
+       { std::tuple{ "\"shape\":[", "\"shape\":[1e30,", "its shape holds 1e+30" },
+         std::tuple{ "\"shape\":[", "\"shape\":[-1,", "its shape holds -1" },
+         std::tuple{ "\"shape\":[", "\"shape\":[2.5,", "not a whole number >= 0" },
+         std::tuple{ "\"data_offsets\":[", "\"data_offsets\":[\"0\",", "its data_offsets holds \"0\"" },
+         std::tuple{ "\"data_offsets\":[", "\"data_offsets\":{},\"x\":[",
+                     "its data_offsets is not a list" } }) {
+    std::uint64_t n = 0;
+    for (int i = 0; i < 8; ++i)
+      n |= std::uint64_t{ static_cast<unsigned char>(good[i]) } << (8 * i);
+    std::string header = good.substr(8, n);
+    header.replace(header.find(from), std::string(from).size(), to);
+    std::string edited(8, '\0');
+    for (int i = 0; i < 8; ++i)
+      edited[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    refuses(edited + header + good.substr(8 + n), expect);
+  }
   // A saved hyperparameter outside its range, or unknown to the optimizer, is refused likewise.
   for (const auto& [key, text, expect] :
        { std::tuple{ "hyper/beta1", "1.5", "'beta1'" }, std::tuple{ "hyper/lr", "nan", "'lr'" },

@@ -12,7 +12,8 @@
 // relative to the data section) and carries "__metadata__", a map of strings. steep adds
 // "format" = "steep", "format_version" and "crc32" (zlib's CRC-32 of the data section) there.
 // Loading refuses, with the file name and the problem: a header length past the end of the file
-// or above 100 MB, JSON that does not parse, an entry whose dtype is unknown, whose offsets fall
+// or above 100 MB, JSON that does not parse, an entry whose dtype is unknown, whose shape or
+// offsets are not lists of whole numbers >= 0, whose offsets fall
 // outside the data or overlap another's or do not match its shape, a data section with bytes no
 // tensor owns, a CRC that does not match, a newer format version. Knows nothing of optimizers.
 
@@ -142,6 +143,20 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
   if (!header.is_object())
     throw fail("the header is not a JSON object");
   const std::span<const std::byte> data = bytes.subspan(8 + n);
+  // A shape or offset list holds whole numbers >= 0 only. nlohmann's get<std::size_t> would
+  // convert 1e30 (undefined behaviour: a float out of an integer's range) and wrap -1.
+  auto whole_numbers = [&](const nlohmann::json& list, const std::string& name, const char* field) {
+    if (!list.is_array())
+      throw fail("tensor '" + name + "': its " + field + " is not a list");
+    std::vector<std::size_t> out;
+    for (const auto& x : list) {
+      if (!x.is_number_unsigned())
+        throw fail("tensor '" + name + "': its " + field + " holds " + x.dump() +
+                   ", not a whole number >= 0");
+      out.push_back(x.get<std::size_t>());
+    }
+    return out;
+  };
   tensor_file f;
   std::vector<std::pair<std::size_t, std::size_t>> spans;
   try {
@@ -152,8 +167,8 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
         continue;
       }
       const auto dtype = entry.at("dtype").get<std::string>();
-      const auto shape = entry.at("shape").get<std::vector<std::size_t>>();
-      const auto off = entry.at("data_offsets").get<std::vector<std::size_t>>();
+      const auto shape = whole_numbers(entry.at("shape"), name, "shape");
+      const auto off = whole_numbers(entry.at("data_offsets"), name, "data_offsets");
       const std::size_t size = dtype_size(dtype);
       if (size == 0)
         throw fail("tensor '" + name + "' has dtype '" + dtype + "', which steep does not read");
