@@ -4,6 +4,8 @@
 #   two_rules  the same plus Lion: the added cost of one more rule;
 #   one_rule_lean, two_rules_lean  the same with only what they use: <steep/engine.hpp> (no
 #              checkpoints) and the rule headers (<steep/rules/adam.hpp>, <steep/rules/lion.hpp>);
+#   adam_muon_lean  one_rule_lean plus Muon (<steep/rules/muon.hpp>): the added cost of a rule
+#              with a matrix stage;
 #   catalogue  every rule of the catalogue (dsl/), plain and routed, stepped once (float);
 #   catalogue_lean  the same with <steep/engine.hpp> and <steep/rules.hpp> only;
 #   catalogue_23  the 23 rules the catalogue had when its 20 s goal was set (no bf16 Adam,
@@ -55,6 +57,8 @@ tu two_rules 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
 includes="steep/engine.hpp steep/rules/adam.hpp" tu one_rule_lean 'steep::rules::adam(1e-3f)'
 includes="steep/engine.hpp steep/rules/adam.hpp steep/rules/lion.hpp" \
   tu two_rules_lean 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
+includes="steep/engine.hpp steep/rules/adam.hpp steep/rules/muon.hpp" \
+  tu adam_muon_lean 'steep::rules::adam(1e-3f)' 'steep::rules::muon(0.02)'
 catalogue=('steep::rules::sgd(0.1f)' 'steep::rules::momentum(0.1f, 0.9)' 'steep::rules::nesterov(0.1f, 0.9)'
   'steep::rules::adam(1e-3f)' 'steep::rules::adam_eps0(1e-3f)' 'steep::rules::amsgrad(1e-3f)'
   'steep::rules::adamw(1e-3f)' 'steep::rules::adagrad(1e-2f)' 'steep::rules::rmsprop(1e-3f)'
@@ -118,7 +122,7 @@ out=${OUT:-bench/results/compile-cost-$(date -u +%Y-%m-%d).json}
 echo "{" >"$out"
 first=1
 pch_use=(-include "$work/steep_pch.hpp" -Werror=invalid-pch -c -o "$work/out.o")
-all_cases="one_rule two_rules one_rule_lean two_rules_lean pch one_rule_pch two_rules_pch catalogue catalogue_lean catalogue_23 syntax"
+all_cases="one_rule two_rules one_rule_lean two_rules_lean adam_muon_lean pch one_rule_pch two_rules_pch catalogue catalogue_lean catalogue_23 syntax"
 for case in ${CASES:-$all_cases}; do
   case $case in
     pch) args=("$work/steep_pch.hpp" -x c++-header -o "$work/steep_pch.hpp.gch") ;;
