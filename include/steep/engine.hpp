@@ -4,7 +4,7 @@
 //
 // Checkpoints (steep/engine/checkpoint.hpp) are not included here: they bring a JSON parser and
 // the safetensors reader, which a translation unit that only steps optimizers should not pay
-// to compile (README, "Compile-time cost"). steep/steep.hpp includes everything.
+// to compile (docs/compile-time.md). steep/steep.hpp includes everything.
 #include "steep/engine/any_optimizer.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/interface.hpp"

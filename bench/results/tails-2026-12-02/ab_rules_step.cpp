@@ -1,7 +1,7 @@
 // One optimizer step of rules with reductions, lines and matrix stages, on a small model
 // (200 blocks of 17 x 19: every block ends in a SIMD tail) and on one 1000 x 1000 block.
 // Microseconds per step, median of 7 runs of `steps` steps, 1 thread; guard on (refuse, the
-// default) or off. Compiled against two trees and run alternately (README, "Compile-time cost").
+// default) or off. Compiled against two trees and run alternately (docs/compile-time.md).
 //   g++ -std=c++20 -O3 -DNDEBUG -march=native -I<tree>/include -I<tree>/dsl ab_rules_step.cpp
 //       -ltbb -lopenblas -llapack -o step_<tree>
 //   ./step_old on; ./step_new on; ./step_old off; ...

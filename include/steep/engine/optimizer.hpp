@@ -60,7 +60,7 @@ namespace steep::engine {
 // slot's old and new value and every matrix stage's result is a V, so they are arrays indexed
 // by slot or stage; Known counts the slots whose new values are computed (in evaluation order).
 // (Arrays, not growing std::tuples: a tuple_cat per slot per pass cost front-end time in every
-// rule, README "Compile-time cost".) Each array has one spare entry, never read: with it the
+// rule, docs/compile-time.md.) Each array has one spare entry, never read: with it the
 // pass functions compile to the instructions they had with tuples; with exact sizes GCC laid
 // out NorMuon's reduction pass differently (its lane-by-lane gather no longer unrolled).
 template <class V, class P, std::size_t Known = 0>
@@ -643,8 +643,7 @@ private:
   // Tail: the group is the chunk's last `tail` < V::size elements, loaded as one masked batch
   // (zeros past them; a line table is padded by a batch, so a line read past the block's last
   // row stays inside it). Every pass ends its chunks so, and no pass compiles a scalar copy of
-  // the rule: a third of the machine code of a rule with reductions (README, "Compile-time
-  // cost").
+  // the rule: a third of the machine code of a rule with reductions (docs/compile-time.md).
   template <class V, bool WithMats = false, bool Tail = false>
   auto evaluate_group(const chunk_frame& f, std::size_t i, [[maybe_unused]] std::size_t tail = 0) const {
     auto ld = [&](const auto* ptr) {

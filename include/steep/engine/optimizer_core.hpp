@@ -9,7 +9,7 @@
 // Why a base of its own: its constructor, destructor and checks are compiled once per parameter
 // type in a translation unit instead of once per rule. In a translation unit with the whole
 // catalogue, the optimizers' constructors and destructors were a third of the machine code
-// (README, "Compile-time cost").
+// (docs/compile-time.md).
 
 #include "steep/core/aligned_buffer.hpp"
 #include "steep/core/error.hpp"

@@ -35,7 +35,7 @@ namespace steep::engine {
 
 namespace detail {
 // What every route's constructor does whatever its arms: compiled once per parameter type in a
-// translation unit, not once per route (README, "Compile-time cost").
+// translation unit, not once per route (docs/compile-time.md).
 
 // The store's blocks, split by arm: arm_of[i] is block i's arm (n_arms where no arm selects it,
 // which is refused, naming the block). `owner` gets each block's name and arm in store order.

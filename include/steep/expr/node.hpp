@@ -231,7 +231,7 @@ inline double host_value(const N& n, const host_ctx& h) {
 
 // a[0] = base, a[i + 1] = a[i] + count[i]: where each of N consecutive table ranges starts, and
 // (last) where they end. A function per length, not per node type: three generic lambdas per
-// node type cost front-end time in every rule (README, "Compile-time cost").
+// node type cost front-end time in every rule (docs/compile-time.md).
 template <std::size_t N>
 constexpr std::array<std::size_t, N + 1> partial_sums(const std::array<std::size_t, N>& count,
                                                       std::size_t base = 0) {

@@ -11,7 +11,7 @@
 // Why not std::tuple: every node of every rule stores its operands, and each std::tuple type
 // instantiates a recursive chain of base classes with a set of constructors, accessors and
 // helpers per level. Across the catalogue those were a fifth of the functions a translation
-// unit compiled (README, "Compile-time cost"). An aggregate with one base per operand
+// unit compiled (docs/compile-time.md). An aggregate with one base per operand
 // instantiates no constructor at all, and get<I> is one function per operand type and index.
 
 #include <cstddef>

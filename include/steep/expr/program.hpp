@@ -75,8 +75,7 @@ constexpr auto analysis_kids() {
 // The folds below expand a node's kids in one pack (a lambda over the type list and a C++17
 // fold) rather than with hana::fold_left and a growing accumulator, or hana::unpack: the
 // analysis runs for every rule in every translation unit, and an accumulating fold
-// instantiates one concatenation per kid, hana::unpack two functions per call (README,
-// "Compile-time cost").
+// instantiates one concatenation per kid, hana::unpack two functions per call (docs/compile-time.md).
 
 // Type lists joined in order, and the K-th type of one (through operands.hpp's operand_t).
 template <class... L>
@@ -111,7 +110,7 @@ constexpr std::size_t count_in(type_list<A...>) {
 // Every node type M under (and including) N with Pred<M>, children before parents, as a
 // type_list. A class per node type (each subtree's list is made once), joined by plain pack
 // expansion: hana's make_tuple, flatten and append per node took 2.8 s of clang's 67 s on the
-// catalogue (README, "Compile-time cost").
+// catalogue (docs/compile-time.md).
 template <bool Through, template <class> class Pred, class N>
 struct collected;
 template <bool Through, template <class> class Pred, class Kids>
@@ -305,8 +304,8 @@ struct node_match {
 // its subtree has. One class per node type, built from its operands' tables; it is the one
 // place that knows how table offsets pass from a node to its operands (N::offsets), and every
 // traversal with offsets below reads it. (Before, every walk (trait) recursed through the
-// tree with a function per node type of its own: the catalogue's largest front-end item, README
-// "Compile-time cost".)
+// tree with a function per node type of its own: the catalogue's largest front-end item,
+// docs/compile-time.md.)
 template <class N>
 struct preorder {
   using types = type_list<N>;
@@ -392,7 +391,7 @@ template <has_kids N, std::size_t I>
 
 // The node at M's path under n (D = 0, 1, ..., M.depth - 1): one function per match, the
 // sequence passed in rather than made by a lambda inside (GCC compiles every instantiated
-// function, however small, before it inlines it: README, "Compile-time cost").
+// function, however small, before it inlines it: docs/compile-time.md).
 template <node_match M, class N, std::size_t... D>
 [[gnu::always_inline]] inline auto& node_at(N& n, std::index_sequence<D...>) {
   return (n->*...->*kid_at<M.path[M.depth - 1 - D]>{});
@@ -453,7 +452,7 @@ struct program {
   // Evaluation order inside the loop: slot updates (dependencies first), then the output. An
   // aggregate like a node's operands (operands.hpp: get<R>(roots)), not a std::tuple, whose
   // chain of bases and constructors cost a tenth of the functions of the optimizers'
-  // constructors across the catalogue (README, "Compile-time cost").
+  // constructors across the catalogue (docs/compile-time.md).
   using roots_t = typename roots_of<std::make_index_sequence<n_slots>>::type;
   static constexpr std::size_t n_roots = n_slots + 1;
   static constexpr std::size_t output_root = n_slots;
@@ -696,7 +695,7 @@ public:
 // The matches are listed at compile time once per node type (detail::matches_of), so a visitor
 // costs one function and its own calls: a rule's passes visit from many call sites, and a
 // recursive walk per visitor instantiated two functions per node for each, a third of what a
-// rule such as NorMuon instantiated (README, "Compile-time cost").
+// rule such as NorMuon instantiated (docs/compile-time.md).
 template <template <class> class Trait, std::size_t S, std::size_t B, std::size_t R, class N, class F>
 void visit_where(const N& n, F&& f) {
   constexpr auto& ms = detail::matches_of<Trait, false, N>::value;

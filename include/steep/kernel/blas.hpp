@@ -10,7 +10,7 @@
 // BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS): steep links
 // the library that xtensor-blas links and declares nothing itself. Only cxxblas is included, not
 // xtensor-blas's <xblas.hpp>, which brings xtensor's arrays and I/O into every translation unit
-// that includes the engine (README, "Compile-time cost"); the two coexist in one unit.
+// that includes the engine (docs/compile-time.md); the two coexist in one unit.
 //
 // thread_limit exists because OpenBLAS keeps its own thread pool. When steep runs many
 // same-shape blocks in parallel over TBB ("batch same-shape blocks across layers"),

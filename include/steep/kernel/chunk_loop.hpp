@@ -12,7 +12,7 @@
 // for both keeps the tail exact (the same expression, not an approximation of it). A model's
 // many small tensors each end in a tail, and there a rule such as Lion spent as long on a scalar
 // tail of 7 elements as on the 320 before them; and a scalar tail compiled a scalar copy of the
-// rule's whole loop (README, "Compile-time cost").
+// rule's whole loop (docs/compile-time.md).
 
 #include "steep/kernel/simd.hpp"
 

@@ -82,7 +82,7 @@ private:
   // A pass's body(first, last), called through one pointer per range of chunks or tasks. The
   // threaded part below is compiled once, not once per pass of every rule: TBB's parallel_for
   // instantiated per body was a tenth of the functions a translation unit with the whole
-  // catalogue compiled (README, "Compile-time cost"). The serial path above calls the body
+  // catalogue compiled (docs/compile-time.md). The serial path above calls the body
   // directly.
   class range_ref {
   public:

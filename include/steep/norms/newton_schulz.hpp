@@ -56,9 +56,9 @@ enum class frobenius_guard {
 // Why not std::vector: a rule is a value, copied through every stage of its construction and
 // into its optimizer. A member that owns heap memory made every rule with a Newton-Schulz stage
 // non-trivially copyable, so each of those copies compiled to a call with unwinding paths; the
-// catalogue's translation unit spent about 4% of its compile time on them (README, "Compile-time
-// cost"). This is C++26's std::inplace_vector, which the toolchain lacks. A longer constant
-// schedule is `steps` with `coefficients`.
+// catalogue's translation unit spent about 4% of its compile time on them
+// (docs/compile-time.md). This is C++26's std::inplace_vector, which the toolchain lacks. A
+// longer constant schedule is `steps` with `coefficients`.
 class ns_schedule {
 public:
   static constexpr std::size_t capacity = 64;

@@ -13,7 +13,7 @@
 //
 // gesdd is declared here, under its Fortran symbol, instead of through xtensor-blas's linalg
 // (xt::linalg::svd): that header adds about a second to every translation unit that includes
-// the engine (README, "Compile-time cost"). The declaration's C++ name is steep's own (an
+// the engine (docs/compile-time.md). The declaration's C++ name is steep's own (an
 // asm label picks the symbol), so it cannot clash with FLENS's or LAPACKE's declarations of the
 // same routine in a translation unit that includes those too. It passes the hidden length of
 // the character argument, as gfortran-compiled LAPACK expects.
