@@ -24,9 +24,10 @@
 #
 # With AGAINST=<commit>, each case is compiled from this tree and from that commit's headers side
 # by side, one compile per core, RUNS times, and the JSON adds the commit's median and the median
-# of the per-run ratios (this tree / commit). This machine's speed drifts by 1.5x within an hour,
-# so only compiles that run together compare; a ratio is what to report (README, "Benchmarks").
-# Not for the pch cases.
+# of the per-run ratios (this tree / commit). A compile's time drifts by 10-20% within an hour on
+# these shared VMs, and tables from different VMs differ by 1.5-1.8x (docs/compile-time.md), so
+# only compiles that run together compare; a ratio is what to report (README, "Benchmarks").
+# Not for the pch cases. Every JSON records the CPU, cores, memory and load average.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
@@ -147,6 +148,9 @@ for case in ${CASES:-$all_cases}; do
   printf '%-10s %7.1f s %8.0f MB\n' "$case" "$secs" "$((kb / 1024))"
   printf '  "%s": {"seconds": %s, "peak_mb": %d}' "$case" "$secs" "$((kb / 1024))" >>"$out"
 done
-printf '\n  ,"rules_in_catalogue": %d, "compiler": "%s", "runs": %d, "against": "%s"\n}\n' "${#catalogue[@]}" \
-  "$(g++ --version | head -1)" "$runs" "$against" >>"$out"
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+printf '\n  ,"rules_in_catalogue": %d, "compiler": "%s", "flags": "%s", "runs": %d, "against": "%s",\n' \
+  "${#catalogue[@]}" "$(g++ --version | head -1)" "${flags[*]}" "$runs" "$against" >>"$out"
+printf '  "machine": {"cpu": "%s", "cores": %d, "memory_kb": %d, "load_average_1min": %s}\n}\n' "$cpu" "$(nproc)" \
+  "$(awk '/^MemTotal/ { print $2 }' /proc/meminfo)" "$(cut -d' ' -f1 /proc/loadavg)" >>"$out"
 echo "wrote $out"
