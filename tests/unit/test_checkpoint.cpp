@@ -176,8 +176,9 @@ TEST_CASE("checkpoint: what does not fit is refused by name, and nothing changes
          std::tuple{ "\"shape\":[", "\"shape\":[-1,", "its shape holds -1" },
          std::tuple{ "\"shape\":[", "\"shape\":[2.5,", "not a whole number >= 0" },
          std::tuple{ "\"data_offsets\":[", "\"data_offsets\":[\"0\",", "its data_offsets holds \"0\"" },
-         std::tuple{ "\"data_offsets\":[", "\"data_offsets\":{},\"x\":[",
-                     "its data_offsets is not a list" } }) {
+         std::tuple{ "\"data_offsets\":[", "\"data_offsets\":{},\"x\":[", "its data_offsets is not a list" },
+         std::tuple{ "\"shape\":[", "\"shape\":[[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20],",
+                     "its shape holds [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,..., not" } }) {
     std::uint64_t n = 0;
     for (int i = 0; i < 8; ++i)
       n |= std::uint64_t{ static_cast<unsigned char>(good[i]) } << (8 * i);

@@ -150,9 +150,12 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
       throw fail("tensor '" + name + "': its " + field + " is not a list");
     std::vector<std::size_t> out;
     for (const auto& x : list) {
-      if (!x.is_number_unsigned())
-        throw fail("tensor '" + name + "': its " + field + " holds " + x.dump() +
-                   ", not a whole number >= 0");
+      if (!x.is_number_unsigned()) {
+        std::string shown = x.dump(); // a bad entry may be a long string or array: show its start
+        if (shown.size() > 40)
+          shown = shown.substr(0, 37) + "...";
+        throw fail("tensor '" + name + "': its " + field + " holds " + shown + ", not a whole number >= 0");
+      }
       out.push_back(x.get<std::size_t>());
     }
     return out;
