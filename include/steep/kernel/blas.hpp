@@ -6,11 +6,14 @@
 //   steep::kernel::blas::gemm(...);                                          // C = a op(A) op(B) + b C
 //   steep::kernel::blas::thread_limit one(1);   // this scope: BLAS runs on the calling thread
 //
-// The calls go through xtensor-blas's bundled FLENS cxxblas, which forwards to the CBLAS of the
-// BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS): steep links
-// the library that xtensor-blas links and declares nothing itself. Only cxxblas is included, not
-// xtensor-blas's <xblas.hpp>, which brings xtensor's arrays and I/O into every translation unit
-// that includes the engine (docs/compile-time.md); the two coexist in one unit.
+// The calls go to the CBLAS of the BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS, the
+// library xtensor-blas links). The three routines are declared here, under steep's own C++ names
+// with an asm label for the CBLAS symbol, as norms/polar_apply.hpp declares LAPACK's gesdd:
+// xtensor-blas's bundled FLENS cxxblas, which steep included before, is 800 headers and 0.5-0.9 s
+// of parsing in every translation unit that includes the engine, and <cblas.h> declares the same
+// enums as cxxblas, so a unit that also uses xtensor-blas's linalg would not compile
+// (docs/compile-time.md, "Include only what a translation unit uses"). CBLAS's enums are passed
+// as int, their C ABI; the values are the CBLAS standard's.
 //
 // thread_limit exists because OpenBLAS keeps its own thread pool. When steep runs many
 // same-shape blocks in parallel over TBB ("batch same-shape blocks across layers"),
@@ -18,21 +21,9 @@
 // openblas_set_num_threads is looked up as a weak symbol, so another BLAS still links (the
 // limit is then a no-op).
 
-// First, in a block of its own: HAVE_CBLAS must be defined before cxxblas is read, or cxxblas
-// compiles its own reference loops instead of calling the BLAS (and nothing links OpenBLAS).
-// clang-format off
-#include <xtensor-blas/xblas_config.hpp>
-// clang-format on
-
-#include <complex> // cxxblas assumes these
 #include <cstddef>
 #include <mutex>
 #include <type_traits>
-#include <xflens/cxxblas/cxxblas.cxx>
-
-#if !defined(HAVE_CBLAS)
-#error "steep: cxxblas must forward to CBLAS (xtensor-blas's HAVE_CBLAS)"
-#endif
 
 extern "C" {
 void openblas_set_num_threads(int) __attribute__((weak));
@@ -45,37 +36,67 @@ using index = int;
 
 inline index as_index(std::size_t n) { return static_cast<index>(n); }
 
+// CBLAS, overloaded on the scalar type (float: cblas_s*, double: cblas_d*).
+namespace detail::cblas {
+enum : int { row_major = 101, no_trans = 111, trans = 112, upper = 121, left = 141, right = 142 };
+
+void gemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc) __asm__("cblas_sgemm");
+void gemm(int order, int trans_a, int trans_b, int m, int n, int k, double alpha, const double* a, int lda,
+          const double* b, int ldb, double beta, double* c, int ldc) __asm__("cblas_dgemm");
+void syrk(int order, int uplo, int trans, int n, int k, float alpha, const float* a, int lda, float beta,
+          float* c, int ldc) __asm__("cblas_ssyrk");
+void syrk(int order, int uplo, int trans, int n, int k, double alpha, const double* a, int lda, double beta,
+          double* c, int ldc) __asm__("cblas_dsyrk");
+void symm(int order, int side, int uplo, int m, int n, float alpha, const float* a, int lda, const float* b,
+          int ldb, float beta, float* c, int ldc) __asm__("cblas_ssymm");
+void symm(int order, int side, int uplo, int m, int n, double alpha, const double* a, int lda,
+          const double* b, int ldb, double beta, double* c, int ldc) __asm__("cblas_dsymm");
+
+inline int op(bool transpose) { return transpose ? trans : no_trans; }
+} // namespace detail::cblas
+
+template <class T>
+concept blas_scalar = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
 // C (n x n, upper triangle) = alpha * op(A) op(A)^T + beta * C, op(A) = A (n x k) or A^T (A: k x n).
 template <class T>
 void syrk(std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, T beta, T* c, std::size_t ldc,
           bool transpose_a = false) {
-  cxxblas::syrk(cxxblas::RowMajor, cxxblas::Upper, transpose_a ? cxxblas::Trans : cxxblas::NoTrans,
-                as_index(n), as_index(k), alpha, a, as_index(lda), beta, c, as_index(ldc));
+  static_assert(blas_scalar<T>, "steep's BLAS products take float or double");
+  namespace cb = detail::cblas;
+  cb::syrk(cb::row_major, cb::upper, cb::op(transpose_a), as_index(n), as_index(k), alpha, a, as_index(lda),
+           beta, c, as_index(ldc));
 }
 
 // C (m x n) = alpha * S B + beta * C, S symmetric m x m (upper triangle read).
 template <class T>
 void symm_left(std::size_t m, std::size_t n, T alpha, const T* s, std::size_t lds, const T* b,
                std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  cxxblas::symm(cxxblas::RowMajor, cxxblas::Left, cxxblas::Upper, as_index(m), as_index(n), alpha, s,
-                as_index(lds), b, as_index(ldb), beta, c, as_index(ldc));
+  static_assert(blas_scalar<T>, "steep's BLAS products take float or double");
+  namespace cb = detail::cblas;
+  cb::symm(cb::row_major, cb::left, cb::upper, as_index(m), as_index(n), alpha, s, as_index(lds), b,
+           as_index(ldb), beta, c, as_index(ldc));
 }
 
 // C (m x n) = alpha * B S + beta * C, S symmetric n x n (upper triangle read).
 template <class T>
 void symm_right(std::size_t m, std::size_t n, T alpha, const T* s, std::size_t lds, const T* b,
                 std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  cxxblas::symm(cxxblas::RowMajor, cxxblas::Right, cxxblas::Upper, as_index(m), as_index(n), alpha, s,
-                as_index(lds), b, as_index(ldb), beta, c, as_index(ldc));
+  static_assert(blas_scalar<T>, "steep's BLAS products take float or double");
+  namespace cb = detail::cblas;
+  cb::symm(cb::row_major, cb::right, cb::upper, as_index(m), as_index(n), alpha, s, as_index(lds), b,
+           as_index(ldb), beta, c, as_index(ldc));
 }
 
 // C (m x n) = alpha * op(A) op(B) + beta * C.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
           std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  cxxblas::gemm(cxxblas::RowMajor, trans_a ? cxxblas::Trans : cxxblas::NoTrans,
-                trans_b ? cxxblas::Trans : cxxblas::NoTrans, as_index(m), as_index(n), as_index(k), alpha, a,
-                as_index(lda), b, as_index(ldb), beta, c, as_index(ldc));
+  static_assert(blas_scalar<T>, "steep's BLAS products take float or double");
+  namespace cb = detail::cblas;
+  cb::gemm(cb::row_major, cb::op(trans_a), cb::op(trans_b), as_index(m), as_index(n), as_index(k), alpha, a,
+           as_index(lda), b, as_index(ldb), beta, c, as_index(ldc));
 }
 
 // Limits OpenBLAS's own threads for the life of the object (process-wide: OpenBLAS has no
