@@ -14,6 +14,15 @@
 #              CMake target, README "Compile-time cost");
 #   one_rule_pch, two_rules_pch  one_rule_lean and two_rules_lean with that precompiled header;
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
+# With steep::compiled (the catalogue compiled once into a library, steep/compiled/instance.hpp):
+#   one_rule_compiled, two_rules_compiled, adam_muon_compiled  the lean units, including
+#              <steep/compiled/adam.hpp> (lion.hpp, muon.hpp) instead of the rule headers;
+#   catalogue_compiled  the catalogue unit as a target linking steep::compiled compiles it
+#              (STEEP_COMPILED, <steep/steep.hpp>); each of these checks that its rules are in
+#              the library (has_instance), so none is compiled in the unit;
+#   library    the library itself: each of its sources (one per header under steep/compiled/)
+#              compiled once, one at a time; the JSON has each source's time and their sum (a
+#              -j2 build takes about half of it). Once per build, not per unit; RUNS does not apply.
 # Same flags as steep's own targets (-O3 -march=native -std=c++20). One compile at a time; the
 # median of RUNS (default 3) runs. Writes bench/results/compile-cost-<date>.json (or $OUT).
 #
@@ -45,10 +54,13 @@ tu() { # name, then the rule expressions (headers: $includes, default <steep/ste
   local name=$1
   shift
   {
+    [ -n "${compiled:-}" ] && echo '#define STEEP_COMPILED'
     for h in ${includes:-steep/steep.hpp}; do echo "#include <$h>"; done
     echo 'template <class Rule> void run(Rule r) { steep::param_store<float> s({{"W", {8, 4}}, {"b", {4}}}); steep::optimizer o(r, s); o.step(); }'
+    [ -n "${compiled:-}" ] && echo 'template <class Rule> void check(Rule) { static_assert(steep::compiled::has_instance<Rule, float>); }'
     echo 'int main() {'
     for r in "$@"; do echo "  run($r);"; done
+    if [ -n "${compiled:-}" ]; then for r in "$@"; do echo "  check($r);"; done; fi
     echo '}'
   } >"$work/$name.cpp"
 }
@@ -84,6 +96,20 @@ done
 [ "${#catalogue_23[@]}" = 23 ] || { echo "compile-cost.sh: catalogue_23 has ${#catalogue_23[@]} rules" >&2; exit 1; }
 tu catalogue_23 "${catalogue_23[@]}"
 includes="steep/engine.hpp steep/rules.hpp" tu catalogue_lean "${catalogue[@]}"
+compiled=1 includes="steep/compiled/adam.hpp" tu one_rule_compiled 'steep::rules::adam(1e-3f)'
+compiled=1 includes="steep/compiled/adam.hpp steep/compiled/lion.hpp" \
+  tu two_rules_compiled 'steep::rules::adam(1e-3f)' 'steep::rules::lion(1e-4f)'
+compiled=1 includes="steep/compiled/adam.hpp steep/compiled/muon.hpp" \
+  tu adam_muon_compiled 'steep::rules::adam(1e-3f)' 'steep::rules::muon(0.02)'
+compiled=1 tu catalogue_compiled "${catalogue[@]}"
+# steep::compiled's sources, as CMakeLists.txt generates them.
+library_sources=()
+for h in include/steep/compiled/*.hpp; do
+  family=$(basename "$h" .hpp)
+  [ "$family" = instance ] && continue
+  printf '#define STEEP_COMPILED_DEFINE\n#include <steep/compiled/%s.hpp>\n' "$family" >"$work/library_$family.cpp"
+  library_sources+=("$family")
+done
 echo '#include <steep/rules/sgd.hpp>' >"$work/syntax.cpp"
 echo '#include <steep/engine.hpp>' >"$work/steep_pch.hpp"
 
@@ -123,8 +149,26 @@ out=${OUT:-bench/results/compile-cost-$(date -u +%Y-%m-%d).json}
 echo "{" >"$out"
 first=1
 pch_use=(-include "$work/steep_pch.hpp" -Werror=invalid-pch -c -o "$work/out.o")
-all_cases="one_rule two_rules one_rule_lean two_rules_lean adam_muon_lean pch one_rule_pch two_rules_pch catalogue catalogue_lean catalogue_23 syntax"
+all_cases="one_rule two_rules one_rule_lean two_rules_lean adam_muon_lean pch one_rule_pch two_rules_pch catalogue catalogue_lean catalogue_23 syntax one_rule_compiled two_rules_compiled adam_muon_compiled catalogue_compiled library"
 for case in ${CASES:-$all_cases}; do
+  if [ "$case" = library ]; then # each source once; the sum, the largest memory, and each time
+    [ -z "$against" ] || { echo "compile-cost.sh: AGAINST does not take library" >&2 && exit 1; }
+    total=0 peak=0 each=""
+    for family in "${library_sources[@]}"; do
+      /usr/bin/time -f "%e %M" -o "$work/time" g++ "${flags[@]}" -c "$work/library_$family.cpp" -o "$work/out.o" \
+        >"$work/log" 2>&1 || { echo "compile-cost.sh: steep::compiled's $family does not compile:" >&2; head -20 "$work/log" >&2; exit 1; }
+      read -r t k <"$work/time"
+      total=$(awk -v a="$total" -v b="$t" 'BEGIN { print a + b }')
+      [ "$k" -gt "$peak" ] && peak=$k
+      each="$each${each:+, }\"$family\": $t"
+    done
+    printf '%-10s %7.1f s %8.0f MB   (the sum over %d sources, one at a time)\n' library "$total" "$((peak / 1024))" \
+      "${#library_sources[@]}"
+    [ $first = 1 ] || echo "," >>"$out"
+    first=0
+    printf '  "library": {"seconds": %s, "peak_mb": %d, "sources": {%s}}' "$total" "$((peak / 1024))" "$each" >>"$out"
+    continue
+  fi
   case $case in
     pch) args=("$work/steep_pch.hpp" -x c++-header -o "$work/steep_pch.hpp.gch") ;;
     one_rule_pch) args=("$work/one_rule_lean.cpp" "${pch_use[@]}") ;;
@@ -135,7 +179,7 @@ for case in ${CASES:-$all_cases}; do
   [ $first = 1 ] || echo "," >>"$out"
   first=0
   if [ -n "$against" ]; then
-    case $case in *pch*) echo "compile-cost.sh: AGAINST does not take $case" >&2 && exit 1 ;; esac
+    case $case in *pch* | *compiled*) echo "compile-cost.sh: AGAINST does not take $case" >&2 && exit 1 ;; esac
     [ "$case" = syntax ] && only=-fsyntax-only || only=-c
     read -r secs kb old_secs ratio ratios < <(measure_pair "$work/$case.cpp" "$only")
     printf '%-10s %7.1f s %8.0f MB   %s: %7.1f s   ratio %s %s\n' "$case" "$secs" "$((kb / 1024))" "$against" \

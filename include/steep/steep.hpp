@@ -13,3 +13,8 @@
 #include "steep/engine/checkpoint.hpp"
 #include "steep/expr.hpp"
 #include "steep/rules.hpp"
+#ifdef STEEP_COMPILED
+// Linked with steep::compiled (README, "Compile-time cost"): the catalogue's optimizers come
+// from the library instead of being compiled in this unit.
+#include "steep/compiled.hpp"
+#endif

@@ -61,7 +61,13 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
   if (!hp.is_object())
     throw manifest_error("group '" + algo + "': 'hp' must be an object");
   const double lr = num(hp, "lr", 1e-3);
-  auto make = [&](auto rule) { return make_any_optimizer(rule, store, opts); };
+  auto make = [&](auto rule) {
+#ifdef STEEP_COMPILED
+    static_assert(compiled::has_instance<decltype(rule), T>,
+                  "steep-golden-compiled: this rule is not in steep::compiled (steep/compiled/)");
+#endif
+    return make_any_optimizer(rule, store, opts);
+  };
 
   if (algo == "sgd") {
     require_zero(hp, "dampening", algo);

@@ -173,26 +173,11 @@ public:
   // no matrix stage): the rules nonfinite_policy::mask can hold back coordinate by coordinate.
   static constexpr bool coordinatewise = n_matrices == 0 && program_type::max_depth < 0;
 
-  [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {})
-    : optimizer(program_type::make_roots(rule, [](const auto& hp) { check_hyper(hp, hp.value); }), store,
-                opts) {}
+  [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {});
 
 private:
   [[gnu::cold]] optimizer(typename program_type::compiled rule, param_store<T>& store,
-                          const optimizer_options& opts)
-    : core(store, opts,
-           { n_slots, program_type::n_step_scalars, program_type::n_block_scalars, program_type::n_reductions,
-             program_type::reads_grad, coordinatewise })
-    , roots_(std::move(rule.roots))
-    , maps_(program_type::make_matrix_maps(roots_)) {
-    if constexpr (n_matrices > 0)
-      init_matrices(opts);
-    init_lines();
-    [&]<std::size_t... K>(std::index_sequence<K...>) {
-      (this->lay_out_slot(std::get<K>(slots_), K, per_block_slot<K> ? -1 : line_slot<K>, rule.inits[K]), ...);
-    }
-    (std::make_index_sequence<n_slots>{});
-  }
+                          const optimizer_options& opts);
 
 public:
   template <class H>
@@ -210,44 +195,7 @@ public:
   // The read-only part of a step: per-step and per-block scalars, the guard, the reduction
   // pass and the matrix phase. Writes only tables and scratch. Returns the first non-finite
   // gradient entry (if the guard is on and found one); then the step must not be committed.
-  std::optional<nonfinite_entry> prepare_step() {
-    require_live_store(store_alive_);
-    const std::int64_t t = t_ + 1;
-    expr::host_ctx h{ t, nullptr };
-    for_roots([&]<std::size_t R>(const auto& root) {
-      expr::fill_step_table<program_type::step_offset[R]>(root, step_host_.data(), h);
-    });
-    for (std::size_t i = 0; i < step_host_.size(); ++i)
-      step_T_[i] = static_cast<T>(step_host_[i]);
-    // The guard rides on the first read-only pass there is, or runs alone.
-    constexpr bool lines0 = program_type::template reductions_at < true, 0 >> 0;
-    if constexpr (guard_in_reductions)
-      reduction_pass<0>();
-    else if constexpr (guard_in_lines)
-      line_pass<0>();
-    else if constexpr (!guard_in_prepass)
-      if (guard_)
-        this->guard_pass();
-    if constexpr (!guard_in_prepass)
-      if (auto bad = this->first_bad_chunk())
-        return bad;
-    if constexpr (lines0 && !guard_in_lines)
-      line_pass<0>();
-    // Per-block scalars and lines: all of them now, and again after each later pass (before it,
-    // nothing that runs reads those that need it: the compiler's depths see to that).
-    fill_block_scalars(h);
-    if constexpr (n_matrices > 0) {
-      matrix_prepass();
-      if constexpr (guard_in_prepass)
-        if (auto bad = this->first_bad_chunk())
-          return bad;
-      matrix_phase();
-    }
-    [&]<std::size_t... D>(std::index_sequence<D...>) { (later_passes<static_cast<int>(D) + 1>(h), ...); }
-    (std::make_index_sequence<static_cast<std::size_t>(program_type::max_depth > 0 ? program_type::max_depth
-                                                                                   : 0)>{});
-    return std::nullopt;
-  }
+  std::optional<nonfinite_entry> prepare_step();
 
   // The reduction passes of depth D >= 1 (after the matrix phase).
   template <int D>
@@ -277,18 +225,7 @@ public:
   }
 
   // The update pass of a step prepare_step() accepted: stores parameters and slots once.
-  void commit_step() {
-    require_live_store(store_alive_);
-    held_.reset();
-    if (policy_ != nonfinite_policy::off) {
-      update_pass<true>();
-      held_ = this->held_entries(&program_type::slot_name);
-    } else
-      update_pass<false>();
-    store_block_slots();
-    store_line_slots();
-    ++t_;
-  }
+  void commit_step();
 
   // Steps skipped for a non-finite gradient (nonfinite_policy::skip), or applied with some
   // coordinates held back (a non-finite gradient under nonfinite_policy::mask, or a new value
@@ -1291,6 +1228,87 @@ private:
   std::array<slot_buffer<T>, n_matrices> scratch_;
   typename slot_tuple<std::make_index_sequence<n_slots>>::type slots_;
 };
+
+// The constructors and the two halves of a step are defined outside the class, so they are not
+// inline: a unit that declares optimizer<Rule, T> `extern template` (steep::compiled,
+// steep/compiled/instance.hpp) then compiles none of the passes they reach. Defined in the
+// class, GCC instantiates them in such a unit anyway, to inline them when optimizing: the
+// catalogue unit took 32 s that way against 11 s (docs/compile-time.md, "The compiled catalogue").
+template <class Rule, class T>
+optimizer<Rule, T>::optimizer(Rule rule, param_store<T>& store, optimizer_options opts)
+  : optimizer(program_type::make_roots(rule, [](const auto& hp) { check_hyper(hp, hp.value); }), store,
+              opts) {}
+
+template <class Rule, class T>
+optimizer<Rule, T>::optimizer(typename program_type::compiled rule, param_store<T>& store,
+                              const optimizer_options& opts)
+  : core(store, opts,
+         { n_slots, program_type::n_step_scalars, program_type::n_block_scalars, program_type::n_reductions,
+           program_type::reads_grad, coordinatewise })
+  , roots_(std::move(rule.roots))
+  , maps_(program_type::make_matrix_maps(roots_)) {
+  if constexpr (n_matrices > 0)
+    init_matrices(opts);
+  init_lines();
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (this->lay_out_slot(std::get<K>(slots_), K, per_block_slot<K> ? -1 : line_slot<K>, rule.inits[K]), ...);
+  }
+  (std::make_index_sequence<n_slots>{});
+}
+
+template <class Rule, class T>
+std::optional<nonfinite_entry> optimizer<Rule, T>::prepare_step() {
+  require_live_store(store_alive_);
+  const std::int64_t t = t_ + 1;
+  expr::host_ctx h{ t, nullptr };
+  for_roots([&]<std::size_t R>(const auto& root) {
+    expr::fill_step_table<program_type::step_offset[R]>(root, step_host_.data(), h);
+  });
+  for (std::size_t i = 0; i < step_host_.size(); ++i)
+    step_T_[i] = static_cast<T>(step_host_[i]);
+  // The guard rides on the first read-only pass there is, or runs alone.
+  constexpr bool lines0 = program_type::template reductions_at < true, 0 >> 0;
+  if constexpr (guard_in_reductions)
+    reduction_pass<0>();
+  else if constexpr (guard_in_lines)
+    line_pass<0>();
+  else if constexpr (!guard_in_prepass)
+    if (guard_)
+      this->guard_pass();
+  if constexpr (!guard_in_prepass)
+    if (auto bad = this->first_bad_chunk())
+      return bad;
+  if constexpr (lines0 && !guard_in_lines)
+    line_pass<0>();
+  // Per-block scalars and lines: all of them now, and again after each later pass (before it,
+  // nothing that runs reads those that need it: the compiler's depths see to that).
+  fill_block_scalars(h);
+  if constexpr (n_matrices > 0) {
+    matrix_prepass();
+    if constexpr (guard_in_prepass)
+      if (auto bad = this->first_bad_chunk())
+        return bad;
+    matrix_phase();
+  }
+  [&]<std::size_t... D>(std::index_sequence<D...>) { (later_passes<static_cast<int>(D) + 1>(h), ...); }
+  (std::make_index_sequence<static_cast<std::size_t>(program_type::max_depth > 0 ? program_type::max_depth
+                                                                                 : 0)>{});
+  return std::nullopt;
+}
+
+template <class Rule, class T>
+void optimizer<Rule, T>::commit_step() {
+  require_live_store(store_alive_);
+  held_.reset();
+  if (policy_ != nonfinite_policy::off) {
+    update_pass<true>();
+    held_ = this->held_entries(&program_type::slot_name);
+  } else
+    update_pass<false>();
+  store_block_slots();
+  store_line_slots();
+  ++t_;
+}
 
 template <class Rule, class T>
 optimizer(Rule, param_store<T>&) -> optimizer<Rule, T>;

@@ -92,37 +92,13 @@ public:
   static constexpr std::size_t bytes_per_param =
     std::max({ optimizer<typename Arms::rule_type, T>::bytes_per_param... });
 
-  [[gnu::cold]] optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {}) {
-    std::vector<std::size_t> arm_of(store.size());
-    for (std::size_t index = 0; index < store.size(); ++index) {
-      const auto& b = store.block_at(index);
-      arm_of[index] = first_arm(rule, expr::block_info{ b.name, b.shape, b.role, b.layout, index });
-    }
-    auto specs = detail::split_by_arm(store, arm_of, sizeof...(Arms), owner_);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
-    }
-    (arms_seq);
-    policy_ = opts.nonfinite;
-    store_alive_ = store.lifetime();
-  }
+  [[gnu::cold]] optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {});
 
   // One step of every arm: all arms prepare (read-only) before any commits, so a non-finite
   // gradient anywhere refuses (or skips) the step for all of them.
   bool step() { return run_step(*this, policy_, skipped_); }
-  std::optional<nonfinite_entry> prepare_step() {
-    require_live_store(store_alive_); // the arms' stores live in this object: ask about the user's
-    std::optional<nonfinite_entry> bad;
-    for_parts([&](auto& o) {
-      if (!bad)
-        bad = o.prepare_step();
-    });
-    return bad;
-  }
-  void commit_step() {
-    for_parts([](auto& o) { o.commit_step(); });
-    ++t_;
-  }
+  std::optional<nonfinite_entry> prepare_step();
+  void commit_step();
   std::int64_t steps() const noexcept { return t_; }
   // The rule's structural hash (slots.hpp, rule_hash): checkpoints refuse another rule's state.
   static std::string rule_id() { return rule_hash<routed_type>(); }
@@ -394,5 +370,41 @@ private:
   std::weak_ptr<const bool> store_alive_;
   int threads_ = 0;
 };
+
+// Outside the class, as a plain rule's (optimizer.hpp): not inline, so an `extern template`
+// route compiles none of its arms' passes.
+template <class... Arms, class T>
+optimizer<expr::routed<Arms...>, T>::optimizer(routed_type rule, param_store<T>& store,
+                                               optimizer_options opts) {
+  std::vector<std::size_t> arm_of(store.size());
+  for (std::size_t index = 0; index < store.size(); ++index) {
+    const auto& b = store.block_at(index);
+    arm_of[index] = first_arm(rule, expr::block_info{ b.name, b.shape, b.role, b.layout, index });
+  }
+  auto specs = detail::split_by_arm(store, arm_of, sizeof...(Arms), owner_);
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
+  }
+  (arms_seq);
+  policy_ = opts.nonfinite;
+  store_alive_ = store.lifetime();
+}
+
+template <class... Arms, class T>
+std::optional<nonfinite_entry> optimizer<expr::routed<Arms...>, T>::prepare_step() {
+  require_live_store(store_alive_); // the arms' stores live in this object: ask about the user's
+  std::optional<nonfinite_entry> bad;
+  for_parts([&](auto& o) {
+    if (!bad)
+      bad = o.prepare_step();
+  });
+  return bad;
+}
+
+template <class... Arms, class T>
+void optimizer<expr::routed<Arms...>, T>::commit_step() {
+  for_parts([](auto& o) { o.commit_step(); });
+  ++t_;
+}
 
 } // namespace steep::engine

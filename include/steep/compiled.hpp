@@ -1,0 +1,25 @@
+#pragma once
+// steep::compiled: the whole catalogue's optimizers, compiled once into a library instead of in
+// every translation unit that steps them (steep/compiled/instance.hpp; README, "Compile-time cost").
+//
+//   target_link_libraries(app PRIVATE steep::compiled)   // CMake; defines STEEP_COMPILED, so
+//   #include <steep/steep.hpp>                           // this header comes with steep.hpp
+//   steep::optimizer opt(steep::rules::adam(1e-3), store); // compiled in the library
+//
+// A unit that steps a few rules includes only their headers under steep/compiled/.
+#include "steep/compiled/adagrad.hpp"
+#include "steep/compiled/adam.hpp"
+#include "steep/compiled/adam_mini.hpp"
+#include "steep/compiled/adamuon.hpp"
+#include "steep/compiled/adamw.hpp"
+#include "steep/compiled/hybrids.hpp"
+#include "steep/compiled/implicit_bias.hpp"
+#include "steep/compiled/lion.hpp"
+#include "steep/compiled/muon.hpp"
+#include "steep/compiled/normalized_gd.hpp"
+#include "steep/compiled/normuon.hpp"
+#include "steep/compiled/optax.hpp"
+#include "steep/compiled/rmsprop.hpp"
+#include "steep/compiled/scion.hpp"
+#include "steep/compiled/sgd.hpp"
+#include "steep/compiled/signum.hpp"

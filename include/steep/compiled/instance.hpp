@@ -1,0 +1,81 @@
+#pragma once
+// STEEP_COMPILED_RULE(rule): the catalogue's optimizers compiled once, in the library
+// steep::compiled, instead of in every translation unit that steps them.
+//
+//   STEEP_COMPILED_RULE(steep::rules::adam(1e-3))   // optimizer<that rule's type, float|double>
+//   static_assert(steep::compiled::has_instance<decltype(steep::rules::adam(3e-4)), float>);
+//
+// In a user's translation unit the macro is an explicit instantiation declaration (`extern
+// template`) of optimizer<decltype(rule), float> and <..., double>: the unit instantiates the
+// class (its compile-time analysis) but not its constructor or step, whose fused loops are most
+// of a rule's compile time (docs/compile-time.md, "The compiled catalogue"). steep::compiled's
+// sources define STEEP_COMPILED_DEFINE and include the same headers, which makes the macro the
+// explicit instantiation definition: one list serves both sides.
+//
+// A rule's type is its expression's: the values of its hyperparameters are run-time doubles, so
+// adam(1e-3), adam(3e-4f) and adam(1e-3, 0.95) are one type, but a schedule is a node of its own
+// (adam(inv_power(1e-3, 0.5)) is another type), and so is every new composition. A rule the
+// library does not hold is compiled in the user's unit, as without it: correct, not faster.
+// has_instance<Rule, T> says which.
+
+// The library's loops are compiled for one SIMD architecture (xsimd's default_arch, from -march).
+// A unit compiled for another cannot use them: each unit that declares instances refers to a
+// symbol only the library's architecture defines, so the mismatch is a link error that names
+// both (built_for<xsimd::avx512bw> undefined, say), not a wrong answer at run time.
+
+#include "steep/engine.hpp"
+#include "steep/kernel/simd.hpp"
+
+#include <type_traits>
+
+namespace steep::compiled {
+
+namespace detail {
+template <class Rule, class T>
+struct tag {};
+} // namespace detail
+
+// Whether steep::compiled holds optimizer<Rule, T>: STEEP_COMPILED_RULE declares an
+// instance_of(tag<Rule, T>) for each (a declaration, which may repeat: two headers that name the
+// same rule type do not clash).
+template <class Rule, class T>
+inline constexpr bool has_instance = requires {
+  instance_of(detail::tag<Rule, T>{});
+};
+
+namespace detail {
+// Defined only in the library, for the architecture it was compiled for (below).
+template <class Arch>
+struct built_for {
+  static const bool value;
+};
+} // namespace detail
+} // namespace steep::compiled
+
+#ifdef STEEP_COMPILED_DEFINE
+#define STEEP_COMPILED_EXTERN_
+// Every source of the library defines it (inline: one symbol in the end), for its architecture.
+template <>
+[[gnu::used]] inline const bool steep::compiled::detail::built_for<xsimd::default_arch>::value = true;
+#else
+#define STEEP_COMPILED_EXTERN_ extern
+namespace steep::compiled::detail {
+// Every unit that declares instances needs the library built for its own architecture.
+[[gnu::used]] static const bool* const arch_check = &built_for<xsimd::default_arch>::value;
+} // namespace steep::compiled::detail
+#endif
+
+#define STEEP_COMPILED_RULE_T_(extern_, rule, T)                                                             \
+  extern_ template class steep::engine::optimizer<std::remove_cvref_t<decltype(rule)>, T>;                   \
+  namespace steep::compiled::detail {                                                                        \
+  void instance_of(tag<std::remove_cvref_t<decltype(rule)>, T>);                                             \
+  }
+// The instances of a rule listed in this header: declared, or defined in the library's source.
+#define STEEP_COMPILED_RULE(...)                                                                             \
+  STEEP_COMPILED_RULE_T_(STEEP_COMPILED_EXTERN_, (__VA_ARGS__), float)                                       \
+  STEEP_COMPILED_RULE_T_(STEEP_COMPILED_EXTERN_, (__VA_ARGS__), double)
+// A rule whose type another header's STEEP_COMPILED_RULE already lists (the same expression
+// under two names): declared here, defined there.
+#define STEEP_COMPILED_RULE_LISTED(...)                                                                      \
+  STEEP_COMPILED_RULE_T_(extern, (__VA_ARGS__), float)                                                       \
+  STEEP_COMPILED_RULE_T_(extern, (__VA_ARGS__), double)
