@@ -18,12 +18,15 @@
 // library does not hold is compiled in the user's unit, as without it: correct, not faster.
 // has_instance<Rule, T> says which.
 
-// The library's loops are compiled for one SIMD architecture (xsimd's default_arch, from -march).
-// A unit compiled for another cannot use them: each unit that declares instances refers to a
-// symbol only the library's architecture defines, so the mismatch is a link error that names
-// both (built_for<xsimd::avx512bw> undefined, say), not a wrong answer at run time.
+// The library's loops are compiled for one SIMD architecture (xsimd's default_arch, from -march)
+// and one kind of thread (TBB's, or std::threads with STEEP_STD_THREAD_EXECUTOR). A unit
+// compiled for another cannot use them: each unit that declares instances refers to a symbol
+// only a library compiled like it defines, so a mismatch is a link error that names what the
+// unit wanted (built_for<xsimd::sse2, steep::kernel::tbb_threads> undefined, say), not a wrong
+// batch width or another thread pool at run time.
 
 #include "steep/engine.hpp"
+#include "steep/kernel/executor.hpp"
 #include "steep/kernel/simd.hpp"
 
 #include <type_traits>
@@ -44,8 +47,8 @@ inline constexpr bool has_instance = requires {
 };
 
 namespace detail {
-// Defined only in the library, for the architecture it was compiled for (below).
-template <class Arch>
+// Defined only in the library, for the architecture and threads it was compiled for (below).
+template <class Arch, class Threads>
 struct built_for {
   static const bool value;
 };
@@ -56,12 +59,14 @@ struct built_for {
 #define STEEP_COMPILED_EXTERN_
 // Every source of the library defines it (inline: one symbol in the end), for its architecture.
 template <>
-[[gnu::used]] inline const bool steep::compiled::detail::built_for<xsimd::default_arch>::value = true;
+[[gnu::used]] inline const bool
+  steep::compiled::detail::built_for<xsimd::default_arch, steep::kernel::executor_threads>::value = true;
 #else
 #define STEEP_COMPILED_EXTERN_ extern
 namespace steep::compiled::detail {
-// Every unit that declares instances needs the library built for its own architecture.
-[[gnu::used]] static const bool* const arch_check = &built_for<xsimd::default_arch>::value;
+// Every unit that declares instances needs a library compiled for its architecture and threads.
+[[gnu::used]] static const bool* const build_check =
+  &built_for<xsimd::default_arch, steep::kernel::executor_threads>::value;
 } // namespace steep::compiled::detail
 #endif
 

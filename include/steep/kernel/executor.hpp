@@ -32,6 +32,17 @@
 
 namespace steep::kernel {
 
+// Which threads run the passes, as a type: a library compiled with one and a unit compiled with
+// the other would each run their own (steep::compiled checks that they agree at link time,
+// steep/compiled/instance.hpp).
+struct tbb_threads {};
+struct std_threads {};
+#ifdef STEEP_STD_THREAD_EXECUTOR
+using executor_threads = std_threads;
+#else
+using executor_threads = tbb_threads;
+#endif
+
 class executor {
 public:
   // serial_below: a work list of fewer entries than this runs on the calling thread
