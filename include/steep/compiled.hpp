@@ -2,8 +2,8 @@
 // steep::compiled: the whole catalogue's optimizers, compiled once into a library instead of in
 // every translation unit that steps them (steep/compiled/instance.hpp; README, "Compile-time cost").
 //
-//   target_link_libraries(app PRIVATE steep::compiled)   // CMake; defines STEEP_COMPILED, so
-//   #include <steep/steep.hpp>                           // this header comes with steep.hpp
+//   target_link_libraries(app PRIVATE steep::compiled)   // CMake: STEEP_COMPILED, so this header
+//   #include <steep/steep.hpp>                           // comes with steep.hpp (same -march)
 //   steep::optimizer opt(steep::rules::adam(1e-3), store); // compiled in the library
 //
 // A unit that steps a few rules includes only their headers under steep/compiled/.

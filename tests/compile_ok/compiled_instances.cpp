@@ -49,6 +49,8 @@ HAS(rl::muon_optax_full(0.02));
 HAS(rl::scion(1e-3));
 HAS(rl::scion_colnorm(1e-3));
 HAS(rl::scion_rownorm(1e-3));
+HAS(rl::scion_spectral(1e-3));
+HAS(rl::scion_sign(1e-3));
 HAS(rl::momentum_gd(0.1));
 HAS(rl::adam_paper(1e-3));
 HAS(rl::spectral_msd(0.02));

@@ -5,9 +5,15 @@
 //   #include <steep/compiled/implicit_bias.hpp>   // for the rule header, with steep::compiled linked
 
 #include "steep/compiled/instance.hpp"
+#include "steep/rules/adam.hpp"
 #include "steep/rules/implicit_bias.hpp"
 
+#include <type_traits>
+
 // adam_paper(lr) is adam_eps0(lr), the same expression: its instances are adam.hpp's.
+static_assert(
+  std::is_same_v<decltype(steep::rules::adam_paper(1e-3)), decltype(steep::rules::adam_eps0(1e-3))>,
+  "adam_paper is no longer adam_eps0: list it with STEEP_COMPILED_RULE");
 STEEP_COMPILED_RULE_LISTED(steep::rules::adam_paper(1e-3))
 STEEP_COMPILED_RULE(steep::rules::momentum_gd(0.1))
 STEEP_COMPILED_RULE(steep::rules::spectral_msd(0.02))

@@ -55,12 +55,19 @@ struct built_for {
 } // namespace detail
 } // namespace steep::compiled
 
-#ifdef STEEP_COMPILED_DEFINE
-#define STEEP_COMPILED_EXTERN_
-// Every source of the library defines it (inline: one symbol in the end), for its architecture.
+// Declared in every unit (an explicit specialization must be declared before it is used), and
+// defined once, in the library's source that defines STEEP_COMPILED_DEFINE_BUILD_CHECK: a small
+// object of its own, so a program that references it pulls in no rule it does not use.
 template <>
-[[gnu::used]] inline const bool
-  steep::compiled::detail::built_for<xsimd::default_arch, steep::kernel::executor_threads>::value = true;
+const bool steep::compiled::detail::built_for<xsimd::default_arch, steep::kernel::executor_threads>::value;
+#ifdef STEEP_COMPILED_DEFINE_BUILD_CHECK
+template <>
+const bool steep::compiled::detail::built_for<xsimd::default_arch, steep::kernel::executor_threads>::value =
+  true;
+#endif
+
+#if defined(STEEP_COMPILED_DEFINE) || defined(STEEP_COMPILED_DEFINE_BUILD_CHECK)
+#define STEEP_COMPILED_EXTERN_
 #else
 #define STEEP_COMPILED_EXTERN_ extern
 namespace steep::compiled::detail {
@@ -70,17 +77,18 @@ namespace steep::compiled::detail {
 } // namespace steep::compiled::detail
 #endif
 
+// At global scope, with qualified names (steep::rules::adam(1e-3)): the rule's type is worked out
+// twice, for the instantiation and for has_instance, and must name the same type both times.
 #define STEEP_COMPILED_RULE_T_(extern_, rule, T)                                                             \
   extern_ template class steep::engine::optimizer<std::remove_cvref_t<decltype(rule)>, T>;                   \
   namespace steep::compiled::detail {                                                                        \
   void instance_of(tag<std::remove_cvref_t<decltype(rule)>, T>);                                             \
   }
+#define STEEP_COMPILED_RULE_BOTH_(extern_, rule)                                                             \
+  STEEP_COMPILED_RULE_T_(extern_, rule, float) STEEP_COMPILED_RULE_T_(extern_, rule, double)
 // The instances of a rule listed in this header: declared, or defined in the library's source.
-#define STEEP_COMPILED_RULE(...)                                                                             \
-  STEEP_COMPILED_RULE_T_(STEEP_COMPILED_EXTERN_, (__VA_ARGS__), float)                                       \
-  STEEP_COMPILED_RULE_T_(STEEP_COMPILED_EXTERN_, (__VA_ARGS__), double)
+#define STEEP_COMPILED_RULE(...) STEEP_COMPILED_RULE_BOTH_(STEEP_COMPILED_EXTERN_, (__VA_ARGS__))
 // A rule whose type another header's STEEP_COMPILED_RULE already lists (the same expression
-// under two names): declared here, defined there.
-#define STEEP_COMPILED_RULE_LISTED(...)                                                                      \
-  STEEP_COMPILED_RULE_T_(extern, (__VA_ARGS__), float)                                                       \
-  STEEP_COMPILED_RULE_T_(extern, (__VA_ARGS__), double)
+// under two names): declared here, defined there. The header says which, with a static_assert
+// that the two are one type, so has_instance cannot claim an instance nothing defines.
+#define STEEP_COMPILED_RULE_LISTED(...) STEEP_COMPILED_RULE_BOTH_(extern, (__VA_ARGS__))

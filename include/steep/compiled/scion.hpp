@@ -10,3 +10,5 @@
 STEEP_COMPILED_RULE(steep::rules::scion(1e-3))
 STEEP_COMPILED_RULE(steep::rules::scion_colnorm(1e-3))
 STEEP_COMPILED_RULE(steep::rules::scion_rownorm(1e-3))
+STEEP_COMPILED_RULE(steep::rules::scion_spectral(1e-3))
+STEEP_COMPILED_RULE(steep::rules::scion_sign(1e-3))
