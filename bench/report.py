@@ -60,8 +60,8 @@ def elementwise_section(steep):
                 f"{sum(x > 1.05 for x in r)} / {sum(x < 0.95 for x in r)}", f"{statistics.median(f):.3f} / {max(f):.3f}"]
 
     every = ratio_rows(steep, "steep_over_handwritten")
-    summary = [summary_row(rule, [q for q in every if q["name"] == rule]) for rule in RULES
-               if any(q["name"] == rule for q in every)]
+    by_rule = [(rule, [q for q in every if q["name"] == rule]) for rule in RULES]
+    summary = [summary_row(rule, qs) for rule, qs in by_rule if qs]
     if every:
         summary.append(summary_row("**all**", every))
     out += table(["rule", "cells", "median steep / hw", "range", "worst at <= 64K",
