@@ -1,9 +1,11 @@
-// steep-golden DIR [--dtype float64|float32] [--threads N] [--case NAME ...]
+// steep-golden DIR [--dtype float64|float32] [--threads N] [--case NAME ...] [--bits]
 //
 // Runs every case of a golden set (the format of tests/data/golden/manifest.json) through steep
 // and prints one line per case — name, max relative error, PASS/FAIL, or SKIP with the reason —
 // then "N passed, M failed". Exits non-zero if any case failed. A future set in the same format
-// runs unchanged: cases are read from the manifest, never listed here.
+// runs unchanged: cases are read from the manifest, never listed here. --bits adds each case's
+// CRC-32 of its trajectory and final state (golden_set.hpp): a refactor's proof by bits is the
+// same column before and after.
 
 #include "golden/golden_set.hpp"
 
@@ -15,7 +17,7 @@
 
 namespace {
 template <class T>
-int run(steep::golden::golden_set& set, const std::vector<std::string>& only, int threads) {
+int run(steep::golden::golden_set& set, const std::vector<std::string>& only, int threads, bool bits) {
   int passed = 0, failed = 0, skipped = 0;
   for (auto& [name, c] : set.manifest().at("cases").items()) {
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end())
@@ -35,6 +37,8 @@ int run(steep::golden::golden_set& set, const std::vector<std::string>& only, in
       ++skipped;
       continue;
     }
+    if (bits)
+      std::printf("%08x ", r.bits);
     std::printf("%-26s %-12.3e %s  (tol %.0e)%s%s\n", r.name.c_str(), r.max_rel,
                 r.state == status::passed ? "PASS" : "FAIL", r.tolerance, r.note.empty() ? "" : "  ",
                 r.note.c_str());
@@ -52,14 +56,16 @@ int main(int argc, char** argv) {
   std::string dir, dtype = "float64";
   std::vector<std::string> only;
   int threads = 0;
+  bool bits = false;
   app.add_option("dir", dir, "directory holding manifest.json, inputs/ and cases/")->required();
   app.add_option("--dtype", dtype, "float64 or float32")->check(CLI::IsMember({ "float64", "float32" }));
   app.add_option("--threads", threads, "worker threads (0: all)");
   app.add_option("--case", only, "run only these cases");
+  app.add_flag("--bits", bits, "print each case's CRC-32 of its trajectory and final state first");
   CLI11_PARSE(app, argc, argv);
   try {
     steep::golden::golden_set set(dir);
-    return dtype == "float64" ? run<double>(set, only, threads) : run<float>(set, only, threads);
+    return dtype == "float64" ? run<double>(set, only, threads, bits) : run<float>(set, only, threads, bits);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "steep-golden: %s\n", e.what());
     return 2;

@@ -3,7 +3,7 @@
 // What runs a compiled rule is the engine (steep/engine.hpp).
 #include "steep/expr/dual.hpp"
 #include "steep/expr/matrix.hpp"
-#include "steep/expr/node.hpp"
+#include "steep/expr/ops.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/expr/reduce.hpp"
 #include "steep/expr/route.hpp"

@@ -23,17 +23,16 @@
 //   newton_schulz.hpp   Muon's approximate polar factor (SYRK/SYMM products)
 //   polar.hpp           the exact polar factor and singular values by LAPACK
 //
-// The norms layer uses only core/ and kernel/ (DESIGN.md, "Layers of the code"); at run time the
+// The norms layer uses only core/ and kernel/ (docs/design.md, "Layers of the code"); at run time the
 // spectral norms go through LAPACK (polar.hpp), in constant evaluation through a Jacobi SVD.
 
 #include "steep/norms/block_ref.hpp"
 #include "steep/norms/composite.hpp"
 #include "steep/norms/constexpr_math.hpp"
 #include "steep/norms/entrywise.hpp"
+#include "steep/norms/maps.hpp"
 #include "steep/norms/newton_schulz.hpp"
-#include "steep/norms/newton_schulz_apply.hpp"
 #include "steep/norms/norm.hpp"
 #include "steep/norms/operator_norms.hpp"
 #include "steep/norms/polar.hpp"
-#include "steep/norms/polar_apply.hpp"
 #include "steep/norms/spectral.hpp"

@@ -11,6 +11,7 @@
 #include "steep/model.hpp"
 #include "steep/train/data.hpp"
 #include "steep/train/implied_norm.hpp"
+#include "steep/train/implied_norm_of.hpp"
 #include "steep/train/margins.hpp"
 #include "steep/train/model_norm.hpp"
 #include "steep/train/rescale.hpp"

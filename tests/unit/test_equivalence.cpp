@@ -1,8 +1,9 @@
 // Every catalogue rule against its naive per-element reference loop (reference.hpp), in float64:
 // block sizes 0, 1, 15, 16, 17 and 1000003 in one store (empty blocks, scalar-only blocks, one
 // full batch, a batch plus tails, many chunks); 1, 2 and 8 threads bitwise equal; unaligned
-// external buffers bitwise equal to the arena. Issue #2, "Evidence required".
+// external buffers bitwise equal to the arena (README, "Tests").
 
+#include "bits.hpp"
 #include "reference.hpp"
 
 #include <catch2/catch.hpp>
@@ -135,6 +136,13 @@ bool bitwise_equal(const result& a, const result& b) {
 template <class Rule, class Ref>
 void check_rule(const Rule& rule, Ref reference, std::vector<std::string> slots, bool no_zeros = false) {
   const auto one = run_steep(rule, 1, false, no_zeros, slots);
+  steep_test::bits fingerprint;
+  for (const auto& p : one.params)
+    fingerprint.add(p.data(), p.size() * sizeof(double));
+  for (const auto& slot : one.slots)
+    for (const auto& v : slot)
+      fingerprint.add(v.data(), v.size() * sizeof(double));
+  fingerprint.print(Catch::getResultCapture().getCurrentTestName());
   const auto m = run_reference(reference, no_zeros);
   for (std::size_t b = 0; b < block_sizes.size(); ++b) {
     INFO("block of " << block_sizes[b] << " elements");

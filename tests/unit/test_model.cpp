@@ -9,6 +9,7 @@
 #include <steep/steep.hpp>
 #include <steep/train/data.hpp>
 #include <steep/train/implied_norm.hpp>
+#include <steep/train/implied_norm_of.hpp>
 #include <steep/train/trainer.hpp>
 #include <string>
 #include <vector>

@@ -1,6 +1,8 @@
 // Matrix stages and hybrids: Newton-Schulz and exact polar as maps, the matrix phase
 // of the optimizer, the Muon family, and route(...) by block role.
 
+#include "bits.hpp"
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -518,6 +520,7 @@ double variant_error(const Rule& rule, const std::string& name_of_case, int thre
     std::copy(p0[k].begin(), p0[k].end(), store.block_at(k).param);
   steep::optimizer opt(rule, store, { .threads = threads });
   double worst = 0;
+  steep_test::bits fingerprint;
   for (std::size_t t = 0; t < grads[0].shape()[0]; ++t) {
     for (std::size_t k = 0; k < names.size(); ++k) {
       auto g = xt::view(grads[k], t);
@@ -533,8 +536,11 @@ double variant_error(const Rule& rule, const std::string& name_of_case, int thre
         d += e * e, n += x * x;
       }
       worst = std::max(worst, std::sqrt(d / n));
+      fingerprint.add(store.block_at(k).param, store.block_at(k).size * sizeof(double));
     }
   }
+  opt.visit_slots([&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
+  fingerprint.print(name_of_case + " " + std::to_string(threads) + " threads, rule " + opt.rule_id());
   return worst;
 }
 } // namespace
@@ -640,8 +646,11 @@ double stacked_error(const RuleE& rule_e, const RuleQ& rule_q, const std::string
         d += e * e, n += ref.flat(i) * ref.flat(i);
       }
       worst = std::max(worst, std::sqrt(d / n));
+      fingerprint.add(store.block_at(k).param, store.block_at(k).size * sizeof(double));
     }
   }
+  opt.visit_slots([&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
+  fingerprint.print(name_of_case + " " + std::to_string(threads) + " threads, rule " + opt.rule_id());
   return worst;
 }
 } // namespace

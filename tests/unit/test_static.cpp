@@ -1,6 +1,6 @@
 // Compile-time checks of the compiler's analysis: if this file compiles, the laws hold.
-// (Issue #2: "the compiler derives, at compile time, the list of state slots ..., the per-step
-// scalars to hoist ..., and the phases.")
+// The compiler derives, at compile time, the list of state slots, the per-step scalars to hoist
+// and the phases (docs/design.md, "What the compiler derives from a rule's type").
 
 #include <catch2/catch.hpp>
 #include <steep/steep.hpp>

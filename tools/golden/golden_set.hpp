@@ -6,6 +6,11 @@
 //   auto r = steep::golden::run_case<float>(set, "adam");
 //   r.status;         // passed / failed / skipped
 //   r.max_rel;        // max over steps and params of ||a_t - b_t||_F / ||b_t||_F (manifest's metric)
+//   r.bits;           // CRC-32 of every step's parameters and the final state, byte for byte
+//
+// r.bits proves a refactor by bits: the same build flags give the same CRC before and after
+// exactly when every parameter of every step and every state slot at the end is bitwise the same
+// (up to CRC-32's collisions, 2^-32 per case).
 //
 // Tolerances (README "Golden tests"): float64 1e-12 relative. float32 1e-6 relative (seen:
 // <= 2.5e-7 on the public set), except
@@ -18,6 +23,7 @@
 #include "rule_from_manifest.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +34,7 @@
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnpy.hpp>
 #include <xtensor/xview.hpp>
+#include <zlib.h>
 
 namespace steep::golden {
 
@@ -39,6 +46,7 @@ struct case_result {
   double max_rel = 0;
   double tolerance = 0;
   std::size_t sign_flips = 0;
+  std::uint32_t bits = 0; // CRC-32 of the trajectory and final state (zlib's crc32)
   std::string note;
 };
 
@@ -121,6 +129,11 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
     return r;
   }
 
+  uLong crc = crc32(0L, Z_NULL, 0);
+  auto add_bits = [&crc](const void* data, std::size_t bytes) {
+    if (bytes > 0) // (zlib's crc32 of a null buffer is its initial value, not crc)
+      crc = crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(bytes));
+  };
   for (std::size_t t = 0; t < set.steps(); ++t) {
     for (auto& g : groups) {
       for (auto& p : g.params) {
@@ -135,6 +148,7 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
       for (auto& p : g.params) {
         auto expected = xt::view(set.array("cases/" + name + "/" + p + ".npy"), t);
         auto got = g.store->param(p);
+        add_bits(got.data(), got.size() * sizeof(T));
         double diff2 = 0, ref2 = 0;
         auto e = expected.begin();
         for (auto a = got.begin(); a != got.end(); ++a, ++e) {
@@ -153,6 +167,9 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
         r.max_rel = std::max(r.max_rel, std::sqrt(diff2) / std::sqrt(ref2));
       }
   }
+  for (auto& g : groups)
+    g.opt->visit_slots([&](const engine::slot_bytes& s) { add_bits(s.bytes.data(), s.bytes.size()); });
+  r.bits = static_cast<std::uint32_t>(crc);
   if (!f64 && r.sign_flips > 0)
     r.note = std::to_string(r.sign_flips) + " entry-steps off by whole sign flips";
   r.state = r.max_rel <= r.tolerance ? status::passed : status::failed;

@@ -5,7 +5,7 @@
 //   // what(): "steep: block 'W1': gradient has shape (3, 4), expected (4, 3)"
 //
 // Every error names the block (or the slot / hyperparameter) and the problem, so a user with
-// hundreds of tensors knows which one to look at (DESIGN.md, "Conventions"). Whoever throws it
+// hundreds of tensors knows which one to look at (docs/design.md, "Conventions"). Whoever throws it
 // must leave parameters and optimizer state as they were.
 
 #include <stdexcept>

@@ -40,6 +40,11 @@
 // NaN or +-Inf; a sum of zeros cannot overflow. That is one subtraction and one addition per
 // batch. Only a chunk that failed is scanned again, serially, for its first bad index, so the
 // error is the same for any thread count.
+//
+// The whole guard is here: the checks on a batch (finite_check, add_finite_probe), where it runs
+// for a rule (guard_plan), its state and scans (guard_state: chunk flags, held-back notes) and
+// what a step does with what it found (run_step). The passes only carry its flags
+// (engine/passes/).
 
 #include "steep/core/error.hpp"
 #include "steep/core/shape.hpp"
@@ -51,6 +56,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace steep::engine {
 
@@ -196,5 +203,151 @@ bool run_step(Opt& opt, nonfinite_policy policy, std::int64_t& skipped) {
   }
   return true;
 }
+
+namespace detail {
+
+// Where the guard runs for a program P, and whether a rule can hold back single coordinates.
+template <class P>
+struct guard_plan {
+  // Fused into the depth-0 reduction pass if there is one, else into a depth-0 line pass (Adam-
+  // mini per slice), else into the matrix pre-pass, else in a read-only pass of its own.
+  static constexpr bool in_reductions = P::template reductions_at<false, 0> > 0;
+  static constexpr bool in_lines = !in_reductions && P::template reductions_at<true, 0> > 0;
+  static constexpr bool in_prepass = !in_reductions && !in_lines && P::n_matrices > 0;
+  static constexpr bool alone = !in_reductions && !in_lines && !in_prepass;
+  // Whether each coordinate's step reads only its own gradient entry (no reduction of any kind,
+  // no matrix stage): the rules nonfinite_policy::mask can hold back coordinate by coordinate.
+  static constexpr bool coordinatewise = P::n_matrices == 0 && P::max_depth < 0;
+
+  // Whether a step under `policy` holds back non-finite coordinates in its update pass (mask,
+  // which the constructor accepts only for coordinatewise rules).
+  static bool masked(nonfinite_policy policy) noexcept {
+    return coordinatewise && P::reads_grad && policy == nonfinite_policy::mask;
+  }
+
+  // Where the guard runs and what it does, for describe().
+  static std::string text(nonfinite_policy policy, bool on) {
+    if (masked(policy))
+      return "per coordinate, fused into the update pass (mask)";
+    if (!on)
+      return "off";
+    const std::string where = in_reductions ? "fused into the reduction pass"
+                              : in_lines    ? "fused into the line reduction pass"
+                              : in_prepass  ? "fused into the matrix pre-pass"
+                                            : "a read-only pass of its own (4 bytes per parameter in float32)";
+    return where + (policy == nonfinite_policy::skip ? ", skips the step" : "");
+  }
+};
+
+// The guard's state and scans, the same for every rule (compiled once per T): its policy, the
+// chunk flags the read-only passes set, and the update pass's notes of held-back coordinates.
+template <class T>
+struct guard_state {
+  // reads_grad: the rule reads the gradient (the guard has something to check); coordinatewise:
+  // guard_plan's. chunks: the work list's.
+  [[gnu::cold, gnu::noinline]] guard_state(const optimizer_options& opts, bool reads_grad, bool coordinatewise,
+                                           std::size_t chunks)
+    : policy_(opts.nonfinite)
+    , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask && reads_grad) {
+    if (opts.nonfinite == nonfinite_policy::mask && !coordinatewise)
+      throw usage_error(
+        "nonfinite_policy::mask holds back single coordinates, so it needs a rule in which every "
+        "coordinate steps on its own gradient alone; this rule has a reduction or a matrix "
+        "stage, through which one NaN reaches a whole block. Use refuse or skip: for this "
+        "rule their check already rides on a read-only pass it makes anyway");
+    chunk_bad_.assign(chunks, 0);
+    chunk_held_.assign(chunks, held_record{});
+  }
+  [[gnu::noinline]] ~guard_state() = default;
+  guard_state(guard_state&&) noexcept = default;
+  guard_state& operator=(guard_state&&) noexcept = default;
+
+  // The guard alone, for a rule whose only pass writes: reads the gradient and nothing else.
+  // (Tables: detail::tables<T>, engine/tables.hpp.)
+  template <class Tables>
+  void guard_pass(const Tables& t) {
+    t.exec_.for_each_chunk(t.wl_, [&](std::size_t ci) {
+      const auto& ch = t.wl_[ci];
+      chunk_bad_[ci] = !all_finite(t.blocks_[ch.block].grad, ch.begin, ch.end);
+    });
+  }
+
+  // The first non-finite gradient entry of the chunks the guard's passes flagged, with how many
+  // there are, if the guard is on; clears the flags. Scanned serially: rare, and the same for
+  // any thread count. Noted and reported as the update pass's held-back coordinates are.
+  template <class Tables>
+  std::optional<nonfinite_entry> first_bad_chunk(const Tables& t) {
+    if (!guard_)
+      return std::nullopt;
+    for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci)
+      if (chunk_bad_[ci]) {
+        chunk_bad_[ci] = 0;
+        const auto& ch = t.wl_[ci];
+        for (std::size_t i = ch.begin; i < ch.end; ++i)
+          note_held(ci, i, 1, 1, t.blocks_[ch.block].grad + i, 1);
+      }
+    return held_entries(t, nullptr);
+  }
+
+  // Notes the bad coordinates among n from i of chunk ci: rows[r * w + k] is lane k of output r,
+  // the gradient (r = 0), the new parameter (1), slot K's new value (2 + K); the update pass
+  // passes a group with held-back coordinates (its rare branch), the guard's scan a gradient
+  // entry alone. A coordinate is bad if any of its outputs is not finite; the chunk counts them
+  // and keeps its first. Out of line: the pass's loops carry only the call.
+  [[gnu::cold, gnu::noinline]] void note_held(std::size_t ci, std::size_t i, std::size_t n, std::size_t w,
+                                              const T* rows, std::size_t n_rows) {
+    held_record& h = chunk_held_[ci];
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t r = 0; r < n_rows; ++r)
+        if (!std::isfinite(rows[r * w + k])) {
+          if (h.count++ == 0)
+            h.index = i + k, h.value = static_cast<double>(rows[r * w + k]), h.output = r;
+          break;
+        }
+  }
+
+  // The noted coordinates: the first in list order, with how many there are; clears the notes.
+  // slot_name(K) names slot K (for notes of the update pass's outputs).
+  template <class Tables>
+  [[gnu::cold]] std::optional<nonfinite_entry> held_entries(const Tables& t,
+                                                            std::string_view (*slot_name)(std::size_t)) {
+    std::optional<nonfinite_entry> out;
+    std::size_t count = 0;
+    for (std::size_t ci = 0; ci < chunk_held_.size(); ++ci) {
+      held_record& h = chunk_held_[ci];
+      if (h.count == 0)
+        continue;
+      if (count == 0) {
+        const auto& blk = t.blocks_[t.wl_[ci].block];
+        out = nonfinite_entry{ blk.name,
+                               blk.shape,
+                               h.index,
+                               h.value,
+                               0,
+                               h.output == 0   ? std::string()
+                               : h.output == 1 ? std::string("param")
+                                               : std::string(slot_name(h.output - 2)) };
+      }
+      count += h.count;
+      h.count = 0;
+    }
+    if (out)
+      out->count = count;
+    return out;
+  }
+
+  nonfinite_policy policy_;
+  bool guard_; // the gradient is checked before anything is written (refuse, skip)
+  std::optional<nonfinite_entry> held_;
+  std::vector<std::uint8_t> chunk_bad_; // [chunk]: a read-only pass saw a non-finite gradient entry
+  struct held_record {
+    std::size_t count = 0, index = 0, output = 0; // output: as note_held's rows
+    double value = 0;
+  };
+  std::vector<held_record> chunk_held_; // [chunk]: the last update pass's held-back coordinates
+  std::int64_t skipped_ = 0;
+};
+
+} // namespace detail
 
 } // namespace steep::engine

@@ -10,7 +10,7 @@
 //   -lr * dual<nm::l1>(grad)                          // coordinate descent: one-hot at argmax |g|
 //
 // The math: d = argmax_{||d||_N <= 1} <x_b, d> for each block b, so normalized steepest descent
-// under N is p <- p - lr d (DESIGN.md; Gronich & Vardi 2026: MomentumGD = l2, Signum/Adam =
+// under N is p <- p - lr d (docs/design.md; Gronich & Vardi 2026: MomentumGD = l2, Signum/Adam =
 // l_inf, Muon = spectral). Zero in gives zero out.
 //
 // How each compiles — the cheapest exact form the norm allows, as the norm declares it

@@ -7,7 +7,7 @@
 //   auto rule = -lr * shape_scale(lr_adjust::original) * o;               // lr * sqrt(max(1, r/c))
 //   dual<steep::norms::spectral>(u)   // the same with the exact polar factor
 //
-// A matrix stage splits a step into phases (DESIGN.md: "a matrix phase between two fused
+// A matrix stage splits a step into phases (docs/design.md: "a matrix phase between two fused
 // loops"):
 //   1. a read-only elementwise pre-pass writes the stage's operand (u) of every block to a
 //      scratch arena — state is computed but not stored, so nothing has changed yet;
@@ -23,7 +23,7 @@
 // implementations do for convolution kernels.
 
 #include "steep/core/shape.hpp"
-#include "steep/expr/node.hpp"
+#include "steep/expr/ops.hpp"
 #include "steep/expr/reduce.hpp"
 
 #include <algorithm>

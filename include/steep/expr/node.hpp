@@ -1,5 +1,6 @@
 #pragma once
-// The grammar of update rules: terminals, hyperparameters, arithmetic and elementwise functions.
+// The grammar of update rules: terminals, hyperparameters, levels and evaluation; the
+// operations on them (arithmetic, elementwise functions) are ops.hpp.
 //
 //   using namespace steep::expr;
 //   auto rule = -0.1 * grad / (sqrt(square(grad)) + 1e-8);   // an expression type, built at run time
@@ -199,6 +200,25 @@ struct is_line_node : std::bool_constant<N::level == 2 && line_of_v<N> != not_a_
 // Evaluation by level (the one place that decides "table lookup or compute")
 // ---------------------------------------------------------------------------------------------
 
+// The contract between the grammar and whoever runs it: what evaluate() and the nodes' eval()
+// (state.hpp, matrix.hpp, reduce.hpp) read from their context Ctx, V = Ctx::value_type (a batch):
+//   step_scalar<S>()     per-step scalar S (a hoisted level-0 subtree), broadcast
+//   block_scalar<B>()    this block's per-block scalar B (a level-1 subtree)
+//   line_value<B, L>()   this group's value of the line table at per-block offset B (L: rows_line, ...)
+//   old_value<Name>()    state slot Name before this step; new_value<Name>(): after it
+//   matrix_value<N>()    matrix stage N's result for this group (matrix.hpp)
+// The engine's eval_ctx (engine/eval_ctx.hpp) is checked against it.
+template <class C>
+concept eval_context = requires(const C& c) {
+  typename C::value_type;
+  { c.template step_scalar<0>() } -> std::same_as<typename C::value_type>;
+  { c.template block_scalar<0>() } -> std::same_as<typename C::value_type>;
+  { c.template line_value<0, rows_line>() } -> std::same_as<typename C::value_type>;
+  { c.template old_value<fixed_string("slot")>() } -> std::same_as<typename C::value_type>;
+  { c.template new_value<fixed_string("slot")>() } -> std::same_as<typename C::value_type>;
+  { c.template matrix_value<leaf>() } -> std::same_as<typename C::value_type>;
+};
+
 // Elementwise value of node n inside the SIMD loop; S, B = the node's table offsets.
 template <std::size_t S, std::size_t B, class N, class Ctx>
 inline auto evaluate(const N& n, const Ctx& c) {
@@ -333,209 +353,5 @@ constexpr auto make_apply(Op op, X&&... x) {
   return apply_node<Op, as_expr_t<X>...>(op, as_expr(std::forward<X>(x))...);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Operations. Each is a callable on a batch, on a float/double, and (on the host) on a double.
-// ---------------------------------------------------------------------------------------------
-
-namespace ops {
-struct add {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    return a + b;
-  }
-};
-struct sub {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    return a - b;
-  }
-};
-struct mul {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    return a * b;
-  }
-};
-struct div {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    return a / b;
-  }
-};
-// a / b, and 0 where b == 0: the paper's convention 0 / 0 := 0 for a coordinate that never
-// moved (Gronich & Vardi 2026, numerical advice; docs/design.md).
-struct div_or_zero {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    if constexpr (kernel::is_batch_v<V>)
-      return xsimd::select(b == V(0), V(0), a / b);
-    else
-      return b == V(0) ? V(0) : a / b;
-  }
-};
-struct neg {
-  template <class V>
-  V operator()(const V& a) const {
-    return -a;
-  }
-};
-struct sqrt {
-  template <class V>
-  V operator()(const V& a) const {
-    return kernel::sqrt(a);
-  }
-};
-struct abs {
-  template <class V>
-  V operator()(const V& a) const {
-    return kernel::abs(a);
-  }
-};
-struct sign {
-  template <class V>
-  V operator()(const V& a) const {
-    return kernel::sign(a);
-  }
-};
-struct square {
-  template <class V>
-  V operator()(const V& a) const {
-    return a * a;
-  }
-};
-struct max {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    return kernel::max(a, b);
-  }
-};
-struct min {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    return kernel::min(a, b);
-  }
-};
-struct exp {
-  template <class V>
-  V operator()(const V& a) const {
-    return kernel::exp(a);
-  }
-};
-struct log {
-  template <class V>
-  V operator()(const V& a) const {
-    return kernel::log(a);
-  }
-};
-struct pow {
-  template <class V>
-  V operator()(const V& a, const V& b) const {
-    if constexpr (kernel::is_batch_v<V>)
-      return xsimd::pow(a, b);
-    else
-      return std::pow(a, b);
-  }
-};
-struct clamp {
-  template <class V>
-  V operator()(const V& x, const V& lo, const V& hi) const {
-    return kernel::min(kernel::max(x, lo), hi);
-  }
-};
-// A user's elementwise function (see `map`): any generic callable on V.
-template <class F>
-struct user {
-  [[no_unique_address]] F f;
-  template <class... V>
-  auto operator()(const V&... a) const {
-    return f(a...);
-  }
-};
-} // namespace ops
-
-template <operand A, operand B>
-requires(expression<A> || expression<B>) constexpr auto operator+(A&& a, B&& b) {
-  return make_apply(ops::add{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand A, operand B>
-requires(expression<A> || expression<B>) constexpr auto operator-(A&& a, B&& b) {
-  return make_apply(ops::sub{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand A, operand B>
-requires(expression<A> || expression<B>) constexpr auto operator*(A&& a, B&& b) {
-  return make_apply(ops::mul{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand A, operand B>
-requires(expression<A> || expression<B>) constexpr auto operator/(A&& a, B&& b) {
-  return make_apply(ops::div{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand A, operand B>
-constexpr auto div_or_zero(A&& a, B&& b) {
-  return make_apply(ops::div_or_zero{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <expression A>
-constexpr auto operator-(A&& a) {
-  return make_apply(ops::neg{}, std::forward<A>(a));
-}
-
-template <operand A>
-constexpr auto sqrt(A&& a) {
-  return make_apply(ops::sqrt{}, std::forward<A>(a));
-}
-template <operand A>
-constexpr auto abs(A&& a) {
-  return make_apply(ops::abs{}, std::forward<A>(a));
-}
-// sign(0) = 0: an entry whose direction is exactly zero does not move (manifest, signum_zs).
-template <operand A>
-constexpr auto sign(A&& a) {
-  return make_apply(ops::sign{}, std::forward<A>(a));
-}
-template <operand A>
-constexpr auto square(A&& a) {
-  return make_apply(ops::square{}, std::forward<A>(a));
-}
-template <operand A>
-constexpr auto exp(A&& a) {
-  return make_apply(ops::exp{}, std::forward<A>(a));
-}
-template <operand A>
-constexpr auto log(A&& a) {
-  return make_apply(ops::log{}, std::forward<A>(a));
-}
-template <operand A, operand B>
-constexpr auto max(A&& a, B&& b) {
-  return make_apply(ops::max{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand A, operand B>
-constexpr auto min(A&& a, B&& b) {
-  return make_apply(ops::min{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand A, operand B>
-constexpr auto pow(A&& a, B&& b) {
-  return make_apply(ops::pow{}, std::forward<A>(a), std::forward<B>(b));
-}
-template <operand X, operand L, operand H>
-constexpr auto clamp(X&& x, L&& lo, H&& hi) {
-  return make_apply(ops::clamp{}, std::forward<X>(x), std::forward<L>(lo), std::forward<H>(hi));
-}
-// torch's lerp: a + w (b - a).
-template <operand A, operand B, operand W>
-constexpr auto lerp(A&& a, B&& b, W&& w) {
-  auto a2 = as_expr(std::forward<A>(a));
-  return a2 + std::forward<W>(w) * (std::forward<B>(b) - a2);
-}
-
-// A new elementwise function without touching steep: f must accept batches and scalars alike,
-// and be noexcept — it runs inside the update pass, where an exception would leave some
-// parameters stepped and others not.
-//   auto cube = map([](auto x) noexcept { return x * x * x; }, grad);
-template <class F, operand... X>
-constexpr auto map(F f, X&&... x) {
-  static_assert(std::is_nothrow_invocable_v<const F&, decltype((static_cast<void>(sizeof(X)), 1.0))...>,
-                "map(f, ...): f must be noexcept, e.g. [](auto x) noexcept { return x * x; }: it runs "
-                "inside the update pass, where a throw would leave the step half applied");
-  return make_apply(ops::user<F>{ f }, std::forward<X>(x)...);
-}
 
 } // namespace steep::expr

@@ -16,7 +16,7 @@
 // count. A reduction of an expression that itself contains a reduction would need a pass of its own and is
 // rejected at compile time.
 
-#include "steep/expr/node.hpp"
+#include "steep/expr/ops.hpp"
 
 #include <cstddef>
 #include <type_traits>

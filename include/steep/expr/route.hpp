@@ -11,7 +11,7 @@
 //
 // The math: a max-composition of per-block norms, ||theta|| = max_b ||theta_b||_{N_b}, has dual
 // sum_b ||g_b||_{N_b*} and its dual map is the per-block dual maps side by side
-// (DESIGN.md; Gronich & Vardi 2026, Muon-Adam / Muon-Signum). So a hybrid is not new code:
+// (docs/design.md; Gronich & Vardi 2026, Muon-Adam / Muon-Signum). So a hybrid is not new code:
 // each arm is an ordinary compiled rule, run over the blocks whose role it claims.
 //
 // Arms are tried in order; a block goes to the first arm that selects it: by role (`on<roles...>`),

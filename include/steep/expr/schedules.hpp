@@ -12,7 +12,7 @@
 // t is 1-based: the first step uses eta_1, as torch's LambdaLR stepped after each optimizer step.
 
 #include "steep/core/error.hpp"
-#include "steep/expr/node.hpp"
+#include "steep/expr/ops.hpp"
 
 #include <cmath>
 #include <cstdint>

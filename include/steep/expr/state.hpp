@@ -21,7 +21,7 @@
 // Referring to a stage (m) gives its value after this step; the same name used twice is the
 // same buffer, updated once. Two different stages under one name are rejected.
 
-#include "steep/expr/node.hpp"
+#include "steep/expr/ops.hpp"
 
 #include <type_traits>
 #include <utility>

@@ -14,7 +14,7 @@
 //   dual_map of max: block b gets dual_map_{N_b}(g_b) / c_b          (every block takes a full step)
 //   dual_map of sum: all mass on the first block maximizing ||g_b||_{N_b*} / w_b, scaled by 1 / w_b
 //
-//   // Muon on the hidden matrix, Signum on the bias, weighted as Muon-Signum (DESIGN.md):
+//   // Muon on the hidden matrix, Signum on the bias, weighted as Muon-Signum (docs/design.md):
 //   max_composite<spectral, linf> hybrid{{1.0, 3.0}};
 //   hybrid.dual_map(std::tuple{gW.ref(), gb.ref()}, std::tuple{dW.ref(), db.ref()});
 //   hybrid.value(std::tuple{dW.ref(), db.ref()});           // 1: a unit step in the hybrid norm

@@ -91,7 +91,13 @@ private:
   std::size_t size_ = 0;
 };
 
+struct spectral; // spectral.hpp
+
 struct newton_schulz {
+  // What the map approximates: the spectral norm's dual map (the polar factor), not exactly
+  // (train/implied_norm.hpp reads these).
+  using approximates = spectral;
+  static constexpr bool exact = false;
   int steps = 5;
   ns_coefficients coefficients = muon_quintic;
   ns_schedule schedule = {}; // when not empty: one triple per step; `steps` is ignored

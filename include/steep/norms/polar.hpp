@@ -16,7 +16,12 @@
 
 namespace steep::norms {
 
+struct spectral; // spectral.hpp
+
 struct exact_polar {
+  // What the map is the dual map of, and whether exactly (train/implied_norm.hpp reads these).
+  using approximates = spectral;
+  static constexpr bool exact = true;
   // Singular values at or below rcond * s_max count as zero; negative: max(rows, cols) * epsilon.
   double rcond = -1;
 

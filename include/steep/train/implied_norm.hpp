@@ -11,7 +11,7 @@
 //   static_assert(std::is_same_v<steep::implied_norm_t<gd_t>, nm::l2>);
 //   static_assert(std::is_same_v<steep::implied_norm_t<muon_t>, nm::spectral>);
 //   steep::implied_norm<R>::known;     // false where the type cannot tell; ::reason says why
-//   auto n = steep::implied_norm_of(rules::muon_adam_paper(0.02, 0.002));   // weights from the lrs
+//   (the run-time model norm of a rule object, a route's weights included: implied_norm_of.hpp)
 //
 // The theory (Gronich & Vardi 2026, Thm 3.3 and corollaries; docs: README, "The main job"):
 // normalized or unnormalized momentum steepest descent under N -- a linear filter of past
@@ -32,17 +32,15 @@
 // and says "unknown" (not_implied), with the reason, for what lies outside the theory: Adam with a
 // run-time eps (l_inf while |g| >> eps, drifting to l2 after), Newton-Schulz (an approximate dual
 // map), shape-dependent per-block scales, weight decay, momentum after the map, user maps.
-// What the types cannot see, and is assumed: that a difference or sum of filters (lerp, Nesterov)
-// keeps a positive weight on the gradient, that in x / ||y|| the normed y is the x it divides, and
-// that learning rates are positive. Run-time values are checked where they matter
-// (implied_norm_of: the arms' learning-rate ratio is constant).
+// Assumed, as types cannot see it: a sum of filters (lerp, Nesterov) keeps a positive weight on the
+// gradient; in x / ||y|| the normed y is x; learning rates are positive (implied_norm_of checks
+// that the arms' learning-rate ratio is constant).
 
 #include "steep/expr.hpp"
 #include "steep/expr/route.hpp"
 #include "steep/norms.hpp"
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/norms/polar.hpp"
-#include "steep/train/model_norm.hpp"
 
 #include <array>
 #include <cmath>
@@ -84,15 +82,7 @@ struct direction {}; // a unit direction of N's dual map, times a per-step scala
 template <int Why>
 struct unknown {};
 
-enum why : int {
-  w_structure = 0,
-  w_eps,
-  w_newton_schulz,
-  w_shape_scale,
-  w_param,
-  w_map_after,
-  w_user_map,
-};
+enum why : int { w_structure = 0, w_eps, w_newton_schulz, w_shape_scale, w_param, w_map_after, w_user_map };
 inline constexpr std::array<std::string_view, 7> reasons = {
   "the rule is not momentum steepest descent: no stage of the form -lr * dual_map(momentum of grad)",
   "an eps (or a floor) known only at run time, e.g. Adam's: l_inf while |g| >> eps, drifting to l2 after; "
@@ -343,20 +333,18 @@ struct classify<expr::apply_node<op::sqrt, expr::reduce_node<expr::red::sum_sq, 
 };
 
 // ---- matrix stages: dual maps ---------------------------------------------------------------------
+// What a map is the dual map of, as the map declares it (norms/: `using approximates = N;
+// static constexpr bool exact`), so a new map needs no entry here; void for a map that declares none.
 template <class Map>
 struct map_norm {
   using type = void;
   static constexpr bool exact = false;
 };
-template <>
-struct map_norm<norms::exact_polar> {
-  using type = norms::spectral;
-  static constexpr bool exact = true;
-};
-template <>
-struct map_norm<norms::newton_schulz> {
-  using type = norms::spectral;
-  static constexpr bool exact = false;
+template <class Map>
+requires requires { typename Map::approximates; }
+struct map_norm<Map> {
+  using type = typename Map::approximates;
+  static constexpr bool exact = Map::exact;
 };
 template <class N>
 struct map_norm<expr::norm_map<N>> {
@@ -454,126 +442,9 @@ struct implied_norm<routed<Arms...>> {
 template <class Rule>
 using implied_norm_t = typename implied_norm<std::remove_cvref_t<Rule>>::type;
 
-// ---- run time: the implied norm of a rule object, as a model norm ---------------------------------
-
-namespace implied {
-// The per-step factor s(t) multiplying a rule's unit direction (its learning rate, sign dropped).
-template <class E>
-double lr_factor(const E& e, const expr::host_ctx& h);
-template <class A, class B>
-double lr_factor(const expr::apply_node<op::mul, A, B>& e, const expr::host_ctx& h);
-template <class Op, class A, class B>
-requires(std::is_same_v<Op, op::div> ||
-         std::is_same_v<Op, op::div_or_zero>) double lr_factor(const expr::apply_node<Op, A, B>& e,
-                                                               const expr::host_ctx& h);
-template <class A>
-double lr_factor(const expr::apply_node<op::neg, A>& e, const expr::host_ctx& h);
-
-template <class E>
-double lr_factor(const E& e, const expr::host_ctx& h) {
-  if constexpr (E::level == 0)
-    return std::abs(e.hoist_value(h));
-  else
-    return 1.0; // the direction
-}
-// Evaluated late (t >= 1e6), where bias corrections 1/(1 - b^t) are 1: the asymptotic step size,
-// which is what the theory's learning-rate condition is about.
-template <class A, class B>
-double lr_factor(const expr::apply_node<op::mul, A, B>& e, const expr::host_ctx& h) {
-  return lr_factor(expr::get<0>(e.kids), h) * lr_factor(expr::get<1>(e.kids), h);
-}
-template <class Op, class A, class B>
-requires(std::is_same_v<Op, op::div> ||
-         std::is_same_v<Op, op::div_or_zero>) double lr_factor(const expr::apply_node<Op, A, B>& e,
-                                                               const expr::host_ctx& h) {
-  if constexpr (B::level == 0)
-    return lr_factor(expr::get<0>(e.kids), h) / std::abs(expr::get<1>(e.kids).hoist_value(h));
-  else
-    return lr_factor(expr::get<0>(e.kids), h); // a normalized direction: m / ||m|| or m / sqrt(v)
-}
-template <class A>
-double lr_factor(const expr::apply_node<op::neg, A>& e, const expr::host_ctx& h) {
-  return lr_factor(expr::get<0>(e.kids), h);
-}
-
-template <class N>
-model_norm as_model_norm() {
-  if constexpr (std::is_same_v<N, norms::l2>)
-    return model_norm::l2();
-  else if constexpr (std::is_same_v<N, norms::linf>)
-    return model_norm::linf();
-  else if constexpr (std::is_same_v<N, norms::spectral>)
-    return model_norm::spectral_max();
-  else if constexpr (std::is_same_v<N, norms::l1>)
-    return model_norm::l1();
-  else if constexpr (std::is_same_v<N, per_block<norms::l2>>)
-    return { "per_block_l2", train::combine::max, { block_norm::l2, 1 }, { block_norm::l2, 1 } };
-  else
-    throw usage_error("implied_norm_of: no model norm for '" + std::string(N::name) + "' yet");
-}
-template <class N>
-model_norm::part as_part() {
-  const model_norm m = as_model_norm<N>();
-  if (m.how != train::combine::max)
-    throw usage_error("implied_norm_of: an arm whose norm is '" + m.name +
-                      "' (not a max over blocks) inside a route has no max-composite form");
-  return m.hidden;
-}
-} // namespace implied
-
-// The model norm the theory says `rule` maximizes the margin of, with a route's weights from its
-// arms' learning rates: arm k stepping s_k h(t) D_k gives max_k N_k / s_k, normalized so the last
-// arm (`otherwise`) has weight 1 -- Muon-Adam with lrs (eta_M, eta_A) gives
-// max(c ||W||_sp, ||a||_inf) with c = eta_A / eta_M, the paper's hybrid norm. Throws a
-// usage_error that says why when the type cannot tell or the arms' schedules differ in shape.
-template <class Rule>
-model_norm implied_norm_of(const Rule&) {
-  using I = implied_norm<Rule>;
-  if constexpr (!I::known)
-    throw usage_error("implied_norm_of: " + std::string(I::reason));
-  else
-    return implied::as_model_norm<typename I::type>();
-}
-
-// A one-arm route (e.g. Muon on hidden matrices and the head) implies its arm's norm.
-template <class A0>
-model_norm implied_norm_of(const routed<A0>& rule) {
-  return implied_norm_of(std::get<0>(rule.arms).rule);
-}
-
-template <class A0, class A1>
-model_norm implied_norm_of(const routed<A0, A1>& rule) {
-  using I = implied_norm<routed<A0, A1>>;
-  if constexpr (!I::known)
-    throw usage_error("implied_norm_of: " + std::string(I::reason));
-  else {
-    static_assert(routed<A0, A1>::masks[0] == expr::detail::role_bit(block_role::hidden_matrix),
-                  "implied_norm_of(route): the first arm must claim exactly on<block_role::hidden_matrix>");
-    const auto& r0 = std::get<0>(rule.arms).rule;
-    const auto& r1 = std::get<1>(rule.arms).rule;
-    double ratio = 0;
-    for (std::int64_t t : { 1000000, 10000000, 100000000, 1000000000 }) {
-      const expr::host_ctx h{ t };
-      const double q = std::abs(implied::lr_factor(r1, h) / implied::lr_factor(r0, h));
-      if (t > 1000000 && std::abs(q - ratio) > 1e-12 * ratio)
-        throw usage_error("implied_norm_of: the arms' learning rates do not keep a fixed ratio over steps, "
-                          "so no single hybrid norm is implied");
-      ratio = q;
-    }
-    model_norm m;
-    m.name = "hybrid";
-    m.how = train::combine::max;
-    m.hidden = implied::as_part<typename implied_norm<typename A0::rule_type>::type>();
-    m.other = implied::as_part<typename implied_norm<typename A1::rule_type>::type>();
-    m.hidden.weight = ratio; // max(||W|| / s_0, ||a|| / s_1) * s_1
-    return m;
-  }
-}
-
 } // namespace steep::train
 
 namespace steep {
 using train::implied_norm;
-using train::implied_norm_of;
 using train::implied_norm_t;
 } // namespace steep

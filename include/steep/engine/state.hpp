@@ -1,0 +1,69 @@
+#pragma once
+// engine_state<P, T>: everything one compiled rule keeps between steps, room by room. Each room's
+// data is its own base (compiled once per T) or member (per rule); the passes (engine/passes/),
+// the slot set and the plan of a step are functions over this one object.
+//
+//   detail::engine_state<expr::program<Rule>, float> s(program::make_roots(rule, check), store, opts);
+//   detail::step_plan<decltype(s)>::prepare(s);   // engine/plan.hpp
+//
+//   room                           data                                      engine/
+//   tables                         blocks, work list, scalar and reduction tables   tables.hpp
+//   guard                          policy, chunk flags, held-back notes      guard.hpp
+//   lines                          line tables, per-line slots' new values   passes/lines.hpp
+//   matrix phase                   tasks, maps, scratch                      passes/matrix_phase.hpp
+//   slots                          one arena per slot, per-block new values  slot_set.hpp
+//   rule                           the trees and maps, their walks           rule_view.hpp
+//   hyperparameters                the flat table of named values            hyper_table.hpp
+
+#include "steep/core/param_store.hpp"
+#include "steep/engine/guard.hpp"
+#include "steep/engine/hyper_table.hpp"
+#include "steep/engine/options.hpp"
+#include "steep/engine/passes/lines.hpp"
+#include "steep/engine/passes/matrix_phase.hpp"
+#include "steep/engine/rule_view.hpp"
+#include "steep/engine/slot_set.hpp"
+#include "steep/engine/slots.hpp"
+#include "steep/engine/tables.hpp"
+#include "steep/expr/program.hpp"
+
+#include <array>
+#include <cstddef>
+#include <utility>
+
+namespace steep::engine::detail {
+
+template <class P, class T>
+struct engine_state : tables<T>,
+                      guard_state<T>,
+                      line_tables<T>,
+                      matrix_tables<T>,
+                      slot_tables<T>,
+                      rule_view<P> {
+  using program_type = P;
+  using value_type = T;
+  using typename line_tables<T>::line_task;
+
+  static constexpr program_sizes sizes{ P::n_slots,         P::n_step_scalars, P::n_block_scalars,
+                                        P::n_reductions,    P::reads_grad,     guard_plan<P>::coordinatewise };
+
+  engine_state(typename P::compiled rule, param_store<T>& store, const optimizer_options& opts)
+    : tables<T>(store, opts, sizes)
+    , guard_state<T>(opts, sizes.reads_grad, sizes.coordinatewise, this->wl_.size())
+    , line_tables<T>(*this, sizes)
+    , matrix_tables<T>(opts)
+    , slot_tables<T>(this->blocks_.size(), P::n_slots)
+    , rule_view<P>(std::move(rule.roots))
+    , hypers_(hyper_table::of(static_cast<const rule_view<P>&>(*this))) {
+    if constexpr (P::n_matrices > 0)
+      matrix_phase<engine_state>::init(*this, opts);
+    line_pass<engine_state>::init(*this);
+    slot_set<engine_state>::lay_out(*this, rule.inits);
+  }
+
+  hyper_table hypers_;
+  std::array<slot_buffer<T>, P::n_matrices> scratch_; // each matrix stage's operand, then its result
+  typename slot_tuple<P, T>::type slots_;
+};
+
+} // namespace steep::engine::detail
