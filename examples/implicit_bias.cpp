@@ -499,6 +499,37 @@ void write_plots(const std::string& dir, const std::vector<run_result>& runs,
     std::fprintf(stderr, "plots: gnuplot failed or is missing; %s/margins.gp is written\n", dir.c_str());
 }
 
+// Flag domains, checked while CLI11 parses, so that a value that would make a meaningless run is
+// refused, naming its flag, before any data is loaded. CLI::PositiveNumber and CLI::Range pass NaN
+// (every comparison with it is false) and Range passes infinity, and a NaN or infinite learning rate
+// or scale trains to a table of NaNs that still ends in "implicit bias done": real values are read as
+// CLI11 reads them and must be finite, and in_domain says the rest.
+CLI::Validator real_where(const std::string& domain, bool (*in_domain)(double)) {
+  return CLI::Validator(
+    [domain, in_domain](std::string& input) {
+      double v = 0;
+      if (CLI::detail::lexical_cast(input, v) && std::isfinite(v) && in_domain(v))
+        return std::string{};
+      return "must be " + domain + ", got '" + input + "'";
+    },
+    domain);
+}
+
+// Counts are read as signed integers: CLI11 reads "-1" into a std::size_t as 2^64 - 1, which asks
+// for more memory than there is, or for a grid of records that never ends.
+CLI::Validator integer_at_least(std::int64_t least, const std::string& why = "") {
+  return CLI::Validator(
+    [least, why](std::string& input) {
+      std::int64_t v = 0;
+      if (!CLI::detail::lexical_cast(input, v))
+        return "must be an integer, got '" + input + "'";
+      if (v < least)
+        return "must be >= " + std::to_string(least) + ", got " + input + why;
+      return std::string{};
+    },
+    "integer >= " + std::to_string(least));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -507,37 +538,56 @@ int main(int argc, char** argv) {
   app.add_option("--preset", s.preset,
                  "default | paper (Fashion-MNIST 500+500, width 64, 40,000 steps) | smoke");
   app.add_option("--dataset", s.dataset, "fashion | synthetic | PREFIX (PREFIX-images-idx3-ubyte.gz, ...)");
-  app.add_option("--per-class", s.per_class, "samples per class (balanced subset)");
-  app.add_option("--width", s.width, "hidden width");
-  app.add_option("--dim", s.dim, "input dimension of synthetic data");
-  app.add_option("--pool", s.pool, "images: k x k average pooling (4: 28 x 28 -> 7 x 7)");
+  app.add_option("--per-class", s.per_class, "samples per class (balanced subset)")
+    ->check(integer_at_least(1));
+  app.add_option("--width", s.width, "hidden width")->check(integer_at_least(1));
+  app.add_option("--dim", s.dim, "input dimension of synthetic data")->check(integer_at_least(1));
+  app.add_option("--pool", s.pool, "images: k x k average pooling (4: 28 x 28 -> 7 x 7)")
+    ->check(integer_at_least(1));
   app.add_option("--depth", s.depth, "number of linear layers (2, 3, 4)");
   app.add_option("--activation", s.activation, "relu | relu2 | relu3 | square | identity");
   app.add_option("--loss", s.loss, "logistic | exponential")
     ->check(CLI::IsMember({ "logistic", "exponential" }));
-  app.add_option("--steps", s.steps, "full-batch steps per optimizer");
-  app.add_option("--schedule-exponent", s.a, "a in eta_t = eta0 t^-a");
-  app.add_option("--eta-gd", s.eta_gd, "eta0 of MomentumGD");
-  app.add_option("--eta-signum", s.eta_signum, "eta0 of Signum");
-  app.add_option("--eta-adam", s.eta_adam, "eta0 of Adam");
-  app.add_option("--eta-muon", s.eta_muon, "eta0 of Muon");
-  app.add_option("--eta-muon-signum", s.eta_muon_signum, "eta0 of Muon-Signum on hidden matrices");
-  app.add_option("--eta-muon-adam", s.eta_muon_adam, "eta0 of Muon-Adam on hidden matrices");
-  app.add_option("--hybrid-c", s.c,
-                 "c: the hybrids' head lr = c * matrix lr; the hybrid norm max(c||W||_sp, ||a||_inf)");
-  app.add_option("--beta", s.beta, "momentum (EMA) coefficient, and Adam's beta1");
-  app.add_option("--beta2", s.beta2, "Adam's beta2");
-  app.add_option("--init-scale", s.init_scale, "W_k ~ N(0, scale^2 / fan_in)");
+  app.add_option("--steps", s.steps, "full-batch steps per optimizer")
+    ->check(integer_at_least(1, ": with no steps no optimizer is trained"));
+  // a > 1 makes sum eta_t finite, which the theorem excludes (docs/implicit-bias.md), and a <= 0 gives
+  // steps that never shrink. Exponents below the theorem's 1 - 1/L stay allowed: the ablation probes them.
+  app.add_option("--schedule-exponent", s.a, "a in eta_t = eta0 t^-a")
+    ->check(real_where("finite and in (0, 1]", [](double v) { return v > 0 && v <= 1; }));
+  const auto positive = real_where("finite and > 0", [](double v) { return v > 0; });
+  app.add_option("--eta-gd", s.eta_gd, "eta0 of MomentumGD")->check(positive);
+  app.add_option("--eta-signum", s.eta_signum, "eta0 of Signum")->check(positive);
+  app.add_option("--eta-adam", s.eta_adam, "eta0 of Adam")->check(positive);
+  app.add_option("--eta-muon", s.eta_muon, "eta0 of Muon")->check(positive);
+  app.add_option("--eta-muon-signum", s.eta_muon_signum, "eta0 of Muon-Signum on hidden matrices")
+    ->check(positive);
+  app.add_option("--eta-muon-adam", s.eta_muon_adam, "eta0 of Muon-Adam on hidden matrices")->check(positive);
+  app
+    .add_option("--hybrid-c", s.c,
+                "c: the hybrids' head lr = c * matrix lr; the hybrid norm max(c||W||_sp, ||a||_inf)")
+    ->check(positive);
+  // steep's rules refuse the same, but only once the data is loaded and the header printed.
+  const auto coefficient = real_where("finite and in [0, 1)", [](double v) { return v >= 0 && v < 1; });
+  app.add_option("--beta", s.beta, "momentum (EMA) coefficient, and Adam's beta1")->check(coefficient);
+  app.add_option("--beta2", s.beta2, "Adam's beta2")->check(coefficient);
+  app.add_option("--init-scale", s.init_scale, "W_k ~ N(0, scale^2 / fan_in)")->check(positive);
   app.add_option("--seed", s.seed, "initialization seed");
   app.add_option("--data-seed", s.data_seed, "subset / synthetic data seed");
-  app.add_option("--threads", s.threads, "threads for the optimizer and BLAS");
+  // 0: every core TBB sees (steep::optimizer_options).
+  app.add_option("--threads", s.threads, "threads for the optimizer and BLAS")->check(integer_at_least(0));
   app.add_option("--polar", s.polar, "exact (SVD) | ns (Newton-Schulz quintic) for Muon")
     ->check(CLI::IsMember({ "exact", "ns" }));
-  app.add_option("--ns-steps", s.ns_steps, "Newton-Schulz steps with --polar ns");
-  app.add_option("--adam-eps", s.adam_eps, "ablation: extra Adam rows with these eps > 0")->delimiter(',');
+  app.add_option("--ns-steps", s.ns_steps, "Newton-Schulz steps with --polar ns")->check(integer_at_least(1));
+  app.add_option("--adam-eps", s.adam_eps, "ablation: extra Adam rows with these eps > 0")
+    ->delimiter(',')
+    ->check(positive);
+  // Each name must be one run_all knows: an unknown one would select nothing, silently, and with no
+  // run at all there is no table to print.
   app.add_option("--only", s.only, "train only these optimizers (gd,signum,adam,muon,muon_signum,muon_adam)")
-    ->delimiter(',');
-  app.add_option("--records", s.records, "about this many log-spaced records per run");
+    ->delimiter(',')
+    ->check(CLI::IsMember({ "gd", "signum", "adam", "muon", "muon_signum", "muon_adam" }));
+  app.add_option("--records", s.records, "about this many log-spaced records per run")
+    ->check(integer_at_least(1));
   app.add_option("--json", s.json, "write the results as JSON");
   app.add_option("--csv", s.csv, "write every record as CSV");
   app.add_option("--plot", s.plot, "directory for margin plots (PNG, SVG via gnuplot)");
