@@ -17,6 +17,7 @@
 //   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
 //   ./build/examples/implicit_bias --only adam --adam-eps 1e-20,1e-12,1e-8,1e-4   # ablation: Adam eps
 //   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
+//   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf     # margins in more norms (any of steep::norms::catalogue)
 //   ./build/examples/implicit_bias --help
 
 #include <CLI/CLI.hpp>
@@ -43,6 +44,7 @@
 namespace {
 
 namespace tr = steep::train;
+namespace nm = steep::norms;
 namespace md = steep::model;
 using steep::expr::inv_power;
 using T = double;
@@ -74,6 +76,7 @@ struct settings {
   int ns_steps = 5;
   std::vector<double> adam_eps;
   std::vector<std::string> only;
+  std::vector<std::string> extra_norms; // --norms: margins in more norms (steep::norms::catalogue)
   std::size_t records = 60;
   std::string json, csv, plot;
   bool quiet = false;
@@ -218,9 +221,9 @@ run_result train(const std::string& name, Rule rule, model_box& m, const setting
   r.hist = tr::fit(m.task(), opt, fo);
   for (const auto& b : m.task().store().blocks())
     r.blocks.push_back({ b.name,
-                         { tr::block_value(tr::block_norm::spectral, b.param, b.shape[0], b.shape[1]),
-                           tr::block_value(tr::block_norm::l2, b.param, b.shape[0], b.shape[1]),
-                           tr::block_value(tr::block_norm::linf, b.param, b.shape[0], b.shape[1]) } });
+                         { nm::block_norm_of<nm::spectral>.value(b.param, b.shape[0], b.shape[1]),
+                           nm::block_norm_of<nm::l2>.value(b.param, b.shape[0], b.shape[1]),
+                           nm::block_norm_of<nm::linf>.value(b.param, b.shape[0], b.shape[1]) } });
   if (!s.quiet)
     std::fprintf(stderr, "  %s done (%.1fs)\n", name.c_str(), r.hist.seconds);
   return r;
@@ -586,6 +589,14 @@ int main(int argc, char** argv) {
   app.add_option("--only", s.only, "train only these optimizers (gd,signum,adam,muon,muon_signum,muon_adam)")
     ->delimiter(',')
     ->check(CLI::IsMember({ "gd", "signum", "adam", "muon", "muon_signum", "muon_adam" }));
+  // Any norm of steep::norms's catalogue, by name: a new norm needs no change here.
+  app.add_option("--norms", s.extra_norms, "also measure margins in these norms (linf_to_linf, l2_to_linf, ...)")
+    ->delimiter(',')
+    ->check(CLI::Validator(
+      [](std::string& name) {
+        return nm::norm_named(name) ? std::string() : "'" + name + "' is not a norm of steep::norms::catalogue";
+      },
+      "NORM"));
   app.add_option("--records", s.records, "about this many log-spaced records per run")
     ->check(integer_at_least(1));
   app.add_option("--json", s.json, "write the results as JSON");
@@ -601,8 +612,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     const auto d = load(s);
     auto m = make_model(s, d);
-    const std::vector<tr::model_norm> norms = { tr::model_norm::l2(), tr::model_norm::linf(),
-                                                tr::model_norm::spectral_max(), tr::model_norm::hybrid(s.c) };
+    std::vector<tr::model_norm> norms = { tr::model_norm::l2(), tr::model_norm::linf(),
+                                          tr::model_norm::spectral_max(), tr::model_norm::hybrid(s.c) };
+    for (const auto& name : s.extra_norms)
+      if (std::none_of(norms.begin(), norms.end(), [&](const auto& n) { return n.name == name; }))
+        norms.push_back(tr::model_norm::of(*nm::norm_named(name)));
     std::printf(
       "steep implicit bias: %s, %zu samples (dim %zu), depth %d, width %zu, %s (degree L = %d), %zu "
       "parameters, %s loss, %lld steps, eta0 t^-%g, %d threads\n",

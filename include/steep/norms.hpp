@@ -18,7 +18,9 @@
 //   entrywise.hpp       l1, linf, l2, frobenius, lp<P>
 //   spectral.hpp        spectral, nuclear (one-sided Jacobi SVD, detail/jacobi_svd.hpp)
 //   operator_norms.hpp  l1_to_l2, sum_col_l2, l2_to_linf, sum_row_l2 (Scion / modula)
-//   composite.hpp       max_composite, sum_composite
+//   linf_operator.hpp   linf_to_linf, sum_row_linf (largest absolute row sum, and its dual)
+//   composite.hpp       composite<fold, N...>: max_composite, sum_composite, l2_composite (fold.hpp)
+//   erased.hpp          block_norm_ref: any norm type at run time (block_norm_of<N>)
 //   constexpr_math.hpp  sqrt, exp, log, pow, abs usable in constant expressions
 //   newton_schulz.hpp   Muon's approximate polar factor (SYRK/SYMM products)
 //   polar.hpp           the exact polar factor and singular values by LAPACK
@@ -30,9 +32,34 @@
 #include "steep/norms/composite.hpp"
 #include "steep/norms/constexpr_math.hpp"
 #include "steep/norms/entrywise.hpp"
+#include "steep/norms/erased.hpp"
+#include "steep/norms/fold.hpp"
+#include "steep/norms/linf_operator.hpp"
 #include "steep/norms/maps.hpp"
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/norms/norm.hpp"
 #include "steep/norms/operator_norms.hpp"
 #include "steep/norms/polar.hpp"
 #include "steep/norms/spectral.hpp"
+
+#include <string_view>
+#include <tuple>
+
+namespace steep::norms {
+
+// Every block norm steep ships: what a command line picks from by name (norm_named). A new norm
+// is its header, its include above and its entry here; model norms, margins, KKT certificates and
+// implied norms then take it with no other change (erased.hpp).
+using catalogue = std::tuple<l1, linf, l2, frobenius, spectral, nuclear, l1_to_l2, sum_col_l2, l2_to_linf,
+                             sum_row_l2, linf_to_linf, sum_row_linf>;
+
+// The handle of the catalogue's norm named `name` (N::name), or nullptr.
+inline const block_norm_ref* norm_named(std::string_view name) {
+  const block_norm_ref* found = nullptr;
+  [&]<class... Ns>(std::tuple<Ns...>*) {
+    ((found = !found && Ns::name == name ? &block_norm_of<Ns> : found), ...);
+  }(static_cast<catalogue*>(nullptr));
+  return found;
+}
+
+} // namespace steep::norms

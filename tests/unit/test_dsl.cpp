@@ -66,7 +66,7 @@ TEST_CASE("slots report their dtype; a slot may be stored in another dtype than 
   REQUIRE(opt.slots().size() == 1);
   CHECK(opt.slots()[0].dtype == "float32");
   CHECK(opt.slots()[0].element_size == 4);
-  CHECK(decltype(opt)::bytes_per_param == 8 + 8 + 8 + 4 + 4);
+  CHECK(decltype(opt)::bytes_per_param() == 8 + 8 + 8 + 4 + 4);
   opt.step();
   CHECK(opt.state<float>("v", "m")(0) == Approx(-0.3f));
   CHECK_THROWS_WITH(opt.state<double>("v", "m"), Catch::Contains("not stored as float64"));
@@ -428,7 +428,7 @@ TEST_CASE(
     b.param[i] = std::sin(0.3f * static_cast<float>(i));
   std::vector<double> p_full(b.param, b.param + b.size), mf(b.size), vf(b.size);
   steep::optimizer opt(rules::adam_bf16(1e-2), store, { .threads = 2, .chunk_elements = 64 });
-  CHECK(decltype(opt)::bytes_per_param == 20);
+  CHECK(decltype(opt)::bytes_per_param() == 20);
   CHECK(opt.slots()[0].dtype == "bfloat16");
   CHECK(opt.slots()[1].element_size == 2);
   auto m = opt.state<bfloat16>("W", "exp_avg");

@@ -386,8 +386,8 @@ TEST_CASE("implied_norm_of: a route's hybrid weight is its learning-rate ratio",
   CHECK(h.name == "hybrid");
   CHECK(h.hidden.weight == Approx(0.1));
   CHECK(h.other.weight == 1);
-  CHECK(h.hidden.norm == tr::block_norm::spectral);
-  CHECK(h.other.norm == tr::block_norm::linf);
+  CHECK(h.hidden.norm == steep::norms::block_norm_of<steep::norms::spectral>);
+  CHECK(h.other.norm == steep::norms::block_norm_of<steep::norms::linf>);
   CHECK(tr::implied_norm_of(rl::muon_signum_paper(0.1, 0.1)).hidden.weight == Approx(1));
   CHECK(tr::implied_norm_of(rl::momentum_gd(0.1)).name == "l2");
   CHECK(tr::implied_norm_of(rl::adam_paper(0.1)).name == "linf");

@@ -571,7 +571,7 @@ TEST_CASE("Adam-mini: one second moment per block, stored per block, against the
   CHECK(variant_error(rules::adamw(1e-2, 0.9, 0.999, 1e-8, 0.1), "adam_mini") > 1e-3); // Adam is not it
   steep::param_store<float> store({ { "W", { 64, 32 } }, { "b", { 64 } } });
   steep::optimizer opt(rule, store);
-  CHECK(decltype(opt)::bytes_per_param == 20); // p r/w, g, m r/w (Adam: 28): v is one float per block
+  CHECK(decltype(opt)::bytes_per_param() == 20); // p r/w, g, m r/w (Adam: 28): v is one float per block
   CHECK(opt.slots()[1].granularity == "block");
   CHECK_THAT(opt.describe(), Catch::Contains("v:float32 (one per block)"));
   store.grad("W").fill(2.f);
@@ -595,7 +595,7 @@ TEST_CASE("NorMuon: a per-row second moment of the polar factor, against the aut
              Catch::Contains("passes: 5 (matrix pre-pass, matrix phase, reduction (depth 1), line "
                              "reduction (depth 1), reduction (depth 2), update)") &&
                Catch::Contains("second_momentum_buffer:float32 (one per row)"));
-  CHECK(decltype(opt)::bytes_per_param == 4 + 4 + 4 + 8); // p, g, momentum: the second moment is per row
+  CHECK(decltype(opt)::bytes_per_param() == 4 + 4 + 4 + 8); // p, g, momentum: the second moment is per row
   store.grad("W").fill(1.f);
   opt.step();
   const auto v = opt.state("W", "second_momentum_buffer");
@@ -633,6 +633,7 @@ double stacked_error(const RuleE& rule_e, const RuleQ& rule_q, const std::string
   steep::optimizer opt(steep::route(steep::on_name("experts") >> rule_e, steep::on_name("wq") >> rule_q),
                        store, { .threads = threads });
   double worst = 0;
+  steep_test::bits fingerprint;
   for (std::size_t t = 0; t < eg.shape()[0]; ++t) {
     auto ge = xt::view(eg, t), gq = xt::view(qg, t);
     std::copy(ge.begin(), ge.end(), store.block_at(0).grad);
@@ -675,7 +676,7 @@ TEST_CASE("NorMuon on stacked matrices: per-row state of each slice, per-slice r
   steep::param_store<float> store({ { "experts", { 3, 4, 6 } } });
   steep::optimizer opt(rules::normuon_stacked(0.02, 4, 6), store);
   CHECK_THAT(opt.describe(), Catch::Contains("second_momentum_buffer:float32 (one per slice)"));
-  CHECK(decltype(opt)::bytes_per_param == 4 + 4 + 4 + 8); // p, g, momentum: V is one per row of a slice
+  CHECK(decltype(opt)::bytes_per_param() == 4 + 4 + 4 + 8); // p, g, momentum: V is one per row of a slice
   CHECK(opt.state("experts", "second_momentum_buffer").size() == 12); // 3 experts x 4 rows
 }
 
@@ -689,7 +690,7 @@ TEST_CASE("Adam-mini per slice: one second moment per head or expert, stored per
                       rules::adam_mini(1e-2, 0.9, 0.999, 1e-8, 0.1), "adam_mini_sliced", 1) > 1e-4);
   steep::param_store<float> store({ { "wq", { 12, 5 } } });
   steep::optimizer opt(rules::adam_mini_sliced(1e-2, 4, 5), store);
-  CHECK(decltype(opt)::bytes_per_param == 20); // as Adam-mini: v is one float per slice
+  CHECK(decltype(opt)::bytes_per_param() == 20); // as Adam-mini: v is one float per slice
   CHECK(opt.slots()[1].granularity == "slice");
   CHECK_THAT(opt.describe(), Catch::Contains("v:float32 (one per slice)"));
   for (std::size_t i = 0; i < 60; ++i)

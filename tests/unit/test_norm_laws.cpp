@@ -206,7 +206,7 @@ void check_norm_on_all_inputs() {
 }
 
 using all_norms = std::tuple<l1, linf, l2, frobenius, lp<3>, lp<1.5>, lp<4>, spectral, nuclear, l1_to_l2,
-                             sum_col_l2, l2_to_linf, sum_row_l2>;
+                             sum_col_l2, l2_to_linf, sum_row_l2, linf_to_linf, sum_row_linf>;
 
 template <class T, class... Ns>
 void check_every_norm(std::tuple<Ns...>*) {

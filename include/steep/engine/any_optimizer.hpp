@@ -86,7 +86,7 @@ public:
   int threads() const override { return opt_.threads(); }
   void set_threads(int n) override { opt_.set_threads(n); }
   std::string describe() const override { return opt_.describe(); }
-  std::size_t bytes_per_param() const override { return optimizer<Rule, T>::bytes_per_param; }
+  std::size_t bytes_per_param() const override { return optimizer<Rule, T>::bytes_per_param(); }
   optimizer<Rule, T>& get_optimizer() { return opt_; }
 
 private:

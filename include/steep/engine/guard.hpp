@@ -345,7 +345,6 @@ struct guard_state {
     double value = 0;
   };
   std::vector<held_record> chunk_held_; // [chunk]: the last update pass's held-back coordinates
-  std::int64_t skipped_ = 0;
 };
 
 } // namespace detail

@@ -16,11 +16,16 @@
 //                     hyperparameters(): every name with its value
 //   slots()           slot names and dtypes; has_slot(block, slot); state(block, slot): a view
 //   threads(), set_threads(n), describe()
+//   bytes_per_param() the bytes the update pass moves per parameter (a route: its largest arm's)
+//
+// The plain and routed optimizers implement it once, in optimizer_facade (facade.hpp);
+// any_optimizer erases it.
 
 #include "steep/engine/guard.hpp"
 #include "steep/engine/slots.hpp"
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -54,6 +59,7 @@ concept optimizer_interface = requires(O& o, const O& c, std::string_view name, 
   { c.threads() } -> std::same_as<int>;
   o.set_threads(1);
   { c.describe() } -> std::same_as<std::string>;
+  { c.bytes_per_param() } -> std::same_as<std::size_t>;
 };
 
 } // namespace steep::engine

@@ -23,13 +23,15 @@
 // State lives in one 64-byte aligned arena per slot, with the blocks at the same positions as
 // in the parameter arena. The store must outlive the optimizer; its layout cannot change.
 
-// The engine by concern (docs/design.md, "The engine's rooms"): this class is the public surface
-// only. What one compiled rule keeps is detail::engine_state (engine/state.hpp); the order of a
-// step and its accounting is step_plan (plan.hpp); the passes are engine/passes/, the guard is
-// guard.hpp, the slots slot_set.hpp and the named hyperparameters hyper_table.hpp.
+// The engine by concern (docs/design.md, "The engine's rooms"): this class is how a plain rule is
+// built and nothing else. The interface (step, state, slots, hyperparameters, describe, ...) is
+// optimizer_facade's (facade.hpp), written once for plain and routed optimizers; what one
+// compiled rule keeps is detail::engine_state (state.hpp); the order of a step and its accounting
+// is step_plan (plan.hpp); the passes are engine/passes/, the guard guard.hpp.
 
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
+#include "steep/engine/facade.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/options.hpp"
 #include "steep/engine/plan.hpp"
@@ -52,102 +54,61 @@ namespace steep::engine {
 
 // (A routed rule, route.hpp, has a specialization of its own.)
 template <class Rule, class T>
-class optimizer {
+class optimizer : public optimizer_facade<optimizer<Rule, T>, T> {
   static_assert(expr::expression<Rule>,
                 "optimizer<Rule, T>: the rule must be a steep expression (built from grad, "
                 "param, stages, ...) or a route(...)");
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "steep optimizers run on float32 or float64 parameters");
+  using facade = optimizer_facade<optimizer<Rule, T>, T>;
+  friend facade;
+  template <class, class>
+  friend class optimizer; // a route's facade walks its arms' states
 
 public:
   using rule_type = std::remove_cvref_t<Rule>;
   using program_type = expr::program<rule_type>;
-  using value_type = T;
   static constexpr std::size_t n_slots = program_type::n_slots;
   static constexpr std::size_t n_matrices = program_type::n_matrices;
   static_assert(program_type::phases_checked);
-  static constexpr std::size_t bytes_per_param = program_type::template bytes_per_param<T>;
+  // Bytes the update pass moves per parameter (a function, as on every optimizer_interface).
+  static constexpr std::size_t bytes_per_param() { return program_type::template bytes_per_param<T>; }
   // Whether each coordinate's step reads only its own gradient entry: the rules
   // nonfinite_policy::mask can hold back coordinate by coordinate (guard.hpp).
   static constexpr bool coordinatewise = detail::guard_plan<program_type>::coordinatewise;
 
   [[gnu::cold]] optimizer(Rule rule, param_store<T>& store, optimizer_options opts = {});
 
-private:
-  using state_type = detail::engine_state<program_type, T>;
-  using plan = detail::step_plan<state_type>;
-  using slot_set = detail::slot_set<state_type>;
-
-  [[gnu::cold]] optimizer(typename program_type::compiled rule, param_store<T>& store,
-                          const optimizer_options& opts);
-
-public:
-  // One optimizer step with the gradients currently in the store. Returns false if the step
-  // was skipped (a non-finite gradient under nonfinite_policy::skip); under refuse it throws
-  // nonfinite_error instead. Either way nothing was written.
-  bool step() { return run_step(*this, s_.policy_, s_.skipped_); }
-
   // The read-only part of a step: per-step and per-block scalars, the guard, the reduction
-  // pass and the matrix phase. Writes only tables and scratch. Returns the first non-finite
-  // gradient entry (if the guard is on and found one); then the step must not be committed.
+  // passes and the matrix phase (plan.hpp). Writes only tables and scratch. Returns the first
+  // non-finite gradient entry (if the guard is on and found one); then the step must not be
+  // committed.
   std::optional<nonfinite_entry> prepare_step();
   // The update pass of a step prepare_step() accepted: stores parameters and slots once.
   void commit_step();
 
-  // Steps skipped for a non-finite gradient (nonfinite_policy::skip), or applied with some
-  // coordinates held back (a non-finite gradient under nonfinite_policy::mask, or a new value
-  // that would not be finite under any policy but off).
-  std::int64_t skipped_steps() const noexcept { return s_.skipped_; }
-  // The last step's first held-back coordinate (its cause in `output`, guard.hpp) and, in its
-  // count, how many were held back; empty if it held back none.
-  std::optional<nonfinite_entry> held_back() const { return s_.held_; }
-  nonfinite_policy nonfinite() const noexcept { return s_.policy_; }
-
-  std::int64_t steps() const noexcept { return s_.t_; }
-  // The rule's structural hash (slots.hpp, rule_hash): checkpoints refuse another rule's state.
-  static std::string rule_id() { return rule_hash<rule_type>(); }
-  // Sets the step counter (a checkpoint's load: engine/checkpoint.hpp).
-  void restore_steps(std::int64_t t, std::int64_t skipped = 0) {
-    if (t < 0 || skipped < 0)
-      throw usage_error("a step count cannot be negative");
-    s_.t_ = t, s_.skipped_ = skipped;
-  }
-  // f(slot_bytes) for every slot of every block, in slot order then block order: the raw state.
-  template <class F>
-  void visit_slots(F&& f) {
-    slot_set::visit(s_, f);
-  }
-  int threads() const noexcept { return s_.exec_.threads(); }
-  void set_threads(int n) { s_.exec_ = kernel::executor(s_.checked_threads(n), s_.exec_.serial_below()); }
-
-  // Named hyperparameters (hyper<"lr">(...)): read or change between steps (hyper_table.hpp).
-  void set(std::string_view name, double value) { s_.hypers_.set(&s_.roots_, name, value); }
-  // Throws, naming it, if `value` is outside the range of hyperparameter `name` (node.hpp, range).
-  void check(std::string_view name, double value) const { s_.hypers_.check(name, value); }
-  // Every named hyperparameter, once per name, with its value (checkpoints save them).
-  std::vector<std::pair<std::string, double>> hyperparameters() const {
-    return s_.hypers_.hyperparameters(&s_.roots_);
-  }
-  // Whether the rule has a named hyperparameter `name`.
-  bool has(std::string_view name) const { return s_.hypers_.has(name); }
-  double get(std::string_view name) const { return s_.hypers_.get(&s_.roots_, name); }
-
-  static std::vector<slot_info> slots() { return slot_set::info(); }
-  // Whether `block` has a state slot named `slot` (every block of a plain rule has them all).
-  bool has_slot(const std::string& block, std::string_view slot) const { return slot_set::has_slot(s_, block, slot); }
-  // A view of slot `slot` of block `block` (S must be the slot's storage dtype): in the block's
-  // shape, of shape (lines) for a per-line slot, or (1) for a per-block slot.
-  template <class S = T>
-  state_view<S> state(const std::string& block, const std::string& slot) {
-    return slot_set::template state<S>(s_, block, slot);
-  }
-
-  // A readable account of what the compiler made of the rule (plan.hpp).
-  [[gnu::cold]] std::string describe() const { return plan::describe(s_); }
-
   const kernel::work_list& work() const noexcept { return s_.wl_; }
 
 private:
+  using state_type = detail::engine_state<program_type, T>;
+
+  [[gnu::cold]] optimizer(typename program_type::compiled rule, param_store<T>& store,
+                          const optimizer_options& opts);
+
+  // What the facade walks: one part, this rule's state.
+  static constexpr std::size_t n_parts = 1;
+  static constexpr bool is_route = false;
+  template <std::size_t>
+  using part_t = state_type;
+  template <class F>
+  void visit_parts(F&& f) {
+    f(std::size_t{ 0 }, &s_);
+  }
+  template <class F>
+  void visit_parts(F&& f) const {
+    f(std::size_t{ 0 }, &s_);
+  }
+
   state_type s_;
 };
 
@@ -164,16 +125,22 @@ optimizer<Rule, T>::optimizer(Rule rule, param_store<T>& store, optimizer_option
 template <class Rule, class T>
 optimizer<Rule, T>::optimizer(typename program_type::compiled rule, param_store<T>& store,
                               const optimizer_options& opts)
-  : s_(std::move(rule), store, opts) {}
+  : s_(std::move(rule), store, opts) {
+  for (const auto& b : s_.blocks_)
+    this->owner_.emplace_back(b.name, 0);
+  this->policy_ = opts.nonfinite;
+  this->store_alive_ = store.lifetime();
+  this->threads_ = s_.exec_.threads();
+}
 
 template <class Rule, class T>
 std::optional<nonfinite_entry> optimizer<Rule, T>::prepare_step() {
-  return plan::prepare(s_);
+  return this->prepare_parts();
 }
 
 template <class Rule, class T>
 void optimizer<Rule, T>::commit_step() {
-  plan::commit(s_);
+  this->commit_parts();
 }
 
 template <class Rule, class T>

@@ -14,7 +14,7 @@
 // l_inf, Muon = spectral). Zero in gives zero out.
 //
 // How each compiles — the cheapest exact form the norm allows, as the norm declares it
-// (norms/norm.hpp, fused_form; a new norm needs no change here):
+// (norms/norm.hpp, fused_form; lowered by lower_dual below, which a new form specializes):
 //   l_inf            sign(x): elementwise, no extra pass;
 //   l2, Frobenius    x / max(||x_b||_2, 1e-30): one per-block reduction (a read-only pass);
 //   spectral         the exact polar factor by LAPACK (norms::exact_polar), a matrix stage;
@@ -25,8 +25,8 @@
 
 #include "steep/expr/matrix.hpp"
 #include "steep/expr/reduce.hpp"
-// The norms' declarations only: the maps' BLAS and LAPACK bodies (newton_schulz_apply.hpp,
-// polar_apply.hpp) belong to the engine.
+// The norms' declarations only: the maps' BLAS and LAPACK bodies (norms/maps.hpp) belong to
+// the engine.
 #include "steep/norms/block_ref.hpp"
 #include "steep/norms/composite.hpp"
 #include "steep/norms/entrywise.hpp"
@@ -58,19 +58,42 @@ struct norm_map {
   }
 };
 
+// How a norm's fused form (norms/norm.hpp, fused_form) becomes grammar: an open point. A norm that
+// brings a form of its own specializes lower_dual<its form, N> next to itself (Hana's `_impl`
+// idiom); a norm that declares none runs its own dual map as a matrix stage (the primary).
+template <class Form, class N>
+struct lower_dual {
+  template <class X>
+  static constexpr auto apply(X&& x) {
+    return orthogonalize(norm_map<N>{}, std::forward<X>(x));
+  }
+};
+template <class N>
+struct lower_dual<norms::fused::sign, N> {
+  template <class X>
+  static constexpr auto apply(X&& x) {
+    return sign(std::forward<X>(x));
+  }
+};
+template <class N>
+struct lower_dual<norms::fused::l2_scale, N> {
+  template <class X>
+  static constexpr auto apply(X&& x) {
+    return l2_normalize<per_block>(std::forward<X>(x));
+  }
+};
+template <class Map, class N>
+struct lower_dual<norms::fused::matrix_map<Map>, N> {
+  template <class X>
+  static constexpr auto apply(X&& x) {
+    return orthogonalize(Map{}, std::forward<X>(x));
+  }
+};
+
 template <class N, operand X>
 constexpr auto dual(X&& x) {
   static_assert(norms::norm<N>, "dual<N>(x): N must be a steep norm, e.g. steep::norms::linf, l2, spectral");
-  // The norm says how its map fuses (norms/norm.hpp, fused_form).
-  using form = norms::fused_form_t<N>;
-  if constexpr (std::is_same_v<form, norms::fused::sign>)
-    return sign(std::forward<X>(x));
-  else if constexpr (std::is_same_v<form, norms::fused::l2_scale>)
-    return l2_normalize<per_block>(std::forward<X>(x));
-  else if constexpr (requires { typename form::map_type; })
-    return orthogonalize(typename form::map_type{}, std::forward<X>(x));
-  else
-    return orthogonalize(norm_map<N>{}, std::forward<X>(x));
+  return lower_dual<norms::fused_form_t<N>, N>::apply(std::forward<X>(x));
 }
 
 // dual<spectral>(x, map): the spectral dual map computed by an approximation of the polar

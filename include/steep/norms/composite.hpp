@@ -1,18 +1,21 @@
 #pragma once
-// Composite norms over a model's parameter blocks: a weighted max and its dual, a weighted sum.
+// Composite norms over a model's parameter blocks: one composite, folded by a policy.
 //
-//   template <class... N> struct max_composite { std::array<double, K> weights; ... };  // K = sizeof...(N)
-//   template <class... N> struct sum_composite { std::array<double, K> weights; ... };
-//     dual_type                       max_composite<N...> <-> sum_composite<dual_norm_t<N>...>
+//   template <class Fold, class... N> struct composite { std::array<double, K> weights; ... };  // K = sizeof...(N)
+//   max_composite<N...> = composite<fold::max, N...>, sum_composite<N...> = composite<fold::sum, N...>,
+//   l2_composite<N...> = composite<fold::l2, N...>
+//     dual_type                       composite<F, N...> <-> composite<F::dual, dual_norm_t<N>...>
 //     constexpr dual_type dual() const                  // the dual, weights 1 / w_b
 //     constexpr double value(blocks) const              // blocks: std::tuple of one block per norm
 //     constexpr void dual_map(g_blocks, out_blocks) const
 //   value(c, blocks), dual_map(c, g, out), steepest(c, g, out)   // free functions, as for block norms
 //
 //   ||theta||_max = max_b c_b ||theta_b||_{N_b}         ||g||_sum = sum_b w_b ||g_b||_{N_b}
-//   dual of max with weights c: sum of the dual norms with weights 1 / c_b (and back).
+//   ||theta||_l2 = sqrt(sum_b (c_b ||theta_b||_{N_b})^2)
+//   dual of max with weights c: sum of the dual norms with weights 1 / c_b (and back); of l2: l2.
 //   dual_map of max: block b gets dual_map_{N_b}(g_b) / c_b          (every block takes a full step)
 //   dual_map of sum: all mass on the first block maximizing ||g_b||_{N_b*} / w_b, scaled by 1 / w_b
+//   dual_map of l2:  block b gets dual_map_{N_b}(g_b) s_b / (c_b ||s||_2), s_b = ||g_b||_{N_b*} / c_b
 //
 //   // Muon on the hidden matrix, Signum on the bias, weighted as Muon-Signum (docs/design.md):
 //   max_composite<spectral, linf> hybrid{{1.0, 3.0}};
@@ -30,31 +33,37 @@
 // Composites of composites are not supported.
 
 #include "steep/core/error.hpp"
+#include "steep/norms/fold.hpp"
 #include "steep/norms/norm.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 namespace steep::norms {
 
+
+template <class Fold, class... Ns>
+struct composite;
+
 template <class... Ns>
-struct max_composite;
+using max_composite = composite<fold::max, Ns...>;
 template <class... Ns>
-struct sum_composite;
+using sum_composite = composite<fold::sum, Ns...>;
+template <class... Ns>
+using l2_composite = composite<fold::l2, Ns...>;
 
 template <class C>
 struct is_composite : std::false_type {};
-template <class... Ns>
-struct is_composite<max_composite<Ns...>> : std::true_type {};
-template <class... Ns>
-struct is_composite<sum_composite<Ns...>> : std::true_type {};
+template <class Fold, class... Ns>
+struct is_composite<composite<Fold, Ns...>> : std::true_type {};
 
-// A max_composite or sum_composite of block norms.
+// A composite of block norms (max, sum or l2 fold).
 template <class C>
 concept composite_norm = is_composite<std::remove_cvref_t<C>>::value;
 
@@ -103,104 +112,54 @@ constexpr void check_block_norms() {
 
 } // namespace detail
 
-// ||theta|| = max_b c_b ||theta_b||_{N_b}, weights c_b > 0 (all 1 by default).
-template <class... Ns>
-struct max_composite {
+// ||theta|| = Fold_b c_b ||theta_b||_{N_b}, weights c_b > 0 (all 1 by default).
+template <class Fold, class... Ns>
+struct composite {
   static constexpr std::size_t size = sizeof...(Ns);
+  using fold_type = Fold;
   using block_norms = std::tuple<Ns...>;
-  using dual_type = sum_composite<dual_norm_t<Ns>...>;
+  using dual_type = composite<typename Fold::dual, dual_norm_t<Ns>...>;
 
   std::array<double, size> weights = detail::ones<size>();
 
-  constexpr max_composite() { detail::check_block_norms<Ns...>(); }
-  constexpr explicit max_composite(const std::array<double, size>& w)
+  constexpr composite() { detail::check_block_norms<Ns...>(); }
+  constexpr explicit composite(const std::array<double, size>& w)
     : weights(w) {
     detail::check_block_norms<Ns...>();
-    detail::check_weights(w, "max_composite");
+    detail::check_weights(w, Fold::name);
   }
 
-  // sum_b ||g_b||_{N_b*} / c_b: a sum composite of the dual norms with weights 1 / c_b.
+  // The dual fold of the dual norms, with weights 1 / c_b.
   constexpr dual_type dual() const { return dual_type(detail::reciprocal(weights)); }
 
   template <class Blocks>
   constexpr double value(const Blocks& x) const {
     static_assert(detail::tuple_of<Blocks, size>,
-                  "max_composite::value: pass a std::tuple with one block per block norm, in order");
+                  "composite::value: pass a std::tuple with one block per block norm, in order");
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      double m = 0;
-      ((m = std::max(m, weights[I] *
-                          static_cast<double>(std::tuple_element_t<I, block_norms>::value(std::get<I>(x))))),
-       ...);
-      return m;
+      return Fold::combine(std::array<double, size>{
+        (weights[I] * static_cast<double>(std::tuple_element_t<I, block_norms>::value(std::get<I>(x))))... });
     }
     (std::make_index_sequence<size>{});
   }
 
-  // Block b: dual_map_{N_b}(g_b) / c_b. Then <g, d> = sum_b ||g_b||_{N_b*} / c_b and ||d|| = 1.
+  // Block b: dual_map_{N_b}(g_b) times its share (Fold::shares of the scores ||g_b||_{N_b*} / c_b)
+  // over c_b; a block of share 0 is zero. Then <g, d> = ||g||_{dual} and ||d|| = 1 (0 for g = 0).
   template <class G, class Out>
   constexpr void dual_map(const G& g, Out&& out) const {
     static_assert(detail::tuple_of<G, size> && detail::tuple_of<Out, size>,
-                  "max_composite::dual_map: pass std::tuples with one block per block norm, in order");
+                  "composite::dual_map: pass std::tuples with one block per block norm, in order");
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((std::tuple_element_t<I, block_norms>::dual_map(std::get<I>(g), std::get<I>(out)),
-        detail::scale_in_place(as_ref(std::get<I>(out)), 1.0 / weights[I])),
-       ...);
-    }
-    (std::make_index_sequence<size>{});
-  }
-};
-
-// ||g|| = sum_b w_b ||g_b||_{N_b}, weights w_b > 0 (all 1 by default).
-template <class... Ns>
-struct sum_composite {
-  static constexpr std::size_t size = sizeof...(Ns);
-  using block_norms = std::tuple<Ns...>;
-  using dual_type = max_composite<dual_norm_t<Ns>...>;
-
-  std::array<double, size> weights = detail::ones<size>();
-
-  constexpr sum_composite() { detail::check_block_norms<Ns...>(); }
-  constexpr explicit sum_composite(const std::array<double, size>& w)
-    : weights(w) {
-    detail::check_block_norms<Ns...>();
-    detail::check_weights(w, "sum_composite");
-  }
-
-  // max_b ||x_b||_{N_b*} / w_b: a max composite of the dual norms with weights 1 / w_b.
-  constexpr dual_type dual() const { return dual_type(detail::reciprocal(weights)); }
-
-  template <class Blocks>
-  constexpr double value(const Blocks& x) const {
-    static_assert(detail::tuple_of<Blocks, size>,
-                  "sum_composite::value: pass a std::tuple with one block per block norm, in order");
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return (
-        0.0 + ... +
-        (weights[I] * static_cast<double>(std::tuple_element_t<I, block_norms>::value(std::get<I>(x)))));
-    }
-    (std::make_index_sequence<size>{});
-  }
-
-  // All mass on the first block b maximizing ||g_b||_{N_b*} / w_b: out_b = dual_map_{N_b}(g_b) / w_b,
-  // every other block 0 (block coordinate descent). Then <g, d> = max_b ||g_b||_{N_b*} / w_b, ||d|| = 1.
-  template <class G, class Out>
-  constexpr void dual_map(const G& g, Out&& out) const {
-    static_assert(detail::tuple_of<G, size> && detail::tuple_of<Out, size>,
-                  "sum_composite::dual_map: pass std::tuples with one block per block norm, in order");
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      const std::array<double, size> score{ (
-        static_cast<double>(dual_norm_t<std::tuple_element_t<I, block_norms>>::value(std::get<I>(g))) /
-        weights[I])... };
-      std::size_t best = 0;
-      for (std::size_t b = 1; b < size; ++b)
-        if (score[b] > score[best])
-          best = b;
-      const bool nonzero = score[best] > 0;
+      std::array<double, size> score{};
+      if constexpr (Fold::needs_scores)
+        score = { (static_cast<double>(dual_norm_t<std::tuple_element_t<I, block_norms>>::value(std::get<I>(g))) /
+                   weights[I])... };
+      const std::array<double, size> share = Fold::shares(score);
       (
         [&] {
-          if (nonzero && I == best) {
+          if (share[I] != 0) {
             std::tuple_element_t<I, block_norms>::dual_map(std::get<I>(g), std::get<I>(out));
-            detail::scale_in_place(as_ref(std::get<I>(out)), 1.0 / weights[I]);
+            detail::scale_in_place(as_ref(std::get<I>(out)), share[I] / weights[I]);
           } else {
             detail::fill_zero(as_ref(std::get<I>(out)));
           }

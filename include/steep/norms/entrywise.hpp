@@ -22,6 +22,7 @@
 // dual_norm_t<dual_norm_t<lp<P>>> is lp<P> again as a type.
 
 #include "steep/norms/constexpr_math.hpp"
+#include "steep/norms/fold.hpp"
 #include "steep/norms/norm.hpp"
 
 #include <array>
@@ -154,6 +155,7 @@ struct linf;
 // ||x||_1 = sum |x_i|. Dual: linf. Dual map: the signed one-hot at the first i with maximal |g_i|.
 struct l1 {
   using dual_type = linf;
+  using global_fold = fold::sum; // a model's l1: the sum of its blocks' l1
   static constexpr std::string_view name = "l1";
   static constexpr bool matrix_only = false;
 
@@ -191,6 +193,7 @@ struct l1 {
 struct linf {
   using dual_type = l1;
   using fused_form = fused::sign;
+  using global_fold = fold::max; // a model's l_inf: the max of its blocks' l_inf
   static constexpr std::string_view name = "linf";
   static constexpr bool matrix_only = false;
 
@@ -215,6 +218,7 @@ struct linf {
 struct l2 {
   using dual_type = l2;
   using fused_form = fused::l2_scale;
+  using global_fold = fold::l2; // a model's l2: the l2 of its blocks' l2
   static constexpr std::string_view name = "l2";
   static constexpr bool matrix_only = false;
 
@@ -237,6 +241,7 @@ struct l2 {
 struct frobenius {
   using dual_type = frobenius;
   using fused_form = fused::l2_scale;
+  using global_fold = fold::l2;
   static constexpr std::string_view name = "frobenius";
   static constexpr bool matrix_only = false;
 

@@ -67,20 +67,24 @@ double lr_factor(const expr::apply_node<op::neg, A>& e, const expr::host_ctx& h)
   return lr_factor(expr::get<0>(e.kids), h);
 }
 
+// The model norm of an implied norm type: any block norm (model_norm::of), or one per block
+// folded by max (per_block<N>: l2 per block is not global l2).
+template <class N>
+struct per_block_of : std::false_type {};
+template <class N>
+struct per_block_of<per_block<N>> : std::true_type {
+  using type = N;
+};
 template <class N>
 model_norm as_model_norm() {
-  if constexpr (std::is_same_v<N, norms::l2>)
-    return model_norm::l2();
-  else if constexpr (std::is_same_v<N, norms::linf>)
-    return model_norm::linf();
-  else if constexpr (std::is_same_v<N, norms::spectral>)
-    return model_norm::spectral_max();
-  else if constexpr (std::is_same_v<N, norms::l1>)
-    return model_norm::l1();
-  else if constexpr (std::is_same_v<N, per_block<norms::l2>>)
-    return { "per_block_l2", train::combine::max, { block_norm::l2, 1 }, { block_norm::l2, 1 } };
-  else
-    throw usage_error("implied_norm_of: no model norm for '" + std::string(N::name) + "' yet");
+  if constexpr (per_block_of<N>::value) {
+    const auto& b = norms::block_norm_of<typename per_block_of<N>::type>;
+    return { "per_block_" + std::string(b.name), train::combine::max, { b, 1 }, { b, 1 } };
+  } else if constexpr (norms::norm<N>) {
+    return model_norm::of<N>();
+  } else {
+    throw usage_error("implied_norm_of: no model norm for '" + std::string(N::name) + "'");
+  }
 }
 template <class N>
 model_norm::part as_part() {
