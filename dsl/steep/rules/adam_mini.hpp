@@ -14,6 +14,7 @@
 // describe() and state() show it, and checkpoints carry it like any other slot.
 
 #include "steep/rules/common.hpp"
+#include "steep/rules/weight_decay.hpp"
 
 #include <cstddef>
 
@@ -22,12 +23,11 @@ namespace steep::rules {
 // The shared body; mean(x) is the second moment's partition mean (block_mean, slice_mean).
 template <operand Lr, class Mean>
 constexpr auto adam_mini_rule(Lr lr, double b1, double b2, double eps, double weight_decay, Mean mean) {
-  auto m = ema<"m">(grad, named<"beta1", range::unit_interval>(b1));
-  auto v = ema<"v">(mean(square(grad)), named<"beta2", range::unit_interval>(b2));
-  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
-           param -
-         named<"lr", range::nonnegative>(lr) * debias(m) /
-           (sqrt(debias(v)) + named<"eps", range::nonnegative>(eps));
+  auto m = ema<"m">(grad, hp::beta1(b1));
+  auto v = ema<"v">(mean(square(grad)), hp::beta2(b2));
+  return decoupled_decay(lr, weight_decay) -
+         hp::lr(lr) * debias(m) /
+           (sqrt(debias(v)) + hp::eps(eps));
 }
 
 inline constexpr auto adam_mini = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999, double eps = 1e-8,

@@ -19,6 +19,7 @@
 
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/rules/common.hpp"
+#include "steep/rules/weight_decay.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -36,15 +37,14 @@ struct adamuon_scale {
 inline constexpr auto adamuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(
   Lr lr, double weight_decay = 0.01, double momentum = 0.95, double beta2 = 0.999, double eps = 1e-8,
   Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
-  const auto mu = named<"momentum", range::unit_interval>(momentum);
-  const auto e = named<"eps", range::nonnegative>(eps);
+  const auto mu = hp::momentum(momentum);
+  const auto e = hp::eps(eps);
   auto buf = ema<"momentum_buffer">(grad, mu);
   auto o = dual<norms::spectral>(lerp(grad, buf, mu), std::move(map));
-  auto v = ema<"v_buffer">(square(o), named<"beta2", range::unit_interval>(beta2));
+  auto v = ema<"v_buffer">(square(o), hp::beta2(beta2));
   auto o_hat = o / (sqrt(debias(v)) + e);
-  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
-           param -
-         (named<"lr", range::nonnegative>(lr) * shape_scalar(adamuon_scale{})) * o_hat /
+  return decoupled_decay(lr, weight_decay) -
+         (hp::lr(lr) * shape_scalar(adamuon_scale{})) * o_hat /
            (block_norm2(o_hat) + e);
 };
 

@@ -24,4 +24,25 @@ constexpr auto named(X x) {
   else
     return x;
 }
+// The settings every rule repeats, each spelled, named and range-checked once:
+//   -hp::lr(lr) * debias(ema<"exp_avg">(grad, hp::beta1(b1))) / (sqrt(...) + hp::eps(eps))
+// (qualified, so a rule's own parameter named lr does not hide them). Each is named<Name, Range>.
+template <fixed_string Name, class Range>
+struct setting {
+  template <operand X>
+  constexpr auto operator()(X x) const {
+    return named<Name, Range>(x);
+  }
+};
+namespace hp {
+inline constexpr setting<"lr", range::nonnegative> lr{};
+inline constexpr setting<"beta1", range::unit_interval> beta1{};
+inline constexpr setting<"beta2", range::unit_interval> beta2{};
+inline constexpr setting<"beta", range::unit_interval> beta{}; // one EMA's (Lion's, the paper's rules')
+inline constexpr setting<"eps", range::nonnegative> eps{};
+inline constexpr setting<"weight_decay", range::nonnegative> weight_decay{};
+// An EMA momentum in [0, 1) (Muon's); SGD's heavy-ball momentum takes any value >= 0.
+inline constexpr setting<"momentum", range::unit_interval> momentum{};
+} // namespace hp
+
 } // namespace steep::rules

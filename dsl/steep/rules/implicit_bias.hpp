@@ -31,27 +31,27 @@ using steep::route;
 
 // Normalized gradient descent with EMA momentum, normalized over all blocks at once: l2.
 inline constexpr auto momentum_gd = []<operand Lr>(Lr lr, double beta = 0.9) {
-  auto m = ema<"momentum_buffer">(grad, named<"beta", range::unit_interval>(beta));
-  return -named<"lr", range::nonnegative>(lr) * l2_normalize<all_blocks, 1e-300>(m);
+  auto m = ema<"momentum_buffer">(grad, hp::beta(beta));
+  return -hp::lr(lr) * l2_normalize<all_blocks, 1e-300>(m);
 };
 
 // Adam with eps = 0 (the theory's Adam): l_inf. beta1 <= beta2 is the theory's condition.
 inline constexpr auto adam_paper = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999) {
-  auto m = ema<"exp_avg">(grad, named<"beta1", range::unit_interval>(b1));
-  auto v = ema<"exp_avg_sq">(square(grad), named<"beta2", range::unit_interval>(b2));
-  return -named<"lr", range::nonnegative>(lr) * div_or_zero(debias(m), sqrt(debias(v)));
+  auto m = ema<"exp_avg">(grad, hp::beta1(b1));
+  auto v = ema<"exp_avg_sq">(square(grad), hp::beta2(b2));
+  return -hp::lr(lr) * div_or_zero(debias(m), sqrt(debias(v)));
 };
 
 // Momentum, then the exact spectral dual map (polar factor U V^T by SVD), per matrix.
 inline constexpr auto spectral_msd = []<operand Lr>(Lr lr, double beta = 0.9) {
-  return -named<"lr", range::nonnegative>(lr) *
-         dual<norms::spectral>(ema<"momentum_buffer">(grad, named<"beta", range::unit_interval>(beta)));
+  return -hp::lr(lr) *
+         dual<norms::spectral>(ema<"momentum_buffer">(grad, hp::beta(beta)));
 };
 
 // Muon as in the theory: spectral_msd on every matrix, the output layer included (explicit opt-in).
 inline constexpr auto muon_paper = []<operand Lr>(Lr lr, double beta = 0.9) {
   return route(on<block_role::hidden_matrix, block_role::head>.explicitly() >>
-               spectral_msd(named<"lr", range::nonnegative>(lr), beta));
+               spectral_msd(hp::lr(lr), beta));
 };
 
 // Muon on hidden matrices, Signum on every other block: max(c ||W||_sp, ||a||_inf), c = lr_s / lr_m.

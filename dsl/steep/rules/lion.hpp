@@ -11,10 +11,10 @@ namespace steep::rules {
 
 inline constexpr auto lion = []<operand Lr, operand B1 = double, operand B2 = double, operand Wd = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.99, Wd wd = 0.0) {
-  const auto beta1 = named<"beta1", range::unit_interval>(b1);
-  auto m = ema<"exp_avg">(grad, named<"beta2", range::unit_interval>(b2));
-  return -named<"lr", range::nonnegative>(lr) * (sign(beta1 * prev(m) + (1.0 - beta1) * grad) +
-                                                 named<"weight_decay", range::nonnegative>(wd) * param);
+  const auto beta1 = hp::beta1(b1);
+  auto m = ema<"exp_avg">(grad, hp::beta2(b2));
+  return -hp::lr(lr) * (sign(beta1 * prev(m) + (1.0 - beta1) * grad) +
+                                                 hp::weight_decay(wd) * param);
 };
 
 } // namespace steep::rules

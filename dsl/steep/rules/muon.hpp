@@ -17,6 +17,7 @@
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/norms/polar.hpp"
 #include "steep/rules/common.hpp"
+#include "steep/rules/weight_decay.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -32,7 +33,7 @@ using norms::newton_schulz;
 // (g.lerp(buf, mu)), a matrix map, decoupled decay with the unadjusted lr, adjusted step.
 template <bool Nesterov, operand Lr, matrix_map Map>
 constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust adjust, Map map) {
-  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  const auto mu = hp::momentum(momentum);
   auto buf = ema<"momentum_buffer">(grad, mu);
   auto dir = [&] {
     if constexpr (Nesterov)
@@ -40,15 +41,14 @@ constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust 
     else
       return buf;
   }();
-  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
-           param -
-         (named<"lr", range::nonnegative>(lr) * shape_scale(adjust)) *
+  return decoupled_decay(lr, weight_decay) -
+         (hp::lr(lr) * shape_scale(adjust)) *
            dual<norms::spectral>(dir, std::move(map));
 }
 
 inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.1, double momentum = 0.95, Map map = {}) {
-  return muon_rule<true>(named<"lr", range::nonnegative>(lr), weight_decay, momentum, lr_adjust::original,
+  return muon_rule<true>(hp::lr(lr), weight_decay, momentum, lr_adjust::original,
                          std::move(map));
 };
 
@@ -59,18 +59,17 @@ inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
 inline constexpr auto muon_stacked = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, std::size_t slice_rows, std::size_t slice_cols, double weight_decay = 0.1, double momentum = 0.95,
   Map map = {}) {
-  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  const auto mu = hp::momentum(momentum);
   auto buf = ema<"momentum_buffer">(grad, mu);
   const double adjust =
     std::sqrt(std::max(1.0, static_cast<double>(slice_rows) / static_cast<double>(slice_cols)));
-  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
-           param -
-         (named<"lr", range::nonnegative>(lr) * adjust) *
+  return decoupled_decay(lr, weight_decay) -
+         (hp::lr(lr) * adjust) *
            orthogonalize(slices(std::move(map), slice_rows, slice_cols), lerp(grad, buf, mu));
 };
 
 inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {
-  return muon_rule<true>(named<"lr", range::nonnegative>(lr), weight_decay, momentum, lr_adjust::original,
+  return muon_rule<true>(hp::lr(lr), weight_decay, momentum, lr_adjust::original,
                          exact_polar{});
 };
 
@@ -78,7 +77,7 @@ inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0
 // `muon_plain_rms`): the update's RMS matches AdamW's (Liu et al. 2025, "Muon is scalable").
 inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.0, double momentum = 0.95, Map map = {}) {
-  return muon_rule<false>(named<"lr", range::nonnegative>(lr), weight_decay, momentum,
+  return muon_rule<false>(hp::lr(lr), weight_decay, momentum,
                           lr_adjust::match_rms_adamw, std::move(map));
 };
 
@@ -90,10 +89,10 @@ inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_sc
 inline constexpr auto muon_optax =
   []<operand Lr>(Lr lr, double beta = 0.95, double weight_decay = 0.0,
                  newton_schulz map = { .eps = 1e-8, .guard = frobenius_guard::additive }) {
-    auto mu = ema<"mu">(grad, named<"beta", range::unit_interval>(beta));
-    return -named<"lr", range::nonnegative>(lr) *
+    auto mu = ema<"mu">(grad, hp::beta(beta));
+    return -hp::lr(lr) *
            (shape_scale(lr_adjust::original) * orthogonalize(std::move(map), nesterov_debias(mu, grad)) +
-            named<"weight_decay", range::nonnegative>(weight_decay) * param);
+            hp::weight_decay(weight_decay) * param);
   };
 
 } // namespace steep::rules

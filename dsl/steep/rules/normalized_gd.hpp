@@ -11,11 +11,11 @@
 namespace steep::rules {
 
 inline constexpr auto normalized_gd = []<operand Lr>(Lr lr) {
-  return -named<"lr", range::nonnegative>(lr) * l2_normalize<all_blocks>(grad);
+  return -hp::lr(lr) * l2_normalize<all_blocks>(grad);
 };
 
 inline constexpr auto normalized_gd_per_block = []<operand Lr>(Lr lr) {
-  return -named<"lr", range::nonnegative>(lr) * dual<steep::norms::l2>(grad);
+  return -hp::lr(lr) * dual<steep::norms::l2>(grad);
 };
 
 } // namespace steep::rules

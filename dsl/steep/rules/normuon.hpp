@@ -17,6 +17,7 @@
 
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/rules/common.hpp"
+#include "steep/rules/weight_decay.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -29,14 +30,13 @@ namespace steep::rules {
 template <operand Lr, class Orth, class RowMean, class Norm, class Scale>
 constexpr auto normuon_rule(Lr lr, double weight_decay, double momentum, double beta2, Orth orth,
                             RowMean row_mean, Norm norm, Scale scale) {
-  const auto mu = named<"momentum", range::unit_interval>(momentum);
+  const auto mu = hp::momentum(momentum);
   auto buf = ema<"momentum_buffer">(grad, mu);
   auto o = orth(lerp(grad, buf, mu));
-  auto v = ema<"second_momentum_buffer">(row_mean(square(o)), named<"beta2", range::unit_interval>(beta2));
+  auto v = ema<"second_momentum_buffer">(row_mean(square(o)), hp::beta2(beta2));
   auto o_hat = o / (sqrt(v) + 1e-10);
-  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(weight_decay)) *
-           param -
-         (named<"lr", range::nonnegative>(lr) * scale) * o_hat * (norm(o) / (norm(o_hat) + 1e-10));
+  return decoupled_decay(lr, weight_decay) -
+         (hp::lr(lr) * scale) * o_hat * (norm(o) / (norm(o_hat) + 1e-10));
 }
 
 inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(

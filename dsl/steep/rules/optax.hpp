@@ -14,23 +14,23 @@ namespace steep::rules {
 inline constexpr auto adam_optax = []<operand Lr, operand B1 = double, operand B2 = double,
                                       operand Eps = double, operand EpsRoot = double, operand Wd = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, EpsRoot eps_root = 0.0, Wd wd = 0.0) {
-  auto m = ema<"mu">(grad, named<"beta1", range::unit_interval>(b1));
-  auto v = ema<"nu">(square(grad), named<"beta2", range::unit_interval>(b2));
-  return -named<"lr", range::nonnegative>(lr) *
+  auto m = ema<"mu">(grad, hp::beta1(b1));
+  auto v = ema<"nu">(square(grad), hp::beta2(b2));
+  return -hp::lr(lr) *
          (debias(m) / (sqrt(debias(v) + named<"eps_root", range::nonnegative>(eps_root)) +
-                       named<"eps", range::nonnegative>(eps)) +
-          named<"weight_decay", range::nonnegative>(wd) * param);
+                       hp::eps(eps)) +
+          hp::weight_decay(wd) * param);
 };
 
 inline constexpr auto nadamw_optax = []<operand Lr, operand B1 = double, operand B2 = double,
                                         operand Eps = double, operand EpsRoot = double, operand Wd = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, EpsRoot eps_root = 0.0, Wd wd = 0.0) {
-  auto m = ema<"mu">(grad, named<"beta1", range::unit_interval>(b1));
-  auto v = ema<"nu">(square(grad), named<"beta2", range::unit_interval>(b2));
-  return -named<"lr", range::nonnegative>(lr) *
+  auto m = ema<"mu">(grad, hp::beta1(b1));
+  auto v = ema<"nu">(square(grad), hp::beta2(b2));
+  return -hp::lr(lr) *
          (nesterov_debias(m, grad) / (sqrt(debias(v) + named<"eps_root", range::nonnegative>(eps_root)) +
-                                      named<"eps", range::nonnegative>(eps)) +
-          named<"weight_decay", range::nonnegative>(wd) * param);
+                                      hp::eps(eps)) +
+          hp::weight_decay(wd) * param);
 };
 
 } // namespace steep::rules

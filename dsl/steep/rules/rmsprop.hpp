@@ -10,9 +10,9 @@ namespace steep::rules {
 
 inline constexpr auto rmsprop =
   []<operand Lr, operand Alpha = double, operand Eps = double>(Lr lr, Alpha alpha = 0.99, Eps eps = 1e-8) {
-  return -named<"lr", range::nonnegative>(lr) * grad /
+  return -hp::lr(lr) * grad /
          (sqrt(ema<"square_avg">(square(grad), named<"alpha", range::unit_interval>(alpha))) +
-          named<"eps", range::nonnegative>(eps));
+          hp::eps(eps));
 };
 
 } // namespace steep::rules

@@ -29,8 +29,8 @@ namespace detail {
 template <operand Lr, operand Radius, class Lmo>
 constexpr auto scion_step(Lr lr, Radius radius, bool unconstrained, Lmo lmo) {
   const double keep = unconstrained ? 0.0 : 1.0;
-  return -(named<"lr", range::nonnegative>(lr) * keep) * param -
-         (named<"lr", range::nonnegative>(lr) * named<"radius", range::nonnegative>(radius)) * lmo;
+  return -(hp::lr(lr) * keep) * param -
+         (hp::lr(lr) * named<"radius", range::nonnegative>(radius)) * lmo;
 }
 // The momentum buffer B_t = (1 - a) B + a g: a = 0 would never move B.
 template <operand A>
@@ -58,14 +58,14 @@ struct inv_cols {
 inline constexpr auto scion_colnorm = []<operand Lr, operand A = double, operand Radius = double>(
   Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false) {
   auto b = detail::scion_momentum(momentum);
-  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
+  return detail::scion_step(hp::lr(lr), radius, unconstrained,
                             b / (col_norm2(b) * shape_scalar(detail::inv_sqrt_rows{}) + 1e-8));
 };
 
 inline constexpr auto scion_rownorm = []<operand Lr, operand A = double, operand Radius = double>(
   Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false) {
   auto b = detail::scion_momentum(momentum);
-  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
+  return detail::scion_step(hp::lr(lr), radius, unconstrained,
                             b / (row_norm2(b) * shape_scalar(detail::sqrt_cols{}) + 1e-8));
 };
 
@@ -74,7 +74,7 @@ inline constexpr auto scion_spectral =
     Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false,
     Map map = { .eps = 1e-7, .guard = norms::frobenius_guard::additive }) {
   auto b = detail::scion_momentum(momentum);
-  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
+  return detail::scion_step(hp::lr(lr), radius, unconstrained,
                             shape_scalar(detail::sqrt_rows_over_cols{}) *
                               dual<norms::spectral>(b, std::move(map)));
 };
@@ -82,7 +82,7 @@ inline constexpr auto scion_spectral =
 inline constexpr auto scion_sign = []<operand Lr, operand A = double, operand Radius = double>(
   Lr lr, A momentum = 0.1, Radius radius = 1.0, bool unconstrained = false) {
   auto b = detail::scion_momentum(momentum);
-  return detail::scion_step(named<"lr", range::nonnegative>(lr), radius, unconstrained,
+  return detail::scion_step(hp::lr(lr), radius, unconstrained,
                             shape_scalar(detail::inv_cols{}) * dual<norms::linf>(b));
 };
 
@@ -91,12 +91,12 @@ inline constexpr auto scion_sign = []<operand Lr, operand A = double, operand Ra
 inline constexpr auto scion = [](double lr, double momentum = 0.1, double radius = 50.0,
                                  double radius_out = 3000.0, bool unconstrained = false) {
   return route(
-    on_index({ 0 }) >> scion_colnorm(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained),
+    on_index({ 0 }) >> scion_colnorm(hp::lr(lr), momentum, radius, unconstrained),
     on<block_role::hidden_matrix> >>
-      scion_spectral(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained),
-    on<block_role::head> >> scion_sign(named<"lr", range::nonnegative>(lr), momentum,
+      scion_spectral(hp::lr(lr), momentum, radius, unconstrained),
+    on<block_role::head> >> scion_sign(hp::lr(lr), momentum,
                                        named<"radius_out", range::nonnegative>(radius_out), unconstrained),
-    otherwise >> scion_rownorm(named<"lr", range::nonnegative>(lr), momentum, radius, unconstrained));
+    otherwise >> scion_rownorm(hp::lr(lr), momentum, radius, unconstrained));
 };
 
 } // namespace steep::rules

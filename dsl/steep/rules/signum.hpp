@@ -10,8 +10,8 @@
 namespace steep::rules {
 
 inline constexpr auto signum = []<operand Lr, operand Beta = double>(Lr lr, Beta beta = 0.9) {
-  return -named<"lr", range::nonnegative>(lr) *
-         dual<steep::norms::linf>(ema<"momentum_buffer">(grad, named<"beta", range::unit_interval>(beta)));
+  return -hp::lr(lr) *
+         dual<steep::norms::linf>(ema<"momentum_buffer">(grad, hp::beta(beta)));
 };
 
 } // namespace steep::rules

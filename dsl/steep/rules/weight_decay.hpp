@@ -9,7 +9,7 @@
 namespace steep::rules {
 
 inline constexpr auto decoupled_decay = []<operand Lr, operand Wd>(Lr lr, Wd wd) {
-  return -(named<"lr", range::nonnegative>(lr) * named<"weight_decay", range::nonnegative>(wd)) * param;
+  return -(hp::lr(lr) * hp::weight_decay(wd)) * param;
 };
 
 } // namespace steep::rules
