@@ -3,6 +3,9 @@
 // main job's forms among them; a rule with a schedule it does not list, or a new composition, is
 // not in it (it compiles in the user's unit, as without the library).
 #include <steep/compiled.hpp>
+#include <steep/rules/catalogue.hpp>
+#include <string_view>
+#include <type_traits>
 
 namespace rl = steep::rules;
 using steep::compiled::has_instance;
@@ -76,5 +79,14 @@ HAS(rl::momentum(0.1f, 0.9f));
 HAS_NOT(rl::adamw(inv_power(0.1, 0.5))); // a schedule is a node: another type, not listed
 HAS_NOT(-1e-3 * steep::expr::sign(steep::expr::ema<"m">(steep::expr::grad, 0.9)));
 static_assert(!has_instance<decltype(rl::adam(1e-3)), long double>);
+
+// Every rule of the catalogue's one list (steep/rules/catalogue.hpp), in its example form: a rule
+// added there and not to steep::compiled fails to compile here.
+[[maybe_unused]] void every_catalogue_rule() {
+  rl::for_each_catalogue_rule([](std::string_view, const auto& rule, rl::takes) {
+    static_assert(both<std::remove_cvref_t<decltype(rule)>>,
+                  "a rule of steep/rules/catalogue.hpp is not in steep::compiled: list it in steep/compiled/");
+  });
+}
 
 int main() {}
