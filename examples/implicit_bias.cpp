@@ -17,7 +17,8 @@
 //   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
 //   ./build/examples/implicit_bias --only adam --adam-eps 1e-20,1e-12,1e-8,1e-4   # ablation: Adam eps
 //   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
-//   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf     # margins in more norms (any of steep::norms::catalogue)
+//   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf     # margins in more norms (any of
+//   steep::norms::catalogue)
 //   ./build/examples/implicit_bias --help
 
 #include <CLI/CLI.hpp>
@@ -590,11 +591,14 @@ int main(int argc, char** argv) {
     ->delimiter(',')
     ->check(CLI::IsMember({ "gd", "signum", "adam", "muon", "muon_signum", "muon_adam" }));
   // Any norm of steep::norms's catalogue, by name: a new norm needs no change here.
-  app.add_option("--norms", s.extra_norms, "also measure margins in these norms (linf_to_linf, l2_to_linf, ...)")
+  app
+    .add_option("--norms", s.extra_norms,
+                "also measure margins in these norms (linf_to_linf, l2_to_linf, ...)")
     ->delimiter(',')
     ->check(CLI::Validator(
       [](std::string& name) {
-        return nm::norm_named(name) ? std::string() : "'" + name + "' is not a norm of steep::norms::catalogue";
+        return nm::norm_named(name) ? std::string()
+                                    : "'" + name + "' is not a norm of steep::norms::catalogue";
       },
       "NORM"));
   app.add_option("--records", s.records, "about this many log-spaced records per run")

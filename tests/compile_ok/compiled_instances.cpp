@@ -84,8 +84,9 @@ static_assert(!has_instance<decltype(rl::adam(1e-3)), long double>);
 // added there and not to steep::compiled fails to compile here.
 [[maybe_unused]] void every_catalogue_rule() {
   rl::for_each_catalogue_rule([](std::string_view, const auto& rule, rl::takes) {
-    static_assert(both<std::remove_cvref_t<decltype(rule)>>,
-                  "a rule of steep/rules/catalogue.hpp is not in steep::compiled: list it in steep/compiled/");
+    static_assert(
+      both<std::remove_cvref_t<decltype(rule)>>,
+      "a rule of steep/rules/catalogue.hpp is not in steep::compiled: list it in steep/compiled/");
   });
 }
 

@@ -223,7 +223,8 @@ TEST_CASE("guard: rules with reductions and matrix stages refuse in their read-o
   check_all(-0.1 * dual<steep::norms::l2>(ema<"m">(grad, 0.9)), true);
   check_all(-0.1 * ema<"m">(grad, 0.9) / norm2(grad), true);
   // (The catalogue's, adamuon's reduction after the matrix phase and normuon's per-row slot and
-  // reductions of depth 1 and 2 among them: the test above.) A rule whose first read-only pass is a line pass checks there, not in a pass of its own.
+  // reductions of depth 1 and 2 among them: the test above.) A rule whose first read-only pass is a line pass
+  // checks there, not in a pass of its own.
   auto store = make_store(false);
   CHECK_THAT(steep::optimizer(rules::adam_mini_sliced(1e-2, 2, 3), store).describe(),
              Catch::Contains("non-finite guard: fused into the line reduction pass"));

@@ -539,7 +539,8 @@ double variant_error(const Rule& rule, const std::string& name_of_case, int thre
       fingerprint.add(store.block_at(k).param, store.block_at(k).size * sizeof(double));
     }
   }
-  opt.visit_slots([&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
+  opt.visit_slots(
+    [&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
   fingerprint.print(name_of_case + " " + std::to_string(threads) + " threads, rule " + opt.rule_id());
   return worst;
 }
@@ -650,7 +651,8 @@ double stacked_error(const RuleE& rule_e, const RuleQ& rule_q, const std::string
       fingerprint.add(store.block_at(k).param, store.block_at(k).size * sizeof(double));
     }
   }
-  opt.visit_slots([&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
+  opt.visit_slots(
+    [&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
   fingerprint.print(name_of_case + " " + std::to_string(threads) + " threads, rule " + opt.rule_id());
   return worst;
 }

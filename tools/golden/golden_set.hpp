@@ -23,8 +23,8 @@
 #include "rule_from_manifest.hpp"
 
 #include <cmath>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>

@@ -17,9 +17,8 @@ inline constexpr auto adagrad = []<operand Lr, operand Eps = double, operand LrD
   if (!range::nonnegative::ok(init))
     throw usage_error("adagrad: initial_accumulator_value = " + std::to_string(init) + " must be " +
                       std::string(range::nonnegative::text));
-  return -(hp::lr(lr) /
-           (1.0 + (step - 1.0) * named<"lr_decay", range::nonnegative>(lr_decay))) *
-         grad / (sqrt(running_sum<"sum">(square(grad), init)) + hp::eps(eps));
+  return -(hp::lr(lr) / (1.0 + (step - 1.0) * named<"lr_decay", range::nonnegative>(lr_decay))) * grad /
+         (sqrt(running_sum<"sum">(square(grad), init)) + hp::eps(eps));
 };
 
 } // namespace steep::rules

@@ -16,10 +16,8 @@ namespace steep::rules {
 
 inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
-  return -hp::lr(lr) *
-         debias(ema<"exp_avg">(grad, hp::beta1(b1))) /
-         (sqrt(debias(ema<"exp_avg_sq">(square(grad), hp::beta2(b2)))) +
-          hp::eps(eps));
+  return -hp::lr(lr) * debias(ema<"exp_avg">(grad, hp::beta1(b1))) /
+         (sqrt(debias(ema<"exp_avg_sq">(square(grad), hp::beta2(b2)))) + hp::eps(eps));
 };
 
 // Adam with bfloat16 moments: 20 bytes per float32 parameter instead of 28. Arithmetic runs in
@@ -28,10 +26,8 @@ inline constexpr auto adam = []<operand Lr, operand B1 = double, operand B2 = do
 inline constexpr auto adam_bf16 =
   []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double>(
     Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
-  return -hp::lr(lr) *
-         debias(ema<"exp_avg", bfloat16>(grad, hp::beta1(b1))) /
-         (sqrt(debias(ema<"exp_avg_sq", bfloat16>(square(grad), hp::beta2(b2)))) +
-          hp::eps(eps));
+  return -hp::lr(lr) * debias(ema<"exp_avg", bfloat16>(grad, hp::beta1(b1))) /
+         (sqrt(debias(ema<"exp_avg_sq", bfloat16>(square(grad), hp::beta2(b2)))) + hp::eps(eps));
 };
 
 // No eps: m_hat / sqrt(v_hat), with the paper's convention for a zero second moment (a
@@ -39,9 +35,8 @@ inline constexpr auto adam_bf16 =
 // 0 / 0 := 0, no step (div_or_zero), where plain division would give NaN or Inf.
 inline constexpr auto adam_eps0 =
   []<operand Lr, operand B1 = double, operand B2 = double>(Lr lr, B1 b1 = 0.9, B2 b2 = 0.999) {
-  return -hp::lr(lr) *
-         div_or_zero(debias(ema<"exp_avg">(grad, hp::beta1(b1))),
-                     sqrt(debias(ema<"exp_avg_sq">(square(grad), hp::beta2(b2)))));
+  return -hp::lr(lr) * div_or_zero(debias(ema<"exp_avg">(grad, hp::beta1(b1))),
+                                   sqrt(debias(ema<"exp_avg_sq">(square(grad), hp::beta2(b2)))));
 };
 
 // AMSGrad as torch: the running max of v_t, bias-corrected like v_t.
@@ -50,10 +45,8 @@ inline constexpr auto amsgrad =
     Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8) {
   auto v = ema<"exp_avg_sq">(square(grad), hp::beta2(b2));
   auto vmax = running_max<"max_exp_avg_sq">(v);
-  return -hp::lr(lr) *
-         debias(ema<"exp_avg">(grad, hp::beta1(b1))) /
-         (sqrt(vmax / (1.0 - pow(hp::beta2(b2), step))) +
-          hp::eps(eps));
+  return -hp::lr(lr) * debias(ema<"exp_avg">(grad, hp::beta1(b1))) /
+         (sqrt(vmax / (1.0 - pow(hp::beta2(b2), step))) + hp::eps(eps));
 };
 
 } // namespace steep::rules

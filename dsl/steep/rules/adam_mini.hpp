@@ -25,9 +25,7 @@ template <operand Lr, class Mean>
 constexpr auto adam_mini_rule(Lr lr, double b1, double b2, double eps, double weight_decay, Mean mean) {
   auto m = ema<"m">(grad, hp::beta1(b1));
   auto v = ema<"v">(mean(square(grad)), hp::beta2(b2));
-  return decoupled_decay(lr, weight_decay) -
-         hp::lr(lr) * debias(m) /
-           (sqrt(debias(v)) + hp::eps(eps));
+  return decoupled_decay(lr, weight_decay) - hp::lr(lr) * debias(m) / (sqrt(debias(v)) + hp::eps(eps));
 }
 
 inline constexpr auto adam_mini = []<operand Lr>(Lr lr, double b1 = 0.9, double b2 = 0.999, double eps = 1e-8,

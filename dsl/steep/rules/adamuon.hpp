@@ -44,8 +44,7 @@ inline constexpr auto adamuon = []<operand Lr, matrix_map Map = norms::newton_sc
   auto v = ema<"v_buffer">(square(o), hp::beta2(beta2));
   auto o_hat = o / (sqrt(debias(v)) + e);
   return decoupled_decay(lr, weight_decay) -
-         (hp::lr(lr) * shape_scalar(adamuon_scale{})) * o_hat /
-           (block_norm2(o_hat) + e);
+         (hp::lr(lr) * shape_scalar(adamuon_scale{})) * o_hat / (block_norm2(o_hat) + e);
 };
 
 } // namespace steep::rules

@@ -13,8 +13,7 @@ namespace steep::rules {
 inline constexpr auto adamw =
   []<operand Lr, operand B1 = double, operand B2 = double, operand Eps = double, operand Wd = double>(
     Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, Wd wd = 0.01) {
-  return adam(hp::lr(lr), b1, b2, eps) +
-         decoupled_decay(lr, wd);
+  return adam(hp::lr(lr), b1, b2, eps) + decoupled_decay(lr, wd);
 };
 
 } // namespace steep::rules

@@ -4,7 +4,8 @@
 // non-finite guard on every rule (tests/unit/test_guard.cpp) and steep::compiled's coverage of
 // the catalogue (tests/compile_ok/compiled_instances.cpp).
 //
-//   steep::rules::for_each_catalogue_rule([](std::string_view name, const auto& rule, steep::rules::takes t) {
+//   steep::rules::for_each_catalogue_rule([](std::string_view name, const auto& rule, steep::rules::takes t)
+//   {
 //     if (t == steep::rules::takes::any) ...;   // vectors and matrices
 //   });
 //

@@ -43,8 +43,7 @@ inline constexpr auto muon_signum = [](double muon_lr = 0.02, double signum_lr =
 inline constexpr auto muon_optax_full = [](double lr, double beta = 0.95, double weight_decay = 0.0,
                                            double adam_b1 = 0.9, double adam_b2 = 0.999,
                                            double adam_eps = 1e-8, double adam_weight_decay = 0.0) {
-  return route(on<block_role::hidden_matrix> >>
-                 muon_optax(hp::lr(lr), beta, weight_decay),
+  return route(on<block_role::hidden_matrix> >> muon_optax(hp::lr(lr), beta, weight_decay),
                otherwise >> nadamw_optax(hp::lr(lr), adam_b1, adam_b2, adam_eps, 0.0,
                                          named<"adam_weight_decay", range::nonnegative>(adam_weight_decay)));
 };

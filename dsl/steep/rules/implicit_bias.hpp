@@ -44,8 +44,7 @@ inline constexpr auto adam_paper = []<operand Lr>(Lr lr, double b1 = 0.9, double
 
 // Momentum, then the exact spectral dual map (polar factor U V^T by SVD), per matrix.
 inline constexpr auto spectral_msd = []<operand Lr>(Lr lr, double beta = 0.9) {
-  return -hp::lr(lr) *
-         dual<norms::spectral>(ema<"momentum_buffer">(grad, hp::beta(beta)));
+  return -hp::lr(lr) * dual<norms::spectral>(ema<"momentum_buffer">(grad, hp::beta(beta)));
 };
 
 // Muon as in the theory: spectral_msd on every matrix, the output layer included (explicit opt-in).

@@ -13,8 +13,7 @@ inline constexpr auto lion = []<operand Lr, operand B1 = double, operand B2 = do
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.99, Wd wd = 0.0) {
   const auto beta1 = hp::beta1(b1);
   auto m = ema<"exp_avg">(grad, hp::beta2(b2));
-  return -hp::lr(lr) * (sign(beta1 * prev(m) + (1.0 - beta1) * grad) +
-                                                 hp::weight_decay(wd) * param);
+  return -hp::lr(lr) * (sign(beta1 * prev(m) + (1.0 - beta1) * grad) + hp::weight_decay(wd) * param);
 };
 
 } // namespace steep::rules

@@ -42,14 +42,12 @@ constexpr auto muon_rule(Lr lr, double weight_decay, double momentum, lr_adjust 
       return buf;
   }();
   return decoupled_decay(lr, weight_decay) -
-         (hp::lr(lr) * shape_scale(adjust)) *
-           dual<norms::spectral>(dir, std::move(map));
+         (hp::lr(lr) * shape_scale(adjust)) * dual<norms::spectral>(dir, std::move(map));
 }
 
 inline constexpr auto muon = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.1, double momentum = 0.95, Map map = {}) {
-  return muon_rule<true>(hp::lr(lr), weight_decay, momentum, lr_adjust::original,
-                         std::move(map));
+  return muon_rule<true>(hp::lr(lr), weight_decay, momentum, lr_adjust::original, std::move(map));
 };
 
 // Muon on stacked matrices (torch 2.11's update on each slice): a block of several
@@ -69,16 +67,14 @@ inline constexpr auto muon_stacked = []<operand Lr, matrix_map Map = newton_schu
 };
 
 inline constexpr auto muon_exact = []<operand Lr>(Lr lr, double weight_decay = 0.1, double momentum = 0.95) {
-  return muon_rule<true>(hp::lr(lr), weight_decay, momentum, lr_adjust::original,
-                         exact_polar{});
+  return muon_rule<true>(hp::lr(lr), weight_decay, momentum, lr_adjust::original, exact_polar{});
 };
 
 // torch 2.11 Muon(nesterov=False, weight_decay=0, adjust_lr_fn='match_rms_adamw') (manifest
 // `muon_plain_rms`): the update's RMS matches AdamW's (Liu et al. 2025, "Muon is scalable").
 inline constexpr auto muon_plain_rms = []<operand Lr, matrix_map Map = newton_schulz>(
   Lr lr, double weight_decay = 0.0, double momentum = 0.95, Map map = {}) {
-  return muon_rule<false>(hp::lr(lr), weight_decay, momentum,
-                          lr_adjust::match_rms_adamw, std::move(map));
+  return muon_rule<false>(hp::lr(lr), weight_decay, momentum, lr_adjust::match_rms_adamw, std::move(map));
 };
 
 // optax.contrib.muon's rule for 2-D params (optax 0.2.8, manifest `muon_optax`): bias-corrected

@@ -35,8 +35,7 @@ constexpr auto normuon_rule(Lr lr, double weight_decay, double momentum, double 
   auto o = orth(lerp(grad, buf, mu));
   auto v = ema<"second_momentum_buffer">(row_mean(square(o)), hp::beta2(beta2));
   auto o_hat = o / (sqrt(v) + 1e-10);
-  return decoupled_decay(lr, weight_decay) -
-         (hp::lr(lr) * scale) * o_hat * (norm(o) / (norm(o_hat) + 1e-10));
+  return decoupled_decay(lr, weight_decay) - (hp::lr(lr) * scale) * o_hat * (norm(o) / (norm(o_hat) + 1e-10));
 }
 
 inline constexpr auto normuon = []<operand Lr, matrix_map Map = norms::newton_schulz>(

@@ -17,8 +17,7 @@ inline constexpr auto adam_optax = []<operand Lr, operand B1 = double, operand B
   auto m = ema<"mu">(grad, hp::beta1(b1));
   auto v = ema<"nu">(square(grad), hp::beta2(b2));
   return -hp::lr(lr) *
-         (debias(m) / (sqrt(debias(v) + named<"eps_root", range::nonnegative>(eps_root)) +
-                       hp::eps(eps)) +
+         (debias(m) / (sqrt(debias(v) + named<"eps_root", range::nonnegative>(eps_root)) + hp::eps(eps)) +
           hp::weight_decay(wd) * param);
 };
 
@@ -27,10 +26,9 @@ inline constexpr auto nadamw_optax = []<operand Lr, operand B1 = double, operand
   Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, EpsRoot eps_root = 0.0, Wd wd = 0.0) {
   auto m = ema<"mu">(grad, hp::beta1(b1));
   auto v = ema<"nu">(square(grad), hp::beta2(b2));
-  return -hp::lr(lr) *
-         (nesterov_debias(m, grad) / (sqrt(debias(v) + named<"eps_root", range::nonnegative>(eps_root)) +
-                                      hp::eps(eps)) +
-          hp::weight_decay(wd) * param);
+  return -hp::lr(lr) * (nesterov_debias(m, grad) /
+                          (sqrt(debias(v) + named<"eps_root", range::nonnegative>(eps_root)) + hp::eps(eps)) +
+                        hp::weight_decay(wd) * param);
 };
 
 } // namespace steep::rules

@@ -11,8 +11,7 @@ namespace steep::rules {
 inline constexpr auto rmsprop =
   []<operand Lr, operand Alpha = double, operand Eps = double>(Lr lr, Alpha alpha = 0.99, Eps eps = 1e-8) {
   return -hp::lr(lr) * grad /
-         (sqrt(ema<"square_avg">(square(grad), named<"alpha", range::unit_interval>(alpha))) +
-          hp::eps(eps));
+         (sqrt(ema<"square_avg">(square(grad), named<"alpha", range::unit_interval>(alpha))) + hp::eps(eps));
 };
 
 } // namespace steep::rules

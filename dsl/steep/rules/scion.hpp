@@ -29,8 +29,7 @@ namespace detail {
 template <operand Lr, operand Radius, class Lmo>
 constexpr auto scion_step(Lr lr, Radius radius, bool unconstrained, Lmo lmo) {
   const double keep = unconstrained ? 0.0 : 1.0;
-  return -(hp::lr(lr) * keep) * param -
-         (hp::lr(lr) * named<"radius", range::nonnegative>(radius)) * lmo;
+  return -(hp::lr(lr) * keep) * param - (hp::lr(lr) * named<"radius", range::nonnegative>(radius)) * lmo;
 }
 // The momentum buffer B_t = (1 - a) B + a g: a = 0 would never move B.
 template <operand A>
@@ -90,13 +89,12 @@ inline constexpr auto scion_sign = []<operand Lr, operand A = double, operand Ra
 // (radius_out, as the authors' larger output radius), RowNorm on anything else.
 inline constexpr auto scion = [](double lr, double momentum = 0.1, double radius = 50.0,
                                  double radius_out = 3000.0, bool unconstrained = false) {
-  return route(
-    on_index({ 0 }) >> scion_colnorm(hp::lr(lr), momentum, radius, unconstrained),
-    on<block_role::hidden_matrix> >>
-      scion_spectral(hp::lr(lr), momentum, radius, unconstrained),
-    on<block_role::head> >> scion_sign(hp::lr(lr), momentum,
-                                       named<"radius_out", range::nonnegative>(radius_out), unconstrained),
-    otherwise >> scion_rownorm(hp::lr(lr), momentum, radius, unconstrained));
+  return route(on_index({ 0 }) >> scion_colnorm(hp::lr(lr), momentum, radius, unconstrained),
+               on<block_role::hidden_matrix> >> scion_spectral(hp::lr(lr), momentum, radius, unconstrained),
+               on<block_role::head> >> scion_sign(hp::lr(lr), momentum,
+                                                  named<"radius_out", range::nonnegative>(radius_out),
+                                                  unconstrained),
+               otherwise >> scion_rownorm(hp::lr(lr), momentum, radius, unconstrained));
 };
 
 } // namespace steep::rules

@@ -15,14 +15,12 @@ namespace steep::rules {
 inline constexpr auto sgd = []<operand Lr>(Lr lr) { return -hp::lr(lr) * grad; };
 
 inline constexpr auto momentum = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
-  return -hp::lr(lr) *
-         trace<"momentum_buffer">(grad, named<"momentum", range::nonnegative>(mu));
+  return -hp::lr(lr) * trace<"momentum_buffer">(grad, named<"momentum", range::nonnegative>(mu));
 };
 
 inline constexpr auto nesterov = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
-  return -hp::lr(lr) *
-         (grad + named<"momentum", range::nonnegative>(mu) *
-                   trace<"momentum_buffer">(grad, named<"momentum", range::nonnegative>(mu)));
+  return -hp::lr(lr) * (grad + named<"momentum", range::nonnegative>(mu) *
+                                 trace<"momentum_buffer">(grad, named<"momentum", range::nonnegative>(mu)));
 };
 
 } // namespace steep::rules

@@ -10,8 +10,7 @@
 namespace steep::rules {
 
 inline constexpr auto signum = []<operand Lr, operand Beta = double>(Lr lr, Beta beta = 0.9) {
-  return -hp::lr(lr) *
-         dual<steep::norms::linf>(ema<"momentum_buffer">(grad, hp::beta(beta)));
+  return -hp::lr(lr) * dual<steep::norms::linf>(ema<"momentum_buffer">(grad, hp::beta(beta)));
 };
 
 } // namespace steep::rules

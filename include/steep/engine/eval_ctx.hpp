@@ -127,7 +127,7 @@ struct evaluator {
     const T* g;
     typename P::template slot_pointers_t<T> slots;
     std::array<T*, n_matrices + 1> mats;
-    const VB* step_v;                                // the per-step scalars, broadcast (step_vectors)
+    const VB* step_v;                               // the per-step scalars, broadcast (step_vectors)
     std::array<VB, P::n_block_scalars + 1> block_v; // this block's per-block scalars, broadcast
     std::size_t cols;
     const std::vector<T>* lines;
@@ -209,7 +209,8 @@ struct evaluator {
         return std::array<V, n_matrices + 1>{ (static_cast<void>(K), kernel::broadcast<V>(0.0))... };
     }
     (std::make_index_sequence<n_matrices>{});
-    eval_ctx<V, P> c0{ ld(f.g), ld(f.p), olds, {}, mats, f.step_v, f.block_v.data(), i, f.cols, f.lines, f.line_len };
+    eval_ctx<V, P> c0{ ld(f.g),          ld(f.p), olds,   {},      mats,      f.step_v,
+                       f.block_v.data(), i,       f.cols, f.lines, f.line_len };
     return compute_news<0>(s, c0);
   }
 
@@ -230,11 +231,11 @@ struct evaluator {
 
   // Whether N is a block (or all-blocks) reduction of depth D, or a line reduction of depth D.
   template <class N, int D>
-  static constexpr bool block_reduction_at = N::line == expr::not_a_line &&
-                                             expr::detail::reduction_depth<N>() == D;
+  static constexpr bool block_reduction_at = N::line ==
+                                             expr::not_a_line&& expr::detail::reduction_depth<N>() == D;
   template <class N, int D>
-  static constexpr bool line_reduction_at = N::line != expr::not_a_line &&
-                                            expr::detail::reduction_depth<N>() == D;
+  static constexpr bool line_reduction_at = N::line !=
+                                            expr::not_a_line&& expr::detail::reduction_depth<N>() == D;
 };
 
 } // namespace detail

@@ -107,7 +107,8 @@ public:
   // Whether some part has a named hyperparameter `name`.
   bool has(std::string_view name) const {
     bool found = false;
-    for_named(name, [&](std::size_t, const auto& part, std::string_view n) { found = found || part.hypers_.has(n); });
+    for_named(
+      name, [&](std::size_t, const auto& part, std::string_view n) { found = found || part.hypers_.has(n); });
     return found;
   }
   // Throws, naming it, if some part's hyperparameter `name` would refuse `value`.
@@ -137,9 +138,10 @@ public:
     for (const auto& [k, v] : values)
       if (v != values.front().second)
         throw usage_error("hyperparameter '" + std::string(name) + "' differs between the route's arms (arm" +
-                          std::to_string(values.front().first) + ": " + std::to_string(values.front().second) +
-                          ", arm" + std::to_string(k) + ": " + std::to_string(v) + "); read one arm's as 'arm" +
-                          std::to_string(k) + "/" + std::string(name) + "'");
+                          std::to_string(values.front().first) + ": " +
+                          std::to_string(values.front().second) + ", arm" + std::to_string(k) + ": " +
+                          std::to_string(v) + "); read one arm's as 'arm" + std::to_string(k) + "/" +
+                          std::string(name) + "'");
     return values.front().second;
   }
   // Every named hyperparameter with its value (checkpoints save them): once per name where the
@@ -205,7 +207,9 @@ public:
   // f(slot_bytes) for every slot of every block, part by part, in slot order then block order.
   template <class F>
   void visit_slots(F&& f) {
-    visit_built([&](std::size_t, auto& part) { detail::slot_set<std::remove_cvref_t<decltype(part)>>::visit(part, f); });
+    visit_built([&](std::size_t, auto& part) {
+      detail::slot_set<std::remove_cvref_t<decltype(part)>>::visit(part, f);
+    });
   }
 
   // A readable account of what the compiler made of the rule (plan.hpp); for a route, which arm
@@ -257,7 +261,8 @@ protected:
     return bad;
   }
   void commit_parts() {
-    visit_built([](std::size_t, auto& part) { detail::step_plan<std::remove_cvref_t<decltype(part)>>::commit(part); });
+    visit_built(
+      [](std::size_t, auto& part) { detail::step_plan<std::remove_cvref_t<decltype(part)>>::commit(part); });
     count_step();
   }
   void count_step() noexcept { ++t_; }
@@ -328,11 +333,12 @@ private:
       if (name.rfind("arm", 0) == 0) {
         const auto slash = name.find('/');
         std::size_t k = 0;
-        const auto [end, ec] = std::from_chars(name.data() + 3, name.data() + std::min(slash, name.size()), k);
+        const auto [end, ec] =
+          std::from_chars(name.data() + 3, name.data() + std::min(slash, name.size()), k);
         if (slash != std::string_view::npos && ec == std::errc{} && end == name.data() + slash) {
           if (k >= Derived::n_parts)
-            throw usage_error("'" + std::string(name) + "': the route has " + std::to_string(Derived::n_parts) +
-                              " arms, counted from 0");
+            throw usage_error("'" + std::string(name) + "': the route has " +
+                              std::to_string(Derived::n_parts) + " arms, counted from 0");
           name = name.substr(slash + 1);
           return k;
         }

@@ -234,7 +234,7 @@ struct guard_plan {
     const std::string where = in_reductions ? "fused into the reduction pass"
                               : in_lines    ? "fused into the line reduction pass"
                               : in_prepass  ? "fused into the matrix pre-pass"
-                                            : "a read-only pass of its own (4 bytes per parameter in float32)";
+                                           : "a read-only pass of its own (4 bytes per parameter in float32)";
     return where + (policy == nonfinite_policy::skip ? ", skips the step" : "");
   }
 };
@@ -245,10 +245,11 @@ template <class T>
 struct guard_state {
   // reads_grad: the rule reads the gradient (the guard has something to check); coordinatewise:
   // guard_plan's. chunks: the work list's.
-  [[gnu::cold, gnu::noinline]] guard_state(const optimizer_options& opts, bool reads_grad, bool coordinatewise,
-                                           std::size_t chunks)
+  [[gnu::cold, gnu::noinline]] guard_state(const optimizer_options& opts, bool reads_grad,
+                                           bool coordinatewise, std::size_t chunks)
     : policy_(opts.nonfinite)
-    , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask && reads_grad) {
+    , guard_(opts.nonfinite != nonfinite_policy::off && opts.nonfinite != nonfinite_policy::mask &&
+             reads_grad) {
     if (opts.nonfinite == nonfinite_policy::mask && !coordinatewise)
       throw usage_error(
         "nonfinite_policy::mask holds back single coordinates, so it needs a rule in which every "

@@ -119,8 +119,8 @@ private:
 // catalogue unit took 32 s that way against 11 s (docs/compile-time.md, "The compiled catalogue").
 template <class Rule, class T>
 optimizer<Rule, T>::optimizer(Rule rule, param_store<T>& store, optimizer_options opts)
-  : optimizer(program_type::make_roots(rule, [](const auto& hp) { detail::check_hyper(hp, hp.value); }), store,
-              opts) {}
+  : optimizer(program_type::make_roots(rule, [](const auto& hp) { detail::check_hyper(hp, hp.value); }),
+              store, opts) {}
 
 template <class Rule, class T>
 optimizer<Rule, T>::optimizer(typename program_type::compiled rule, param_store<T>& store,

@@ -51,7 +51,7 @@ struct step_plan {
     for (std::size_t i = 0; i < s.step_host_.size(); ++i)
       s.step_T_[i] = static_cast<T>(s.step_host_[i]);
     // The guard rides on the first read-only pass there is, or runs alone.
-    constexpr bool lines0 = P::template reductions_at<true, 0> > 0;
+    constexpr bool lines0 = P::template reductions_at < true, 0 >> 0;
     if constexpr (guard::in_reductions)
       reduction_pass<State>::template run<0>(s);
     else if constexpr (guard::in_lines)
@@ -98,15 +98,17 @@ struct step_plan {
     std::string out;
     auto depth = [&]<int D>() {
       const std::string when = D == 0 ? "" : " (depth " + std::to_string(D) + ")";
-      if constexpr (P::template reductions_at<false, D> > 0)
+      if constexpr (P::template reductions_at < false, D >> 0)
         out += "reduction" + when + ", ";
-      if constexpr (P::template reductions_at<true, D> > 0)
+      if constexpr (P::template reductions_at < true, D >> 0)
         out += "line reduction" + when + ", ";
     };
     depth.template operator()<0>();
     if (n_matrices > 0)
       out += "matrix pre-pass, matrix phase, ";
-    [&]<std::size_t... D>(std::index_sequence<D...>) { (depth.template operator()<static_cast<int>(D) + 1>(), ...); }
+    [&]<std::size_t... D>(std::index_sequence<D...>) {
+      (depth.template operator()<static_cast<int>(D) + 1>(), ...);
+    }
     (std::make_index_sequence<later_depths>{});
     return out;
   }
@@ -127,11 +129,13 @@ struct step_plan {
       total += sizeof(T);
     auto depth = [&]<int D>() {
       const std::size_t read = element + (D >= 1 ? scratch : 0);
-      if constexpr (P::template reductions_at<false, D> > 0)
+      if constexpr (P::template reductions_at < false, D >> 0)
         total += read;
       total += P::template reductions_at<true, D> * read; // one sweep per line reduction
     };
-    [&]<std::size_t... D>(std::index_sequence<D...>) { (depth.template operator()<static_cast<int>(D)>(), ...); }
+    [&]<std::size_t... D>(std::index_sequence<D...>) {
+      (depth.template operator()<static_cast<int>(D)>(), ...);
+    }
     (std::make_index_sequence<static_cast<std::size_t>(P::max_depth + 1)>{});
     return total;
   }
@@ -163,11 +167,14 @@ struct step_plan {
       os << " none";
     os << "\nper-step scalars: " << P::n_step_scalars << " (" << distinct_step_scalars(s) << " distinct)"
        << "\nper-block scalars: " << P::n_block_scalars << "\nreductions: " << P::n_reductions
-       << "\nmatrix stages: " << n_matrices << "\nbytes per parameter (update pass): " << P::template bytes_per_param<T>
-       << "\nbytes per parameter (every pass of a step, at most): " << bytes_per_step(s)
+       << "\nmatrix stages: " << n_matrices << "\nbytes per parameter (update pass): "
+       << P::template bytes_per_param<T> << "\nbytes per parameter (every pass of a step, at most): "
+       << bytes_per_step(s)
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
-       << "\nblocks: " << s.blocks_.size() << ", chunks: " << s.wl_.size() << ", threads: " << s.exec_.threads()
-       << (s.wl_.elements() < s.exec_.serial_below() ? " (passes run on the calling thread: serial_below)" : "")
+       << "\nblocks: " << s.blocks_.size() << ", chunks: " << s.wl_.size()
+       << ", threads: " << s.exec_.threads()
+       << (s.wl_.elements() < s.exec_.serial_below() ? " (passes run on the calling thread: serial_below)"
+                                                     : "")
        << "\nnon-finite guard: " << guard::text(s.policy_, s.guard_) << '\n';
     return os.str();
   }
@@ -179,9 +186,9 @@ private:
   // The reduction passes of depth D >= 1 (after the matrix phase), then the per-block scalars.
   template <int D>
   static void later_passes(State& s, const expr::host_ctx& h) {
-    if constexpr (P::template reductions_at<false, D> > 0)
+    if constexpr (P::template reductions_at < false, D >> 0)
       reduction_pass<State>::template run<D>(s);
-    if constexpr (P::template reductions_at<true, D> > 0)
+    if constexpr (P::template reductions_at < true, D >> 0)
       line_pass<State>::template run<D>(s);
     fill_block_scalars(s, h);
   }

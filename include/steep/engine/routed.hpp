@@ -119,7 +119,8 @@ private:
   template <class F>
   void visit_parts(F&& f) const {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (f(I, std::get<I>(parts_) ? &std::as_const(std::get<I>(parts_)->s_) : static_cast<const part_t<I>*>(nullptr)),
+      (f(I, std::get<I>(parts_) ? &std::as_const(std::get<I>(parts_)->s_)
+                                : static_cast<const part_t<I>*>(nullptr)),
        ...);
     }
     (arms_seq);

@@ -43,7 +43,8 @@ struct rule_view {
   template <class F>
   void for_each_reduction(F&& f) const {
     for_roots([&]<std::size_t R>(const auto& root) {
-      expr::visit_each<expr::is_reduce_node, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(root, f);
+      expr::visit_each<expr::is_reduce_node, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(root,
+                                                                                                      f);
     });
   }
 

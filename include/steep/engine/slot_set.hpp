@@ -38,7 +38,7 @@ struct slot_granularity {
   static constexpr bool per_line = line != expr::not_a_line;
   // One value per element, loaded and stored by the update pass.
   static constexpr bool per_element = !per_block && !per_line;
-  static constexpr std::string_view name = per_block                  ? "block"
+  static constexpr std::string_view name = per_block                   ? "block"
                                            : line == expr::rows_line   ? "row"
                                            : line == expr::cols_line   ? "column"
                                            : line == expr::slices_line ? "slice"
@@ -116,8 +116,8 @@ struct slot_set {
   static std::vector<slot_info> info() {
     std::vector<slot_info> out;
     for_each_slot<P>([&]<std::size_t K>() {
-      out.push_back({ std::string(P::slot_name(K)), std::string(dtype_name<storage_t<K>>()), sizeof(storage_t<K>),
-                      std::string(G<K>::name) });
+      out.push_back({ std::string(P::slot_name(K)), std::string(dtype_name<storage_t<K>>()),
+                      sizeof(storage_t<K>), std::string(G<K>::name) });
     });
     return out;
   }

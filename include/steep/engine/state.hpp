@@ -34,18 +34,19 @@
 namespace steep::engine::detail {
 
 template <class P, class T>
-struct engine_state : tables<T>,
-                      guard_state<T>,
-                      line_tables<T>,
-                      matrix_tables<T>,
-                      slot_tables<T>,
-                      rule_view<P> {
+struct engine_state
+  : tables<T>
+  , guard_state<T>
+  , line_tables<T>
+  , matrix_tables<T>
+  , slot_tables<T>
+  , rule_view<P> {
   using program_type = P;
   using value_type = T;
   using typename line_tables<T>::line_task;
 
-  static constexpr program_sizes sizes{ P::n_slots,         P::n_step_scalars, P::n_block_scalars,
-                                        P::n_reductions,    P::reads_grad,     guard_plan<P>::coordinatewise };
+  static constexpr program_sizes sizes{ P::n_slots,      P::n_step_scalars, P::n_block_scalars,
+                                        P::n_reductions, P::reads_grad,     guard_plan<P>::coordinatewise };
 
   engine_state(typename P::compiled rule, param_store<T>& store, const optimizer_options& opts)
     : tables<T>(store, opts, sizes)

@@ -111,12 +111,12 @@ struct tables {
   kernel::work_list wl_;
   kernel::executor exec_;
   std::int64_t t_ = 0;
-  std::vector<double> step_host_;   // [per-step offset]: this step's scalars, in double
-  aligned_buffer<T> step_T_;        // the same, rounded to T once (and one spare entry)
-  std::vector<double> reductions_;  // [block][reduction]: each block reduction's result
-  std::vector<double> partials_;    // [chunk][reduction]: a chunk's partial result
-  std::vector<double> block_host_;  // [per-block offset]: the block being filled, in double
-  aligned_buffer<T> block_T_;       // [block][per-block offset]: every block's, rounded to T
+  std::vector<double> step_host_;  // [per-step offset]: this step's scalars, in double
+  aligned_buffer<T> step_T_;       // the same, rounded to T once (and one spare entry)
+  std::vector<double> reductions_; // [block][reduction]: each block reduction's result
+  std::vector<double> partials_;   // [chunk][reduction]: a chunk's partial result
+  std::vector<double> block_host_; // [per-block offset]: the block being filled, in double
+  aligned_buffer<T> block_T_;      // [block][per-block offset]: every block's, rounded to T
 };
 
 } // namespace steep::engine::detail

@@ -353,5 +353,4 @@ constexpr auto make_apply(Op op, X&&... x) {
   return apply_node<Op, as_expr_t<X>...>(op, as_expr(std::forward<X>(x))...);
 }
 
-
 } // namespace steep::expr

@@ -3,9 +3,9 @@
 // offsets into the per-step, per-block and reduction tables, all at compile time, and the visits
 // built on it.
 //
-//   visit_where<is_matrix_node, S, B, R>(root, [&]<std::size_t S2, std::size_t B2, std::size_t R2>(const auto& m) {...});
-//   visit_each<is_reduce_node, S, B, R>(root, f);     // reductions, those under reductions too
-//   visit_hypers(root, [&](auto& hp) { hp.value; });  // every named hyperparameter
+//   visit_where<is_matrix_node, S, B, R>(root, [&]<std::size_t S2, std::size_t B2, std::size_t R2>(const
+//   auto& m) {...}); visit_each<is_reduce_node, S, B, R>(root, f);     // reductions, those under reductions
+//   too visit_hypers(root, [&](auto& hp) { hp.value; });  // every named hyperparameter
 //
 // The one place that knows how table offsets pass from a node to its operands (node.hpp's
 // offsets); the engine's walks (engine/rule_view.hpp) go through here.

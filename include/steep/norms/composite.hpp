@@ -1,9 +1,9 @@
 #pragma once
 // Composite norms over a model's parameter blocks: one composite, folded by a policy.
 //
-//   template <class Fold, class... N> struct composite { std::array<double, K> weights; ... };  // K = sizeof...(N)
-//   max_composite<N...> = composite<fold::max, N...>, sum_composite<N...> = composite<fold::sum, N...>,
-//   l2_composite<N...> = composite<fold::l2, N...>
+//   template <class Fold, class... N> struct composite { std::array<double, K> weights; ... };  // K =
+//   sizeof...(N) max_composite<N...> = composite<fold::max, N...>, sum_composite<N...> = composite<fold::sum,
+//   N...>, l2_composite<N...> = composite<fold::l2, N...>
 //     dual_type                       composite<F, N...> <-> composite<F::dual, dual_norm_t<N>...>
 //     constexpr dual_type dual() const                  // the dual, weights 1 / w_b
 //     constexpr double value(blocks) const              // blocks: std::tuple of one block per norm
@@ -46,7 +46,6 @@
 #include <utility>
 
 namespace steep::norms {
-
 
 template <class Fold, class... Ns>
 struct composite;
@@ -152,8 +151,9 @@ struct composite {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       std::array<double, size> score{};
       if constexpr (Fold::needs_scores)
-        score = { (static_cast<double>(dual_norm_t<std::tuple_element_t<I, block_norms>>::value(std::get<I>(g))) /
-                   weights[I])... };
+        score = { (
+          static_cast<double>(dual_norm_t<std::tuple_element_t<I, block_norms>>::value(std::get<I>(g))) /
+          weights[I])... };
       const std::array<double, size> share = Fold::shares(score);
       (
         [&] {

@@ -2,8 +2,9 @@
 // The l_inf -> l_inf operator norm (the largest absolute row sum) and its dual, the sum of the
 // rows' l_inf norms.
 //
-//   linf_to_linf   // ||W||_{inf->inf} = max_i ||W[i, :]||_1, dual sum_row_linf; map: per row, sign at its argmax
-//   sum_row_linf   // sum_i ||W[i, :]||_inf,               dual linf_to_linf;  map: sign of the top row
+//   linf_to_linf   // ||W||_{inf->inf} = max_i ||W[i, :]||_1, dual sum_row_linf; map: per row, sign at its
+//   argmax sum_row_linf   // sum_i ||W[i, :]||_inf,               dual linf_to_linf;  map: sign of the top
+//   row
 //
 //   fixed_matrix<double, 2, 2> g{{3, -1, 0, 2}}, d;   // rows (3, -1) and (0, 2)
 //   value<linf_to_linf>(g);       // max(4, 2) = 4
@@ -112,8 +113,9 @@ private:
   static constexpr bool refuse_vector() {
     constexpr bool vec = is_vector_block_v<X>;
     if constexpr (Max)
-      static_assert(!vec, "the linf_to_linf norm (largest absolute row sum) is a matrix norm: this block is a "
-                          "vector; use l1 or route the block to a vector rule");
+      static_assert(!vec,
+                    "the linf_to_linf norm (largest absolute row sum) is a matrix norm: this block is a "
+                    "vector; use l1 or route the block to a vector rule");
     else
       static_assert(!vec, "the sum_row_linf norm (sum of the rows' largest entries) is a matrix norm: this "
                           "block is a vector; use linf or route the block to a vector rule");

@@ -77,7 +77,9 @@ struct model_norm {
   model_norm dual() const {
     const combine d =
       how == combine::max ? combine::sum : (how == combine::sum ? combine::max : combine::euclid);
-    return { name + "*", d, { hidden.norm.dual(), 1 / hidden.weight }, { other.norm.dual(), 1 / other.weight } };
+    return {
+      name + "*", d, { hidden.norm.dual(), 1 / hidden.weight }, { other.norm.dual(), 1 / other.weight }
+    };
   }
 
   // Whether a block is measured as a matrix (a rank-1 shape is 1 x n).
@@ -109,8 +111,8 @@ struct model_norm {
   std::string describe() const {
     std::ostringstream os;
     const char* c = how == combine::max ? "max" : (how == combine::sum ? "sum" : "euclid");
-    os << name << " = " << c << "(hidden: " << hidden.weight << " " << hidden.norm.name << ", other: " << other.weight
-       << " " << other.norm.name << ")";
+    os << name << " = " << c << "(hidden: " << hidden.weight << " " << hidden.norm.name
+       << ", other: " << other.weight << " " << other.norm.name << ")";
     return os.str();
   }
 };

@@ -90,7 +90,8 @@ struct line_pass {
                c < s.wl_.first_chunk(s.line_tasks_[t].block + 1); ++c)
             s.chunk_bad_[c] = 1;
     } else {
-      s.exec_.for_each_task(s.line_tasks_.size(), [&](std::size_t t) { block<D, false>(s, s.line_tasks_[t]); });
+      s.exec_.for_each_task(s.line_tasks_.size(),
+                            [&](std::size_t t) { block<D, false>(s, s.line_tasks_[t]); });
     }
   }
 
@@ -123,17 +124,18 @@ struct line_pass {
           const auto [first, last] = s.lines_of_part(out.size(), task);
           for (std::size_t r = first; r < last; ++r) {
             VD acc(0.0);
-            kernel::chunk_loop<T>(r * len, (r + 1) * len, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
-              const V x = operand.template operator()<V, Tail>(i, n);
-              for (const VD& xd : kernel::widen<T>(x))
-                acc = Op::accumulate(acc, xd);
-            });
+            kernel::chunk_loop<T>(r * len, (r + 1) * len,
+                                  [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
+                                    const V x = operand.template operator()<V, Tail>(i, n);
+                                    for (const VD& xd : kernel::widen<T>(x))
+                                      acc = Op::accumulate(acc, xd);
+                                  });
             out[r] = Op::finish(acc);
           }
         } else {
           const auto [first, last] = s.lines_of_part(cols, task);
-          std::fill(out.begin() + static_cast<std::ptrdiff_t>(first), out.begin() + static_cast<std::ptrdiff_t>(last),
-                    0.0);
+          std::fill(out.begin() + static_cast<std::ptrdiff_t>(first),
+                    out.begin() + static_cast<std::ptrdiff_t>(last), 0.0);
           for (std::size_t r = 0; r < rows; ++r)
             kernel::chunk_loop<T>(
               r * cols + first, r * cols + last, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
@@ -170,7 +172,8 @@ struct line_pass {
         auto& news = s.line_news_[K * s.blocks_.size() + b];
         auto& table = s.line_T_[b * nbs + Bk];
         for (std::size_t l = 0; l < news.size(); ++l) {
-          const double v = value_host<P::step_offset[K], Bk, P::red_offset[K]>(s, expr::get<K>(s.roots_), b, l);
+          const double v =
+            value_host<P::step_offset[K], Bk, P::red_offset[K]>(s, expr::get<K>(s.roots_), b, l);
           news[l] = static_cast<double>(static_cast<St>(v));
           table[l] = static_cast<T>(news[l]);
         }
@@ -208,7 +211,8 @@ struct line_pass {
     } else {
       using O = typename N::offsets;
       return [&]<std::size_t... I>(std::index_sequence<I...>) {
-        return n.op(value_host<S + O::step[I], B + O::block[I], R + O::red[I]>(s, expr::get<I>(n.kids), b, l)...);
+        return n.op(
+          value_host<S + O::step[I], B + O::block[I], R + O::red[I]>(s, expr::get<I>(n.kids), b, l)...);
       }
       (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
     }

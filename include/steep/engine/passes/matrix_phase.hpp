@@ -90,7 +90,9 @@ struct matrix_phase {
   // For each stage K: f.template operator()<K>(its map).
   template <class F>
   static void for_each_map(const State& s, F&& f) {
-    [&]<std::size_t... K>(std::index_sequence<K...>) { (f.template operator()<K>(std::get<K>(s.maps_)), ...); }
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (f.template operator()<K>(std::get<K>(s.maps_)), ...);
+    }
     (std::make_index_sequence<n_matrices>{});
   }
 
@@ -109,8 +111,8 @@ struct matrix_phase {
     for (std::size_t b = 0; b < s.blocks_.size(); ++b)
       for_each_map(s, [&]<std::size_t>(const auto& map) {
         if constexpr (requires { map.check_block(std::size_t{}, std::size_t{}); }) {
-          const std::string problem =
-            map.check_block(static_cast<std::size_t>(s.dims_[b].rows), static_cast<std::size_t>(s.dims_[b].cols));
+          const std::string problem = map.check_block(static_cast<std::size_t>(s.dims_[b].rows),
+                                                      static_cast<std::size_t>(s.dims_[b].cols));
           if (!problem.empty())
             throw error(s.blocks_[b].name, "the rule's matrix stage cannot take this block: " + problem);
         }
@@ -123,7 +125,8 @@ struct matrix_phase {
       for_each_map(s, [&]<std::size_t K>(const auto& map) {
         std::size_t pieces = 1;
         if constexpr (requires { map.pieces(std::size_t{}, std::size_t{}); })
-          pieces = map.pieces(static_cast<std::size_t>(s.dims_[b].rows), static_cast<std::size_t>(s.dims_[b].cols));
+          pieces =
+            map.pieces(static_cast<std::size_t>(s.dims_[b].rows), static_cast<std::size_t>(s.dims_[b].cols));
         for (std::size_t p = 0; p < pieces; ++p)
           s.matrix_tasks_.push_back({ K, b, p, s.blocks_[b].size / pieces });
       });
@@ -169,11 +172,12 @@ private:
       auto c = E::template evaluate_group<V, false, Tail>(s, f, i, n);
       if constexpr (Guard)
         check.add(c.grad);
-      s.template for_each_node<expr::is_matrix_node>([&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
-        using M = std::remove_cvref_t<decltype(m)>;
-        const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
-        kernel::store_group<Tail>(f.mats[P::template matrix_index<M>] + i, x, n);
-      });
+      s.template for_each_node<expr::is_matrix_node>(
+        [&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
+          using M = std::remove_cvref_t<decltype(m)>;
+          const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
+          kernel::store_group<Tail>(f.mats[P::template matrix_index<M>] + i, x, n);
+        });
     });
     if constexpr (Guard)
       s.chunk_bad_[ci] = !check.finite();
@@ -193,7 +197,8 @@ private:
     for_each_map(s, [&]<std::size_t K>(const auto& map) {
       if (K != k)
         return;
-      const auto rows = static_cast<std::size_t>(s.dims_[b].rows), cols = static_cast<std::size_t>(s.dims_[b].cols);
+      const auto rows = static_cast<std::size_t>(s.dims_[b].rows),
+                 cols = static_cast<std::size_t>(s.dims_[b].cols);
       if constexpr (requires { map.pieces(rows, cols); })
         map.apply_piece(s.scratch_[K].at(b), rows, cols, piece);
       else

@@ -80,7 +80,9 @@ private:
             put_all();
             return;
           }
-          auto keep = [&](auto* ptr, const V& v, const V& old) { kernel::store_where(ptr + i, ok, v, old, n); };
+          auto keep = [&](auto* ptr, const V& v, const V& old) {
+            kernel::store_where(ptr + i, ok, v, old, n);
+          };
           keep(f.p, p_new, c.param);
           ((element_slot<K> ? keep(std::get<K>(f.slots), c.news[K], c.olds[K]) : void()), ...);
           // What held_back() will report, noted here where the values are: the gradient, the

@@ -10,8 +10,8 @@
 // them to number a rule's slots, matrix stages and roots).
 
 #include "steep/expr/matrix.hpp"
-#include "steep/expr/ops.hpp"
 #include "steep/expr/operands.hpp"
+#include "steep/expr/ops.hpp"
 #include "steep/expr/reduce.hpp"
 #include "steep/expr/state.hpp"
 
