@@ -17,9 +17,14 @@
 //   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
 //   ./build/examples/implicit_bias --only adam --adam-eps 1e-20,1e-12,1e-8,1e-4   # ablation: Adam eps
 //   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
-//   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf     # margins in more norms (any of
-//   steep::norms::catalogue)
+//   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf   # margins in more norms
 //   ./build/examples/implicit_bias --help
+
+// steep first: its xsimd_fence.hpp must be the first to include <immintrin.h> (bench/steep_bench.cpp).
+// clang-format off
+#include <steep/steep.hpp>
+#include "harness.hpp" // machine_info: where a run ran, as steep-bench records it
+// clang-format on
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -33,16 +38,26 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <steep/steep.hpp>
+#include <steep/norms/catalogue.hpp>
 #include <steep/train/data.hpp>
 #include <steep/train/implied_norm.hpp>
 #include <steep/train/implied_norm_of.hpp>
 #include <steep/train/trainer.hpp>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
 namespace {
+
+// The run's provenance (the JSON's "steep"): set by examples/CMakeLists.txt from the project's
+// version and the commit the build was configured at.
+#ifndef STEEP_VERSION
+#define STEEP_VERSION "unknown"
+#endif
+#ifndef STEEP_GIT_COMMIT
+#define STEEP_GIT_COMMIT "unknown"
+#endif
 
 namespace tr = steep::train;
 namespace nm = steep::norms;
@@ -278,15 +293,99 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
   return out;
 }
 
-// Column winners; the table; agreement of implied norms with winners.
-struct verdicts {
-  std::map<std::string, std::string> winner; // norm -> optimizer
-  bool agree = true;
-  std::vector<std::string> notes;
+// The theorem's conditions (Gronich & Vardi 2026, Thm 3.3; docs/implicit-bias.md), evaluated from
+// the settings: a run outside them still runs, but its verdict says so.
+struct condition {
+  std::string what;
+  bool met;
+  std::string detail;
 };
 
-verdicts judge(const std::vector<run_result>& runs, const std::vector<tr::model_norm>& norms) {
+std::vector<condition> theorem_conditions(const settings& s, int degree) {
+  std::vector<condition> c;
+  const double lo = 1.0 - 1.0 / degree;
+  std::ostringstream step;
+  step << "a = " << s.a << ", L = " << degree << ": needs " << lo << " < a <= 1";
+  c.push_back({ "step sizes eta0 t^-a with 1 - 1/L < a <= 1", s.a > lo && s.a <= 1, step.str() });
+  c.push_back({ "a smooth (C^1) homogeneous network", s.activation != "relu",
+                s.activation == "relu" ? "plain ReLU is not differentiable at 0 (use relu2)"
+                                       : s.activation + " is smooth" });
+  c.push_back({ "Adam's l_inf claim with eps = 0", true,
+                s.adam_eps.empty()
+                  ? "adam runs with eps = 0"
+                  : "adam runs with eps = 0; the --adam-eps rows (eps > 0) are not judged" });
+  c.push_back({ "Muon's exact dual map (the polar factor)", s.polar == "exact",
+                s.polar == "exact" ? "exact polar factor by SVD"
+                                   : "--polar ns: Newton-Schulz only approximates the polar factor" });
+  return c;
+}
+
+// A run judged by the theory has converged in direction when its KKT residual in its own norm and
+// the change of its direction over the last fifth of training are small (docs/implicit-bias.md §5):
+// 1 - rho <= 0.25 and cos(theta at 80% of training, theta_T) >= 0.99.
+constexpr double max_kkt_residual = 0.25, min_late_cosine = 0.99;
+
+double late_cosine(const run_result& r) {
+  double cos80 = 0;
+  for (const auto& rec : r.hist.records)
+    if (rec.step <= (r.hist.steps * 4) / 5)
+      cos80 = rec.cosine_to_final;
+  return cos80;
+}
+
+// Column winners; the table; agreement of implied norms with winners, or why there is no verdict.
+struct verdicts {
+  std::map<std::string, std::string> winner; // norm -> optimizer (empty with no verdict)
+  bool agree = true;
+  std::string no_verdict;       // why no verdict is possible (empty: there is one)
+  bool outside_theorem = false; // some condition of the theorem is not met
+  std::vector<std::string> not_converged;
+  std::vector<std::string> notes;
+  std::vector<condition> conditions;
+  // "agrees", "disagrees" or "no verdict (reason)", with its qualifiers.
+  std::string line() const {
+    if (!no_verdict.empty())
+      return "no verdict (" + no_verdict + ")" + (outside_theorem ? ", outside the theorem" : "");
+    std::string out = agree ? "agrees" : "disagrees";
+    if (outside_theorem)
+      out += ", outside the theorem";
+    if (!not_converged.empty()) {
+      out += ", not converged:";
+      for (const auto& n : not_converged)
+        out += " " + n;
+    }
+    return out;
+  }
+};
+
+verdicts judge(const std::vector<run_result>& runs, const std::vector<tr::model_norm>& norms,
+               const settings& s, int degree) {
   verdicts v;
+  v.conditions = theorem_conditions(s, degree);
+  for (const auto& c : v.conditions)
+    v.outside_theorem = v.outside_theorem || !c.met;
+  // A margin means something only for a model that separates the data, and a finite one.
+  for (const auto& r : runs) {
+    const auto& last = r.hist.records.back();
+    if (last.margins.errors > 0) {
+      v.no_verdict = r.name + " did not separate the data (" + std::to_string(last.margins.errors) +
+                     " misclassified at step " + std::to_string(r.hist.steps) + ")";
+      break;
+    }
+    for (const auto& n : norms)
+      if (!std::isfinite(last.margins.at(n.name).gamma)) {
+        v.no_verdict = r.name + "'s " + n.name + " margin is not finite";
+        break;
+      }
+    if (!v.no_verdict.empty())
+      break;
+  }
+  if (runs.empty())
+    v.no_verdict = "no optimizer ran";
+  if (!v.no_verdict.empty()) {
+    v.agree = false;
+    return v;
+  }
   for (const auto& n : norms) {
     const run_result* best = nullptr;
     for (const auto& r : runs)
@@ -303,6 +402,15 @@ verdicts judge(const std::vector<run_result>& runs, const std::vector<tr::model_
       v.notes.push_back(n.name + " is won by " + best->name + ", whose implied norm is " + best->implied);
     }
   }
+  for (const auto& r : runs) {
+    bool judged = false;
+    double residual = 0;
+    for (const auto& n : norms)
+      if (n.name == r.implied)
+        judged = true, residual = 1 - r.hist.records.back().margins.at(n.name).rho;
+    if (judged && !(residual <= max_kkt_residual && late_cosine(r) >= min_late_cosine))
+      v.not_converged.push_back(r.name);
+  }
   return v;
 }
 
@@ -317,7 +425,7 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
     const auto& last = r.hist.records.back();
     std::printf("%-14s", r.name.c_str());
     for (const auto& n : norms) {
-      const bool win = v.winner.at(n.name) == r.name;
+      const bool win = v.no_verdict.empty() && v.winner.at(n.name) == r.name;
       std::printf(" %13.6e%s", last.margins.at(n.name).gamma, win ? "*" : " ");
     }
     // The KKT certificate in the optimizer's own (implied) norm.
@@ -326,10 +434,7 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
       if (n.name == r.implied)
         one_minus_rho = 1 - last.margins.at(n.name).rho, delta = last.margins.at(n.name).kkt_delta;
     // cos(theta_t, theta_T) at the record nearest 80% of training.
-    double cos80 = 0;
-    for (const auto& rec : r.hist.records)
-      if (rec.step <= (r.hist.steps * 4) / 5)
-        cos80 = rec.cosine_to_final;
+    const double cos80 = late_cosine(r);
     std::printf("   %-10s %9.2e %9.2e %8.5f\n", r.implied.c_str(), one_minus_rho, delta, cos80);
   }
   std::printf(
@@ -364,14 +469,31 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
     }
     std::printf("\n");
   }
-  for (const auto& n : norms)
-    std::printf("column %-9s won by %-12s\n", n.name.c_str(), v.winner.at(n.name).c_str());
+  for (const auto& [norm, opt] : v.winner)
+    std::printf("column %-9s won by %-12s\n", norm.c_str(), opt.c_str());
   for (const auto& r : runs)
     if (!r.why.empty())
       std::printf("%s: no implied norm: %s\n", r.name.c_str(), r.why.c_str());
   for (const auto& note : v.notes)
     std::printf("disagreement: %s\n", note.c_str());
-  std::printf("implied norms agree with the measured winners: %s\n", v.agree ? "yes" : "no");
+  for (const auto& c : v.conditions)
+    if (!c.met)
+      std::printf("outside the theorem: %s is not met (%s)\n", c.what.c_str(), c.detail.c_str());
+  for (const auto& n : v.not_converged)
+    std::printf("not converged: %s (own-norm 1 - rho > %g or cos(theta at 80%%, theta_T) < %g)\n", n.c_str(),
+                max_kkt_residual, min_late_cosine);
+  std::printf("verdict: %s\n", v.line().c_str());
+  std::printf("implied norms agree with the measured winners: %s\n",
+              !v.no_verdict.empty() ? ("no verdict (" + v.no_verdict + ")").c_str()
+              : v.agree             ? "yes"
+                                    : "no");
+}
+
+// The theorem's conditions, as the table's header shows them.
+void print_conditions(const verdicts& v) {
+  std::printf("theorem's conditions (Gronich & Vardi 2026, Thm 3.3):\n");
+  for (const auto& c : v.conditions)
+    std::printf("  %-46s %-8s %s\n", c.what.c_str(), c.met ? "met" : "NOT MET", c.detail.c_str());
 }
 
 nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr::model_norm>& norms,
@@ -389,6 +511,27 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
       };
     }
     o["implied"] = r.implied;
+    if (!r.why.empty())
+      o["implied_reason"] = r.why;
+    double residual = NAN;
+    for (const auto& n : norms)
+      if (n.name == r.implied)
+        residual = 1 - last.margins.at(n.name).rho;
+    o["convergence"] = { { "own_kkt_residual",
+                           std::isfinite(residual) ? nlohmann::json(residual) : nlohmann::json() },
+                         { "cosine_at_80_percent", late_cosine(r) },
+                         { "converged", std::find(v.not_converged.begin(), v.not_converged.end(), r.name) ==
+                                          v.not_converged.end() } };
+    // The trajectory on the log grid of records (the CSV has the same, with the KKT terms).
+    for (const auto& rec : r.hist.records) {
+      nlohmann::json t = { { "step", rec.step },
+                           { "log10_loss", rec.margins.log_loss / std::log(10.0) },
+                           { "errors", rec.margins.errors },
+                           { "cosine_to_final", rec.cosine_to_final } };
+      for (const auto& n : norms)
+        t["gamma"][n.name] = rec.margins.at(n.name).gamma;
+      o["trajectory"].push_back(t);
+    }
     o["log10_loss"] = last.margins.log_loss / std::log(10.0);
     o["errors"] = last.margins.errors;
     o["steps"] = r.hist.steps;
@@ -400,6 +543,15 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
   for (const auto& [norm, opt] : v.winner)
     j["winners"][norm] = opt;
   j["agree"] = v.agree;
+  j["verdict"] = v.line();
+  for (const auto& c : v.conditions)
+    j["conditions"].push_back({ { "condition", c.what }, { "met", c.met }, { "detail", c.detail } });
+  j["convergence_thresholds"] = { { "max_own_kkt_residual", max_kkt_residual },
+                                  { "min_cosine_at_80_percent", min_late_cosine } };
+  for (const auto& n : norms)
+    j["norms"][n.name] = n.describe();
+  j["steep"] = { { "version", STEEP_VERSION }, { "commit", STEEP_GIT_COMMIT } };
+  j["machine"] = steep::bench::machine_info({ s.threads }); // bench/harness.hpp: CPU, cores, SIMD, compiler
   j["settings"] = { { "preset", s.preset },
                     { "dataset", s.dataset },
                     { "samples", d.size() },
@@ -413,6 +565,15 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "schedule_exponent", s.a },
                     { "c", s.c },
                     { "beta", s.beta },
+                    { "beta2", s.beta2 },
+                    { "init_scale", s.init_scale },
+                    { "ns_steps", s.ns_steps },
+                    { "adam_eps", s.adam_eps },
+                    { "only", s.only },
+                    { "extra_norms", s.extra_norms },
+                    { "per_class", s.per_class },
+                    { "records", s.records },
+                    { "rescale", !s.no_rescale },
                     { "seed", s.seed },
                     { "data_seed", s.data_seed },
                     { "degree", degree },
@@ -630,7 +791,8 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto runs = run_all(s, *m, norms);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const verdicts v = judge(runs, norms);
+    const verdicts v = judge(runs, norms, s, m->degree());
+    print_conditions(v);
     print_table(runs, norms, v, s);
     std::printf("wall time %.1f s\n", wall);
     if (!s.json.empty()) {

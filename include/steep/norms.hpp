@@ -21,6 +21,7 @@
 //   linf_operator.hpp   linf_to_linf, sum_row_linf (largest absolute row sum, and its dual)
 //   composite.hpp       composite<fold, N...>: max_composite, sum_composite, l2_composite (fold.hpp)
 //   erased.hpp          block_norm_ref: any norm type at run time (block_norm_of<N>)
+//   catalogue.hpp       every norm steep ships, and norm_named(name) (not included here)
 //   constexpr_math.hpp  sqrt, exp, log, pow, abs usable in constant expressions
 //   newton_schulz.hpp   Muon's approximate polar factor (SYRK/SYMM products)
 //   polar.hpp           the exact polar factor and singular values by LAPACK
@@ -41,25 +42,3 @@
 #include "steep/norms/operator_norms.hpp"
 #include "steep/norms/polar.hpp"
 #include "steep/norms/spectral.hpp"
-
-#include <string_view>
-#include <tuple>
-
-namespace steep::norms {
-
-// Every block norm steep ships: what a command line picks from by name (norm_named). A new norm
-// is its header, its include above and its entry here; model norms, margins, KKT certificates and
-// implied norms then take it with no other change (erased.hpp).
-using catalogue = std::tuple<l1, linf, l2, frobenius, spectral, nuclear, l1_to_l2, sum_col_l2, l2_to_linf,
-                             sum_row_l2, linf_to_linf, sum_row_linf>;
-
-// The handle of the catalogue's norm named `name` (N::name), or nullptr.
-inline const block_norm_ref* norm_named(std::string_view name) {
-  const block_norm_ref* found = nullptr;
-  [&]<class... Ns>(std::tuple<Ns...>*) {
-    ((found = !found && Ns::name == name ? &block_norm_of<Ns> : found), ...);
-  }(static_cast<catalogue*>(nullptr));
-  return found;
-}
-
-} // namespace steep::norms

@@ -18,6 +18,10 @@ static_assert(adam_p::slot_name(0) == "exp_avg" && adam_p::slot_name(1) == "exp_
 static_assert(adam_p::passes == 1 && adam_p::n_reductions == 0 && adam_p::n_block_scalars == 0);
 static_assert(adam_p::bytes_per_param<float> == 28, "Adam moves p, g, m, v in and p, m, v out");
 static_assert(adam_p::reads_grad);
+// The engine's evaluation context fulfils the contract the grammar evaluates against (expr/node.hpp).
+static_assert(eval_context<steep::engine::eval_ctx<steep::kernel::batch<float>, adam_p>>);
+static_assert(
+  eval_context<steep::engine::eval_ctx<steep::kernel::batch<double>, prog<decltype(rules::normuon(0.02))>>>);
 
 // AMSGrad: the max slot comes after the second moment it reads.
 using ams_p = prog<decltype(rules::amsgrad(1e-3))>;

@@ -116,7 +116,7 @@ struct evaluator {
   template <std::size_t K>
   using G = slot_granularity<P, K>;
 
-  static_assert(expr::eval_context<eval_ctx<VB, P>>);
+  // (eval_ctx models expr::eval_context: checked once, tests/unit/test_static.cpp.)
 
   // What one chunk's loop reads, hoisted out of it: pointers, and the per-step and per-block
   // scalars already broadcast into local batches. Locals matter: a table the loop reads

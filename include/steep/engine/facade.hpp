@@ -39,8 +39,26 @@
 
 namespace steep::engine {
 
+namespace detail {
+// What the facade keeps whatever the rule: its constructor and destructor are compiled once, not
+// once per rule (docs/compile-time.md).
+struct facade_state {
+  [[gnu::noinline]] facade_state() = default;
+  [[gnu::noinline]] ~facade_state() = default;
+  facade_state(facade_state&&) noexcept = default;
+  facade_state& operator=(facade_state&&) noexcept = default;
+
+  std::vector<std::pair<std::string, std::size_t>> owner_; // each block's part, in store order
+  nonfinite_policy policy_ = nonfinite_policy::refuse;
+  std::weak_ptr<const bool> store_alive_; // param_store::lifetime() of the user's store
+  int threads_ = 0;                       // optimizer_options::threads, where no part is built
+  std::int64_t t_ = 0;
+  std::int64_t skipped_ = 0;
+};
+} // namespace detail
+
 template <class Derived, class T>
-class optimizer_facade {
+class optimizer_facade : protected detail::facade_state {
 public:
   using value_type = T;
 
@@ -69,6 +87,11 @@ public:
   // The last step's first held-back coordinate in the store's block order (its cause in
   // `output`, guard.hpp) and, in its count, how many were held back in all parts; empty if none.
   std::optional<nonfinite_entry> held_back() const {
+    if constexpr (one_part) {
+      std::optional<nonfinite_entry> out;
+      visit_built([&](std::size_t, const auto& part) { out = part.held_; });
+      return out;
+    }
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
     auto position = [&](const std::string& name) {
@@ -118,6 +141,8 @@ public:
   // Sets the hyperparameter in every part that has one of that name; every part accepts the
   // value, or none changes.
   void set(std::string_view name, double value) {
+    if constexpr (one_part)
+      return visit_built([&](std::size_t, auto& part) { part.hypers_.set(&part.roots_, name, value); });
     check(name, value);
     bool found = false;
     for_named(name, [&](std::size_t, auto& part, std::string_view n) {
@@ -128,6 +153,11 @@ public:
       no_hyper(name);
   }
   double get(std::string_view name) const {
+    if constexpr (one_part) {
+      double v = 0;
+      visit_built([&](std::size_t, const auto& part) { v = part.hypers_.get(&part.roots_, name); });
+      return v;
+    }
     std::vector<std::pair<std::size_t, double>> values;
     for_named(name, [&](std::size_t k, const auto& part, std::string_view n) {
       if (part.hypers_.has(n))
@@ -147,6 +177,11 @@ public:
   // Every named hyperparameter with its value (checkpoints save them): once per name where the
   // parts agree, else once per arm as "arm<k>/<name>" (so a checkpoint restores each arm's own).
   std::vector<std::pair<std::string, double>> hyperparameters() const {
+    if constexpr (one_part) {
+      std::vector<std::pair<std::string, double>> out;
+      visit_built([&](std::size_t, const auto& part) { out = part.hypers_.hyperparameters(&part.roots_); });
+      return out;
+    }
     std::vector<std::pair<std::string, double>> all; // (name, value) per part, with the part's index
     std::vector<std::size_t> arm;
     visit_built([&](std::size_t k, const auto& part) {
@@ -247,6 +282,8 @@ public:
 
 protected:
   optimizer_facade() = default;
+  // (A plain optimizer has one part; its members below then need no merging across parts.)
+  static constexpr bool one_part = Derived::n_parts == 1 && !Derived::is_route;
 
   // The two halves of a step, part by part, for Derived's prepare_step() and commit_step(). Those
   // are defined outside their classes, so a unit that declares an optimizer `extern template`
@@ -266,12 +303,6 @@ protected:
     count_step();
   }
   void count_step() noexcept { ++t_; }
-
-  // Filled by Derived when it is built.
-  std::vector<std::pair<std::string, std::size_t>> owner_; // each block's part, in store order
-  nonfinite_policy policy_ = nonfinite_policy::refuse;
-  std::weak_ptr<const bool> store_alive_; // param_store::lifetime() of the user's store
-  int threads_ = 0;                       // optimizer_options::threads, where no part is built
 
 private:
   Derived& self() { return static_cast<Derived&>(*this); }
@@ -350,9 +381,6 @@ private:
                                          : "the rule has no hyperparameter named '") +
                       std::string(name) + "'");
   }
-
-  std::int64_t t_ = 0;
-  std::int64_t skipped_ = 0;
 };
 
 } // namespace steep::engine

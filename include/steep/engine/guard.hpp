@@ -206,6 +206,9 @@ bool run_step(Opt& opt, nonfinite_policy policy, std::int64_t& skipped) {
 
 namespace detail {
 
+template <class T>
+struct tables; // engine/tables.hpp
+
 // Where the guard runs for a program P, and whether a rule can hold back single coordinates.
 template <class P>
 struct guard_plan {
@@ -264,9 +267,8 @@ struct guard_state {
   guard_state& operator=(guard_state&&) noexcept = default;
 
   // The guard alone, for a rule whose only pass writes: reads the gradient and nothing else.
-  // (Tables: detail::tables<T>, engine/tables.hpp.)
-  template <class Tables>
-  void guard_pass(const Tables& t) {
+  // (Members of a class template, not templates: compiled once per T, whatever the rule.)
+  void guard_pass(const tables<T>& t) {
     t.exec_.for_each_chunk(t.wl_, [&](std::size_t ci) {
       const auto& ch = t.wl_[ci];
       chunk_bad_[ci] = !all_finite(t.blocks_[ch.block].grad, ch.begin, ch.end);
@@ -276,8 +278,7 @@ struct guard_state {
   // The first non-finite gradient entry of the chunks the guard's passes flagged, with how many
   // there are, if the guard is on; clears the flags. Scanned serially: rare, and the same for
   // any thread count. Noted and reported as the update pass's held-back coordinates are.
-  template <class Tables>
-  std::optional<nonfinite_entry> first_bad_chunk(const Tables& t) {
+  std::optional<nonfinite_entry> first_bad_chunk(const tables<T>& t) {
     if (!guard_)
       return std::nullopt;
     for (std::size_t ci = 0; ci < chunk_bad_.size(); ++ci)
@@ -309,8 +310,7 @@ struct guard_state {
 
   // The noted coordinates: the first in list order, with how many there are; clears the notes.
   // slot_name(K) names slot K (for notes of the update pass's outputs).
-  template <class Tables>
-  [[gnu::cold]] std::optional<nonfinite_entry> held_entries(const Tables& t,
+  [[gnu::cold]] std::optional<nonfinite_entry> held_entries(const tables<T>& t,
                                                             std::string_view (*slot_name)(std::size_t)) {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
