@@ -469,8 +469,9 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
     }
     std::printf("\n");
   }
-  for (const auto& [norm, opt] : v.winner)
-    std::printf("column %-9s won by %-12s\n", norm.c_str(), opt.c_str());
+  for (const auto& n : norms)
+    if (v.winner.count(n.name))
+      std::printf("column %-9s won by %-12s\n", n.name.c_str(), v.winner.at(n.name).c_str());
   for (const auto& r : runs)
     if (!r.why.empty())
       std::printf("%s: no implied norm: %s\n", r.name.c_str(), r.why.c_str());
