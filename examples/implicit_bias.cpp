@@ -613,8 +613,19 @@ void write_csv(const std::string& path, const std::vector<run_result>& runs,
 
 // One data file per optimizer and a gnuplot script drawing gamma_N over steps (log x), one panel per
 // norm, as PNG and SVG. gnuplot is Debian's (scripts/install-deps.sh); without it the script stays.
+// What a plot says of its run: data, network, schedule and initialization.
+std::string plot_title(const settings& s, int degree, std::size_t samples) {
+  std::ostringstream t;
+  t << "normalized margins gamma_N = min_i y_i f(x_i) / N(theta)^L: " << s.dataset << ", " << samples
+    << " samples, depth " << s.depth << ", width " << s.width << ", " << s.activation << " (L = " << degree
+    << "), " << s.steps << " steps, eta0 t^-" << s.a << ", c = " << s.c << ", init scale " << s.init_scale
+    << ", seed " << s.seed;
+  return t.str();
+}
+
+// `title`: the run's settings, shown above the panels.
 void write_plots(const std::string& dir, const std::vector<run_result>& runs,
-                 const std::vector<tr::model_norm>& norms) {
+                 const std::vector<tr::model_norm>& norms, const std::string& title) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   for (const auto& r : runs) {
@@ -638,25 +649,31 @@ void write_plots(const std::string& dir, const std::vector<run_result>& runs,
     }
   }
   std::ofstream g(fs::path(dir) / "margins.gp");
-  // One panel per norm (margins after separation: y from 0), then cos(theta_t, theta_T).
-  auto plot = [&](std::size_t column, const std::string& title) {
-    g << "set title '" << title << "'\nplot ";
+  // Margins span orders of magnitude between optimizers and norms, so their panels are log-scale
+  // (a run's margin before it separates the data is not positive and not drawn). Okabe-Ito colours
+  // and dash types tell the curves apart in print and in grey; the legend sits outside the panels.
+  g << "set linetype 1 lc rgb '#000000' dt 1\nset linetype 2 lc rgb '#E69F00' dt 2\n"
+    << "set linetype 3 lc rgb '#56B4E9' dt 3\nset linetype 4 lc rgb '#009E73' dt 4\n"
+    << "set linetype 5 lc rgb '#0072B2' dt 5\nset linetype 6 lc rgb '#D55E00' dt 6\n"
+    << "set linetype 7 lc rgb '#CC79A7' dt 1\nset linetype 8 lc rgb '#999999' dt 2\nset linetype cycle 8\n";
+  auto plot = [&](std::size_t column, const std::string& title, const std::string& ylabel) {
+    g << "set title '" << title << "'\nset ylabel '" << ylabel << "'\nplot ";
     for (std::size_t i = 0; i < runs.size(); ++i)
-      g << (i ? ", " : "") << "'" << runs[i].name << ".dat' using 1:" << column << " with lines lw 2 title '"
-        << runs[i].name << "'";
+      g << (i ? ", " : "") << "'" << runs[i].name << ".dat' using 1:" << column << " with lines lw 2 lt "
+        << i + 1 << " title '" << runs[i].name << "'";
     g << '\n';
   };
   for (const char* ext : { "png", "svg" }) {
-    g << "set terminal " << ext << " size 1600,1000 noenhanced\nset output 'margins." << ext
-      << "'\nset multiplot layout 2," << (norms.size() + 2) / 2
-      << " title 'normalized margins gamma_N = min_i y_i f(x_i) / N(theta)^L over training'\n"
-      << "set logscale x\nset key left top font ',9'\nset xlabel 'step'\nset yrange [0:*]\n";
+    g << "set terminal " << ext << " size 1800,1100 noenhanced\nset output 'margins." << ext
+      << "'\nset multiplot layout 2," << (norms.size() + 2) / 2 << " title '" << title << "'\n"
+      << "set logscale x\nset key outside right top font ',9'\nset xlabel 'step'\nset logscale y\nset format "
+         "y '%.0e'\n";
     for (std::size_t k = 0; k < norms.size(); ++k)
-      plot(k + 2, "gamma " + norms[k].name);
-    g << "set yrange [*:1]\n";
-    plot(norms.size() + 2, "cos(theta_t, theta_T)");
-    g << "set yrange [*:*]\nset logscale y\n";
-    plot(norms.size() + 3, "KKT residual 1 - rho in the implied norm");
+      plot(k + 2, "gamma " + norms[k].name + " (log scale)", "normalized margin gamma_" + norms[k].name);
+    g << "unset logscale y\nset format y '%g'\nset yrange [*:1]\n";
+    plot(norms.size() + 2, "cos(theta_t, theta_T)", "cosine to the final direction");
+    g << "set yrange [*:*]\nset logscale y\nset format y '%.0e'\n";
+    plot(norms.size() + 3, "KKT residual in the implied norm", "1 - rho");
     g << "unset logscale y\nunset multiplot\n";
   }
   g.close();
@@ -804,7 +821,7 @@ int main(int argc, char** argv) {
     if (!s.csv.empty())
       write_csv(s.csv, runs, norms);
     if (!s.plot.empty())
-      write_plots(s.plot, runs, norms);
+      write_plots(s.plot, runs, norms, plot_title(s, m->degree(), d.size()));
     std::printf("implicit bias done\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "implicit_bias: %s\n", e.what());
