@@ -85,7 +85,7 @@ public:
     bool found = false;
     for (const entry& e : entries_)
       if (e.name == name)
-        v = value_at(const_cast<void*>(roots), e), found = true;
+        v = value_at(roots, e), found = true;
     if (!found)
       no_such(name);
     return v;
@@ -98,13 +98,16 @@ public:
     std::vector<std::pair<std::string, double>> out;
     for (const entry& e : entries_)
       if (std::none_of(out.begin(), out.end(), [&](const auto& o) { return o.first == e.name; }))
-        out.emplace_back(std::string(e.name), value_at(const_cast<void*>(roots), e));
+        out.emplace_back(std::string(e.name), value_at(roots, e));
     return out;
   }
 
 private:
   static double& value_at(void* roots, const entry& e) {
     return *reinterpret_cast<double*>(static_cast<char*>(roots) + e.offset);
+  }
+  static double value_at(const void* roots, const entry& e) {
+    return *reinterpret_cast<const double*>(static_cast<const char*>(roots) + e.offset);
   }
   [[noreturn, gnu::cold]] static void no_such(std::string_view name) {
     throw usage_error("the rule has no hyperparameter named '" + std::string(name) + "'");

@@ -23,7 +23,12 @@
 
 namespace steep::norms {
 
+// The fold a norm of several blocks combines its block values by (fold.hpp), as a run-time value.
 enum class fold_kind { max, sum, l2 };
+// The dual norm's fold: max <-> sum, l2 <-> l2 (fold.hpp's `dual`).
+constexpr fold_kind dual_fold(fold_kind f) {
+  return f == fold_kind::max ? fold_kind::sum : f == fold_kind::sum ? fold_kind::max : fold_kind::l2;
+}
 
 struct block_norm_ref {
   std::string_view name;

@@ -13,12 +13,12 @@
 // the norms the paper's optimizers maximize margins in are combinations of block norms:
 //   max      N(theta) = max_b w_b N_b(theta_b)        dual: sum_b N_b*(g_b) / w_b
 //   sum      N(theta) = sum_b w_b N_b(theta_b)        dual: max_b N_b*(g_b) / w_b
-//   euclid   N(theta) = sqrt(sum_b (w_b N_b)^2)       dual: sqrt(sum_b (N_b*(g_b) / w_b)^2)
-// Global l2 is the euclid combination of per-block l2, global l_inf the max of per-block l_inf,
-// global l1 the sum of per-block l1. Which block norm and weight a block gets depends on its role:
-// hidden matrices take `hidden`, every other block (the head, vectors) takes `other`. The block
-// norms are any steep::norms type, held as a run-time handle (norms/erased.hpp: model_norm::of<N>()),
-// so the duality laws tested there hold here too, and a new norm needs no entry here.
+//   l2       N(theta) = sqrt(sum_b (w_b N_b)^2)       dual: sqrt(sum_b (N_b*(g_b) / w_b)^2)
+// (norms/fold.hpp's folds, held as norms::fold_kind). Global l2 is the l2 fold of per-block l2, global l_inf
+// the max of per-block l_inf, global l1 the sum of per-block l1. Which block norm and weight a block gets
+// depends on its role: hidden matrices take `hidden`, every other block (the head, vectors) takes `other`.
+// The block norms are any steep::norms type, held as a run-time handle (norms/erased.hpp:
+// model_norm::of<N>()), so the duality laws tested there hold here too, and a new norm needs no entry here.
 
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
@@ -33,7 +33,8 @@
 
 namespace steep::train {
 
-enum class combine { max, sum, euclid };
+// How a model norm folds its blocks: norms::fold_kind (max, sum, l2).
+using combine = norms::fold_kind;
 
 struct model_norm {
   struct part {
@@ -48,10 +49,7 @@ struct model_norm {
   // N on every block, folded as N declares (norms/erased.hpp: l2 as the root of the sum of squares,
   // l1 as a sum, l_inf and every norm without a global form as the max over blocks).
   static model_norm of(const norms::block_norm_ref& n, std::string name = "") {
-    const combine how = n.global_fold == norms::fold_kind::l2    ? combine::euclid
-                        : n.global_fold == norms::fold_kind::sum ? combine::sum
-                                                                 : combine::max;
-    return { name.empty() ? std::string(n.name) : std::move(name), how, { n, 1 }, { n, 1 } };
+    return { name.empty() ? std::string(n.name) : std::move(name), n.global_fold, { n, 1 }, { n, 1 } };
   }
   template <class N>
   static model_norm of() {
@@ -75,11 +73,10 @@ struct model_norm {
 
   // The dual norm, as in the file comment.
   model_norm dual() const {
-    const combine d =
-      how == combine::max ? combine::sum : (how == combine::sum ? combine::max : combine::euclid);
-    return {
-      name + "*", d, { hidden.norm.dual(), 1 / hidden.weight }, { other.norm.dual(), 1 / other.weight }
-    };
+    return { name + "*",
+             norms::dual_fold(how),
+             { hidden.norm.dual(), 1 / hidden.weight },
+             { other.norm.dual(), 1 / other.weight } };
   }
 
   // Whether a block is measured as a matrix (a rank-1 shape is 1 x n).
@@ -97,7 +94,7 @@ struct model_norm {
       const double v = p.weight * p.norm.value(grads ? b.grad : b.param, rows, b.size / (rows ? rows : 1));
       acc = how == combine::max ? std::max(acc, v) : (how == combine::sum ? acc + v : acc + v * v);
     }
-    return how == combine::euclid ? std::sqrt(acc) : acc;
+    return how == combine::l2 ? std::sqrt(acc) : acc;
   }
   template <class T>
   double value(const param_store<T>& s) const {
@@ -110,7 +107,7 @@ struct model_norm {
 
   std::string describe() const {
     std::ostringstream os;
-    const char* c = how == combine::max ? "max" : (how == combine::sum ? "sum" : "euclid");
+    const char* c = how == combine::max ? "max" : (how == combine::sum ? "sum" : "l2");
     os << name << " = " << c << "(hidden: " << hidden.weight << " " << hidden.norm.name
        << ", other: " << other.weight << " " << other.norm.name << ")";
     return os.str();
