@@ -205,6 +205,33 @@ TEST_CASE("guard: every catalogue rule refuses a non-finite gradient before writ
   });
 }
 
+TEST_CASE("every catalogue rule: 1, 2 and 8 threads give the same bits, typed or behind any_optimizer") {
+  // The equivalence suite's thread and buffer laws (test_equivalence.cpp) for each rule of
+  // steep/rules/catalogue.hpp, routes included: a rule added there is checked here. Small chunks
+  // (64 entries) split every block, so the threads share blocks, rows and reductions.
+  rules::for_each_catalogue_rule([](std::string_view name, const auto& rule, rules::takes blocks) {
+    INFO(name);
+    const bool vectors = blocks == rules::takes::any;
+    std::map<std::string, std::vector<unsigned char>> first;
+    for (int threads : { 1, 2, 8 })
+      for (bool erased : { false, true }) {
+        auto store = make_store(vectors);
+        steep::optimizer typed(rule, store, { .threads = threads, .chunk_elements = 64 });
+        steep::any_optimizer<T> any =
+          steep::optimizer(rule, store, { .threads = threads, .chunk_elements = 64 });
+        for (int t = 0; t < 3; ++t) {
+          fill_grads(store, t);
+          REQUIRE((erased ? any.step() : typed.step()));
+        }
+        const auto now = erased ? snapshot(any, store) : snapshot(typed, store);
+        if (first.empty())
+          first = now;
+        INFO(threads << " threads" << (erased ? ", any_optimizer" : ""));
+        CHECK(now == first);
+      }
+  });
+}
+
 TEST_CASE("guard: mask holds back exactly the non-finite coordinates, in the update pass") {
   for_coordinatewise_rules([](const auto& rule) { check_mask(rule); });
   check_mask(steep::route(steep::on_name("b") >> rules::lion(1e-2), steep::otherwise >> rules::adam(1e-2)));

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <steep/rules/catalogue.hpp>
 #include <steep/steep.hpp>
 #include <steep/train/data.hpp>
 #include <steep/train/implied_norm.hpp>
@@ -17,6 +18,7 @@
 
 namespace md = steep::model;
 namespace tr = steep::train;
+namespace rl = steep::rules;
 
 // ---- degrees at compile time (docs/implicit-bias.md §1) -------------------------------
 static_assert(steep::degree_v<md::sequential<md::linear, md::relu_pow<2>, md::linear>> == 3);
@@ -381,7 +383,7 @@ TEST_CASE("linear sanity (E1): MomentumGD wins l2, Signum wins l_inf, each certi
 
 TEST_CASE("implied_norm_of: a route's hybrid weight is its learning-rate ratio", "[implied]") {
   using steep::expr::inv_power;
-  namespace rl = steep::rules;
+
   const auto h = tr::implied_norm_of(rl::muon_adam_paper(inv_power(0.02, 0.8), inv_power(0.002, 0.8)));
   CHECK(h.name == "hybrid");
   CHECK(h.hidden.weight == Approx(0.1));
@@ -412,7 +414,7 @@ TEST_CASE("gradient rescaling is exact: the same trajectory as raw gradients, an
   md::network<net_t, double> net({ 6, 5, 1 }, d.size());
   tr::full_batch<net_t, double> task(net, d, md::loss_fn{ md::loss_kind::exponential });
   using steep::expr::inv_power;
-  namespace rl = steep::rules;
+
   auto run = [&](auto rule, bool rescale, std::int64_t steps, int* rescales = nullptr) {
     net.init_gaussian(0.5, 3);
     steep::optimizer opt(rule, net.store(), { .threads = 1 });
@@ -445,11 +447,74 @@ TEST_CASE("gradient rescaling is exact: the same trajectory as raw gradients, an
   int n = 0;
   run(rl::adam(0.05), true, 50, &n);
   CHECK(n == 0);
-  static_assert(!tr::gradient_scale<steep::optimizer<decltype(rl::adam(0.1)), double>>::available);
-  static_assert(tr::gradient_scale<steep::optimizer<decltype(rl::signum(0.1)), double>>::available);
+  steep::param_store<double> small({ { "W", { 2, 2 } } });
+  CHECK_FALSE(tr::gradient_scale(steep::optimizer(rl::adam(0.1), small)).available());
+  CHECK(tr::gradient_scale(steep::optimizer(rl::signum(0.1), small)).available());
+  // The type-erased optimizer rescales as its typed one: no rule type is read.
+  steep::any_optimizer<double> erased = steep::optimizer(rl::muon_signum_paper(0.3, 0.05), small);
+  CHECK(tr::gradient_scale(erased).enabled());
   // Far into the margin regime: training goes on where raw gradients underflow.
   const auto deep = run(rl::muon_signum_paper(0.3, 0.05), true, 3000);
   INFO("deep log loss " << deep.second);
   CHECK(deep.second < std::log(1e-300));
   CHECK(std::isfinite(deep.second));
+}
+
+namespace {
+// What the implied-norm analysis calls a slot (momentum: 1, second moment: 2), as a degree.
+template <class S>
+double implied_degree() {
+  using C = tr::implied::classify_t<S>;
+  return std::is_same_v<C, tr::implied::momentum> ? 1.0 : std::is_same_v<C, tr::implied::second> ? 2.0 : -1.0;
+}
+template <class R>
+struct degree_check {
+  static void run(std::string_view name) {
+    using P = steep::expr::program<R>;
+    INFO(name);
+    // A rule the theory calls scale invariant is of degree 0 to the engine, so gradient rescaling
+    // (train/rescale.hpp) still takes it, and its slots have the degrees the analysis gives them.
+    if (tr::implied_norm<R>::scale_invariant)
+      CHECK(steep::expr::gradient_degree<R>.or_nan() == 0);
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      (
+        [&] {
+          using S = typename P::template slot_t<K>;
+          INFO(P::slot_name(K));
+          if (implied_degree<S>() > 0)
+            CHECK(steep::expr::gradient_degree<S>.or_nan() == implied_degree<S>());
+        }(),
+        ...);
+    }
+    (std::make_index_sequence<P::n_slots>{});
+  }
+};
+template <class... Arms>
+struct degree_check<steep::expr::routed<Arms...>> {
+  static void run(std::string_view name) { (degree_check<typename Arms::rule_type>::run(name), ...); }
+};
+} // namespace
+
+TEST_CASE("degrees in the gradient: what rescaling reads agrees with the implied-norm analysis", "[train]") {
+  using steep::expr::gradient_degree;
+  static_assert(gradient_degree<decltype(rl::adam_eps0(1e-3))>.or_nan() == 0);
+  static_assert(gradient_degree<decltype(rl::signum(1e-3))>.or_nan() == 0);
+  static_assert(gradient_degree<decltype(rl::muon_exact(0.02))>.or_nan() == 0);
+  // A route's degree is its arms' common one (muon_paper routes the head to its own arm).
+  static_assert(steep::optimizer<decltype(rl::muon_paper(0.02)), double>::gradient_degree() == 0);
+  static_assert(gradient_degree<decltype(rl::sgd(0.1))>.or_nan() == 1);
+  static_assert(!gradient_degree<decltype(rl::adam(1e-3))>.homogeneous(), "sqrt(v) + eps: no degree");
+  static_assert(!gradient_degree<decltype(rl::adam_mini(1e-3))>.homogeneous());
+  std::size_t n = 0;
+  steep::rules::for_each_catalogue_rule([&](std::string_view name, const auto& rule, steep::rules::takes) {
+    degree_check<std::remove_cvref_t<decltype(rule)>>::run(name);
+    ++n;
+  });
+  CHECK(n >= 40);
+  // The optimizer reports them: Adam's moments are of degree 1 and 2.
+  steep::param_store<float> s({ { "b", { 3 } } });
+  steep::optimizer opt(rl::adam_eps0(1e-3), s);
+  CHECK(opt.gradient_degree() == 0);
+  CHECK(opt.slots().at(0).degree == 1);
+  CHECK(opt.slots().at(1).degree == 2);
 }

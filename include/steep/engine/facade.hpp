@@ -1,72 +1,81 @@
 #pragma once
-// optimizer_facade<Derived, T>: the whole optimizer_interface (interface.hpp), written once over a
-// list of parts. A part is one compiled rule's state (detail::engine_state, engine/state.hpp): a
-// plain optimizer has one, a route (routed.hpp) one per arm that got blocks. What differs between
-// them is only how they are built; stepping, state, slots, hyperparameters, counters and
-// describe() are here.
+// optimizer_facade<T>: the whole optimizer_interface (interface.hpp), written once over a list of
+// parts (detail::part<T>, engine/part.hpp): one for a plain optimizer, one per arm that got
+// blocks for a route (routed.hpp). Nothing here depends on the rule, so it is compiled once per
+// parameter type, and any_optimizer<T> (any_optimizer.hpp) is this class itself: erasing a rule
+// costs no forwarding layer.
 //
-//   template <class Rule, class T>
-//   class optimizer : public optimizer_facade<optimizer<Rule, T>, T> {
-//     template <class F> void visit_parts(F&& f) { f(0, &s_); }   // k, part (nullptr: no blocks)
-//     static constexpr std::size_t n_parts = 1;  static constexpr bool is_route = false;
-//     ...
-//   };
+//   steep::optimizer opt(steep::rules::adam(1e-3), store);   // an optimizer_facade<float>
+//   steep::any_optimizer<float> any = std::move(opt);          // the same object, rule erased
+//   any.step();  any.set("lr", 1e-4);  any.state("W", "exp_avg");
 //
-// Derived supplies `n_parts`, `is_route`, `rule_type`, `part_t<k>` (its parts' types), visit_parts
-// (const and not), prepare_step() and commit_step() (through prepare_parts() and commit_parts()),
-// and fills the facade's `owner_` (each block's part, in the store's order), policy, store token
-// and thread count when it is built. A step prepares every part (read-only) before any part
-// commits, so a non-finite gradient in any block refuses the step for all of them (guard.hpp).
+// The typed optimizers only build their parts (and fill `owner_`, each block's part in the
+// store's order, the policy, the store token, the rule's id, slots and bytes per parameter), and
+// say what the compiler made of the rule (describe(): per rule, so it is compiled only where it
+// is called, or where a rule is erased into an any_optimizer). Stepping, state, slots,
+// hyperparameters and counters are here. A step prepares
+// every part (read-only) before any part commits, so a non-finite gradient in any block refuses
+// the step for all of them (guard.hpp).
 
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
 #include "steep/engine/guard.hpp"
-#include "steep/engine/plan.hpp"
-#include "steep/engine/slot_set.hpp"
+#include "steep/engine/part.hpp"
 #include "steep/engine/slots.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
 namespace steep::engine {
 
-namespace detail {
-// What the facade keeps whatever the rule: its constructor and destructor are compiled once, not
-// once per rule (docs/compile-time.md).
-struct facade_state {
-  [[gnu::noinline]] facade_state() = default;
-  [[gnu::noinline]] ~facade_state() = default;
-  facade_state(facade_state&&) noexcept = default;
-  facade_state& operator=(facade_state&&) noexcept = default;
-
-  std::vector<std::pair<std::string, std::size_t>> owner_; // each block's part, in store order
-  nonfinite_policy policy_ = nonfinite_policy::refuse;
-  std::weak_ptr<const bool> store_alive_; // param_store::lifetime() of the user's store
-  int threads_ = 0;                       // optimizer_options::threads, where no part is built
-  std::int64_t t_ = 0;
-  std::int64_t skipped_ = 0;
-};
-} // namespace detail
-
-template <class Derived, class T>
-class optimizer_facade : protected detail::facade_state {
+template <class T>
+class optimizer_facade {
 public:
   using value_type = T;
 
-  // One optimizer step with the gradients currently in the store: Derived's prepare_step() (read-
-  // only) then, if it found nothing, its commit_step(). Returns false if the step was skipped (a
+  optimizer_facade(optimizer_facade&&) noexcept = default;
+  optimizer_facade& operator=(optimizer_facade&&) noexcept = default;
+  ~optimizer_facade() = default;
+
+  // One optimizer step with the gradients currently in the store: prepare_step() (read-only)
+  // then, if it found nothing, commit_step(). Returns false if the step was skipped (a
   // non-finite gradient under nonfinite_policy::skip) or held coordinates back; under refuse a
   // non-finite gradient throws nonfinite_error instead. Nothing is written where it is refused.
-  bool step() { return run_step(self(), policy_, skipped_); }
+  bool step() { return run_step(*this, policy_, skipped_); }
+
+  // The read-only part of a step, every part's (plan.hpp): per-step and per-block scalars, the
+  // guard, the reduction passes and the matrix phase. Writes only tables and scratch. Returns
+  // the first non-finite gradient entry (if the guard is on and found one); then the step must
+  // not be committed.
+  [[gnu::noinline]] std::optional<nonfinite_entry> prepare_step() {
+    require_live_store(store_alive_); // a route's parts ask about their own stores
+    std::optional<nonfinite_entry> bad;
+    for (auto& p : parts_)
+      if (p && !bad)
+        bad = p->prepare();
+    return bad;
+  }
+  // The update pass of a step prepare_step() accepted, every part's: stores parameters and slots
+  // once.
+  [[gnu::noinline]] void commit_step() {
+    for (auto& p : parts_)
+      if (p)
+        p->commit();
+    ++t_;
+  }
 
   std::int64_t steps() const noexcept { return t_; }
   // Steps skipped for a non-finite gradient (nonfinite_policy::skip), or applied with some
@@ -75,29 +84,30 @@ public:
   std::int64_t skipped_steps() const noexcept { return skipped_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
   // Sets the step counters (a checkpoint's load: engine/checkpoint.hpp).
-  void restore_steps(std::int64_t t, std::int64_t skipped = 0) {
+  [[gnu::cold, gnu::noinline]] void restore_steps(std::int64_t t, std::int64_t skipped = 0) {
     if (t < 0 || skipped < 0)
       throw usage_error("a step count cannot be negative");
-    visit_built([&](std::size_t, auto& part) { part.t_ = t; });
+    for_built([&](std::size_t, detail::part<T>& part) { part.t_ = t; });
     t_ = t, skipped_ = skipped;
   }
   // The rule's structural hash (slots.hpp, rule_hash): checkpoints refuse another rule's state.
-  static std::string rule_id() { return rule_hash<typename Derived::rule_type>(); }
+  std::string rule_id() const { return rule_hash(*rule_type_); }
+  // Bytes the update pass moves per parameter (a route: its largest arm's).
+  std::size_t bytes_per_param() const noexcept { return bytes_per_param_; }
+  // The update's degree in the gradient (expr/degree.hpp): 0 for a scale-invariant rule (Signum,
+  // Adam with eps = 0, Muon), 1 for (momentum) GD; NaN where it is not homogeneous or a route's
+  // arms differ. With slot_info::degree, what rescaling the gradient needs (train/rescale.hpp).
+  double gradient_degree() const noexcept { return gradient_degree_; }
 
   // The last step's first held-back coordinate in the store's block order (its cause in
   // `output`, guard.hpp) and, in its count, how many were held back in all parts; empty if none.
-  std::optional<nonfinite_entry> held_back() const {
-    if constexpr (one_part) {
-      std::optional<nonfinite_entry> out;
-      visit_built([&](std::size_t, const auto& part) { out = part.held_; });
-      return out;
-    }
+  [[gnu::noinline]] std::optional<nonfinite_entry> held_back() const {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
     auto position = [&](const std::string& name) {
       return std::find_if(owner_.begin(), owner_.end(), [&](const auto& o) { return o.first == name; });
     };
-    visit_built([&](std::size_t, const auto& part) {
+    for_built([&](std::size_t, const detail::part<T>& part) {
       if (const auto& h = part.held_) {
         count += h->count;
         if (!out || position(h->block) < position(out->block))
@@ -111,11 +121,11 @@ public:
 
   int threads() const noexcept {
     int n = threads_;
-    visit_built([&](std::size_t, const auto& part) { n = part.exec_.threads(); });
+    for_built([&](std::size_t, const detail::part<T>& part) { n = part.exec_.threads(); });
     return n;
   }
-  void set_threads(int n) {
-    visit_built([&](std::size_t, auto& part) {
+  [[gnu::cold, gnu::noinline]] void set_threads(int n) {
+    for_built([&](std::size_t, detail::part<T>& part) {
       part.exec_ = kernel::executor(part.checked_threads(n), part.exec_.serial_below());
     });
     threads_ = threads();
@@ -128,40 +138,40 @@ public:
   // differ: opt.set("arm1/weight_decay", 0.01).
 
   // Whether some part has a named hyperparameter `name`.
-  bool has(std::string_view name) const {
+  [[gnu::cold, gnu::noinline]] bool has(std::string_view name) const {
     bool found = false;
-    for_named(
-      name, [&](std::size_t, const auto& part, std::string_view n) { found = found || part.hypers_.has(n); });
+    for_named(name, [&](std::size_t, const detail::part<T>& part, std::string_view n) {
+      found = found || part.hypers_.has(n);
+    });
     return found;
   }
   // Throws, naming it, if some part's hyperparameter `name` would refuse `value`.
-  void check(std::string_view name, double value) const {
-    for_named(name, [&](std::size_t, const auto& part, std::string_view n) { part.hypers_.check(n, value); });
+  [[gnu::cold, gnu::noinline]] void check(std::string_view name, double value) const {
+    for_named(name, [&](std::size_t, const detail::part<T>& part, std::string_view n) {
+      part.hypers_.check(n, value);
+    });
   }
   // Sets the hyperparameter in every part that has one of that name; every part accepts the
   // value, or none changes.
-  void set(std::string_view name, double value) {
-    if constexpr (one_part)
-      return visit_built([&](std::size_t, auto& part) { part.hypers_.set(&part.roots_, name, value); });
+  [[gnu::cold, gnu::noinline]] void set(std::string_view name, double value) {
+    if (!is_route_)
+      return parts_[0]->hypers_.set(parts_[0]->roots_ptr_, name, value);
     check(name, value);
     bool found = false;
-    for_named(name, [&](std::size_t, auto& part, std::string_view n) {
+    for_named(name, [&](std::size_t, detail::part<T>& part, std::string_view n) {
       if (part.hypers_.has(n))
-        part.hypers_.set(&part.roots_, n, value), found = true;
+        part.hypers_.set(part.roots_ptr_, n, value), found = true;
     });
     if (!found)
       no_hyper(name);
   }
-  double get(std::string_view name) const {
-    if constexpr (one_part) {
-      double v = 0;
-      visit_built([&](std::size_t, const auto& part) { v = part.hypers_.get(&part.roots_, name); });
-      return v;
-    }
+  [[gnu::cold, gnu::noinline]] double get(std::string_view name) const {
+    if (!is_route_)
+      return parts_[0]->hypers_.get(parts_[0]->roots_ptr_, name);
     std::vector<std::pair<std::size_t, double>> values;
-    for_named(name, [&](std::size_t k, const auto& part, std::string_view n) {
+    for_named(name, [&](std::size_t k, const detail::part<T>& part, std::string_view n) {
       if (part.hypers_.has(n))
-        values.emplace_back(k, part.hypers_.get(&part.roots_, n));
+        values.emplace_back(k, part.hypers_.get(part.roots_ptr_, n));
     });
     if (values.empty())
       no_hyper(name);
@@ -176,16 +186,13 @@ public:
   }
   // Every named hyperparameter with its value (checkpoints save them): once per name where the
   // parts agree, else once per arm as "arm<k>/<name>" (so a checkpoint restores each arm's own).
-  std::vector<std::pair<std::string, double>> hyperparameters() const {
-    if constexpr (one_part) {
-      std::vector<std::pair<std::string, double>> out;
-      visit_built([&](std::size_t, const auto& part) { out = part.hypers_.hyperparameters(&part.roots_); });
-      return out;
-    }
+  [[gnu::cold, gnu::noinline]] std::vector<std::pair<std::string, double>> hyperparameters() const {
+    if (!is_route_)
+      return parts_[0]->hypers_.hyperparameters(parts_[0]->roots_ptr_);
     std::vector<std::pair<std::string, double>> all; // (name, value) per part, with the part's index
     std::vector<std::size_t> arm;
-    visit_built([&](std::size_t k, const auto& part) {
-      for (auto& e : part.hypers_.hyperparameters(&part.roots_))
+    for_built([&](std::size_t k, const detail::part<T>& part) {
+      for (auto& e : part.hypers_.hyperparameters(part.roots_ptr_))
         all.push_back(e), arm.push_back(k);
     });
     std::vector<std::pair<std::string, double>> out;
@@ -204,72 +211,23 @@ public:
     return out;
   }
 
-  // ---- state slots (slot_set.hpp) -------------------------------------------------------------
+  // ---- state slots (the parts' slot directories, part.hpp) -----------------------------------
 
-  // Every part's slots, each name once.
-  static std::vector<slot_info> slots() {
-    std::vector<slot_info> out;
-    [&]<std::size_t... K>(std::index_sequence<K...>) {
-      (
-        [&] {
-          for (auto& s : detail::slot_set<typename Derived::template part_t<K>>::info())
-            if (std::none_of(out.begin(), out.end(), [&](const slot_info& o) { return o.name == s.name; }))
-              out.push_back(s);
-        }(),
-        ...);
-    }
-    (std::make_index_sequence<Derived::n_parts>{});
-    return out;
-  }
+  // Every part's slots, each name once (a route's arms without blocks included).
+  std::vector<slot_info> slots() const { return slot_info_; }
   // Whether `block`'s part has a state slot named `slot` (a route's arms hold different slots).
-  bool has_slot(const std::string& block, std::string_view slot) const {
-    bool found = false;
-    visit_part_of(block, [&](const auto& part) {
-      found = detail::slot_set<std::remove_cvref_t<decltype(part)>>::has_slot(part, block, slot);
-    });
-    return found;
+  [[gnu::cold, gnu::noinline]] bool has_slot(const std::string& block, std::string_view slot) const {
+    return part_of(block).has_slot(block, slot);
   }
   // A view of slot `slot` of block `block` (S must be the slot's storage dtype): in the block's
   // shape, of shape (lines) for a per-line slot, or (1) for a per-block slot.
   template <class S = T>
   state_view<S> state(const std::string& block, const std::string& slot) {
-    std::optional<state_view<S>> v;
-    visit_part_of(block, [&](auto& part) {
-      v.emplace(detail::slot_set<std::remove_cvref_t<decltype(part)>>::template state<S>(part, block, slot));
-    });
-    return *v;
+    return part_of(block).template state<S>(block, slot);
   }
   // f(slot_bytes) for every slot of every block, part by part, in slot order then block order.
-  template <class F>
-  void visit_slots(F&& f) {
-    visit_built([&](std::size_t, auto& part) {
-      detail::slot_set<std::remove_cvref_t<decltype(part)>>::visit(part, f);
-    });
-  }
-
-  // A readable account of what the compiler made of the rule (plan.hpp); for a route, which arm
-  // runs which blocks and what each arm compiled to.
-  std::string describe() const {
-    if constexpr (!Derived::is_route) {
-      std::string out;
-      visit_built([&](std::size_t, const auto& part) {
-        out = detail::step_plan<std::remove_cvref_t<decltype(part)>>::describe(part);
-      });
-      return out;
-    } else {
-      std::ostringstream os;
-      os << "route with " << Derived::n_parts << " arms\n";
-      self().visit_parts([&](std::size_t k, const auto* part) {
-        os << "arm " << k << ": blocks";
-        for (auto& [name, arm] : owner_)
-          if (arm == k)
-            os << ' ' << name;
-        os << '\n'
-           << (part ? detail::step_plan<std::remove_cvref_t<decltype(*part)>>::describe(*part)
-                    : std::string("(no blocks)\n"));
-      });
-      return os.str();
-    }
+  [[gnu::cold, gnu::noinline]] void visit_slots(const std::function<void(const slot_bytes&)>& f) {
+    for_built([&](std::size_t, detail::part<T>& part) { part.visit_slots(f); });
   }
 
   // The index of the part (a route's arm) that updates `block`.
@@ -282,103 +240,106 @@ public:
 
 protected:
   optimizer_facade() = default;
-  // (A plain optimizer has one part; its members below then need no merging across parts.)
-  static constexpr bool one_part = Derived::n_parts == 1 && !Derived::is_route;
+  template <class, class>
+  friend class optimizer; // a route takes its arms' parts (routed.hpp)
 
-  // The two halves of a step, part by part, for Derived's prepare_step() and commit_step(). Those
-  // are defined outside their classes, so a unit that declares an optimizer `extern template`
-  // (steep/compiled/instance.hpp) instantiates none of the passes these reach.
-  std::optional<nonfinite_entry> prepare_parts() {
-    require_live_store(store_alive_);
-    std::optional<nonfinite_entry> bad;
-    visit_built([&](std::size_t, auto& part) {
-      if (!bad)
-        bad = detail::step_plan<std::remove_cvref_t<decltype(part)>>::prepare(part);
-    });
-    return bad;
+  // Adds a part's slots to slots(), each name once; a name two arms give different degrees has
+  // none (NaN).
+  [[gnu::cold, gnu::noinline]] void add_slots(std::span<const slot_meta> metas) {
+    for (const auto& m : metas) {
+      auto it = std::find_if(slot_info_.begin(), slot_info_.end(),
+                             [&](const slot_info& o) { return o.name == m.name; });
+      if (it == slot_info_.end())
+        slot_info_.push_back(m.info());
+      else if (!(it->degree == m.degree))
+        it->degree = std::numeric_limits<double>::quiet_NaN();
+    }
   }
-  void commit_parts() {
-    visit_built(
-      [](std::size_t, auto& part) { detail::step_plan<std::remove_cvref_t<decltype(part)>>::commit(part); });
-    count_step();
+
+  // describe() of a route, given each arm's account (empty for an arm without blocks): which arm
+  // runs which blocks and what each arm compiled to.
+  [[gnu::cold, gnu::noinline]] std::string describe_route(const std::vector<std::string>& arms) const {
+    std::ostringstream os;
+    os << "route with " << parts_.size() << " arms\n";
+    for (std::size_t k = 0; k < parts_.size(); ++k) {
+      os << "arm " << k << ": blocks";
+      for (auto& [name, arm] : owner_)
+        if (arm == k)
+          os << ' ' << name;
+      os << '\n' << (parts_[k] ? arms[k] : std::string("(no blocks)\n"));
+    }
+    return os.str();
   }
-  void count_step() noexcept { ++t_; }
+
+  // What the typed optimizers fill when they build one (optimizer.hpp, routed.hpp).
+  std::vector<std::unique_ptr<detail::part<T>>> parts_;     // per arm; empty where an arm got no blocks
+  std::vector<std::unique_ptr<param_store<T>>> arm_stores_; // a route's: each arm's view of the store
+  std::vector<std::pair<std::string, std::size_t>> owner_;  // each block's part, in store order
+  bool is_route_ = false;
+  nonfinite_policy policy_ = nonfinite_policy::refuse;
+  std::weak_ptr<const bool> store_alive_; // param_store::lifetime() of the user's store
+  int threads_ = 0;                       // optimizer_options::threads, where no part is built
+  const std::type_info* rule_type_ = nullptr;
+  std::size_t bytes_per_param_ = 0;
+  double gradient_degree_ = 0;
+  std::vector<slot_info> slot_info_;
 
 private:
-  Derived& self() { return static_cast<Derived&>(*this); }
-  const Derived& self() const { return static_cast<const Derived&>(*this); }
+  std::int64_t t_ = 0;
+  std::int64_t skipped_ = 0;
 
   // f(k, part) for every part that has blocks, in order.
   template <class F>
-  void visit_built(F&& f) {
-    self().visit_parts([&](std::size_t k, auto* part) {
-      if (part)
-        f(k, *part);
-    });
+  void for_built(F&& f) {
+    for (std::size_t k = 0; k < parts_.size(); ++k)
+      if (parts_[k])
+        f(k, *parts_[k]);
   }
   template <class F>
-  void visit_built(F&& f) const {
-    self().visit_parts([&](std::size_t k, const auto* part) {
-      if (part)
-        f(k, *part);
-    });
+  void for_built(F&& f) const {
+    for (std::size_t k = 0; k < parts_.size(); ++k)
+      if (parts_[k])
+        f(k, std::as_const(*parts_[k]));
   }
-  template <class F>
-  void visit_part_of(const std::string& block, F&& f) {
-    const std::size_t arm = arm_of(block);
-    visit_built([&](std::size_t k, auto& part) {
-      if (k == arm)
-        f(part);
-    });
-  }
-  template <class F>
-  void visit_part_of(const std::string& block, F&& f) const {
-    const std::size_t arm = arm_of(block);
-    visit_built([&](std::size_t k, const auto& part) {
-      if (k == arm)
-        f(part);
-    });
-  }
+  detail::part<T>& part_of(const std::string& block) const { return *parts_[arm_of(block)]; }
 
   // f(k, part, the name within it) for every built part `name` addresses: all of them for a
   // plain name, arm k alone for "arm<k>/<name>" on a route.
   template <class F>
   void for_named(std::string_view name, F&& f) {
     const std::size_t only = addressed(name);
-    visit_built([&](std::size_t k, auto& part) {
-      if (only == Derived::n_parts || only == k)
+    for_built([&](std::size_t k, detail::part<T>& part) {
+      if (only == parts_.size() || only == k)
         f(k, part, name);
     });
   }
   template <class F>
   void for_named(std::string_view name, F&& f) const {
     const std::size_t only = addressed(name);
-    visit_built([&](std::size_t k, const auto& part) {
-      if (only == Derived::n_parts || only == k)
+    for_built([&](std::size_t k, const detail::part<T>& part) {
+      if (only == parts_.size() || only == k)
         f(k, part, name);
     });
   }
-  // The arm "arm<k>/" names (removing the prefix from `name`), or n_parts for every part.
-  static std::size_t addressed(std::string_view& name) {
-    if constexpr (Derived::is_route)
-      if (name.rfind("arm", 0) == 0) {
-        const auto slash = name.find('/');
-        std::size_t k = 0;
-        const auto [end, ec] =
-          std::from_chars(name.data() + 3, name.data() + std::min(slash, name.size()), k);
-        if (slash != std::string_view::npos && ec == std::errc{} && end == name.data() + slash) {
-          if (k >= Derived::n_parts)
-            throw usage_error("'" + std::string(name) + "': the route has " +
-                              std::to_string(Derived::n_parts) + " arms, counted from 0");
-          name = name.substr(slash + 1);
-          return k;
-        }
+  // The arm "arm<k>/" names (removing the prefix from `name`), or the part count for every part.
+  std::size_t addressed(std::string_view& name) const {
+    if (is_route_ && name.rfind("arm", 0) == 0) {
+      const auto slash = name.find('/');
+      std::size_t k = 0;
+      const auto [end, ec] = std::from_chars(name.data() + 3, name.data() + std::min(slash, name.size()), k);
+      if (slash != std::string_view::npos && ec == std::errc{} && end == name.data() + slash) {
+        if (k >= parts_.size())
+          throw usage_error("'" + std::string(name) + "': the route has " + std::to_string(parts_.size()) +
+                            " arms, counted from 0");
+        name = name.substr(slash + 1);
+        return k;
       }
-    return Derived::n_parts;
+    }
+    return parts_.size();
   }
-  [[noreturn]] static void no_hyper(std::string_view name) {
-    throw usage_error((Derived::is_route ? "no arm of the route has a hyperparameter named '"
-                                         : "the rule has no hyperparameter named '") +
+  [[noreturn]] void no_hyper(std::string_view name) const {
+    throw usage_error((is_route_ ? "no arm of the route has a hyperparameter named '"
+                                 : "the rule has no hyperparameter named '") +
                       std::string(name) + "'");
   }
 };

@@ -17,9 +17,10 @@
 //   slots()           slot names and dtypes; has_slot(block, slot); state(block, slot): a view
 //   threads(), set_threads(n), describe()
 //   bytes_per_param() the bytes the update pass moves per parameter (a route: its largest arm's)
+//   gradient_degree() the update's degree in the gradient (0: scale invariant; expr/degree.hpp)
 //
-// The plain and routed optimizers implement it once, in optimizer_facade (facade.hpp);
-// any_optimizer erases it.
+// It is implemented once, in optimizer_facade<T> (facade.hpp), over the parts the plain and
+// routed optimizers build; any_optimizer<T> is that class with the rule's type gone.
 
 #include "steep/engine/guard.hpp"
 #include "steep/engine/slots.hpp"
@@ -60,6 +61,7 @@ concept optimizer_interface = requires(O& o, const O& c, std::string_view name, 
   o.set_threads(1);
   { c.describe() } -> std::same_as<std::string>;
   { c.bytes_per_param() } -> std::same_as<std::size_t>;
+  { c.gradient_degree() } -> std::same_as<double>;
 };
 
 } // namespace steep::engine

@@ -160,9 +160,9 @@ struct step_plan {
   [[gnu::cold]] static std::string describe(const State& s) {
     std::ostringstream os;
     os << "passes: " << P::passes << " (" << pass_names() << "update)\nslots:";
-    for (auto& slot : slot_set<State>::info())
+    for (const auto& slot : slot_set<State>::metas)
       os << ' ' << slot.name << ':' << slot.dtype
-         << (slot.granularity != "element" ? " (one per " + slot.granularity + ")" : "");
+         << (slot.granularity != "element" ? " (one per " + std::string(slot.granularity) + ")" : "");
     if (P::n_slots == 0)
       os << " none";
     os << "\nper-step scalars: " << P::n_step_scalars << " (" << distinct_step_scalars(s) << " distinct)"

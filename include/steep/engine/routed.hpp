@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -72,18 +73,10 @@ template <class T>
 } // namespace detail
 
 template <class... Arms, class T>
-class optimizer<expr::routed<Arms...>, T> : public optimizer_facade<optimizer<expr::routed<Arms...>, T>, T> {
-  using facade = optimizer_facade<optimizer<expr::routed<Arms...>, T>, T>;
-  friend facade;
+class optimizer<expr::routed<Arms...>, T> : public optimizer_facade<T> {
   using routed_type = expr::routed<Arms...>;
   template <std::size_t I>
   using arm_optimizer = optimizer<typename routed_type::template arm_t<I>::rule_type, T>;
-  template <class Seq>
-  struct parts;
-  template <std::size_t... I>
-  struct parts<std::index_sequence<I...>> {
-    using type = std::tuple<std::unique_ptr<arm_optimizer<I>>...>;
-  };
   static constexpr auto arms_seq = std::index_sequence_for<Arms...>{};
 
 public:
@@ -92,41 +85,29 @@ public:
   static constexpr std::size_t bytes_per_param() {
     return std::max({ optimizer<typename Arms::rule_type, T>::bytes_per_param()... });
   }
+  static std::string rule_id() { return rule_hash<rule_type>(); }
+  // The arms' common degree in the gradient (expr/degree.hpp), NaN where they differ.
+  static constexpr double gradient_degree() {
+    constexpr double d[] = { optimizer<typename Arms::rule_type, T>::gradient_degree()... };
+    for (double x : d)
+      if (!(x == d[0]))
+        return std::numeric_limits<double>::quiet_NaN();
+    return d[0];
+  }
+  // Which arm runs which blocks, and what each arm compiled to (plan.hpp).
+  std::string describe() const { return describe_parts(*this); }
+  static std::string describe_parts(const optimizer_facade<T>& f) {
+    std::vector<std::string> arms;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (arms.push_back(f.parts_[I] ? arm_optimizer<I>::describe_part(*f.parts_[I]) : std::string()), ...);
+    }
+    (arms_seq);
+    return f.describe_route(arms);
+  }
 
   [[gnu::cold]] optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {});
 
-  // Every arm prepares (read-only) before any commits, so a non-finite gradient anywhere
-  // refuses (or skips) the step for all of them.
-  std::optional<nonfinite_entry> prepare_step();
-  void commit_step();
-
 private:
-  // What the facade walks: arm k's state, nullptr for an arm that got no blocks.
-  static constexpr std::size_t n_parts = sizeof...(Arms);
-  static constexpr bool is_route = true;
-  template <std::size_t I>
-  using part_t = typename arm_optimizer<I>::state_type;
-  template <class F>
-  void visit_parts(F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (f(I, std::get<I>(parts_) ? &std::get<I>(parts_)->s_ : static_cast<part_t<I>*>(nullptr)), ...);
-    }
-    (arms_seq);
-  }
-  template <class F>
-  void visit_parts(F&& f) const {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (f(I, std::get<I>(parts_) ? &std::as_const(std::get<I>(parts_)->s_)
-                                : static_cast<const part_t<I>*>(nullptr)),
-       ...);
-    }
-    (arms_seq);
-  }
-  template <class F>
-  void for_parts(F&& f) {
-    std::apply([&](auto&... p) { ((p ? f(*p) : void()), ...); }, parts_);
-  }
-
   // The first arm that selects the block (sizeof...(Arms) if none does).
   static std::size_t first_arm(const routed_type& rule, const expr::block_info& info) {
     std::size_t arm = sizeof...(Arms);
@@ -145,22 +126,21 @@ private:
       return (routed_type::masks[I] & expr::detail::role_bit(info.role)) != 0;
   }
 
+  // Arm I over its blocks: its own optimizer (from steep::compiled where the library holds the
+  // arm's rule), whose part this route then keeps.
   template <std::size_t I, class Rule>
   void build(const Rule& rule, std::vector<block_spec<T>> specs, optimizer_options opts) {
-    this->threads_ = opts.threads;
     if (specs.empty())
       return;
     using sel = typename routed_type::template arm_t<I>::selector;
     opts.matrix_roles =
       detail::arm_matrix_roles(routed_type::masks[I], expr::runtime_selector<sel>, sel::is_explicit);
-    auto& st = std::get<I>(stores_);
+    auto& st = this->arm_stores_[I];
     st = std::make_unique<param_store<T>>(std::move(specs));
-    std::get<I>(parts_) = std::make_unique<arm_optimizer<I>>(rule, *st, opts);
-    this->threads_ = std::get<I>(parts_)->threads();
+    arm_optimizer<I> arm(rule, *st, opts);
+    this->parts_[I] = std::move(arm.parts_[0]);
+    this->threads_ = this->parts_[I]->exec_.threads();
   }
-
-  std::array<std::unique_ptr<param_store<T>>, sizeof...(Arms)> stores_;
-  typename parts<std::index_sequence_for<Arms...>>::type parts_;
 };
 
 // Outside the class, as a plain rule's (optimizer.hpp): not inline, so an `extern template`
@@ -174,29 +154,21 @@ optimizer<expr::routed<Arms...>, T>::optimizer(routed_type rule, param_store<T>&
     arm_of[index] = first_arm(rule, expr::block_info{ b.name, b.shape, b.role, b.layout, index });
   }
   auto specs = detail::split_by_arm(store, arm_of, sizeof...(Arms), this->owner_);
+  this->is_route_ = true;
+  this->parts_.resize(sizeof...(Arms));
+  this->arm_stores_.resize(sizeof...(Arms));
+  this->threads_ = opts.threads;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
   }
   (arms_seq);
   this->policy_ = opts.nonfinite;
   this->store_alive_ = store.lifetime();
-}
-
-template <class... Arms, class T>
-std::optional<nonfinite_entry> optimizer<expr::routed<Arms...>, T>::prepare_step() {
-  require_live_store(this->store_alive_); // the arms' stores live in this object: ask about the user's
-  std::optional<nonfinite_entry> bad;
-  for_parts([&](auto& o) {
-    if (!bad)
-      bad = o.prepare_step();
-  });
-  return bad;
-}
-
-template <class... Arms, class T>
-void optimizer<expr::routed<Arms...>, T>::commit_step() {
-  for_parts([](auto& o) { o.commit_step(); });
-  this->count_step();
+  this->rule_type_ = &typeid(rule_type);
+  this->bytes_per_param_ = bytes_per_param();
+  this->gradient_degree_ = gradient_degree();
+  (this->add_slots(detail::slot_set<detail::engine_state<expr::program<typename Arms::rule_type>, T>>::metas),
+   ...);
 }
 
 } // namespace steep::engine

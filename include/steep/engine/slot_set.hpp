@@ -5,8 +5,8 @@
 // row, column or slice (updated on the host per line, a line table to the loop).
 //
 //   using G = detail::slot_granularity<program<Rule>, 1>;   // G::per_element, G::name: "row", ...
-//   detail::slot_set<State>::info();                         // slots(): name, dtype, granularity
-//   detail::slot_set<State>::state<float>(s, "W", "exp_avg"); // a view of one block's slot
+//   detail::slot_set<State>::metas;                          // slots(): name, dtype, granularity
+//   s.state<float>("W", "exp_avg");                          // a view of one block's slot (part.hpp)
 //
 // Every other room asks this one what a slot is (slot_granularity) and walks the slots with
 // for_each_slot, so a new granularity is one more case here and its pass (engine/passes/).
@@ -16,8 +16,10 @@
 #include "steep/core/param_store.hpp"
 #include "steep/core/shape.hpp"
 #include "steep/engine/slots.hpp"
+#include "steep/expr/degree.hpp"
 #include "steep/expr/program.hpp"
 
+#include <array>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -110,72 +112,17 @@ struct slot_set {
     for_each_slot<P>([&]<std::size_t K>() {
       s.lay_out_slot(std::get<K>(s.slots_), s.blocks_, s.line_slot_shapes_.data() + K * s.blocks_.size(),
                      G<K>::per_block ? -1 : G<K>::line, inits[K]);
+      s.add_slot(metas[K], std::get<K>(s.slots_), G<K>::per_block, G<K>::line);
     });
   }
 
-  static std::vector<slot_info> info() {
-    std::vector<slot_info> out;
-    for_each_slot<P>([&]<std::size_t K>() {
-      out.push_back({ std::string(P::slot_name(K)), std::string(dtype_name<storage_t<K>>()),
-                      sizeof(storage_t<K>), std::string(G<K>::name) });
-    });
-    return out;
+  // What the rule's type says of its slots, in slot order (name, dtype, granularity, degree).
+  static constexpr auto metas = []<std::size_t... K>(std::index_sequence<K...>) {
+    return std::array<slot_meta, sizeof...(K)>{ slot_meta{
+      P::slot_name(K), dtype_name<storage_t<K>>(), sizeof(storage_t<K>), G<K>::name,
+      expr::gradient_degree<typename P::template slot_t<K>>.or_nan() }... };
   }
-
-  // Whether `block` has a state slot named `slot` (every block of a plain rule has them all).
-  static bool has_slot(const State& s, const std::string& block, std::string_view slot) {
-    s.block_index(block);
-    for (std::size_t k = 0; k < P::n_slots; ++k)
-      if (P::slot_name(k) == slot)
-        return true;
-    return false;
-  }
-
-  // A view of slot `slot` of block `block` (St must be the slot's storage dtype): in the block's
-  // shape, of shape (lines) for a per-line slot, or (1) for a per-block slot.
-  template <class St>
-  static state_view<St> state(State& s, const std::string& block, const std::string& slot) {
-    const std::size_t b = s.block_index(block);
-    St* ptr = nullptr;
-    bool found = false, dtype_ok = false, per_block = false;
-    int line = expr::not_a_line;
-    std::size_t k = 0;
-    for_each_slot<P>([&]<std::size_t K>() {
-      if (P::slot_name(K) != slot)
-        return;
-      found = true;
-      per_block = G<K>::per_block;
-      line = G<K>::line;
-      k = K;
-      if constexpr (std::is_same_v<storage_t<K>, St>)
-        ptr = std::get<K>(s.slots_).at(b), dtype_ok = true;
-    });
-    if (!found)
-      throw error(block, "the rule has no state slot named '" + slot + "'");
-    if (!dtype_ok)
-      throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<St>()));
-    if (per_block)
-      return make_state_view(ptr, 1, s.one_value_);
-    if (line != expr::not_a_line) {
-      const shape_t& shape = s.line_slot_shapes_[k * s.blocks_.size() + b];
-      return make_state_view(ptr, shape[0], shape);
-    }
-    return make_state_view(ptr, s.blocks_[b].size, s.blocks_[b].shape);
-  }
-
-  // f(slot_bytes) for every slot of every block, in slot order then block order: the raw state.
-  template <class F>
-  static void visit(State& s, F&& f) {
-    for_each_slot<P>([&]<std::size_t K>() {
-      using St = storage_t<K>;
-      for (std::size_t b = 0; b < s.blocks_.size(); ++b) {
-        auto view = state<St>(s, s.blocks_[b].name, std::string(P::slot_name(K)));
-        f(slot_bytes{ s.blocks_[b].name, std::string(P::slot_name(K)), std::string(safetensors_dtype<St>()),
-                      shape_t(view.shape().begin(), view.shape().end()),
-                      std::as_writable_bytes(std::span<St>(view.data(), view.size())) });
-      }
-    });
-  }
+  (std::make_index_sequence<P::n_slots>{});
 
   // ---- per-block slots: updated on the host, once per block -----------------------------------
 

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +32,21 @@ struct slot_info {
   std::string dtype;
   std::size_t element_size;
   std::string granularity = "element"; // or "block", "row", "column": one value per block, row or column
+  // Its degree in the gradient (expr/degree.hpp): 1 for momentum, 2 for a second moment; NaN
+  // where it is not homogeneous. What rescaling the gradient needs (train/rescale.hpp).
+  double degree = std::numeric_limits<double>::quiet_NaN();
+};
+
+// What a rule's type says of one of its slots: compile-time data (a rule's list of them is a
+// constexpr array), made a slot_info once, by code that is the same for every rule.
+struct slot_meta {
+  std::string_view name, dtype;
+  std::size_t element_size;
+  std::string_view granularity;
+  double degree;
+  slot_info info() const {
+    return { std::string(name), std::string(dtype), element_size, std::string(granularity), degree };
+  }
 };
 
 // One slot of one block as raw bytes, for checkpoints (engine/checkpoint.hpp).
@@ -43,14 +59,17 @@ struct slot_bytes {
 
 // A structural hash of a rule's composition: FNV-1a of its C++ type's mangled name, which spells
 // out every node, stage name and dtype (stable for one compiler; checkpoints record it).
-template <class Rule>
-std::string rule_hash() {
+inline std::string rule_hash(const std::type_info& rule) {
   std::uint64_t h = 1469598103934665603ull;
-  for (const char* c = typeid(Rule).name(); *c; ++c)
+  for (const char* c = rule.name(); *c; ++c)
     h = (h ^ static_cast<unsigned char>(*c)) * 1099511628211ull;
   char out[17];
   std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
   return out;
+}
+template <class Rule>
+std::string rule_hash() {
+  return rule_hash(typeid(Rule));
 }
 
 // The names of a storage dtype: steep's (describe(), slots()) and safetensors' (checkpoints).

@@ -1,7 +1,9 @@
 #pragma once
-// engine_state<P, T>: everything one compiled rule keeps between steps, room by room. Each room's
-// data is its own base (compiled once per T) or member (per rule); the passes (engine/passes/),
-// the slot set and the plan of a step are functions over this one object.
+// engine_state<P, T>: everything one compiled rule keeps between steps, room by room. What is the
+// same for every rule is part<T> (engine/part.hpp, compiled once per T); the rule's trees, maps
+// and slot arenas are its own. The passes (engine/passes/), the slot set and the plan of a step
+// are functions over this one object; it implements part<T>'s two halves of a step with them,
+// so the optimizer interface (facade.hpp) never sees the rule.
 //
 //   detail::engine_state<expr::program<Rule>, float> s(program::make_roots(rule, check), store, opts);
 //   detail::step_plan<decltype(s)>::prepare(s);   // engine/plan.hpp
@@ -16,30 +18,28 @@
 //   hyperparameters                the flat table of named values            hyper_table.hpp
 
 #include "steep/core/param_store.hpp"
-#include "steep/engine/guard.hpp"
 #include "steep/engine/hyper_table.hpp"
 #include "steep/engine/options.hpp"
+#include "steep/engine/part.hpp"
 #include "steep/engine/passes/lines.hpp"
 #include "steep/engine/passes/matrix_phase.hpp"
+#include "steep/engine/plan.hpp"
 #include "steep/engine/rule_view.hpp"
 #include "steep/engine/slot_set.hpp"
 #include "steep/engine/slots.hpp"
-#include "steep/engine/tables.hpp"
 #include "steep/expr/program.hpp"
 
 #include <array>
 #include <cstddef>
+#include <optional>
+#include <string>
 #include <utility>
 
 namespace steep::engine::detail {
 
 template <class P, class T>
-struct engine_state
-  : tables<T>
-  , guard_state<T>
-  , line_tables<T>
-  , matrix_tables<T>
-  , slot_tables<T>
+struct engine_state final
+  : part<T>
   , rule_view<P> {
   using program_type = P;
   using value_type = T;
@@ -49,20 +49,19 @@ struct engine_state
                                         P::n_reductions, P::reads_grad,     guard_plan<P>::coordinatewise };
 
   engine_state(typename P::compiled rule, param_store<T>& store, const optimizer_options& opts)
-    : tables<T>(store, opts, sizes)
-    , guard_state<T>(opts, sizes.reads_grad, sizes.coordinatewise, this->wl_.size())
-    , line_tables<T>(*this, sizes)
-    , matrix_tables<T>(opts)
-    , slot_tables<T>(this->blocks_.size(), P::n_slots)
-    , rule_view<P>(std::move(rule.roots))
-    , hypers_(hyper_table::of(static_cast<const rule_view<P>&>(*this))) {
+    : part<T>(store, opts, sizes)
+    , rule_view<P>(std::move(rule.roots)) {
+    this->hypers_ = hyper_table::of(static_cast<const rule_view<P>&>(*this));
+    this->roots_ptr_ = &this->roots_;
     if constexpr (P::n_matrices > 0)
       matrix_phase<engine_state>::init(*this, opts);
     line_pass<engine_state>::init(*this);
     slot_set<engine_state>::lay_out(*this, rule.inits);
   }
 
-  hyper_table hypers_;
+  std::optional<nonfinite_entry> prepare() override { return step_plan<engine_state>::prepare(*this); }
+  void commit() override { step_plan<engine_state>::commit(*this); }
+
   std::array<slot_buffer<T>, P::n_matrices> scratch_; // each matrix stage's operand, then its result
   typename slot_tuple<P, T>::type slots_;
 };

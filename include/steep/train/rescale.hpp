@@ -2,8 +2,7 @@
 // Gradient rescaling for the margin regime: train at losses of 1e-300 and below without underflow,
 // with exactly the trajectory of the unscaled run.
 //
-//   steep::train::gradient_scale<decltype(opt)> scale;        // compile-time: can this rule rescale?
-//   static_assert(decltype(scale)::available);
+//   steep::train::gradient_scale scale(opt);   // any optimizer_interface, any_optimizer included
 //   if (scale.wants_move(r.max_log_weight) && scale.move(opt, store, r.max_log_weight))
 //     r = task.gradient(scale.log_shift());               // recompute in the new scale
 //
@@ -14,19 +13,19 @@
 // Signum, Adam with eps = 0, Muon) -- but S must follow the loss down, and an EMA mixes gradients
 // of many steps. So S changes rarely (when the gradient's log-scale has moved by more than
 // `hysteresis` nats), and when it does every state slot is multiplied by e^{(S_old - S_new) k},
-// where k is the slot's degree in the gradient, read off the rule's type: 1 for momentum (ema,
-// trace of grad), 2 for a second moment (ema of grad^2). The rescaled run then equals the
-// unscaled one in exact arithmetic. Rules that are not scale invariant (plain GD, a run-time eps,
-// weight decay) or that have a slot of unknown degree are not rescaled (available = false).
+// where k is the slot's degree in the gradient as the optimizer reports it (slot_info::degree,
+// expr/degree.hpp): 1 for momentum (ema, trace of grad), 2 for a second moment (ema of grad^2).
+// The rescaled run then equals the unscaled one in exact arithmetic. Rules whose update is not
+// scale invariant (gradient_degree() != 0: plain GD, a run-time eps) or that have a slot of no
+// degree are not rescaled (available() is false). No rule type is read: the type-erased
+// any_optimizer rescales as its typed optimizer does.
 // Zero guards count as scale invariant: dual<l2>'s compile-time floor of 1e-30 and Newton-Schulz's
 // Frobenius floor of 1e-7 only bind when the gradient is that small, which the rescaled gradient
 // (of order 1) never is. There the rescaled run follows the floor-free dynamics, which is the
 // point; an unscaled run of such a rule would, late in training, start taking shorter steps.
 
 #include "steep/core/param_store.hpp"
-#include "steep/engine.hpp"
-#include "steep/expr/route.hpp"
-#include "steep/train/implied_norm.hpp"
+#include "steep/engine/interface.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -34,62 +33,26 @@
 #include <limits>
 #include <map>
 #include <string>
-#include <tuple>
-#include <type_traits>
 #include <utility>
 
 namespace steep::train {
 
-namespace rescale_detail {
-using implied::classify_t;
-
-// Every state slot of a rule (as the compiler lists them, program.hpp) with its degree in the
-// gradient: 1 for a filter of the gradient, 2 for one of its square, -1 for anything else.
-template <class Rule>
-struct slots_of {
-  static void add(std::map<std::string, int>& m) {
-    using P = expr::program<Rule>;
-    [&]<std::size_t... K>(std::index_sequence<K...>) { (add_one<typename P::template slot_t<K>>(m), ...); }
-    (std::make_index_sequence<P::n_slots>{});
-  }
-  template <class S>
-  static void add_one(std::map<std::string, int>& m) {
-    using C = classify_t<S>;
-    const int k = std::is_same_v<C, implied::momentum> ? 1 : (std::is_same_v<C, implied::second> ? 2 : -1);
-    auto [it, fresh] = m.emplace(std::string(S::name.view()), k);
-    if (!fresh && it->second != k)
-      it->second = -1; // one name, two meanings across arms: refuse
-  }
-};
-template <class... Arms>
-struct slots_of<routed<Arms...>> {
-  static void add(std::map<std::string, int>& m) { (slots_of<typename Arms::rule_type>::add(m), ...); }
-};
-
-template <class Opt>
-struct rule_of;
-template <class Rule, class T>
-struct rule_of<optimizer<Rule, T>> {
-  using type = Rule;
-};
-} // namespace rescale_detail
-
-template <class Opt>
 class gradient_scale {
-  using rule = typename rescale_detail::rule_of<Opt>::type;
-
 public:
-  // Whether this optimizer's rule is scale invariant, so rescaling is exact.
-  static constexpr bool available = implied_norm<rule>::scale_invariant;
-
-  explicit gradient_scale(double hysteresis = 30)
-    : hysteresis_(hysteresis) {
-    rescale_detail::slots_of<rule>::add(degrees_);
-    for (const auto& [name, k] : degrees_)
-      ok_ = ok_ && k > 0;
+  template <engine::optimizer_interface Opt>
+  explicit gradient_scale(const Opt& opt, double hysteresis = 30)
+    : hysteresis_(hysteresis)
+    , available_(opt.gradient_degree() == 0) {
+    for (const auto& s : opt.slots()) {
+      degrees_.emplace(s.name, s.degree);
+      ok_ = ok_ && s.degree > 0; // NaN: a slot of no degree
+    }
   }
 
-  bool enabled() const noexcept { return available && ok_; }
+  // Whether this optimizer's update is scale invariant (gradient_degree() == 0), so rescaling
+  // its gradient changes nothing.
+  bool available() const noexcept { return available_; }
+  bool enabled() const noexcept { return available_ && ok_; }
   double log_shift() const noexcept { return shift_; }
   int rescales() const noexcept { return count_; }
 
@@ -109,11 +72,11 @@ public:
   // momentum forgets (by more than -log(beta) nats a step), the momentum is dominated by old
   // gradients, and the new gradient is negligible beside it (it may then underflow in the state's
   // scale, losing only what rounding would).
-  template <class T>
+  template <class Opt, class T>
   bool move(Opt& opt, param_store<T>& store, double max_log_weight) {
     since_ = 0;
     double state_scale = -std::numeric_limits<double>::infinity(); // log of the largest |slot|^(1/k)
-    for_each_slot(opt, store, [&](auto& v, int k) {
+    for_each_slot(opt, store, [&](auto& v, double k) {
       double largest = 0;
       for (auto x : v)
         largest = std::max(largest, std::abs(static_cast<double>(x)));
@@ -128,7 +91,7 @@ public:
     if (std::abs(target - shift_) < 1)
       return false;
     const double delta = shift_ - target; // a slot of degree k is multiplied by e^{delta k}
-    for_each_slot(opt, store, [&](auto& v, int k) {
+    for_each_slot(opt, store, [&](auto& v, double k) {
       const T f = static_cast<T>(std::exp(delta * k));
       for (auto& x : v)
         x *= f;
@@ -142,30 +105,24 @@ public:
   static constexpr int period = 8;
 
 private:
-  template <class T, class F>
+  // f(state view, degree) for every slot of every block (a route's block has its arm's slots).
+  template <class Opt, class T, class F>
   void for_each_slot(Opt& opt, param_store<T>& store, F&& f) const {
     for (const auto& b : store.blocks())
       for (const auto& [name, k] : degrees_)
-        if (has_slot(opt, b.name, name)) {
+        if (opt.has_slot(b.name, name)) {
           auto v = opt.state(b.name, name);
           f(v, k);
         }
-  }
-
-  // A routed optimizer's arms hold different slots; a block has only its arm's.
-  static bool has_slot(const Opt& opt, const std::string& block, const std::string& slot) {
-    if constexpr (requires { opt.has_slot(block, slot); })
-      return opt.has_slot(block, slot);
-    else
-      return (void)opt, (void)block, (void)slot, true;
   }
 
   double hysteresis_;
   double shift_ = 0;
   int count_ = 0;
   int since_ = 0;
+  bool available_;
   bool ok_ = true;
-  std::map<std::string, int> degrees_;
+  std::map<std::string, double> degrees_;
 };
 
 } // namespace steep::train

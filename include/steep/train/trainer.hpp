@@ -109,7 +109,7 @@ inline std::vector<std::int64_t> record_steps(std::int64_t steps, std::size_t re
   return s;
 }
 
-template <class T, class Opt>
+template <class T, engine::optimizer_interface Opt>
 history fit(objective<T>& task, Opt& opt, const fit_options& o) {
   if (o.steps < 0)
     throw usage_error("fit: steps must be >= 0, got " + std::to_string(o.steps));
@@ -128,7 +128,7 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
   };
   using clock = std::chrono::steady_clock;
   double seconds = 0;
-  gradient_scale<Opt> scale;
+  gradient_scale scale(opt);
   for (std::int64_t t = 0; t <= o.steps; ++t) {
     if (next < when.size() && when[next] == t) {
       record_now(t);
