@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <steep/norms/catalogue.hpp>
 #include <steep/train/data.hpp>
@@ -84,6 +85,9 @@ struct settings {
   double eta_gd = 1, eta_signum = 0.1, eta_adam = 0.03, eta_muon = 0.3, eta_muon_signum = 0.3,
          eta_muon_adam = 0.1;
   double c = 1; // hybrid norm weight: head lr = c * matrix lr
+  // The train-c x eval-c matrix (--train-c, --eval-c): the hybrids trained at each train c, their
+  // margins measured at each eval c (default: the train c's).
+  std::vector<double> train_c, eval_c;
   double beta = 0.9, beta2 = 0.999;
   double init_scale = 0.1;
   std::uint64_t seed = 1, data_seed = 1;
@@ -253,6 +257,24 @@ auto muon_with(double eta, double a, double beta, Map map) {
                         dual<steep::norms::spectral>(ema<"momentum_buffer">(grad, beta), map));
 }
 
+// A hybrid ("muon_signum" or "muon_adam"): Muon on the hidden matrices, its matrix lr eta0 t^-a, and
+// Signum or Adam on the head with c times that lr (s.c).
+run_result train_hybrid(const std::string& name, const settings& s, model_box& m,
+                        const std::vector<tr::model_norm>& norms, const std::string& label = "") {
+  namespace rl = steep::rules;
+  const double a = s.a;
+  const std::string shown = label.empty() ? name : label;
+  if (name == "muon_signum")
+    return train(
+      shown,
+      rl::muon_signum_paper(inv_power(s.eta_muon_signum, a), inv_power(s.c * s.eta_muon_signum, a), s.beta),
+      m, s, norms);
+  return train(shown,
+               rl::muon_adam_paper(inv_power(s.eta_muon_adam, a), inv_power(s.c * s.eta_muon_adam, a), s.beta,
+                                   s.beta, s.beta2),
+               m, s, norms);
+}
+
 std::vector<run_result> run_all(const settings& s, model_box& m, const std::vector<tr::model_norm>& norms) {
   namespace rl = steep::rules;
   std::vector<run_result> out;
@@ -274,16 +296,9 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
         train("muon", muon_with(s.eta_muon, a, s.beta, steep::norms::newton_schulz{ .steps = s.ns_steps }), m,
               s, norms));
   }
-  if (wanted("muon_signum"))
-    out.push_back(train(
-      "muon_signum",
-      rl::muon_signum_paper(inv_power(s.eta_muon_signum, a), inv_power(s.c * s.eta_muon_signum, a), s.beta),
-      m, s, norms));
-  if (wanted("muon_adam"))
-    out.push_back(train("muon_adam",
-                        rl::muon_adam_paper(inv_power(s.eta_muon_adam, a),
-                                            inv_power(s.c * s.eta_muon_adam, a), s.beta, s.beta, s.beta2),
-                        m, s, norms));
+  for (const char* hybrid : { "muon_signum", "muon_adam" })
+    if (wanted(hybrid))
+      out.push_back(train_hybrid(hybrid, s, m, norms));
   // Ablation (docs/implicit-bias.md §7, E3): Adam with eps > 0 drifts from l_inf toward l2 once |g| << eps.
   for (double eps : s.adam_eps) {
     std::ostringstream n;
@@ -291,6 +306,153 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
     out.push_back(train(n.str(), rl::adam(inv_power(s.eta_adam, a), s.beta, s.beta2, eps), m, s, norms));
   }
   return out;
+}
+
+// The train-c x eval-c matrix, the direct test of the hybrid-norm claim (Gronich & Vardi 2026;
+// docs/implicit-bias.md §3): a hybrid trained with head lr = c * matrix lr converges toward a KKT
+// point of the margin of max(c ||W||_sp, ||a||_inf), so among hybrids trained at several c, the one
+// trained at c should have the largest margin in that norm: each eval column's largest entry on the
+// diagonal (train c = eval c).
+struct c_matrix {
+  std::vector<double> train, eval;
+  struct table {
+    std::string name;
+    std::vector<std::vector<double>> gamma; // [train][eval]: normalized margin
+    std::vector<std::vector<double>> rho;   // [train][eval]: the KKT certificate's rho
+  };
+  std::vector<table> tables;
+
+  // The train row with the largest margin in eval column j.
+  static std::size_t winner(const table& t, std::size_t j) {
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < t.gamma.size(); ++i)
+      if (t.gamma[i][j] > t.gamma[best][j])
+        best = i;
+    return best;
+  }
+  // Columns whose c was also trained, and how many of them the diagonal wins.
+  std::pair<std::size_t, std::size_t> diagonal(const table& t) const {
+    std::size_t columns = 0, wins = 0;
+    for (std::size_t j = 0; j < eval.size(); ++j)
+      for (std::size_t i = 0; i < train.size(); ++i)
+        if (train[i] == eval[j])
+          ++columns, wins += winner(t, j) == i;
+    return { columns, wins };
+  }
+};
+
+std::string hybrid_at(double c) {
+  std::ostringstream o;
+  o << "hybrid@c=" << c;
+  return o.str();
+}
+
+c_matrix run_c_matrix(const settings& s, model_box& m) {
+  c_matrix out{ s.train_c, s.eval_c.empty() ? s.train_c : s.eval_c, {} };
+  std::vector<tr::model_norm> norms;
+  for (double c : out.eval) {
+    auto n = tr::model_norm::hybrid(c);
+    n.name = hybrid_at(c);
+    norms.push_back(std::move(n));
+  }
+  for (const char* name : { "muon_signum", "muon_adam" }) {
+    if (!s.only.empty() && std::find(s.only.begin(), s.only.end(), name) == s.only.end())
+      continue;
+    c_matrix::table t{ name, {}, {} };
+    for (double c : out.train) {
+      settings at = s;
+      at.c = c;
+      std::ostringstream label;
+      label << name << " c=" << c;
+      const auto r = train_hybrid(name, at, m, norms, label.str());
+      const auto& last = r.hist.records.back();
+      t.gamma.emplace_back(), t.rho.emplace_back();
+      for (const auto& n : norms)
+        t.gamma.back().push_back(last.margins.at(n.name).gamma),
+          t.rho.back().push_back(last.margins.at(n.name).rho);
+    }
+    out.tables.push_back(std::move(t));
+  }
+  return out;
+}
+
+void print_c_matrix(const c_matrix& cm) {
+  std::printf(
+    "\ntrain-c x eval-c: normalized margin in max(c_eval ||W||_sp, ||a||_inf) of the hybrid trained with "
+    "head lr = c_train * matrix lr\n");
+  for (const auto& t : cm.tables) {
+    std::printf("%-16s", t.name.c_str());
+    for (double c : cm.eval)
+      std::printf("   eval c=%-8g", c);
+    std::printf("\n");
+    for (std::size_t i = 0; i < cm.train.size(); ++i) {
+      std::printf("train c=%-8g", cm.train[i]);
+      for (std::size_t j = 0; j < cm.eval.size(); ++j)
+        std::printf("   %13.6e%s", t.gamma[i][j], c_matrix::winner(t, j) == i ? "<" : " ");
+      std::printf("\n");
+    }
+    const auto [columns, wins] = cm.diagonal(t);
+    if (columns > 0)
+      std::printf("%s: the diagonal (train c = eval c) wins %zu of %zu columns%s\n", t.name.c_str(), wins,
+                  columns, wins == columns ? ", as the theory predicts" : "");
+  }
+  std::printf("(< marks each column's largest margin; the theory predicts it where train c = eval c)\n");
+}
+
+nlohmann::json c_matrix_json(const c_matrix& cm) {
+  nlohmann::json j{ { "train_c", cm.train }, { "eval_c", cm.eval } };
+  for (const auto& t : cm.tables) {
+    const auto [columns, wins] = cm.diagonal(t);
+    std::vector<double> winners;
+    for (std::size_t k = 0; k < cm.eval.size(); ++k)
+      winners.push_back(cm.train[c_matrix::winner(t, k)]);
+    j["optimizers"][t.name] = { { "gamma", t.gamma },
+                                { "rho", t.rho },
+                                { "column_winner_train_c", winners },
+                                { "diagonal_columns", columns },
+                                { "diagonal_wins", wins } };
+  }
+  return j;
+}
+
+// A heat map per hybrid: each column divided by its largest entry, so the winning row of every eval
+// column is 1 (the theory: the diagonal).
+void write_c_matrix_plot(const std::string& dir, const c_matrix& cm) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  std::ofstream g(fs::path(dir) / "c-matrix.gp");
+  auto tics = [](const std::vector<double>& cs) {
+    std::ostringstream o;
+    o << '(';
+    for (std::size_t k = 0; k < cs.size(); ++k)
+      o << (k ? ", " : "") << "'" << cs[k] << "' " << k;
+    o << ')';
+    return o.str();
+  };
+  for (const auto& t : cm.tables) {
+    std::ofstream f(fs::path(dir) / ("c-matrix-" + t.name + ".dat"));
+    f.precision(10);
+    for (std::size_t i = 0; i < cm.train.size(); ++i) {
+      for (std::size_t j = 0; j < cm.eval.size(); ++j)
+        f << (j ? " " : "") << t.gamma[i][j] / t.gamma[c_matrix::winner(t, j)][j];
+      f << '\n';
+    }
+    for (const char* ext : { "png", "svg" })
+      g << "set terminal " << ext << " size 900,750 noenhanced\nset output 'c-matrix-" << t.name << "." << ext
+        << "'\nset title '" << t.name
+        << ": margin in max(c_eval ||W||_sp, ||a||_inf), over the largest of its column'\nset xlabel 'eval "
+           "c'\n"
+        << "set ylabel 'train c'\nset xtics " << tics(cm.eval) << "\nset ytics " << tics(cm.train)
+        << "\nset cblabel 'gamma / column max'\nset palette defined (0 '#f7fbff', 1 '#08306b')\n"
+        << "plot 'c-matrix-" << t.name
+        << ".dat' matrix with image notitle, '' matrix using 1:2:(sprintf('%.3f', $3)):($3 > 0.6 ? 0xffffff "
+           ": 0) "
+           "with labels tc rgb variable notitle\n";
+  }
+  g.close();
+  const std::string cmd = "cd '" + dir + "' && gnuplot c-matrix.gp 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "plots: gnuplot failed or is missing; %s/c-matrix.gp is written\n", dir.c_str());
 }
 
 // The theorem's conditions (Gronich & Vardi 2026, Thm 3.3; docs/implicit-bias.md), evaluated from
@@ -565,6 +727,8 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "steps", s.steps },
                     { "schedule_exponent", s.a },
                     { "c", s.c },
+                    { "train_c", s.train_c },
+                    { "eval_c", s.eval_c },
                     { "beta", s.beta },
                     { "beta2", s.beta2 },
                     { "init_scale", s.init_scale },
@@ -749,6 +913,19 @@ int main(int argc, char** argv) {
     .add_option("--hybrid-c", s.c,
                 "c: the hybrids' head lr = c * matrix lr; the hybrid norm max(c||W||_sp, ||a||_inf)")
     ->check(positive);
+  app
+    .add_option(
+      "--train-c", s.train_c,
+      "train the hybrids once per c (head lr = c * matrix lr) and print the train-c x eval-c margin "
+      "matrix")
+    ->delimiter(',')
+    ->check(positive);
+  app
+    .add_option(
+      "--eval-c", s.eval_c,
+      "the c's of the matrix's columns: hybrid norms max(c||W||_sp, ||a||_inf) (default: the train c's)")
+    ->delimiter(',')
+    ->check(positive);
   // steep's rules refuse the same, but only once the data is loaded and the header printed.
   const auto coefficient = real_where("finite and in [0, 1)", [](double v) { return v >= 0 && v < 1; });
   app.add_option("--beta", s.beta, "momentum (EMA) coefficient, and Adam's beta1")->check(coefficient);
@@ -793,6 +970,8 @@ int main(int argc, char** argv) {
     // A preset sets defaults; flags given explicitly win: parse again over the preset.
     apply_preset(s);
     app.parse(argc, argv);
+    if (!s.eval_c.empty() && s.train_c.empty())
+      throw steep::usage_error("--eval-c needs --train-c: the c's to train the hybrids at");
     const auto d = load(s);
     auto m = make_model(s, d);
     std::vector<tr::model_norm> norms = { tr::model_norm::l2(), tr::model_norm::linf(),
@@ -812,16 +991,26 @@ int main(int argc, char** argv) {
     const verdicts v = judge(runs, norms, s, m->degree());
     print_conditions(v);
     print_table(runs, norms, v, s);
-    std::printf("wall time %.1f s\n", wall);
+    std::optional<c_matrix> cm;
+    if (!s.train_c.empty()) {
+      cm = run_c_matrix(s, *m);
+      print_c_matrix(*cm);
+    }
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("wall time %.1f s\n", cm ? total : wall);
     if (!s.json.empty()) {
       auto j = to_json(runs, norms, v, s, m->degree(), m->parameters(), d);
-      j["wall_seconds"] = wall;
+      j["wall_seconds"] = cm ? total : wall;
+      if (cm)
+        j["c_matrix"] = c_matrix_json(*cm);
       std::ofstream(s.json) << j.dump(2) << '\n';
     }
     if (!s.csv.empty())
       write_csv(s.csv, runs, norms);
     if (!s.plot.empty())
       write_plots(s.plot, runs, norms, plot_title(s, m->degree(), d.size()));
+    if (!s.plot.empty() && cm)
+      write_c_matrix_plot(s.plot, *cm);
     std::printf("implicit bias done\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "implicit_bias: %s\n", e.what());

@@ -453,6 +453,16 @@ TEST_CASE("gradient rescaling is exact: the same trajectory as raw gradients, an
   // The type-erased optimizer rescales as its typed one: no rule type is read.
   steep::any_optimizer<double> erased = steep::optimizer(rl::muon_signum_paper(0.3, 0.05), small);
   CHECK(tr::gradient_scale(erased).enabled());
+  // fit takes any optimizer: behind any_optimizer, the same rescales and the same bits.
+  {
+    net.init_gaussian(0.5, 3);
+    steep::any_optimizer<double> any(rl::muon_signum_paper(0.3, 0.05), net.store(), { .threads = 1 });
+    const auto h = tr::fit(task, any, { .steps = 600, .records = 3, .norms = { tr::model_norm::l2() } });
+    int typed_rescales = 0;
+    const auto typed = run(rl::muon_signum_paper(0.3, 0.05), true, 600, &typed_rescales);
+    CHECK(h.rescales == typed_rescales);
+    CHECK(h.theta == typed.first);
+  }
   // Far into the margin regime: training goes on where raw gradients underflow.
   const auto deep = run(rl::muon_signum_paper(0.3, 0.05), true, 3000);
   INFO("deep log loss " << deep.second);
