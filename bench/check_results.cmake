@@ -1,7 +1,7 @@
 # Checks a steep-bench results file (the smoke test's): well-formed JSON with the machine, some
 cmake_minimum_required(VERSION 3.19) # string(JSON), IN_LIST
 # records, and a steep/hand-written ratio with its noise floor for every rule. No timing is
-# asserted (README, "Benchmarks").
+# asserted (docs/benchmarks.md).
 #   cmake -DRESULTS=bench-smoke.json -P bench/check_results.cmake
 file(READ "${RESULTS}" text)
 string(JSON cpu ERROR_VARIABLE err GET "${text}" machine cpu)

@@ -21,7 +21,7 @@
 // --gap-us 0,1000 times every size twice: steps back to back, and each step after 1 ms of busy
 // work on the calling thread (harness.hpp, busy_gap), as in a training loop, where the pools'
 // workers fall asleep between steps. steep's optimizer_options::serial_below is the answer to
-// what that run shows (README, "Benchmarks").
+// what that run shows (docs/benchmarks.md).
 
 // clang-format off
 #include <steep/steep.hpp> // first: see xsimd_fence.hpp

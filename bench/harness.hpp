@@ -10,7 +10,7 @@
 // order rotated every round; ratios are taken per round and their median reported. Absolute
 // rates are indicative only. Rotation keeps the cyclic order, so each variant always follows
 // the same one: a caller orders the variants so that none follows a variant on the same arrays
-// (which leaves them warmer for it: steep-bench's alternating layouts, README "Benchmarks").
+// (which leaves them warmer for it: steep-bench's alternating layouts, docs/benchmarks.md).
 
 #include <algorithm>
 #include <chrono>

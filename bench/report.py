@@ -6,7 +6,7 @@
 Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine),
 DIR/report.md and, where gnuplot is installed, DIR/throughput-<dtype>.{png,svg}, and prints the report. Ratios against hand-written loops are the in-process medians
 of per-round ratios that steep-bench computed; steep/torch ratios divide medians measured back to
-back in separate processes, so they carry the machine's drift (README, "Benchmarks").
+back in separate processes, so they carry the machine's drift (docs/benchmarks.md).
 """
 import json
 import os

@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
       at::set_num_threads(thr);
       // Both layouts at once, their variants alternating (1 tensor, 200 tensors, ...): each
       // variant follows one on other arrays. Right after a variant on the same arrays, a step
-      // finds them warmer (README, "Benchmarks": the harness's order).
+      // finds them warmer (docs/benchmarks.md: the harness's order).
       std::vector<std::unique_ptr<setting>> ss;
       for (std::size_t k : { std::size_t{ 1 }, many })
         ss.push_back(std::make_unique<setting>(n, k, thr));

@@ -15,7 +15,7 @@ Implementations:
   torch_muon         torch.optim.Muon itself (torch >= 2.9), stock, where the installed torch has it.
 Variants alternate within each round (torch_timing.py); per-step times, medians reported. Run it with
 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736, as scripts/bench.sh does: torch allocates its
-temporaries every step (README, "Benchmarks").
+temporaries every step (docs/benchmarks.md).
 """
 import argparse
 import json

@@ -1,5 +1,5 @@
-// steep-bench-train: one full-batch training step of the main job's model (README, "The main
-// job"), as a fraction of the in-process DGEMM rate for the same flops.
+// steep-bench-train: one full-batch training step of the main job's model (docs/benchmarks.md,
+// "The main job's training step"), as a fraction of the in-process DGEMM rate for the same flops.
 //
 //   ./build/bench/steep-bench-train --samples 1000 --width 64 --threads 1,2 --rounds 7 --out train.json
 //

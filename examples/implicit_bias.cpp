@@ -68,7 +68,7 @@ using T = double;
 
 // The default run: synthetic separable data (docs/implicit-bias.md §7, E2 in miniature), small enough that
 // 200,000 full-batch steps per optimizer take well under a minute, which is what margins need to
-// settle; eta0 per optimizer tuned with scripts/tune-eta.sh (README, "The main job").
+// settle; eta0 per optimizer tuned with scripts/tune-eta.sh (docs/main-job.md).
 struct settings {
   std::string preset = "default";
   std::string dataset = "synthetic";

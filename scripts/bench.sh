@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite in one command (README, "Benchmarks"): builds steep, runs steep-bench
+# The benchmark suite in one command (docs/benchmarks.md): builds steep, runs steep-bench
 # (generated rules vs hand-written loops and the roofline), steep-bench-ns (Newton-Schulz vs SGEMM),
 # steep-bench-train (the main job's training step vs DGEMM), steep-bench-dispatch (TBB vs a
 # spinning pool on small steps) and the PyTorch peers: libtorch's
@@ -31,7 +31,7 @@ mkdir -p "$dir"
 threads=${THREADS:-1,$(nproc)}
 sizes=${SIZES:-50000,65536,1048576,16777216,67108864}
 big=${BIG-268435456}
-# glibc keeps freed memory, so torch's per-step temporaries do not fault in fresh pages (README).
+# glibc keeps freed memory, so torch's per-step temporaries do not fault in fresh pages (docs/benchmarks.md).
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 if [ $quick = 1 ]; then
   ./build/bench/steep-bench --quick --out "$dir/steep-float32.json"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The robustness checks (README "Robustness checks"), run by CI after scripts/test.sh:
+# The robustness checks (docs/robustness.md, "Robustness checks"), run by CI after scripts/test.sh:
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer on the unit tests (build-asan/);
 #   tsan  ThreadSanitizer on the threaded unit tests, built with the std::thread executor
 #         (kernel/executor.hpp: Debian's TBB is not instrumented, so TSan would report every

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compile-time cost of steep (README, "Benchmarks"): wall time and peak memory of g++ on
+# Compile-time cost of steep (docs/compile-time.md): wall time and peak memory of g++ on
 #   one_rule   a TU that builds and steps one optimizer (Adam, float), with <steep/steep.hpp>;
 #   two_rules  the same plus Lion: the added cost of one more rule;
 #   one_rule_lean, two_rules_lean  the same with only what they use: <steep/engine.hpp> (no
@@ -11,7 +11,7 @@
 #   catalogue_23  the 23 rules the catalogue had when its 20 s goal was set (no bf16 Adam,
 #              Adam-mini, stacked Muon, NorMuon, AdaMuon, Scion or the paper's rules);
 #   pch        building a precompiled <steep/engine.hpp> (what steep::precompiled does once per
-#              CMake target, README "Compile-time cost");
+#              CMake target, docs/compile-time.md);
 #   one_rule_pch, two_rules_pch  one_rule_lean and two_rules_lean with that precompiled header;
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
 # With steep::compiled (the catalogue compiled once into a library, steep/compiled/instance.hpp):
@@ -35,7 +35,7 @@
 # by side, one compile per core, RUNS times, and the JSON adds the commit's median and the median
 # of the per-run ratios (this tree / commit). A compile's time drifts by 10-20% within an hour on
 # these shared VMs, and tables from different VMs differ by 1.5-1.8x (docs/compile-time.md), so
-# only compiles that run together compare; a ratio is what to report (README, "Benchmarks").
+# only compiles that run together compare; a ratio is what to report (docs/compile-time.md).
 # Not for the pch cases. Every JSON records the CPU, cores, memory and load average.
 set -euo pipefail
 cd "$(dirname "$0")/.."

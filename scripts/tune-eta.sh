@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sweeps eta0 per optimizer for the main job (README, "The main job"): the paper tunes eta0 per
+# Sweeps eta0 per optimizer for the main job (docs/main-job.md): the paper tunes eta0 per
 # optimizer, and so does steep's default run. For each optimizer and each eta0 it trains with
 # `examples/implicit_bias --only OPT` and prints the final margin in the optimizer's own (implied)
 # norm; the eta0 with the largest own-norm margin is the one to use.

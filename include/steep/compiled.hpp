@@ -1,6 +1,6 @@
 #pragma once
 // steep::compiled: the whole catalogue's optimizers, compiled once into a library instead of in
-// every translation unit that steps them (steep/compiled/instance.hpp; README, "Compile-time cost").
+// every translation unit that steps them (steep/compiled/instance.hpp; docs/compile-time.md).
 //
 //   target_link_libraries(app PRIVATE steep::compiled)   // CMake: STEEP_COMPILED, so this header
 //   #include <steep/steep.hpp>                           // comes with steep.hpp (same -march)

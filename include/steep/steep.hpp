@@ -14,7 +14,7 @@
 #include "steep/expr.hpp"
 #include "steep/rules.hpp"
 #ifdef STEEP_COMPILED
-// Linked with steep::compiled (README, "Compile-time cost"): the catalogue's optimizers come
+// Linked with steep::compiled (docs/compile-time.md): the catalogue's optimizers come
 // from the library instead of being compiled in this unit.
 #include "steep/compiled.hpp"
 #endif

@@ -1,5 +1,5 @@
 // A graph with tanh is not positively homogeneous: asking for its degree must not compile, and the
-// message must say why (README, "The main job").
+// message must say why (docs/main-job.md, the pieces).
 // EXPECT: this graph is not positively homogeneous
 #include <steep/model/graph.hpp>
 

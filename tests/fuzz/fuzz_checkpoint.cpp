@@ -3,7 +3,7 @@
 // held) or is refused with steep::error or steep::usage_error — and a refused load leaves every parameter and
 // slot byte as it was. Any other exception, a crash, or a sanitizer report is a finding.
 //
-//   scripts/check.sh fuzz                  # builds with clang, runs every target (README)
+//   scripts/check.sh fuzz                  # builds with clang, runs every target (docs/robustness.md)
 //   build-fuzz/fuzz-checkpoint out/ tests/fuzz/corpus/checkpoint -runs=20000
 //
 // The seed corpus is this model's own checkpoints, written by the target itself:

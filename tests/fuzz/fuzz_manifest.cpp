@@ -4,7 +4,7 @@
 // steep::usage_error). Any
 // other exception, a crash, or a sanitizer report is a finding.
 //
-//   scripts/check.sh fuzz                  # builds with clang, runs every target (README)
+//   scripts/check.sh fuzz                  # builds with clang, runs every target (docs/robustness.md)
 
 #include "golden/manifest.hpp"
 

@@ -1,7 +1,7 @@
 // Every catalogue rule against its naive per-element reference loop (reference.hpp), in float64:
 // block sizes 0, 1, 15, 16, 17 and 1000003 in one store (empty blocks, scalar-only blocks, one
 // full batch, a batch plus tails, many chunks); 1, 2 and 8 threads bitwise equal; unaligned
-// external buffers bitwise equal to the arena (README, "Tests").
+// external buffers bitwise equal to the arena (docs/testing.md).
 
 #include "bits.hpp"
 #include "reference.hpp"

@@ -12,7 +12,7 @@
 // exactly when every parameter of every step and every state slot at the end is bitwise the same
 // (up to CRC-32's collisions, 2^-32 per case).
 //
-// Tolerances (README "Golden tests"): float64 1e-12 relative. float32 1e-6 relative (seen:
+// Tolerances (docs/testing.md, "Golden trajectories"): float64 1e-12 relative. float32 1e-6 relative (seen:
 // <= 2.5e-7 on the public set), except
 // for sign-based rules (signum, lion), where float32 rounding may flip the sign of a momentum
 // entry whose margin is below its precision (manifest notes): there, an entry off by a whole

@@ -137,7 +137,7 @@ struct evaluator {
   // The per-step scalars as batches, built on the stack of the function that loops (where the
   // compiler sees that no store through a parameter pointer reaches them, and keeps them in
   // registers). The update pass builds them once per task's range of chunks, not per chunk: a
-  // model of 200 small tensors is 200 chunks (README, "Benchmarks": many tensors). The
+  // model of 200 small tensors is 200 chunks (docs/benchmarks.md: many tensors). The
   // read-only passes still build them per chunk; their speed at many tensors is not measured.
   static std::array<VB, P::n_step_scalars + 1> step_vectors(const State& s) {
     std::array<VB, P::n_step_scalars + 1> v;

@@ -20,7 +20,7 @@
 // That extra read has a floor no fusion can remove while the step stays all-or-nothing: every
 // gradient entry must be seen before the first write, and a gradient larger than the caches
 // must then be read twice: 4 more bytes per float32 parameter to the 16 Adam's update pass
-// reads (and 12 it writes). On the machine of README's "Benchmarks" such a loop is bound by its
+// reads (and 12 it writes). On the machine of docs/benchmarks.md such a loop is bound by its
 // reads, so at 64M that is about +25%. steep-bench times the read alone (guard_read), and
 // refuse sits on it (1.14-1.26 against a floor of 1.22-1.26 in one run). For rules whose
 // coordinates step independently, nonfinite_policy::mask trades the all-or-nothing step for a
@@ -97,7 +97,7 @@ struct finite_check {
 // Whether every entry of g[begin, end) is finite. The range is read as four streams, one per
 // quarter, in lockstep, each with its own sum of g - g: one core reads four streams faster
 // than one (a 64K-entry chunk at a time, 256 MB of float32 in 18 ms instead of 22 ms on the
-// machine of README's "Benchmarks"), and four sums keep the additions off one dependency chain.
+// machine of docs/benchmarks.md), and four sums keep the additions off one dependency chain.
 template <class T>
 bool all_finite(const T* g, std::size_t begin, std::size_t end) {
   using V = kernel::batch<T>;

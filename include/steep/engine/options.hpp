@@ -42,7 +42,7 @@ struct optimizer_options {
   // parameters than this runs on the calling thread alone; 0: every pass of a multi-threaded
   // optimizer splits. In a training loop TBB's workers fall asleep during the forward and
   // backward pass, and waking them costs more than two threads save on a small step. On the
-  // machine of README's "Benchmarks", a 50K Adam step took 22 us on one thread, 41 us on two
+  // machine of docs/benchmarks.md, a 50K Adam step took 22 us on one thread, 41 us on two
   // after 1 ms of other work, and 13 us on two back to back; from 2^18 parameters two threads
   // won even after the gap (steep-bench-dispatch --gap-us 0,1000).
   std::size_t serial_below = 0;

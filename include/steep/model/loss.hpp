@@ -17,7 +17,7 @@
 // log l_i = s_i (exponential) or log(softplus(s_i)) (logistic), and log L = logsumexp_i log l_i.
 // The derivative weights exp(s_i) or sigmoid(s_i) are exp of log-space values: they underflow
 // only where the true gradient is below float64's range. paper's caveat: Adam squares the
-// gradient, so at losses below ~1e-150 its second moment underflows (README, "The main job").
+// gradient, so at losses below ~1e-150 its second moment underflows (docs/implicit-bias.md §6).
 
 #include "steep/core/error.hpp"
 

@@ -218,7 +218,7 @@ constexpr double pow(double x, double y) {
   return std::pow(x, y);
 }
 
-// -1, 0 or +1; sign(0) = 0 and sign(NaN) = NaN, as the DSL's sign (kernel::sign; README, "The DSL").
+// -1, 0 or +1; sign(0) = 0 and sign(NaN) = NaN, as the DSL's sign (kernel::sign; docs/dsl.md).
 template <class T>
 constexpr T sign(T x) {
   if (x != x)

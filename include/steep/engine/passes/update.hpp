@@ -75,7 +75,7 @@ private:
           if constexpr (Tail)
             ok = ok | kernel::lanes_past<V>(n); // (lanes past the tail are never stored)
           // Every lane finite, the case of nearly every batch: plain stores. A masked store of
-          // all lanes cost Adam 3-6% at 64M (README, "Benchmarks").
+          // all lanes cost Adam 3-6% at 64M (docs/benchmarks.md).
           if (all_lanes(ok)) [[likely]] {
             put_all();
             return;
