@@ -49,15 +49,14 @@
 #include <unistd.h>
 #include <vector>
 
+const char* steep_git_commit(); // examples/commit_id.cmake generates it
+
 namespace {
 
-// The run's provenance (the JSON's "steep"): set by examples/CMakeLists.txt from the project's
-// version and the commit the build was configured at.
+// The run's provenance (the JSON's "steep"): the project's version (examples/CMakeLists.txt) and
+// the commit the binary was built from (generated at every build by examples/commit_id.cmake).
 #ifndef STEEP_VERSION
 #define STEEP_VERSION "unknown"
-#endif
-#ifndef STEEP_GIT_COMMIT
-#define STEEP_GIT_COMMIT "unknown"
 #endif
 
 namespace tr = steep::train;
@@ -713,7 +712,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                                   { "min_cosine_at_80_percent", min_late_cosine } };
   for (const auto& n : norms)
     j["norms"][n.name] = n.describe();
-  j["steep"] = { { "version", STEEP_VERSION }, { "commit", STEEP_GIT_COMMIT } };
+  j["steep"] = { { "version", STEEP_VERSION }, { "commit", steep_git_commit() } };
   j["machine"] = steep::bench::machine_info({ s.threads }); // bench/harness.hpp: CPU, cores, SIMD, compiler
   j["settings"] = { { "preset", s.preset },
                     { "dataset", s.dataset },
