@@ -2,7 +2,8 @@
 # (docs/main-job-json.md): every key listed there is present, for every optimizer that ran.
 #
 #   cmake -DCMD=implicit_bias -DARGS="--preset smoke --quiet" -DOUT=run.json -P check_json.cmake
-#   (-DEXTRA=c_matrix: also the train-c x eval-c matrix of a --train-c run)
+#   (-DEXTRA=c_matrix: also the train-c x eval-c matrix of a --train-c run; -DEXTRA=seeds: the
+#   spread over the seeds of a --seeds run)
 separate_arguments(args UNIX_COMMAND "${ARGS}")
 execute_process(COMMAND ${CMD} ${args} --json ${OUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
@@ -66,5 +67,15 @@ if(EXTRA STREQUAL "c_matrix")
     endforeach()
     require(c_matrix optimizers ${name} gamma 0 0)
   endforeach()
+endif()
+# With -DEXTRA=seeds (a --seeds run): each seed's verdict and margins, and their spread.
+if(EXTRA STREQUAL "seeds")
+  require(settings seeds)
+  require(seeds seeds 1)
+  require(seeds agreeing_seeds)
+  require(seeds per_seed 1 verdict)
+  require(seeds per_seed 1 gamma gd l2)
+  require(seeds gamma gd l2 mean)
+  require(seeds gamma gd l2 sd)
 endif()
 message(STATUS "the JSON record has every key of docs/main-job-json.md for ${count} optimizers")

@@ -90,7 +90,8 @@ struct settings {
   double beta = 0.9, beta2 = 0.999;
   double init_scale = 0.1;
   std::uint64_t seed = 1, data_seed = 1;
-  int threads = 1; // a model this small runs fastest on one thread
+  std::size_t seeds = 1; // --seeds N: initializations seed, seed + 1, ..., seed + N - 1
+  int threads = 1;       // a model this small runs fastest on one thread
   std::string polar = "exact";
   int ns_steps = 5;
   std::vector<double> adam_eps;
@@ -652,6 +653,95 @@ void print_table(const std::vector<run_result>& runs, const std::vector<tr::mode
 }
 
 // The theorem's conditions, as the table's header shows them.
+// Several initializations (--seeds): each seed's verdict and winners, and every margin's mean and
+// spread over the seeds, so a reader sees whether one seed's table is typical.
+struct seed_runs {
+  std::vector<std::uint64_t> seeds;
+  std::vector<std::vector<run_result>> runs; // [seed][optimizer]
+  std::vector<verdicts> verdicts_;           // [seed]
+
+  // gamma[optimizer][norm] over the seeds: mean, sample standard deviation, min, max.
+  struct spread {
+    double mean = 0, sd = 0, min = 0, max = 0;
+  };
+  spread of(std::size_t opt, const std::string& norm) const {
+    std::vector<double> x;
+    for (const auto& rs : runs)
+      x.push_back(rs[opt].hist.records.back().margins.at(norm).gamma);
+    spread out;
+    out.min = *std::min_element(x.begin(), x.end()), out.max = *std::max_element(x.begin(), x.end());
+    for (double v : x)
+      out.mean += v / static_cast<double>(x.size());
+    for (double v : x)
+      out.sd += (v - out.mean) * (v - out.mean) / static_cast<double>(std::max<std::size_t>(1, x.size() - 1));
+    out.sd = std::sqrt(out.sd);
+    return out;
+  }
+  std::size_t agreeing() const {
+    return static_cast<std::size_t>(std::count_if(
+      verdicts_.begin(), verdicts_.end(), [](const verdicts& v) { return v.no_verdict.empty() && v.agree; }));
+  }
+};
+
+void print_seeds(const seed_runs& sr, const std::vector<tr::model_norm>& norms) {
+  std::printf("\nover %zu seeds (initializations %llu..%llu):\n", sr.seeds.size(),
+              static_cast<unsigned long long>(sr.seeds.front()),
+              static_cast<unsigned long long>(sr.seeds.back()));
+  for (std::size_t k = 0; k < sr.seeds.size(); ++k) {
+    std::printf("seed %-4llu verdict: %s", static_cast<unsigned long long>(sr.seeds[k]),
+                sr.verdicts_[k].line().c_str());
+    for (const auto& n : norms)
+      if (sr.verdicts_[k].winner.count(n.name))
+        std::printf("; %s: %s", n.name.c_str(), sr.verdicts_[k].winner.at(n.name).c_str());
+    std::printf("\n");
+  }
+  // Stars only where every seed's margins mean something (each separated the data).
+  const bool star = std::all_of(sr.verdicts_.begin(), sr.verdicts_.end(),
+                                [](const verdicts& v) { return v.no_verdict.empty(); });
+  std::printf("\nnormalized margins, mean +- sample sd over the seeds (%s)\n%-14s",
+              star ? "* = largest mean in its column" : "no winners: some seed has no verdict", "optimizer");
+  for (const auto& n : norms)
+    std::printf(" %24s", n.name.c_str());
+  std::printf("\n");
+  for (std::size_t o = 0; o < sr.runs.front().size(); ++o) {
+    std::printf("%-14s", sr.runs.front()[o].name.c_str());
+    for (const auto& n : norms) {
+      std::size_t best = 0;
+      for (std::size_t q = 1; q < sr.runs.front().size(); ++q)
+        if (sr.of(q, n.name).mean > sr.of(best, n.name).mean)
+          best = q;
+      const auto sp = sr.of(o, n.name);
+      std::printf("   %10.3e +- %8.1e%s", sp.mean, sp.sd, star && best == o ? "*" : " ");
+    }
+    std::printf("\n");
+  }
+  std::printf("verdict over %zu seeds: agrees in %zu of %zu\n", sr.seeds.size(), sr.agreeing(),
+              sr.seeds.size());
+}
+
+nlohmann::json seeds_json(const seed_runs& sr, const std::vector<tr::model_norm>& norms) {
+  nlohmann::json j;
+  j["seeds"] = sr.seeds;
+  j["agreeing_seeds"] = sr.agreeing();
+  for (std::size_t k = 0; k < sr.seeds.size(); ++k) {
+    nlohmann::json one{ { "seed", sr.seeds[k] }, { "verdict", sr.verdicts_[k].line() } };
+    for (const auto& [norm, who] : sr.verdicts_[k].winner)
+      one["winners"][norm] = who;
+    for (const auto& r : sr.runs[k])
+      for (const auto& n : norms)
+        one["gamma"][r.name][n.name] = r.hist.records.back().margins.at(n.name).gamma;
+    j["per_seed"].push_back(one);
+  }
+  for (std::size_t o = 0; o < sr.runs.front().size(); ++o)
+    for (const auto& n : norms) {
+      const auto sp = sr.of(o, n.name);
+      j["gamma"][sr.runs.front()[o].name][n.name] = {
+        { "mean", sp.mean }, { "sd", sp.sd }, { "min", sp.min }, { "max", sp.max }
+      };
+    }
+  return j;
+}
+
 void print_conditions(const verdicts& v) {
   std::printf("theorem's conditions (Gronich & Vardi 2026, Thm 3.3):\n");
   for (const auto& c : v.conditions)
@@ -739,6 +829,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "records", s.records },
                     { "rescale", !s.no_rescale },
                     { "seed", s.seed },
+                    { "seeds", s.seeds },
                     { "data_seed", s.data_seed },
                     { "degree", degree },
                     { "parameters", params },
@@ -931,6 +1022,8 @@ int main(int argc, char** argv) {
   app.add_option("--beta2", s.beta2, "Adam's beta2")->check(coefficient);
   app.add_option("--init-scale", s.init_scale, "W_k ~ N(0, scale^2 / fan_in)")->check(positive);
   app.add_option("--seed", s.seed, "initialization seed");
+  app.add_option("--seeds", s.seeds, "run the whole set for this many initializations (seed, seed + 1, ...)")
+    ->check(integer_at_least(1));
   app.add_option("--data-seed", s.data_seed, "subset / synthetic data seed");
   // 0: every core TBB sees (steep::optimizer_options).
   app.add_option("--threads", s.threads, "threads for the optimizer and BLAS")->check(integer_at_least(0));
@@ -990,16 +1083,31 @@ int main(int argc, char** argv) {
     const verdicts v = judge(runs, norms, s, m->degree());
     print_conditions(v);
     print_table(runs, norms, v, s);
+    std::optional<seed_runs> sr;
+    if (s.seeds > 1) {
+      sr.emplace();
+      sr->seeds.push_back(s.seed), sr->runs.push_back(runs), sr->verdicts_.push_back(v);
+      for (std::size_t k = 1; k < s.seeds; ++k) {
+        settings at = s;
+        at.seed = s.seed + k;
+        sr->seeds.push_back(at.seed);
+        sr->runs.push_back(run_all(at, *m, norms));
+        sr->verdicts_.push_back(judge(sr->runs.back(), norms, at, m->degree()));
+      }
+      print_seeds(*sr, norms);
+    }
     std::optional<c_matrix> cm;
     if (!s.train_c.empty()) {
       cm = run_c_matrix(s, *m);
       print_c_matrix(*cm);
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("wall time %.1f s\n", cm ? total : wall);
+    std::printf("wall time %.1f s\n", cm || sr ? total : wall);
     if (!s.json.empty()) {
       auto j = to_json(runs, norms, v, s, m->degree(), m->parameters(), d);
-      j["wall_seconds"] = cm ? total : wall;
+      j["wall_seconds"] = cm || sr ? total : wall;
+      if (sr)
+        j["seeds"] = seeds_json(*sr, norms);
       if (cm)
         j["c_matrix"] = c_matrix_json(*cm);
       std::ofstream(s.json) << j.dump(2) << '\n';
