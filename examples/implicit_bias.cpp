@@ -677,6 +677,14 @@ struct seed_runs {
     out.sd = std::sqrt(out.sd);
     return out;
   }
+  // norm -> optimizer -> in how many seeds it won that column.
+  std::map<std::string, std::map<std::string, std::size_t>> winner_counts() const {
+    std::map<std::string, std::map<std::string, std::size_t>> out;
+    for (const auto& v : verdicts_)
+      for (const auto& [norm, who] : v.winner)
+        ++out[norm][who];
+    return out;
+  }
   std::size_t agreeing() const {
     return static_cast<std::size_t>(std::count_if(
       verdicts_.begin(), verdicts_.end(), [](const verdicts& v) { return v.no_verdict.empty() && v.agree; }));
@@ -695,6 +703,13 @@ void print_seeds(const seed_runs& sr, const std::vector<tr::model_norm>& norms) 
         std::printf("; %s: %s", n.name.c_str(), sr.verdicts_[k].winner.at(n.name).c_str());
     std::printf("\n");
   }
+  std::printf("column winners over the seeds:");
+  const auto counts = sr.winner_counts();
+  for (const auto& n : norms)
+    if (counts.count(n.name))
+      for (const auto& [who, k] : counts.at(n.name))
+        std::printf(" %s: %s %zu of %zu;", n.name.c_str(), who.c_str(), k, sr.seeds.size());
+  std::printf("\n");
   // Stars only where every seed's margins mean something (each separated the data).
   const bool star = std::all_of(sr.verdicts_.begin(), sr.verdicts_.end(),
                                 [](const verdicts& v) { return v.no_verdict.empty(); });
@@ -723,6 +738,7 @@ nlohmann::json seeds_json(const seed_runs& sr, const std::vector<tr::model_norm>
   nlohmann::json j;
   j["seeds"] = sr.seeds;
   j["agreeing_seeds"] = sr.agreeing();
+  j["winner_counts"] = sr.winner_counts();
   for (std::size_t k = 0; k < sr.seeds.size(); ++k) {
     nlohmann::json one{ { "seed", sr.seeds[k] }, { "verdict", sr.verdicts_[k].line() } };
     for (const auto& [norm, who] : sr.verdicts_[k].winner)
