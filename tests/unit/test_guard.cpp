@@ -282,7 +282,13 @@ TEST_CASE("guard: the plain and type-erased optimizers offer the same interface"
   CHECK(any->has_slot("W1", "exp_avg_sq"));
   any->set_threads(1);
   CHECK(any->threads() == 1);
-  CHECK_THAT(any->describe(), Catch::Contains("non-finite guard: a read-only pass of its own"));
+  // The guard's own pass reads the gradient: 8 bytes per parameter in float64, 4 in float32.
+  CHECK_THAT(any->describe(), Catch::Contains("non-finite guard: a read-only pass of its own (8 bytes per "
+                                              "parameter in float64), skips the step"));
+  steep::param_store<float> floats({ { "b", { 3 } } });
+  CHECK_THAT(
+    steep::optimizer(rules::adam(1e-2f), floats).describe(),
+    Catch::Contains("non-finite guard: a read-only pass of its own (4 bytes per parameter in float32)"));
 }
 
 TEST_CASE("guard: policy off runs the step as the arithmetic says, and describe() tells") {

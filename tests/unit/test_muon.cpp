@@ -144,7 +144,15 @@ TEST_CASE("the compiler sees a matrix stage: one more pass, a scratch arena, a p
   STATIC_REQUIRE(program<decltype(rules::adam(1e-3))>::n_matrices == 0);
   steep::param_store<float> store({ { "W", { 4, 6 } } });
   steep::optimizer opt(rules::muon(0.02), store);
-  CHECK(opt.describe().find("matrix pre-pass, matrix phase, update") != std::string::npos);
+  // describe() counts the passes over memory it lists; the matrix phase runs between them.
+  CHECK_THAT(
+    opt.describe(),
+    Catch::Contains("passes: 2 (matrix pre-pass, update), and the matrix phase after the matrix pre-pass") &&
+      Catch::Contains("matrix stages: 1 (each block)"));
+  // A sliced stage says so, with its slices' shape.
+  steep::param_store<float> experts({ { "E", { 8, 6 } } });
+  CHECK_THAT(steep::optimizer(rules::muon_stacked(0.02, 4, 6), experts).describe(),
+             Catch::Contains("matrix stages: 1 (each 4 x 6 slice)"));
   CHECK(opt.slots().at(0).name == "momentum_buffer");
 }
 
@@ -440,15 +448,23 @@ TEST_CASE("route by name (glob), by index and by predicate: Scion's ColNorm / sp
   // the refusal names the block; a vector is refused even then.
   auto head_muon =
     steep::route(steep::on_name("layers.2.*") >> rules::muon(0.02), steep::otherwise >> rules::signum(0.01));
+  // The refusal says which arm caught which block, and what to change in the route.
   CHECK_THROWS_WITH(steep::optimizer(head_muon, store),
-                    Catch::Contains("layers.2.weight") && Catch::Contains("explicitly"));
+                    Catch::Contains("block 'layers.2.weight'") && Catch::Contains("arm 0 of the route") &&
+                      Catch::Contains("add .explicitly() to arm 0's selector"));
   auto head_ok = steep::route(steep::on_name("layers.2.*").explicitly() >> rules::muon(0.02),
                               steep::otherwise >> rules::signum(0.01));
   CHECK_NOTHROW(steep::optimizer(head_ok, store));
   auto vec = steep::route(steep::on_name("bias").explicitly() >> rules::muon(0.02),
                           steep::otherwise >> rules::signum(0.01));
   CHECK_THROWS_WITH(steep::optimizer(vec, store),
-                    Catch::Contains("block 'bias'") && Catch::Contains("not a matrix"));
+                    Catch::Contains("block 'bias'") && Catch::Contains("arm 0 of the route") &&
+                      Catch::Contains("not a matrix") && Catch::Contains("Narrow arm 0's selector") &&
+                      !Catch::Contains("with steep::route(...)"));
+  // Outside a route the advice is to route the block.
+  steep::param_store<float> plain({ { "bias", { 4 } } });
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon(0.02), plain),
+                    Catch::Contains("block 'bias'") && Catch::Contains("route it to an elementwise rule"));
 }
 
 TEST_CASE("Polar Express: the published coefficient table, against a float64 NumPy reference") {
@@ -555,9 +571,10 @@ TEST_CASE("AdaMuon: a norm after the matrix phase, against the authors' algorith
   CHECK(variant_error(rules::adamuon(0.02, 0.01, 0.95, 0.0), "adamuon") > 1e-6);
   steep::param_store<double> store({ { "W", { 6, 10 } } });
   steep::optimizer opt(rule, store);
-  CHECK_THAT(opt.describe(),
-             Catch::Contains("passes: 3 (matrix pre-pass, matrix phase, reduction (depth 1), update)") &&
-               Catch::Contains("v_buffer"));
+  CHECK_THAT(
+    opt.describe(),
+    Catch::Contains("passes: 3 (matrix pre-pass, reduction (depth 1), update), and the matrix phase") &&
+      Catch::Contains("v_buffer"));
   CHECK(opt.has_slot("W", "v_buffer"));
 }
 
@@ -593,8 +610,8 @@ TEST_CASE("NorMuon: a per-row second moment of the polar factor, against the aut
   steep::param_store<float> store({ { "W", { 8, 12 } } });
   steep::optimizer opt(rule, store);
   CHECK_THAT(opt.describe(),
-             Catch::Contains("passes: 5 (matrix pre-pass, matrix phase, reduction (depth 1), line "
-                             "reduction (depth 1), reduction (depth 2), update)") &&
+             Catch::Contains("passes: 5 (matrix pre-pass, reduction (depth 1), line reduction (depth 1), "
+                             "reduction (depth 2), update), and the matrix phase") &&
                Catch::Contains("second_momentum_buffer:float32 (one per row)"));
   CHECK(decltype(opt)::bytes_per_param() == 4 + 4 + 4 + 8); // p, g, momentum: the second moment is per row
   store.grad("W").fill(1.f);

@@ -229,7 +229,8 @@ struct guard_plan {
   }
 
   // Where the guard runs and what it does, for describe().
-  static std::string text(nonfinite_policy policy, bool on) {
+  // (bytes, dtype: the parameters' element size and name, what a pass of its own reads.)
+  static std::string text(nonfinite_policy policy, bool on, std::size_t bytes, std::string_view dtype) {
     if (masked(policy))
       return "per coordinate, fused into the update pass (mask)";
     if (!on)
@@ -237,7 +238,8 @@ struct guard_plan {
     const std::string where = in_reductions ? "fused into the reduction pass"
                               : in_lines    ? "fused into the line reduction pass"
                               : in_prepass  ? "fused into the matrix pre-pass"
-                                           : "a read-only pass of its own (4 bytes per parameter in float32)";
+                                            : "a read-only pass of its own (" + std::to_string(bytes) +
+                                               " bytes per parameter in " + std::string(dtype) + ")";
     return where + (policy == nonfinite_policy::skip ? ", skips the step" : "");
   }
 };

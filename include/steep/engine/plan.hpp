@@ -105,7 +105,7 @@ struct step_plan {
     };
     depth.template operator()<0>();
     if (n_matrices > 0)
-      out += "matrix pre-pass, matrix phase, ";
+      out += "matrix pre-pass, ";
     [&]<std::size_t... D>(std::index_sequence<D...>) {
       (depth.template operator()<static_cast<int>(D) + 1>(), ...);
     }
@@ -159,7 +159,10 @@ struct step_plan {
   // A readable account of what the compiler made of the rule (Eigen's "debug assign" idea).
   [[gnu::cold]] static std::string describe(const State& s) {
     std::ostringstream os;
-    os << "passes: " << P::passes << " (" << pass_names() << "update)\nslots:";
+    // The passes over memory, as P::passes counts them; the matrix phase is not one (it runs on
+    // the pre-pass's scratch, block by block, before the passes of depth >= 1).
+    os << "passes: " << P::passes << " (" << pass_names() << "update)"
+       << (n_matrices > 0 ? ", and the matrix phase after the matrix pre-pass" : "") << "\nslots:";
     for (const auto& slot : slot_set<State>::metas)
       os << ' ' << slot.name << ':' << slot.dtype
          << (slot.granularity != "element" ? " (one per " + std::string(slot.granularity) + ")" : "");
@@ -167,7 +170,7 @@ struct step_plan {
       os << " none";
     os << "\nper-step scalars: " << P::n_step_scalars << " (" << distinct_step_scalars(s) << " distinct)"
        << "\nper-block scalars: " << P::n_block_scalars << "\nreductions: " << P::n_reductions
-       << "\nmatrix stages: " << n_matrices << "\nbytes per parameter (update pass): "
+       << "\nmatrix stages: " << n_matrices << stage_shapes(s) << "\nbytes per parameter (update pass): "
        << P::template bytes_per_param<T> << "\nbytes per parameter (every pass of a step, at most): "
        << bytes_per_step(s)
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
@@ -175,11 +178,34 @@ struct step_plan {
        << ", threads: " << s.exec_.threads()
        << (s.wl_.elements() < s.exec_.serial_below() ? " (passes run on the calling thread: serial_below)"
                                                      : "")
-       << "\nnon-finite guard: " << guard::text(s.policy_, s.guard_) << '\n';
+       << "\nnon-finite guard: " << guard::text(s.policy_, s.guard_, sizeof(T), dtype_name<T>()) << '\n';
     return os.str();
   }
 
 private:
+  // What each matrix stage maps: " (each block)", or " (each 2 x 3 slice)" for a sliced map
+  // (expr/matrix.hpp, slices(...)), per stage in order.
+  static std::string stage_shapes(const State& s) {
+    if constexpr (n_matrices == 0) {
+      return "";
+    } else {
+      std::string out = " (";
+      [&]<std::size_t... K>(std::index_sequence<K...>) {
+        ((out += (K ? ", " : "") + stage_shape(std::get<K>(s.maps_))), ...);
+      }
+      (std::make_index_sequence<n_matrices>{});
+      return out + ")";
+    }
+  }
+  template <class M>
+  static std::string stage_shape(const M&) {
+    return "each block";
+  }
+  template <class M>
+  static std::string stage_shape(const expr::sliced<M>& m) {
+    return "each " + std::to_string(m.slice_rows) + " x " + std::to_string(m.slice_cols) + " slice";
+  }
+
   template <class N>
   struct step_scalar_node : std::bool_constant<N::level == 0 && !N::is_inline> {};
 

@@ -70,6 +70,29 @@ template <class T>
   }
   return roles;
 }
+// Arm `arm` caught a block its rule's matrix stage cannot take: the same refusal, saying which
+// arm caught the block and what to change in the route.
+[[noreturn, gnu::cold]] inline void refuse_arm_block(std::size_t arm, const matrix_block_error& e,
+                                                     bool runtime) {
+  const std::string k = std::to_string(arm);
+  if (e.not_a_matrix)
+    throw error(
+      e.subject(),
+      "arm " + k +
+        " of the route (arms count from 0) caught this block, and that arm's rule applies a "
+        "matrix map (e.g. Muon's Newton-Schulz) to every block it gets, but this block is not a matrix. " +
+        (runtime ? "Narrow arm " + k +
+                     "'s selector so it leaves this block out (a name pattern that "
+                     "matches only the matrices, or on<block_role::hidden_matrix>)"
+                 : "Give arm " + k + " only matrix roles") +
+        ", or put an arm with an elementwise rule before it that selects this block");
+  throw error(e.subject(), "arm " + k +
+                             " of the route (arms count from 0) caught this block, whose role its "
+                             "matrix map does not take by default (Muon is meant for hidden matrices): add "
+                             ".explicitly() to arm " +
+                             k + "'s selector to opt in, or route the block to another arm before it (" +
+                             e.what() + ")");
+}
 } // namespace detail
 
 template <class... Arms, class T>
@@ -137,8 +160,12 @@ private:
       detail::arm_matrix_roles(routed_type::masks[I], expr::runtime_selector<sel>, sel::is_explicit);
     auto& st = this->arm_stores_[I];
     st = std::make_unique<param_store<T>>(std::move(specs));
-    arm_optimizer<I> arm(rule, *st, opts);
-    this->parts_[I] = std::move(arm.parts_[0]);
+    try {
+      arm_optimizer<I> arm(rule, *st, opts);
+      this->parts_[I] = std::move(arm.parts_[0]);
+    } catch (const detail::matrix_block_error& e) {
+      detail::refuse_arm_block(I, e, expr::runtime_selector<sel>);
+    }
     this->threads_ = this->parts_[I]->exec_.threads();
   }
 };

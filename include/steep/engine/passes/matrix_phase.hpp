@@ -33,6 +33,15 @@
 namespace steep::engine::detail {
 
 // The matrix phase's tasks and checks, the same for every rule (compiled once per T).
+// A block a matrix stage cannot take (not a matrix, or a role it was not given): a route
+// (routed.hpp) catches it to say which of its arms caught the block.
+struct matrix_block_error : error {
+  matrix_block_error(const std::string& block, const std::string& problem, bool not_a_matrix)
+    : error(block, problem)
+    , not_a_matrix(not_a_matrix) {}
+  bool not_a_matrix;
+};
+
 template <class T>
 struct matrix_tables {
   explicit matrix_tables(const optimizer_options& opts)
@@ -43,22 +52,25 @@ struct matrix_tables {
   [[gnu::cold]] static void check_matrix_blocks(const tables<T>& t, const optimizer_options& opts) {
     for (const auto& blk : t.blocks_) {
       if (blk.shape.size() < 2)
-        throw error(blk.name,
-                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
-                    "block has shape " +
-                      to_string(blk.shape) +
-                      ", not a matrix; route it to an elementwise rule with steep::route(...)");
+        throw matrix_block_error(
+          blk.name,
+          "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
+          "block has shape " +
+            to_string(blk.shape) + ", not a matrix; route it to an elementwise rule with steep::route(...)",
+          true);
       bool allowed = false;
       for (auto r : opts.matrix_roles)
         allowed = allowed || r == blk.role;
       if (!allowed)
-        throw error(blk.name,
-                    "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to this block, whose role "
-                    "is " +
-                      std::string(to_string(blk.role)) +
-                      "; Muon is meant for hidden matrices: route the block elsewhere, or opt in "
-                      "explicitly with steep::on<block_role::" +
-                      std::string(to_string(blk.role)) + ">.explicitly()");
+        throw matrix_block_error(
+          blk.name,
+          "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to this block, whose role "
+          "is " +
+            std::string(to_string(blk.role)) +
+            "; Muon is meant for hidden matrices: route the block elsewhere, or opt in "
+            "explicitly with steep::on<block_role::" +
+            std::string(to_string(blk.role)) + ">.explicitly()",
+          false);
     }
   }
 
