@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <steep/rules/catalogue.hpp>
 #include <steep/steep.hpp>
@@ -88,8 +89,8 @@ int main(int argc, char** argv) {
                 "B/param");
     for (int n : counts) {
       // Every rule's optimizer over its own copy of the store, then all timed in one interleaved run.
-      std::vector<steep::param_store<T>> stores;
-      stores.reserve(64);
+      // A deque: each optimizer keeps a reference to its store, which must not move as more are added.
+      std::deque<steep::param_store<T>> stores;
       std::vector<std::unique_ptr<steep::any_optimizer<T>>> opts;
       std::vector<steep::bench::variant> vs;
       std::vector<std::size_t> sizes;

@@ -718,15 +718,17 @@ void print_seeds(const seed_runs& sr, const std::vector<tr::model_norm>& norms) 
   for (const auto& n : norms)
     std::printf(" %24s", n.name.c_str());
   std::printf("\n");
+  // Each column's largest mean, found once.
+  std::vector<std::size_t> best(norms.size(), 0);
+  for (std::size_t k = 0; k < norms.size(); ++k)
+    for (std::size_t q = 1; q < sr.runs.front().size(); ++q)
+      if (sr.of(q, norms[k].name).mean > sr.of(best[k], norms[k].name).mean)
+        best[k] = q;
   for (std::size_t o = 0; o < sr.runs.front().size(); ++o) {
     std::printf("%-14s", sr.runs.front()[o].name.c_str());
-    for (const auto& n : norms) {
-      std::size_t best = 0;
-      for (std::size_t q = 1; q < sr.runs.front().size(); ++q)
-        if (sr.of(q, n.name).mean > sr.of(best, n.name).mean)
-          best = q;
-      const auto sp = sr.of(o, n.name);
-      std::printf("   %10.3e +- %8.1e%s", sp.mean, sp.sd, star && best == o ? "*" : " ");
+    for (std::size_t k = 0; k < norms.size(); ++k) {
+      const auto sp = sr.of(o, norms[k].name);
+      std::printf("   %10.3e +- %8.1e%s", sp.mean, sp.sd, star && best[k] == o ? "*" : " ");
     }
     std::printf("\n");
   }

@@ -34,6 +34,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace steep::engine::detail {
@@ -85,21 +86,19 @@ struct part
   // Slot `slot` of block `block` as raw bytes, in the block's shape, (lines) for a per-line slot
   // or (1) for a per-block slot.
   [[gnu::noinline]] slot_bytes slot(const std::string& block, const std::string& slot) {
-    const std::size_t b = this->block_index(block);
-    for (std::size_t k = 0; k < slots_.size(); ++k)
-      if (slots_[k].info.name == slot)
-        return bytes_of(k, b);
-    throw error(block, "the rule has no state slot named '" + slot + "'");
+    const auto [k, b] = locate(block, slot);
+    return bytes_of(k, b);
   }
 
   // A view of slot `slot` of block `block`; S must be the slot's storage dtype.
   template <class S>
   state_view<S> state(const std::string& block, const std::string& slot) {
-    const slot_bytes raw = this->slot(block, slot);
-    if (raw.dtype != safetensors_dtype<S>())
+    const auto [k, b] = locate(block, slot);
+    if (slots_[k].safetensors != safetensors_dtype<S>())
       throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
+    const slot_bytes raw = bytes_of(k, b);
     return make_state_view(reinterpret_cast<S*>(raw.bytes.data()), raw.bytes.size() / sizeof(S),
-                           shape_of(slot_index(slot), this->block_index(block)));
+                           shape_of(k, b));
   }
 
   // f(slot_bytes) for every slot of every block, in slot order then block order.
@@ -125,11 +124,14 @@ struct part
   void* roots_ptr_ = nullptr; // the rule's roots object (hyper_table's offsets are into it)
 
 private:
-  std::size_t slot_index(const std::string& slot) const {
-    std::size_t k = 0;
-    while (slots_[k].info.name != slot)
-      ++k;
-    return k;
+  // (slot index, block index) of `slot` of `block`; throws naming the block if either is unknown.
+  [[gnu::noinline]] std::pair<std::size_t, std::size_t> locate(const std::string& block,
+                                                               const std::string& slot) const {
+    const std::size_t b = this->block_index(block);
+    for (std::size_t k = 0; k < slots_.size(); ++k)
+      if (slots_[k].info.name == slot)
+        return { k, b };
+    throw error(block, "the rule has no state slot named '" + slot + "'");
   }
   const shape_t& shape_of(std::size_t k, std::size_t b) const {
     const slot_entry& e = slots_[k];

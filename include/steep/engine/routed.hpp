@@ -75,7 +75,7 @@ template <class T>
 [[noreturn, gnu::cold]] inline void refuse_arm_block(std::size_t arm, const matrix_block_error& e,
                                                      bool runtime) {
   const std::string k = std::to_string(arm);
-  if (e.not_a_matrix)
+  if (e.role.empty())
     throw error(
       e.subject(),
       "arm " + k +
@@ -86,12 +86,11 @@ template <class T>
                      "matches only the matrices, or on<block_role::hidden_matrix>)"
                  : "Give arm " + k + " only matrix roles") +
         ", or put an arm with an elementwise rule before it that selects this block");
-  throw error(e.subject(), "arm " + k +
-                             " of the route (arms count from 0) caught this block, whose role its "
-                             "matrix map does not take by default (Muon is meant for hidden matrices): add "
-                             ".explicitly() to arm " +
-                             k + "'s selector to opt in, or route the block to another arm before it (" +
-                             e.what() + ")");
+  throw error(e.subject(),
+              "arm " + k + " of the route (arms count from 0) caught this block, whose role (" + e.role +
+                ") its matrix map does not take by default (Muon is meant for hidden matrices): add "
+                ".explicitly() to arm " +
+                k + "'s selector to opt in, or route the block to another arm before it");
 }
 } // namespace detail
 

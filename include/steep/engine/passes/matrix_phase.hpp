@@ -36,10 +36,11 @@ namespace steep::engine::detail {
 // A block a matrix stage cannot take (not a matrix, or a role it was not given): a route
 // (routed.hpp) catches it to say which of its arms caught the block.
 struct matrix_block_error : error {
-  matrix_block_error(const std::string& block, const std::string& problem, bool not_a_matrix)
+  // role: the block's role where that is what the stage does not take; empty: not a matrix.
+  matrix_block_error(const std::string& block, const std::string& problem, std::string role = {})
     : error(block, problem)
-    , not_a_matrix(not_a_matrix) {}
-  bool not_a_matrix;
+    , role(std::move(role)) {}
+  std::string role;
 };
 
 template <class T>
@@ -53,11 +54,10 @@ struct matrix_tables {
     for (const auto& blk : t.blocks_) {
       if (blk.shape.size() < 2)
         throw matrix_block_error(
-          blk.name,
-          "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
-          "block has shape " +
-            to_string(blk.shape) + ", not a matrix; route it to an elementwise rule with steep::route(...)",
-          true);
+          blk.name, "the rule applies a matrix map (e.g. Muon's Newton-Schulz) to every block, but this "
+                    "block has shape " +
+                      to_string(blk.shape) +
+                      ", not a matrix; route it to an elementwise rule with steep::route(...)");
       bool allowed = false;
       for (auto r : opts.matrix_roles)
         allowed = allowed || r == blk.role;
@@ -70,7 +70,7 @@ struct matrix_tables {
             "; Muon is meant for hidden matrices: route the block elsewhere, or opt in "
             "explicitly with steep::on<block_role::" +
             std::string(to_string(blk.role)) + ">.explicitly()",
-          false);
+          std::string(to_string(blk.role)));
     }
   }
 
