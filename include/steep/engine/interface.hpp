@@ -36,6 +36,11 @@
 
 namespace steep::engine {
 
+// The largest step count an optimizer keeps: 2^53, so every count is exact in the double that
+// bias corrections and schedules read (at one step per nanosecond, 104 days). restore_steps()
+// and checkpoints refuse more, and a step that would pass it is refused.
+inline constexpr std::int64_t max_steps = std::int64_t{ 1 } << 53;
+
 template <class O>
 concept optimizer_interface = requires(O& o, const O& c, std::string_view name, const std::string& s) {
   typename O::value_type;
