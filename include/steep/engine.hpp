@@ -22,5 +22,8 @@ using engine::nonfinite_policy;
 using engine::optimizer;
 using engine::optimizer_interface;
 using engine::optimizer_options;
+using engine::slot_bytes;
 using engine::slot_info;
+using engine::step_outcome;
+using engine::step_result;
 } // namespace steep

@@ -16,7 +16,8 @@ namespace steep {
 class error : public std::invalid_argument {
 public:
   // `subject` names what is wrong ("W1", "slot 'exp_avg'", "manifest"); `problem` says how.
-  error(const std::string& subject, const std::string& problem)
+  // Cold: only ever on a refusal, so every unit compiles it small (docs/compile-time.md).
+  [[gnu::cold]] error(const std::string& subject, const std::string& problem)
     : std::invalid_argument("steep: " + quote(subject) + ": " + problem)
     , subject_(subject) {}
 

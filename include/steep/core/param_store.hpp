@@ -181,7 +181,7 @@ private:
 
   // External buffers (parameters and gradients of every block) must not share an element: a
   // rule would update the shared memory twice, or read a gradient it already overwrote.
-  void check_no_overlap() const {
+  [[gnu::cold]] void check_no_overlap() const {
     struct range {
       std::uintptr_t begin, end;
       const block<T>* owner;

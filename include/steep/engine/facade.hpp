@@ -20,10 +20,12 @@
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
 #include "steep/engine/guard.hpp"
+#include "steep/engine/interface.hpp"
 #include "steep/engine/part.hpp"
 #include "steep/engine/slots.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -51,30 +53,36 @@ public:
   ~optimizer_facade() = default;
 
   // One optimizer step with the gradients currently in the store: prepare_step() (read-only)
-  // then, if it found nothing, commit_step(). Returns false if the step was skipped (a
-  // non-finite gradient under nonfinite_policy::skip) or held coordinates back; under refuse a
-  // non-finite gradient throws nonfinite_error instead. Nothing is written where it is refused.
-  bool step() { return run_step(*this, policy_, skipped_); }
-
-  // The read-only part of a step, every part's (plan.hpp): per-step and per-block scalars, the
-  // guard, the reduction passes and the matrix phase. Writes only tables and scratch. Returns
-  // the first non-finite gradient entry (if the guard is on and found one); then the step must
-  // not be committed.
-  [[gnu::noinline]] std::optional<nonfinite_entry> prepare_step() {
-    require_live_store(store_alive_); // a route's parts ask about their own stores
-    std::optional<nonfinite_entry> bad;
-    for (auto& p : parts_)
-      if (p && !bad)
-        bad = p->prepare();
-    return bad;
+  // then, if it found nothing, commit_step(). Says what it did (step_result, guard.hpp):
+  // applied; held_back (applied, some coordinates kept: a non-finite gradient under mask, or a
+  // new value that would not be finite); refused (a non-finite gradient under skip: nothing
+  // written). Under refuse a non-finite gradient throws nonfinite_error instead, nothing written.
+  step_result step() {
+    const entry e(*this, "step()");
+    if (auto bad = prepare())
+      return on_nonfinite(policy_, *bad, skipped_);
+    commit();
+    if (any_held_back()) {
+      ++skipped_;
+      return { step_outcome::held_back };
+    }
+    return {};
   }
-  // The update pass of a step prepare_step() accepted, every part's: stores parameters and slots
-  // once.
-  [[gnu::noinline]] void commit_step() {
-    for (auto& p : parts_)
-      if (p)
-        p->commit();
-    ++t_;
+
+  // The two halves of step(), for a caller that prepares several optimizers before committing
+  // any (a route does so inside): prepare_step() is read-only (per-step and per-block scalars,
+  // the guard, the reduction passes, the matrix phase: it writes only tables and scratch) and
+  // returns the first non-finite gradient entry if the guard found one; commit_step() is the
+  // update pass. A commit needs a prepare_step() that found nothing, with no commit, load,
+  // set(), restore_steps() or set_threads() since: anything else is a usage_error, and nothing
+  // is written (a stale prepare would mix two steps' tables, a refused one bypass the guard).
+  std::optional<nonfinite_entry> prepare_step() {
+    const entry e(*this, "prepare_step()");
+    return prepare();
+  }
+  void commit_step() {
+    const entry e(*this, "commit_step()");
+    commit();
   }
 
   std::int64_t steps() const noexcept { return t_; }
@@ -84,14 +92,22 @@ public:
   std::int64_t skipped_steps() const noexcept { return skipped_; }
   nonfinite_policy nonfinite() const noexcept { return policy_; }
   // Sets the step counters (a checkpoint's load: engine/checkpoint.hpp).
+  // Refuses a count outside [0, max_steps] (interface.hpp), or more skipped steps than steps.
   [[gnu::cold, gnu::noinline]] void restore_steps(std::int64_t t, std::int64_t skipped = 0) {
-    if (t < 0 || skipped < 0)
-      throw usage_error("a step count cannot be negative");
+    const entry e(*this, "restore_steps()");
+    if (t < 0 || t > max_steps || skipped < 0 || skipped > t)
+      throw usage_error("restore_steps(" + std::to_string(t) + ", " + std::to_string(skipped) +
+                        "): a step count must lie in [0, 2^53] and the skipped steps in [0, steps]; "
+                        "nothing was changed");
     for_built([&](std::size_t, detail::part<T>& part) { part.t_ = t; });
     t_ = t, skipped_ = skipped;
+    prepared_ = false;
   }
   // The rule's structural hash (slots.hpp, rule_hash): checkpoints refuse another rule's state.
-  std::string rule_id() const { return rule_hash(*rule_type_); }
+  std::string rule_id() const {
+    require_live("rule_id()");
+    return rule_hash(*rule_type_);
+  }
   // Bytes the update pass moves per parameter (a route: its largest arm's).
   std::size_t bytes_per_param() const noexcept { return bytes_per_param_; }
   // The update's degree in the gradient (expr/degree.hpp): 0 for a scale-invariant rule (Signum,
@@ -102,6 +118,7 @@ public:
   // The last step's first held-back coordinate in the store's block order (its cause in
   // `output`, guard.hpp) and, in its count, how many were held back in all parts; empty if none.
   [[gnu::noinline]] std::optional<nonfinite_entry> held_back() const {
+    require_live("held_back()");
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
     auto position = [&](const std::string& name) {
@@ -119,12 +136,22 @@ public:
     return out;
   }
 
+  // Whether the last step held any coordinate back (what step() returns; held_back() says where).
+  bool any_held_back() const noexcept {
+    for (const auto& p : parts_)
+      if (p && p->held_)
+        return true;
+    return false;
+  }
+
   int threads() const noexcept {
     int n = threads_;
     for_built([&](std::size_t, const detail::part<T>& part) { n = part.exec_.threads(); });
     return n;
   }
   [[gnu::cold, gnu::noinline]] void set_threads(int n) {
+    const entry e(*this, "set_threads()");
+    prepared_ = false;
     for_built([&](std::size_t, detail::part<T>& part) {
       part.exec_ = kernel::executor(part.checked_threads(n), part.exec_.serial_below());
     });
@@ -139,6 +166,7 @@ public:
 
   // Whether some part has a named hyperparameter `name`.
   [[gnu::cold, gnu::noinline]] bool has(std::string_view name) const {
+    require_live("has()");
     bool found = false;
     for_named(name, [&](std::size_t, const detail::part<T>& part, std::string_view n) {
       found = found || part.hypers_.has(n);
@@ -147,6 +175,7 @@ public:
   }
   // Throws, naming it, if some part's hyperparameter `name` would refuse `value`.
   [[gnu::cold, gnu::noinline]] void check(std::string_view name, double value) const {
+    require_live("check()");
     for_named(name, [&](std::size_t, const detail::part<T>& part, std::string_view n) {
       part.hypers_.check(n, value);
     });
@@ -154,6 +183,8 @@ public:
   // Sets the hyperparameter in every part that has one of that name; every part accepts the
   // value, or none changes.
   [[gnu::cold, gnu::noinline]] void set(std::string_view name, double value) {
+    const entry e(*this, "set()");
+    prepared_ = false;
     if (!is_route_)
       return parts_[0]->hypers_.set(parts_[0]->roots_ptr_, name, value);
     check(name, value);
@@ -166,6 +197,7 @@ public:
       no_hyper(name);
   }
   [[gnu::cold, gnu::noinline]] double get(std::string_view name) const {
+    require_live("get()");
     if (!is_route_)
       return parts_[0]->hypers_.get(parts_[0]->roots_ptr_, name);
     std::vector<std::pair<std::size_t, double>> values;
@@ -187,6 +219,7 @@ public:
   // Every named hyperparameter with its value (checkpoints save them): once per name where the
   // parts agree, else once per arm as "arm<k>/<name>" (so a checkpoint restores each arm's own).
   [[gnu::cold, gnu::noinline]] std::vector<std::pair<std::string, double>> hyperparameters() const {
+    require_live("hyperparameters()");
     if (!is_route_)
       return parts_[0]->hypers_.hyperparameters(parts_[0]->roots_ptr_);
     std::vector<std::pair<std::string, double>> all; // (name, value) per part, with the part's index
@@ -214,7 +247,10 @@ public:
   // ---- state slots (the parts' slot directories, part.hpp) -----------------------------------
 
   // Every part's slots, each name once (a route's arms without blocks included).
-  std::vector<slot_info> slots() const { return slot_info_; }
+  std::vector<slot_info> slots() const {
+    require_live("slots()");
+    return slot_info_;
+  }
   // Whether `block`'s part has a state slot named `slot` (a route's arms hold different slots).
   [[gnu::cold, gnu::noinline]] bool has_slot(const std::string& block, std::string_view slot) const {
     return part_of(block).has_slot(block, slot);
@@ -227,11 +263,13 @@ public:
   }
   // f(slot_bytes) for every slot of every block, part by part, in slot order then block order.
   [[gnu::cold, gnu::noinline]] void visit_slots(const std::function<void(const slot_bytes&)>& f) {
+    require_live("visit_slots()");
     for_built([&](std::size_t, detail::part<T>& part) { part.visit_slots(f); });
   }
 
   // The index of the part (a route's arm) that updates `block`.
   std::size_t arm_of(const std::string& block) const {
+    require_live("a block's state");
     for (auto& [name, arm] : owner_)
       if (name == block)
         return arm;
@@ -284,9 +322,89 @@ protected:
   double gradient_degree_ = 0;
   std::vector<slot_info> slot_info_;
 
+  // The typed optimizers' constructors set it once they are built.
+  void set_live() noexcept { live_.on = true; }
+
+  // Throws if this optimizer was moved from (its parts went with the move).
+  void require_live(const char* what) const {
+    if (!live_.on)
+      throw usage_error(std::string(what) +
+                        ": this optimizer was moved from; use the optimizer it was moved into");
+  }
+
 private:
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;
+  bool prepared_ = false; // a prepare_step() found nothing, and nothing came between it and now
+
+  // True while the object holds an optimizer: a move clears the source's.
+  struct live_flag {
+    bool on = false;
+    live_flag() = default;
+    live_flag(live_flag&& o) noexcept
+      : on(std::exchange(o.on, false)) {}
+    live_flag& operator=(live_flag&& o) noexcept {
+      on = std::exchange(o.on, false);
+      return *this;
+    }
+  };
+  live_flag live_;
+  // Set while a call that writes runs. steep does not lock an optimizer (a step is one call on
+  // one thread, which runs its passes on the executor's threads); this only detects two threads
+  // that call in at once, with one atomic exchange per call (README, "Threads"). A move
+  // starts unset: moving an optimizer that a call is using is a bug of its own.
+  struct busy_flag {
+    std::atomic<bool> on{ false };
+    busy_flag() = default;
+    busy_flag(busy_flag&&) noexcept {}
+    busy_flag& operator=(busy_flag&&) noexcept { return *this; }
+  };
+  busy_flag busy_;
+  // For the length of one writing call: refuses a moved-from optimizer, or a second thread.
+  class entry {
+  public:
+    entry(optimizer_facade& o, const char* what)
+      : flag_(o.busy_.on) {
+      o.require_live(what);
+      if (flag_.exchange(true, std::memory_order_acquire))
+        throw usage_error(std::string(what) +
+                          ": another call on this optimizer is running (from another thread): an "
+                          "optimizer takes one call at a time; nothing was done");
+    }
+    ~entry() { flag_.store(false, std::memory_order_release); }
+    entry(const entry&) = delete;
+    entry& operator=(const entry&) = delete;
+
+  private:
+    std::atomic<bool>& flag_;
+  };
+
+  [[gnu::noinline]] std::optional<nonfinite_entry> prepare() {
+    require_live_store(store_alive_); // a route's parts ask about their own stores
+    if (t_ >= max_steps)
+      throw usage_error("step " + std::to_string(t_ + 1) +
+                        " would pass the largest step count an optimizer keeps (2^53); nothing was written");
+    prepared_ = false;
+    std::optional<nonfinite_entry> bad;
+    for (auto& p : parts_)
+      if (p)
+        p->held_.reset(); // held_back() speaks of the last step that was written
+    for (auto& p : parts_)
+      if (p && !bad)
+        bad = p->prepare();
+    prepared_ = !bad;
+    return bad;
+  }
+  [[gnu::noinline]] void commit() {
+    if (!prepared_)
+      throw usage_error("commit_step() needs a prepare_step() that found nothing, with no commit, load, "
+                        "set(), restore_steps() or set_threads() since; nothing was written");
+    prepared_ = false;
+    for (auto& p : parts_)
+      if (p)
+        p->commit();
+    ++t_;
+  }
 
   // f(k, part) for every part that has blocks, in order.
   template <class F>

@@ -43,7 +43,7 @@
 //
 // The whole guard is here: the checks on a batch (finite_check, add_finite_probe), where it runs
 // for a rule (guard_plan), its state and scans (guard_state: chunk flags, held-back notes) and
-// what a step does with what it found (run_step). The passes only carry its flags
+// what a step does with what it found (optimizer_facade::step, facade.hpp). The passes only carry its flags
 // (engine/passes/).
 
 #include "steep/core/error.hpp"
@@ -84,6 +84,9 @@ struct nonfinite_entry {
   // value that is not (a float32 overflow, say): "param" or the state slot's name, and `value`
   // is what would have been stored.
   std::string output;
+  // The output is a slot kept per block or per line, computed on the host: the whole block was
+  // held back, and `index` is the slot's entry (its line; 0 for a per-block slot).
+  bool whole_block = false;
 };
 
 // One chunk's running check (a masked tail's lanes past its end hold zeros: finite).
@@ -150,7 +153,7 @@ bool all_lanes(const M& m) {
     return xsimd::all(m);
 }
 
-inline std::string describe_nonfinite(const nonfinite_entry& e) {
+[[gnu::cold]] inline std::string describe_nonfinite(const nonfinite_entry& e) {
   std::string where = std::to_string(e.index);
   if (e.shape.size() > 1) {
     std::string multi;
@@ -168,12 +171,32 @@ inline std::string describe_nonfinite(const nonfinite_entry& e) {
          "; the step was refused and parameters and optimizer state are unchanged";
 }
 
+// What a step did (step() returns it; cheap: one byte):
+//   applied    every parameter and slot was written;
+//   held_back  the step was applied except the coordinates held_back() reports, which kept their
+//              parameter and state (a non-finite gradient under nonfinite_policy::mask, or a new
+//              value that would not be finite): the step counts, do not apply it again;
+//   refused    nothing was written and the step count did not move (a non-finite gradient under
+//              nonfinite_policy::skip): the caller may fix the gradient and step again.
+// Both held_back and refused count in skipped_steps(). In a condition it is true only for
+// applied, as the bool step() returned before: `if (!opt.step())` still asks "anything amiss?";
+// retry only on `refused()` (docs/robustness.md, "Retrying a step").
+enum class step_outcome : std::uint8_t { applied, held_back, refused };
+struct step_result {
+  step_outcome outcome = step_outcome::applied;
+  constexpr explicit operator bool() const noexcept { return outcome == step_outcome::applied; }
+  constexpr bool applied() const noexcept { return outcome == step_outcome::applied; }
+  constexpr bool held_back() const noexcept { return outcome == step_outcome::held_back; }
+  constexpr bool refused() const noexcept { return outcome == step_outcome::refused; }
+  friend constexpr bool operator==(step_result, step_result) = default;
+};
+
 // What a step does with a non-finite gradient under `policy`: throws (refuse), or counts the
-// skipped step and returns false (skip).
-inline bool on_nonfinite(nonfinite_policy policy, const nonfinite_entry& e, std::int64_t& skipped) {
+// skipped step and says it was refused (skip).
+inline step_result on_nonfinite(nonfinite_policy policy, const nonfinite_entry& e, std::int64_t& skipped) {
   if (policy == nonfinite_policy::skip) {
     ++skipped;
-    return false;
+    return { step_outcome::refused };
   }
   throw nonfinite_error(e.block, e.index, describe_nonfinite(e));
 }
@@ -184,24 +207,13 @@ inline std::string describe_held_back(const nonfinite_entry& e) {
   const std::string what = e.output.empty() ? "its gradient is " + value
                                             : "its new " + e.output + " would be " + value +
                                                 " (from finite inputs: the storage type overflowed)";
+  if (e.whole_block)
+    return "block '" + e.block + "' was held back whole: its new " + e.output + " (entry " +
+           std::to_string(e.index) + ", kept per block or line, which every coordinate reads) would be " +
+           value + "; " + std::to_string(e.count) +
+           " coordinate(s) in all kept their parameter and state this step";
   return "block '" + e.block + "': flat index " + std::to_string(e.index) + " was held back, " + what + "; " +
          std::to_string(e.count) + " coordinate(s) in all kept their parameter and state this step";
-}
-
-// One step of an optimizer that splits it into prepare_step() (read-only, reports the first
-// non-finite gradient entry) and commit_step() (the writes): plain and routed alike.
-// commit_step() holds back coordinates whose new values are not finite (and, under mask, those
-// with a non-finite gradient); held_back() reports them, and the step counts as skipped.
-template <class Opt>
-bool run_step(Opt& opt, nonfinite_policy policy, std::int64_t& skipped) {
-  if (auto bad = opt.prepare_step())
-    return on_nonfinite(policy, *bad, skipped);
-  opt.commit_step();
-  if (opt.held_back()) {
-    ++skipped;
-    return false;
-  }
-  return true;
 }
 
 namespace detail {
@@ -310,18 +322,49 @@ struct guard_state {
         }
   }
 
-  // The noted coordinates: the first in list order, with how many there are; clears the notes.
-  // slot_name(K) names slot K (for notes of the update pass's outputs).
+  // Holds back block b whole: slot K's new value at entry `line` (0 for a per-block slot) would
+  // be `value`, not finite. A slot kept per block or per line is computed on the host while the
+  // step is prepared, and every coordinate of the block reads it, so the block keeps its
+  // parameters and every slot this step (the update pass skips it, and its host slots are not
+  // stored); held_entries() reports it with the coordinates held back one by one.
+  [[gnu::cold, gnu::noinline]] void hold_block(std::size_t blocks, std::size_t b, std::size_t slot,
+                                               std::size_t line, double value) {
+    if (block_held_.size() != blocks)
+      block_held_.assign(blocks, block_record{});
+    if (!block_held_[b].held)
+      block_held_[b] = { true, slot, line, value };
+  }
+  // Forgets the last step's block holds (a step's prepare starts with none).
+  void clear_block_holds() noexcept {
+    for (auto& h : block_held_)
+      h.held = false;
+  }
+  bool block_held(std::size_t b) const noexcept { return !block_held_.empty() && block_held_[b].held; }
+
+  // The noted coordinates and held blocks: the first in the store's order (a held block counts
+  // all its coordinates), with how many there are; clears the coordinates' notes. slot_name(K)
+  // names slot K (for notes of the update pass's outputs).
   [[gnu::cold]] std::optional<nonfinite_entry> held_entries(const tables<T>& t,
                                                             std::string_view (*slot_name)(std::size_t)) {
     std::optional<nonfinite_entry> out;
     std::size_t count = 0;
+    std::size_t first = t.blocks_.size(); // the block `out` is in
+    if (slot_name)
+      for (std::size_t b = 0; b < block_held_.size(); ++b)
+        if (const auto& h = block_held_[b]; h.held) {
+          const auto& blk = t.blocks_[b];
+          if (b < first)
+            out = nonfinite_entry{ blk.name, blk.shape, h.line, h.value, 0, std::string(slot_name(h.slot)),
+                                   true },
+            first = b;
+          count += blk.size;
+        }
     for (std::size_t ci = 0; ci < chunk_held_.size(); ++ci) {
       held_record& h = chunk_held_[ci];
       if (h.count == 0)
         continue;
-      if (count == 0) {
-        const auto& blk = t.blocks_[t.wl_[ci].block];
+      if (const std::size_t b = t.wl_[ci].block; b < first) {
+        const auto& blk = t.blocks_[b];
         out = nonfinite_entry{ blk.name,
                                blk.shape,
                                h.index,
@@ -330,6 +373,7 @@ struct guard_state {
                                h.output == 0   ? std::string()
                                : h.output == 1 ? std::string("param")
                                                : std::string(slot_name(h.output - 2)) };
+        first = b;
       }
       count += h.count;
       h.count = 0;
@@ -348,6 +392,12 @@ struct guard_state {
     double value = 0;
   };
   std::vector<held_record> chunk_held_; // [chunk]: the last update pass's held-back coordinates
+  struct block_record {
+    bool held = false;
+    std::size_t slot = 0, line = 0; // the slot and entry whose new value was not finite
+    double value = 0;
+  };
+  std::vector<block_record> block_held_; // [block]: held whole this step (hold_block); empty if never
 };
 
 } // namespace detail

@@ -6,7 +6,7 @@
 //   template <steep::optimizer_interface Opt>
 //   void train(Opt& opt) { while (...) { fill gradients; if (!opt.step()) log("skipped"); } }
 //
-//   step()            one step; false if a non-finite gradient skipped it (nonfinite_policy)
+//   step()            one step: applied, held_back or refused (step_result, guard.hpp)
 //   prepare_step()    its read-only part: the first non-finite gradient entry, if any
 //   commit_step()     its update pass (only after prepare_step() found nothing)
 //   held_back()       what the last step held back (masked gradients, values that overflowed)
@@ -44,7 +44,7 @@ inline constexpr std::int64_t max_steps = std::int64_t{ 1 } << 53;
 template <class O>
 concept optimizer_interface = requires(O& o, const O& c, std::string_view name, const std::string& s) {
   typename O::value_type;
-  { o.step() } -> std::same_as<bool>;
+  { o.step() } -> std::same_as<step_result>;
   { o.prepare_step() } -> std::same_as<std::optional<nonfinite_entry>>;
   o.commit_step();
   { c.steps() } -> std::same_as<std::int64_t>;

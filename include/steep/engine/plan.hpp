@@ -21,6 +21,7 @@
 #include "steep/expr/program.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <optional>
 #include <sstream>
@@ -43,13 +44,19 @@ struct step_plan {
 
   static std::optional<nonfinite_entry> prepare(State& s) {
     require_live_store(s.store_alive_);
+    s.clear_block_holds();
     const std::int64_t t = s.t_ + 1;
     expr::host_ctx h{ t, nullptr };
     s.for_roots([&]<std::size_t R>(const auto& root) {
       expr::fill_step_table<P::step_offset[R]>(root, s.step_host_.data(), h);
     });
-    for (std::size_t i = 0; i < s.step_host_.size(); ++i)
+    for (std::size_t i = 0; i < s.step_host_.size(); ++i) {
+      // A user's schedule (expr::schedule(f)) is checked here, at each step: a NaN rate would
+      // hold back every coordinate of every step and never say why.
+      if (!std::isfinite(s.step_host_[i])) [[unlikely]]
+        nonfinite_step_scalar(t, s.step_host_[i]);
       s.step_T_[i] = static_cast<T>(s.step_host_[i]);
+    }
     // The guard rides on the first read-only pass there is, or runs alone.
     constexpr bool lines0 = P::template reductions_at < true, 0 >> 0;
     if constexpr (guard::in_reductions)
@@ -76,6 +83,8 @@ struct step_plan {
     }
     [&]<std::size_t... D>(std::index_sequence<D...>) { (later_passes<static_cast<int>(D) + 1>(s, h), ...); }
     (std::make_index_sequence<later_depths>{});
+    if (s.policy_ != nonfinite_policy::off)
+      slot_set<State>::hold_nonfinite_host_slots(s);
     return std::nullopt;
   }
 
@@ -183,6 +192,12 @@ struct step_plan {
   }
 
 private:
+  [[noreturn, gnu::cold, gnu::noinline]] static void nonfinite_step_scalar(std::int64_t t, double v) {
+    throw usage_error(
+      "step " + std::to_string(t) + ": a per-step scalar of the rule (its learning-rate schedule, or " +
+      "a term of its hyperparameters at this step) is " + std::to_string(v) + "; nothing was written");
+  }
+
   // What each matrix stage maps: " (each block)", or " (each 2 x 3 slice)" for a sliced map
   // (expr/matrix.hpp, slices(...)), per stage in order.
   static std::string stage_shapes(const State& s) {

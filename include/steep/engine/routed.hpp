@@ -195,6 +195,7 @@ optimizer<expr::routed<Arms...>, T>::optimizer(routed_type rule, param_store<T>&
   this->gradient_degree_ = gradient_degree();
   (this->add_slots(detail::slot_set<detail::engine_state<expr::program<typename Arms::rule_type>, T>>::metas),
    ...);
+  this->set_live();
 }
 
 } // namespace steep::engine

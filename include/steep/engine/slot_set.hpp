@@ -20,6 +20,7 @@
 #include "steep/expr/program.hpp"
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -153,16 +154,51 @@ struct slot_set {
     });
   }
 
-  // At commit: the per-block and per-line slots' new values, computed while preparing the step.
+  // Whether the rule keeps a slot per block or per line (computed on the host).
+  static constexpr bool has_host_slots = []<std::size_t... K>(std::index_sequence<K...>) {
+    return ((G<K>::per_block || G<K>::per_line) || ... || false);
+  }
+  (std::make_index_sequence<P::n_slots>{});
+
+  // At the end of a prepare (every policy but off): holds back whole each block one of whose
+  // per-block or per-line slots would get a value that is not finite (guard_state::hold_block):
+  // the same rule as a per-element slot's, where every coordinate of the block reads the value.
+  static void hold_nonfinite_host_slots(State& s) {
+    if constexpr (has_host_slots) {
+      const std::size_t nb = s.blocks_.size();
+      for_each_slot<P>([&]<std::size_t K>() {
+        for (std::size_t b = 0; b < nb; ++b) {
+          if constexpr (G<K>::per_block) {
+            const double v = s.block_news_[b * P::n_slots + K];
+            if (!std::isfinite(v))
+              s.hold_block(nb, b, K, 0, v);
+          } else if constexpr (G<K>::per_line) {
+            const auto& news = s.line_news_[K * nb + b];
+            for (std::size_t l = 0; l < news.size(); ++l)
+              if (!std::isfinite(news[l])) {
+                s.hold_block(nb, b, K, l, news[l]);
+                break;
+              }
+          }
+        }
+      });
+    }
+  }
+
+  // At commit: the per-block and per-line slots' new values, computed while preparing the step
+  // (not those of a block held back).
   static void store_host_slots(State& s) {
     for_each_slot<P>([&]<std::size_t K>() {
       if constexpr (G<K>::per_block)
         for (std::size_t b = 0; b < s.blocks_.size(); ++b)
-          std::get<K>(s.slots_).at(b)[0] = static_cast<storage_t<K>>(s.block_news_[b * P::n_slots + K]);
+          if (!s.block_held(b))
+            std::get<K>(s.slots_).at(b)[0] = static_cast<storage_t<K>>(s.block_news_[b * P::n_slots + K]);
     });
     for_each_slot<P>([&]<std::size_t K>() {
       if constexpr (G<K>::per_line)
         for (std::size_t b = 0; b < s.blocks_.size(); ++b) {
+          if (s.block_held(b))
+            continue;
           const auto& news = s.line_news_[K * s.blocks_.size() + b];
           storage_t<K>* out = std::get<K>(s.slots_).at(b);
           for (std::size_t l = 0; l < news.size(); ++l)

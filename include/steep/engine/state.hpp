@@ -59,8 +59,12 @@ struct engine_state final
     slot_set<engine_state>::lay_out(*this, rule.inits);
   }
 
-  std::optional<nonfinite_entry> prepare() override { return step_plan<engine_state>::prepare(*this); }
-  void commit() override { step_plan<engine_state>::commit(*this); }
+  // Not inlined: a unit that sees one part type would devirtualize the facade's call and compile
+  // the whole step a second time inside it (docs/compile-time.md).
+  [[gnu::noinline]] std::optional<nonfinite_entry> prepare() override {
+    return step_plan<engine_state>::prepare(*this);
+  }
+  [[gnu::noinline]] void commit() override { step_plan<engine_state>::commit(*this); }
 
   std::array<slot_buffer<T>, P::n_matrices> scratch_; // each matrix stage's operand, then its result
   typename slot_tuple<P, T>::type slots_;

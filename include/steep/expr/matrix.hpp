@@ -206,9 +206,11 @@ constexpr auto shape_scalar(F f) {
 }
 
 // The mean of x over each block: block_sum(x) / (number of entries). Adam-mini's second moment
-// is an EMA of block_mean(square(grad)), one value per block.
+// is an EMA of block_mean(square(grad)), one value per block. The mean of no entries (an empty
+// block, row or column) is 0, the sum's: not 0 * Inf = NaN in a slot.
+inline double inverse_count(double n) { return n > 0 ? 1.0 / n : 0.0; }
 struct inverse_size_fn {
-  double operator()(block_dims d) const { return 1.0 / (d.rows * d.cols); }
+  double operator()(block_dims d) const { return inverse_count(d.rows * d.cols); }
   bool operator==(const inverse_size_fn&) const = default;
 };
 template <operand X>
@@ -218,11 +220,11 @@ constexpr auto block_mean(X&& x) {
 
 // The mean of x along each row (over the columns) and along each column (over the rows).
 struct inverse_cols_fn {
-  double operator()(block_dims d) const { return 1.0 / d.cols; }
+  double operator()(block_dims d) const { return inverse_count(d.cols); }
   bool operator==(const inverse_cols_fn&) const = default;
 };
 struct inverse_rows_fn {
-  double operator()(block_dims d) const { return 1.0 / d.rows; }
+  double operator()(block_dims d) const { return inverse_count(d.rows); }
   bool operator==(const inverse_rows_fn&) const = default;
 };
 template <operand X>

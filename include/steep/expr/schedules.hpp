@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <string>
 
 namespace steep::expr {
 
@@ -74,14 +75,38 @@ struct wsd_fn {
 };
 } // namespace sched
 
-inline constexpr auto constant_lr(double eta) { return schedule(sched::constant_fn{ eta }); }
-inline constexpr auto inv_power(double eta0, double a) { return schedule(sched::inv_power_fn{ eta0, a }); }
+namespace sched {
+// A schedule's rate must be finite and >= 0, as a learning rate's (range::nonnegative): a NaN
+// one would hold back every coordinate of every step, a negative one train uphill.
+constexpr void check_rate(const char* schedule, const char* name, double value) {
+  if (!(value >= 0) || value - value != 0)
+    throw usage_error(std::string(schedule) + " schedule: " + name + " is " + std::to_string(value) +
+                      "; it must be finite and >= 0");
+}
+} // namespace sched
+
+inline constexpr auto constant_lr(double eta) {
+  sched::check_rate("constant_lr", "eta", eta);
+  return schedule(sched::constant_fn{ eta });
+}
+// a >= 0: a rate that grows without bound is not a schedule the paper's theorem (or anyone) uses.
+inline constexpr auto inv_power(double eta0, double a) {
+  sched::check_rate("inv_power", "eta0", eta0);
+  sched::check_rate("inv_power", "the exponent a", a);
+  return schedule(sched::inv_power_fn{ eta0, a });
+}
 inline constexpr auto cosine(double eta0, std::int64_t total, double eta_min = 0) {
   if (total < 1)
     throw usage_error("cosine schedule: total steps must be >= 1");
+  sched::check_rate("cosine", "eta0", eta0);
+  sched::check_rate("cosine", "eta_min", eta_min);
+  if (eta_min > eta0)
+    throw usage_error("cosine schedule: eta_min (" + std::to_string(eta_min) + ") is above eta0 (" +
+                      std::to_string(eta0) + "); it decays from eta0 to eta_min");
   return schedule(sched::cosine_fn{ eta0, static_cast<double>(total), eta_min });
 }
 inline constexpr auto wsd(double eta0, std::int64_t warmup, std::int64_t decay_start, std::int64_t total) {
+  sched::check_rate("wsd", "eta0", eta0);
   if (warmup < 1 || decay_start < warmup || total <= decay_start)
     throw usage_error("wsd schedule: needs 1 <= warmup <= decay_start < total");
   return schedule(sched::wsd_fn{ eta0, static_cast<double>(warmup), static_cast<double>(decay_start),

@@ -177,10 +177,12 @@ inline void store_exact(S* p, const V& v) {
 // first n lanes from p and zeroes the rest, store_first writes the first n lanes back. With AVX-512 and S the
 // arithmetic type, each load and store is one masked instruction; otherwise the lanes go through a stack
 // buffer. Only the first n elements of p are ever read or written; lanes_past(n) is true on the others.
+// AddressSanitizer does not check masked instructions, so its build defines STEEP_UNMASKED_TAILS
+// (scripts/check.sh): the same values through the stack buffer, each element an instrumented access.
 template <class V, class S>
 inline V load_first(const S* p, std::size_t n) {
   using T = scalar_of<V>;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(STEEP_UNMASKED_TAILS)
   if constexpr (std::is_same_v<S, T> && sizeof(typename V::register_type) == 64) {
     if constexpr (std::is_same_v<T, float>)
       return V(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p));
@@ -196,7 +198,7 @@ inline V load_first(const S* p, std::size_t n) {
 template <class S, class V>
 inline void store_first(S* p, const V& v, std::size_t n) {
   using T = scalar_of<V>;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(STEEP_UNMASKED_TAILS)
   if constexpr (std::is_same_v<S, T> && sizeof(typename V::register_type) == 64) {
     if constexpr (std::is_same_v<T, float>)
       return _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
@@ -219,7 +221,7 @@ inline void store_where(S* p, const M& where, const V& v, const V& old, std::siz
   if constexpr (!is_batch_v<V>) {
     store_exact(p, where ? v : old);
   } else {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(STEEP_UNMASKED_TAILS)
     if constexpr (std::is_same_v<S, scalar_of<V>> && sizeof(typename V::register_type) == 64) {
       const auto first = n < V::size ? (1u << n) - 1u : ~0u;
       if constexpr (std::is_same_v<S, float>)

@@ -13,10 +13,12 @@
 // multiples of chunk_elements inside a block, hence of every SIMD width; only a block's last
 // chunk has a scalar tail.
 
+#include "steep/core/error.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace steep::kernel {
@@ -48,7 +50,9 @@ public:
     : chunk_elements_(chunk_elements == 0 ? auto_chunk_elements(block_sizes) : chunk_elements) {
     chunk_elements = chunk_elements_;
     if (chunk_elements % 64 != 0)
-      throw std::invalid_argument("steep: work_list chunk size must be a positive multiple of 64");
+      throw usage_error("optimizer_options::chunk_elements is " + std::to_string(chunk_elements) +
+                        ": it must be 0 (automatic) or a positive multiple of 64 (a whole number of SIMD "
+                        "batches of every width)");
     first_.reserve(block_sizes.size() + 1);
     for (std::size_t b = 0; b < block_sizes.size(); ++b) {
       first_.push_back(chunks_.size());

@@ -108,12 +108,26 @@ struct newton_schulz {
 
   bool operator==(const newton_schulz&) const = default;
 
+  static constexpr int max_steps = 100;
+  static constexpr double max_coefficient = 100;
+
   int step_count() const noexcept { return schedule.empty() ? steps : static_cast<int>(schedule.size()); }
 
   // Empty if the settings make a map; otherwise why not (the optimizer refuses it when built).
   std::string check_settings() const {
     if (step_count() < 1)
       return "newton_schulz needs at least one step (steps = " + std::to_string(steps) + ")";
+    // A polar factor converges in far fewer (Muon runs 5); more is a typo that would hang.
+    if (step_count() > max_steps)
+      return "newton_schulz's steps is " + std::to_string(steps) + ", more than " + std::to_string(max_steps);
+    // Published coefficients stay under 25 in magnitude (Polar Express's first step: 23.6).
+    for (int k = 0; k < step_count(); ++k)
+      for (double x : { at(k).a, at(k).b, at(k).c })
+        if (!(std::abs(x) <= max_coefficient))
+          return "newton_schulz's coefficients of step " + std::to_string(k) + " are (" +
+                 std::to_string(at(k).a) + ", " + std::to_string(at(k).b) + ", " + std::to_string(at(k).c) +
+                 "): each must be finite and at most " + std::to_string(static_cast<int>(max_coefficient)) +
+                 " in magnitude";
     if (!(eps > 0) || eps - eps != 0)
       return "newton_schulz's eps must be finite and > 0 (a zero block would divide 0 by 0)";
     if (!(norm_scale > 0) || norm_scale - norm_scale != 0)

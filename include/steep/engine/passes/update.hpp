@@ -12,6 +12,7 @@
 
 #include "steep/engine/eval_ctx.hpp"
 #include "steep/engine/guard.hpp"
+#include "steep/engine/slot_set.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/kernel/chunk_loop.hpp"
 #include "steep/kernel/simd.hpp"
@@ -40,8 +41,14 @@ private:
   template <bool Hold>
   [[gnu::flatten]] static void chunks(State& s, std::size_t first, std::size_t last) {
     const auto step_v = E::step_vectors(s);
-    for (std::size_t ci = first; ci < last; ++ci)
+    for (std::size_t ci = first; ci < last; ++ci) {
+      // A block whose per-block or per-line slot would not be finite is held back whole
+      // (slot_set::hold_nonfinite_host_slots): one flag per chunk, in rules that have such slots.
+      if constexpr (Hold && slot_set<State>::has_host_slots)
+        if (s.block_held(s.wl_[ci].block)) [[unlikely]]
+          continue;
       chunk<Hold>(s, ci, step_v.data());
+    }
   }
 
   // One chunk, flattened into one loop (no call per batch). The chunk ends in one masked batch,
