@@ -139,6 +139,12 @@ struct victim {
   }
 };
 
+// The reference and its image parsed (checksum checked), for tests that edit the parsed file.
+struct parsed_reference {
+  reference ref;
+  steep::io::tensor_file good = steep::io::parse(as_bytes(ref.image), "reference");
+};
+
 // The header's JSON text of a file image, and an image with another header (checksum made right).
 std::string header_of(const std::string& image) {
   std::uint64_t n = 0;
@@ -222,10 +228,10 @@ TEST_CASE("checkpoint integrity: the checksum covers the header, whatever its fo
 }
 
 TEST_CASE("checkpoint integrity: strict mode needs the checksum and every key, matching reports") {
-  const reference ref;
+  const parsed_reference p;
+  const auto& [ref, good] = std::tie(p.ref, p.good);
   victim v;
   const auto before = state_of(v.opt, v.store);
-  const auto good = steep::io::parse(as_bytes(ref.image), "reference");
   REQUIRE(good.checksummed);
   // A key missing from an (unchanged, checksummed) file: refused in strict mode, naming it.
   for (const std::string key : { "rule", "step", "skipped_steps", "hyper/arm1/lr", "hyper/momentum",
@@ -303,10 +309,10 @@ TEST_CASE("checkpoint integrity: strict mode needs the checksum and every key, m
 }
 
 TEST_CASE("checkpoint integrity: step counts outside their range are refused before any write") {
-  const reference ref;
+  const parsed_reference p;
+  const auto& [ref, good] = std::tie(p.ref, p.good);
   victim v;
   const auto before = state_of(v.opt, v.store);
-  const auto good = steep::io::parse(as_bytes(ref.image), "reference");
   const std::string over = std::to_string(steep::engine::max_steps + 1);
   for (const auto& [step, skipped, expect] :
        { std::tuple{ std::string("9223372036854775807"), std::string("0"), std::string("above the most") },
