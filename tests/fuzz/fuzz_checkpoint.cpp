@@ -137,12 +137,21 @@ void check(bool ok, const char* what) {
 // What the file says each hyperparameter is (given for every arm, "lr", or for one, "arm1/lr",
 // which wins), compared with what the optimizer now has.
 void check_hypers(model& m, const steep::io::tensor_file& f) {
-  std::map<std::string, double> given;
+  std::map<std::string, double>
+    given; // by name, one arm's as "arm<k>/<name>" however k was spelled ("arm01")
   for (const auto& [key, text] : f.metadata)
     if (key.rfind("hyper/", 0) == 0) {
       double v = 0;
       std::from_chars(text.data(), text.data() + text.size(), v);
-      given[key.substr(6)] = v;
+      std::string name = key.substr(6);
+      std::size_t arm = 0;
+      const auto slash = name.find('/');
+      if (name.rfind("arm", 0) == 0 && slash != std::string::npos) {
+        const auto [end, ec] = std::from_chars(name.data() + 3, name.data() + slash, arm);
+        if (ec == std::errc{} && end == name.data() + slash)
+          name = "arm" + std::to_string(arm) + name.substr(slash);
+      }
+      given[name] = v;
     }
   for (std::size_t arm = 0; arm < 3; ++arm) {
     const std::string prefix = "arm" + std::to_string(arm) + "/";
