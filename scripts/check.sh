@@ -15,7 +15,7 @@
 #   FUZZ_RUNS=200000 scripts/check.sh fuzz
 #
 # CI's scope keeps the run within its budget: under ASan + UBSan the checkpoint tests (the
-# loader, every refusal, a killed save) and the equivalence tests (every rule on unaligned
+# loader, every refusal, a killed save, the bit-flip sweep) and the equivalence tests (every rule on unaligned
 # external buffers, 1, 2 and 8 threads); under TSan the equivalence tests. --full adds the DSL,
 # guard and Muon tests to ASan and the guard tests to TSan.
 #
@@ -33,10 +33,10 @@ done
 fuzz_runs=${FUZZ_RUNS:-100000}
 # The targets steep_{ci,full}_{sanitized,threaded}_tests (tests/CMakeLists.txt) build these.
 if [ "$scope" = full ]; then
-  unit_tests=(test_equivalence test_checkpoint test_dsl test_guard test_muon)
+  unit_tests=(test_equivalence test_checkpoint test_checkpoint_integrity test_dsl test_guard test_muon)
   threaded_tests=(test_equivalence test_guard)
 else
-  unit_tests=(test_equivalence test_checkpoint)
+  unit_tests=(test_equivalence test_checkpoint test_checkpoint_integrity)
   threaded_tests=(test_equivalence)
 fi
 started=$(date +%s)

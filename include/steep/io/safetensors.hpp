@@ -10,28 +10,53 @@
 //
 // The JSON header maps each name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets
 // relative to the data section) and carries "__metadata__", a map of strings. steep adds
-// "format" = "steep", "format_version" and "crc32" (zlib's CRC-32 of the data section) there.
-// Loading refuses, with the file name and the problem: a header length past the end of the file
-// or above 100 MB, JSON that does not parse, an entry whose dtype is unknown, whose shape or
-// offsets are not lists of whole numbers >= 0, whose offsets fall
-// outside the data or overlap another's or do not match its shape, a data section with bytes no
-// tensor owns, a CRC that does not match, a newer format version. Knows nothing of optimizers.
+// "format" = "steep", "format_version" = "2" and a checksum over the whole file there.
+//
+// The checksum (format version 2). The header always begins, at byte 8, with
+//     {"__metadata__":{"checksum":"crc32:XXXXXXXX",
+// where XXXXXXXX are 8 lowercase hex digits: zlib's CRC-32 of every byte of the file, the length
+// field, header and data alike, computed with those 8 digits replaced by "00000000". So a
+// flipped bit anywhere is caught (CRC-32 finds every error of up to 3 bits in files this
+// size), whatever the header says: the reader finds the checksum by its fixed place, not by
+// the "format" field a flip could change. A file without it (another program's, or steep's
+// format 1, whose "crc32" covered the data only) is read with `checksummed` false, and
+// engine/checkpoint.hpp decides what such a file may load (docs/robustness.md).
+//
+// Loading refuses, with the file name and the problem: anything but a regular file (a
+// directory, a FIFO — without blocking on it —, a device), a header length past the end of the
+// file or above 100 MB, a checksum that does not match, JSON that does not parse, an entry whose
+// dtype is unknown, whose shape or offsets are not lists of whole numbers >= 0, whose offsets
+// fall outside the data or overlap another's or do not match its shape, a data section with
+// bytes no tensor owns, a newer format version. Reads are bounded by the file's size as fstat
+// gives it; any other exception (out of memory, the JSON library's) comes back as a
+// steep::usage_error naming the file. Saving refuses names that are not UTF-8 (JSON's
+// encoding) before anything is written. Knows nothing of optimizers.
 
 #include "steep/core/error.hpp"
 #include "steep/core/shape.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
+#include <limits>
 #include <map>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <sys/stat.h>
+#include <system_error>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -39,7 +64,7 @@
 
 namespace steep::io {
 
-inline constexpr int tensor_file_version = 1;
+inline constexpr int tensor_file_version = 2;
 
 struct tensor_entry {
   std::string dtype; // "F32", "F64", "BF16", ...
@@ -50,6 +75,9 @@ struct tensor_entry {
 struct tensor_file {
   std::map<std::string, std::string> metadata;
   std::map<std::string, tensor_entry> tensors; // by name: files are matched by name, never by position
+  // Set by parse(): the whole file's checksum (above) was there and matched. False for a file
+  // another program wrote, or one of steep's format 1 (whose data CRC parse() checked).
+  bool checksummed = false;
 
   void add(const std::string& name, std::string dtype, std::vector<std::size_t> shape,
            std::span<const std::byte> bytes) {
@@ -70,35 +98,116 @@ inline std::size_t dtype_size(const std::string& dtype) {
   return 0;
 }
 
-inline std::uint32_t crc32_of(std::span<const std::byte> data) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+// zlib's CRC-32 of `data`, continuing from `crc` (a whole buffer: start from crc32_of({})).
+inline std::uint32_t crc32_of(std::span<const std::byte> data, std::uint32_t crc = 0) {
+  uLong c = crc;
   std::size_t at = 0;
   while (at < data.size()) { // zlib takes uInt lengths
     const auto n = static_cast<uInt>(std::min<std::size_t>(data.size() - at, 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data() + at), n);
+    c = crc32(c, reinterpret_cast<const Bytef*>(data.data() + at), n);
     at += n;
   }
-  return static_cast<std::uint32_t>(crc);
+  return static_cast<std::uint32_t>(c);
 }
 
-// The file's bytes: header length, header, data (tensors in name order, back to back).
+// Where the checksum lives (see the top of this file): the header's first bytes, then 8 digits.
+inline constexpr std::string_view checksum_prefix = R"({"__metadata__":{"checksum":"crc32:)";
+inline constexpr std::size_t checksum_at = 8 + checksum_prefix.size(); // the digits' offset in the file
+inline constexpr std::string_view checksum_placeholder = "00000000";
+
+// The file's checksum as its 8 lowercase hex digits, the digits themselves read as the placeholder.
+inline std::string file_checksum(std::span<const std::byte> file) {
+  std::uint32_t c = crc32_of(file.first(checksum_at));
+  c = crc32_of(std::as_bytes(std::span(checksum_placeholder)), c);
+  c = crc32_of(file.subspan(checksum_at + checksum_placeholder.size()), c);
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", c);
+  return hex;
+}
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF),
+// which JSON text, and so a safetensors header, must be.
+inline bool is_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    unsigned lo = 0x80, hi = 0xbf; // the allowed range of the second byte
+    if (c < 0x80)
+      n = 0;
+    else if (c >= 0xc2 && c <= 0xdf)
+      n = 1;
+    else if (c >= 0xe0 && c <= 0xef)
+      n = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+      n = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+      return false;
+    if (s.size() - i - 1 < n)
+      return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xbf))
+        return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// `s` with every byte outside printable ASCII (and the backslash) written as \xHH: a name that
+// is not UTF-8 can still be shown in an error message.
+inline std::string hex_escaped(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += ch;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+// The file's bytes: header length, header (the checksum first), data (tensors in name order,
+// back to back). Refuses, before anything is written, a name or metadata string that is not UTF-8.
 inline std::vector<std::byte> serialize(const tensor_file& f) {
+  auto utf8 = [](const std::string& s, const char* what) {
+    if (!is_utf8(s))
+      throw usage_error(std::string("checkpoint: ") + what + " '" + hex_escaped(s) +
+                        "' is not UTF-8, which a safetensors header (JSON) must be; nothing was written");
+  };
   std::vector<std::byte> data;
-  nlohmann::json header = nlohmann::json::object();
+  nlohmann::json tensors = nlohmann::json::object();
   for (const auto& [name, t] : f.tensors) {
-    header[name] = { { "dtype", t.dtype },
-                     { "shape", t.shape },
-                     { "data_offsets", { data.size(), data.size() + t.data.size() } } };
+    utf8(name, "the tensor name");
+    utf8(t.dtype, "the dtype");
+    if (name == "__metadata__")
+      throw usage_error("checkpoint: a tensor cannot be named '__metadata__'; nothing was written");
+    tensors[name] = { { "dtype", t.dtype },
+                      { "shape", t.shape },
+                      { "data_offsets", { data.size(), data.size() + t.data.size() } } };
     data.insert(data.end(), t.data.begin(), t.data.end());
   }
   nlohmann::json meta = nlohmann::json::object();
-  for (const auto& [k, v] : f.metadata)
+  for (const auto& [k, v] : f.metadata) {
+    utf8(k, "the metadata key"), utf8(v, "the metadata value");
     meta[k] = v;
+  }
+  meta.erase("checksum"); // steep's own, at its fixed place
   meta["format"] = "steep";
   meta["format_version"] = std::to_string(tensor_file_version);
-  meta["crc32"] = std::to_string(crc32_of(data));
-  header["__metadata__"] = meta;
-  std::string text = header.dump();
+  // nlohmann writes an object's members in key order; the checksum must come first, so the
+  // header is spliced from the checksum and the dumps' members (each dump is "{...}").
+  const std::string meta_text = meta.dump(), tensor_text = tensors.dump();
+  std::string text = std::string(checksum_prefix) + std::string(checksum_placeholder) + "\"";
+  text += "," + meta_text.substr(1, meta_text.size() - 2) + "}"; // meta has "format" at least
+  if (tensor_text.size() > 2)
+    text += "," + tensor_text.substr(1, tensor_text.size() - 2);
+  text += "}";
   text.append((8 - text.size() % 8) % 8, ' '); // the data starts 8-byte aligned, as the format advises
   std::vector<std::byte> out(8);
   std::uint64_t n = text.size();
@@ -107,6 +216,9 @@ inline std::vector<std::byte> serialize(const tensor_file& f) {
   for (char c : text)
     out.push_back(static_cast<std::byte>(c));
   out.insert(out.end(), data.begin(), data.end());
+  const std::string sum = file_checksum(out);
+  for (std::size_t i = 0; i < sum.size(); ++i)
+    out[checksum_at + i] = static_cast<std::byte>(sum[i]);
   return out;
 }
 
@@ -119,14 +231,55 @@ inline std::optional<std::int64_t> parse_count(const std::string& text) {
   return v;
 }
 
-// Parses and checks a whole file image; `what` names it in errors.
-inline tensor_file parse(std::span<const std::byte> bytes, const std::string& what) {
+namespace detail {
+// Runs f(); an exception that is not steep's (out of memory, the JSON or standard library's)
+// comes back as a steep::usage_error naming the file and what was being done, so callers catch
+// steep's two types only (docs/robustness.md).
+template <class F>
+auto foreign_as_usage(const std::string& path, const char* doing, F&& f) -> decltype(f()) {
+  auto wrap = [&](const std::string& why) {
+    return usage_error("checkpoint '" + path + "': " + doing + ": " + why);
+  };
+  try {
+    return f();
+  } catch (const error&) {
+    throw;
+  } catch (const usage_error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw wrap("out of memory (std::bad_alloc)");
+  } catch (const std::length_error& e) {
+    throw wrap(std::string("too large (") + e.what() + ")");
+  } catch (const nlohmann::json::exception& e) {
+    throw wrap(std::string("the JSON library refused it (") + e.what() + ")");
+  } catch (const std::system_error& e) { // std::filesystem_error and iostream failures among them
+    throw wrap(std::string("a system call failed (") + e.what() + ")");
+  }
+}
+
+inline std::string errno_text() { return std::strerror(errno); }
+} // namespace detail
+
+namespace detail {
+inline tensor_file parse_checked(std::span<const std::byte> bytes, const std::string& what) {
   auto fail = [&](const std::string& problem) -> usage_error {
     return usage_error("checkpoint '" + what + "': " + problem + "; nothing was loaded");
   };
   if (bytes.size() < 8)
     throw fail("the file is " + std::to_string(bytes.size()) +
                " bytes, shorter than its 8-byte header length");
+  // The checksum first, by its fixed place: before the length field or the JSON is trusted.
+  const auto text_at = [&](std::size_t at, std::size_t n) {
+    return std::string_view(reinterpret_cast<const char*>(bytes.data() + at), n);
+  };
+  std::optional<std::string> checksum;
+  if (bytes.size() >= checksum_at + checksum_placeholder.size() &&
+      text_at(8, checksum_prefix.size()) == checksum_prefix) {
+    checksum = std::string(text_at(checksum_at, checksum_placeholder.size()));
+    if (*checksum != file_checksum(bytes))
+      throw fail("its checksum does not match its bytes (crc32:" + hex_escaped(*checksum) +
+                 " in the header): the file is corrupt");
+  }
   std::uint64_t n = 0;
   for (int i = 0; i < 8; ++i)
     n |= static_cast<std::uint64_t>(std::to_integer<unsigned>(bytes[i])) << (8 * i);
@@ -162,11 +315,13 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
   };
   tensor_file f;
   std::vector<std::pair<std::size_t, std::size_t>> spans;
+  std::string field = "__metadata__"; // what is being read, for the error message
   try {
     for (const auto& [name, entry] : header.items()) {
+      field = name;
       if (name == "__metadata__") {
         for (const auto& [k, v] : entry.items())
-          f.metadata[k] = v.get<std::string>();
+          field = "__metadata__/" + k, f.metadata[k] = v.get<std::string>();
         continue;
       }
       const auto dtype = entry.at("dtype").get<std::string>();
@@ -192,7 +347,7 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
                                         data.begin() + static_cast<std::ptrdiff_t>(off[1]) } };
     }
   } catch (const nlohmann::json::exception& e) {
-    throw fail(std::string("an entry of the header is malformed (") + e.what() + ")");
+    throw fail("the header's entry '" + hex_escaped(field) + "' is malformed (" + e.what() + ")");
   }
   std::sort(spans.begin(), spans.end());
   std::size_t end = 0;
@@ -203,38 +358,152 @@ inline tensor_file parse(std::span<const std::byte> bytes, const std::string& wh
   }
   if (end != data.size())
     throw fail("the data section has " + std::to_string(data.size() - end) + " bytes past the last tensor");
-  if (f.metadata.count("format") && f.metadata["format"] == "steep") {
-    const auto version = parse_count(f.metadata["format_version"]);
-    if (!version)
-      throw fail("its format_version '" + f.metadata["format_version"] + "' is not a whole number");
+  const auto meta = [&](const char* key) -> const std::string* {
+    const auto it = f.metadata.find(key);
+    return it == f.metadata.end() ? nullptr : &it->second;
+  };
+  // The metadata's copy of the checksum is the one at the fixed place (JSON may repeat a key).
+  if (const auto* c = meta("checksum"); c && (!checksum || *c != "crc32:" + *checksum))
+    throw fail("its metadata's checksum '" + hex_escaped(*c) + "' is not the one at the start of the header");
+  f.checksummed = checksum.has_value();
+  const auto* format = meta("format");
+  const auto* version_text = meta("format_version");
+  if (version_text && (checksum || (format && *format == "steep"))) {
+    const auto version = parse_count(*version_text);
+    if (!version || *version < 1)
+      throw fail("its format_version '" + hex_escaped(*version_text) + "' is not a whole number >= 1");
     if (*version > tensor_file_version)
-      throw fail("it was written by a newer steep (format version " + f.metadata["format_version"] +
-                 ", this one reads " + std::to_string(tensor_file_version) + ")");
-    if (f.metadata["crc32"] != std::to_string(crc32_of(data)))
-      throw fail("the data's CRC-32 does not match the header's: the file is corrupt");
+      throw fail("it was written by a newer steep (format version " + *version_text + ", this one reads " +
+                 std::to_string(tensor_file_version) + ")");
+    if (*version >= 2 && !checksum)
+      throw fail("it says it is steep's format " + *version_text +
+                 " but has no checksum: the file is corrupt");
+    if (*version == 1) { // before the header had a checksum: the data's CRC-32, in decimal
+      const auto* crc = meta("crc32");
+      if (!crc || *crc != std::to_string(crc32_of(data)))
+        throw fail("the data's CRC-32 does not match the header's: the file is corrupt");
+    }
+  } else if (format && *format == "steep" && !checksum) {
+    throw fail("it says it is a steep file but has no format_version and no checksum: the file is corrupt");
   }
   return f;
 }
+} // namespace detail
 
-inline tensor_file load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw usage_error("checkpoint '" + path + "': cannot open it for reading");
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse(std::as_bytes(std::span<const char>(raw)), path);
+// Parses and checks a whole file image; `what` names it in errors.
+inline tensor_file parse(std::span<const std::byte> bytes, const std::string& what) {
+  return detail::foreign_as_usage(what, "parsing it", [&] { return detail::parse_checked(bytes, what); });
 }
 
-// Writes `path` so that at any moment it is either the old file or the complete new one: the
-// bytes go to a temporary file next to it, which is flushed, fsync'ed and renamed over `path`.
-inline void save_atomic(const tensor_file& f, const std::string& path) {
-  const std::vector<std::byte> bytes = serialize(f);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+// Reads the file at `path` and parses it. Anything but a regular file is refused without
+// reading it: the open does not block (O_NONBLOCK: a FIFO without a writer would block a plain
+// open forever), and fstat on the opened descriptor (not the path, which may change between
+// the two) says what it is and how many bytes to read; a file that shrinks or grows meanwhile
+// is refused rather than read past its size (/dev/zero never ends, for instance).
+inline tensor_file load(const std::string& path) {
+  auto fail = [&](const std::string& problem) {
+    return usage_error("checkpoint '" + path + "': " + problem + "; nothing was loaded");
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
-    throw usage_error("checkpoint '" + path + "': cannot create '" + tmp + "'");
+    throw fail("cannot open it for reading (" + detail::errno_text() + ")");
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } closes{ fd };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw fail("cannot stat it (" + detail::errno_text() + ")");
+  if (!S_ISREG(st.st_mode))
+    throw fail(S_ISDIR(st.st_mode)                          ? "it is a directory, not a file"
+               : S_ISFIFO(st.st_mode)                       ? "it is a FIFO (named pipe), not a regular file"
+               : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "it is a device, not a regular file"
+                                                            : "it is not a regular file");
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  std::vector<std::byte> raw = detail::foreign_as_usage(path, "reading it", [&] {
+    if (size > std::numeric_limits<std::size_t>::max() / 2)
+      throw fail("it is " + std::to_string(size) + " bytes, more than this machine can address");
+    return std::vector<std::byte>(static_cast<std::size_t>(size));
+  });
+  std::size_t at = 0;
+  while (at < raw.size()) {
+    const ssize_t r = ::pread(fd, raw.data() + at, raw.size() - at, static_cast<off_t>(at));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      throw fail("reading it failed (" + detail::errno_text() + ")");
+    if (r == 0)
+      throw fail("it shrank from " + std::to_string(size) + " to " + std::to_string(at) +
+                 " bytes while being read");
+    at += static_cast<std::size_t>(r);
+  }
+  std::byte probe{};
+  if (::pread(fd, &probe, 1, static_cast<off_t>(at)) > 0)
+    throw fail("it grew past " + std::to_string(size) + " bytes while being read");
+  return parse(raw, path);
+}
+
+namespace detail {
+// This process's temporary files get distinct names: two saves to one path at once (two
+// threads) must not write one file.
+inline std::atomic<std::uint64_t> temp_counter{ 0 };
+
+// Whether a temporary file of this path, `<name>.tmp.<pid>[.<n>]`, was left by a process that
+// no longer exists: its pid is not ours and kill(pid, 0) says there is no such process. A live
+// process's (or one we may not signal: EPERM) is never touched. (A process in another pid
+// namespace sharing the directory would look dead; docs/robustness.md.)
+inline bool stale_temp(std::string_view entry, std::string_view base) {
+  const std::string prefix = std::string(base) + ".tmp.";
+  if (entry.substr(0, prefix.size()) != prefix)
+    return false;
+  const std::string_view rest = entry.substr(prefix.size());
+  long long pid = 0;
+  const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
+  if (ec != std::errc{} || pid <= 0 || pid > std::numeric_limits<pid_t>::max())
+    return false;
+  const std::string_view tail = rest.substr(static_cast<std::size_t>(end - rest.data()));
+  if (!tail.empty() && (tail[0] != '.' || tail.size() == 1 ||
+                        tail.substr(1).find_first_not_of("0123456789") != std::string_view::npos))
+    return false;
+  if (static_cast<pid_t>(pid) == ::getpid())
+    return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH;
+}
+
+// Removes the temporary files of `path` that dead processes left (a save killed midway).
+inline void remove_stale_temps(const std::string& dir, const std::string& base) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d)
+    return; // best effort: the save itself reports a directory it cannot write
+  while (const dirent* e = ::readdir(d))
+    if (stale_temp(e->d_name, base))
+      ::unlinkat(::dirfd(d), e->d_name, 0);
+  ::closedir(d);
+}
+} // namespace detail
+
+// Writes `path` so that at any moment it is either the old file or the complete new one: the
+// bytes go to a temporary file next to it (`<path>.tmp.<pid>.<n>`, a name no other save uses),
+// which is flushed, fsync'ed and renamed over `path`. Temporary files of `path` left by dead
+// processes are removed first.
+inline void save_atomic(const tensor_file& f, const std::string& path) {
+  const std::vector<std::byte> bytes =
+    detail::foreign_as_usage(path, "serializing it", [&] { return serialize(f); });
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  detail::remove_stale_temps(dir, base);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(detail::temp_counter.fetch_add(1, std::memory_order_relaxed));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw usage_error("checkpoint '" + path + "': cannot create '" + tmp + "' (" + detail::errno_text() +
+                      ")");
   std::size_t at = 0;
   while (at < bytes.size()) {
     const ssize_t w = ::write(fd, bytes.data() + at, bytes.size() - at);
+    if (w < 0 && errno == EINTR)
+      continue;
     if (w <= 0) {
       ::close(fd);
       ::unlink(tmp.c_str());
@@ -242,16 +511,20 @@ inline void save_atomic(const tensor_file& f, const std::string& path) {
     }
     at += static_cast<std::size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd) != 0) {
+    ::close(fd);
     ::unlink(tmp.c_str());
     throw usage_error("checkpoint '" + path + "': fsync failed; the old file is untouched");
+  }
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw usage_error("checkpoint '" + path + "': closing the new file failed; the old file is untouched");
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
     throw usage_error("checkpoint '" + path + "': cannot rename the new file into place");
   }
-  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-  if (const int d = ::open(dir.c_str(), O_RDONLY); d >= 0) { // the rename itself reaches the disk
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC); d >= 0) { // the rename itself reaches the disk
     ::fsync(d);
     ::close(d);
   }
