@@ -24,6 +24,8 @@ Cases
                  Nesterov momentum, Newton-Schulz as AdaMuon's, a per-row EMA of the mean square
                  of the polar factor (no bias correction), division by sqrt(V) + 1e-10, rescaling
                  to the polar factor's Frobenius norm, lr sqrt(max(1, r / c)), decay p (1 - lr wd).
+  normuon_eps8   the same with eps 1e-8 in both places and no shape factor (a setting other
+                 NorMuon code uses; steep's normuon(..., eps, lr_adjust::none)).
   scion          Pethick et al. (2025), "Scion" (arXiv:2502.07529), the authors' Scion.step with
                  momentum B = (1 - a) B + a g and the constrained step p (1 - lr) - lr radius lmo:
                  W1 ColNorm, W2 Spectral, W3 Sign (output radius); scion_rownorm: W1 RowNorm.
@@ -134,7 +136,7 @@ def polar_express_maps():
     print("wrote", out)
 
 
-def normuon(p, grads, lr=0.02, wd=0.1, mu=0.95, b2=0.95):
+def normuon(p, grads, lr=0.02, wd=0.1, mu=0.95, b2=0.95, eps=1e-10, shape_factor=True):
     buf = np.zeros_like(p)
     v = np.zeros((p.shape[0], 1))
     out = []
@@ -146,9 +148,10 @@ def normuon(p, grads, lr=0.02, wd=0.1, mu=0.95, b2=0.95):
         vnorm = np.linalg.norm(o)
         v_mean = np.mean(o * o, axis=-1, keepdims=True)
         v = v + (1 - b2) * (v_mean - v)  # lerp_(v_mean, 1 - b2)
-        o = o * (1 / (np.sqrt(v) + 1e-10))
-        o = o * (vnorm / (np.linalg.norm(o) + 1e-10))
-        o = o * max(1.0, r / c) ** 0.5
+        o = o * (1 / (np.sqrt(v) + eps))
+        o = o * (vnorm / (np.linalg.norm(o) + eps))
+        if shape_factor:
+            o = o * max(1.0, r / c) ** 0.5
         p = p * (1 - lr * wd)
         p = p - lr * o
         out.append(p.copy())
@@ -258,7 +261,8 @@ def main():
         np.save(os.path.join(out, f"{name}_p0.npy"), p0)
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
         for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
-                         ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0))):
+                         ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0)),
+                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))):
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
     stacked(out)
     print("wrote", out)

@@ -162,10 +162,12 @@ TEST_CASE("every catalogue setting that a number sets has a name and a range") {
   steep::optimizer normuon(rules::normuon(0.02), hidden);
   named(normuon, "beta2", 0.95, 1.0);
   named(normuon, "momentum", 0.95, -0.1);
+  named(normuon, "eps", 1e-10, -1.0);
   steep::optimizer stacked(rules::muon_stacked(0.02, 2, 2), hidden);
   named(stacked, "momentum", 0.95, 1.0);
   steep::optimizer normuon_stacked(rules::normuon_stacked(0.02, 2, 2), hidden);
   named(normuon_stacked, "beta2", 0.95, 1.0);
+  named(normuon_stacked, "eps", 1e-10, -1.0);
   steep::optimizer mini_sliced(rules::adam_mini_sliced(1e-3, 1, 3), hidden);
   named(mini_sliced, "beta2", 0.999, 1.0);
   steep::optimizer muon_optax(rules::muon_optax(0.02), hidden);

@@ -606,6 +606,10 @@ TEST_CASE("NorMuon: a per-row second moment of the polar factor, against the aut
   for (int threads : { 1, 2 })
     CHECK(variant_error(rule, "normuon", threads) < 1e-12);
   CHECK(variant_error(rules::muon(0.02, 0.1), "normuon") > 1e-3);
+  // Another published setting, by the rule's own settings: eps 1e-8, no shape factor.
+  const auto eps8 = rules::normuon(0.02, 0.1, 0.95, 0.95, 1e-8, steep::expr::lr_adjust::none);
+  CHECK(variant_error(eps8, "normuon_eps8") < 1e-12);
+  CHECK(variant_error(rule, "normuon_eps8") > 1e-3);
   // The plan: the row mean square and ||O|| after the matrix phase, ||O'|| one pass later.
   steep::param_store<float> store({ { "W", { 8, 12 } } });
   steep::optimizer opt(rule, store);

@@ -181,8 +181,8 @@ inline void store_exact(S* p, const V& v) {
 // (scripts/check.sh): the same values through the stack buffer, each element an instrumented access.
 template <class V, class S>
 inline V load_first(const S* p, std::size_t n) {
-  using T = scalar_of<V>;
 #if defined(__AVX512F__) && !defined(STEEP_UNMASKED_TAILS)
+  using T = scalar_of<V>;
   if constexpr (std::is_same_v<S, T> && sizeof(typename V::register_type) == 64) {
     if constexpr (std::is_same_v<T, float>)
       return V(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p));
@@ -197,8 +197,8 @@ inline V load_first(const S* p, std::size_t n) {
 }
 template <class S, class V>
 inline void store_first(S* p, const V& v, std::size_t n) {
-  using T = scalar_of<V>;
 #if defined(__AVX512F__) && !defined(STEEP_UNMASKED_TAILS)
+  using T = scalar_of<V>;
   if constexpr (std::is_same_v<S, T> && sizeof(typename V::register_type) == 64) {
     if constexpr (std::is_same_v<T, float>)
       return _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
