@@ -15,18 +15,19 @@ namespace steep::engine {
 // What a NaN or Inf in a gradient does (engine/guard.hpp):
 //   refuse  the step throws steep::nonfinite_error, naming the block and the first bad index;
 //           parameters and every slot stay bitwise as they were (the default);
-//   skip    the step is skipped and counted (skipped_steps()); step() returns false;
+//   skip    the step is skipped and counted (skipped_steps()); step() returns refused;
 //   mask    per coordinate, for rules whose every coordinate steps on its own gradient alone
 //           (Adam, Lion, momentum, ...): a coordinate whose gradient is NaN or Inf keeps its
 //           parameter and state, every other coordinate steps. The check rides in the update
 //           pass, so it costs no memory traffic (refuse and skip must read the gradient once
-//           more when the rule's only pass writes). step() returns false and held_back() says
+//           more when the rule's only pass writes). step() returns held_back and held_back() says
 //           where and how many; skipped_steps() counts such steps. Refused at construction for
 //           a rule with a reduction or a matrix stage, where one NaN reaches a whole block;
 //   off     no check: the step runs and NaN goes where the arithmetic takes it.
 // Under every policy but off, a coordinate whose finite inputs give a new parameter or state
 // value that is not finite (float32 Adam's v for |g| > ~1.8e19) keeps its old values, the rest
-// of the step is applied, step() returns false and held_back() names it (engine/guard.hpp).
+// of the step is applied, step() returns held_back and held_back() names it (engine/guard.hpp);
+// a slot kept per block or per line holds its whole block back.
 enum class nonfinite_policy { refuse, skip, mask, off };
 
 struct optimizer_options {
