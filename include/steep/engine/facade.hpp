@@ -387,11 +387,11 @@ private:
     prepared_ = false;
     std::optional<nonfinite_entry> bad;
     for (auto& p : parts_)
-      if (p)
+      if (p) {
         p->held_.reset(); // held_back() speaks of the last step that was written
-    for (auto& p : parts_)
-      if (p && !bad)
-        bad = p->prepare();
+        if (!bad)
+          bad = p->prepare();
+      }
     prepared_ = !bad;
     return bad;
   }
