@@ -10,9 +10,14 @@
 #   catalogue_lean  the same with <steep/engine.hpp> and <steep/rules.hpp> only;
 #   catalogue_23  the 23 rules the catalogue had when its 20 s goal was set (no bf16 Adam,
 #              Adam-mini, stacked Muon, NorMuon, AdaMuon, Scion or the paper's rules);
-#   pch        building a precompiled <steep/engine.hpp> (what steep::precompiled does once per
+#   pch        building a precompiled <steep/steep.hpp> (what steep::precompiled does once per
 #              CMake target, docs/compile-time.md);
 #   one_rule_pch, two_rules_pch  one_rule_lean and two_rules_lean with that precompiled header;
+#   one_rule_umbrella_pch  one_rule with it: a newcomer's unit through steep::precompiled;
+#   first_rule examples/my_first_rule.cpp (a rule, its training, margins and timing: the unit a
+#              newcomer copies), as a plain unit;
+#   pch_train, first_rule_pch  the precompiled header its target builds (<steep/steep.hpp> and
+#              <steep/train.hpp>), and the example compiled with it (an edit of the rule);
 #   syntax     -fsyntax-only on <steep/rules/sgd.hpp> alone (what a rule header costs to parse).
 # With steep::compiled (the catalogue compiled once into a library, steep/compiled/instance.hpp):
 #   one_rule_compiled, two_rules_compiled, adam_muon_compiled  the lean units, including
@@ -111,7 +116,9 @@ for h in include/steep/compiled/*.hpp; do
   library_sources+=("$family")
 done
 echo '#include <steep/rules/sgd.hpp>' >"$work/syntax.cpp"
-echo '#include <steep/engine.hpp>' >"$work/steep_pch.hpp"
+echo '#include <steep/steep.hpp>' >"$work/steep_pch.hpp"
+printf '#include <steep/steep.hpp>\n#include <steep/train.hpp>\n' >"$work/train_pch.hpp"
+cp examples/my_first_rule.cpp "$work/first_rule.cpp"
 
 measure() { # source, extra flags... (prints the median seconds and peak KB)
   local f=$1
@@ -149,7 +156,8 @@ out=${OUT:-bench/results/compile-cost-$(date -u +%Y-%m-%d).json}
 echo "{" >"$out"
 first=1
 pch_use=(-include "$work/steep_pch.hpp" -Werror=invalid-pch -c -o "$work/out.o")
-all_cases="one_rule two_rules one_rule_lean two_rules_lean adam_muon_lean pch one_rule_pch two_rules_pch catalogue catalogue_lean catalogue_23 syntax one_rule_compiled two_rules_compiled adam_muon_compiled catalogue_compiled library"
+train_pch_use=(-include "$work/train_pch.hpp" -Werror=invalid-pch -c -o "$work/out.o")
+all_cases="one_rule two_rules one_rule_lean two_rules_lean adam_muon_lean pch one_rule_pch two_rules_pch one_rule_umbrella_pch first_rule pch_train first_rule_pch catalogue catalogue_lean catalogue_23 syntax one_rule_compiled two_rules_compiled adam_muon_compiled catalogue_compiled library"
 for case in ${CASES:-$all_cases}; do
   if [ "$case" = library ]; then # each source once; the sum, the largest memory, and each time
     [ -z "$against" ] || { echo "compile-cost.sh: AGAINST does not take library" >&2 && exit 1; }
@@ -173,6 +181,9 @@ for case in ${CASES:-$all_cases}; do
     pch) args=("$work/steep_pch.hpp" -x c++-header -o "$work/steep_pch.hpp.gch") ;;
     one_rule_pch) args=("$work/one_rule_lean.cpp" "${pch_use[@]}") ;;
     two_rules_pch) args=("$work/two_rules_lean.cpp" "${pch_use[@]}") ;;
+    one_rule_umbrella_pch) args=("$work/one_rule.cpp" "${pch_use[@]}") ;;
+    pch_train) args=("$work/train_pch.hpp" -x c++-header -o "$work/train_pch.hpp.gch") ;;
+    first_rule_pch) args=("$work/first_rule.cpp" "${train_pch_use[@]}") ;;
     syntax) args=("$work/syntax.cpp" -fsyntax-only) ;;
     *) args=("$work/$case.cpp" -c -o "$work/out.o") ;;
   esac

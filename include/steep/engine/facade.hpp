@@ -19,13 +19,13 @@
 
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
+#include "steep/engine/call_guard.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/interface.hpp"
 #include "steep/engine/part.hpp"
 #include "steep/engine/slots.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -326,57 +326,19 @@ protected:
   void set_live() noexcept { live_.on = true; }
 
   // Throws if this optimizer was moved from (its parts went with the move).
-  void require_live(const char* what) const {
-    if (!live_.on)
-      throw usage_error(std::string(what) +
-                        ": this optimizer was moved from; use the optimizer it was moved into");
-  }
+  void require_live(const char* what) const { live_.require(what); }
 
 private:
   std::int64_t t_ = 0;
   std::int64_t skipped_ = 0;
   bool prepared_ = false; // a prepare_step() found nothing, and nothing came between it and now
 
-  // True while the object holds an optimizer: a move clears the source's.
-  struct live_flag {
-    bool on = false;
-    live_flag() = default;
-    live_flag(live_flag&& o) noexcept
-      : on(std::exchange(o.on, false)) {}
-    live_flag& operator=(live_flag&& o) noexcept {
-      on = std::exchange(o.on, false);
-      return *this;
-    }
-  };
   live_flag live_;
-  // Set while a call that writes runs. steep does not lock an optimizer (a step is one call on
-  // one thread, which runs its passes on the executor's threads); this only detects two threads
-  // that call in at once, with one atomic exchange per call (README, "Threads"). A move
-  // starts unset: moving an optimizer that a call is using is a bug of its own.
-  struct busy_flag {
-    std::atomic<bool> on{ false };
-    busy_flag() = default;
-    busy_flag(busy_flag&&) noexcept {}
-    busy_flag& operator=(busy_flag&&) noexcept { return *this; }
-  };
   busy_flag busy_;
   // For the length of one writing call: refuses a moved-from optimizer, or a second thread.
-  class entry {
-  public:
+  struct entry : call_entry {
     entry(optimizer_facade& o, const char* what)
-      : flag_(o.busy_.on) {
-      o.require_live(what);
-      if (flag_.exchange(true, std::memory_order_acquire))
-        throw usage_error(std::string(what) +
-                          ": another call on this optimizer is running (from another thread): an "
-                          "optimizer takes one call at a time; nothing was done");
-    }
-    ~entry() { flag_.store(false, std::memory_order_release); }
-    entry(const entry&) = delete;
-    entry& operator=(const entry&) = delete;
-
-  private:
-    std::atomic<bool>& flag_;
+      : call_entry((o.require_live(what), o.busy_), what) {}
   };
 
   [[gnu::noinline]] std::optional<nonfinite_entry> prepare() {
