@@ -8,7 +8,7 @@
 //
 // The calls go to the CBLAS of the BLAS that CMake found (OpenBLAS, BLA_VENDOR=OpenBLAS, the
 // library xtensor-blas links). The three routines are declared here, under steep's own C++ names
-// with an asm label for the CBLAS symbol, as norms/polar_apply.hpp declares LAPACK's gesdd:
+// with an asm label for the CBLAS symbol, as kernel/lapack.hpp declares LAPACK's routines:
 // xtensor-blas's bundled FLENS cxxblas, which steep included before, is 805 headers and 0.3 s of
 // the parsing of every translation unit that includes the engine, and <cblas.h> declares the same
 // enums as cxxblas, so a unit that also uses xtensor-blas's linalg would not compile
