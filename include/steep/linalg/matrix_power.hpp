@@ -1,0 +1,98 @@
+#pragma once
+// matrix_power_sym, inverse_root: real powers of a symmetric positive semidefinite matrix, as
+// Shampoo takes its preconditioners' inverse roots (eigendecomposition, LAPACK syevd).
+//
+//   template <class T> std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps);
+//   template <class T> std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps);
+//                                     // = matrix_power_sym(a, n, -1 / p, eps)
+//
+//   A = V diag(w) V^T (w ascending),   w'_i = (w_i - min(w_1, 0)) + eps,
+//   matrix_power_sym(A, power, eps) = V diag(w'^power) V^T   (= (A + eps I)^power for A PSD)
+//
+//   // Shampoo's step for a rows x cols gradient G: L^(-1/4) G R^(-1/4)
+//   auto l = steep::linalg::inverse_root(L.data(), rows, 4, 1e-12);   // (L + eps I)^(-1/4)
+//   auto r = steep::linalg::inverse_root(R.data(), cols, 4, 1e-12);
+//   auto half = steep::linalg::matrix_power_sym(A.data(), n, 0.5, 0.0); // A's PSD square root
+//
+// A is row-major n x n and only its upper triangle is read (blas::syrk's); the result is row-major
+// and exactly symmetric (both triangles written).
+//
+// The convention is distributed Shampoo's: Shi et al. (2023), "A Distributed Data-Parallel
+// PyTorch Implementation of the Distributed Shampoo Optimizer for Training Neural Networks
+// At-Scale" (arXiv:2309.06497), code in the repository facebookresearch/optimizers
+// (matrix_inverse_root with the eigendecomposition method and its default perturbation). Rounding
+// can leave a PSD matrix (a sum of outer products) with slightly negative eigenvalues; Shampoo
+// does not clamp each eigenvalue at 0 but SHIFTS all of them by -min(w_1, 0), which makes the
+// smallest one exactly 0 and keeps the gaps, and then adds eps. For a positive definite A the
+// shift is 0 and the result is (A + eps I)^power. eps is absolute: Anil et al. (2020), "Scalable
+// Second Order Optimization for Deep Learning" (arXiv:2002.09018; google-research/google-research,
+// scalable_shampoo) scale it by A's largest eigenvalue and use a coupled Newton iteration; for
+// their ridge pass eps = ridge_epsilon * w_max here.
+//
+// The powers are taken in double for float input too. A negative power of a zero eigenvalue
+// (eps = 0 and A singular, or A with a negative eigenvalue) is refused: pass eps > 0.
+
+#include "steep/core/error.hpp"
+#include "steep/kernel/blas.hpp"
+#include "steep/kernel/lapack.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace steep::linalg {
+
+namespace detail {
+inline std::string number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
+}
+} // namespace detail
+
+template <class T>
+std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps) {
+  if (!std::isfinite(power))
+    throw usage_error("matrix_power_sym: the power must be finite, got " + detail::number(power));
+  if (!(eps >= 0) || !std::isfinite(eps))
+    throw usage_error("matrix_power_sym: eps must be finite and >= 0, got " + detail::number(eps));
+  if (n == 0)
+    return {};
+  std::vector<T> b(a, a + n * n), w(n);
+  kernel::lapack::syevd(n, b.data(), w.data()); // row j of b: eigenvector j (V^T, row-major)
+  // Shampoo's two additions, in its order: the shift, then eps (w ascending: w[0] is the least).
+  const double shift = -std::min(static_cast<double>(w[0]), 0.0);
+  // V diag(f) V^T = B^T B with B = diag(f^(1/2)) V^T: one syrk (half a GEMM's flops), and the
+  // result is exactly symmetric. f >= 0 here (the shift and eps >= 0), so its root is real.
+  for (std::size_t j = 0; j < n; ++j) {
+    const double lambda = (static_cast<double>(w[j]) + shift) + eps;
+    if (power < 0 && !(lambda > 0))
+      throw usage_error("matrix_power_sym: the " + std::to_string(n) + " x " + std::to_string(n) +
+                        " matrix plus eps I has eigenvalue " + detail::number(lambda) +
+                        " (after Shampoo's shift " + detail::number(shift) + "), and power " +
+                        detail::number(power) + " < 0 needs it positive: pass eps > 0");
+    const T s = static_cast<T>(std::pow(lambda, power / 2));
+    for (std::size_t i = 0; i < n; ++i)
+      b[j * n + i] *= s;
+  }
+  std::vector<T> x(n * n);
+  kernel::blas::syrk<T>(n, n, T(1), b.data(), n, T(0), x.data(), n, /*transpose_a=*/true);
+  for (std::size_t i = 0; i < n; ++i) // syrk wrote the upper triangle
+    for (std::size_t j = 0; j < i; ++j)
+      x[i * n + j] = x[j * n + i];
+  return x;
+}
+
+// (A + eps I)^(-1/p) in Shampoo's convention (above); any real p > 0 (Shampoo: 2 per side of a
+// matrix, 4 for its two-sided preconditioner, 2 k for a k-dimensional tensor).
+template <class T>
+std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps) {
+  if (!(p > 0) || !std::isfinite(p))
+    throw usage_error("inverse_root: the root p must be finite and > 0, got " + detail::number(p));
+  return matrix_power_sym(a, n, -1.0 / p, eps);
+}
+
+} // namespace steep::linalg
