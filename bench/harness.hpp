@@ -20,6 +20,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <oneapi/tbb/info.h>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -123,6 +124,31 @@ struct spread {
 };
 inline spread summarize(const std::vector<double>& x) {
   return { median(x), *std::min_element(x.begin(), x.end()), *std::max_element(x.begin(), x.end()) };
+}
+
+// B same-shape blocks of R x C, as a benchmark's --shapes gives them ("RxC" or "BxRxC").
+struct block_shape {
+  std::size_t blocks, rows, cols;
+  std::string label() const {
+    return std::to_string(blocks) + "x" + std::to_string(rows) + "x" + std::to_string(cols);
+  }
+};
+inline block_shape parse_block_shape(const std::string& s) {
+  std::vector<std::size_t> v;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, 'x');)
+    v.push_back(std::stoul(part));
+  if (v.size() == 2)
+    return { 1, v[0], v[1] };
+  if (v.size() == 3)
+    return { v[0], v[1], v[2] };
+  throw std::runtime_error("shape '" + s + "' is not RxC or BxRxC");
+}
+inline std::vector<block_shape> parse_block_shapes(const std::vector<std::string>& args) {
+  std::vector<block_shape> out;
+  for (const auto& s : args)
+    out.push_back(parse_block_shape(s));
+  return out;
 }
 
 // Writes the results file; false, with a message naming the tool, when it cannot.

@@ -48,24 +48,7 @@ namespace {
 using namespace steep::bench;
 namespace norms = steep::norms;
 
-struct shape {
-  std::size_t blocks, rows, cols;
-  std::string label() const {
-    return std::to_string(blocks) + "x" + std::to_string(rows) + "x" + std::to_string(cols);
-  }
-};
-
-shape parse_shape(const std::string& s) {
-  std::vector<std::size_t> v;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, 'x');)
-    v.push_back(std::stoul(part));
-  if (v.size() == 2)
-    return { 1, v[0], v[1] };
-  if (v.size() == 3)
-    return { v[0], v[1], v[2] };
-  throw std::runtime_error("shape '" + s + "' is not RxC or BxRxC");
-}
+using shape = block_shape;
 
 std::vector<float> random_floats(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
@@ -194,9 +177,7 @@ int main(int argc, char** argv) {
     shape_args = { "64x64", "64x256", "6x64x64" };
     rounds = 2;
   }
-  std::vector<shape> shapes;
-  for (auto& s : shape_args)
-    shapes.push_back(parse_shape(s));
+  const std::vector<shape> shapes = parse_block_shapes(shape_args);
   std::vector<int> thread_list;
   try {
     thread_list = distinct_threads(threads);

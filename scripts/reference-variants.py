@@ -40,6 +40,22 @@ Cases
   adam_mini      Zhang et al. (2024), "Adam-mini" (arXiv:2406.16793), the authors' step for a
                  block that is one partition: m per element, v = EMA of mean(g^2) over the block,
                  p (1 - lr wd) - lr (m / bc1) / (sqrt(v / bc2) + eps).
+  shampoo        Gupta, Koren & Singer (2018), "Shampoo" (arXiv:1802.09568), Algorithm 1 for a
+                 matrix: L += G G^T, R += G^T G, p - lr L^(-1/4) G R^(-1/4), the roots as
+                 distributed Shampoo takes them (Shi et al. 2023, arXiv:2309.06497; the repository
+                 facebookresearch/optimizers, matrix_inverse_root by eigendecomposition): eigenvalues
+                 shifted by -min(w_min, 0), then eps added (eps 1e-12 here), every step.
+  shampoo_ema_every2  distributed Shampoo's EMA factors (beta2 0.99, eps 1e-3) with the roots
+                 recomputed at steps 1, 3, 5 and the stale ones used between, on an EMA momentum
+                 m = 0.9 m + 0.1 g of the gradient (steep's ema).
+  shampoo_one_sided  only the smaller side's factor, exponent -1/2 (L for the wide W1, R for the
+                 tall W2), eps 1e-12.
+  shampoo_left_half  a user's own variant: L^(-1/2) G, no right factor, eps 1e-3.
+  Rank: one factor of each block is rank-deficient for the first steps (the wide W1's R is 10 x 10
+  and sees 6 rows a step, the tall W2's L 12 x 12, 5), and a root between refreshes meets
+  gradients outside the range its factor had. There the eigenvalues are roundoff plus eps, and
+  with eps 1e-8 or 1e-10 the trajectory depends on that roundoff at 1e-11 relative (the eigenvalue
+  power -1/2 or -1/4 of 1e-17 / eps): the cases that meet it keep eps at 1e-3, where it is 1e-14.
 """
 import os
 
@@ -250,6 +266,49 @@ def stacked(out):
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads, sr, sc)))
 
 
+def sym_power(a, power, eps):
+    """(A + eps I)^power for a symmetric PSD A, distributed Shampoo's way (see shampoo above)."""
+    w, v = np.linalg.eigh(a)
+    lam = (w - min(w[0], 0.0)) + eps
+    return (v * lam**power) @ v.T
+
+
+def shampoo(lr=0.1, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, mu=None):
+    def run(p, grads):
+        rows, cols = p.shape
+        a = (one_sided if rows <= cols else 0.0) if one_sided else left
+        b = (0.0 if rows <= cols else one_sided) if one_sided else right
+        fl, fr = np.zeros((rows, rows)), np.zeros((cols, cols))
+        root_l = root_r = None
+        m = np.zeros_like(p)
+        out = []
+        for t, g in enumerate(grads, 1):
+            x = g
+            if mu is not None:
+                m = mu * m + (1 - mu) * g
+                x = m
+            if a:
+                fl = fl + x @ x.T if beta2 == 1 else beta2 * fl + (1 - beta2) * (x @ x.T)
+            if b:
+                fr = fr + x.T @ x if beta2 == 1 else beta2 * fr + (1 - beta2) * (x.T @ x)
+            if (t - 1) % every == 0:
+                root_l = sym_power(fl, a, eps) if a else None
+                root_r = sym_power(fr, b, eps) if b else None
+            u = x
+            if a:
+                u = root_l @ u
+            if b:
+                u = u @ root_r
+            p = p - lr * u
+            out.append(p.copy())
+        return out
+    return run
+
+
+SHAMPOO = (("shampoo", shampoo()), ("shampoo_ema_every2", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9)),
+           ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)))
+
+
 def main():
     polar_express_maps()
     out = os.path.join("tests", "data", "variants")
@@ -262,7 +321,7 @@ def main():
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
         for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
                          ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0)),
-                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))):
+                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO:
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
     stacked(out)
     print("wrote", out)

@@ -14,6 +14,7 @@
 #include "steep/rules/optax.hpp"
 #include "steep/rules/rmsprop.hpp"
 #include "steep/rules/scion.hpp"
+#include "steep/rules/shampoo.hpp"
 #include "steep/rules/sgd.hpp"
 #include "steep/rules/signum.hpp"
 #include "steep/rules/weight_decay.hpp"

@@ -2,6 +2,7 @@
 // of the optimizer, the Muon family, and route(...) by block role.
 
 #include "bits.hpp"
+#include "variants.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -18,6 +19,7 @@ using namespace steep::expr;
 namespace rules = steep::rules;
 namespace norms = steep::norms;
 using steep::block_role;
+using steep_test::variant_error;
 
 namespace {
 
@@ -512,56 +514,6 @@ TEST_CASE("Polar Express: the published coefficient table, against a float64 Num
   CHECK_NOTHROW(opt.step());
 }
 
-namespace {
-// Runs `rule` over the trajectories of tests/data/variants (written by
-// scripts/reference-variants.py) and returns the largest relative error, over steps and
-// blocks, of the parameters against the float64 reference: max_t ||p_t - ref_t||_F / ||ref_t||_F.
-template <class Rule>
-double variant_error(const Rule& rule, const std::string& name_of_case, int threads = 1,
-                     std::vector<block_role> roles = { block_role::hidden_matrix,
-                                                       block_role::hidden_matrix }) {
-  const std::string dir = golden_dir + "/../variants/";
-  std::vector<xt::xarray<double>> p0, grads, ref;
-  std::vector<steep::block_spec<double>> specs;
-  for (std::size_t k = 0; k < roles.size(); ++k) {
-    const std::string n = "W" + std::to_string(k + 1);
-    p0.push_back(xt::load_npy<double>(dir + n + "_p0.npy"));
-    grads.push_back(xt::load_npy<double>(dir + n + "_grads.npy"));
-    ref.push_back(xt::load_npy<double>(dir + name_of_case + "_" + n + ".npy"));
-    specs.emplace_back(n, steep::shape_t{ p0[k].shape()[0], p0[k].shape()[1] }, roles[k]);
-  }
-  const std::vector<std::string> names(roles.size()); // W1, W2, ...
-  steep::param_store<double> store(specs);
-  for (std::size_t k = 0; k < roles.size(); ++k)
-    std::copy(p0[k].begin(), p0[k].end(), store.block_at(k).param);
-  steep::optimizer opt(rule, store, { .threads = threads });
-  double worst = 0;
-  steep_test::bits fingerprint;
-  for (std::size_t t = 0; t < grads[0].shape()[0]; ++t) {
-    for (std::size_t k = 0; k < names.size(); ++k) {
-      auto g = xt::view(grads[k], t);
-      std::copy(g.begin(), g.end(), store.block_at(k).grad);
-    }
-    opt.step();
-    for (std::size_t k = 0; k < names.size(); ++k) {
-      auto r = xt::view(ref[k], t);
-      double d = 0, n = 0;
-      std::size_t i = 0;
-      for (double x : r) {
-        const double e = store.block_at(k).param[i++] - x;
-        d += e * e, n += x * x;
-      }
-      worst = std::max(worst, std::sqrt(d / n));
-      fingerprint.add(store.block_at(k).param, store.block_at(k).size * sizeof(double));
-    }
-  }
-  opt.visit_slots(
-    [&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
-  fingerprint.print(name_of_case + " " + std::to_string(threads) + " threads, rule " + opt.rule_id());
-  return worst;
-}
-} // namespace
-
 TEST_CASE("AdaMuon: a norm after the matrix phase, against the authors' algorithm in float64") {
   const auto rule = rules::adamuon(0.02);
   for (int threads : { 1, 2 })
@@ -663,18 +615,11 @@ double stacked_error(const RuleE& rule_e, const RuleQ& rule_q, const std::string
     opt.step();
     for (auto [k, ref] : { std::pair{ 0, xt::xarray<double>(xt::view(er, t)) },
                            std::pair{ 1, xt::xarray<double>(xt::view(qr, t)) } }) {
-      double d = 0, n = 0;
-      for (std::size_t i = 0; i < ref.size(); ++i) {
-        const double e = store.block_at(k).param[i] - ref.flat(i);
-        d += e * e, n += ref.flat(i) * ref.flat(i);
-      }
-      worst = std::max(worst, std::sqrt(d / n));
+      worst = std::max(worst, steep_test::relative_error(store.block_at(k).param, ref));
       fingerprint.add(store.block_at(k).param, store.block_at(k).size * sizeof(double));
     }
   }
-  opt.visit_slots(
-    [&](const steep::engine::slot_bytes& s) { fingerprint.add(s.bytes.data(), s.bytes.size()); });
-  fingerprint.print(name_of_case + " " + std::to_string(threads) + " threads, rule " + opt.rule_id());
+  steep_test::print_bits(fingerprint, opt, name_of_case, threads);
   return worst;
 }
 } // namespace

@@ -117,6 +117,7 @@ optimizer<Rule, T>::optimizer(typename program_type::compiled rule, param_store<
   this->bytes_per_param_ = bytes_per_param();
   this->gradient_degree_ = gradient_degree();
   this->add_slots(detail::slot_set<state_type>::metas);
+  this->add_slots(this->parts_[0]->map_slot_metas());
   this->set_live();
 }
 

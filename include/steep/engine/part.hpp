@@ -44,9 +44,10 @@ struct slot_entry {
   slot_info info;
   std::string_view safetensors; // the storage dtype's safetensors name
   bool per_block;
-  int line;                                // not_a_line, or the line kind (rows, columns, slices)
-  std::byte* data;                         // the arena
-  const std::vector<std::size_t>* offsets; // per block, in values
+  int line;                                     // not_a_line, or the line kind (rows, columns, slices)
+  std::byte* data;                              // the arena
+  const std::vector<std::size_t>* offsets;      // per block, in values
+  const std::vector<shape_t>* shapes = nullptr; // per block, for a slot a matrix stage shapes
 };
 
 template <class T>
@@ -119,6 +120,13 @@ struct part
                                              bool per_block, int line) {
     slots_.push_back({ meta.info(), safetensors, per_block, line, data, offsets });
   }
+  // A slot whose value per block has a shape of its own (a matrix stage's state: Shampoo's L is
+  // rows x rows), shapes[b] for block b.
+  [[gnu::cold, gnu::noinline]] void add_shaped_slot(const slot_meta& meta, std::string_view safetensors,
+                                                    std::byte* data, const std::vector<std::size_t>* offsets,
+                                                    const std::vector<shape_t>* shapes) {
+    slots_.push_back({ meta.info(), safetensors, false, expr::not_a_line, data, offsets, shapes });
+  }
 
   hyper_table hypers_;
   void* roots_ptr_ = nullptr; // the rule's roots object (hyper_table's offsets are into it)
@@ -135,6 +143,8 @@ private:
   }
   const shape_t& shape_of(std::size_t k, std::size_t b) const {
     const slot_entry& e = slots_[k];
+    if (e.shapes)
+      return (*e.shapes)[b];
     if (e.per_block)
       return this->one_value_;
     if (e.line != expr::not_a_line)
@@ -144,7 +154,10 @@ private:
   slot_bytes bytes_of(std::size_t k, std::size_t b) {
     const slot_entry& e = slots_[k];
     const shape_t& shape = shape_of(k, b);
-    const std::size_t count = e.per_block ? 1 : e.line != expr::not_a_line ? shape[0] : this->blocks_[b].size;
+    const std::size_t count = e.shapes                     ? element_count(shape)
+                              : e.per_block                ? 1
+                              : e.line != expr::not_a_line ? shape[0]
+                                                           : this->blocks_[b].size;
     return slot_bytes{ this->blocks_[b].name, e.info.name, std::string(e.safetensors), shape,
                        std::span<std::byte>(e.data + (*e.offsets)[b] * e.info.element_size,
                                             count * e.info.element_size) };

@@ -97,6 +97,8 @@ struct step_plan {
     } else
       update_pass<State>::template run<false>(s);
     slot_set<State>::store_host_slots(s);
+    if constexpr (n_matrices > 0)
+      s.commit_state();
     ++s.t_;
   }
 
@@ -175,7 +177,10 @@ struct step_plan {
     for (const auto& slot : slot_set<State>::metas)
       os << ' ' << slot.name << ':' << slot.dtype
          << (slot.granularity != "element" ? " (one per " + std::string(slot.granularity) + ")" : "");
-    if (P::n_slots == 0)
+    for (const auto& m : s.map_slots_)
+      os << ' ' << m.name << ':' << dtype_name<T>() << " (a matrix per block, kept by matrix stage "
+         << m.stage << ')';
+    if (P::n_slots == 0 && s.map_slots_.empty())
       os << " none";
     os << "\nper-step scalars: " << P::n_step_scalars << " (" << distinct_step_scalars(s) << " distinct)"
        << "\nper-block scalars: " << P::n_block_scalars << "\nreductions: " << P::n_reductions
@@ -183,6 +188,9 @@ struct step_plan {
        << P::template bytes_per_param<T> << "\nbytes per parameter (every pass of a step, at most): "
        << bytes_per_step(s)
        << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
+       << (s.map_slots_.empty() ? std::string()
+                                : "\nmatrix-stage state: " + std::to_string(s.map_state_values()) +
+                                    " values, " + std::to_string(s.map_state_values() * sizeof(T)) + " bytes")
        << "\nblocks: " << s.blocks_.size() << ", chunks: " << s.wl_.size()
        << ", threads: " << s.exec_.threads()
        << (s.wl_.elements() < s.exec_.serial_below() ? " (passes run on the calling thread: serial_below)"

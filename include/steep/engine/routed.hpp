@@ -195,6 +195,9 @@ optimizer<expr::routed<Arms...>, T>::optimizer(routed_type rule, param_store<T>&
   this->gradient_degree_ = gradient_degree();
   (this->add_slots(detail::slot_set<detail::engine_state<expr::program<typename Arms::rule_type>, T>>::metas),
    ...);
+  for (const auto& p : this->parts_)
+    if (p)
+      this->add_slots(p->map_slot_metas());
   this->set_live();
 }
 

@@ -57,6 +57,8 @@ struct engine_state final
       matrix_phase<engine_state>::init(*this, opts);
     line_pass<engine_state>::init(*this);
     slot_set<engine_state>::lay_out(*this, rule.inits);
+    if constexpr (P::n_matrices > 0)
+      matrix_phase<engine_state>::register_state(*this);
   }
 
   // Not inlined: a unit that sees one part type would devirtualize the facade's call and compile

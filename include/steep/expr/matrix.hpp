@@ -30,6 +30,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -45,6 +46,30 @@ concept matrix_map = std::equality_comparable<M> && requires(const M& m, float* 
   m.apply(d, n, n);
 };
 
+// A matrix stage's own state, which the map declares and the engine keeps per block: Shampoo's
+// factors L (rows x rows) and R (cols x cols), say (precond/shampoo.hpp). The map reads slot j as
+// the last step left it (old[j]) and writes its new value in full (next[j]); the engine stores
+// the new values only when the step commits, so a refused step leaves every factor bitwise as it
+// was, and checkpoints, describe() and state() see them as slots of their own.
+template <class T>
+struct matrix_state {
+  const T* const* old; // slot j of this block, row-major in the shape the map declared
+  T* const* next;      // where the map writes slot j's new value
+  std::int64_t step;   // this step, from 1
+};
+
+// A map that keeps state: it declares `state_count` slots, each named and shaped per block, and
+// maps a block in place given them.
+template <class M>
+concept stateful_matrix_map = std::equality_comparable<M> &&
+  requires(const M& m, float* f, double* d, std::size_t n, matrix_state<float> sf, matrix_state<double> sd) {
+  { M::state_count } -> std::convertible_to<std::size_t>;
+  { m.state_name(n) } -> std::convertible_to<std::string>;
+  { m.state_shape(n, n, n) } -> std::convertible_to<shape_t>;
+  m.apply(f, n, n, sf);
+  m.apply(d, n, n, sd);
+};
+
 // Whether a map needs a true matrix (rank >= 2; Muon-style role checks apply). A map says
 // otherwise with `static constexpr bool needs_matrix = false` (e.g. the l1 dual map of a vector).
 template <class Map>
@@ -57,8 +82,9 @@ constexpr bool map_needs_matrix() {
 
 template <class Map, class C>
 struct matrix_node : node_tag {
-  static_assert(matrix_map<Map>,
-                "a matrix stage needs a map with apply(T* data, rows, cols) for float and double");
+  static_assert(matrix_map<Map> || stateful_matrix_map<Map>,
+                "a matrix stage needs a map with apply(T* data, rows, cols) for float and double, or "
+                "a map that declares its state (expr::stateful_matrix_map)");
   static_assert(C::level == 2, "a matrix map needs an elementwise operand (a whole block), not a scalar");
   using map_type = Map;
   using child_type = C;
@@ -137,6 +163,13 @@ struct is_matrix_node<matrix_node<M, C>> : std::true_type {};
 // The block-wise map `map` of x (see the file comment for how it runs).
 template <matrix_map Map, operand X>
 constexpr auto orthogonalize(Map map, X&& x) {
+  using C = as_expr_t<X>;
+  return matrix_node<Map, C>{ {}, std::move(map), operands<C>{ { as_expr(std::forward<X>(x)) } } };
+}
+
+// x preconditioned block-wise by a map that keeps state (Shampoo's factors: precond/shampoo.hpp).
+template <stateful_matrix_map Map, operand X>
+constexpr auto precondition(Map map, X&& x) {
   using C = as_expr_t<X>;
   return matrix_node<Map, C>{ {}, std::move(map), operands<C>{ { as_expr(std::forward<X>(x)) } } };
 }

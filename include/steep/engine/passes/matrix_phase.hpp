@@ -12,21 +12,28 @@
 // A NaN or Inf in an operand would spread through a whole block's map, so each task checks its
 // operand first and refuses the step, by block, before anything is written.
 
+#include "steep/core/aligned_buffer.hpp"
 #include "steep/core/error.hpp"
+#include "steep/core/shape.hpp"
 #include "steep/engine/eval_ctx.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/options.hpp"
+#include "steep/engine/slots.hpp"
 #include "steep/engine/tables.hpp"
 #include "steep/expr/program.hpp"
 #include "steep/kernel/blas.hpp"
 #include "steep/kernel/chunk_loop.hpp"
 #include "steep/norms/maps.hpp"
+#include "steep/precond/maps.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,6 +97,55 @@ struct matrix_tables {
 
   std::vector<matrix_task> matrix_tasks_;
   bool deterministic_;
+
+  // The state of the matrix stages that keep some (expr::stateful_matrix_map: Shampoo's factors),
+  // one entry per stage and slot: each block's value in the shape the map declares for it, at a
+  // 64-byte aligned offset. `cur` is the state as the last committed step left it (what state(),
+  // checkpoints and the next step read); the matrix phase writes `next`, which commit_state copies
+  // into `cur` once the update pass has run, so a refused step changes none of it.
+  struct map_slot {
+    std::size_t stage;
+    std::string name;
+    std::vector<shape_t> shapes;     // per block
+    std::vector<std::size_t> offset; // per block, in values
+    aligned_buffer<T> cur, next;
+  };
+  std::vector<map_slot> map_slots_;
+  std::vector<std::size_t> map_slot_first_; // per stage: its first entry in map_slots_
+
+  // Lays out `shapes` (one per block) in a new entry.
+  [[gnu::cold]] void add_map_slot(std::size_t stage, std::string name, std::vector<shape_t> shapes) {
+    map_slot m{ stage, std::move(name), std::move(shapes), {}, {}, {} };
+    std::size_t n = 0;
+    for (const auto& sh : m.shapes) {
+      m.offset.push_back(n);
+      n += padded_count<T>(element_count(sh));
+    }
+    m.cur.assign(n, T(0));
+    m.next.assign(n, T(0));
+    map_slots_.push_back(std::move(m));
+  }
+  // The step's new state becomes the state (after the update pass of a step prepare accepted).
+  void commit_state() {
+    for (auto& m : map_slots_)
+      std::copy(m.next.begin(), m.next.end(), m.cur.begin());
+  }
+  // The entries' metadata for the slot directory and slots(): granularity "matrix".
+  [[gnu::cold]] std::vector<slot_meta> map_slot_metas() const {
+    std::vector<slot_meta> out;
+    for (const auto& m : map_slots_)
+      out.push_back(
+        { m.name, dtype_name<T>(), sizeof(T), "matrix", std::numeric_limits<double>::quiet_NaN() });
+    return out;
+  }
+  // Values of matrix-stage state in all (describe(): what it allocates, padding aside).
+  std::size_t map_state_values() const {
+    std::size_t n = 0;
+    for (const auto& m : map_slots_)
+      for (const auto& sh : m.shapes)
+        n += element_count(sh);
+    return n;
+  }
 };
 
 template <class State>
@@ -143,6 +199,29 @@ struct matrix_phase {
           s.matrix_tasks_.push_back({ K, b, p, s.blocks_[b].size / pieces });
       });
     s.order_matrix_tasks();
+    // The state of the maps that keep some, each slot shaped per block as the map declares.
+    for_each_map(s, [&]<std::size_t K>(const auto& map) {
+      using M = std::remove_cvref_t<decltype(map)>;
+      s.map_slot_first_.push_back(s.map_slots_.size());
+      if constexpr (expr::stateful_matrix_map<M>)
+        for (std::size_t j = 0; j < M::state_count; ++j) {
+          std::vector<shape_t> shapes;
+          for (std::size_t b = 0; b < s.blocks_.size(); ++b)
+            shapes.push_back(map.state_shape(j, static_cast<std::size_t>(s.dims_[b].rows),
+                                             static_cast<std::size_t>(s.dims_[b].cols)));
+          s.add_map_slot(K, map.state_name(j), std::move(shapes));
+        }
+    });
+  }
+
+  // Records the maps' state in the slot directory (after the rule's own slots).
+  [[gnu::cold]] static void register_state(State& s) {
+    const std::vector<slot_meta> metas = s.map_slot_metas();
+    for (std::size_t i = 0; i < metas.size(); ++i) {
+      auto& m = s.map_slots_[i];
+      s.add_shaped_slot(metas[i], safetensors_dtype<T>(), reinterpret_cast<std::byte*>(m.cur.data()),
+                        &m.offset, &m.shapes);
+    }
   }
 
   // Read-only pass: each matrix stage's operand, per element, into its scratch arena (and the
@@ -211,11 +290,48 @@ private:
         return;
       const auto rows = static_cast<std::size_t>(s.dims_[b].rows),
                  cols = static_cast<std::size_t>(s.dims_[b].cols);
+      using M = std::remove_cvref_t<decltype(map)>;
       if constexpr (requires { map.pieces(rows, cols); })
         map.apply_piece(s.scratch_[K].at(b), rows, cols, piece);
+      else if constexpr (expr::stateful_matrix_map<M>)
+        run_stateful<K>(s, map, b, rows, cols);
       else
         map.apply(s.scratch_[K].at(b), rows, cols);
     });
+  }
+
+  // Block b of stage K with its state: the map reads the committed state and writes the new one
+  // to `next`. A failure (a root of a singular factor without eps), or a non-finite value in the
+  // new state or the result, refuses the step by block, before anything is written.
+  template <std::size_t K, class M>
+  static void run_stateful(State& s, const M& map, std::size_t b, std::size_t rows, std::size_t cols) {
+    std::array<const T*, M::state_count> old{};
+    std::array<T*, M::state_count> next{};
+    const std::size_t first = s.map_slot_first_[K];
+    for (std::size_t j = 0; j < M::state_count; ++j) {
+      auto& m = s.map_slots_[first + j];
+      old[j] = m.cur.data() + m.offset[b];
+      next[j] = m.next.data() + m.offset[b];
+    }
+    T* x = s.scratch_[K].at(b);
+    const std::string& name = s.blocks_[b].name;
+    try {
+      map.apply(x, rows, cols, expr::matrix_state<T>{ old.data(), next.data(), s.t_ + 1 });
+    } catch (const usage_error& e) {
+      throw error(name, std::string("the rule's matrix stage failed: ") + e.what() +
+                          "; the step was refused and parameters and state are unchanged");
+    }
+    auto finite = [](const T* p, std::size_t n) {
+      return std::all_of(p, p + n, [](T v) { return std::isfinite(v); });
+    };
+    if (!finite(x, rows * cols))
+      throw error(name,
+                  "the rule's matrix stage gave a non-finite value; the step was refused and parameters "
+                  "and state are unchanged");
+    for (std::size_t j = 0; j < M::state_count; ++j)
+      if (!finite(next[j], element_count(s.map_slots_[first + j].shapes[b])))
+        throw error(name, "the new value of the matrix stage's state '" + s.map_slots_[first + j].name +
+                            "' is not finite; the step was refused and parameters and state are unchanged");
   }
 };
 

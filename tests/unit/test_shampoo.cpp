@@ -1,0 +1,145 @@
+// Shampoo as a composition (precond/shampoo.hpp, rules/shampoo.hpp): a matrix stage that keeps its
+// factors as state, against float64 references of the published algorithm
+// (scripts/reference-variants.py), and that state in describe(), state(), slots(), checkpoints and
+// the guard.
+
+#include "variants.hpp"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <steep/steep.hpp>
+#include <string>
+#include <vector>
+
+using namespace steep::expr;
+namespace rules = steep::rules;
+namespace precond = steep::precond;
+using steep_test::variant_error;
+
+TEST_CASE("Shampoo: L^(-1/4) G R^(-1/4) with summed factors, against Gupta et al.'s algorithm in float64") {
+  for (int threads : { 1, 2, 8 })
+    CHECK(variant_error(rules::shampoo(0.1), "shampoo", threads) < 1e-12);
+  // The comparison can fail: another exponent, or another eps, is far off.
+  CHECK(variant_error(rules::shampoo(0.1, { .left = -0.5 }), "shampoo") > 1e-3);
+  CHECK(variant_error(rules::shampoo(0.1, { .eps = 1e-3 }), "shampoo") > 1e-6);
+}
+
+TEST_CASE("Shampoo with EMA factors, a momentum, and roots recomputed every 2 steps (stale between)") {
+  const auto rule =
+    -0.1 * precondition(precond::shampoo<"L", "R">{ { .beta2 = 0.99, .eps = 1e-3, .every = 2 } },
+                        ema<"m">(grad, 0.9));
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(rule, "shampoo_ema_every2", threads) < 1e-12);
+  // Refreshing every step is another trajectory: the stale roots are used.
+  const auto every1 =
+    -0.1 * precondition(precond::shampoo<"L", "R">{ { .beta2 = 0.99, .eps = 1e-3 } }, ema<"m">(grad, 0.9));
+  CHECK(variant_error(every1, "shampoo_ema_every2") > 1e-6);
+}
+
+TEST_CASE("One-sided Shampoo: the smaller side's factor only, exponent -1/2") {
+  CHECK(variant_error(rules::shampoo_one_sided(0.1), "shampoo_one_sided") < 1e-12);
+  steep::param_store<double> store({ { "wide", { 6, 10 } }, { "tall", { 12, 5 } } });
+  steep::optimizer opt(rules::shampoo_one_sided(0.1), store);
+  CHECK(opt.state("wide", "L").shape() == std::vector<std::size_t>{ 6, 6 });
+  CHECK(opt.state("wide", "R").size() == 0);
+  CHECK(opt.state("tall", "R").shape() == std::vector<std::size_t>{ 5, 5 });
+  CHECK(opt.state("tall", "L").size() == 0);
+}
+
+TEST_CASE("A user's own variant in a few lines: L^(-1/2) G, no right factor") {
+  auto own =
+    -0.1 * precondition(precond::shampoo<"L", "R">{ { .eps = 1e-3, .left = -0.5, .right = 0 } }, grad);
+  CHECK(variant_error(own, "shampoo_left_half") < 1e-12);
+}
+
+TEST_CASE("Shampoo's factors are slots: describe(), slots(), state(), and the values they hold") {
+  steep::param_store<double> store({ { "W", { 3, 4 } } });
+  steep::optimizer opt(rules::shampoo(0.1, { .every = 3 }), store);
+  const std::string d = opt.describe();
+  CHECK_THAT(d, Catch::Contains("L:float64 (a matrix per block") && Catch::Contains("R_root:float64") &&
+                  Catch::Contains("matrix-stage state: 50 values, 400 bytes")); // 9 + 16, twice
+  const auto slots = opt.slots();
+  REQUIRE(slots.size() == 4);
+  CHECK(slots[0].name == "L");
+  CHECK(slots[0].granularity == "matrix");
+  CHECK(slots[3].name == "R_root");
+  std::vector<double> g = { 1, 2, 0, -1, 0.5, 0, 3, 1, -2, 1, 1, 0 };
+  std::copy(g.begin(), g.end(), store.block_at(0).grad);
+  opt.step();
+  const auto l = opt.state<double>("W", "L");
+  REQUIRE(l.shape() == std::vector<std::size_t>{ 3, 3 });
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 3; ++j) {
+      double gg = 0;
+      for (std::size_t k = 0; k < 4; ++k)
+        gg += g[i * 4 + k] * g[j * 4 + k];
+      CHECK(l(i, j) == Approx(gg).margin(1e-14)); // L_1 = G G^T
+    }
+  CHECK(opt.state<double>("W", "R").shape() == std::vector<std::size_t>{ 4, 4 });
+}
+
+TEST_CASE(
+  "Shampoo under bad input: settings refused when built, a refused step leaves every factor as it was") {
+  steep::param_store<double> store({ { "W", { 3, 4 } } });
+  CHECK_THROWS_WITH(steep::optimizer(rules::shampoo(0.1, { .every = 0 }), store),
+                    Catch::Contains("every must be >= 1"));
+  CHECK_THROWS_WITH(steep::optimizer(rules::shampoo(0.1, { .beta2 = 1.5 }), store),
+                    Catch::Contains("beta2 must be in (0, 1]"));
+  steep::param_store<double> vec({ { "b", { 4 } } });
+  CHECK_THROWS_WITH(steep::optimizer(rules::shampoo(0.1), vec), Catch::Contains("not a matrix"));
+
+  steep::optimizer opt(rules::shampoo(0.1, { .every = 2 }), store);
+  for (std::size_t i = 0; i < 12; ++i)
+    store.block_at(0).grad[i] = 0.1 * static_cast<double>(i) - 0.5;
+  opt.step();
+  std::vector<std::vector<double>> before;
+  opt.visit_slots([&](const steep::engine::slot_bytes& s) {
+    const auto* p = reinterpret_cast<const double*>(s.bytes.data());
+    before.emplace_back(p, p + s.bytes.size() / sizeof(double));
+  });
+  const std::vector<double> p_before(store.block_at(0).param, store.block_at(0).param + 12);
+  store.block_at(0).grad[5] = std::nan("");
+  CHECK_THROWS(opt.step()); // the default policy refuses a non-finite gradient
+  // A factor that overflows (a gradient of 1e200: G G^T is +Inf) refuses the step by block.
+  store.block_at(0).grad[5] = 1e200;
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("W") && Catch::Contains("not finite"));
+  std::size_t k = 0;
+  opt.visit_slots([&](const steep::engine::slot_bytes& s) {
+    const auto* p = reinterpret_cast<const double*>(s.bytes.data());
+    CHECK(std::vector<double>(p, p + s.bytes.size() / sizeof(double)) == before[k++]);
+  });
+  CHECK(std::vector<double>(store.block_at(0).param, store.block_at(0).param + 12) == p_before);
+  CHECK(opt.steps() == 1);
+}
+
+TEST_CASE("Shampoo's checkpoint between refreshes resumes bitwise") {
+  auto fill = [](steep::param_store<double>& s, int t) {
+    for (std::size_t k = 0; k < 2; ++k)
+      for (std::size_t i = 0; i < s.block_at(k).size; ++i)
+        s.block_at(k).grad[i] =
+          std::sin(0.37 * static_cast<double>(i + 1) * (t + 1) + static_cast<double>(k));
+  };
+  const std::vector<steep::block_spec<double>> specs = { { "W1", { 6, 10 } }, { "W2", { 12, 5 } } };
+  const auto rule = rules::shampoo(0.05, { .beta2 = 0.9, .eps = 1e-8, .every = 3 });
+  steep::param_store<double> a(specs), b(specs);
+  steep::optimizer oa(rule, a);
+  for (int t = 0; t < 4;
+       ++t) { // steps 1..4: refreshed at 1 and 4; the checkpoint's next step reads stale roots
+    fill(a, t);
+    oa.step();
+  }
+  const std::string path = "shampoo-resume.ckpt";
+  steep::save_checkpoint(oa, a, path);
+  steep::optimizer ob(rule, b);
+  steep::load_checkpoint(ob, b, path);
+  std::remove(path.c_str());
+  for (int t = 4; t < 8; ++t) {
+    fill(a, t);
+    fill(b, t);
+    oa.step();
+    ob.step();
+  }
+  for (std::size_t k = 0; k < 2; ++k)
+    CHECK(std::equal(a.block_at(k).param, a.block_at(k).param + a.block_at(k).size, b.block_at(k).param));
+}
