@@ -139,8 +139,23 @@ int main(int argc, char** argv) {
       vs.push_back({ "shampoo_every10", "steep", [&] { setting::steps(*s.shampoo[1], b); }, {}, {} });
       vs.push_back({ "shampoo_every100", "steep", [&] { setting::steps(*s.shampoo[2], b); }, {}, {} });
       vs.push_back({ "muon_step", "steep", [&] { setting::steps(*s.muon, b); }, {}, {} });
-      vs.push_back({ "eigh_refresh", "steep", [&] { s.eigh_steep(); }, {}, {} });
-      vs.push_back({ "eigh_lapack", "lapack", [&] { s.eigh_lapack(); }, {}, {} });
+      // The eigendecompositions with OpenBLAS at this setting's thread count, as a refresh runs.
+      vs.push_back({ "eigh_refresh",
+                     "steep",
+                     [&] {
+                       steep::kernel::blas::thread_limit lim(thr);
+                       s.eigh_steep();
+                     },
+                     {},
+                     {} });
+      vs.push_back({ "eigh_lapack",
+                     "lapack",
+                     [&] {
+                       steep::kernel::blas::thread_limit lim(thr);
+                       s.eigh_lapack();
+                     },
+                     {},
+                     {} });
       run_interleaved(vs, rounds, samples, warmup);
       for (std::size_t i = 0; i < vs.size(); ++i) {
         const double per = i < 4 ? 1.0 / b : 1.0; // optimizer variants: per step
