@@ -51,12 +51,22 @@ Cases
   shampoo_one_sided  only the smaller side's factor, exponent -1/2 (L for the wide W1, R for the
                  tall W2), eps 1e-12.
   shampoo_left_half  a user's own variant: L^(-1/2) G, no right factor, eps 1e-3.
+  dion           Ahn et al. (2025), "Dion: Distributed Orthonormalized Updates" (arXiv:2504.05295),
+                 the authors' single-device update (the repository microsoft/dion, dion_update and
+                 power_iteration of its reference Dion, qr_method "qr", one power iteration):
+                 M += G; for a wide block B = M^T; P = qr(B Q) (R's diagonal made >= 0, as steep's
+                 qr_orthonormal); R = B^T P; M -= (1 - mu) P R^T; Q = R / (||R's columns|| + 1e-8);
+                 p (1 - lr wd) - lr sqrt(rows / cols) P Q^T, mu 0.95, full rank r = min(rows, cols).
+                 Q_0 is steep's deterministic one (precond/dion.hpp: splitmix64, seed 0), not the
+                 authors' torch.randn.
+  dion_low_rank  the same with rank_fraction 0.5 (r = 3 for W1 and W2, 2 for W3), weight decay 0.1.
   Rank: one factor of each block is rank-deficient for the first steps (the wide W1's R is 10 x 10
   and sees 6 rows a step, the tall W2's L 12 x 12, 5), and a root between refreshes meets
   gradients outside the range its factor had. There the eigenvalues are roundoff plus eps, and
   with eps 1e-8 or 1e-10 the trajectory depends on that roundoff at 1e-11 relative (the eigenvalue
   power -1/2 or -1/4 of 1e-17 / eps): the cases that meet it keep eps at 1e-3, where it is 1e-14.
 """
+import math
 import os
 
 import numpy as np
@@ -309,6 +319,54 @@ SHAMPOO = (("shampoo", shampoo()), ("shampoo_ema_every2", shampoo(beta2=0.99, ep
            ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)))
 
 
+def splitmix_q0(n, r, seed=0):
+    """Dion's first Q in steep (precond/dion.hpp, q_init hashed): n x r, entry k (row-major) is
+    2 u - 1, u = (splitmix64(seed + (k + 1) 0x9E3779B97F4A7C15) >> 11) 2^-53."""
+    mask = (1 << 64) - 1
+    q = np.empty(n * r)
+    for k in range(n * r):
+        z = (seed + (k + 1) * 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+        q[k] = 2.0 * ((z >> 11) * 2.0**-53) - 1.0
+    return q.reshape(n, r)
+
+
+def qr_positive(a):
+    """Thin QR with R's diagonal >= 0 (steep's linalg::qr_orthonormal)."""
+    q, r = np.linalg.qr(a)
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
+def dion(lr=0.1, mu=0.95, rank_fraction=1.0, wd=0.0, eps=1e-8):
+    def run(p, grads):
+        rows, cols = p.shape
+        transpose = rows < cols
+        d = min(rows, cols)
+        rank = min(math.ceil(rank_fraction * d), d)
+        M = np.zeros_like(p)
+        Q = splitmix_q0(d, rank)
+        out = []
+        for g in grads:
+            M = M + g
+            B = M.T if transpose else M
+            P = qr_positive(B @ Q)
+            R = B.T @ P
+            if (M == 0).all():
+                P, R = np.zeros_like(P), Q
+            M = M - (1 - mu) * ((R @ P.T) if transpose else (P @ R.T))
+            Q = R / (np.linalg.norm(R, axis=0, keepdims=True) + eps)
+            p = p * (1 - lr * wd)
+            p = p - lr * (rows / cols) ** 0.5 * ((Q @ P.T) if transpose else (P @ Q.T))
+            out.append(p.copy())
+        return out
+    return run
+
+
+DION = (("dion", dion()), ("dion_low_rank", dion(rank_fraction=0.5, wd=0.1)))
+
+
 def main():
     polar_express_maps()
     out = os.path.join("tests", "data", "variants")
@@ -321,7 +379,7 @@ def main():
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
         for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
                          ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0)),
-                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO:
+                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO + DION:
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
     stacked(out)
     print("wrote", out)

@@ -5,6 +5,7 @@
 #include "steep/rules/adam_mini.hpp"
 #include "steep/rules/adamuon.hpp"
 #include "steep/rules/adamw.hpp"
+#include "steep/rules/dion.hpp"
 #include "steep/rules/hybrids.hpp"
 #include "steep/rules/implicit_bias.hpp"
 #include "steep/rules/lion.hpp"

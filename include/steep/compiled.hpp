@@ -12,6 +12,7 @@
 #include "steep/compiled/adam_mini.hpp"
 #include "steep/compiled/adamuon.hpp"
 #include "steep/compiled/adamw.hpp"
+#include "steep/compiled/dion.hpp"
 #include "steep/compiled/hybrids.hpp"
 #include "steep/compiled/implicit_bias.hpp"
 #include "steep/compiled/lion.hpp"

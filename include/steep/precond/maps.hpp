@@ -8,4 +8,5 @@
 //   steep::precond::shampoo<>{}.apply(x, rows, cols, state);   // defined
 //
 // A preconditioner with an out-of-line body adds its *_apply.hpp here, and nowhere else.
+#include "steep/precond/dion_apply.hpp"
 #include "steep/precond/shampoo_apply.hpp"

@@ -1,0 +1,64 @@
+#pragma once
+// What the tests of matrix stages that keep state (test_shampoo.cpp, test_dion.cpp) check of any
+// such stage: a refused step leaves every slot bitwise as it was, and a checkpoint resumes bitwise.
+//
+//   const auto before = steep_test::slot_values(opt);
+//   CHECK_THROWS(opt.step());
+//   CHECK(steep_test::slot_values(opt) == before);
+//   CHECK(steep_test::checkpoint_resumes_bitwise(rules::shampoo(0.05), 4, 4, "shampoo-resume.ckpt"));
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <steep/steep.hpp>
+#include <string>
+#include <vector>
+
+namespace steep_test {
+
+// Every slot of a float64 optimizer, in visit_slots order.
+template <class Opt>
+std::vector<std::vector<double>> slot_values(Opt& opt) {
+  std::vector<std::vector<double>> out;
+  opt.visit_slots([&](const steep::engine::slot_bytes& s) {
+    const auto* p = reinterpret_cast<const double*>(s.bytes.data());
+    out.emplace_back(p, p + s.bytes.size() / sizeof(double));
+  });
+  return out;
+}
+
+// Runs `rule` on a wide W1 (6 x 10) and a tall W2 (12 x 5) for `before` steps, saves a checkpoint
+// to `path`, loads it into a fresh optimizer, runs both `after` more steps on the same gradients
+// (sines of step and index), and says whether their parameters agree bitwise.
+template <class Rule>
+bool checkpoint_resumes_bitwise(const Rule& rule, int before, int after, const std::string& path) {
+  auto fill = [](steep::param_store<double>& s, int t) {
+    for (std::size_t k = 0; k < 2; ++k)
+      for (std::size_t i = 0; i < s.block_at(k).size; ++i)
+        s.block_at(k).grad[i] =
+          std::sin(0.37 * static_cast<double>(i + 1) * (t + 1) + static_cast<double>(k));
+  };
+  const std::vector<steep::block_spec<double>> specs = { { "W1", { 6, 10 } }, { "W2", { 12, 5 } } };
+  steep::param_store<double> a(specs), b(specs);
+  steep::optimizer oa(rule, a);
+  for (int t = 0; t < before; ++t) {
+    fill(a, t);
+    oa.step();
+  }
+  steep::save_checkpoint(oa, a, path);
+  steep::optimizer ob(rule, b);
+  steep::load_checkpoint(ob, b, path);
+  std::remove(path.c_str());
+  for (int t = before; t < before + after; ++t) {
+    fill(a, t);
+    fill(b, t);
+    oa.step();
+    ob.step();
+  }
+  for (std::size_t k = 0; k < 2; ++k)
+    if (!std::equal(a.block_at(k).param, a.block_at(k).param + a.block_at(k).size, b.block_at(k).param))
+      return false;
+  return true;
+}
+
+} // namespace steep_test
