@@ -51,6 +51,10 @@ static_assert(!implied_norm<decltype(-0.1 * ema<"a">(sign(grad), 0.9))>::known);
 static_assert(!implied_norm<decltype(rules::adamw(0.1))>::known);
 static_assert(!implied_norm<decltype(-0.1 * map([](auto x) noexcept { return x * x * x; }, grad))>::known);
 static_assert(std::is_same_v<in<decltype(rules::adam(0.1))>, steep::train::not_implied>);
+// A preconditioner that keeps state (Shampoo's factors) is not a dual map, and says so.
+static_assert(!implied_norm<decltype(rules::shampoo(0.1))>::known);
+static_assert(implied_norm<decltype(-0.1 * precondition(steep::precond::shampoo<>{}, m))>::reason.find(
+                "preconditioner that keeps state") != std::string_view::npos);
 // A run-time floor on the norm is an eps (below it the step is unnormalized); a compile-time zero
 // guard is not.
 static_assert(!implied_norm<decltype(-0.1 * m / max(norm2(m), 1e-3))>::known);

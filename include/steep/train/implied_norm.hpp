@@ -41,6 +41,7 @@
 #include "steep/norms.hpp"
 #include "steep/norms/newton_schulz.hpp"
 #include "steep/norms/polar.hpp"
+#include "steep/train/implied_norm_reasons.hpp"
 
 #include <array>
 #include <cmath>
@@ -82,17 +83,7 @@ struct direction {}; // a unit direction of N's dual map, times a per-step scala
 template <int Why>
 struct unknown {};
 
-enum why : int { w_structure = 0, w_eps, w_newton_schulz, w_shape_scale, w_param, w_map_after, w_user_map };
-inline constexpr std::array<std::string_view, 7> reasons = {
-  "the rule is not momentum steepest descent: no stage of the form -lr * dual_map(momentum of grad)",
-  "an eps (or a floor) known only at run time, e.g. Adam's: l_inf while |g| >> eps, drifting to l2 after; "
-  "use eps = 0 (adam_eps0), ct<0.0>, or a compile-time zero guard ct<V> with V <= 1e-20",
-  "Newton-Schulz is an approximate polar factor; the theory covers the exact map (dual<spectral>(m))",
-  "a shape-dependent per-block scale weights each block's norm by a run-time factor",
-  "the rule reads the parameter (weight decay): a constrained problem, outside the theory",
-  "momentum after the dual map is a different algorithm, not covered by the theory",
-  "a user elementwise map (map(f, ...)): its effect on the geometry is unknown",
-};
+// Why a rule implies no norm: the reasons, one per `why` (implied_norm_reasons.hpp).
 
 template <class T>
 struct is_unknown : std::false_type {};
@@ -358,9 +349,11 @@ struct classify<expr::matrix_node<Map, C>> {
   using type = std::conditional_t<
     is_unknown_v<K>, K,
     std::conditional_t<
-      std::is_void_v<typename mn::type> || !std::is_same_v<K, momentum>, unknown<w_structure>,
-      direction<std::conditional_t<std::is_void_v<typename mn::type>, norms::l2, typename mn::type>,
-                mn::exact>>>;
+      expr::stateful_matrix_map<Map>, unknown<w_preconditioner>,
+      std::conditional_t<
+        std::is_void_v<typename mn::type> || !std::is_same_v<K, momentum>, unknown<w_structure>,
+        direction<std::conditional_t<std::is_void_v<typename mn::type>, norms::l2, typename mn::type>,
+                  mn::exact>>>>;
 };
 
 // ---- the whole rule -------------------------------------------------------------------------------
