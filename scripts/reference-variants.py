@@ -60,6 +60,29 @@ Cases
                  Q_0 is steep's deterministic one (precond/dion.hpp: splitmix64, seed 0), not the
                  authors' torch.randn.
   dion_low_rank  the same with rank_fraction 0.5 (r = 3 for W1 and W2, 2 for W3), weight decay 0.1.
+  soap           Vyas et al. (2024), "SOAP: Improving and Stabilizing Shampoo using Adam"
+                 (arXiv:2409.11321), the authors' SOAP.step (repository nikhilvyas/SOAP) for a 2-D
+                 parameter, float64 (the authors' code takes its eigh and QR in float32): step 1
+                 only sets the factors L = (1 - sb) G G^T, R = (1 - sb) G^T G up and their
+                 eigenbases (eigh of L + 1e-30 I, eigenvalues descending) and leaves p alone; then
+                 Adam in the eigenbasis (exp_avg, exp_avg_sq of Q_L^T G Q_R), p - lr sqrt(bc2) / bc1
+                 Q_L (exp_avg / (sqrt(exp_avg_sq) + eps)) Q_R^T, then the factors' EMA (torch.lerp)
+                 and, every precondition_frequency steps, exp_avg_sq re-sorted by the estimated
+                 eigenvalues diag(Q^T L Q) and Q = qr(L Q) (one power iteration); exp_avg is carried
+                 into the new basis. On the square S1 (6 x 6) and S2 (5 x 5), the authors' defaults
+                 (betas 0.95, shampoo_beta = beta2, eps 1e-8, frequency 10: no refresh in 6 steps).
+  soap_every2    the same on S1, S2 with betas (0.9, 0.99), shampoo_beta 0.9, frequency 2: the
+                 bases are refreshed by QR at the code's steps 2 and 4 (steep's steps 3 and 5).
+  soap_capped    on W1, W2, W3 with max_precond_dim 6 and frequency 2: a side longer than 6 keeps
+                 no factor (the code's empty GG entry: no rotation on that side), so each block
+                 keeps its smaller side's factor only.
+  Rank, for SOAP: a factor with more rows than the gradients it has seen span is rank-deficient,
+  and the eigh of step 1 (and a QR of L Q) then returns an arbitrary basis of its null space,
+  which the elementwise Adam in that basis does not forgive: the trajectory would depend on the
+  eigensolver's roundoff at O(1). The SOAP cases therefore only keep full-rank factors: square
+  blocks for both sides, and the cap (max_precond_dim, the code's own setting) on the wide and
+  tall blocks. Column signs of the bases do not matter (exp_avg_sq is squared, the rest rotates
+  back), so steep's sign-normalized QR and eigh agree with NumPy's to roundoff.
   Rank: one factor of each block is rank-deficient for the first steps (the wide W1's R is 10 x 10
   and sees 6 rows a step, the tall W2's L 12 x 12, 5), and a root between refreshes meets
   gradients outside the range its factor had. There the eigenvalues are roundoff plus eps, and
@@ -364,7 +387,94 @@ def dion(lr=0.1, mu=0.95, rank_fraction=1.0, wd=0.0, eps=1e-8):
     return run
 
 
+def soap(lr=0.1, betas=(0.95, 0.95), shampoo_beta=-1.0, eps=1e-8, precondition_frequency=10,
+         max_precond_dim=10000):
+    """SOAP for one 2-D parameter, transcribed from the authors' SOAP.step (see SOAP above)."""
+    b1, b2 = betas
+    sb = shampoo_beta if shampoo_beta >= 0 else b2
+
+    def lerp(start, end, weight):  # torch.lerp's two branches
+        return start + weight * (end - start) if weight < 0.5 else end - (end - start) * (1 - weight)
+
+    def run(p, grads):
+        rows, cols = p.shape
+        gg = [np.zeros((rows, rows)) if rows <= max_precond_dim else None,
+              np.zeros((cols, cols)) if cols <= max_precond_dim else None]
+        q = None
+        exp_avg, exp_avg_sq = np.zeros_like(p), np.zeros_like(p)
+        step = 0
+
+        def project(x):  # tensordot(x, Q, [[0], [0]]) per dimension: Q_L^T x Q_R
+            x = q[0].T @ x if q[0] is not None else x
+            return x @ q[1] if q[1] is not None else x
+
+        def project_back(x):  # tensordot(x, Q, [[0], [1]]) per dimension: Q_L x Q_R^T
+            x = q[0] @ x if q[0] is not None else x
+            return x @ q[1].T if q[1] is not None else x
+
+        def update_preconditioner(g):
+            nonlocal q, exp_avg, exp_avg_sq
+            if q is not None:
+                exp_avg = project_back(exp_avg)
+            outer = (g @ g.T, g.T @ g)
+            for k in range(2):
+                if gg[k] is not None:
+                    gg[k] = lerp(gg[k], outer[k], 1 - sb)
+            if q is None:  # get_orthogonal_matrix: eigh, eigenvalues descending
+                q = [None if m is None else np.flip(np.linalg.eigh(m + 1e-30 * np.eye(m.shape[0]))[1], 1)
+                     for m in gg]
+            if step > 0 and step % precondition_frequency == 0:  # get_orthogonal_matrix_QR
+                final = []
+                for k, (m, o) in enumerate(zip(gg, q)):
+                    if m is None:
+                        final.append(None)
+                        continue
+                    est_eig = np.diag(o.T @ m @ o)
+                    sort_idx = np.argsort(-est_eig, kind="stable")
+                    exp_avg_sq = np.take(exp_avg_sq, sort_idx, axis=k)
+                    o = o[:, sort_idx]
+                    final.append(np.linalg.qr(m @ o)[0])
+                q = final
+            if step > 0:
+                exp_avg = project(exp_avg)
+
+        out = []
+        for g in grads:
+            if q is None:  # the first step only sets the preconditioner up: no update
+                update_preconditioner(g)
+                out.append(p.copy())
+                continue
+            grad_projected = project(g)
+            step += 1
+            exp_avg = exp_avg * b1 + (1.0 - b1) * grad_projected
+            exp_avg_sq = exp_avg_sq * b2 + (1.0 - b2) * grad_projected**2
+            denom = np.sqrt(exp_avg_sq) + eps
+            step_size = lr * (1.0 - b2**step) ** 0.5 / (1.0 - b1**step)
+            norm_grad = project_back(exp_avg / denom)
+            p = p + (-step_size) * norm_grad
+            update_preconditioner(g)
+            out.append(p.copy())
+        return out
+    return run
+
+
 DION = (("dion", dion()), ("dion_low_rank", dion(rank_fraction=0.5, wd=0.1)))
+
+# On the wide and tall blocks, capped: each block keeps its smaller side's factor only, full rank.
+SOAP = (("soap_capped", soap(precondition_frequency=2, max_precond_dim=6)),)
+
+
+def soap_square(out):
+    """SOAP with both factors, on square blocks (both factors full rank from the first step)."""
+    rng = np.random.default_rng(17)
+    for name, shape in (("S1", (6, 6)), ("S2", (5, 5))):
+        p0 = rng.standard_normal(shape) * 0.5
+        grads = rng.standard_normal((STEPS,) + shape)
+        np.save(os.path.join(out, f"{name}_p0.npy"), p0)
+        np.save(os.path.join(out, f"{name}_grads.npy"), grads)
+        for case, fn in (("soap", soap()),
+                         ("soap_every2", soap(betas=(0.9, 0.99), shampoo_beta=0.9, precondition_frequency=2))):
+            np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
 
 
 def main():
@@ -379,9 +489,10 @@ def main():
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
         for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
                          ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0)),
-                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO + DION:
+                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO + DION + SOAP:
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
     stacked(out)
+    soap_square(out)
     print("wrote", out)
 
 

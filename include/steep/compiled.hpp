@@ -22,6 +22,7 @@
 #include "steep/compiled/optax.hpp"
 #include "steep/compiled/rmsprop.hpp"
 #include "steep/compiled/scion.hpp"
-#include "steep/compiled/shampoo.hpp"
 #include "steep/compiled/sgd.hpp"
+#include "steep/compiled/shampoo.hpp"
 #include "steep/compiled/signum.hpp"
+#include "steep/compiled/soap.hpp"

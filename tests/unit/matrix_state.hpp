@@ -1,6 +1,6 @@
 #pragma once
-// What the tests of matrix stages that keep state (test_shampoo.cpp, test_dion.cpp) check of any
-// such stage: a refused step leaves every slot bitwise as it was, and a checkpoint resumes bitwise.
+// What the tests of matrix stages that keep state (test_shampoo.cpp, test_dion.cpp, test_soap.cpp) check of
+// any such stage: a refused step leaves every slot bitwise as it was, and a checkpoint resumes bitwise.
 //
 //   const auto before = steep_test::slot_values(opt);
 //   CHECK_THROWS(opt.step());
@@ -15,6 +15,16 @@
 #include <vector>
 
 namespace steep_test {
+
+// G G^T (rows x rows) of a row-major rows x cols G, in double: a left factor's first value.
+inline std::vector<double> gram(const std::vector<double>& g, std::size_t rows, std::size_t cols) {
+  std::vector<double> out(rows * rows, 0.0);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < rows; ++j)
+      for (std::size_t k = 0; k < cols; ++k)
+        out[i * rows + j] += g[i * cols + k] * g[j * cols + k];
+  return out;
+}
 
 // Every slot of a float64 optimizer, in visit_slots order.
 template <class Opt>

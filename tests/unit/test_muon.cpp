@@ -33,15 +33,7 @@ std::vector<T> random_matrix(std::size_t n, unsigned seed, double scale = 1.0) {
   return v;
 }
 
-// M M^T (rows x rows) for a row-major rows x cols matrix, in double.
-std::vector<double> gram(const std::vector<double>& m, std::size_t rows, std::size_t cols) {
-  std::vector<double> g(rows * rows, 0.0);
-  for (std::size_t i = 0; i < rows; ++i)
-    for (std::size_t j = 0; j < rows; ++j)
-      for (std::size_t k = 0; k < cols; ++k)
-        g[i * rows + j] += m[i * cols + k] * m[j * cols + k];
-  return g;
-}
+using steep_test::gram; // M M^T (rows x rows) for a row-major rows x cols matrix (variants.hpp)
 
 std::vector<double> transpose(const std::vector<double>& m, std::size_t rows, std::size_t cols) {
   std::vector<double> t(m.size());

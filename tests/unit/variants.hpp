@@ -2,12 +2,14 @@
 // variant_error(rule, case): a rule run over the float64 reference trajectories of
 // tests/data/variants (scripts/reference-variants.py), on the wide W1 (6 x 10) and the tall W2
 // (12 x 5), and its largest relative error against them. Shared by the tests of matrix stages
-// (test_muon.cpp, test_shampoo.cpp); the target defines STEEP_GOLDEN_DIR.
+// (test_muon.cpp, test_shampoo.cpp, test_soap.cpp), with the helpers those tests share; the
+// target defines STEEP_GOLDEN_DIR.
 
 #include "bits.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <steep/steep.hpp>
 #include <string>
 #include <vector>
@@ -40,15 +42,17 @@ void print_bits(bits& fingerprint, Opt& opt, const std::string& name_of_case, in
 // Runs `rule` over the trajectories of tests/data/variants (written by
 // scripts/reference-variants.py) and returns the largest relative error, over steps and
 // blocks, of the parameters against the float64 reference: max_t ||p_t - ref_t||_F / ||ref_t||_F.
+// The blocks are W1, W2, ... (block_prefix "W"), or the square S1, S2 ("S").
 template <class Rule>
 inline double variant_error(const Rule& rule, const std::string& name_of_case, int threads = 1,
                             std::vector<block_role> roles = { block_role::hidden_matrix,
-                                                              block_role::hidden_matrix }) {
+                                                              block_role::hidden_matrix },
+                            const std::string& block_prefix = "W") {
   const std::string dir = std::string(STEEP_GOLDEN_DIR) + "/../variants/";
   std::vector<xt::xarray<double>> p0, grads, ref;
   std::vector<steep::block_spec<double>> specs;
   for (std::size_t k = 0; k < roles.size(); ++k) {
-    const std::string n = "W" + std::to_string(k + 1);
+    const std::string n = block_prefix + std::to_string(k + 1);
     p0.push_back(xt::load_npy<double>(dir + n + "_p0.npy"));
     grads.push_back(xt::load_npy<double>(dir + n + "_grads.npy"));
     ref.push_back(xt::load_npy<double>(dir + name_of_case + "_" + n + ".npy"));
@@ -76,4 +80,5 @@ inline double variant_error(const Rule& rule, const std::string& name_of_case, i
   print_bits(fingerprint, opt, name_of_case, threads);
   return worst;
 }
+
 } // namespace steep_test

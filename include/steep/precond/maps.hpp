@@ -10,3 +10,4 @@
 // A preconditioner with an out-of-line body adds its *_apply.hpp here, and nowhere else.
 #include "steep/precond/dion_apply.hpp"
 #include "steep/precond/shampoo_apply.hpp"
+#include "steep/precond/soap_apply.hpp"
