@@ -2,6 +2,7 @@
 // of the optimizer, the Muon family, and route(...) by block role.
 
 #include "bits.hpp"
+#include "matrix_state.hpp"
 #include "variants.hpp"
 
 #include <algorithm>
