@@ -17,6 +17,7 @@ packages=(
   dataset-fashion-mnist                                  # the main job's dataset (README)
   gnuplot-nox                                            # the main job's margin plots (PNG, SVG)
   clang-19 libclang-rt-19-dev                            # libFuzzer targets (scripts/check.sh)
+  openmpi-bin libopenmpi-dev                             # dist/: MPI collectives, mpirun for its tests (optional)
 )
 # --peers: also the Python side (not needed to build or test): NumPy for the reference-data
 # scripts (scripts/reference-*.py), PyTorch for the peer timings of scripts/bench.sh, and
