@@ -51,6 +51,10 @@ Cases
   shampoo_one_sided  only the smaller side's factor, exponent -1/2 (L for the wide W1, R for the
                  tall W2), eps 1e-12.
   shampoo_left_half  a user's own variant: L^(-1/2) G, no right factor, eps 1e-3.
+  shampoo_grafted  grafting as a composition: Shampoo's direction U (EMA factors 0.99, eps 1e-3)
+                 rescaled per block to the Frobenius norm of an RMSProp direction
+                 A = g / (sqrt(v) + 1e-8), v = 0.99 v + 0.01 g^2 (the layer-wise grafting of
+                 distributed Shampoo, Shi et al. 2023, written out: p - lr U ||A|| / ||U||).
   dion           Ahn et al. (2025), "Dion: Distributed Orthonormalized Updates" (arXiv:2504.05295),
                  the authors' single-device update (the repository microsoft/dion, dion_update and
                  power_iteration of its reference Dion, qr_method "qr", one power iteration):
@@ -306,40 +310,60 @@ def sym_power(a, power, eps):
     return (v * lam**power) @ v.T
 
 
-def shampoo(lr=0.1, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, mu=None):
+def shampoo_directions(grads, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, mu=None):
+    """Shampoo's direction L_root X R_root at each step (X: the gradient, or its EMA momentum)."""
+    rows, cols = grads[0].shape
+    a = (one_sided if rows <= cols else 0.0) if one_sided else left
+    b = (0.0 if rows <= cols else one_sided) if one_sided else right
+    fl, fr = np.zeros((rows, rows)), np.zeros((cols, cols))
+    root_l = root_r = None
+    m = np.zeros_like(grads[0])
+    for t, g in enumerate(grads, 1):
+        x = g
+        if mu is not None:
+            m = mu * m + (1 - mu) * g
+            x = m
+        if a:
+            fl = fl + x @ x.T if beta2 == 1 else beta2 * fl + (1 - beta2) * (x @ x.T)
+        if b:
+            fr = fr + x.T @ x if beta2 == 1 else beta2 * fr + (1 - beta2) * (x.T @ x)
+        if (t - 1) % every == 0:
+            root_l = sym_power(fl, a, eps) if a else None
+            root_r = sym_power(fr, b, eps) if b else None
+        u = x
+        if a:
+            u = root_l @ u
+        if b:
+            u = u @ root_r
+        yield u
+
+
+def shampoo(lr=0.1, **settings):
     def run(p, grads):
-        rows, cols = p.shape
-        a = (one_sided if rows <= cols else 0.0) if one_sided else left
-        b = (0.0 if rows <= cols else one_sided) if one_sided else right
-        fl, fr = np.zeros((rows, rows)), np.zeros((cols, cols))
-        root_l = root_r = None
-        m = np.zeros_like(p)
         out = []
-        for t, g in enumerate(grads, 1):
-            x = g
-            if mu is not None:
-                m = mu * m + (1 - mu) * g
-                x = m
-            if a:
-                fl = fl + x @ x.T if beta2 == 1 else beta2 * fl + (1 - beta2) * (x @ x.T)
-            if b:
-                fr = fr + x.T @ x if beta2 == 1 else beta2 * fr + (1 - beta2) * (x.T @ x)
-            if (t - 1) % every == 0:
-                root_l = sym_power(fl, a, eps) if a else None
-                root_r = sym_power(fr, b, eps) if b else None
-            u = x
-            if a:
-                u = root_l @ u
-            if b:
-                u = u @ root_r
+        for u in shampoo_directions(grads, **settings):
             p = p - lr * u
             out.append(p.copy())
         return out
     return run
 
 
+def shampoo_grafted(lr=0.1, beta2=0.99, eps=1e-3, graft_beta2=0.99, graft_eps=1e-8):
+    def run(p, grads):
+        v = np.zeros_like(p)
+        out = []
+        for g, u in zip(grads, shampoo_directions(grads, beta2=beta2, eps=eps)):
+            v = graft_beta2 * v + (1 - graft_beta2) * g * g
+            a = g / (np.sqrt(v) + graft_eps)
+            p = p - lr * u * (np.linalg.norm(a) / np.linalg.norm(u))
+            out.append(p.copy())
+        return out
+    return run
+
+
 SHAMPOO = (("shampoo", shampoo()), ("shampoo_ema_every2", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9)),
-           ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)))
+           ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)),
+           ("shampoo_grafted", shampoo_grafted()))
 
 
 def splitmix_q0(n, r, seed=0):

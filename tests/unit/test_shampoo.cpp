@@ -54,6 +54,16 @@ TEST_CASE("A user's own variant in a few lines: L^(-1/2) G, no right factor") {
   CHECK(variant_error(own, "shampoo_left_half") < 1e-12);
 }
 
+TEST_CASE("Grafting is a composition: Shampoo's direction at the norm of an RMSProp direction, per block") {
+  // A reduction of a stateful stage's result (after the matrix phase) and an elementwise slot of its own.
+  auto u = precondition(precond::shampoo<"L", "R">{ { .beta2 = 0.99, .eps = 1e-3 } }, grad);
+  auto a = grad / (sqrt(ema<"v">(square(grad), 0.99)) + 1e-8);
+  auto grafted = -0.1 * (u * (block_norm2(a) / block_norm2(u)));
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(grafted, "shampoo_grafted", threads) < 1e-12);
+  CHECK(variant_error(-0.1 * u, "shampoo_grafted") > 1e-3); // without the grafting, far off
+}
+
 TEST_CASE("Shampoo's factors are slots: describe(), slots(), state(), and the values they hold") {
   steep::param_store<double> store({ { "W", { 3, 4 } } });
   steep::optimizer opt(rules::shampoo(0.1, { .every = 3 }), store);
