@@ -99,6 +99,7 @@ struct settings {
   // (the theorem says nothing of a preconditioner with accumulated factors).
   bool shampoo = false;
   double eta_shampoo = 0.03, shampoo_eps = 1e-12, shampoo_beta2 = 1;
+  int shampoo_every = 1; // the roots every this many steps (a 784-wide input layer's R is 784 x 784)
   std::vector<std::string> only;
   std::vector<std::string> extra_norms; // --norms: margins in more norms (steep::norms::catalogue)
   std::size_t records = 60;
@@ -317,7 +318,9 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
     // Every layer a matrix (the head too, as for Muon here: muon_with).
     const auto every_matrix =
       steep::on<steep::block_role::hidden_matrix, steep::block_role::head>.explicitly();
-    const steep::precond::shampoo_settings sh{ .beta2 = s.shampoo_beta2, .eps = s.shampoo_eps };
+    const steep::precond::shampoo_settings sh{ .beta2 = s.shampoo_beta2,
+                                               .eps = s.shampoo_eps,
+                                               .every = s.shampoo_every };
     out.push_back(train("shampoo", steep::route(every_matrix >> rl::shampoo(inv_power(s.eta_shampoo, a), sh)),
                         m, s, norms));
     out.back().judged = false;
@@ -875,6 +878,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "shampoo", s.shampoo },
                     { "shampoo_eps", s.shampoo_eps },
                     { "shampoo_beta2", s.shampoo_beta2 },
+                    { "shampoo_every", s.shampoo_every },
                     { "only", s.only },
                     { "extra_norms", s.extra_norms },
                     { "per_class", s.per_class },
@@ -1088,6 +1092,9 @@ int main(int argc, char** argv) {
                "not judged by the verdict");
   app.add_option("--eta-shampoo", s.eta_shampoo, "eta0 of Shampoo (with --shampoo)")->check(positive);
   app.add_option("--shampoo-eps", s.shampoo_eps, "Shampoo's eps (with --shampoo)")->check(positive);
+  app
+    .add_option("--shampoo-every", s.shampoo_every, "Shampoo's roots every this many steps (with --shampoo)")
+    ->check(integer_at_least(1));
   app.add_option("--shampoo-beta2", s.shampoo_beta2, "Shampoo's factor EMA (1: sums; with --shampoo)")
     ->check(CLI::Range(0.0, 1.0));
   app.add_option("--adam-eps", s.adam_eps, "ablation: extra Adam rows with these eps > 0")
