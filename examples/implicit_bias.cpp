@@ -255,12 +255,15 @@ run_result train(const std::string& name, Rule rule, model_box& m, const setting
   return r;
 }
 
+// Every layer a matrix stage's, the head too (the paper's Muon and Shampoo rows take every layer).
+constexpr auto every_layer =
+  steep::on<steep::block_role::hidden_matrix, steep::block_role::head>.explicitly();
+
 template <class Map>
 auto muon_with(double eta, double a, double beta, Map map) {
   using namespace steep::expr;
-  return steep::route(steep::on<steep::block_role::hidden_matrix, steep::block_role::head>.explicitly() >>
-                      -inv_power(eta, a) *
-                        dual<steep::norms::spectral>(ema<"momentum_buffer">(grad, beta), map));
+  return steep::route(every_layer >> -inv_power(eta, a) *
+                                       dual<steep::norms::spectral>(ema<"momentum_buffer">(grad, beta), map));
 }
 
 // A hybrid ("muon_signum" or "muon_adam"): Muon on the hidden matrices, its matrix lr eta0 t^-a, and
@@ -315,17 +318,14 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
   // Margin" ties Shampoo to the spectral geometry; docs/implicit-bias.md). Summed factors, eps as
   // given, the roots every step; and one-sided Shampoo. Not judged: the theorem does not cover them.
   if (s.shampoo) {
-    // Every layer a matrix (the head too, as for Muon here: muon_with).
-    const auto every_matrix =
-      steep::on<steep::block_role::hidden_matrix, steep::block_role::head>.explicitly();
     const steep::precond::shampoo_settings sh{ .beta2 = s.shampoo_beta2,
                                                .eps = s.shampoo_eps,
                                                .every = s.shampoo_every };
-    out.push_back(train("shampoo", steep::route(every_matrix >> rl::shampoo(inv_power(s.eta_shampoo, a), sh)),
+    out.push_back(train("shampoo", steep::route(every_layer >> rl::shampoo(inv_power(s.eta_shampoo, a), sh)),
                         m, s, norms));
     out.back().judged = false;
     out.push_back(train("shampoo_1side",
-                        steep::route(every_matrix >> rl::shampoo_one_sided(inv_power(s.eta_shampoo, a), sh)),
+                        steep::route(every_layer >> rl::shampoo_one_sided(inv_power(s.eta_shampoo, a), sh)),
                         m, s, norms));
     out.back().judged = false;
   }

@@ -97,36 +97,6 @@ struct finite_check {
   bool finite() const { return std::isfinite(static_cast<double>(kernel::hsum(lanes))); }
 };
 
-// Whether every entry of g[begin, end) is finite. The range is read as four streams, one per
-// quarter, in lockstep, each with its own sum of g - g: one core reads four streams faster
-// than one (a 64K-entry chunk at a time, 256 MB of float32 in 18 ms instead of 22 ms on the
-// machine of docs/benchmarks.md), and four sums keep the additions off one dependency chain.
-template <class T>
-bool all_finite(const T* g, std::size_t begin, std::size_t end) {
-  using V = kernel::batch<T>;
-  constexpr std::size_t w = V::size;
-  const std::size_t quarter = (end - begin) / (4 * w) * w;
-  const T* const q0 = g + begin;
-  const T* const q1 = q0 + quarter;
-  const T* const q2 = q1 + quarter;
-  const T* const q3 = q2 + quarter;
-  V a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
-  for (std::size_t i = 0; i < quarter; i += w) {
-    const V x0 = V::load_unaligned(q0 + i), x1 = V::load_unaligned(q1 + i);
-    const V x2 = V::load_unaligned(q2 + i), x3 = V::load_unaligned(q3 + i);
-    a0 = a0 + (x0 - x0), a1 = a1 + (x1 - x1), a2 = a2 + (x2 - x2), a3 = a3 + (x3 - x3);
-  }
-  std::size_t i = begin + 4 * quarter;
-  for (; i + w <= end; i += w) {
-    const V x = V::load_unaligned(g + i);
-    a0 = a0 + (x - x);
-  }
-  T tail = 0;
-  for (; i < end; ++i)
-    tail = tail + (g[i] - g[i]);
-  return std::isfinite(static_cast<double>(kernel::hsum((a0 + a1) + (a2 + a3)) + tail));
-}
-
 // Several values' finiteness in one compare: x * 0 is a zero for a finite x and NaN for NaN or
 // +-Inf, so a running sum of such terms is a zero exactly while every term was finite, and,
 // unlike a sum of the values, it cannot overflow. One fused multiply-add per value, then
@@ -285,7 +255,7 @@ struct guard_state {
   void guard_pass(const tables<T>& t) {
     t.exec_.for_each_chunk(t.wl_, [&](std::size_t ci) {
       const auto& ch = t.wl_[ci];
-      chunk_bad_[ci] = !all_finite(t.blocks_[ch.block].grad, ch.begin, ch.end);
+      chunk_bad_[ci] = !kernel::all_finite(t.blocks_[ch.block].grad, ch.begin, ch.end);
     });
   }
 

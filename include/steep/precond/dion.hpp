@@ -51,6 +51,7 @@
 #include "steep/core/shape.hpp"
 #include "steep/expr/fixed_string.hpp"
 #include "steep/expr/matrix.hpp"
+#include "steep/precond/settings.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -114,10 +115,10 @@ struct dion {
       return "dion: rank_fraction must be in (0, 1], got " + std::to_string(s.rank_fraction);
     if (s.rank_multiple_of < 1)
       return "dion: rank_multiple_of must be >= 1";
-    if (!(s.mu >= 0) || !std::isfinite(s.mu))
-      return "dion: mu must be finite and >= 0, got " + std::to_string(s.mu);
-    if (!(s.eps >= 0) || !std::isfinite(s.eps))
-      return "dion: eps must be finite and >= 0, got " + std::to_string(s.eps);
+    if (auto bad = finite_nonnegative("dion", "mu", s.mu); !bad.empty())
+      return bad;
+    if (auto bad = finite_nonnegative("dion", "eps", s.eps); !bad.empty())
+      return bad;
     if (s.power_iters < 1)
       return "dion: power_iters must be >= 1, got " + std::to_string(s.power_iters);
     return {};

@@ -35,6 +35,7 @@
 #include "steep/core/shape.hpp"
 #include "steep/expr/fixed_string.hpp"
 #include "steep/expr/matrix.hpp"
+#include "steep/precond/settings.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -81,8 +82,8 @@ struct shampoo {
   std::string check_settings() const {
     if (!(s.beta2 > 0 && s.beta2 <= 1))
       return "shampoo: beta2 must be in (0, 1], got " + std::to_string(s.beta2);
-    if (!(s.eps >= 0) || !std::isfinite(s.eps))
-      return "shampoo: eps must be finite and >= 0, got " + std::to_string(s.eps);
+    if (auto bad = finite_nonnegative("shampoo", "eps", s.eps); !bad.empty())
+      return bad;
     if (!std::isfinite(s.left) || !std::isfinite(s.right) || !std::isfinite(s.one_sided))
       return "shampoo: the exponents must be finite";
     if (s.every < 1)

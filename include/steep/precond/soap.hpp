@@ -34,6 +34,7 @@
 #include "steep/core/shape.hpp"
 #include "steep/expr/fixed_string.hpp"
 #include "steep/expr/matrix.hpp"
+#include "steep/precond/settings.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -81,8 +82,8 @@ struct soap {
              std::to_string(s.beta1) + ", " + std::to_string(s.beta2);
     if (!(s.shampoo_beta < 1) || std::isnan(s.shampoo_beta))
       return "soap: shampoo_beta must be < 1 (< 0: beta2), got " + std::to_string(s.shampoo_beta);
-    if (!(s.eps >= 0) || !std::isfinite(s.eps))
-      return "soap: eps must be finite and >= 0, got " + std::to_string(s.eps);
+    if (auto bad = finite_nonnegative("soap", "eps", s.eps); !bad.empty())
+      return bad;
     if (s.precondition_frequency < 1)
       return "soap: precondition_frequency must be >= 1, got " + std::to_string(s.precondition_frequency);
     return {};

@@ -13,6 +13,7 @@
 // code's state after the same step.
 
 #include "steep/kernel/blas.hpp"
+#include "steep/kernel/simd.hpp"
 #include "steep/linalg/eigh.hpp"
 #include "steep/linalg/qr.hpp"
 #include "steep/precond/shampoo_apply.hpp"
@@ -28,11 +29,6 @@
 namespace steep::precond {
 
 namespace detail {
-template <class T>
-bool all_finite(const T* a, std::size_t n) {
-  return std::all_of(a, a + n, [](T v) { return std::isfinite(v); });
-}
-
 // x (rows x cols) <- Q_L^T x Q_R (the code's project), or Q_L x Q_R^T (back: its project_back); a
 // side without a basis (null) is left alone, as the code's empty GG entry.
 template <class T>
@@ -116,7 +112,7 @@ void soap<L, R>::apply(T* x, std::size_t rows, std::size_t cols, expr::matrix_st
     update_factors();
     for (int side = 0; side < 2; ++side) {
       const std::size_t k = n[side];
-      if (k != 0 && detail::all_finite(st.next[side], k * k)) // else the engine refuses the step
+      if (k != 0 && kernel::all_finite(st.next[side], 0, k * k)) // else the engine refuses the step
         detail::soap_eigenbasis(st.next[side], k, st.next[2 + side]);
       else
         std::copy(st.old[2 + side], st.old[2 + side] + k * k, st.next[2 + side]);
@@ -150,7 +146,7 @@ void soap<L, R>::apply(T* x, std::size_t rows, std::size_t cols, expr::matrix_st
   const bool refresh = k % s.precondition_frequency == 0;
   for (int side = 0; side < 2; ++side) {
     const std::size_t d = n[side];
-    if (refresh && d != 0 && detail::all_finite(st.next[side], d * d)) // in order: L's, then R's
+    if (refresh && d != 0 && kernel::all_finite(st.next[side], 0, d * d)) // in order: L's, then R's
       detail::soap_refresh(st.next[side], st.old[2 + side], d, side == 0, v, rows, cols, st.next[2 + side]);
     else
       std::copy(st.old[2 + side], st.old[2 + side] + d * d, st.next[2 + side]);

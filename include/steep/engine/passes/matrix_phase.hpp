@@ -321,15 +321,12 @@ private:
       throw error(name, std::string("the rule's matrix stage failed: ") + e.what() +
                           "; the step was refused and parameters and state are unchanged");
     }
-    auto finite = [](const T* p, std::size_t n) {
-      return std::all_of(p, p + n, [](T v) { return std::isfinite(v); });
-    };
-    if (!finite(x, rows * cols))
+    if (!kernel::all_finite(x, 0, rows * cols))
       throw error(name,
                   "the rule's matrix stage gave a non-finite value; the step was refused and parameters "
                   "and state are unchanged");
     for (std::size_t j = 0; j < M::state_count; ++j)
-      if (!finite(next[j], element_count(s.map_slots_[first + j].shapes[b])))
+      if (!kernel::all_finite(next[j], 0, element_count(s.map_slots_[first + j].shapes[b])))
         throw error(name, "the new value of the matrix stage's state '" + s.map_slots_[first + j].name +
                             "' is not finite; the step was refused and parameters and state are unchanged");
   }
