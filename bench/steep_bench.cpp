@@ -527,7 +527,7 @@ std::vector<variant> make_variants(layout<T>& l, const std::vector<rule_case<T>>
     add("adam", "guard_read", w, [&l, &arena] {
       std::atomic<bool> finite = true;
       hw::run(arena, l.chunks.at("adam"), [&](const hw::streams<T>& c) {
-        if (!steep::engine::all_finite(c.g, 0, c.n))
+        if (!steep::kernel::all_finite(c.g, 0, c.n))
           finite = false;
       });
       if (!finite)

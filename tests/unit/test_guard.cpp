@@ -394,18 +394,18 @@ TEMPLATE_TEST_CASE("guard: the read-only check finds a non-finite entry at any p
   for (std::size_t begin : { std::size_t(0), std::size_t(3) })
     for (std::size_t n = 0; n <= 9 * w + 3; ++n) {
       std::vector<TestType> g(begin + n, TestType(-1.5));
-      CHECK(steep::engine::all_finite(g.data(), begin, begin + n));
+      CHECK(steep::kernel::all_finite(g.data(), begin, begin + n));
       for (std::size_t k = 0; k < n; ++k)
         for (TestType x : bad) {
           g[begin + k] = x;
-          if (steep::engine::all_finite(g.data(), begin, begin + n))
+          if (steep::kernel::all_finite(g.data(), begin, begin + n))
             FAIL("missed " << x << " at " << k << " of " << n << " entries from " << begin);
           g[begin + k] = TestType(-1.5);
         }
       // Entries outside [begin, end) are not read as part of it.
       if (begin > 0) {
         g[0] = bad[0];
-        CHECK(steep::engine::all_finite(g.data(), begin, begin + n));
+        CHECK(steep::kernel::all_finite(g.data(), begin, begin + n));
       }
     }
 }
