@@ -37,6 +37,7 @@ template <class V, class P, std::size_t Known = 0>
 struct eval_ctx {
   using value_type = V;
   using scalar_type = kernel::scalar_of<V>;
+  static constexpr bool computes_lines = false; // a line is its table's entry (line_value)
   V grad;
   V param;
   std::array<V, P::n_slots + 1> olds;

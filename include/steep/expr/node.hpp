@@ -207,9 +207,10 @@ struct is_line_node : std::bool_constant<N::level == 2 && line_of_v<N> != not_a_
 //   line_value<B, L>()   this group's value of the line table at per-block offset B (L: rows_line, ...)
 //   old_value<Name>()    state slot Name before this step; new_value<Name>(): after it
 //   matrix_value<N>()    matrix stage N's result for this group (matrix.hpp)
+//   computes_lines       false: a line is read from its table (line_value), not computed
 // The engine's eval_ctx (engine/eval_ctx.hpp) is checked against it.
 template <class C>
-concept eval_context = requires(const C& c) {
+concept eval_context = !C::computes_lines && requires(const C& c) {
   typename C::value_type;
   { c.template step_scalar<0>() } -> std::same_as<typename C::value_type>;
   { c.template block_scalar<0>() } -> std::same_as<typename C::value_type>;
@@ -219,7 +220,24 @@ concept eval_context = requires(const C& c) {
   { c.template matrix_value<leaf>() } -> std::same_as<typename C::value_type>;
 };
 
-// Elementwise value of node n inside the SIMD loop; S, B = the node's table offsets.
+// The context of one line's value, computed on the host in double (the engine's line pass,
+// engine/passes/lines.hpp): the same reads as eval_context for scalars and slots (value_type =
+// double; a per-line slot's old or new value at this line), and where eval_context reads a
+// line's table, a line is computed from its operands down to
+//   line_reduction<B>()  this line's result of the line reduction at per-block offset B
+template <class C>
+concept line_context = C::computes_lines && requires(const C& c) {
+  typename C::value_type;
+  { c.template step_scalar<0>() } -> std::same_as<typename C::value_type>;
+  { c.template block_scalar<0>() } -> std::same_as<typename C::value_type>;
+  { c.template line_reduction<0>() } -> std::same_as<typename C::value_type>;
+  { c.template old_value<fixed_string("slot")>() } -> std::same_as<typename C::value_type>;
+  { c.template new_value<fixed_string("slot")>() } -> std::same_as<typename C::value_type>;
+};
+
+// The value of node n in context c (an eval_context: one group of elements in the SIMD loop; a
+// line_context: one line on the host); S, B = the node's table offsets. The one tree evaluator:
+// it decides, by level, what is read from a table and what is computed from operands.
 template <std::size_t S, std::size_t B, class N, class Ctx>
 inline auto evaluate(const N& n, const Ctx& c) {
   using V = typename Ctx::value_type;
@@ -229,7 +247,7 @@ inline auto evaluate(const N& n, const Ctx& c) {
     return c.template step_scalar<S>();
   else if constexpr (N::level == 1)
     return c.template block_scalar<B>();
-  else if constexpr (line_of_v<N> != not_a_line)
+  else if constexpr (line_of_v<N> != not_a_line && !Ctx::computes_lines)
     return c.template line_value<B, line_of_v<N>>();
   else
     return n.template eval<S, B>(c);

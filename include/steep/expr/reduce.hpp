@@ -127,6 +127,12 @@ struct reduce_node : node_tag {
   double block_value(const host_ctx& h) const {
     return h.reductions[R];
   }
+  // (Reached only where lines are computed, line_context: in the loop a line reduction is a
+  // table entry, and a block reduction a per-block scalar.)
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const {
+    return c.template line_reduction<B>();
+  }
   bool operator==(const reduce_node&) const = default;
 };
 

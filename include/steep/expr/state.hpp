@@ -72,6 +72,10 @@ struct line_prev_ref : leaf {
   static constexpr int line = Line;
   static constexpr auto name = Name;
   static constexpr std::size_t n_block = 1;
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const {
+    return c.template old_value<Name>();
+  }
   bool operator==(const line_prev_ref&) const = default;
 };
 template <class N>

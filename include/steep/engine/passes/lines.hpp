@@ -165,6 +165,7 @@ struct line_pass {
   // values of its per-line slots, in dependency order and rounded to their dtype, then every
   // other line the rule reads, each into its table (by per-block offset).
   static void compute_tables(State& s, std::size_t b) {
+    static_assert(expr::line_context<host_line>);
     for_each_slot<P>([&]<std::size_t K>() {
       if constexpr (G<K>::per_line) {
         using St = typename P::template slot_storage_t<K, T>;
@@ -172,8 +173,7 @@ struct line_pass {
         auto& news = s.line_news_[K * s.blocks_.size() + b];
         auto& table = s.line_T_[b * nbs + Bk];
         for (std::size_t l = 0; l < news.size(); ++l) {
-          const double v =
-            value_host<P::step_offset[K], Bk, P::red_offset[K]>(s, expr::get<K>(s.roots_), b, l);
+          const double v = value_host<P::step_offset[K], Bk>(s, expr::get<K>(s.roots_), b, l);
           news[l] = static_cast<double>(static_cast<St>(v));
           table[l] = static_cast<T>(news[l]);
         }
@@ -184,38 +184,46 @@ struct line_pass {
     s.for_roots([&]<std::size_t R>(const auto& root) {
       if constexpr (!line_slot_root<R>)
         expr::visit_each<expr::is_line_node, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(
-          root, [&]<std::size_t S, std::size_t B, std::size_t Rr>(const auto& node) {
+          root, [&]<std::size_t S, std::size_t B, std::size_t>(const auto& node) {
             auto& table = s.line_T_[b * nbs + B];
             for (std::size_t l = 0; l + line_pad < table.size(); ++l)
-              table[l] = static_cast<T>(value_host<S, B, Rr>(s, node, b, l));
+              table[l] = static_cast<T>(value_host<S, B>(s, node, b, l));
           });
     });
   }
 
-  // The value of a line subtree at line l of block b, in double, on the host.
-  template <std::size_t S, std::size_t B, std::size_t R, class N>
-  static double value_host(const State& s, const N& n, std::size_t b, std::size_t l) {
-    if constexpr (N::level == 0) {
-      if constexpr (N::is_inline)
-        return n.hoist_value(expr::host_ctx{});
-      else
-        return s.step_host_[S];
-    } else if constexpr (N::level == 1) {
-      return s.block_host_[B];
-    } else if constexpr (expr::is_reduce_node<N>::value) {
-      return s.line_red_[b * nbs + B][l];
-    } else if constexpr (expr::is_state_node_v<N>) {
-      return s.line_news_[P::template index_of<N::name> * s.blocks_.size() + b][l];
-    } else if constexpr (expr::is_line_prev_ref<N>::value) {
-      return static_cast<double>(std::get<P::template index_of<N::name>>(s.slots_).at(b)[l]);
-    } else {
-      using O = typename N::offsets;
-      return [&]<std::size_t... I>(std::index_sequence<I...>) {
-        return n.op(
-          value_host<S + O::step[I], B + O::block[I], R + O::red[I]>(s, expr::get<I>(n.kids), b, l)...);
-      }
-      (std::make_index_sequence<std::remove_cvref_t<decltype(n.kids)>::size>{});
+  // What a line subtree reads at line l of block b, on the host, in double: the scalars' host
+  // tables, this line's reductions and the per-line slots (new values as computed so far in
+  // dependency order, old ones from the slot). expr::evaluate computes the rest.
+  struct host_line {
+    using value_type = double;
+    static constexpr bool computes_lines = true;
+    const State& s;
+    std::size_t b, l;
+    template <std::size_t S>
+    double step_scalar() const {
+      return s.step_host_[S];
     }
+    template <std::size_t B>
+    double block_scalar() const {
+      return s.block_host_[B];
+    }
+    template <std::size_t B>
+    double line_reduction() const {
+      return s.line_red_[b * nbs + B][l];
+    }
+    template <fixed_string Name>
+    double new_value() const {
+      return s.line_news_[P::template index_of<Name> * s.blocks_.size() + b][l];
+    }
+    template <fixed_string Name>
+    double old_value() const {
+      return static_cast<double>(std::get<P::template index_of<Name>>(s.slots_).at(b)[l]);
+    }
+  };
+  template <std::size_t S, std::size_t B, class N>
+  static double value_host(const State& s, const N& n, std::size_t b, std::size_t l) {
+    return expr::evaluate<S, B>(n, host_line{ s, b, l });
   }
 
   // A line table's entries past its lines (zeros): a masked tail's lanes past a block's last
