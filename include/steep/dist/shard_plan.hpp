@@ -35,6 +35,7 @@
 
 #include "steep/core/aligned_buffer.hpp"
 #include "steep/core/error.hpp"
+#include "steep/core/fnv.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -276,19 +277,13 @@ inline shard_plan plan_shards(const std::vector<block_layout>& layout, int ranks
 // FNV-1a (64 bits) over the rank count, the blocks (name, offset, elements, whole) and the ranges:
 // ranks that all-reduce it (max and min) and find two values disagree on layout or plan.
 inline std::uint64_t plan_hash(const shard_plan& plan) {
-  std::uint64_t h = 14695981039346656037ull;
-  auto bytes = [&](const void* p, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      h ^= static_cast<const unsigned char*>(p)[i];
-      h *= 1099511628211ull;
-    }
-  };
-  auto number = [&](std::uint64_t v) { bytes(&v, sizeof v); };
+  fnv1a h;
+  auto number = [&](std::uint64_t v) { h.add(v); };
   number(plan.ranks.size());
   number(plan.arena_elements);
   for (const auto& b : plan.blocks) {
     number(b.name.size());
-    bytes(b.name.data(), b.name.size());
+    h.add_bytes(b.name.data(), b.name.size());
     number(b.offset);
     number(b.elements);
     number(b.whole);
@@ -297,7 +292,7 @@ inline std::uint64_t plan_hash(const shard_plan& plan) {
     number(r.begin);
     number(r.end);
   }
-  return h;
+  return h.value();
 }
 
 } // namespace steep::dist

@@ -129,8 +129,8 @@ public:
 
   [[gnu::cold]] optimizer(routed_type rule, param_store<T>& store, optimizer_options opts = {});
 
-private:
-  // The first arm that selects the block (sizeof...(Arms) if none does).
+  // The first arm that selects the block (sizeof...(Arms) if none does): where the route sends it
+  // (the sharded optimizer, dist/sharded_optimizer.hpp, asks before it cuts the store).
   static std::size_t first_arm(const routed_type& rule, const expr::block_info& info) {
     std::size_t arm = sizeof...(Arms);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -148,6 +148,7 @@ private:
       return (routed_type::masks[I] & expr::detail::role_bit(info.role)) != 0;
   }
 
+private:
   // Arm I over its blocks: its own optimizer (from steep::compiled where the library holds the
   // arm's rule), whose part this route then keeps.
   template <std::size_t I, class Rule>

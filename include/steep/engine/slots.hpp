@@ -10,11 +10,13 @@
 
 #include "steep/core/aligned_buffer.hpp"
 #include "steep/core/bfloat16.hpp"
+#include "steep/core/fnv.hpp"
 #include "steep/core/shape.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <string>
@@ -59,12 +61,13 @@ struct slot_bytes {
 
 // A structural hash of a rule's composition: FNV-1a of its C++ type's mangled name, which spells
 // out every node, stage name and dtype (stable for one compiler; checkpoints record it).
+// (Its starting value is not FNV's offset basis, a digit short; checkpoints record the hash, so
+// it stays.)
 inline std::string rule_hash(const std::type_info& rule) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (const char* c = rule.name(); *c; ++c)
-    h = (h ^ static_cast<unsigned char>(*c)) * 1099511628211ull;
+  fnv1a h(1469598103934665603ull);
+  h.add_bytes(rule.name(), std::strlen(rule.name()));
   char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h.value()));
   return out;
 }
 template <class Rule>

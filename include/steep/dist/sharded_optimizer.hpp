@@ -1,0 +1,365 @@
+#pragma once
+// sharded_optimizer<T, Comm>: any steep rule, plain or routed, with its state sharded over the
+// ranks of a communicator (ZeRO-1; Rajbhandari et al. 2020). Every rank holds the whole model
+// and its own gradient; each owns one contiguous range of the parameter arena (plan_shards) and
+// keeps optimizer state for that range alone.
+//
+//   steep::dist::mpi_session mpi(argc, argv);
+//   steep::dist::mpi_communicator comm;
+//   steep::param_store<float> store({{"W1", {256, 784}}, {"b1", {256}}});   // the same on every rank
+//   steep::dist::sharded_optimizer opt(steep::rules::adam(1e-3f), store, comm);
+//   for (...) { store.grad(...) = this rank's gradient; opt.step(); }    // steps with the sum
+//   opt.plan();  opt.local();  opt.state_bytes();  opt.describe();        // this rank's share
+//
+// One step, on every rank:
+//   1. reduce_scatter_sum of the gradient arena by the plan's counts: the rank's range of the
+//      sum over ranks of their gradients (the caller scales: a mean is its loss over W);
+//   2. the engine's read-only half over the owned range (prepare_step), then the ranks agree on
+//      the guard: if any rank found a non-finite gradient entry, every rank refuses the step
+//      under nonfinite_policy::refuse (throws) or skip (returns refused), so no rank commits a
+//      step another refused; then the update pass (commit_step);
+//   3. all_gather_v of the owned parameter ranges: every rank holds the whole updated model.
+//
+// What is rank-count independent, and why (docs/distributed.md):
+// - a block whose update reads more than its own element (a per-block or per-line value, a
+//   reduction, a matrix stage) is owned whole by one rank, as plan_shards keeps `whole` blocks;
+//   only blocks of purely elementwise rules (or route arms) are split, at 64-byte boundaries;
+// - the work list's chunk size is the one the whole model gives (the engine's per-block
+//   reductions combine chunk partials in a fixed order), so a whole block's results are bitwise
+//   those of one process, at any rank count.
+// So for the same summed gradient, parameters and state are bitwise those of one process.
+// Refused at construction, naming what: a reduction over all blocks (a global norm) with more
+// than one rank (its cross-rank combine is not built), a route that selects by index or by a
+// predicate with more than one rank (a piece's position and shape are not its block's), a store
+// with external blocks (not in the arena).
+//
+// Consistency: construction compares, across ranks, hashes of the rule's type, its named
+// hyperparameters, the store's layout and the plan; a difference throws mismatch_error on every
+// rank, naming the first thing that differs. set() refuses a value that differs across ranks.
+
+#include "steep/core/aligned_buffer.hpp"
+#include "steep/core/error.hpp"
+#include "steep/core/fnv.hpp"
+#include "steep/core/param_store.hpp"
+#include "steep/dist/communicator.hpp"
+#include "steep/dist/shard_plan.hpp"
+#include "steep/dist/store_layout.hpp"
+#include "steep/engine/any_optimizer.hpp"
+#include "steep/engine/slots.hpp"
+#include "steep/expr/detail/type_list.hpp"
+#include "steep/expr/reduce.hpp"
+#include "steep/expr/route.hpp"
+#include "steep/kernel/work_list.hpp"
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace steep::dist {
+
+struct sharded_options {
+  engine::optimizer_options engine{}; // threads, chunk size, non-finite policy (as for one process)
+  plan_options plan{};                // plan_shards' cost model
+};
+
+// The ranks disagree on something that must be the same everywhere (rule, hyperparameters,
+// layout, plan, a set() value).
+class mismatch_error : public usage_error {
+public:
+  using usage_error::usage_error;
+};
+
+namespace detail {
+
+template <class N>
+struct is_global_reduction : std::false_type {};
+template <class Op, class C>
+struct is_global_reduction<expr::reduce_node<Op, expr::all_blocks, C>> : std::true_type {};
+
+// What a rule's update of one block reads (expr/program.hpp): only its own element (the block
+// may be split), or more (a per-block scalar, a line, a matrix stage: the block stays whole),
+// and whether it reduces over all blocks.
+template <class Rule>
+struct block_needs {
+  using P = expr::program<Rule>;
+  static constexpr bool whole = P::n_block_scalars > 0 || P::n_matrices > 0;
+  static constexpr bool global = [] {
+    return []<std::size_t... R>(std::index_sequence<R...>) {
+      return (false || ... ||
+              (expr::detail::list_size<typename expr::detail::collected<
+                 true, is_global_reduction, typename P::template root_t<R>>::type>::value > 0));
+    }
+    (std::make_index_sequence<P::n_roots>{});
+  }();
+};
+
+template <class Rule, class F>
+void for_each_arm_rule(const Rule& rule, F&& f) {
+  f(rule, std::size_t{ 0 });
+}
+template <class... Arms, class F>
+void for_each_arm_rule(const expr::routed<Arms...>& rule, F&& f) {
+  [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::get<I>(rule.arms).rule, I), ...); }
+  (std::index_sequence_for<Arms...>{});
+}
+
+// Per block of the store: whether the rule needs it whole (for a route: the arm that selects it).
+template <class Rule, class T>
+std::vector<bool> whole_blocks(const Rule&, const param_store<T>& store) {
+  return std::vector<bool>(store.size(), block_needs<Rule>::whole);
+}
+template <class... Arms, class T>
+std::vector<bool> whole_blocks(const expr::routed<Arms...>& rule, const param_store<T>& store) {
+  constexpr std::array<bool, sizeof...(Arms) + 1> arm_whole{ block_needs<typename Arms::rule_type>::whole...,
+                                                             false };
+  std::vector<bool> whole(store.size());
+  for (std::size_t i = 0; i < store.size(); ++i) {
+    const auto& b = store.block_at(i);
+    whole[i] = arm_whole[engine::optimizer<expr::routed<Arms...>, T>::first_arm(
+      rule, expr::block_info{ b.name, b.shape, b.role, b.layout, i })];
+  }
+  return whole;
+}
+
+template <class Rule>
+constexpr bool selects_by_position = false;
+template <class... Arms>
+constexpr bool selects_by_position<expr::routed<Arms...>> =
+  (... || (expr::runtime_selector<typename Arms::selector> &&
+           !std::is_same_v<typename Arms::selector, expr::on_if_t<false, expr::detail::name_glob>> &&
+           !std::is_same_v<typename Arms::selector, expr::on_if_t<true, expr::detail::name_glob>>));
+
+} // namespace detail
+
+template <class T, communicator Comm>
+class sharded_optimizer {
+public:
+  using value_type = T;
+
+  template <class Rule>
+  [[gnu::cold]] sharded_optimizer(Rule rule, param_store<T>& store, Comm& comm, sharded_options opts = {})
+    : store_(&store)
+    , comm_(&comm)
+    , policy_(opts.engine.nonfinite) {
+    const int w = comm.size();
+    if (w > 1) {
+      bool global = false;
+      detail::for_each_arm_rule(rule, [&](const auto& r, std::size_t) {
+        global = global || detail::block_needs<std::remove_cvref_t<decltype(r)>>::global;
+      });
+      if (global)
+        throw usage_error("sharded_optimizer: the rule reduces over all blocks (a global norm), whose "
+                          "combine across ranks is not built; run it on one rank, or use a per-block norm");
+      if (detail::selects_by_position<Rule>)
+        throw usage_error("sharded_optimizer: the route selects blocks by index or by a predicate, which see "
+                          "a block's position and shape; a shard changes both. Route by role or by name");
+    }
+    const std::vector<bool> whole = detail::whole_blocks(rule, store);
+    std::vector<block_layout> layout =
+      layout_of(store, [&](const block<T>& b) { return static_cast<bool>(whole[store.index_of(b.name)]); });
+    plan_ = plan_shards(layout, static_cast<std::size_t>(w), opts.plan);
+    counts_ = plan_.counts();
+    check_agreement(rule, layout);
+
+    // The chunk size one process would pick for the whole model: a whole block's reductions
+    // then combine the same chunk partials in the same order on any rank.
+    if (opts.engine.chunk_elements == 0) {
+      std::vector<std::size_t> sizes;
+      for (const auto& b : store.blocks())
+        sizes.push_back(b.size);
+      opts.engine.chunk_elements = kernel::work_list::auto_chunk_elements(sizes);
+    }
+    const rank_shard& mine = plan_.ranks[static_cast<std::size_t>(comm.rank())];
+    grad_.assign(mine.end - mine.begin, T(0));
+    std::vector<block_spec<T>> specs;
+    for (const block_piece& piece : mine.pieces) {
+      const block<T>& b = store.block_at(piece.block);
+      const bool all = piece.begin == 0 && piece.end == b.size;
+      const std::size_t n = piece.end - piece.begin;
+      T* grad = grad_.data() + (b.offset + piece.begin - mine.begin);
+      specs.emplace_back(b.name, all ? b.shape : shape_t{ n }, b.role, std::span<T>(b.param + piece.begin, n),
+                         std::span<T>(grad, n));
+      specs.back().layout = b.layout;
+    }
+    engine::optimizer_options one = opts.engine;
+    one.threads = 1;
+    make_whole_ = [rule, one](param_store<T>& s) {
+      return std::make_unique<engine::any_optimizer<T>>(rule, s, one);
+    };
+    if (!specs.empty()) {
+      local_store_ = std::make_unique<param_store<T>>(std::move(specs));
+      local_ = std::make_unique<engine::any_optimizer<T>>(std::move(rule), *local_store_, opts.engine);
+    }
+  }
+
+  // One step with the sum over ranks of the gradients now in the store (collective: every rank
+  // calls it). Applied, held back (on any rank) or refused (on every rank), as step() of one
+  // optimizer; under nonfinite_policy::refuse a non-finite gradient on any rank throws
+  // nonfinite_error on every rank, nothing written anywhere.
+  engine::step_result step() {
+    const rank_shard& mine = plan_.ranks[static_cast<std::size_t>(comm_->rank())];
+    comm_
+      ->template reduce_scatter_sum<T>(std::span<const T>(store_->arena_grads(), plan_.arena_elements),
+                                       std::span<T>(grad_), counts_)
+      .wait();
+    std::optional<engine::nonfinite_entry> bad;
+    if (local_)
+      bad = local_->prepare_step();
+    if (comm_->all_reduce(bad ? 1.0 : 0.0, reduce_op::max) > 0) {
+      ++skipped_;
+      if (policy_ == engine::nonfinite_policy::skip)
+        return { engine::step_outcome::refused };
+      if (bad)
+        throw engine::nonfinite_error(bad->block, bad->index, engine::describe_nonfinite(*bad));
+      throw engine::nonfinite_error("(another rank)", 0,
+                                    "a non-finite gradient entry on another rank refused this step on every "
+                                    "rank; nothing was written");
+    }
+    if (local_)
+      local_->commit_step();
+    ++steps_;
+    // (Parameters travel from a copy: MPI forbids a send buffer inside the receive buffer.)
+    send_.assign(store_->arena_params() + mine.begin, store_->arena_params() + mine.end);
+    comm_
+      ->template all_gather_v<T>(std::span<const T>(send_),
+                                 std::span<T>(store_->arena_params(), plan_.arena_elements), counts_)
+      .wait();
+    const bool held = local_ && local_->any_held_back();
+    if (comm_->all_reduce(held ? 1.0 : 0.0, reduce_op::max) > 0)
+      return { engine::step_outcome::held_back };
+    return {};
+  }
+
+  // A named hyperparameter, on every rank (collective): refused on every rank if no rank's rule
+  // has it or if the ranks pass different values.
+  void set(std::string_view name, double value) {
+    const bool here = local_ && local_->has(name);
+    if (comm_->all_reduce(here ? 1.0 : 0.0, reduce_op::max) == 0)
+      throw usage_error("sharded_optimizer::set: no rank's rule has a hyperparameter named '" +
+                        std::string(name) + "'");
+    if (comm_->all_reduce(value, reduce_op::min) != comm_->all_reduce(value, reduce_op::max))
+      throw mismatch_error("sharded_optimizer::set('" + std::string(name) +
+                           "'): the ranks passed different values; nothing was changed");
+    if (here)
+      local_->set(name, value);
+    set_values_.emplace_back(name, value);
+  }
+
+  const shard_plan& plan() const noexcept { return plan_; }
+  // This rank's optimizer over the range it owns (state(), slots(), describe()); null if it owns
+  // nothing (more ranks than pieces).
+  engine::any_optimizer<T>* local() noexcept { return local_.get(); }
+  const engine::any_optimizer<T>* local() const noexcept { return local_.get(); }
+  std::int64_t steps() const noexcept { return steps_; }
+  std::int64_t skipped_steps() const noexcept { return skipped_; }
+  int rank() const { return comm_->rank(); }
+  Comm& communicator() const noexcept { return *comm_; }
+  param_store<T>& store() const noexcept { return *store_; }
+
+  // What a checkpoint needs (dist/sharded_checkpoint.hpp): one process's optimizer of the same
+  // rule over a store like the whole model (one thread), with the values set() gave since
+  // construction; after a load, the file's step counters and hyperparameters.
+  std::unique_ptr<engine::any_optimizer<T>> make_whole(param_store<T>& s) const {
+    auto whole = make_whole_(s);
+    for (const auto& [name, value] : set_values_)
+      whole->set(name, value);
+    return whole;
+  }
+  void restore(std::int64_t t, std::int64_t skipped,
+               const std::vector<std::pair<std::string, double>>& hypers) {
+    if (local_) {
+      local_->restore_steps(t, skipped);
+      for (const auto& [name, value] : hypers)
+        if (local_->has(name))
+          local_->set(name, value);
+    }
+    steps_ = t, skipped_ = skipped;
+    set_values_ = hypers;
+  }
+
+  // Bytes of optimizer state on this rank (every slot of every owned block or piece).
+  std::size_t state_bytes() const {
+    std::size_t n = 0;
+    if (local_)
+      const_cast<engine::any_optimizer<T>&>(*local_).visit_slots(
+        [&](const engine::slot_bytes& s) { n += s.bytes.size(); });
+    return n;
+  }
+
+  // This rank's share, then what the engine made of the rule over it.
+  std::string describe() const {
+    const rank_shard& mine = plan_.ranks[static_cast<std::size_t>(comm_->rank())];
+    std::string s = "sharded over " + std::to_string(comm_->size()) + " rank(s); rank " +
+                    std::to_string(comm_->rank()) + " owns arena [" + std::to_string(mine.begin) + ", " +
+                    std::to_string(mine.end) + "): " + std::to_string(mine.elements) + " of " +
+                    std::to_string(store_->total_elements()) + " parameters in " +
+                    std::to_string(mine.pieces.size()) + " piece(s); optimizer state " +
+                    std::to_string(state_bytes()) + " bytes on this rank; imbalance (max/mean): elements " +
+                    std::to_string(plan_.element_imbalance) + ", matrix flops " +
+                    std::to_string(plan_.flop_imbalance) + "\n";
+    return local_ ? s + local_->describe() : s + "(this rank owns no parameters)\n";
+  }
+
+private:
+  // Hashes of what must agree, compared across ranks in order; the first that differs is named.
+  template <class Rule>
+  [[gnu::cold]] void check_agreement(const Rule& rule, const std::vector<block_layout>& layout) {
+    fnv1a rule_h, hyper_h, layout_h;
+    rule_h.add(engine::rule_hash<Rule>());
+    detail::for_each_arm_rule(rule, [&](const auto& r, std::size_t arm) {
+      auto copy = r;
+      expr::visit_hypers(copy, [&](auto& hp) {
+        hyper_h.add(arm);
+        hyper_h.add(std::string_view(hp.name.view()));
+        hyper_h.add(hp.value);
+      });
+    });
+    for (const auto& l : layout) {
+      layout_h.add(l.name);
+      layout_h.add(l.elements), layout_h.add(l.rows), layout_h.add(l.cols), layout_h.add(l.whole);
+      layout_h.add(l.dtype_bytes), layout_h.add(l.offset);
+    }
+    const std::pair<const char*, std::uint64_t> what[] = {
+      { "the rule (its type)", rule_h.value() },
+      { "the rule's named hyperparameters", hyper_h.value() },
+      { "the store's layout (block names, sizes, order, dtype)", layout_h.value() },
+      { "the shard plan", plan_hash(plan_) },
+    };
+    for (const auto& [name, h] : what)
+      for (const std::uint64_t half : { std::uint64_t{ h >> 32 }, std::uint64_t{ h & 0xffffffffu } }) {
+        const double x = static_cast<double>(half); // exact: 32 bits
+        if (comm_->all_reduce(x, reduce_op::min) != comm_->all_reduce(x, reduce_op::max))
+          throw mismatch_error("sharded_optimizer: the ranks disagree on " + std::string(name) + " (rank " +
+                               std::to_string(comm_->rank()) + " of " + std::to_string(comm_->size()) +
+                               ", its hash " + std::to_string(h) + "); nothing was built");
+      }
+  }
+
+  param_store<T>* store_;
+  Comm* comm_;
+  engine::nonfinite_policy policy_;
+  shard_plan plan_;
+  std::vector<std::size_t> counts_;
+  aligned_buffer<T> grad_; // the owned range of the summed gradient (the local store's gradients)
+  std::vector<T> send_;    // the owned parameters, for the all-gather
+  std::unique_ptr<param_store<T>> local_store_;
+  std::unique_ptr<engine::any_optimizer<T>> local_;
+  std::function<std::unique_ptr<engine::any_optimizer<T>>(param_store<T>&)> make_whole_;
+  std::vector<std::pair<std::string, double>> set_values_; // set() since construction, in order
+  std::int64_t steps_ = 0, skipped_ = 0;
+};
+
+template <class Rule, class T, class Comm>
+sharded_optimizer(Rule, param_store<T>&, Comm&) -> sharded_optimizer<T, Comm>;
+template <class Rule, class T, class Comm>
+sharded_optimizer(Rule, param_store<T>&, Comm&, sharded_options) -> sharded_optimizer<T, Comm>;
+
+} // namespace steep::dist
