@@ -17,11 +17,10 @@
 
 #include "steep/core/shape.hpp"
 
-#include <dlpack/dlpack.h>
-#include <pybind11/pybind11.h>
-
 #include <cstdint>
+#include <dlpack/dlpack.h>
 #include <memory>
+#include <pybind11/pybind11.h>
 #include <string>
 #include <vector>
 
@@ -44,8 +43,9 @@ struct borrowed_tensor {
 namespace detail {
 inline std::string describe_dtype(const DLDataType& t) {
   const char* names[] = { "int", "uint", "float", "opaque handle ", "bfloat" };
-  std::string s = t.code < 5 ? names[t.code] + std::to_string(t.bits)
-                             : "type code " + std::to_string(t.code) + " of " + std::to_string(t.bits) + " bits";
+  std::string s = t.code < 5
+                    ? names[t.code] + std::to_string(t.bits)
+                    : "type code " + std::to_string(t.code) + " of " + std::to_string(t.bits) + " bits";
   return t.lanes == 1 ? s : s + " x " + std::to_string(t.lanes) + " lanes";
 }
 } // namespace detail
@@ -53,8 +53,9 @@ inline std::string describe_dtype(const DLDataType& t) {
 // The tensor a DLPack capsule describes, checked; `what` names it in every refusal.
 inline borrowed_tensor borrow(py::handle capsule, const std::string& what) {
   if (!PyCapsule_IsValid(capsule.ptr(), "dltensor"))
-    throw py::type_error(what + ": expected a DLPack capsule named 'dltensor' (from __dlpack__() or "
-                                "torch.utils.dlpack.to_dlpack), got " +
+    throw py::type_error(what +
+                         ": expected a DLPack capsule named 'dltensor' (from __dlpack__() or "
+                         "torch.utils.dlpack.to_dlpack), got " +
                          std::string(py::str(py::type::handle_of(capsule))));
   const auto* m = static_cast<const DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
   const DLTensor& t = m->dl_tensor;
@@ -85,8 +86,8 @@ inline borrowed_tensor borrow(py::handle capsule, const std::string& what) {
           strides += (k ? ", " : "") + std::to_string(t.strides[k]);
         throw py::value_error(what + " is not contiguous (shape " + to_string(out.shape) + ", strides (" +
                               strides +
-                              ") in elements); steep updates a tensor's own memory, and a contiguous "
-                              "copy would be updated instead of it");
+                              ") in elements); steep steps a tensor's own memory and never copies "
+                              "one (a contiguous copy of a parameter would be updated instead of it)");
       }
       expected *= t.shape[d];
     }

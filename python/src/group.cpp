@@ -2,7 +2,6 @@
 #include "group.hpp"
 
 #include "rules.hpp"
-
 #include "steep/core/aligned_buffer.hpp"
 #include "steep/core/error.hpp"
 #include "steep/engine/guard.hpp"
@@ -53,7 +52,8 @@ public:
       if (grad == nullptr)
         grad = stand_in.data() + used, used += padded_count<T>(elements(i));
       where_.emplace_back(b.arm, specs[b.arm].size());
-      specs[b.arm].emplace_back(b.name, b.shape, std::span<T>(p[i], elements(i)), std::span<T>(grad, elements(i)));
+      specs[b.arm].emplace_back(b.name, b.shape, std::span<T>(p[i], elements(i)),
+                                std::span<T>(grad, elements(i)));
     }
     for (std::size_t a = 0; a < arms.size(); ++a) {
       if (specs[a].empty())
@@ -121,9 +121,9 @@ public:
         if (s.dtype != "F32" && s.dtype != "F64")
           throw error(s.block, "slot '" + s.slot + "' is stored as " + s.dtype +
                                  ", which steep._C does not export (float32 and float64 only)");
-        out.append(py::make_tuple(index.at(s.block), s.slot,
-                                  lend(s.bytes.data(), s.dtype == "F32" ? dtype::f32 : dtype::f64, s.shape,
-                                       shared_from_this())));
+        out.append(py::make_tuple(
+          index.at(s.block), s.slot,
+          lend(s.bytes.data(), s.dtype == "F32" ? dtype::f32 : dtype::f64, s.shape, shared_from_this())));
       });
     return out;
   }
@@ -258,10 +258,10 @@ private:
 
   std::vector<block_info> blocks_;
   engine::nonfinite_policy policy_;
-  std::vector<arm> arms_;                                // the arms that got blocks
-  std::vector<std::size_t> arm_index_;                   // per rule: its arm, arms_.size() if none
+  std::vector<arm> arms_;                                  // the arms that got blocks
+  std::vector<std::size_t> arm_index_;                     // per rule: its arm, arms_.size() if none
   std::vector<std::pair<std::size_t, std::size_t>> where_; // per block: (rule, index in its store)
-  std::vector<T*> bound_p_, bound_g_;                    // the addresses the arms hold
+  std::vector<T*> bound_p_, bound_g_;                      // the addresses the arms hold
   std::vector<float> counts_;
   std::int64_t skipped_ = 0;
   bool prepared_ = false; // every arm prepared for the addresses and values bound last
@@ -269,9 +269,9 @@ private:
 
 } // namespace
 
-std::shared_ptr<group> make_group(dtype type, const std::vector<arm_spec>& arms, std::vector<block_info> blocks,
-                                  const engine::optimizer_options& opts, const py::list& params,
-                                  const py::list& grads) {
+std::shared_ptr<group> make_group(dtype type, const std::vector<arm_spec>& arms,
+                                  std::vector<block_info> blocks, const engine::optimizer_options& opts,
+                                  const py::list& params, const py::list& grads) {
   if (type == dtype::f32)
     return std::make_shared<typed_group<float>>(arms, std::move(blocks), opts, params, grads);
   return std::make_shared<typed_group<double>>(arms, std::move(blocks), opts, params, grads);

@@ -14,17 +14,15 @@
 // (engine/routed.hpp), so a refused step writes nothing in any arm.
 
 #include "dlpack.hpp"
-
 #include "steep/core/shape.hpp"
 #include "steep/engine/options.hpp"
-
-#include <pybind11/pybind11.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <pybind11/pybind11.h>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,8 +67,8 @@ public:
 };
 
 // Builds the group; `params[i]` (and `grads[i]` where not None) are block i's tensors now.
-std::shared_ptr<group> make_group(dtype type, const std::vector<arm_spec>& arms, std::vector<block_info> blocks,
-                                  const engine::optimizer_options& opts, const py::list& params,
-                                  const py::list& grads);
+std::shared_ptr<group> make_group(dtype type, const std::vector<arm_spec>& arms,
+                                  std::vector<block_info> blocks, const engine::optimizer_options& opts,
+                                  const py::list& params, const py::list& grads);
 
 } // namespace steep::python

@@ -4,11 +4,9 @@
 #include "dlpack.hpp"
 #include "group.hpp"
 #include "rules.hpp"
-
 #include "steep/engine/guard.hpp"
 
 #include <pybind11/stl.h>
-
 #include <stdexcept>
 
 namespace py = pybind11;
@@ -46,24 +44,26 @@ PYBIND11_MODULE(_C, m) {
   m.def("rule_names", &sp::rule_names);
 
   py::class_<sp::group, std::shared_ptr<sp::group>>(m, "Group")
-    .def(py::init([](const std::string& dtype, const std::vector<std::pair<std::string, std::map<std::string, double>>>& rules,
-                     const std::vector<std::tuple<std::string, std::vector<std::size_t>, std::size_t>>& blocks,
-                     const py::list& params, const py::list& grads, int threads, const std::string& nonfinite) {
-           std::vector<sp::arm_spec> arms;
-           for (const auto& [rule, settings] : rules)
-             arms.push_back({ rule, settings });
-           std::vector<sp::block_info> infos;
-           for (const auto& [name, shape, arm] : blocks)
-             infos.push_back({ name, steep::shape_t(shape.begin(), shape.end()), arm });
-           steep::engine::optimizer_options opts;
-           opts.threads = threads;
-           opts.nonfinite = policy_named(nonfinite);
-           return sp::make_group(dtype_named(dtype), arms, std::move(infos), opts, params, grads);
-         }),
-         py::arg("dtype"), py::arg("rules"), py::arg("blocks"), py::arg("params"), py::arg("grads"),
-         py::arg("threads") = 0, py::arg("nonfinite") = "refuse",
-         "rules: [(rule name, construction settings)]; blocks: [(name, shape, index of its rule)]; "
-         "params, grads: one DLPack capsule per block (a gradient may be None)")
+    .def(
+      py::init([](const std::string& dtype,
+                  const std::vector<std::pair<std::string, std::map<std::string, double>>>& rules,
+                  const std::vector<std::tuple<std::string, std::vector<std::size_t>, std::size_t>>& blocks,
+                  const py::list& params, const py::list& grads, int threads, const std::string& nonfinite) {
+        std::vector<sp::arm_spec> arms;
+        for (const auto& [rule, settings] : rules)
+          arms.push_back({ rule, settings });
+        std::vector<sp::block_info> infos;
+        for (const auto& [name, shape, arm] : blocks)
+          infos.push_back({ name, steep::shape_t(shape.begin(), shape.end()), arm });
+        steep::engine::optimizer_options opts;
+        opts.threads = threads;
+        opts.nonfinite = policy_named(nonfinite);
+        return sp::make_group(dtype_named(dtype), arms, std::move(infos), opts, params, grads);
+      }),
+      py::arg("dtype"), py::arg("rules"), py::arg("blocks"), py::arg("params"), py::arg("grads"),
+      py::arg("threads") = 0, py::arg("nonfinite") = "refuse",
+      "rules: [(rule name, construction settings)]; blocks: [(name, shape, index of its rule)]; "
+      "params, grads: one DLPack capsule per block (a gradient may be None)")
     .def("step", &sp::group::step, py::arg("params"), py::arg("grads"), py::arg("hypers"),
          "One step over the tensors' own memory, without the GIL: 'applied', 'held_back' or 'refused'")
     .def("prepare", &sp::group::prepare, py::arg("params"), py::arg("grads"), py::arg("hypers"),

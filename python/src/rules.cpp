@@ -48,7 +48,8 @@ private:
 };
 
 template <class T, class Rule>
-std::unique_ptr<rebindable<T>> build(Rule rule, param_store<T>& store, const engine::optimizer_options& opts) {
+std::unique_ptr<rebindable<T>> build(Rule rule, param_store<T>& store,
+                                     const engine::optimizer_options& opts) {
   static_assert(compiled::has_instance<Rule, T>, "steep._C builds only steep::compiled's instances");
   return std::make_unique<rebindable<T>>(engine::optimizer<Rule, T>(std::move(rule), store, opts));
 }
@@ -56,7 +57,8 @@ std::unique_ptr<rebindable<T>> build(Rule rule, param_store<T>& store, const eng
 } // namespace
 
 std::vector<std::string> rule_names() {
-  return { "sgd", "momentum", "nesterov", "adam", "adamw", "lion", "adam_mini", "muon", "normuon", "shampoo", "soap" };
+  return { "sgd",       "momentum", "nesterov", "adam",    "adamw", "lion",
+           "adam_mini", "muon",     "normuon",  "shampoo", "soap" };
 }
 
 template <class T>

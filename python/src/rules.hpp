@@ -10,7 +10,6 @@
 // precond::shampoo_settings and soap_settings). An unknown rule or setting is refused by name.
 
 #include "rebindable.hpp"
-
 #include "steep/core/param_store.hpp"
 #include "steep/engine/options.hpp"
 

@@ -35,40 +35,33 @@ class StateDict(unittest.TestCase):
                 self.assertLess(float((a.state[p][k] - b.state[q][k]).abs().max()), tol)
             self.assertEqual(float(a.state[p]["step"]), float(b.state[q]["step"]))
 
-    def test_torch_to_steep(self):
+    def moved(self, make_from, make_to, steps=7):
+        """Trains `make_from` for some steps, then loads its checkpoint into a `make_to` over a
+        copy of the parameters: (source, its params, destination, its params)."""
         ps = params_like(SHAPES)
         qs = clones(ps)
-        b = torch.optim.AdamW(groups(qs, lr=1e-2))
-        for t in range(7):
-            set_grads(zip(qs, clones(qs)), t)
-            b.step()
-        with torch.no_grad():
-            for p, q in zip(ps, qs):
-                p.copy_(q)
-        a = st.AdamW(groups(ps, lr=1e-2))
-        a.load_state_dict(saved(b))
-        for p, q in zip(ps, qs):
-            self.assertTrue(torch.equal(a.state[p]["exp_avg"], b.state[q]["exp_avg"]))
-            self.assertEqual(float(a.state[p]["step"]), 7.0)
-        self.assertEqual([g["lr"] for g in a.param_groups], [1e-2, 3e-3])
-        self.continue_both(a, ps, b, qs)
-
-    def test_steep_to_torch(self):
-        ps = params_like(SHAPES)
-        qs = clones(ps)
-        a = st.AdamW(groups(ps, lr=1e-2))
-        for t in range(7):
+        src = make_from(groups(ps, lr=1e-2))
+        for t in range(steps):
             set_grads(zip(ps, clones(ps)), t)
-            a.step()
+            src.step()
         with torch.no_grad():
             for p, q in zip(ps, qs):
                 q.copy_(p)
-        b = torch.optim.AdamW(groups(qs, lr=1e-2))
-        b.load_state_dict(saved(a))
+        dst = make_to(groups(qs, lr=1e-2))
+        dst.load_state_dict(saved(src))
         for p, q in zip(ps, qs):
-            self.assertTrue(torch.equal(a.state[p]["exp_avg_sq"], b.state[q]["exp_avg_sq"]))
-            self.assertEqual(float(b.state[q]["step"]), 7.0)
+            for k in ("exp_avg", "exp_avg_sq"):
+                self.assertTrue(torch.equal(src.state[p][k], dst.state[q][k]))
+            self.assertEqual(float(dst.state[q]["step"]), float(steps))
+        self.assertEqual([g["lr"] for g in dst.param_groups], [1e-2, 3e-3])
+        return src, ps, dst, qs
+
+    def test_torch_to_steep(self):
+        b, qs, a, ps = self.moved(torch.optim.AdamW, st.AdamW)
         self.continue_both(a, ps, b, qs)
+
+    def test_steep_to_torch(self):
+        self.continue_both(*self.moved(st.AdamW, torch.optim.AdamW))
 
     def test_steep_round_trip_is_steeps_own_memory(self):
         for cls, kw in ((st.AdamW, {}), (st.Lion, {}), (st.AdamMini, {}), (st.SGD, dict(lr=0.1, momentum=0.9)),
