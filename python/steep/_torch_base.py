@@ -58,7 +58,8 @@ class _Engine:
         self.counts = from_dlpack(self.core.step_counts())
         for k, view in enumerate(self.views):
             view["step"] = self.counts[k]
-        self.inactive = [i for i in range(len(params)) if i not in set(active)]
+        chosen = set(active)
+        self.inactive = [i for i in range(len(params)) if i not in chosen]
 
     def capsules(self, group):
         """The parameters' and gradients' capsules for this step; refuses a changed group."""

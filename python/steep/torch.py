@@ -23,7 +23,7 @@ decay) is refused when the optimizer is built, never ignored.
 """
 import fnmatch
 
-from steep._torch_base import TORCH_FLAGS, SteepOptimizer
+from steep._torch_base import SteepOptimizer
 
 __all__ = ["SteepOptimizer", "SGD", "Adam", "AdamW", "Lion", "AdamMini", "Muon", "NorMuon", "MuonAdamW",
            "Shampoo", "SOAP"]
@@ -248,5 +248,3 @@ class SOAP(Shampoo):
         settings["beta1"], settings["beta2"] = (float(b) for b in group["betas"])
         return [("soap", settings)]
 
-
-assert set(TORCH_FLAGS)  # the flags every class accepts are torch's (steep/_torch_base.py)
