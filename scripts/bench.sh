@@ -5,7 +5,8 @@
 # spinning pool on small steps) and the PyTorch peers: libtorch's
 # Adam interleaved with steep's in one process (steep-bench-torch, where libtorch-dev is
 # installed) and torch.optim from Python (python3-torch: Adam, the training step, and Muon on
-# steep-bench-ns's shapes); writes every JSON, all.json and report.md into one directory.
+# steep-bench-ns's shapes, and steep.torch.AdamW's whole step against torch.optim.AdamW's); writes
+# every JSON, all.json and report.md into one directory.
 #
 #   scripts/bench.sh                      # bench/results/run-<date>/ (steep-bench grid ~9 min on 2 cores)
 #   scripts/bench.sh --quick              # a smoke-sized run (seconds)
@@ -42,6 +43,7 @@ if [ $quick = 1 ]; then
   inproc_args=(--sizes 100003 --threads 1 --rounds 2)
   train_args=(--samples 100 --width 16 --threads 1 --rounds 2 --steps 3)
   muon_args=(--shapes 64x64,6x64x64 --threads 1 --rounds 2 --steps 1)
+  python_args=(--sizes 100003 --tensors 1,200 --threads 1 --rounds 2 --steps 3)
 else
   ./build/bench/steep-bench --dtype float32 --sizes "$sizes" --threads "$threads" --out "$dir/steep-float32.json"
   ./build/bench/steep-bench --dtype float64 --guard-max 0 --sizes "$sizes" --threads "$threads" \
@@ -60,6 +62,7 @@ else
   inproc_args=(--sizes "${INPROC_SIZES:-50000,65536,1048576,16777216}" --threads "$threads")
   train_args=(--threads "$threads" --rounds 9 --steps 10)
   muon_args=(--shapes "$ns_shapes" --threads "$threads" --rounds 3 --steps 1)
+  python_args=(--sizes "${PYTHON_SIZES:-50000,1048576,16777216}" --tensors 1,200 --threads "$threads")
 fi
 if [ ${#torch_cmake[@]} -gt 0 ]; then
   ./build/bench/steep-bench-torch "${inproc_args[@]}" --out "$dir/torch-inproc.json"
@@ -70,6 +73,11 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   /usr/bin/python3 bench/torch_optim_step.py "${torch_args[@]}" --out "$dir/torch-optim.json"
   /usr/bin/python3 bench/torch_train_step.py "${train_args[@]}" --out "$dir/torch-train.json"
   /usr/bin/python3 bench/torch_muon_step.py "${muon_args[@]}" --out "$dir/torch-muon.json"
+  # steep.torch.AdamW's whole step from Python against torch.optim.AdamW (python/README.md, "Speed").
+  if [ -d build/python/steep ]; then
+    PYTHONPATH=build/python /usr/bin/python3 bench/python_optim_step.py "${python_args[@]}" \
+      --out "$dir/python-optim.json"
+  fi
 else
   echo "bench.sh: python3-torch is not installed; no PyTorch rows" >&2
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs steep's build and test dependencies from Debian's own packages (Debian 12 "bookworm").
 # Idempotent: packages already present are not reinstalled, so the quick-start commands can call it
-# every time. No PyPI, no downloads outside apt (README: quick start). `--peers` adds the Python
-# packages the benchmark peers and reference-data scripts use.
+# every time. No PyPI, no downloads outside apt (README: quick start). `--peers` adds libtorch-dev,
+# which only the in-process PyTorch benchmark uses.
 set -euo pipefail
 
 packages=(
@@ -18,12 +18,14 @@ packages=(
   gnuplot-nox                                            # the main job's margin plots (PNG, SVG)
   clang-19 libclang-rt-19-dev                            # libFuzzer targets (scripts/check.sh)
   openmpi-bin libopenmpi-dev                             # dist/: MPI collectives, mpirun for its tests (optional)
+  pybind11-dev python3-dev libdlpack-dev                 # steep._C, the Python module (python/README.md)
+  python3-numpy python3-torch                            # its tests: steep.torch against torch.optim, NumPy arrays
 )
-# --peers: also the Python side (not needed to build or test): NumPy for the reference-data
-# scripts (scripts/reference-*.py), PyTorch for the peer timings of scripts/bench.sh, and
-# libtorch-dev for steep-bench-torch (torch.optim.Adam in the same process as steep).
+# --peers: also libtorch-dev, for steep-bench-torch (torch.optim.Adam in the same process as
+# steep); not needed to build or test. The Python module needs no libtorch: it takes tensors
+# through DLPack.
 if [ "${1:-}" = "--peers" ]; then
-  packages+=(python3-numpy python3-torch libtorch-dev)
+  packages+=(libtorch-dev)
 fi
 
 missing=()

@@ -1,0 +1,150 @@
+"""steep.torch against torch.optim, step by step, in float32 and float64.
+
+Per step both optimizers start from the same parameters and state (steep's is set to torch's
+through its state views before each step) and take the same gradient. Every entry must then
+agree within ULPS ulps of the largest term that step adds up for it (for a momentum buffer
+mu b + g: |mu b|, |g| and the result; for a parameter: the old and new values and lr times the
+update's terms). The unit is that term's ulp, not the result's: steep and torch round those
+sums in different orders (torch 1.13 rounds mu b before adding g, and (1 - b2) g before
+multiplying by g; steep's rules compute b v + (1 - b) g^2), and where a sum cancels, the
+result's own ulp is far below either order's rounding. A state entry then differs by at most
+1 such ulp, and a parameter by its own rounding plus lr times its state's difference: 2. SGD
+without momentum is the same operations, and must agree bitwise. The worst ulps and the share
+of bitwise-equal entries are printed. Then free-running trajectories: 50 steps must stay
+within a small relative distance.
+"""
+import unittest
+
+import numpy as np
+import torch
+
+import steep.torch as st
+from helpers import clones, params_like, set_grads
+
+SHAPES = [(16, 8), (8,), (3, 5, 7), ()]
+ULPS = 2.0
+
+
+def f64(t):
+    return t.detach().numpy().astype(np.float64)
+
+
+def sgd_scales(hp, t, g, p_old, p_new, old, new):
+    """The terms of torch.optim.SGD's step, per entry (1-based step t)."""
+    lr, mu = hp["lr"], hp.get("momentum", 0.0)
+    if mu == 0:
+        return {"param": [p_old, p_new, lr * g]}
+    b_old = old["momentum_buffer"] if t > 1 else np.zeros_like(g)
+    b_new = new["momentum_buffer"]
+    return {"momentum_buffer": [mu * b_old, g, b_new],
+            "param": [p_old, p_new, lr * g, lr * b_old, lr * b_new]}
+
+
+def adam_scales(hp, t, g, p_old, p_new, old, new):
+    """The terms of torch.optim.Adam(W)'s step, per entry."""
+    lr, (b1, b2), eps, wd = hp["lr"], hp["betas"], hp["eps"], hp.get("weight_decay", 0.0)
+    m_old = old["exp_avg"] if t > 1 else np.zeros_like(g)
+    v_old = old["exp_avg_sq"] if t > 1 else np.zeros_like(g)
+    m_new, v_new = new["exp_avg"], new["exp_avg_sq"]
+    denom = np.sqrt(v_new / (1 - b2 ** t)) + eps
+    step = lr / (1 - b1 ** t) / denom
+    return {"exp_avg": [b1 * m_old, (1 - b1) * g, m_new],
+            "exp_avg_sq": [b2 * v_old, (1 - b2) * g * g, v_new],
+            "param": [p_old, p_new, lr * wd * p_old, step * m_old, step * g, step * m_new]}
+
+
+def per_step(test, make_steep, make_torch, scales, hp, dtype, steps=12, keys=(), limits=None):
+    ps = params_like(SHAPES, dtype)
+    qs = clones(ps)
+    a, b = make_steep(ps), make_torch(qs)
+    worst, bitwise, total = {}, 0, 0
+    for t in range(steps):
+        set_grads(zip(ps, qs), t)
+        if t > 0:  # start from torch's values: one step's difference, not an accumulated one
+            with torch.no_grad():
+                for p, q in zip(ps, qs):
+                    p.copy_(q)
+                    for k in keys:
+                        a.state[p][k].copy_(b.state[q][k])
+        before = [(f64(q), {k: f64(b.state[q][k]) for k in keys} if t > 0 else {}) for q in qs]
+        a.step()
+        b.step()
+        for p, q, (p_old, old) in zip(ps, qs, before):
+            new = {k: f64(b.state[q][k]) for k in keys}
+            terms = scales(hp, t + 1, f64(q.grad), p_old, f64(q), old, new)
+            for k, x, y in [("param", p, q)] + [(k, a.state[p][k], b.state[q][k]) for k in keys]:
+                scale = np.max(np.abs(np.stack(np.broadcast_arrays(*terms[k]))), axis=0)
+                ulp = np.spacing(scale.astype(y.detach().numpy().dtype)).astype(np.float64)
+                diff = np.abs(f64(x) - f64(y))
+                worst[k] = max(worst.get(k, 0.0), float((diff / ulp).max(initial=0)))
+                bitwise += int((diff == 0).sum())
+                total += diff.size
+    for k, w in worst.items():
+        test.assertLessEqual(w, (limits or {}).get(k, ULPS), f"{k}: {w} ulps")
+    return worst, bitwise / total
+
+
+def free_running(test, make_steep, make_torch, dtype, steps=50, rtol=None):
+    ps = params_like(SHAPES, dtype, seed=3)
+    qs = clones(ps)
+    a, b = make_steep(ps), make_torch(qs)
+    for t in range(steps):
+        set_grads(zip(ps, qs), t, seed=4)
+        a.step()
+        b.step()
+    for p, q in zip(ps, qs):
+        d = float((p - q).norm() / (q.norm() + 1e-30))
+        test.assertLess(d, rtol or (1e-5 if dtype == torch.float32 else 1e-13), d)
+
+
+class Parity(unittest.TestCase):
+    def check(self, name, make_steep, make_torch, scales, hp, keys, bitwise_expected=False, limits=None):
+        for dtype in (torch.float32, torch.float64):
+            with self.subTest(dtype=dtype):
+                worst, same = per_step(self, make_steep, make_torch, scales, hp, dtype, keys=keys, limits=limits)
+                print(f"{name} {dtype}: worst ulps per step {worst}, {100 * same:.1f}% of entries bitwise")
+                if bitwise_expected:
+                    self.assertEqual(max(worst.values()), 0.0)
+                free_running(self, make_steep, make_torch, dtype)
+
+    def test_adamw(self):
+        kw = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+        self.check("AdamW", lambda p: st.AdamW(p, **kw), lambda p: torch.optim.AdamW(p, **kw), adam_scales, kw,
+                   ("exp_avg", "exp_avg_sq"))
+
+    def test_adam(self):
+        kw = dict(lr=3e-3, betas=(0.9, 0.999), eps=1e-8)
+        self.check("Adam", lambda p: st.Adam(p, **kw), lambda p: torch.optim.Adam(p, **kw), adam_scales, kw,
+                   ("exp_avg", "exp_avg_sq"))
+
+    def test_sgd(self):
+        self.check("SGD", lambda p: st.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1), sgd_scales,
+                   dict(lr=0.1), (), bitwise_expected=True)
+
+    def test_sgd_momentum(self):
+        kw = dict(lr=0.05, momentum=0.9)
+        self.check("SGD momentum", lambda p: st.SGD(p, **kw), lambda p: torch.optim.SGD(p, **kw), sgd_scales, kw,
+                   ("momentum_buffer",))
+
+    def test_sgd_nesterov(self):
+        kw = dict(lr=0.05, momentum=0.9, nesterov=True)
+        self.check("SGD nesterov", lambda p: st.SGD(p, **kw), lambda p: torch.optim.SGD(p, **kw), sgd_scales, kw,
+                   ("momentum_buffer",))
+
+    def test_step_state_is_torchs(self):
+        ps = params_like(SHAPES)
+        qs = clones(ps)
+        a, b = st.AdamW(ps), torch.optim.AdamW(qs)
+        for t in range(3):
+            set_grads(zip(ps, qs), t)
+            a.step()
+            b.step()
+        for p, q in zip(ps, qs):
+            self.assertEqual(set(a.state[p]), set(b.state[q]))
+            self.assertEqual(a.state[p]["step"].dtype, b.state[q]["step"].dtype)
+            self.assertEqual(a.state[p]["step"].shape, b.state[q]["step"].shape)
+            self.assertEqual(float(a.state[p]["step"]), 3.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
