@@ -166,7 +166,7 @@ private:
   struct arm {
     std::size_t spec; // its index among the rules the group was built with
     std::unique_ptr<param_store<T>> store;
-    std::unique_ptr<rebindable<T>> opt;
+    std::unique_ptr<engine::any_optimizer<T>> opt;
     std::map<std::string, double> hypers; // the values set last
   };
 

@@ -48,10 +48,10 @@ private:
 };
 
 template <class T, class Rule>
-std::unique_ptr<rebindable<T>> build(Rule rule, param_store<T>& store,
+std::unique_ptr<engine::any_optimizer<T>> build(Rule rule, param_store<T>& store,
                                      const engine::optimizer_options& opts) {
   static_assert(compiled::has_instance<Rule, T>, "steep._C builds only steep::compiled's instances");
-  return std::make_unique<rebindable<T>>(engine::optimizer<Rule, T>(std::move(rule), store, opts));
+  return std::make_unique<engine::any_optimizer<T>>(engine::optimizer<Rule, T>(std::move(rule), store, opts));
 }
 
 } // namespace
@@ -62,12 +62,12 @@ std::vector<std::string> rule_names() {
 }
 
 template <class T>
-std::unique_ptr<rebindable<T>> make_rule(const std::string& rule, param_store<T>& store,
+std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, param_store<T>& store,
                                          const engine::optimizer_options& opts,
                                          const std::map<std::string, double>& settings) {
   namespace r = steep::rules;
   settings_reader s(rule, settings);
-  std::unique_ptr<rebindable<T>> out;
+  std::unique_ptr<engine::any_optimizer<T>> out;
   if (rule == "shampoo") {
     precond::shampoo_settings ps;
     s.read("beta2", ps.beta2), s.read("eps", ps.eps), s.read("left", ps.left), s.read("right", ps.right);
@@ -108,10 +108,10 @@ std::unique_ptr<rebindable<T>> make_rule(const std::string& rule, param_store<T>
   throw usage_error("no rule named '" + rule + "' in steep._C (it has " + known + ")");
 }
 
-template std::unique_ptr<rebindable<float>> make_rule(const std::string&, param_store<float>&,
+template std::unique_ptr<engine::any_optimizer<float>> make_rule(const std::string&, param_store<float>&,
                                                       const engine::optimizer_options&,
                                                       const std::map<std::string, double>&);
-template std::unique_ptr<rebindable<double>> make_rule(const std::string&, param_store<double>&,
+template std::unique_ptr<engine::any_optimizer<double>> make_rule(const std::string&, param_store<double>&,
                                                        const engine::optimizer_options&,
                                                        const std::map<std::string, double>&);
 

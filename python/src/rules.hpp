@@ -9,7 +9,7 @@
 // per step with set(); `settings` are what a rule fixes when it is built (Shampoo's and SOAP's
 // precond::shampoo_settings and soap_settings). An unknown rule or setting is refused by name.
 
-#include "rebindable.hpp"
+#include "steep/engine/any_optimizer.hpp"
 #include "steep/core/param_store.hpp"
 #include "steep/engine/options.hpp"
 
@@ -24,14 +24,14 @@ namespace steep::python {
 std::vector<std::string> rule_names();
 
 template <class T>
-std::unique_ptr<rebindable<T>> make_rule(const std::string& rule, param_store<T>& store,
+std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, param_store<T>& store,
                                          const engine::optimizer_options& opts,
                                          const std::map<std::string, double>& settings);
 
-extern template std::unique_ptr<rebindable<float>> make_rule(const std::string&, param_store<float>&,
+extern template std::unique_ptr<engine::any_optimizer<float>> make_rule(const std::string&, param_store<float>&,
                                                              const engine::optimizer_options&,
                                                              const std::map<std::string, double>&);
-extern template std::unique_ptr<rebindable<double>> make_rule(const std::string&, param_store<double>&,
+extern template std::unique_ptr<engine::any_optimizer<double>> make_rule(const std::string&, param_store<double>&,
                                                               const engine::optimizer_options&,
                                                               const std::map<std::string, double>&);
 

@@ -345,3 +345,30 @@ TEST_CASE("robustness: step() says applied, held back or refused, and the counte
     CHECK_FALSE(opt.held_back());
   }
 }
+
+TEST_CASE("robustness: rebind() points a block at other memory; the step is the same as there") {
+  // A route (two parts), so the block's position inside its part is found too.
+  const auto rule = rules::muon_adam();
+  steep::param_store<double> a({ { "W", { 6, 4 } }, { "b", { 6 } }, { "W2", { 3, 6 } } });
+  steep::param_store<double> ref({ { "W", { 6, 4 } }, { "b", { 6 } }, { "W2", { 3, 6 } } });
+  fill(a, 0);
+  fill(ref, 0);
+  steep::optimizer opt(rule, a);
+  steep::optimizer want(rule, ref);
+  // W2 (block 2, the second block of Muon's arm) moves to memory of its own.
+  std::vector<double> p(a.block_at(2).param, a.block_at(2).param + 18), g(18);
+  opt.rebind(2, p.data(), g.data());
+  for (int t = 1; t <= 3; ++t) {
+    fill(a, t);
+    fill(ref, t);
+    std::memcpy(g.data(), a.block_at(2).grad, sizeof(double) * 18);
+    opt.step();
+    want.step();
+  }
+  CHECK(std::memcmp(p.data(), ref.block_at(2).param, sizeof(double) * 18) == 0);
+  CHECK(std::memcmp(a.block_at(0).param, ref.block_at(0).param, sizeof(double) * 24) == 0);
+  CHECK(std::memcmp(a.block_at(1).param, ref.block_at(1).param, sizeof(double) * 6) == 0);
+  CHECK(a.block_at(2).param[0] != ref.block_at(2).param[0]); // the store's own memory was left alone
+  CHECK_THROWS_WITH(opt.rebind(3, p.data(), g.data()), Catch::Contains("the store has 3 blocks"));
+  CHECK_THROWS_WITH(opt.rebind(1, nullptr, g.data()), Catch::Contains("block 'b'"));
+}

@@ -158,6 +158,31 @@ public:
     threads_ = threads();
   }
 
+  // Points block `index` (the store's order) at other memory from the next step on. `param` and
+  // `grad` must each hold the block's elements, and no two blocks' buffers may overlap: the caller
+  // checks, as the store's constructor does for adopted memory. The store's own table is not
+  // changed (its views still show the old memory). For a caller whose tensors move between steps:
+  // torch allocates a new gradient after zero_grad(set_to_none=True) (python/, steep.torch).
+  // An optimizer keeps its own copy of the block table (tables.hpp) and reads every address
+  // from it at each step, so the copy is all a re-bind writes.
+  [[gnu::cold, gnu::noinline]] void rebind(std::size_t index, T* param, T* grad) {
+    const entry e(*this, "rebind()");
+    if (index >= owner_.size())
+      throw usage_error("rebind(" + std::to_string(index) + "): the store has " + std::to_string(owner_.size()) +
+                        " blocks; nothing was changed");
+    if (!param || !grad)
+      throw error(owner_[index].first, "rebind(): a null parameter or gradient address; nothing was changed");
+    // (A part holds its blocks in the store's order: routed.hpp, split_by_arm.)
+    const std::size_t part = owner_[index].second;
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < index; ++k)
+      at += owner_[k].second == part;
+    auto& b = parts_[part]->blocks_[at];
+    b.param = param;
+    b.grad = grad;
+    prepared_ = false;
+  }
+
   // ---- named hyperparameters (hyper<"lr">(...), hyper_table.hpp) ------------------------------
   // A plain name addresses every part that has it: set() sets all of them, get() reads them when
   // they agree and throws when they differ. On a route "arm<k>/<name>" addresses arm k alone
