@@ -32,13 +32,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <sstream>
+#include <steep/dist/communicator.hpp>
+#include <steep/dist/gather_bytes.hpp>
 #include <steep/norms/catalogue.hpp>
 #include <steep/train/data.hpp>
 #include <steep/train/implied_norm.hpp>
@@ -103,6 +107,9 @@ struct settings {
   std::vector<std::string> only;
   std::vector<std::string> extra_norms; // --norms: margins in more norms (steep::norms::catalogue)
   std::size_t records = 60;
+  // --sweep DIR: a grid of runs (seeds x --sweep-eta x --sweep-c) over the ranks of an MPI job.
+  std::string sweep;
+  std::vector<double> sweep_eta, sweep_c;
   std::string json, csv, plot;
   bool quiet = false;
   bool no_rescale = false;
@@ -993,6 +1000,164 @@ void write_plots(const std::string& dir, const std::vector<run_result>& runs,
     std::fprintf(stderr, "plots: gnuplot failed or is missing; %s/margins.gp is written\n", dir.c_str());
 }
 
+// The norms every run is measured in: l2, l_inf, spectral-max, the hybrid at the run's c, and --norms.
+std::vector<tr::model_norm> norms_for(const settings& s) {
+  std::vector<tr::model_norm> norms = { tr::model_norm::l2(), tr::model_norm::linf(),
+                                        tr::model_norm::spectral_max(), tr::model_norm::hybrid(s.c) };
+  for (const auto& name : s.extra_norms)
+    if (std::none_of(norms.begin(), norms.end(), [&](const auto& n) { return n.name == name; }))
+      norms.push_back(tr::model_norm::of(*nm::norm_named(name)));
+  return norms;
+}
+
+// ---- the sweep (--sweep DIR) -------------------------------------------------------------------
+// A study is hundreds of runs: optimizers x seeds x eta0 x c. The grid's cells are seeds (--seed,
+// --seeds) x eta factors (--sweep-eta: every optimizer's eta0 times it) x c (--sweep-c: the
+// hybrids' head weight, and the hybrid norm's); each cell trains the paper's optimizers (--only,
+// default all six). Run i of the grid goes to rank i mod W of the MPI job (mpirun -np W; one rank
+// without mpirun), and each run is the run a single process would make with the cell's settings,
+// bit for bit: nothing in a run depends on W. Rank 0 gathers the runs (as CBOR,
+// dist::all_gather_bytes), prints each cell's table and verdict and a summary, and writes
+// DIR/cell-<k>.json (the record of a plain run: docs/main-job-json.md). A rank whose run throws
+// still reaches the gather, so every rank learns of it and the job ends non-zero, naming the rank.
+
+struct sweep_cell {
+  settings s;
+  double eta_factor = 1;
+};
+
+std::vector<sweep_cell> sweep_cells(const settings& base) {
+  const std::vector<double> etas = base.sweep_eta.empty() ? std::vector<double>{ 1.0 } : base.sweep_eta;
+  const std::vector<double> cs = base.sweep_c.empty() ? std::vector<double>{ base.c } : base.sweep_c;
+  std::vector<sweep_cell> cells;
+  for (std::size_t k = 0; k < base.seeds; ++k)
+    for (double f : etas)
+      for (double c : cs) {
+        settings at = base;
+        at.seed = base.seed + k, at.seeds = 1, at.c = c;
+        for (double* eta : { &at.eta_gd, &at.eta_signum, &at.eta_adam, &at.eta_muon, &at.eta_muon_signum,
+                             &at.eta_muon_adam })
+          *eta *= f;
+        at.adam_eps.clear(), at.shampoo = false; // the paper's optimizers only
+        cells.push_back({ at, f });
+      }
+  return cells;
+}
+
+// What judging a run, its table and its record need of it, and back.
+nlohmann::json run_to_json(const run_result& r) {
+  nlohmann::json j = { { "name", r.name },
+                       { "implied", r.implied },
+                       { "why", r.why },
+                       { "judged", r.judged },
+                       { "steps", r.hist.steps },
+                       { "seconds", r.hist.seconds },
+                       { "rescaled", r.hist.rescaled },
+                       { "rescales", r.hist.rescales } };
+  for (const auto& rec : r.hist.records) {
+    nlohmann::json t = { { "step", rec.step },
+                         { "cos", rec.cosine_to_final },
+                         { "log_loss", rec.margins.log_loss },
+                         { "q_min", rec.margins.q_min },
+                         { "errors", rec.margins.errors } };
+    for (const auto& n : rec.margins.norms)
+      t["norms"].push_back({ n.norm, n.value, n.gamma, n.smoothed, n.rho, n.kkt_eps, n.kkt_delta });
+    j["records"].push_back(t);
+  }
+  for (const auto& [name, v] : r.blocks)
+    j["blocks"].push_back({ name, v[0], v[1], v[2] });
+  return j;
+}
+
+run_result run_from_json(const nlohmann::json& j) {
+  run_result r;
+  r.name = j.at("name").get<std::string>(), r.implied = j.at("implied").get<std::string>();
+  r.why = j.at("why").get<std::string>(), r.judged = j.at("judged").get<bool>();
+  r.hist.steps = j.at("steps").get<std::int64_t>(), r.hist.seconds = j.at("seconds").get<double>();
+  r.hist.rescaled = j.at("rescaled").get<bool>(), r.hist.rescales = j.at("rescales").get<int>();
+  for (const auto& t : j.at("records")) {
+    tr::record rec;
+    rec.step = t.at("step").get<std::int64_t>(), rec.cosine_to_final = t.at("cos").get<double>();
+    rec.margins.log_loss = t.at("log_loss").get<double>(), rec.margins.q_min = t.at("q_min").get<double>();
+    rec.margins.errors = t.at("errors").get<std::size_t>();
+    for (const auto& n : t.at("norms"))
+      rec.margins.norms.push_back({ n[0].get<std::string>(), n[1].get<double>(), n[2].get<double>(),
+                                    n[3].get<double>(), n[4].get<double>(), n[5].get<double>(),
+                                    n[6].get<double>() });
+    r.hist.records.push_back(std::move(rec));
+  }
+  for (const auto& b : j.value("blocks", nlohmann::json::array()))
+    r.blocks.push_back(
+      { b[0].get<std::string>(), { b[1].get<double>(), b[2].get<double>(), b[3].get<double>() } });
+  return r;
+}
+
+template <class Comm>
+int run_sweep(Comm& comm, const settings& base, model_box& m, const tr::dataset<T>& d) {
+  const std::vector<std::string> all = { "gd", "signum", "adam", "muon", "muon_signum", "muon_adam" };
+  const std::vector<std::string> opts = base.only.empty() ? all : base.only;
+  const auto cells = sweep_cells(base);
+  const std::size_t runs = cells.size() * opts.size(), w = static_cast<std::size_t>(comm.size()),
+                    rank = static_cast<std::size_t>(comm.rank());
+  if (rank == 0)
+    std::printf("sweep: %zu cells x %zu optimizers = %zu runs over %zu rank(s), into %s\n", cells.size(),
+                opts.size(), runs, w, base.sweep.c_str());
+  // This rank's runs, in grid order: {"runs": [[i, run], ...]} or {"error": ...}.
+  nlohmann::json mine;
+  try {
+    for (std::size_t i = rank; i < runs; i += w) {
+      settings at = cells[i / opts.size()].s;
+      at.only = { opts[i % opts.size()] };
+      at.quiet = at.quiet || rank != 0;
+      const auto r = run_all(at, m, norms_for(at));
+      mine["runs"].push_back({ i, run_to_json(r.at(0)) });
+    }
+  } catch (const std::exception& e) {
+    mine = { { "error", e.what() } };
+  }
+  // (CBOR, not JSON text: it carries a NaN margin, and every double exactly.)
+  const std::vector<std::uint8_t> bytes = nlohmann::json::to_cbor(mine);
+  const auto gathered = steep::dist::all_gather_bytes(comm, std::as_bytes(std::span(bytes)));
+  std::vector<std::optional<run_result>> grid(runs);
+  std::string failed;
+  for (std::size_t q = 0; q < gathered.size(); ++q) {
+    const auto* at = reinterpret_cast<const std::uint8_t*>(gathered[q].data());
+    const auto j = nlohmann::json::from_cbor(at, at + gathered[q].size());
+    if (j.contains("error"))
+      failed += "rank " + std::to_string(q) + ": " + j.at("error").template get<std::string>() + "\n";
+    else
+      for (const auto& e : j.value("runs", nlohmann::json::array()))
+        grid.at(e.at(0).template get<std::size_t>()) = run_from_json(e.at(1));
+  }
+  if (!failed.empty()) {
+    std::fprintf(stderr, "implicit_bias: the sweep failed on\n%s", failed.c_str());
+    return 1;
+  }
+  if (rank != 0)
+    return 0;
+  std::filesystem::create_directories(base.sweep);
+  std::size_t agree = 0, verdicts_given = 0;
+  for (std::size_t k = 0; k < cells.size(); ++k) {
+    const settings& at = cells[k].s;
+    std::vector<run_result> cell;
+    for (std::size_t j = 0; j < opts.size(); ++j)
+      cell.push_back(*grid[k * opts.size() + j]);
+    const auto norms = norms_for(at);
+    const verdicts v = judge(cell, norms, at, m.degree());
+    std::printf("\ncell %zu: seed %llu, eta0 x %g, c %g\n", k, static_cast<unsigned long long>(at.seed),
+                cells[k].eta_factor, at.c);
+    print_table(cell, norms, v, at);
+    verdicts_given += v.no_verdict.empty();
+    agree += v.agree;
+    auto j = to_json(cell, norms, v, at, m.degree(), m.parameters(), d);
+    j["sweep"] = { { "cell", k }, { "eta_factor", cells[k].eta_factor }, { "ranks", w } };
+    std::ofstream(base.sweep + "/cell-" + std::to_string(k) + ".json") << j.dump(2) << '\n';
+  }
+  std::printf("\nsweep: %zu cells, verdict in %zu, implied norms agree with the winners in %zu\n",
+              cells.size(), verdicts_given, agree);
+  return 0;
+}
+
 // Flag domains, checked while CLI11 parses, so that a value that would make a meaningless run is
 // refused, naming its flag, before any data is loaded. CLI::PositiveNumber and CLI::Range pass NaN
 // (every comparison with it is false) and Range passes infinity, and a NaN or infinite learning rate
@@ -1116,6 +1281,15 @@ int main(int argc, char** argv) {
                                     : "'" + name + "' is not a norm of steep::norms::catalogue";
       },
       "NORM"));
+  app.add_option("--sweep", s.sweep,
+                 "DIR: run the grid seeds x --sweep-eta x --sweep-c, spread over the ranks of mpirun -np W; "
+                 "a table per cell, DIR/cell-<k>.json");
+  app.add_option("--sweep-eta", s.sweep_eta, "with --sweep: factors on every optimizer's eta0")
+    ->delimiter(',')
+    ->check(positive);
+  app.add_option("--sweep-c", s.sweep_c, "with --sweep: the hybrids' c values (head lr = c * matrix lr)")
+    ->delimiter(',')
+    ->check(positive);
   app.add_option("--records", s.records, "about this many log-spaced records per run")
     ->check(integer_at_least(1));
   app.add_option("--json", s.json, "write the results as JSON");
@@ -1133,11 +1307,20 @@ int main(int argc, char** argv) {
       throw steep::usage_error("--eval-c needs --train-c: the c's to train the hybrids at");
     const auto d = load(s);
     auto m = make_model(s, d);
-    std::vector<tr::model_norm> norms = { tr::model_norm::l2(), tr::model_norm::linf(),
-                                          tr::model_norm::spectral_max(), tr::model_norm::hybrid(s.c) };
-    for (const auto& name : s.extra_norms)
-      if (std::none_of(norms.begin(), norms.end(), [&](const auto& n) { return n.name == name; }))
-        norms.push_back(tr::model_norm::of(*nm::norm_named(name)));
+    if (!s.sweep.empty()) {
+      steep::kernel::blas::thread_limit blas_threads(s.threads);
+#if defined(STEEP_WITH_MPI)
+      // Under mpirun (Open MPI or a PMI launcher) the ranks share the grid; run alone, one rank.
+      if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) {
+        steep::dist::mpi_session mpi(&argc, &argv);
+        steep::dist::mpi_communicator comm;
+        return run_sweep(comm, s, *m, d);
+      }
+#endif
+      steep::dist::serial_communicator comm;
+      return run_sweep(comm, s, *m, d);
+    }
+    const std::vector<tr::model_norm> norms = norms_for(s);
     std::printf(
       "steep implicit bias: %s, %zu samples (dim %zu), depth %d, width %zu, %s (degree L = %d), %zu "
       "parameters, %s loss, %lld steps, eta0 t^-%g, %d threads\n",

@@ -37,8 +37,9 @@ struct fnv1a {
     add_bytes(s.data(), s.size());
   }
   template <class X>
-  requires std::is_trivially_copyable_v<X> && (!std::is_pointer_v<X>)
-  void add(const X& x) { add_bytes(&x, sizeof(X)); }
+  requires std::is_trivially_copyable_v<X> &&(!std::is_pointer_v<X>)void add(const X& x) {
+    add_bytes(&x, sizeof(X));
+  }
 
   std::uint64_t value() const noexcept { return h; }
 };

@@ -7,8 +7,8 @@
 //   steep::dist::save_checkpoint(opt, "run.ckpt");   // collective: rank 0 writes, atomically
 //   steep::dist::load_checkpoint(opt, "run.ckpt");   // collective: every rank reads its share
 //
-// Save: every rank sends its slots (each piece's bytes with its block, slot and offset) to every
-// rank (all_gather_v: the communicator's one gather); rank 0 puts them into one process's
+// Save: every rank sends its slots (each piece's bytes with its block and slot name) to every
+// rank (all_gather_bytes: the communicator's one gather); rank 0 puts them into one process's
 // optimizer over the whole model (dist/sharded_optimizer.hpp, make_whole) and writes the file with
 // engine::save_checkpoint (written to a temporary, then renamed: a crash leaves the old file).
 // Load: every rank reads the file into one process's optimizer over a scratch copy of the model,
@@ -18,6 +18,7 @@
 // file's bytes travel to every rank on save (docs/distributed.md).
 
 #include "steep/core/error.hpp"
+#include "steep/dist/gather_bytes.hpp"
 #include "steep/dist/sharded_optimizer.hpp"
 #include "steep/engine/checkpoint.hpp"
 
@@ -61,26 +62,6 @@ inline std::uint64_t get_u64(const std::byte*& p) {
   return x;
 }
 
-// Every rank's bytes, concatenated in rank order, on every rank (sent as floats: no arithmetic
-// touches them, so any bit pattern arrives as it left).
-template <class Comm>
-std::vector<std::byte> gather_bytes(Comm& comm, std::vector<std::byte> mine) {
-  mine.resize((mine.size() + 3) / 4 * 4);
-  std::vector<std::size_t> counts(static_cast<std::size_t>(comm.size()));
-  for (int q = 0; q < comm.size(); ++q)
-    counts[static_cast<std::size_t>(q)] = static_cast<std::size_t>(
-      comm.all_reduce(q == comm.rank() ? static_cast<double>(mine.size() / 4) : 0.0, reduce_op::sum));
-  std::size_t total = 0;
-  for (std::size_t c : counts)
-    total += c;
-  std::vector<float> send(mine.size() / 4), all(total);
-  std::memcpy(send.data(), mine.data(), mine.size());
-  comm.template all_gather_v<float>(std::span<const float>(send), std::span<float>(all), counts).wait();
-  std::vector<std::byte> out(total * 4);
-  std::memcpy(out.data(), all.data(), out.size());
-  return out;
-}
-
 // Whether every rank got here without an exception; if one did not, every rank throws (the
 // rank that failed, its own exception).
 template <class Comm>
@@ -120,22 +101,16 @@ void save_checkpoint(sharded_optimizer<T, Comm>& opt, const std::string& path) {
       detail::put_u64(mine, s.bytes.size());
       mine.insert(mine.end(), s.bytes.begin(), s.bytes.end());
     });
-  // (Each rank's records, then its padding to 4 bytes: the sizes say where the records end.)
-  std::vector<std::size_t> sizes(static_cast<std::size_t>(comm.size()));
-  for (int q = 0; q < comm.size(); ++q)
-    sizes[static_cast<std::size_t>(q)] = static_cast<std::size_t>(
-      comm.all_reduce(q == comm.rank() ? static_cast<double>(mine.size()) : 0.0, reduce_op::sum));
-  const std::vector<std::byte> all = detail::gather_bytes(comm, std::move(mine));
+  const auto all = all_gather_bytes(comm, std::span<const std::byte>(mine));
   std::exception_ptr failed;
   if (comm.rank() == 0) {
     try {
       auto whole = opt.make_whole(opt.store());
       whole->restore_steps(opt.steps(), opt.skipped_steps());
       auto slots = detail::slot_map(*whole);
-      std::size_t at = 0;
       for (int q = 0; q < comm.size(); ++q) {
-        const std::byte* p = all.data() + at;
-        const std::byte* end = p + sizes[static_cast<std::size_t>(q)];
+        const std::byte* p = all[static_cast<std::size_t>(q)].data();
+        const std::byte* end = p + all[static_cast<std::size_t>(q)].size();
         while (p < end) {
           std::string names[2];
           for (auto& n : names) {
@@ -149,7 +124,6 @@ void save_checkpoint(sharded_optimizer<T, Comm>& opt, const std::string& path) {
                       bytes);
           p += bytes;
         }
-        at += (sizes[static_cast<std::size_t>(q)] + 3) / 4 * 4;
       }
       engine::save_checkpoint(*whole, opt.store(), path);
     } catch (...) {

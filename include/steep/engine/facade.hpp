@@ -168,8 +168,8 @@ public:
   [[gnu::cold, gnu::noinline]] void rebind(std::size_t index, T* param, T* grad) {
     const entry e(*this, "rebind()");
     if (index >= owner_.size())
-      throw usage_error("rebind(" + std::to_string(index) + "): the store has " + std::to_string(owner_.size()) +
-                        " blocks; nothing was changed");
+      throw usage_error("rebind(" + std::to_string(index) + "): the store has " +
+                        std::to_string(owner_.size()) + " blocks; nothing was changed");
     if (!param || !grad)
       throw error(owner_[index].first, "rebind(): a null parameter or gradient address; nothing was changed");
     // (A part holds its blocks in the store's order: routed.hpp, split_by_arm.)
