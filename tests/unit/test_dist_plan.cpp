@@ -203,6 +203,20 @@ std::uint64_t brute_force_optimum(const std::vector<block_layout>& layout, int r
   return best[static_cast<std::size_t>(ranks)][n];
 }
 
+TEST_CASE("dist plan: 24 matrices of 1024 x 1024 balance within 10% at 4 ranks", "[dist][plan]") {
+  // The matrix phase's load: Newton-Schulz flops per rank, max / mean (bench/dist_table.cpp shows
+  // the whole table up to 64 ranks).
+  layout_builder b;
+  for (int i = 0; i < 24; ++i)
+    b.matrix("W" + std::to_string(i), 1024, 1024).vector("b" + std::to_string(i), 1024);
+  for (std::size_t w : { 2, 3, 4, 6, 8 }) {
+    const auto plan = plan_shards(b.blocks, w);
+    INFO(w << " ranks");
+    REQUIRE(plan.flop_imbalance <= 1.10);
+    REQUIRE(plan.element_imbalance <= 1.10);
+  }
+}
+
 TEST_CASE("dist plan: the binary search finds the optimal max cost", "[dist][plan]") {
   layout_builder small;
   small.vector("a", 40)

@@ -3,8 +3,9 @@
 // gradients give, at every step, the parameters and state of one process stepping with the sum
 // of those gradients, bitwise. Gradients are small multiples of 2^-6, so their sum over ranks is
 // exact in any order (what MPI's reduction order may be does not matter). Also: state only for
-// the owned range (its bytes sum over ranks to one process's), the guard agreed across ranks, the
-// refusals (a global norm, ranks that disagree on a hyperparameter or a set() value). Built twice,
+// the owned range (its bytes sum over ranks to one process's), the guard agreed across ranks, a
+// global norm (normalized GD) folded across ranks, the refusals (a global norm in a route, ranks
+// that disagree on a hyperparameter or a set() value). Built twice,
 // as test_dist_comm: on serial_communicator, and under mpirun at 1-4 ranks (STEEP_WITH_MPI).
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -24,7 +25,9 @@
 #include <steep/dist/sharded_optimizer.hpp>
 #include <steep/engine.hpp>
 #include <steep/engine/checkpoint.hpp>
+#include <steep/rules/catalogue.hpp>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 #include <vector>
 
@@ -114,11 +117,11 @@ bool same_state(Sharded& sharded, Ref& ref, int rank) {
   return same;
 }
 
-enum class splits { none, elementwise, not_matrices };
+enum class splits { none, elementwise, not_matrices, unchecked };
 
 template <class Comm, class Rule>
-void check_matches_one_process(Comm& comm, Rule rule, const char* name, splits split_policy,
-                               std::vector<steep::block_spec<float>> (*blocks)() = model) {
+void check_matches_one_process(Comm& comm, Rule rule, std::string_view name, splits split_policy,
+                               std::vector<steep::block_spec<float>> (*blocks)() = model, int steps = 4) {
   INFO(name << " at " << comm.size() << " rank(s), rank " << comm.rank());
   const int w = comm.size(), r = comm.rank();
   steep::param_store<float> store(blocks()), ref_store(blocks());
@@ -142,18 +145,17 @@ void check_matches_one_process(Comm& comm, Rule rule, const char* name, splits s
     CHECK(!split);
   else if (split_policy == splits::elementwise)
     CHECK(split == (w > 1));
-  else
+  else if (split_policy == splits::not_matrices)
     CHECK(!matrix_split);
 
-  for (int t = 1; t <= 4; ++t) {
+  for (int t = 1; t <= steps; ++t) {
     fill(store, r, w, t, false);
     fill(ref_store, r, w, t, true);
-    REQUIRE(opt.step().applied());
-    REQUIRE(ref.step().applied());
+    REQUIRE(opt.step() == ref.step());
     REQUIRE(same_params(store, ref_store));
-    REQUIRE(same_state(opt, ref, r));
   }
-  CHECK(opt.steps() == 4);
+  REQUIRE(same_state(opt, ref, r));
+  CHECK(opt.steps() == steps);
 
   // State only for the owned range: over the ranks, the bytes of one process.
   std::size_t ref_bytes = 0;
@@ -173,8 +175,28 @@ void check_sharded(Comm& comm) {
   check_matches_one_process(comm, rules::muon(0.02), "muon", splits::none, matrices);
   check_matches_one_process(comm, rules::adam_mini(1e-3), "adam_mini", splits::none);
   check_matches_one_process(comm, rules::normuon(0.02), "normuon", splits::none, matrices);
+  // MomentumGD normalized over all blocks: every rank's per-block sums folded in the model's order.
+  check_matches_one_process(comm, rules::normalized_gd(1e-2), "normalized_gd", splits::none);
   // Muon on the hidden matrices (whole), Adam elsewhere (the vector "v" split).
   check_matches_one_process(comm, rules::muon_adam(), "muon_adam", splits::not_matrices);
+}
+
+// The catalogue's blocks (steep/rules/catalogue.hpp): any rule takes hidden matrices and vectors,
+// "v" large enough to be split; a matrix rule takes matrices whose sizes its slices divide (6).
+std::vector<steep::block_spec<float>> catalogue_any() {
+  return { { "W1", { 6, 4 } }, { "W2", { 5, 6 } }, { "b", { 6 } }, { "v", { 1000 } }, { "c", { 5 } } };
+}
+std::vector<steep::block_spec<float>> catalogue_matrices() {
+  return { { "W1", { 6, 4 } }, { "W2", { 5, 6 } }, { "W3", { 6, 6 } }, { "W4", { 4, 6 } } };
+}
+
+// Every rule of the catalogue, plain and routed: 20 steps at W ranks are one process's.
+template <class Comm>
+void check_catalogue(Comm& comm) {
+  steep::rules::for_each_catalogue_rule([&](std::string_view name, const auto& rule, steep::rules::takes t) {
+    check_matches_one_process(comm, rule, name, splits::unchecked,
+                              t == steep::rules::takes::any ? catalogue_any : catalogue_matrices, 20);
+  });
 }
 
 template <class Comm>
@@ -206,12 +228,15 @@ template <class Comm>
 void check_refusals(Comm& comm) {
   const int w = comm.size(), r = comm.rank();
   steep::param_store<float> store(model());
-  // A global norm has no cross-rank combine yet: refused at more than one rank, run at one.
+  // A global norm inside a route's arm: its fold across ranks is built for plain rules only.
+  const auto routed_global =
+    steep::route(steep::on<block_role::hidden_matrix> >> steep::rules::normalized_gd(1e-2),
+                 steep::otherwise >> steep::rules::adam(1e-3));
   if (w > 1)
-    CHECK_THROWS_WITH(steep::dist::sharded_optimizer(steep::rules::normalized_gd(1e-2), store, comm),
-                      Catch::Contains("reduces over all blocks"));
+    CHECK_THROWS_WITH(steep::dist::sharded_optimizer(routed_global, store, comm),
+                      Catch::Contains("reduces over all of its blocks"));
   else
-    CHECK_NOTHROW(steep::dist::sharded_optimizer(steep::rules::normalized_gd(1e-2), store, comm));
+    CHECK_NOTHROW(steep::dist::sharded_optimizer(routed_global, store, comm));
   // Ranks that disagree on a hyperparameter: every rank refuses, naming it.
   if (w > 1)
     CHECK_THROWS_WITH(steep::dist::sharded_optimizer(steep::rules::adam(1e-3 * (1 + r)), store, comm),
@@ -298,6 +323,7 @@ void check_checkpoint(Comm& comm) {
 TEST_CASE("dist sharded: serial_communicator, one rank, is the plain optimizer", "[dist][sharded]") {
   steep::dist::serial_communicator comm;
   check_sharded(comm);
+  check_catalogue(comm);
   check_guard(comm);
   check_refusals(comm);
   check_checkpoint(comm);
@@ -308,6 +334,7 @@ TEST_CASE("dist sharded: mpi_communicator, W ranks, is one process with the summ
           "[dist][sharded][mpi]") {
   steep::dist::mpi_communicator comm;
   check_sharded(comm);
+  check_catalogue(comm);
   check_guard(comm);
   check_refusals(comm);
   check_checkpoint(comm);

@@ -372,3 +372,21 @@ TEST_CASE("robustness: rebind() points a block at other memory; the step is the 
   CHECK_THROWS_WITH(opt.rebind(3, p.data(), g.data()), Catch::Contains("the store has 3 blocks"));
   CHECK_THROWS_WITH(opt.rebind(1, nullptr, g.data()), Catch::Contains("block 'b'"));
 }
+
+TEST_CASE("robustness: optimizer_options::arms sends each block to the arm given, and is checked") {
+  // Muon + Adam routes W1 and W2 (hidden matrices) to Muon (arm 0) and b to Adam (arm 1); given
+  // arms, Adam takes everything.
+  steep::param_store<double> s({ { "W1", { 6, 4 } }, { "b", { 6 } }, { "W2", { 5, 6 } } });
+  fill(s, 0);
+  steep::optimizer_options o;
+  CHECK(steep::optimizer(rules::muon_adam(), s, o).arm_of("W1") == 0);
+  o.arms = { 1, 1, 1 };
+  steep::optimizer given(rules::muon_adam(), s, o);
+  CHECK(given.arm_of("W1") == 1);
+  CHECK(given.arm_of("W2") == 1);
+  o.arms = { 1, 1 };
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon_adam(), s, o),
+                    Catch::Contains("2 arms for a store of 3 blocks"));
+  o.arms = { 0, 5, 0 };
+  CHECK_THROWS_WITH(steep::optimizer(rules::muon_adam(), s, o), Catch::Contains("block 'b'"));
+}

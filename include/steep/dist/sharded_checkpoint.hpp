@@ -62,17 +62,6 @@ inline std::uint64_t get_u64(const std::byte*& p) {
   return x;
 }
 
-// Whether every rank got here without an exception; if one did not, every rank throws (the
-// rank that failed, its own exception).
-template <class Comm>
-void agree(Comm& comm, std::exception_ptr failed, const std::string& what) {
-  if (comm.all_reduce(failed ? 1.0 : 0.0, reduce_op::max) == 0)
-    return;
-  if (failed)
-    std::rethrow_exception(failed);
-  throw usage_error(what + ": another rank failed (its own message says why); nothing was changed here");
-}
-
 template <class T>
 std::vector<block_spec<T>> same_blocks(const param_store<T>& store) {
   std::vector<block_spec<T>> specs;

@@ -28,10 +28,11 @@
 //   reductions combine chunk partials in a fixed order), so a whole block's results are bitwise
 //   those of one process, at any rank count.
 // So for the same summed gradient, parameters and state are bitwise those of one process.
-// Refused at construction, naming what: a reduction over all blocks (a global norm) with more
-// than one rank (its cross-rank combine is not built), a route that selects by index or by a
-// predicate with more than one rank (a piece's position and shape are not its block's), a store
-// with external blocks (not in the arena).
+// - a reduction over all blocks (a global norm: normalized GD) folds every rank's per-block
+//   results in the model's block order, as one process folds its blocks: the same bits.
+// Refused at construction, naming what (with more than one rank): a global norm in a route's arm,
+// or after another reduction; a store with external blocks (not in the arena). A route's pieces
+// go where their whole blocks went (optimizer_options::arms), whatever its selectors.
 //
 // Consistency: construction compares, across ranks, hashes of the rule's type, its named
 // hyperparameters, the store's layout and the plan; a difference throws mismatch_error on every
@@ -54,6 +55,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -83,6 +85,12 @@ template <class N>
 struct is_global_reduction : std::false_type {};
 template <class Op, class C>
 struct is_global_reduction<expr::reduce_node<Op, expr::all_blocks, C>> : std::true_type {};
+// One that runs after another reduction or the matrix phase (depth > 0, expr/phases.hpp).
+template <class N>
+struct is_late_global_reduction : std::false_type {};
+template <class Op, class C>
+struct is_late_global_reduction<expr::reduce_node<Op, expr::all_blocks, C>>
+  : std::bool_constant<(expr::detail::reduction_depth<expr::reduce_node<Op, expr::all_blocks, C>>() > 0)> {};
 
 // What a rule's update of one block reads (expr/program.hpp): only its own element (the block
 // may be split), or more (a per-block scalar, a line, a matrix stage: the block stays whole),
@@ -91,15 +99,35 @@ template <class Rule>
 struct block_needs {
   using P = expr::program<Rule>;
   static constexpr bool whole = P::n_block_scalars > 0 || P::n_matrices > 0;
-  static constexpr bool global = [] {
+  template <template <class> class Pred>
+  static constexpr bool any = [] {
     return []<std::size_t... R>(std::index_sequence<R...>) {
-      return (false || ... ||
-              (expr::detail::list_size<typename expr::detail::collected<
-                 true, is_global_reduction, typename P::template root_t<R>>::type>::value > 0));
+      return (
+        false || ... ||
+        (expr::detail::list_size<
+           typename expr::detail::collected<true, Pred, typename P::template root_t<R>>::type>::value > 0));
     }
     (std::make_index_sequence<P::n_roots>{});
   }();
+  static constexpr bool global = any<is_global_reduction>;
+  static constexpr bool late_global = any<is_late_global_reduction>;
 };
+
+template <class Rule>
+constexpr bool is_route = false;
+template <class... Arms>
+constexpr bool is_route<expr::routed<Arms...>> = true;
+
+// Whether every rank got here without an exception; if one did not, every rank throws (the rank
+// that failed, its own exception), so no rank waits in a collective the others never reach.
+template <class Comm>
+void agree(Comm& comm, std::exception_ptr failed, const std::string& what) {
+  if (comm.all_reduce(failed ? 1.0 : 0.0, reduce_op::max) == 0)
+    return;
+  if (failed)
+    std::rethrow_exception(failed);
+  throw usage_error(what + ": another rank failed (its own message says why); nothing was changed here");
+}
 
 template <class Rule, class F>
 void for_each_arm_rule(const Rule& rule, F&& f) {
@@ -111,31 +139,30 @@ void for_each_arm_rule(const expr::routed<Arms...>& rule, F&& f) {
   (std::index_sequence_for<Arms...>{});
 }
 
-// Per block of the store: whether the rule needs it whole (for a route: the arm that selects it).
+// Per block of the store: the arm that takes it (a plain rule: 0), and whether that arm's rule
+// needs it whole.
+struct block_arms {
+  std::vector<std::size_t> arm;
+  std::vector<bool> whole;
+};
 template <class Rule, class T>
-std::vector<bool> whole_blocks(const Rule&, const param_store<T>& store) {
-  return std::vector<bool>(store.size(), block_needs<Rule>::whole);
+block_arms arms_of(const Rule&, const param_store<T>& store) {
+  return { std::vector<std::size_t>(store.size(), 0),
+           std::vector<bool>(store.size(), block_needs<Rule>::whole) };
 }
 template <class... Arms, class T>
-std::vector<bool> whole_blocks(const expr::routed<Arms...>& rule, const param_store<T>& store) {
+block_arms arms_of(const expr::routed<Arms...>& rule, const param_store<T>& store) {
   constexpr std::array<bool, sizeof...(Arms) + 1> arm_whole{ block_needs<typename Arms::rule_type>::whole...,
                                                              false };
-  std::vector<bool> whole(store.size());
+  block_arms out;
   for (std::size_t i = 0; i < store.size(); ++i) {
     const auto& b = store.block_at(i);
-    whole[i] = arm_whole[engine::optimizer<expr::routed<Arms...>, T>::first_arm(
-      rule, expr::block_info{ b.name, b.shape, b.role, b.layout, i })];
+    out.arm.push_back(engine::optimizer<expr::routed<Arms...>, T>::first_arm(
+      rule, expr::block_info{ b.name, b.shape, b.role, b.layout, i }));
+    out.whole.push_back(arm_whole[out.arm.back()]);
   }
-  return whole;
+  return out;
 }
-
-template <class Rule>
-constexpr bool selects_by_position = false;
-template <class... Arms>
-constexpr bool selects_by_position<expr::routed<Arms...>> =
-  (... || (expr::runtime_selector<typename Arms::selector> &&
-           !std::is_same_v<typename Arms::selector, expr::on_if_t<false, expr::detail::name_glob>> &&
-           !std::is_same_v<typename Arms::selector, expr::on_if_t<true, expr::detail::name_glob>>));
 
 } // namespace detail
 
@@ -150,23 +177,30 @@ public:
     , comm_(&comm)
     , policy_(opts.engine.nonfinite) {
     const int w = comm.size();
+    bool global = false, late = false;
+    detail::for_each_arm_rule(rule, [&](const auto& r, std::size_t) {
+      using needs = detail::block_needs<std::remove_cvref_t<decltype(r)>>;
+      global = global || needs::global;
+      late = late || needs::late_global;
+    });
+    global = global && w > 1;
     if (w > 1) {
-      bool global = false;
-      detail::for_each_arm_rule(rule, [&](const auto& r, std::size_t) {
-        global = global || detail::block_needs<std::remove_cvref_t<decltype(r)>>::global;
-      });
-      if (global)
-        throw usage_error("sharded_optimizer: the rule reduces over all blocks (a global norm), whose "
-                          "combine across ranks is not built; run it on one rank, or use a per-block norm");
-      if (detail::selects_by_position<Rule>)
-        throw usage_error("sharded_optimizer: the route selects blocks by index or by a predicate, which see "
-                          "a block's position and shape; a shard changes both. Route by role or by name");
+      if (global && detail::is_route<Rule>)
+        throw usage_error("sharded_optimizer: an arm of the route reduces over all of its blocks (a global "
+                          "norm); the ranks' fold of it is built for plain rules only");
+      // (A step refused early on one rank would skip a later fold the others wait in.)
+      if (late)
+        throw usage_error(
+          "sharded_optimizer: the rule reduces over all blocks after another reduction or the "
+          "matrix phase; the ranks' fold is built for a first reduction only");
     }
-    const std::vector<bool> whole = detail::whole_blocks(rule, store);
-    std::vector<block_layout> layout =
-      layout_of(store, [&](const block<T>& b) { return static_cast<bool>(whole[store.index_of(b.name)]); });
+    const detail::block_arms arms = detail::arms_of(rule, store);
+    std::vector<block_layout> layout = layout_of(
+      store, [&](const block<T>& b) { return static_cast<bool>(arms.whole[store.index_of(b.name)]); });
     plan_ = plan_shards(layout, static_cast<std::size_t>(w), opts.plan);
     counts_ = plan_.counts();
+    for (const rank_shard& r : plan_.ranks)
+      pieces_.push_back(r.pieces.size());
     check_agreement(rule, layout);
 
     // The chunk size one process would pick for the whole model: a whole block's reductions
@@ -188,17 +222,44 @@ public:
       specs.emplace_back(b.name, all ? b.shape : shape_t{ n }, b.role, std::span<T>(b.param + piece.begin, n),
                          std::span<T>(grad, n));
       specs.back().layout = b.layout;
+      // (A route sends each piece where its whole block went: a piece's index and shape are not
+      // its block's, and on_index or on_if would choose again.)
+      if constexpr (detail::is_route<Rule>)
+        opts.engine.arms.push_back(arms.arm[piece.block]);
     }
     engine::optimizer_options one = opts.engine;
     one.threads = 1;
+    one.arms.clear(); // (the whole model's route chooses by its selectors, as one process does)
     make_whole_ = [rule, one](param_store<T>& s) {
       return std::make_unique<engine::any_optimizer<T>>(rule, s, one);
     };
-    if (!specs.empty()) {
-      local_store_ = std::make_unique<param_store<T>>(std::move(specs));
-      local_ = std::make_unique<engine::any_optimizer<T>>(std::move(rule), *local_store_, opts.engine);
+    // (A rank whose optimizer refuses its blocks must not leave the others waiting: they agree.)
+    std::exception_ptr failed;
+    try {
+      if (!specs.empty()) {
+        local_store_ = std::make_unique<param_store<T>>(std::move(specs));
+        local_ = std::make_unique<engine::any_optimizer<T>>(std::move(rule), *local_store_, opts.engine);
+        // A global norm over every rank's blocks, folded in the model's block order: each rank's
+        // blocks are a run of the model's, and the ranks are in order (plan_shards).
+        if (global)
+          local_->fold_all_blocks_with(
+            [this](std::span<const double> mine, double (*combine)(double, double)) {
+              return fold(mine, combine);
+            });
+      }
+    } catch (...) {
+      failed = std::current_exception();
     }
+    detail::agree(comm, failed, "sharded_optimizer");
+    // A rank that owns nothing takes part in each fold too: how many a step makes, from a rank
+    // that counted them (the engine's own walk, all_blocks_reductions).
+    if (global)
+      folds_ = static_cast<std::size_t>(
+        comm.all_reduce(local_ ? static_cast<double>(local_->all_blocks_reductions()) : 0.0, reduce_op::max));
   }
+  // (The fold above keeps `this`: the object stays where it was built.)
+  sharded_optimizer(const sharded_optimizer&) = delete;
+  sharded_optimizer& operator=(const sharded_optimizer&) = delete;
 
   // One step with the sum over ranks of the gradients now in the store (collective: every rank
   // calls it). Applied, held back (on any rank) or refused (on every rank), as step() of one
@@ -213,6 +274,9 @@ public:
     std::optional<engine::nonfinite_entry> bad;
     if (local_)
       bad = local_->prepare_step();
+    else // (a rank that owns nothing still takes part in each fold of a global norm, with nothing)
+      for (std::size_t k = 0; k < folds_; ++k)
+        fold({}, nullptr);
     if (comm_->all_reduce(bad ? 1.0 : 0.0, reduce_op::max) > 0) {
       ++skipped_;
       if (policy_ == engine::nonfinite_policy::skip)
@@ -309,6 +373,22 @@ public:
   }
 
 private:
+  // A reduction over all blocks: every rank's per-block results, in the model's block order (each
+  // rank's blocks are a run of the model's, the ranks in order: plan_shards), folded from 0 as one
+  // process folds its blocks (engine/passes/reduction.hpp).
+  double fold(std::span<const double> mine, double (*combine)(double, double)) {
+    std::size_t n = 0;
+    for (std::size_t c : pieces_)
+      n += c;
+    std::vector<double> all(n);
+    comm_->template all_gather_v<double>(mine, std::span<double>(all), pieces_).wait();
+    double total = 0;
+    if (combine)
+      for (double x : all)
+        total = combine(total, x);
+    return total;
+  }
+
   // Hashes of what must agree, compared across ranks in order; the first that differs is named.
   template <class Rule>
   [[gnu::cold]] void check_agreement(const Rule& rule, const std::vector<block_layout>& layout) {
@@ -348,8 +428,10 @@ private:
   engine::nonfinite_policy policy_;
   shard_plan plan_;
   std::vector<std::size_t> counts_;
-  aligned_buffer<T> grad_; // the owned range of the summed gradient (the local store's gradients)
-  std::vector<T> send_;    // the owned parameters, for the all-gather
+  std::vector<std::size_t> pieces_; // per rank: its blocks or pieces (the global fold's counts)
+  std::size_t folds_ = 0;           // reductions over all blocks per step, with more than one rank
+  aligned_buffer<T> grad_;          // the owned range of the summed gradient (the local store's gradients)
+  std::vector<T> send_;             // the owned parameters, for the all-gather
   std::unique_ptr<param_store<T>> local_store_;
   std::unique_ptr<engine::any_optimizer<T>> local_;
   std::function<std::unique_ptr<engine::any_optimizer<T>>(param_store<T>&)> make_whole_;

@@ -183,6 +183,27 @@ public:
     prepared_ = false;
   }
 
+  // How every reduction over all blocks (a global norm) folds the blocks' results, for an
+  // optimizer that holds some of a model's blocks: `fold` gets this optimizer's blocks' results in
+  // the store's order and returns the whole model's (dist/sharded_optimizer.hpp: every rank's,
+  // folded in the model's block order, so the result does not depend on the rank count). A plain
+  // rule only: a route's arms each fold their own blocks.
+  [[gnu::cold, gnu::noinline]] void fold_all_blocks_with(all_blocks_fold fold) {
+    const entry e(*this, "fold_all_blocks_with()");
+    if (is_route_)
+      throw usage_error(
+        "fold_all_blocks_with(): a route's arms each reduce over their own blocks; a plain rule only");
+    parts_[0]->fold_all_blocks_ = std::move(fold);
+    prepared_ = false;
+  }
+  // How many reductions over all blocks a step folds (each calls the fold once, in rule order).
+  std::size_t all_blocks_reductions() const noexcept {
+    std::size_t n = 0;
+    for (const auto& p : parts_)
+      n += p ? p->all_blocks_reductions_ : 0;
+    return n;
+  }
+
   // ---- named hyperparameters (hyper<"lr">(...), hyper_table.hpp) ------------------------------
   // A plain name addresses every part that has it: set() sets all of them, get() reads them when
   // they agree and throws when they differ. On a route "arm<k>/<name>" addresses arm k alone

@@ -54,6 +54,11 @@ struct optimizer_options {
   // (faster for one big matrix; OpenBLAS's blocking, so the last bits, then depend on the
   // thread count). Elementwise and reduction passes are deterministic either way.
   bool deterministic = true;
+  // For a route: the arm of each block of the store (in its order) instead of the route's
+  // selectors; empty: the selectors decide. For a caller that cuts a model into pieces and must
+  // send each piece where its whole block went (dist/sharded_optimizer.hpp): a piece's index and
+  // shape are not its block's, so on_index and on_if would choose again, differently.
+  std::vector<std::size_t> arms;
 };
 
 } // namespace steep::engine

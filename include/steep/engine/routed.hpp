@@ -175,10 +175,18 @@ private:
 template <class... Arms, class T>
 optimizer<expr::routed<Arms...>, T>::optimizer(routed_type rule, param_store<T>& store,
                                                optimizer_options opts) {
+  if (!opts.arms.empty() && opts.arms.size() != store.size())
+    throw usage_error("optimizer_options::arms: " + std::to_string(opts.arms.size()) +
+                      " arms for a store of " + std::to_string(store.size()) + " blocks; nothing was built");
   std::vector<std::size_t> arm_of(store.size());
   for (std::size_t index = 0; index < store.size(); ++index) {
     const auto& b = store.block_at(index);
-    arm_of[index] = first_arm(rule, expr::block_info{ b.name, b.shape, b.role, b.layout, index });
+    arm_of[index] = opts.arms.empty()
+                      ? first_arm(rule, expr::block_info{ b.name, b.shape, b.role, b.layout, index })
+                      : opts.arms[index];
+    if (arm_of[index] > sizeof...(Arms))
+      throw error(b.name, "optimizer_options::arms gives it arm " + std::to_string(arm_of[index]) +
+                            ", and the route has " + std::to_string(sizeof...(Arms)) + " (counted from 0)");
   }
   auto specs = detail::split_by_arm(store, arm_of, sizeof...(Arms), this->owner_);
   this->is_route_ = true;

@@ -59,6 +59,12 @@ struct engine_state final
     slot_set<engine_state>::lay_out(*this, rule.inits);
     if constexpr (P::n_matrices > 0)
       matrix_phase<engine_state>::register_state(*this);
+    if constexpr (P::n_reductions > 0) // (counted by the reduction pass's own walk)
+      this->for_each_reduction([&]<std::size_t, std::size_t, std::size_t>(const auto& red) {
+        using N = std::remove_cvref_t<decltype(red)>;
+        if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
+          ++this->all_blocks_reductions_;
+      });
   }
 
   // Not inlined: a unit that sees one part type would devirtualize the facade's call and compile

@@ -26,10 +26,21 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+namespace steep::engine {
+
+// fold(per_block, combine): a reduction over all blocks from the blocks' results, the reduction's
+// combine (a sum, or the larger of two) applied in block order, starting from 0.
+using all_blocks_fold =
+  std::function<double(std::span<const double> per_block, double (*combine)(double, double))>;
+
+} // namespace steep::engine
 
 namespace steep::engine::detail {
 
@@ -115,8 +126,13 @@ struct tables {
   aligned_buffer<T> step_T_;       // the same, rounded to T once (and one spare entry)
   std::vector<double> reductions_; // [block][reduction]: each block reduction's result
   std::vector<double> partials_;   // [chunk][reduction]: a chunk's partial result
-  std::vector<double> block_host_; // [per-block offset]: the block being filled, in double
-  aligned_buffer<T> block_T_;      // [block][per-block offset]: every block's, rounded to T
+  // How a reduction over all blocks folds the blocks' results (in block order, from 0, with the
+  // reduction's combine). Unset: over this part's blocks. Set by a caller whose part holds some of
+  // the model's blocks (dist/sharded_optimizer.hpp: every rank's, in the model's order).
+  all_blocks_fold fold_all_blocks_;
+  std::size_t all_blocks_reductions_ = 0; // how many times a step calls it (the rule's global reductions)
+  std::vector<double> block_host_;        // [per-block offset]: the block being filled, in double
+  aligned_buffer<T> block_T_;             // [block][per-block offset]: every block's, rounded to T
 };
 
 } // namespace steep::engine::detail

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <type_traits>
+#include <vector>
 
 namespace steep::engine::detail {
 
@@ -89,9 +90,16 @@ struct reduction_pass {
           s.reductions_[b * nr + Rr] = acc;
           total = Op::combine(total, acc);
         }
-        if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>)
+        if constexpr (std::is_same_v<typename N::scope, expr::all_blocks>) {
+          if (s.fold_all_blocks_) { // (the part holds some of the model's blocks: tables.hpp)
+            std::vector<double> per_block(s.blocks_.size());
+            for (std::size_t b = 0; b < s.blocks_.size(); ++b)
+              per_block[b] = s.reductions_[b * nr + Rr];
+            total = s.fold_all_blocks_(per_block, &Op::combine);
+          }
           for (std::size_t b = 0; b < s.blocks_.size(); ++b)
             s.reductions_[b * nr + Rr] = total;
+        }
       }
     });
   }
