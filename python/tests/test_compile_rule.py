@@ -1,0 +1,163 @@
+"""steep.compile_rule: a rule compiled from a string steps as the catalogue's, is cached by content,
+reports compile errors on the user's line, and carries its implied norm.
+
+Each test class compiles into its own cache (STEEP_CACHE_DIR), so every run compiles cold: the
+precompiled header once, and the two rules below once each.
+"""
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+import numpy as np
+import torch
+
+import steep
+import steep.torch
+from steep import _jit_build, jit
+
+from helpers import clones, params_like, set_grads
+
+# Lion as dsl/steep/rules/lion.hpp writes it, spelled out.
+LION = '-lr * (sign(beta1 * prev(ema<"exp_avg">(grad, beta2)) + (1.0 - beta1) * grad) + weight_decay * param)'
+LION_HYPER = {"lr": 1e-4, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0}
+SIGNUM = '-lr * sign(ema<"m">(grad, beta))'
+
+
+def setUpModule():
+    global CACHE, SAVED
+    CACHE = tempfile.mkdtemp(prefix="steep-cache-")
+    SAVED = os.environ.get("STEEP_CACHE_DIR")
+    os.environ["STEEP_CACHE_DIR"] = CACHE
+    _jit_build._memo.pop("pch", None)
+    # The cold compile, timed once here: the precompiled header, then the rule.
+    t0 = time.perf_counter()
+    _jit_build.precompiled_header()
+    t1 = time.perf_counter()
+    rule = jit.compile(LION, hyper=LION_HYPER, dtype="float64")
+    print(f"\ncold: precompiled header {t1 - t0:.2f} s, then Lion (float64) {rule.compile_seconds['float64']:.2f} s "
+          f"+ dlopen {rule.load_seconds['float64'] * 1e3:.1f} ms")
+
+
+def tearDownModule():
+    if SAVED is None:
+        os.environ.pop("STEEP_CACHE_DIR", None)
+    else:
+        os.environ["STEEP_CACHE_DIR"] = SAVED
+    shutil.rmtree(CACHE, ignore_errors=True)
+
+
+class CompiledLion(unittest.TestCase):
+    def test_trajectory_equals_the_catalogues_lion_bitwise(self):
+        Lion = steep.compile_rule(LION, hyper=LION_HYPER, dtype="float64", name="Lion")
+        a = params_like([(7, 5), (5,), (3, 4)], dtype=torch.float64)
+        b = clones(a)
+        ours = Lion([{"params": a[:2]}, {"params": a[2:], "lr": 3e-4}], lr=2e-4, beta1=0.8, weight_decay=0.1,
+                    threads=1)
+        ref = steep.torch.Lion([{"params": b[:2]}, {"params": b[2:], "lr": 3e-4}], lr=2e-4, betas=(0.8, 0.99),
+                               weight_decay=0.1, threads=1)
+        for step in range(20):
+            set_grads(zip(a, b), step)
+            if step == 10:  # a schedule's change, read at the next step
+                ours.param_groups[0]["lr"] = ref.param_groups[0]["lr"] = 5e-5
+            ours.step(), ref.step()
+            for x, y in zip(a, b):
+                self.assertTrue(torch.equal(x, y), f"step {step}: max diff {(x - y).abs().max().item()}")
+        for x, y in zip(a, b):
+            self.assertTrue(torch.equal(ours.state[x]["exp_avg"], ref.state[y]["exp_avg"]))
+        self.assertEqual(ours.state[a[0]]["step"].item(), 20)
+        self.assertEqual(ours.last_outcome, "applied")
+        self.assertIn("exp_avg", ours.describe())
+
+    def test_a_refused_hyperparameter_names_itself_and_writes_nothing(self):
+        Lion = steep.compile_rule(LION, hyper=LION_HYPER, dtype="float64")
+        p = params_like([(4,)], dtype=torch.float64)
+        opt = Lion(p, beta2=1.5)
+        set_grads([(p[0], p[0])], 0)
+        before = p[0].detach().clone()
+        with self.assertRaisesRegex(ValueError, "beta2"):
+            opt.step()
+        self.assertTrue(torch.equal(p[0], before))
+        with self.assertRaisesRegex(ValueError, "no hyperparameter \\['betas'\\]"):
+            Lion(p, betas=(0.9, 0.9))
+
+
+class CompiledSignum(unittest.TestCase):
+    def test_numpy_trajectory_equals_a_numpy_signum(self):
+        rule = jit.compile(SIGNUM, hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
+        rng = np.random.default_rng(3)
+        w = rng.standard_normal((6, 3))
+        ref, m = w.copy(), np.zeros_like(w)
+        opt = rule.numpy({"w": w}, lr=0.02, beta=0.8, threads=1)
+        for _ in range(15):
+            g = rng.standard_normal(w.shape)
+            self.assertEqual(opt.step({"w": g}), "applied")
+            m = 0.8 * m + (1 - 0.8) * g
+            ref = ref - 0.02 * np.sign(m)
+            np.testing.assert_array_equal(w, ref)
+        np.testing.assert_allclose(opt.state("w", "m"), m, rtol=1e-15, atol=0)
+
+    def test_implied_norm_of_signum_is_linf(self):
+        rule = jit.compile(SIGNUM, hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
+        self.assertEqual(rule.implied_norm.name, "linf")
+        self.assertTrue(rule.implied_norm.known)
+        self.assertIn("m", rule.describe())
+
+    def test_a_second_compile_is_a_cache_hit_without_the_compiler(self):
+        jit.compile(SIGNUM, hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
+        calls = []
+        real = _jit_build._compile
+        _jit_build._compile = lambda *a: calls.append(a) or real(*a)
+        try:
+            _jit_build._memo.pop("headers")  # a new process hashes steep's headers again
+            t0 = time.perf_counter()
+            rule = jit.compile(SIGNUM, hyper={"lr": 0.5, "beta": 0.9}, dtype="float64")  # values: not in the key
+            warm = time.perf_counter() - t0
+        finally:
+            _jit_build._compile = real
+        print(f"\nwarm compile_rule (headers hashed, cache hit, dlopen): {warm * 1e3:.1f} ms "
+              f"(dlopen {rule.load_seconds['float64'] * 1e3:.1f} ms)")
+        self.assertEqual(calls, [])
+        self.assertEqual(rule.compile_seconds["float64"], 0.0)
+
+    def test_a_changed_source_or_steep_is_compiled_again(self):
+        jit.compile(SIGNUM, hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
+        calls = []
+
+        class Stop(Exception):
+            pass
+
+        def stub(args, cwd):
+            calls.append(args)
+            raise Stop
+
+        real, real_digest = _jit_build._compile, _jit_build._memo["headers"]
+        _jit_build._compile = stub
+        try:
+            with self.assertRaises(Stop):  # another expression: another source
+                jit.compile(SIGNUM + " * 1.0", hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
+            _jit_build._memo["headers"] = "0" * 64  # a steep whose headers differ
+            with self.assertRaises(Stop):
+                jit.compile(SIGNUM, hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
+        finally:
+            _jit_build._compile, _jit_build._memo["headers"] = real, real_digest
+        self.assertEqual(len(calls), 2)
+
+
+class CompileErrors(unittest.TestCase):
+    def test_an_error_names_the_users_line_and_the_first_message(self):
+        with self.assertRaises(steep.RuleError) as e:
+            jit.compile('-lr * sgn(ema<"m">(grad, 0.9))', hyper={"lr": 0.1}, dtype="float64")
+        text = str(e.exception)
+        self.assertTrue(text.startswith('rule:1: -lr * sgn(ema<"m">(grad, 0.9))'), text)
+        self.assertRegex(text, "error: .*sgn.* was not declared")
+        self.assertLess(len(text.splitlines()), 5, text)
+
+    def test_a_bad_hyperparameter_name_is_refused_before_compiling(self):
+        with self.assertRaisesRegex(ValueError, "hyperparameter name 'learning rate'"):
+            jit.compile("-lr * grad", hyper={"learning rate": 0.1})
+
+
+if __name__ == "__main__":
+    unittest.main()
