@@ -146,15 +146,23 @@ def first_errors(stderr, expression):
     return "\n".join(out)
 
 
+def _flags():
+    return [*cfg.FLAGS, "-Winvalid-pch", "-shared", *[f"-I{i}" for i in cfg.INCLUDE_DIRS]]
+
+
+def cached_path(source):
+    """Where the cache keeps the object of `source` (whether or not it is there)."""
+    key = _key(source, cfg.VERSION, headers_digest(), compiler_version(), " ".join(_flags()), " ".join(cfg.LIBS))
+    return os.path.join(cache_dir(), f"rule-{key[:40]}.so")
+
+
 def build(source, expression):
     """Compiles `source` (a generated unit) unless cached; returns (path of the .so, seconds spent)."""
-    pch = precompiled_header()
-    flags = [*cfg.FLAGS, "-Winvalid-pch", "-shared", f"-I{pch}", *[f"-I{i}" for i in cfg.INCLUDE_DIRS]]
-    key = _key(source, cfg.VERSION, headers_digest(), compiler_version(), " ".join(flags), " ".join(cfg.LIBS))
-    d = cache_dir()
-    so = os.path.join(d, f"rule-{key[:40]}.so")
+    so = cached_path(source)
     if os.path.exists(so):
         return so, 0.0
+    flags = [f"-I{precompiled_header()}", *_flags()]  # the header's directory first: its .gch is found
+    d = cache_dir()
     t0 = time.perf_counter()
     with _locked(so + ".lock"):
         if os.path.exists(so):  # another process compiled it while this one waited
