@@ -63,7 +63,7 @@ class CompiledOptimizer(torch.optim.Optimizer):
         for p in params:
             self.state[p] = {"step": torch.zeros((), dtype=torch.float32)}
         for b, slot, addr, shape in session.slots():
-            self.state[params[b]][slot] = torch.from_numpy(view(addr, shape, _DTYPES[dtype]))
+            self.state[params[b]][slot] = torch.from_numpy(view(addr, shape, _DTYPES[dtype], session))
         self._groups[gi] = (session, params)
         return self._groups[gi]
 

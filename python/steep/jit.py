@@ -40,6 +40,7 @@ def generate(expression, names, dtype):
     return ('#include "steep_jit.hpp"\n'
             "namespace steep_jit_rule {\n"
             "using namespace steep::rules;\n"
+            "namespace norms = steep::norms;\n"
             "inline auto make([[maybe_unused]] const double* h) {\n"
             f"{decl}"
             "  return (\n"
@@ -104,14 +105,17 @@ def compile(expression, hyper=None, dtype="float32"):  # noqa: A001 (steep.jit.c
     return CompiledRule(expression, hyper or {}, dtype)
 
 
-def view(address, shape, dtype):
-    """A NumPy array over `address` (steep's memory; valid while its session lives)."""
+def view(address, shape, dtype, owner):
+    """A NumPy array over `address`, steep's memory held by `owner` (a Session): the array (and a
+    torch tensor made from it) keeps the session alive, so a view outliving its optimizer stays valid."""
     import numpy as np
     n = 1
     for d in shape:
         n *= d
     ct = ctypes.c_float if dtype == "float32" else ctypes.c_double
-    return np.ctypeslib.as_array((ct * n).from_address(address)).reshape(shape)
+    buffer = (ct * n).from_address(address)
+    buffer.owner = owner
+    return np.ctypeslib.as_array(buffer).reshape(shape)
 
 
 class NumpyOptimizer:
@@ -147,7 +151,7 @@ class NumpyOptimizer:
     def state(self, name, slot):
         for b, s, addr, shape in self.session.slots():
             if self.names[b] == name and s == slot:
-                v = view(addr, shape, self.dtype)
+                v = view(addr, shape, self.dtype, self.session)
                 v.flags.writeable = False
                 return v
         raise KeyError(f"no state slot '{slot}' of parameter '{name}'")

@@ -7,6 +7,8 @@ The precompiled header is built there if the cache lacks it, and timed.
 """
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -84,6 +86,29 @@ class CompiledLion(unittest.TestCase):
             Lion(p, betas=(0.9, 0.9))
 
 
+    def test_refusals_name_the_tensor_and_write_nothing(self):
+        Lion = steep.compile_rule(LION, hyper=LION_HYPER, dtype="float64")
+        p = params_like([(3, 4)], dtype=torch.float64)
+        opt = Lion(p)
+        p[0].grad = torch.ones(4, 3, dtype=torch.float64).t()  # a transposed view: not contiguous
+        before = p[0].detach().clone()
+        with self.assertRaisesRegex(ValueError, "group 0 gradient 0: .*contiguous=False"):
+            opt.step()
+        self.assertTrue(torch.equal(p[0], before))
+        with self.assertRaisesRegex(NotImplementedError, "loading state"):
+            opt.load_state_dict(opt.state_dict())
+
+    def test_a_state_view_keeps_steeps_memory_alive(self):
+        Lion = steep.compile_rule(LION, hyper=LION_HYPER, dtype="float64")
+        p = params_like([(5,)], dtype=torch.float64)
+        opt = Lion(p)
+        set_grads([(p[0], p[0])], 0)
+        opt.step()
+        m, expected = opt.state[p[0]]["exp_avg"], (1 - 0.99) * p[0].grad
+        del opt
+        torch.testing.assert_close(m, expected, rtol=1e-15, atol=0)
+
+
 class CompiledSignum(unittest.TestCase):
     def test_numpy_trajectory_equals_a_numpy_signum(self):
         rule = jit.compile(SIGNUM, hyper={"lr": 0.01, "beta": 0.9}, dtype="float64")
@@ -144,6 +169,42 @@ class CompiledSignum(unittest.TestCase):
         finally:
             _jit_build._compile, _jit_build._memo["headers"] = real, real_digest
         self.assertEqual(len(calls), 2)
+
+
+FAKE_COMPILER = """import sys, time
+if "--version" in sys.argv:
+    print("fake compiler 1")
+    sys.exit(0)
+with open(sys.argv[0] + ".log", "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+time.sleep(1)
+open(sys.argv[sys.argv.index("-o") + 1], "w").close()
+"""
+RACE = """import sys
+from steep import _jit_build as b
+b.cfg.CXX = sys.argv[1]
+print(b.build("// no test loads this\\n", "x")[0])
+"""
+
+
+class ConcurrentProcesses(unittest.TestCase):
+    def test_two_processes_compile_a_rule_once(self):
+        with tempfile.TemporaryDirectory() as d:
+            fake = os.path.join(d, "fake-c++")
+            with open(fake, "w") as f:
+                f.write(f"#!{sys.executable}\n" + FAKE_COMPILER)
+            os.chmod(fake, 0o755)
+            env = dict(os.environ, STEEP_CACHE_DIR=os.path.join(d, "cache"))
+            procs = [subprocess.Popen([sys.executable, "-c", RACE, fake], env=env, stdout=subprocess.PIPE, text=True)
+                     for _ in range(2)]
+            outs = [p.communicate()[0].strip() for p in procs]
+            self.assertEqual([p.returncode for p in procs], [0, 0])
+            self.assertEqual(outs[0], outs[1])
+            self.assertTrue(os.path.exists(outs[0]))
+            with open(fake + ".log") as f:
+                runs = f.read().splitlines()
+            self.assertEqual(sum("rule.cpp" in r for r in runs), 1, runs)
+            self.assertEqual(sum("c++-header" in r for r in runs), 1, runs)
 
 
 class CompileErrors(unittest.TestCase):
