@@ -54,6 +54,21 @@ int guarded(F&& f) {
   }
 }
 
+// A norm type's name; a route's implied norm, max_composite<N...>, has none of its own: "max(N, ...)"
+// (the arms' weights are their learning rates' ratio, a run-time value: train/implied_norm_of.hpp).
+template <class N>
+struct norm_name {
+  static std::string get() { return std::string(N::name); }
+};
+template <class... Ns>
+struct norm_name<norms::max_composite<Ns...>> {
+  static std::string get() {
+    std::string out;
+    ((out += (out.empty() ? "" : ", ") + norm_name<Ns>::get()), ...);
+    return "max(" + out + ")";
+  }
+};
+
 // One optimizer and its store; the rule's type is erased by any_optimizer, the element type here.
 class session {
 public:
@@ -127,11 +142,12 @@ private:
   engine::any_optimizer<T> opt_;
 };
 
-// Builds a session of rule `make(hypers)` over the caller's blocks of element type T.
+// Builds a session of rule `make(hypers)` over the caller's blocks of element type T. `roles`:
+// per block a steep::block_role's value, or null for the role of each block's shape.
 template <class T, class Make>
 session* create(Make make, std::size_t n, const char* const* names, const std::size_t* ndims,
-                const std::size_t* dims, void* const* params, void* const* grads, const double* hypers,
-                int threads, int nonfinite) {
+                const std::size_t* dims, const int* roles, void* const* params, void* const* grads,
+                const double* hypers, int threads, int nonfinite) {
   engine::optimizer_options opts;
   opts.threads = threads;
   constexpr engine::nonfinite_policy policies[] = { engine::nonfinite_policy::refuse,
@@ -147,7 +163,10 @@ session* create(Make make, std::size_t n, const char* const* names, const std::s
     const std::size_t count = element_count(shape);
     if (!params[i] || !grads[i])
       throw error(names[i], "a null parameter or gradient");
-    specs.emplace_back(names[i], shape, std::span<T>(static_cast<T*>(params[i]), count),
+    if (roles && (roles[i] < 0 || roles[i] > static_cast<int>(block_role::scalar)))
+      throw error(names[i], "role " + std::to_string(roles[i]) + " is not a steep::block_role");
+    const block_role role = roles ? static_cast<block_role>(roles[i]) : default_role(shape);
+    specs.emplace_back(names[i], shape, role, std::span<T>(static_cast<T*>(params[i]), count),
                        std::span<T>(static_cast<T*>(grads[i]), count));
   }
   return new typed_session<T>(make(hypers), std::move(specs), opts);
@@ -160,10 +179,10 @@ session* create(Make make, std::size_t n, const char* const* names, const std::s
   using steep_jit_rule_t = decltype(MAKE(static_cast<const double*>(nullptr)));                              \
   using steep_jit_norm = steep::implied_norm<steep_jit_rule_t>;                                              \
   extern "C" {                                                                                               \
-  [[gnu::visibility("default")]] int steep_jit_abi() { return 1; }                                           \
+  [[gnu::visibility("default")]] int steep_jit_abi() { return 2; }                                           \
   [[gnu::visibility("default")]] const char* steep_jit_error() { return steep::jit::last_error().c_str(); }  \
   [[gnu::visibility("default")]] const char* steep_jit_norm_name() {                                         \
-    static const std::string s(steep_jit_norm::type::name);                                                  \
+    static const std::string s = steep::jit::norm_name<steep_jit_norm::type>::get();                         \
     return s.c_str();                                                                                        \
   }                                                                                                          \
   [[gnu::visibility("default")]] int steep_jit_norm_known() { return steep_jit_norm::known; }                \
@@ -174,11 +193,13 @@ session* create(Make make, std::size_t n, const char* const* names, const std::s
   [[gnu::visibility("default")]] int steep_jit_dtype_size() { return sizeof(T); }                            \
   [[gnu::visibility("default")]] void* steep_jit_create(std::size_t n, const char* const* names,             \
                                                         const std::size_t* ndims, const std::size_t* dims,   \
-                                                        void* const* params, void* const* grads,             \
-                                                        const double* hypers, int threads, int nonfinite) {  \
+                                                        const int* roles, void* const* params,               \
+                                                        void* const* grads, const double* hypers,            \
+                                                        int threads, int nonfinite) {                        \
     steep::jit::session* s = nullptr;                                                                        \
     steep::jit::guarded([&] {                                                                                \
-      s = steep::jit::create<T>(MAKE, n, names, ndims, dims, params, grads, hypers, threads, nonfinite);     \
+      s = steep::jit::create<T>(MAKE, n, names, ndims, dims, roles, params, grads, hypers, threads,          \
+                                nonfinite);                                                                  \
       return 0;                                                                                              \
     });                                                                                                      \
     return s;                                                                                                \

@@ -18,8 +18,8 @@ _SIGS = {
     "steep_jit_norm_known": (C.c_int, []),
     "steep_jit_norm_reason": (C.c_char_p, []),
     "steep_jit_dtype_size": (C.c_int, []),
-    "steep_jit_create": (_p, [_c, C.POINTER(C.c_char_p), C.POINTER(_c), C.POINTER(_c), C.POINTER(_p),
-                              C.POINTER(_p), C.POINTER(C.c_double), C.c_int, C.c_int]),
+    "steep_jit_create": (_p, [_c, C.POINTER(C.c_char_p), C.POINTER(_c), C.POINTER(_c), C.POINTER(C.c_int),
+                              C.POINTER(_p), C.POINTER(_p), C.POINTER(C.c_double), C.c_int, C.c_int]),
     "steep_jit_destroy": (None, [_p]),
     "steep_jit_step": (C.c_int, [_p, C.POINTER(_p), C.POINTER(_p)]),
     "steep_jit_check": (C.c_int, [_p, C.c_char_p, C.c_double]),
@@ -33,10 +33,12 @@ _SIGS = {
     "steep_jit_slot": (None, [_p, _c, C.POINTER(_c), C.POINTER(C.c_char_p), C.POINTER(_p), C.POINTER(_c),
                               C.POINTER(C.POINTER(_c))]),
 }
-ABI = 1
+ABI = 2
 SIZES = {"float32": 4, "float64": 8}
 POLICIES = {"refuse": 0, "skip": 1, "mask": 2, "off": 3}
 OUTCOMES = ("applied", "held_back", "refused")
+# steep::block_role's values (include/steep/core/shape.hpp), for a route by role (on<head>, ...).
+ROLES = ("hidden_matrix", "embedding", "head", "vector", "scalar")
 
 
 def load(path):
@@ -64,7 +66,11 @@ def _ptrs(ptrs):
 class Session:
     """One optimizer of the compiled rule over caller-owned memory (addresses as ints)."""
 
-    def __init__(self, lib, names, shapes, params, grads, hypers, threads=0, nonfinite="refuse"):
+    def __init__(self, lib, names, shapes, params, grads, hypers, threads=0, nonfinite="refuse", roles=None):
+        """roles: per block a name of ROLES, or None for the role of its shape (2-d: hidden_matrix)."""
+        for r in roles or ():
+            if r not in ROLES:
+                raise ValueError(f"role {r!r}: expected one of {ROLES}")
         if nonfinite not in POLICIES:
             raise ValueError(f"nonfinite={nonfinite!r}: expected one of {tuple(POLICIES)}")
         self.lib = lib
@@ -72,6 +78,7 @@ class Session:
         dims = [d for s in shapes for d in s]
         h = lib.steep_jit_create(n, (C.c_char_p * n)(*[x.encode() for x in names]),
                                  (_c * n)(*[len(s) for s in shapes]), (_c * max(1, len(dims)))(*dims),
+                                 None if roles is None else (C.c_int * n)(*[ROLES.index(r) for r in roles]),
                                  _ptrs(params), _ptrs(grads), (C.c_double * max(1, len(hypers)))(*hypers),
                                  threads, POLICIES[nonfinite])
         if not h:

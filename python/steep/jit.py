@@ -78,14 +78,14 @@ class CompiledRule:
         return ImpliedNorm(lib.steep_jit_norm_name().decode(), bool(lib.steep_jit_norm_known()),
                            lib.steep_jit_norm_reason().decode())
 
-    def session(self, dtype, names, shapes, params, grads, hyper=None, threads=0, nonfinite="refuse"):
+    def session(self, dtype, names, shapes, params, grads, hyper=None, threads=0, nonfinite="refuse", roles=None):
         values = dict(self.hyper)
         for k, v in (hyper or {}).items():
             if k not in values:
                 raise ValueError(f"hyperparameter {k!r}: the rule has {sorted(values)}")
             values[k] = v
         return _jit_abi.Session(self.lib(dtype), names, shapes, params, grads, [float(values[k]) for k in self.hyper],
-                                threads, nonfinite)
+                                threads, nonfinite, roles)
 
     def describe(self, shape=(4, 4), dtype=None):
         """What steep compiled the rule to, for one block of `shape` (dtype: the first compiled)."""

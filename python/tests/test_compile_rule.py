@@ -95,8 +95,38 @@ class CompiledLion(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "group 0 gradient 0: .*contiguous=False"):
             opt.step()
         self.assertTrue(torch.equal(p[0], before))
-        with self.assertRaisesRegex(NotImplementedError, "loading state"):
-            opt.load_state_dict(opt.state_dict())
+        with self.assertRaisesRegex(ValueError, "role 'output': expected one of"):
+            Lion([{"params": p, "role": "output"}])
+
+    def test_a_checkpoint_continues_bitwise_and_the_catalogues_loads(self):
+        Lion = steep.compile_rule(LION, hyper=LION_HYPER, dtype="float64")
+        a = params_like([(7, 5), (5,)], dtype=torch.float64)
+        b = clones(a)
+        ref = steep.torch.Lion(a, lr=2e-4, betas=(0.8, 0.99), weight_decay=0.1, threads=1)
+        ours = Lion(b, lr=2e-4, beta1=0.8, weight_decay=0.1, threads=1)
+        for step in range(5):
+            set_grads(zip(a, b), step)
+            ref.step(), ours.step()
+        c, d = clones(b), clones(a)
+        from_ours = Lion(c, lr=2e-4, beta1=0.8, weight_decay=0.1, threads=1)
+        from_ours.load_state_dict(ours.state_dict())
+        from_catalogue = Lion(d, lr=2e-4, beta1=0.8, weight_decay=0.1, threads=1)
+        from_catalogue.load_state_dict(ref.state_dict())  # steep.torch.Lion's keys: exp_avg, step
+        self.assertEqual(from_catalogue.state[d[0]]["step"].item(), 5)
+        for step in range(5, 10):
+            set_grads(zip(a, b), step)
+            for x, y, z in zip(b, c, d):
+                y.grad, z.grad = x.grad.clone(), x.grad.clone()
+            for opt in (ref, ours, from_ours, from_catalogue):
+                opt.step()
+            for w, x, y, z in zip(a, b, c, d):
+                self.assertTrue(torch.equal(w, x) and torch.equal(x, y) and torch.equal(x, z), f"step {step}")
+        bad = ours.state_dict()
+        bad["state"][0]["v"] = bad["state"][0]["exp_avg"]
+        fresh = Lion(clones(b))
+        with self.assertRaisesRegex(ValueError, "the state has 'v', which the rule does not keep"):
+            fresh.load_state_dict(bad)
+        self.assertEqual(len(fresh.state), 0)
 
     def test_a_state_view_keeps_steeps_memory_alive(self):
         Lion = steep.compile_rule(LION, hyper=LION_HYPER, dtype="float64")
