@@ -95,6 +95,10 @@ class CompiledLion(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "group 0 gradient 0: .*contiguous=False"):
             opt.step()
         self.assertTrue(torch.equal(p[0], before))
+        p[0].grad = torch.full((3, 4), float("nan"), dtype=torch.float64)
+        with self.assertRaisesRegex(steep.NonFiniteError, "group0.param0"):
+            opt.step()
+        self.assertTrue(torch.equal(p[0], before))
         with self.assertRaisesRegex(ValueError, "role 'output': expected one of"):
             Lion([{"params": p, "role": "output"}])
 
@@ -245,6 +249,13 @@ class CompileErrors(unittest.TestCase):
         self.assertTrue(text.startswith('rule:1: -lr * sgn(ema<"m">(grad, 0.9))'), text)
         self.assertRegex(text, "error: .*sgn.* was not declared")
         self.assertLess(len(text.splitlines()), 5, text)
+
+    def test_a_static_assert_shows_its_message(self):
+        with self.assertRaises(steep.RuleError) as e:
+            jit.compile('-lr * ema<"m">(grad, 0.9) / sqrt(ema<"m">(square(grad), 0.99))', hyper={"lr": 0.1},
+                        dtype="float64")
+        self.assertRegex(str(e.exception), "static assertion failed: two different stages that own state share one "
+                                           "slot name")
 
     def test_a_bad_hyperparameter_name_is_refused_before_compiling(self):
         with self.assertRaisesRegex(ValueError, "hyperparameter name 'learning rate'"):
