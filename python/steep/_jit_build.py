@@ -1,13 +1,14 @@
 """Compiling a rule written in steep's C++ DSL into a shared object, once per content.
 
-    path, seconds = build(source)          # the .so in the cache; seconds == 0.0 on a hit
+    path, seconds = build(source, expression)   # the .so in the cache; seconds == 0.0 on a hit
 
 The cache key is sha256 of the generated source, steep's version, the contents of every steep
 header (include/, dsl/ and steep_jit.hpp: a changed steep invalidates), the compiler's version
 and the flags. The cache directory is STEEP_CACHE_DIR or ~/.cache/steep. A file lock per key
 keeps concurrent processes from compiling the same rule twice; the finished .so is renamed into
 place, so a reader never sees a partial one. The precompiled header (steep_jit.hpp: the engine,
-the catalogue, implied_norm) is built once per (headers, compiler, flags) into the cache too.
+the catalogue, implied_norm) is built once per (headers, compiler, flags) into the cache too; the
+three used last are kept (a changed steep makes a new one, of about 230 MB).
 
 A compile error raises RuleError with the user's expression line and the compiler's first
 error and static_assert messages, not the whole template backtrace.
@@ -77,18 +78,42 @@ def _key(*parts):
 
 
 class _locked:
-    """An exclusive flock on path (blocks until the holder is done)."""
+    """An flock on path: exclusive, or shared; blocking, or not (then `held` says whether it was had)."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, shared=False, wait=True):
+        self.path, self.mode = path, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
 
     def __enter__(self):
         self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.fd, self.mode)
+            self.held = True
+        except BlockingIOError:
+            self.held = False
+        return self
 
     def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.held:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+KEEP_HEADERS = 3  # precompiled headers kept in a cache (about 230 MB each with g++ 12)
+
+
+def _evict_headers(keep):
+    """Removes all but the KEEP_HEADERS most recently used precompiled headers (`keep` among them): a
+    changed steep makes a new one, and the old ones are large. One in use (a compile holds its lock
+    shared) is left."""
+    root = cache_dir()
+    dirs = [os.path.join(root, n) for n in os.listdir(root) if n.startswith("pch-")]
+    dirs = [d for d in dirs if d != keep]
+    dirs.sort(key=lambda d: os.stat(os.path.join(d, "lock")).st_mtime if os.path.exists(os.path.join(d, "lock"))
+              else 0, reverse=True)
+    for d in dirs[KEEP_HEADERS - 1:]:
+        with _locked(os.path.join(d, "lock"), wait=False) as lock:
+            if lock.held:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def _compile(args, cwd):
@@ -115,6 +140,7 @@ def precompiled_header():
             if rc != 0:
                 raise RuntimeError(f"building steep's precompiled header in {d} failed:\n{err}")
             os.replace(tmp, gch)
+        _evict_headers(d)
         return d
     return _once("pch", build_pch)
 
@@ -161,12 +187,14 @@ def build(source, expression):
     so = cached_path(source)
     if os.path.exists(so):
         return so, 0.0
-    flags = [f"-I{precompiled_header()}", *_flags()]  # the header's directory first: its .gch is found
+    pch = precompiled_header()
+    flags = [f"-I{pch}", *_flags()]  # the header's directory first: its .gch is found
     d = cache_dir()
     t0 = time.perf_counter()
-    with _locked(so + ".lock"):
+    with _locked(so + ".lock"), _locked(os.path.join(pch, "lock"), shared=True):
         if os.path.exists(so):  # another process compiled it while this one waited
             return so, 0.0
+        os.utime(os.path.join(pch, "lock"))  # its last use, for _evict_headers
         with tempfile.TemporaryDirectory(dir=d, prefix="build-") as work:
             with open(os.path.join(work, "rule.cpp"), "w") as f:
                 f.write(source)

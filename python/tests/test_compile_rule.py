@@ -241,6 +241,23 @@ class ConcurrentProcesses(unittest.TestCase):
             self.assertEqual(sum("c++-header" in r for r in runs), 1, runs)
 
 
+class OldPrecompiledHeaders(unittest.TestCase):
+    def test_all_but_the_three_used_last_are_removed_unless_in_use(self):
+        with tempfile.TemporaryDirectory() as d:
+            saved = os.environ["STEEP_CACHE_DIR"]
+            os.environ["STEEP_CACHE_DIR"] = d
+            try:
+                for k in range(6):  # pch-0 used first, pch-5 last
+                    os.makedirs(os.path.join(d, f"pch-{k}"))
+                    open(os.path.join(d, f"pch-{k}", "lock"), "w").close()
+                    os.utime(os.path.join(d, f"pch-{k}", "lock"), (1000 + k, 1000 + k))
+                with _jit_build._locked(os.path.join(d, "pch-1", "lock"), shared=True):  # a compile using it
+                    _jit_build._evict_headers(os.path.join(d, "pch-0"))  # the one just built
+            finally:
+                os.environ["STEEP_CACHE_DIR"] = saved
+            self.assertEqual(sorted(os.listdir(d)), ["pch-0", "pch-1", "pch-4", "pch-5"])
+
+
 class CompileErrors(unittest.TestCase):
     def test_an_error_names_the_users_line_and_the_first_message(self):
         with self.assertRaises(steep.RuleError) as e:
