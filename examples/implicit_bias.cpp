@@ -52,6 +52,8 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xnpy.hpp>
 
 const char* steep_git_commit(); // examples/commit_id.cmake generates it
 
@@ -111,6 +113,7 @@ struct settings {
   std::string sweep;
   std::vector<double> sweep_eta, sweep_c;
   std::string json, csv, plot;
+  std::string dump_init; // --dump-init DIR: the data and the initialization as .npy
   bool quiet = false;
   bool no_rescale = false;
 };
@@ -204,6 +207,19 @@ std::unique_ptr<model_box> make_model(const settings& s, const tr::dataset<T>& d
   if (s.activation == "identity")
     return make_with<md::identity>(s, d, loss);
   throw std::invalid_argument("--activation must be relu, relu2, relu3, square or identity");
+}
+
+// --dump-init DIR: the samples (x.npy, n x dim), labels (y.npy, +-1) and the initialization every
+// optimizer starts from (<block>.npy, torch's (out, in) layout), float64, so another implementation
+// of this job (python/examples/implicit_bias.py) starts from exactly this run's data and parameters.
+void dump_init(const std::string& dir, const tr::dataset<T>& d, model_box& m, const settings& s) {
+  std::filesystem::create_directories(dir);
+  m.init(s.init_scale, s.seed);
+  xt::dump_npy(dir + "/x.npy", xt::adapt(d.x, std::vector<std::size_t>{ d.size(), d.dim }));
+  std::vector<double> y(d.labels.begin(), d.labels.end());
+  xt::dump_npy(dir + "/y.npy", xt::adapt(y, std::vector<std::size_t>{ d.size() }));
+  for (const auto& b : m.task().store().blocks())
+    xt::dump_npy(dir + "/" + b.name + ".npy", xt::adapt(b.param, b.size, xt::no_ownership(), b.shape));
 }
 
 struct run_result {
@@ -1294,6 +1310,7 @@ int main(int argc, char** argv) {
     ->check(integer_at_least(1));
   app.add_option("--json", s.json, "write the results as JSON");
   app.add_option("--csv", s.csv, "write every record as CSV");
+  app.add_option("--dump-init", s.dump_init, "write the data and the initialization as .npy files into DIR");
   app.add_option("--plot", s.plot, "directory for margin plots (PNG, SVG via gnuplot)");
   app.add_flag("--quiet", s.quiet, "no progress lines");
   app.add_flag("--no-rescale", s.no_rescale,
@@ -1307,6 +1324,8 @@ int main(int argc, char** argv) {
       throw steep::usage_error("--eval-c needs --train-c: the c's to train the hybrids at");
     const auto d = load(s);
     auto m = make_model(s, d);
+    if (!s.dump_init.empty())
+      dump_init(s.dump_init, d, *m, s);
     if (!s.sweep.empty()) {
       steep::kernel::blas::thread_limit blas_threads(s.threads);
 #if defined(STEEP_WITH_MPI)
