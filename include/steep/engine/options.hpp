@@ -58,7 +58,7 @@ struct optimizer_options {
   // selectors; empty: the selectors decide. For a caller that cuts a model into pieces and must
   // send each piece where its whole block went (dist/sharded_optimizer.hpp): a piece's index and
   // shape are not its block's, so on_index and on_if would choose again, differently.
-  std::vector<std::size_t> arms;
+  std::vector<std::size_t> arms = {};
 };
 
 } // namespace steep::engine
