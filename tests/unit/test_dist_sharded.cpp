@@ -190,12 +190,12 @@ std::vector<steep::block_spec<float>> catalogue_matrices() {
   return { { "W1", { 6, 4 } }, { "W2", { 5, 6 } }, { "W3", { 6, 6 } }, { "W4", { 4, 6 } } };
 }
 
-// Every rule of the catalogue, plain and routed: 20 steps at W ranks are one process's.
+// Every rule of the catalogue, plain and routed: 100 steps at W ranks are one process's.
 template <class Comm>
 void check_catalogue(Comm& comm) {
   steep::rules::for_each_catalogue_rule([&](std::string_view name, const auto& rule, steep::rules::takes t) {
     check_matches_one_process(comm, rule, name, splits::unchecked,
-                              t == steep::rules::takes::any ? catalogue_any : catalogue_matrices, 20);
+                              t == steep::rules::takes::any ? catalogue_any : catalogue_matrices, 100);
   });
 }
 
