@@ -51,9 +51,10 @@ void run(Comm& comm, Rule rule, const std::string& name, std::size_t params, int
   const double bytes = static_cast<double>(c.reduce_scatter.bytes + c.all_gather.bytes);
   const double state = comm.all_reduce(static_cast<double>(opt.state_bytes()), steep::dist::reduce_op::max);
   if (comm.rank() == 0)
-    std::printf("%-10s W=%d  %zu params  median step %.2f ms (slowest rank)  state %.1f MB (largest rank)  sent "
-                "%.1f MB/rank/step\n",
-                name.c_str(), comm.size(), store.total_elements(), slowest * 1e3, state / 1e6, bytes / steps / 1e6);
+    std::printf(
+      "%-10s W=%d  %zu params  median step %.2f ms (slowest rank)  state %.1f MB (largest rank)  sent "
+      "%.1f MB/rank/step\n",
+      name.c_str(), comm.size(), store.total_elements(), slowest * 1e3, state / 1e6, bytes / steps / 1e6);
 }
 
 } // namespace
