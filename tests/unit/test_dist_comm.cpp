@@ -64,6 +64,16 @@ void check_reduce_scatter_and_gather(Comm& comm) {
   const auto& c = comm.counters();
   CHECK(c.reduce_scatter == steep::dist::traffic{ 1, (total - mine) * sizeof(T) });
   CHECK(c.all_gather == steep::dist::traffic{ 1, mine * sizeof(T) * static_cast<std::size_t>(w - 1) });
+
+  // In place: each rank's piece already at its place in `all` (the sharded optimizer's parameters).
+  std::vector<T> in_place(total, T(0.0f));
+  for (std::size_t j = 0; j < mine; ++j)
+    in_place[displ + j] = piece[j];
+  comm
+    .template all_gather_v<T>(std::span<const T>(in_place.data() + displ, mine), std::span<T>(in_place),
+                              std::span<const std::size_t>(counts))
+    .wait();
+  REQUIRE(in_place == all);
   CHECK(c.all_reduce == steep::dist::traffic{});
   CHECK(c.total().bytes == c.reduce_scatter.bytes + c.all_gather.bytes);
 }

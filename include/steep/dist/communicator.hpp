@@ -16,7 +16,8 @@
 // - reduce_scatter_sum(send, recv, counts) -> request: send has sum(counts) elements on every
 //   rank; recv gets rank()'s counts[rank()] elements of their elementwise sum. bfloat16 is summed
 //   in float and rounded to nearest even per addition.
-// - all_gather_v(mine, all, counts) -> request: all gets the ranks' `mine` concatenated.
+// - all_gather_v(mine, all, counts) -> request: all gets the ranks' `mine` concatenated; `mine`
+//   may be rank()'s own range of `all` (in place: nothing is copied on the sending side).
 // - request::wait(): the buffers may be read (recv, all) or reused (send, mine) only after it.
 // - all_reduce(x, reduce_op::sum | max | min) -> double, blocking.
 // - counters(): messages and bytes per collective kind (dist/collective.hpp says what a byte is).

@@ -206,9 +206,12 @@ public:
     constexpr const char* name = "all_gather_v (MPI_Iallgatherv)";
     auto c = detail::check_counts(name, counts, size_, rank_, all.size(), mine.size(), "all", "mine");
     request rq(name, std::move(c));
-    detail::mpi_check(MPI_Iallgatherv(mine.data(), static_cast<int>(mine.size()), type<T>(), all.data(),
-                                      rq.counts_.counts.data(), rq.counts_.displs.data(), type<T>(), comm_,
-                                      &rq.rq_),
+    // `mine` already in place (rank()'s range of `all`): MPI forbids a send buffer inside the
+    // receive buffer, and MPI_IN_PLACE says so, with no copy.
+    const bool in_place = mine.data() == all.data() + rq.counts_.displs[static_cast<std::size_t>(rank_)];
+    detail::mpi_check(MPI_Iallgatherv(in_place ? MPI_IN_PLACE : mine.data(), static_cast<int>(mine.size()),
+                                      type<T>(), all.data(), rq.counts_.counts.data(),
+                                      rq.counts_.displs.data(), type<T>(), comm_, &rq.rq_),
                       name);
     count(counters_.all_gather, mine.size() * sizeof(T) * static_cast<std::size_t>(size_ - 1));
     return rq;

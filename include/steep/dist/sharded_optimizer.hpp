@@ -290,11 +290,11 @@ public:
     if (local_)
       local_->commit_step();
     ++steps_;
-    // (Parameters travel from a copy: MPI forbids a send buffer inside the receive buffer.)
-    send_.assign(store_->arena_params() + mine.begin, store_->arena_params() + mine.end);
+    // (In place: this rank's range of the arena is the one it sends.)
     comm_
-      ->template all_gather_v<T>(std::span<const T>(send_),
-                                 std::span<T>(store_->arena_params(), plan_.arena_elements), counts_)
+      ->template all_gather_v<T>(
+        std::span<const T>(store_->arena_params() + mine.begin, mine.end - mine.begin),
+        std::span<T>(store_->arena_params(), plan_.arena_elements), counts_)
       .wait();
     const bool held = local_ && local_->any_held_back();
     if (comm_->all_reduce(held ? 1.0 : 0.0, reduce_op::max) > 0)
@@ -431,7 +431,6 @@ private:
   std::vector<std::size_t> pieces_; // per rank: its blocks or pieces (the global fold's counts)
   std::size_t folds_ = 0;           // reductions over all blocks per step, with more than one rank
   aligned_buffer<T> grad_;          // the owned range of the summed gradient (the local store's gradients)
-  std::vector<T> send_;             // the owned parameters, for the all-gather
   std::unique_ptr<param_store<T>> local_store_;
   std::unique_ptr<engine::any_optimizer<T>> local_;
   std::function<std::unique_ptr<engine::any_optimizer<T>>(param_store<T>&)> make_whole_;
