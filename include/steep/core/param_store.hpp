@@ -2,7 +2,7 @@
 // param_store<T>: a model's parameters and gradients as named blocks in one flat, aligned arena.
 //
 //   steep::param_store<float> store({{"W1", {48, 32}}, {"W2", {16, 48}}, {"v", {16}}});
-//   store.param("W1")(0, 0) = 0.5f;      // xtensor views over the arena
+//   store.param("W1")(0, 0) = 0.5f;      // views over the arena (core/tensor_view.hpp)
 //   store.grad("W1").fill(1.f);
 //   float* p = store.block(0).param;     // raw pointers for other frameworks
 //
@@ -22,6 +22,7 @@
 #include "steep/core/aligned_buffer.hpp"
 #include "steep/core/error.hpp"
 #include "steep/core/shape.hpp"
+#include "steep/core/tensor_view.hpp"
 #include "steep/core/xsimd_fence.hpp"
 
 #include <algorithm>
@@ -34,7 +35,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-#include <xtensor/xadapt.hpp>
 
 namespace steep {
 
@@ -166,10 +166,14 @@ public:
   }
   const block<T>& block_named(const std::string& name) const { return blocks_[index_of(name)]; }
 
-  auto param(const std::string& name) { return view(block_named(name).param, block_named(name)); }
-  auto grad(const std::string& name) { return view(block_named(name).grad, block_named(name)); }
-  auto param(const std::string& name) const { return view(block_named(name).param, block_named(name)); }
-  auto grad(const std::string& name) const { return view(block_named(name).grad, block_named(name)); }
+  tensor_view<T> param(const std::string& name) { return view(block_named(name).param, block_named(name)); }
+  tensor_view<T> grad(const std::string& name) { return view(block_named(name).grad, block_named(name)); }
+  tensor_view<T> param(const std::string& name) const {
+    return view(block_named(name).param, block_named(name));
+  }
+  tensor_view<T> grad(const std::string& name) const {
+    return view(block_named(name).grad, block_named(name));
+  }
 
   // The whole arena, for checkpointing and bulk copies (owned blocks only).
   T* arena_params() noexcept { return params_.data(); }
@@ -177,7 +181,7 @@ public:
   std::size_t arena_size() const noexcept { return params_.size(); }
 
 private:
-  static auto view(T* p, const block<T>& b) { return xt::adapt(p, b.size, xt::no_ownership(), b.shape); }
+  static tensor_view<T> view(T* p, const block<T>& b) { return { p, b.shape }; }
 
   // External buffers (parameters and gradients of every block) must not share an element: a
   // rule would update the shared memory twice, or read a gradient it already overwrote.

@@ -19,6 +19,7 @@
 
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
+#include "steep/engine/arm_names.hpp"
 #include "steep/engine/call_guard.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/interface.hpp"
@@ -26,7 +27,6 @@
 #include "steep/engine/slots.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -253,14 +253,7 @@ public:
     });
     if (values.empty())
       no_hyper(name);
-    for (const auto& [k, v] : values)
-      if (v != values.front().second)
-        throw usage_error("hyperparameter '" + std::string(name) + "' differs between the route's arms (arm" +
-                          std::to_string(values.front().first) + ": " +
-                          std::to_string(values.front().second) + ", arm" + std::to_string(k) + ": " +
-                          std::to_string(v) + "); read one arm's as 'arm" + std::to_string(k) + "/" +
-                          std::string(name) + "'");
-    return values.front().second;
+    return detail::agreed_value(name, values);
   }
   // Every named hyperparameter with its value (checkpoints save them): once per name where the
   // parts agree, else once per arm as "arm<k>/<name>" (so a checkpoint restores each arm's own).
@@ -274,20 +267,7 @@ public:
       for (auto& e : part.hypers_.hyperparameters(part.roots_ptr_))
         all.push_back(e), arm.push_back(k);
     });
-    std::vector<std::pair<std::string, double>> out;
-    for (std::size_t i = 0; i < all.size(); ++i) {
-      bool agree = true, first = true;
-      for (std::size_t j = 0; j < all.size(); ++j)
-        if (all[j].first == all[i].first) {
-          agree = agree && all[j].second == all[i].second;
-          first = first && j >= i;
-        }
-      if (!agree)
-        out.emplace_back("arm" + std::to_string(arm[i]) + "/" + all[i].first, all[i].second);
-      else if (first)
-        out.push_back(all[i]);
-    }
-    return out;
+    return detail::merge_arm_values(all, arm);
   }
 
   // ---- state slots (the parts' slot directories, part.hpp) -----------------------------------
@@ -304,7 +284,7 @@ public:
   // A view of slot `slot` of block `block` (S must be the slot's storage dtype): in the block's
   // shape, of shape (lines) for a per-line slot, or (1) for a per-block slot.
   template <class S = T>
-  state_view<S> state(const std::string& block, const std::string& slot) {
+  tensor_view<S> state(const std::string& block, const std::string& slot) {
     return part_of(block).template state<S>(block, slot);
   }
   // f(slot_bytes) for every slot of every block, part by part, in slot order then block order.
@@ -449,19 +429,7 @@ private:
   }
   // The arm "arm<k>/" names (removing the prefix from `name`), or the part count for every part.
   std::size_t addressed(std::string_view& name) const {
-    if (is_route_ && name.rfind("arm", 0) == 0) {
-      const auto slash = name.find('/');
-      std::size_t k = 0;
-      const auto [end, ec] = std::from_chars(name.data() + 3, name.data() + std::min(slash, name.size()), k);
-      if (slash != std::string_view::npos && ec == std::errc{} && end == name.data() + slash) {
-        if (k >= parts_.size())
-          throw usage_error("'" + std::string(name) + "': the route has " + std::to_string(parts_.size()) +
-                            " arms, counted from 0");
-        name = name.substr(slash + 1);
-        return k;
-      }
-    }
-    return parts_.size();
+    return is_route_ ? detail::addressed_arm(name, parts_.size()) : parts_.size();
   }
   [[noreturn]] void no_hyper(std::string_view name) const {
     throw usage_error((is_route_ ? "no arm of the route has a hyperparameter named '"

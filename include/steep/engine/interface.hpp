@@ -22,6 +22,7 @@
 // It is implemented once, in optimizer_facade<T> (facade.hpp), over the parts the plain and
 // routed optimizers build; any_optimizer<T> is that class with the rule's type gone.
 
+#include "steep/core/tensor_view.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/slots.hpp"
 
@@ -61,7 +62,7 @@ concept optimizer_interface = requires(O& o, const O& c, std::string_view name, 
   { c.hyperparameters() } -> std::same_as<std::vector<std::pair<std::string, double>>>;
   { c.slots() } -> std::same_as<std::vector<slot_info>>;
   { c.has_slot(s, name) } -> std::same_as<bool>;
-  { o.state(s, s) } -> std::same_as<state_view<typename O::value_type>>;
+  { o.state(s, s) } -> std::same_as<tensor_view<typename O::value_type>>;
   { c.threads() } -> std::same_as<int>;
   o.set_threads(1);
   { c.describe() } -> std::same_as<std::string>;

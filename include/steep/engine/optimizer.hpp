@@ -4,7 +4,7 @@
 //   steep::param_store<float> store({{"W", {64, 32}}, {"b", {64}}});
 //   steep::optimizer opt(steep::rules::adam(1e-3), store, {.threads = 2});
 //   for (...) { fill store.grad(...); opt.step(); }
-//   opt.state("W", "exp_avg");     // xtensor view of a slot of one block
+//   opt.state("W", "exp_avg");     // a view of one block's slot (core/tensor_view.hpp)
 //   opt.set("lr", 1e-4);           // a named hyperparameter (hyper<"lr">), between steps
 //
 // One step is a read-only part (prepare_step) and the update pass (commit_step):

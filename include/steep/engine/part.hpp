@@ -19,6 +19,7 @@
 #include "steep/core/error.hpp"
 #include "steep/core/param_store.hpp"
 #include "steep/core/shape.hpp"
+#include "steep/core/tensor_view.hpp"
 #include "steep/engine/guard.hpp"
 #include "steep/engine/hyper_table.hpp"
 #include "steep/engine/options.hpp"
@@ -93,13 +94,12 @@ struct part
 
   // A view of slot `slot` of block `block`; S must be the slot's storage dtype.
   template <class S>
-  state_view<S> state(const std::string& block, const std::string& slot) {
+  tensor_view<S> state(const std::string& block, const std::string& slot) {
     const auto [k, b] = locate(block, slot);
     if (slots_[k].safetensors != safetensors_dtype<S>())
       throw error(block, "slot '" + slot + "' is not stored as " + std::string(dtype_name<S>()));
     const slot_bytes raw = bytes_of(k, b);
-    return make_state_view(reinterpret_cast<S*>(raw.bytes.data()), raw.bytes.size() / sizeof(S),
-                           shape_of(k, b));
+    return { reinterpret_cast<S*>(raw.bytes.data()), shape_of(k, b) };
   }
 
   // f(slot_bytes) for every slot of every block, in slot order then block order.

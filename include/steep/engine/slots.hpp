@@ -25,7 +25,6 @@
 #include <typeinfo>
 #include <utility>
 #include <vector>
-#include <xtensor/xadapt.hpp>
 
 namespace steep::engine {
 
@@ -136,16 +135,5 @@ struct slot_buffer {
     data.assign(n, init);
   }
 };
-
-// What state(block, slot) returns: an xtensor view of one block's slot, in the block's shape,
-// over the optimizer's own memory (writes go to the optimizer).
-template <class S>
-using state_view =
-  decltype(xt::adapt(std::declval<S*>(), std::size_t{}, xt::no_ownership(), std::declval<const shape_t&>()));
-
-template <class S>
-state_view<S> make_state_view(S* data, std::size_t size, const shape_t& shape) {
-  return xt::adapt(std::move(data), size, xt::no_ownership(), shape);
-}
 
 } // namespace steep::engine
