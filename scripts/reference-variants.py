@@ -80,6 +80,14 @@ Cases
   soap_capped    on W1, W2, W3 with max_precond_dim 6 and frequency 2: a side longer than 6 keeps
                  no factor (the code's empty GG entry: no rotation on that side), so each block
                  keeps its smaller side's factor only.
+  two_phase_momentum  two matrix phases in one step: p - lr NS(m), m = 0.9 m + 0.1 NS(g), NS torch
+                 2.11's Newton-Schulz (quintic, 5 steps, X / max(||X||_F, 1e-7)); lr 0.1. Phase 1
+                 orthogonalizes the gradient, phase 2 the momentum of the polar factors.
+  two_phase_norm the second phase's operand reads a norm of the first's result: p - lr polar(g -
+                 O / ||O||_F), O = NS(g), polar the exact U V^T (SVD); lr 0.1.
+  phase_two_only a matrix stage whose operand needs a reduction of depth 1 and no other stage (so
+                 phase 1 has none): v = 0.9 v + 0.1 (row sums of g^2), n = ||g / sqrt(v)||_F (v
+                 per row), p - lr NS(g + g^2 / n); lr 0.1.
   Rank, for SOAP: a factor with more rows than the gradients it has seen span is rank-deficient,
   and the eigh of step 1 (and a QR of L Q) then returns an arbitrary basis of its null space,
   which the elementwise Adam in that basis does not forgive: the trajectory would depend on the
@@ -501,6 +509,46 @@ def soap_square(out):
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
 
 
+TORCH_NS = [QUINTIC] * 5
+
+
+def polar(x):
+    u, _, vt = np.linalg.svd(x, full_matrices=False)
+    return u @ vt
+
+
+def two_phase_momentum(p, grads, lr=0.1, beta=0.9):
+    m, out = np.zeros_like(p), []
+    for g in grads:
+        m = beta * m + (1 - beta) * newton_schulz(g, TORCH_NS, clamp=True)
+        p = p - lr * newton_schulz(m, TORCH_NS, clamp=True)
+        out.append(p.copy())
+    return out
+
+
+def two_phase_norm(p, grads, lr=0.1):
+    out = []
+    for g in grads:
+        o = newton_schulz(g, TORCH_NS, clamp=True)
+        p = p - lr * polar(g - o / np.linalg.norm(o))
+        out.append(p.copy())
+    return out
+
+
+def phase_two_only(p, grads, lr=0.1, beta=0.9):
+    v, out = np.zeros(p.shape[0]), []
+    for g in grads:
+        v = beta * v + (1 - beta) * np.sum(g * g, axis=1)
+        n = np.linalg.norm(g / np.sqrt(v)[:, None])
+        p = p - lr * newton_schulz(g + g * g / n, TORCH_NS, clamp=True)
+        out.append(p.copy())
+    return out
+
+
+PHASES = (("two_phase_momentum", two_phase_momentum), ("two_phase_norm", two_phase_norm),
+          ("phase_two_only", phase_two_only))
+
+
 def main():
     polar_express_maps()
     out = os.path.join("tests", "data", "variants")
@@ -513,7 +561,7 @@ def main():
         np.save(os.path.join(out, f"{name}_grads.npy"), grads)
         for case, fn in (("adamuon", adamuon), ("muon_polar", muon_polar), ("adam_mini", adam_mini),
                          ("normuon", normuon), ("scion", SCION[name]), ("scion_rownorm", scion("rownorm", 50.0)),
-                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO + DION + SOAP:
+                         ("normuon_eps8", lambda p, g: normuon(p, g, eps=1e-8, shape_factor=False))) + SHAMPOO + DION + SOAP + PHASES:
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads)))
     stacked(out)
     soap_square(out)

@@ -12,6 +12,7 @@
 #include "steep/engine.hpp"
 #include "steep/engine/checkpoint.hpp"
 #include "steep/expr.hpp"
+#include "steep/precond.hpp"
 #include "steep/rules.hpp"
 #ifdef STEEP_COMPILED
 // Linked with steep::compiled (docs/compile-time.md): the catalogue's optimizers come

@@ -118,3 +118,86 @@ TEST_CASE("Shampoo's checkpoint between refreshes resumes bitwise") {
   const auto rule = rules::shampoo(0.05, { .beta2 = 0.9, .eps = 1e-8, .every = 3 });
   CHECK(steep_test::checkpoint_resumes_bitwise(rule, 4, 4, "shampoo-resume.ckpt"));
 }
+
+// ---- Shampoo written in the matrix grammar (precond/compose.hpp) ---------------------------------
+
+namespace pc = steep::precond;
+
+TEST_CASE("Shampoo from the matrix grammar: the references, and the same bits as precond::shampoo") {
+  const auto L = pc::accumulate<"L">(pc::gram_rows(pc::x));
+  const auto R = pc::accumulate<"R">(pc::gram_cols(pc::x));
+  const auto rule =
+    -0.1 * pc::precondition(pc::inverse_root(L, 4, 1e-12) * pc::x * pc::inverse_root(R, 4, 1e-12), grad);
+  for (int threads : { 1, 2, 8 })
+    CHECK(variant_error(rule, "shampoo", threads) < 1e-12);
+  // The packaged map and the composition take the same BLAS and LAPACK calls in the same order.
+  steep::param_store<double> a({ { "W1", { 6, 10 } }, { "W2", { 12, 5 } } }),
+    b({ { "W1", { 6, 10 } }, { "W2", { 12, 5 } } });
+  steep::optimizer composed(rule, a);
+  steep::optimizer packaged(rules::shampoo(0.1), b);
+  for (int t = 0; t < 5; ++t) {
+    for (auto* s : { &a, &b })
+      for (auto& blk : s->blocks())
+        for (std::size_t i = 0; i < blk.size; ++i)
+          blk.grad[i] = std::sin(0.7 * static_cast<double>(i) + t) + 0.1 * static_cast<double>(i % 3);
+    composed.step(), packaged.step();
+  }
+  for (std::size_t k = 0; k < 2; ++k)
+    CHECK(std::equal(a.block_at(k).param, a.block_at(k).param + a.block_at(k).size, b.block_at(k).param));
+}
+
+TEST_CASE("The matrix grammar: EMA factors of a momentum, roots every 2 steps (stale between)") {
+  const auto L = pc::ema<"L">(pc::gram_rows(pc::x), 0.99);
+  const auto R = pc::ema<"R">(pc::gram_cols(pc::x), 0.99);
+  const auto rule = -0.1 * pc::precondition(pc::every<"L_root">(pc::inverse_root(L, 4, 1e-3), 2) * pc::x *
+                                              pc::every<"R_root">(pc::inverse_root(R, 4, 1e-3), 2),
+                                            ema<"m">(grad, 0.9));
+  for (int threads : { 1, 2 })
+    CHECK(variant_error(rule, "shampoo_ema_every2", threads) < 1e-12);
+  CHECK(steep_test::checkpoint_resumes_bitwise(rule, 3, 3, "compose-resume.ckpt")); // between refreshes
+}
+
+TEST_CASE("A user's own variant from the matrix grammar in one line: L^(-1/2) G") {
+  auto own = -0.1 * pc::precondition(
+                      pc::matrix_power(pc::accumulate<"L">(pc::gram_rows(pc::x)), -0.5, 1e-3) * pc::x, grad);
+  CHECK(variant_error(own, "shampoo_left_half") < 1e-12);
+  CHECK(variant_error(own, "shampoo") > 1e-3); // another exponent, another trajectory
+}
+
+TEST_CASE("The matrix grammar's state: slots, describe(), state(), the guard, and refusals by block") {
+  const auto L = pc::ema<"L">(pc::gram_rows(pc::x), 0.9);
+  const auto rule =
+    -0.1 * pc::precondition(pc::every<"L_root">(pc::inverse_root(L, 2, 1e-6), 3) * pc::x, grad);
+  steep::param_store<double> store({ { "W", { 3, 4 } } });
+  steep::optimizer opt(rule, store);
+  const std::string d = opt.describe();
+  CHECK_THAT(d, Catch::Contains("L:float64 (a matrix per block") && Catch::Contains("L_root:float64") &&
+                  Catch::Contains("matrix-stage state: 18 values, 144 bytes")); // 9 + 9
+  REQUIRE(opt.slots().size() == 2);
+  CHECK(opt.slots()[0].granularity == "matrix");
+  std::vector<double> g = { 1, 2, 0, -1, 0.5, 0, 3, 1, -2, 1, 1, 0 };
+  std::copy(g.begin(), g.end(), store.block_at(0).grad);
+  opt.step();
+  const auto l = opt.state<double>("W", "L");
+  REQUIRE(l.shape() == std::vector<std::size_t>{ 3, 3 });
+  const auto gg = steep_test::gram(g, 3, 4);
+  for (std::size_t i = 0; i < 9; ++i)
+    CHECK(l[i] == Approx(0.1 * gg[i]).margin(1e-14)); // L_1 = (1 - 0.9) G G^T
+  const auto before = steep_test::slot_values(opt);
+  store.block_at(0).grad[5] = 1e200; // G G^T overflows: refused by block, nothing written
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("W") && Catch::Contains("not finite"));
+  CHECK(steep_test::slot_values(opt) == before);
+  CHECK(opt.steps() == 1);
+
+  CHECK_THROWS_WITH(steep::optimizer(-0.1 * pc::precondition(pc::gram_rows(pc::x), grad), store),
+                    Catch::Contains("'W'") &&
+                      Catch::Contains("the composition's value is 3 x 3, not the block's 3 x 4"));
+  CHECK_THROWS_WITH(steep::optimizer(-0.1 * pc::precondition(pc::x * pc::x, grad), store),
+                    Catch::Contains("a product of a 3 x 4 and a 3 x 4 matrix"));
+  CHECK_THROWS_WITH(
+    steep::optimizer(-0.1 * pc::precondition(pc::matrix_power(pc::x, -0.5, 0.0), grad), store),
+    Catch::Contains("not square"));
+  CHECK_THROWS_WITH(
+    steep::optimizer(-0.1 * pc::precondition(pc::ema<"L">(pc::gram_rows(pc::x), 1.5) * pc::x, grad), store),
+    Catch::Contains("beta must be in [0, 1)"));
+}

@@ -66,7 +66,6 @@ public:
   using program_type = expr::program<rule_type>;
   static constexpr std::size_t n_slots = program_type::n_slots;
   static constexpr std::size_t n_matrices = program_type::n_matrices;
-  static_assert(program_type::phases_checked);
   // Bytes the update pass moves per parameter (known from the type alone, as the rule's id is).
   static constexpr std::size_t bytes_per_param() { return program_type::template bytes_per_param<T>; }
   static std::string rule_id() { return rule_hash<rule_type>(); }

@@ -3,9 +3,10 @@
 // its accounting: the passes and bytes a step moves, as describe() reports them.
 //
 //   prepare(s)   read-only: per-step scalars; the guard (fused into the first read-only pass there
-//                is, or alone); depth-0 reductions and lines; per-block scalars and lines; the
-//                matrix pre-pass and phase; then for each depth D >= 1 its reductions, lines
-//                and per-block scalars again. Returns the first non-finite gradient entry.
+//                is, or alone); depth-0 reductions and lines; per-block scalars and lines; then
+//                for each depth D >= 1: matrix phase D (its pre-pass, then its maps), depth D's
+//                reductions and lines, and the per-block scalars again. Returns the first
+//                non-finite gradient entry.
 //   commit(s)    the update pass, then the per-block and per-line slots; counts the step.
 //
 // Nothing is written before commit, so a refused step leaves every parameter and slot bitwise as
@@ -39,8 +40,11 @@ struct step_plan {
   using T = typename State::value_type;
   using guard = guard_plan<P>;
   static constexpr std::size_t n_matrices = P::n_matrices;
-  // The depths after the matrix phase: 1 .. max_depth.
-  static constexpr std::size_t later_depths = static_cast<std::size_t>(P::max_depth > 0 ? P::max_depth : 0);
+  // The depths after matrix phase 1: 1 .. max(max_depth, the last matrix phase); depth D >= 2 runs
+  // matrix phase D first (expr/phases.hpp).
+  static constexpr std::size_t phases_run = P::matrix_phases_run;
+  static constexpr std::size_t later_depths =
+    static_cast<std::size_t>(std::max({ P::max_depth, P::n_matrix_phases, 0 }));
 
   static std::optional<nonfinite_entry> prepare(State& s) {
     require_live_store(s.store_alive_);
@@ -74,12 +78,12 @@ struct step_plan {
     // Per-block scalars and lines: all of them now, and again after each later pass (before it,
     // nothing that runs reads those that need it: the compiler's depths see to that).
     fill_block_scalars(s, h);
-    if constexpr (n_matrices > 0) {
-      matrix_phase<State>::prepass(s);
+    if constexpr (P::template matrices_in_phase < 1 >> 0) {
+      matrix_phase<State>::template prepass<1>(s);
       if constexpr (guard::in_prepass)
         if (auto bad = s.first_bad_chunk(s))
           return bad;
-      matrix_phase<State>::run(s);
+      matrix_phase<State>::template run<1>(s);
     }
     [&]<std::size_t... D>(std::index_sequence<D...>) { (later_passes<static_cast<int>(D) + 1>(s, h), ...); }
     (std::make_index_sequence<later_depths>{});
@@ -114,11 +118,16 @@ struct step_plan {
       if constexpr (P::template reductions_at < true, D >> 0)
         out += "line reduction" + when + ", ";
     };
+    auto prepass = [&]<int Ph>() {
+      if constexpr (P::template matrices_in_phase < Ph >> 0)
+        out +=
+          Ph == 1 ? std::string("matrix pre-pass, ") : "matrix pre-pass (phase " + std::to_string(Ph) + "), ";
+    };
     depth.template operator()<0>();
-    if (n_matrices > 0)
-      out += "matrix pre-pass, ";
     [&]<std::size_t... D>(std::index_sequence<D...>) {
-      (depth.template operator()<static_cast<int>(D) + 1>(), ...);
+      ((prepass.template operator()<static_cast<int>(D) + 1>(),
+        depth.template operator()<static_cast<int>(D) + 1>()),
+       ...);
     }
     (std::make_index_sequence<later_depths>{});
     return out;
@@ -135,7 +144,9 @@ struct step_plan {
       element += slot_granularity<P, K>::per_element ? sizeof(typename P::template slot_storage_t<K, T>) : 0;
     });
     const std::size_t scratch = n_matrices * sizeof(T);
-    std::size_t total = P::template bytes_per_param<T> + (n_matrices > 0 ? 2 * scratch + element : 0);
+    // Each matrix phase's pre-pass reads what a pass reads (and, after phase 1, the results so
+    // far) and writes its stages' scratch.
+    std::size_t total = P::template bytes_per_param<T> + phases_run * (2 * scratch + element);
     if (s.guard_ && guard::alone)
       total += sizeof(T);
     auto depth = [&]<int D>() {
@@ -173,7 +184,10 @@ struct step_plan {
     // The passes over memory, as P::passes counts them; the matrix phase is not one (it runs on
     // the pre-pass's scratch, block by block, before the passes of depth >= 1).
     os << "passes: " << P::passes << " (" << pass_names() << "update)"
-       << (n_matrices > 0 ? ", and the matrix phase after the matrix pre-pass" : "") << "\nslots:";
+       << (phases_run > 1 ? ", and " + std::to_string(phases_run) + " matrix phases, each after its pre-pass"
+           : n_matrices > 0 ? std::string(", and the matrix phase after the matrix pre-pass")
+                            : std::string())
+       << "\nslots:";
     for (const auto& slot : slot_set<State>::metas)
       os << ' ' << slot.name << ':' << slot.dtype
          << (slot.granularity != "element" ? " (one per " + std::string(slot.granularity) + ")" : "");
@@ -207,14 +221,17 @@ private:
   }
 
   // What each matrix stage maps: " (each block)", or " (each 2 x 3 slice)" for a sliced map
-  // (expr/matrix.hpp, slices(...)), per stage in order.
+  // (expr/matrix.hpp, slices(...)), per stage in order; where a step has several matrix phases,
+  // each stage's (" (each block, phase 1; each block, phase 2)").
   static std::string stage_shapes(const State& s) {
     if constexpr (n_matrices == 0) {
       return "";
     } else {
       std::string out = " (";
       [&]<std::size_t... K>(std::index_sequence<K...>) {
-        ((out += (K ? ", " : "") + stage_shape(std::get<K>(s.maps_))), ...);
+        ((out += (K ? (P::n_matrix_phases > 1 ? "; " : ", ") : "") + stage_shape(std::get<K>(s.maps_)) +
+                 (P::n_matrix_phases > 1 ? ", phase " + std::to_string(P::matrix_phase[K]) : "")),
+         ...);
       }
       (std::make_index_sequence<n_matrices>{});
       return out + ")";
@@ -232,14 +249,21 @@ private:
   template <class N>
   struct step_scalar_node : std::bool_constant<N::level == 0 && !N::is_inline> {};
 
-  // The reduction passes of depth D >= 1 (after the matrix phase), then the per-block scalars.
+  // Matrix phase D (D >= 2), then the reduction passes of depth D >= 1 and the per-block scalars
+  // (when the rule has reductions that deep).
   template <int D>
   static void later_passes(State& s, const expr::host_ctx& h) {
-    if constexpr (P::template reductions_at < false, D >> 0)
-      reduction_pass<State>::template run<D>(s);
-    if constexpr (P::template reductions_at < true, D >> 0)
-      line_pass<State>::template run<D>(s);
-    fill_block_scalars(s, h);
+    if constexpr (D >= 2 && P::template matrices_in_phase < D >> 0) {
+      matrix_phase<State>::template prepass<D>(s);
+      matrix_phase<State>::template run<D>(s);
+    }
+    if constexpr (D <= P::max_depth) {
+      if constexpr (P::template reductions_at < false, D >> 0)
+        reduction_pass<State>::template run<D>(s);
+      if constexpr (P::template reductions_at < true, D >> 0)
+        line_pass<State>::template run<D>(s);
+      fill_block_scalars(s, h);
+    }
   }
 
   // Every block's per-block slots and scalars (from this step's reductions), then its lines.

@@ -31,21 +31,22 @@ struct rule_view {
     for_roots(roots_, f);
   }
   // f.template operator()<S, B, R>(node) for every node of the rule with Trait<node>, with its
-  // table offsets (program.hpp, visit_where).
-  template <template <class> class Trait, class F>
+  // table offsets (program.hpp, visit_where); with Below, also those inside a matching node's
+  // operand (visit_each: a reduction inside a reduction, a matrix stage inside another's operand).
+  template <template <class> class Trait, bool Below = false, class F>
   void for_each_node(F&& f) const {
     for_roots([&]<std::size_t R>(const auto& root) {
-      expr::visit_where<Trait, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(root, f);
+      if constexpr (Below)
+        expr::visit_each<Trait, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(root, f);
+      else
+        expr::visit_where<Trait, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(root, f);
     });
   }
   // f.template operator()<S, B, R>(node) for every reduction of the rule, those inside another
-  // reduction's operand included (program.hpp, visit_each).
+  // reduction's operand included.
   template <class F>
   void for_each_reduction(F&& f) const {
-    for_roots([&]<std::size_t R>(const auto& root) {
-      expr::visit_each<expr::is_reduce_node, P::step_offset[R], P::block_offset[R], P::red_offset[R]>(root,
-                                                                                                      f);
-    });
+    for_each_node<expr::is_reduce_node, true>(f);
   }
 
   typename P::roots_t roots_;

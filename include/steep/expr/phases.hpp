@@ -2,13 +2,14 @@
 // The phase analysis: when each value of a rule is known within a step, so the engine can run it
 // in passes (docs/design.md, "The plan of one step").
 //
-//   detail::reduction_depth<N>();        // 0: known after the first read-only pass; 1: after the
-//                                        // matrix phase (NorMuon's row norms of the polar factor)
-//   detail::phases_ok(hana::type_c<Rule>);   // every matrix stage fits the one matrix phase
+//   detail::reduction_depth<N>();        // 0: known after the first read-only pass; 1: after
+//                                        // matrix phase 1 (NorMuon's row norms of the polar factor)
+//   detail::matrix_phase_of<M>();        // 1 for Muon's map; 2 for a map of its result
 //   detail::count_reductions<true, 1>(hana::type_c<Rule>);   // line reductions of depth 1
 //
-// A matrix stage's operand must be known before the matrix phase, so it may not read another
-// matrix stage's result (a rule needing two matrix phases does not compile).
+// A step runs the depth-0 reductions, then for p = 1, 2, ...: matrix phase p (its stages'
+// operands gathered in one read-only pre-pass, then their maps per block) and the reductions of
+// depth p (docs/design.md, "The plan of one step").
 
 #include "steep/expr/detail/type_list.hpp"
 
@@ -26,28 +27,44 @@
 namespace steep::expr {
 namespace detail {
 
-// Does evaluating N need a matrix stage's result, directly or through the state it reads?
+// Matrix phases and reduction depths are one order: the depth-0 reductions, matrix phase 1,
+// the depth-1 reductions, matrix phase 2, ... A matrix stage runs in phase p >= 1 once every
+// matrix stage its operand needs ran (phases < p) and every reduction it needs is known
+// (depths < p); a reduction has depth d once what its operand needs ran (matrix phases <= d,
+// reductions of depth < d). Both are -1 / 0 where nothing is needed, and both descend through the
+// state a value reads (a slot's update, the slot a prev(...) reads).
 template <class N>
-constexpr bool reaches_matrix(hana::basic_type<N> t) {
-  return any_in_tree<true, is_matrix_node>(t);
+constexpr int max_reduction_depth(hana::basic_type<N>);
+template <class N>
+constexpr int max_matrix_phase(hana::basic_type<N>);
+
+// The phase of matrix stage M (Muon's newton_schulz(ema(grad)): 1; a second orthogonalization of
+// a momentum of orthogonalized gradients: 2).
+template <class M>
+constexpr int matrix_phase_of() {
+  using C = typename M::child_type;
+  return std::max({ 1, max_matrix_phase(hana::type_c<C>) + 1, max_reduction_depth(hana::type_c<C>) + 1 });
+}
+template <class N>
+constexpr int max_matrix_phase(hana::basic_type<N>) {
+  if constexpr (is_matrix_node<N>::value)
+    return matrix_phase_of<N>(); // covers whatever its operand needs
+  else
+    return []<class... K>(type_list<K...>) {
+      return std::max({ 0, max_matrix_phase(hana::type_c<K>)... });
+    }(analysis_kids<true, N>());
 }
 
 // The pass after which a reduction's value is known ("depth"): 0 for a reduction of what the
-// step starts with (gradient, parameters, state), computed before the matrix phase; 1 + the
-// depth of any reduction its operand needs (directly, through a line or a state slot's update),
-// and at least 1 if it needs a matrix stage's result. Passes run in order of depth, the matrix
-// phase between depth 0 and depth 1 (AdaMuon's norm of its normalized polar factor: depth 1;
-// NorMuon's per-row second moment of the polar factor: 1, and the norm of the row-normalized
-// factor: 2). max_reduction_depth is -1 where no reduction is needed.
-template <class N>
-constexpr int max_reduction_depth(hana::basic_type<N>);
-
+// step starts with (gradient, parameters, state), computed before matrix phase 1; 1 + the depth
+// of any reduction its operand needs (directly, through a line or a state slot's update), and at
+// least p if it needs the result of a matrix stage of phase p (AdaMuon's norm of its normalized
+// polar factor: depth 1; NorMuon's per-row second moment of the polar factor: 1, and the norm of
+// the row-normalized factor: 2). max_reduction_depth is -1 where no reduction is needed.
 template <class N>
 constexpr int reduction_depth() {
   using C = typename N::child_type;
-  const int inner = max_reduction_depth(hana::type_c<C>) + 1;
-  const int matrix = reaches_matrix(hana::type_c<C>) ? 1 : 0;
-  return inner > matrix ? inner : matrix;
+  return std::max(max_reduction_depth(hana::type_c<C>) + 1, max_matrix_phase(hana::type_c<C>));
 }
 
 template <class N>
@@ -58,22 +75,6 @@ constexpr int max_reduction_depth(hana::basic_type<N>) {
     return []<class... K>(type_list<K...>) {
       return std::max({ -1, max_reduction_depth(hana::type_c<K>)... });
     }(analysis_kids<true, N>());
-}
-
-// Checks that every matrix stage under N can run in the one matrix phase: its operand is
-// evaluated before any matrix map has run, from reductions of depth 0 at most.
-template <class M>
-constexpr bool matrix_phase_ok() {
-  constexpr bool ok = !reaches_matrix(hana::type_c<typename M::child_type>) &&
-                      max_reduction_depth(hana::type_c<typename M::child_type>) <= 0;
-  static_assert(ok, "a matrix stage whose operand needs another matrix stage (or state updated from one, "
-                    "or a norm of one) would need two matrix phases; steep runs one");
-  return ok;
-}
-template <class N>
-constexpr bool phases_ok(hana::basic_type<N>) {
-  return
-    []<class... M>(type_list<M...>) { return (true && ... && matrix_phase_ok<M>()); }(collect_matrices<N>{});
 }
 
 // Kind (line or block reduction) and depth of every reduction under N (state updates are roots

@@ -139,17 +139,38 @@ public:
     }
     (std::make_index_sequence<n_matrices>{});
   }();
-  static constexpr bool phases_checked = [] {
-    // (each failing check static_asserts with its own message inside phases_ok)
-    return [&]<std::size_t... R>(std::index_sequence<R...>) {
-      return (detail::phases_ok(boost::hana::type_c<root_t<R>>) && ...);
+  // Each stage's matrix phase (detail::matrix_phase_of: 1, 2, ...), and how many phases a step runs.
+  static constexpr std::array<int, n_matrices> matrix_phase = [] {
+    return [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return std::array<int, n_matrices>{ detail::matrix_phase_of<matrix_t<K>>()... };
     }
-    (std::make_index_sequence<n_roots>{});
+    (std::make_index_sequence<n_matrices>{});
+  }();
+  static constexpr int n_matrix_phases = [] {
+    int n = 0;
+    for (int p : matrix_phase)
+      n = std::max(n, p);
+    return n;
+  }();
+  template <int Phase>
+  static constexpr std::size_t matrices_in_phase = [] {
+    std::size_t n = 0;
+    for (int p : matrix_phase)
+      n += p == Phase ? 1 : 0;
+    return n;
+  }();
+  // The phases that have stages, each one pre-pass over memory (a phase can have none: a stage
+  // whose operand needs a depth-1 reduction of the gradient alone runs in phase 2).
+  static constexpr std::size_t matrix_phases_run = [] {
+    std::size_t n = 0;
+    for (int p = 1; p <= n_matrix_phases; ++p)
+      n += std::find(matrix_phase.begin(), matrix_phase.end(), p) != matrix_phase.end() ? 1 : 0;
+    return n;
   }();
 
-  // Passes of reductions by depth (detail::reduction_depth): depth 0 before the matrix phase,
-  // 1 ... max_depth after it; each depth has a pass for block reductions and one for lines
-  // when it has any.
+  // Passes of reductions by depth (detail::reduction_depth): depth 0 before matrix phase 1, depth
+  // p after matrix phase p, up to max_depth; each depth has a pass for block reductions and one
+  // for lines when it has any.
   static constexpr int max_depth = [] {
     return [&]<std::size_t... R>(std::index_sequence<R...>) {
       return std::max({ -1, detail::max_reduction_depth(boost::hana::type_c<root_t<R>>)... });
@@ -164,9 +185,10 @@ public:
     (std::make_index_sequence<n_roots>{});
   }();
 
-  // Memory passes per step: the reduction passes, [matrix pre-pass], update (plus the matrix phase).
+  // Memory passes per step: the reduction passes, a pre-pass per matrix phase, update (plus the
+  // matrix phases themselves, which run on the pre-passes' scratch).
   static constexpr std::size_t passes = [] {
-    std::size_t n = 1 + (n_matrices > 0 ? 1 : 0);
+    std::size_t n = 1 + matrix_phases_run;
     [&]<std::size_t... D>(std::index_sequence<D...>) {
       ((n += (reductions_at<false, D> > 0 ? 1 : 0) + (reductions_at<true, D> > 0 ? 1 : 0)), ...);
     }
@@ -286,7 +308,7 @@ public:
       });
     };
     [&]<std::size_t... R>(std::index_sequence<R...>) {
-      (visit_where<is_matrix_node, 0, 0, 0>(get<R>(roots), note), ...);
+      (visit_each<is_matrix_node, 0, 0, 0>(get<R>(roots), note), ...); // nested stages too
     }
     (std::make_index_sequence<n_roots>{});
     return [&]<std::size_t... K>(std::index_sequence<K...>) { return matrix_maps_t{ *get<K>(found)... }; }

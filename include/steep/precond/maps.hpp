@@ -8,6 +8,7 @@
 //   steep::precond::shampoo<>{}.apply(x, rows, cols, state);   // defined
 //
 // A preconditioner with an out-of-line body adds its *_apply.hpp here, and nowhere else.
+#include "steep/precond/compose_apply.hpp"
 #include "steep/precond/dion_apply.hpp"
 #include "steep/precond/shampoo_apply.hpp"
 #include "steep/precond/soap_apply.hpp"

@@ -1,13 +1,18 @@
 #pragma once
-// The matrix phase: each matrix stage's operand gathered per element into a scratch arena (the
+// The matrix phases: each matrix stage's operand gathered per element into a scratch arena (the
 // pre-pass, read-only), then the stage's map applied per block (expr/matrix.hpp; the maps'
 // bodies: norms/maps.hpp). The update pass reads the result per element (eval_ctx::matrix_value).
 //
 //   Muon's newton_schulz(ema(grad))   ->  pre-pass: m_new per element into scratch;
-//                                          phase: Newton-Schulz on each block's scratch (BLAS)
+//                                          phase 1: Newton-Schulz on each block's scratch (BLAS)
+//   newton_schulz(ema(newton_schulz(grad)))  ->  phase 1 as above; phase 2's pre-pass reads its
+//                                          result per element into the outer stage's scratch
 //
 //   matrix_phase<State>::init(s, opts);    // checks the blocks, lays out scratch, plans the tasks
-//   matrix_phase<State>::prepass(s);  matrix_phase<State>::run(s);
+//   matrix_phase<State>::prepass<1>(s);  matrix_phase<State>::run<1>(s);   // and so on per phase
+//
+// A stage's phase is the compiler's (expr/phases.hpp): after every stage and reduction its operand
+// needs. Each phase is one pre-pass over memory and one set of tasks.
 //
 // A NaN or Inf in an operand would spread through a whole block's map, so each task checks its
 // operand first and refuses the step, by block, before anything is written.
@@ -83,19 +88,28 @@ struct matrix_tables {
 
   struct matrix_task {
     std::size_t stage, block, piece, size; // piece `piece` of `size` entries of the block
+    std::size_t phase;                     // the stage's matrix phase (1, 2, ...)
   };
-  // Largest first, ties in the order listed: by block, stage, piece (LPT: the dynamic schedule
-  // ends with small tasks). A total order, so std::sort gives what a stable sort by size would,
-  // without libstdc++ 12's deprecated temporary buffer (a warning under clang). Here, not in the
-  // rule's room, so the sort is compiled once per parameter type, not per rule.
-  [[gnu::cold]] void order_matrix_tasks() {
+  // By phase; within a phase largest first, ties in the order listed: by block, stage, piece
+  // (LPT: the dynamic schedule ends with small tasks). A total order, so std::sort gives what a
+  // stable sort by size would, without libstdc++ 12's deprecated temporary buffer (a warning
+  // under clang). Here, not in the rule's room, so the sort is compiled once per parameter type,
+  // not per rule. phase_first_[p - 1] is where phase p's tasks begin.
+  [[gnu::cold]] void order_matrix_tasks(std::size_t phases) {
     std::sort(matrix_tasks_.begin(), matrix_tasks_.end(), [](const matrix_task& x, const matrix_task& y) {
-      return x.size != y.size ? x.size > y.size
-                              : std::tie(x.block, x.stage, x.piece) < std::tie(y.block, y.stage, y.piece);
+      return x.phase != y.phase ? x.phase < y.phase
+             : x.size != y.size ? x.size > y.size
+                                : std::tie(x.block, x.stage, x.piece) < std::tie(y.block, y.stage, y.piece);
     });
+    phase_first_.assign(phases + 1, matrix_tasks_.size());
+    for (std::size_t t = matrix_tasks_.size(); t-- > 0;)
+      phase_first_[matrix_tasks_[t].phase - 1] = t;
+    for (std::size_t p = phases; p-- > 0;) // a phase without tasks begins where the next does
+      phase_first_[p] = std::min(phase_first_[p], phase_first_[p + 1]);
   }
 
   std::vector<matrix_task> matrix_tasks_;
+  std::vector<std::size_t> phase_first_;
   bool deterministic_;
 
   // The state of the matrix stages that keep some (expr::stateful_matrix_map: Shampoo's factors),
@@ -196,9 +210,10 @@ struct matrix_phase {
           pieces =
             map.pieces(static_cast<std::size_t>(s.dims_[b].rows), static_cast<std::size_t>(s.dims_[b].cols));
         for (std::size_t p = 0; p < pieces; ++p)
-          s.matrix_tasks_.push_back({ K, b, p, s.blocks_[b].size / pieces });
+          s.matrix_tasks_.push_back(
+            { K, b, p, s.blocks_[b].size / pieces, static_cast<std::size_t>(P::matrix_phase[K]) });
       });
-    s.order_matrix_tasks();
+    s.order_matrix_tasks(static_cast<std::size_t>(P::n_matrix_phases));
     // The state of the maps that keep some, each slot shaped per block as the map declares.
     for_each_map(s, [&]<std::size_t K>(const auto& map) {
       using M = std::remove_cvref_t<decltype(map)>;
@@ -224,15 +239,16 @@ struct matrix_phase {
     }
   }
 
-  // Read-only pass: each matrix stage's operand, per element, into its scratch arena (and the
-  // guard, when no reduction pass ran before it).
+  // Read-only pass: the operand of each matrix stage of phase `Phase`, per element, into its
+  // scratch arena (and the guard, when no reduction pass ran before phase 1's).
+  template <int Phase>
   static void prepass(State& s) {
     // (As in reduction_pass: the guarded loop exists only where the guard rides on this pass.)
-    constexpr bool guarded = guard_plan<P>::in_prepass;
+    constexpr bool guarded = Phase == 1 && guard_plan<P>::in_prepass;
     if (s.guard_ && guarded)
-      s.exec_.for_each_chunk(s.wl_, [&](std::size_t ci) { prepass_chunk<guarded>(s, ci); });
+      s.exec_.for_each_chunk(s.wl_, [&](std::size_t ci) { prepass_chunk<Phase, guarded>(s, ci); });
     else
-      s.exec_.for_each_chunk(s.wl_, [&](std::size_t ci) { prepass_chunk<false>(s, ci); });
+      s.exec_.for_each_chunk(s.wl_, [&](std::size_t ci) { prepass_chunk<Phase, false>(s, ci); });
   }
 
   // Each block's map. Deterministic (the default), or enough blocks to share: blocks in parallel
@@ -240,34 +256,40 @@ struct matrix_phase {
   // calls for any thread count (bitwise the same results). Otherwise (fewer blocks than threads,
   // optimizer_options::deterministic off): one block at a time, BLAS threaded, whose blocking
   // and so rounding depend on the thread count.
+  // (Phase `Phase`'s tasks.)
+  template <int Phase>
   static void run(State& s) {
-    const std::size_t n = s.matrix_tasks_.size();
+    const std::size_t first = s.phase_first_[Phase - 1], n = s.phase_first_[Phase] - first;
     if (s.deterministic_ || (s.exec_.threads() > 1 && n >= static_cast<std::size_t>(s.exec_.threads()))) {
       kernel::blas::thread_limit one(1);
-      s.exec_.for_each_task(n, [&](std::size_t t) { run_task(s, t); });
+      s.exec_.for_each_task(n, [&](std::size_t t) { run_task(s, first + t); });
     } else {
       kernel::blas::thread_limit own(s.exec_.threads());
       for (std::size_t t = 0; t < n; ++t)
-        run_task(s, t);
+        run_task(s, first + t);
     }
   }
 
 private:
-  template <bool Guard>
+  template <int Phase, bool Guard>
   [[gnu::flatten]] static void prepass_chunk(State& s, std::size_t ci) {
     const kernel::chunk& ch = s.wl_[ci];
     const auto step_v = E::step_vectors(s);
     const typename E::chunk_frame f = E::frame(s, ch.block, step_v.data());
     finite_check<T> check;
     kernel::chunk_loop<T>(ch.begin, ch.end, [&]<class V, bool Tail>(std::size_t i, std::size_t n) {
-      auto c = E::template evaluate_group<V, false, Tail>(s, f, i, n);
+      // (Phase p > 1 reads the results of the phases before it.)
+      auto c = E::template evaluate_group<V, (Phase > 1), Tail>(s, f, i, n);
       if constexpr (Guard)
         check.add(c.grad);
-      s.template for_each_node<expr::is_matrix_node>(
+      s.template for_each_node<expr::is_matrix_node, true>( // a stage inside a later one's operand too
         [&]<std::size_t S, std::size_t B, std::size_t>(const auto& m) {
           using M = std::remove_cvref_t<decltype(m)>;
-          const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
-          kernel::store_group<Tail>(f.mats[P::template matrix_index<M>] + i, x, n);
+          constexpr std::size_t k = P::template matrix_index<M>;
+          if constexpr (P::matrix_phase[k] == Phase) {
+            const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
+            kernel::store_group<Tail>(f.mats[k] + i, x, n);
+          }
         });
     });
     if constexpr (Guard)
@@ -275,7 +297,7 @@ private:
   }
 
   static void run_task(State& s, std::size_t t) {
-    const auto [k, b, piece, size] = s.matrix_tasks_[t];
+    const auto [k, b, piece, size, phase] = s.matrix_tasks_[t];
     // A NaN or Inf anywhere in a block (piece) would spread through every entry of its map (one
     // GEMM mixes them all). Nothing has been written yet, so the step can still be refused whole.
     const T* in = s.scratch_[k].at(b);
