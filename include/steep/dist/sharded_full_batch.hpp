@@ -26,6 +26,10 @@
 // from S = 1 in the last bits (and by more after many steps of a chaotic trajectory), but not
 // between rank counts (docs/distributed.md, "The main job, data-parallel").
 //
+// sharded_objective<T, Comm> holds all of this and asks the model only for forward(x, n) and
+// backward(dout) over one shard (and store(), degree()): sharded_full_batch gives those of a
+// model::network, and is the only part compiled once per network type.
+//
 // Traffic per gradient: every rank receives every shard's gradient, S (P + 6) doubles for P
 // parameters (an all-gather; a reduce-scatter would add in MPI's order, which depends on W). The
 // training set is held whole by every rank (only its shards are read). A rank without a shard
@@ -58,45 +62,12 @@ constexpr std::size_t shard_capacity(std::size_t n, std::size_t shards) noexcept
   return (n + shards - 1) / shards;
 }
 
-template <class Net, class T, communicator Comm>
-class sharded_full_batch final : public train::objective<T> {
+// What sharding a full batch needs of a model, and everything else: the shards' sums over comm's
+// ranks, the loss report and the certificate. Independent of the network's type, so it is compiled
+// once per (T, Comm); sharded_full_batch below adds the network's forward and backward passes.
+template <class T, communicator Comm>
+class sharded_objective : public train::objective<T> {
 public:
-  // The network, the data and the communicator must outlive the task (it keeps references).
-  sharded_full_batch(model::network<Net, T>&, train::dataset<T>&&, model::loss_fn, Comm&,
-                     std::size_t) = delete;
-  sharded_full_batch(model::network<Net, T>& net, const train::dataset<T>& data, model::loss_fn loss,
-                     Comm& comm, std::size_t shards)
-    : net_(net)
-    , data_(data)
-    , loss_(loss)
-    , comm_(comm)
-    , shards_(shards)
-    , params_(net.store().total_elements())
-    , record_(params_ + scalars) {
-    if (shards == 0 || shards > data.size())
-      throw usage_error("sharded_full_batch: " + std::to_string(shards) + " shards of " +
-                        std::to_string(data.size()) + " samples: every shard needs at least one sample");
-    if ((data.classes == 1) != (net.output_dim() == 1) ||
-        (data.classes > 1 && data.classes != net.output_dim()))
-      throw usage_error("sharded_full_batch: the data has " + std::to_string(data.classes) +
-                        " class(es) (1 = binary +-1) but the network has " +
-                        std::to_string(net.output_dim()) + " outputs");
-    if (data.dim != net.input_dim() || shard_capacity(data.size(), shards) > net.capacity())
-      throw usage_error(
-        "sharded_full_batch: a shard (up to " + std::to_string(shard_capacity(data.size(), shards)) + " x " +
-        std::to_string(data.dim) + ") does not fit the network (input " + std::to_string(net.input_dim()) +
-        ", capacity " + std::to_string(net.capacity()) + ")");
-    const std::size_t w = static_cast<std::size_t>(comm.size());
-    for (std::size_t q = 0; q < w; ++q) {
-      counts_.push_back((first_shard(q + 1) - first_shard(q)) * record_);
-      scalar_counts_.push_back((first_shard(q + 1) - first_shard(q)) * scalars);
-    }
-    all_.assign(shards * record_, 0.0);
-    dout_.resize(shard_capacity(data.size(), shards) * net.output_dim());
-  }
-
-  param_store<T>& store() override { return net_.store(); }
-  int degree() const override { return model::network<Net, T>::degree(); }
   std::size_t shards() const noexcept { return shards_; }
   // This rank's shards: [first, last).
   std::size_t first_shard() const noexcept { return first_shard(static_cast<std::size_t>(comm_.rank())); }
@@ -118,13 +89,8 @@ public:
   train::margin_report measure(const std::vector<train::model_norm>& norms) override {
     // First pass: each shard's loss report (no backward), so that every rank knows the shift.
     std::vector<double> reports(shards_ * scalars, 0.0);
-    for (std::size_t k = first_shard(); k < last_shard(); ++k) {
-      const auto [b, n] = range(k);
-      const T* out = net_.forward(data_.row(b), n);
-      put_report(loss_.evaluate(out, data_.labels.data() + b, n, net_.output_dim(), static_cast<T*>(nullptr),
-                                terms_, 0.0),
-                 reports.data() + k * scalars);
-    }
+    for (std::size_t k = first_shard(); k < last_shard(); ++k)
+      put_report(evaluate_shard(k, nullptr, 0.0), reports.data() + k * scalars);
     gather(reports, scalar_counts_, scalars);
     const auto lr = combined_from(reports.data(), scalars);
     // Second pass: the weights at the common shift, their sums and their backward pass.
@@ -139,7 +105,44 @@ public:
     double wsum = all_[params_ + wsum_at], wslack = all_[params_ + wslack_at];
     for (std::size_t k = 1; k < shards_; ++k)
       wsum += at(k)[params_ + wsum_at], wslack += at(k)[params_ + wslack_at];
-    return train::certify(lr, wsum, wslack, loss_.kind(), degree(), net_.store(), norms);
+    return train::certify(lr, wsum, wslack, loss_.kind(), this->degree(), this->store(), norms);
+  }
+
+protected:
+  // The model's outputs for n samples from row x (n x outputs, valid until the next call), and the
+  // backward pass of dout over them into the store's gradients.
+  virtual const T* forward(const T* x, std::size_t n) = 0;
+  virtual void backward(const T* dout) = 0;
+
+  // outputs: the model's; capacity: the most samples it takes at once (a shard must fit).
+  sharded_objective(const train::dataset<T>& data, model::loss_fn loss, Comm& comm, std::size_t shards,
+                    std::size_t params, std::size_t outputs, std::size_t input_dim, std::size_t capacity)
+    : data_(data)
+    , loss_(loss)
+    , comm_(comm)
+    , shards_(shards)
+    , outputs_(outputs)
+    , params_(params)
+    , record_(params + scalars) {
+    if (shards == 0 || shards > data.size())
+      throw usage_error("sharded_full_batch: " + std::to_string(shards) + " shards of " +
+                        std::to_string(data.size()) + " samples: every shard needs at least one sample");
+    if ((data.classes == 1) != (outputs == 1) || (data.classes > 1 && data.classes != outputs))
+      throw usage_error("sharded_full_batch: the data has " + std::to_string(data.classes) +
+                        " class(es) (1 = binary +-1) but the network has " + std::to_string(outputs) +
+                        " outputs");
+    if (data.dim != input_dim || shard_capacity(data.size(), shards) > capacity)
+      throw usage_error("sharded_full_batch: a shard (up to " +
+                        std::to_string(shard_capacity(data.size(), shards)) + " x " +
+                        std::to_string(data.dim) + ") does not fit the network (input " +
+                        std::to_string(input_dim) + ", capacity " + std::to_string(capacity) + ")");
+    const std::size_t w = static_cast<std::size_t>(comm.size());
+    for (std::size_t q = 0; q < w; ++q) {
+      counts_.push_back((first_shard(q + 1) - first_shard(q)) * record_);
+      scalar_counts_.push_back((first_shard(q + 1) - first_shard(q)) * scalars);
+    }
+    all_.assign(shards * record_, 0.0);
+    dout_.resize(shard_capacity(data.size(), shards) * outputs);
   }
 
 private:
@@ -160,13 +163,16 @@ private:
   }
   double* at(std::size_t k) noexcept { return all_.data() + k * record_; }
 
-  // Forward, loss and backward over shard k: its gradient in the store, its terms in terms_.
-  model::loss_report run_shard(std::size_t k, double log_shift) {
+  // Forward and loss over shard k (dL/d(output) into dout unless null), its terms in terms_.
+  model::loss_report evaluate_shard(std::size_t k, T* dout, double log_shift) {
     const auto [b, n] = range(k);
-    const T* out = net_.forward(data_.row(b), n);
-    const auto r =
-      loss_.evaluate(out, data_.labels.data() + b, n, net_.output_dim(), dout_.data(), terms_, log_shift);
-    net_.backward(dout_.data());
+    const T* out = forward(data_.row(b), n);
+    return loss_.evaluate(out, data_.labels.data() + b, n, outputs_, dout, terms_, log_shift);
+  }
+  // ... and its backward pass: shard k's gradient in the store.
+  model::loss_report run_shard(std::size_t k, double log_shift) {
+    const auto r = evaluate_shard(k, dout_.data(), log_shift);
+    backward(dout_.data());
     return r;
   }
 
@@ -175,8 +181,8 @@ private:
     to[errors_at] = static_cast<double>(r.errors);
   }
 
-  void copy_grads(double* to) const {
-    for (const auto& b : net_.store().blocks())
+  void copy_grads(double* to) {
+    for (const auto& b : this->store().blocks())
       to = std::copy(b.grad, b.grad + b.size, to);
   }
 
@@ -190,7 +196,7 @@ private:
   // The store's gradients = g_0 + g_1 + ... + g_{S-1}, added in shard order.
   void add_grads() {
     const double* g0 = at(0);
-    for (const auto& b : net_.store().blocks()) {
+    for (const auto& b : this->store().blocks()) {
       const std::size_t off = static_cast<std::size_t>(g0 - at(0));
       std::copy(g0, g0 + b.size, b.grad);
       for (std::size_t k = 1; k < shards_; ++k) {
@@ -222,15 +228,36 @@ private:
     return r;
   }
 
-  model::network<Net, T>& net_;
   const train::dataset<T>& data_;
   model::loss_fn loss_;
   Comm& comm_;
-  std::size_t shards_, params_, record_;
+  std::size_t shards_, outputs_, params_, record_;
   std::vector<std::size_t> counts_, scalar_counts_; // per rank: its shards' records, its shards' reports
   std::vector<double> all_;                         // every shard's record, in shard order
   std::vector<T> dout_;
   model::sample_terms terms_;
+};
+
+template <class Net, class T, communicator Comm>
+class sharded_full_batch final : public sharded_objective<T, Comm> {
+public:
+  // The network, the data and the communicator must outlive the task (it keeps references).
+  sharded_full_batch(model::network<Net, T>&, train::dataset<T>&&, model::loss_fn, Comm&,
+                     std::size_t) = delete;
+  sharded_full_batch(model::network<Net, T>& net, const train::dataset<T>& data, model::loss_fn loss,
+                     Comm& comm, std::size_t shards)
+    : sharded_objective<T, Comm>(data, loss, comm, shards, net.parameter_count(), net.output_dim(),
+                                 net.input_dim(), net.capacity())
+    , net_(net) {}
+
+  param_store<T>& store() override { return net_.store(); }
+  int degree() const override { return model::network<Net, T>::degree(); }
+
+private:
+  const T* forward(const T* x, std::size_t n) override { return net_.forward(x, n); }
+  void backward(const T* dout) override { net_.backward(dout); }
+
+  model::network<Net, T>& net_;
 };
 
 } // namespace steep::dist
