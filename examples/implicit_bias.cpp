@@ -15,8 +15,8 @@
 //
 //   ./build/examples/implicit_bias                      # default run: about 30 s on one thread
 //   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
-//   mpirun -np 2 ./build/examples/implicit_bias --shards 12       # data-parallel: the bits of --shards 12
-//   alone mpirun -np 2 ./build/examples/implicit_bias --preset full     # all 60,000 Fashion-MNIST images
+//   mpirun -np 2 ./build/examples/implicit_bias --shards 12     # data-parallel: --shards 12's bits
+//   mpirun -np 2 ./build/examples/implicit_bias --preset full   # all 60,000 Fashion-MNIST images
 //   ./build/examples/implicit_bias --only adam --adam-eps 1e-20,1e-12,1e-8,1e-4   # ablation: Adam eps
 //   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
 //   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf   # margins in more norms
