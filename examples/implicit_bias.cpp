@@ -15,6 +15,8 @@
 //
 //   ./build/examples/implicit_bias                      # default run: about 30 s on one thread
 //   ./build/examples/implicit_bias --preset paper --seed 1 --json paper-seed1.json --plot out/
+//   mpirun -np 2 ./build/examples/implicit_bias --shards 12     # data-parallel: --shards 12's bits
+//   mpirun -np 2 ./build/examples/implicit_bias --preset full   # all 60,000 Fashion-MNIST images
 //   ./build/examples/implicit_bias --only adam --adam-eps 1e-20,1e-12,1e-8,1e-4   # ablation: Adam eps
 //   ./build/examples/implicit_bias --polar ns --ns-steps 5               # ablation: Newton-Schulz Muon
 //   ./build/examples/implicit_bias --norms linf_to_linf,l2_to_linf   # margins in more norms
@@ -43,6 +45,7 @@
 #include <sstream>
 #include <steep/dist/communicator.hpp>
 #include <steep/dist/gather_bytes.hpp>
+#include <steep/dist/sharded_full_batch.hpp>
 #include <steep/norms/catalogue.hpp>
 #include <steep/train/data.hpp>
 #include <steep/train/implied_norm.hpp>
@@ -98,6 +101,11 @@ struct settings {
   std::uint64_t seed = 1, data_seed = 1;
   std::size_t seeds = 1; // --seeds N: initializations seed, seed + 1, ..., seed + N - 1
   int threads = 1;       // a model this small runs fastest on one thread
+  // --shards S: the training set in S contiguous shards, the gradient summed per shard and the
+  // shards added in order (dist/sharded_full_batch.hpp), spread over the ranks of mpirun -np W:
+  // the run is bitwise the same at every W. S = 1 in one process is train::full_batch.
+  std::size_t shards = 1;
+  int ranks = 1; // the MPI job's size (not a flag: recorded in the JSON)
   std::string polar = "exact";
   int ns_steps = 5;
   std::vector<double> adam_eps;
@@ -119,17 +127,23 @@ struct settings {
 };
 
 void apply_preset(settings& s) {
-  if (s.preset == "paper") {
+  if (s.preset == "paper" || s.preset == "full") {
     // docs/implicit-bias.md §7, E2 on Fashion-MNIST: 500 + 500 images (even vs odd class), width 64, squared
     // ReLU, logistic loss, eta0 t^-0.8, float64, 40,000 full-batch steps; eta0 tuned per optimizer.
     s.dataset = "fashion", s.per_class = 500, s.width = 64, s.activation = "relu2", s.loss = "logistic";
     s.steps = 40000, s.a = 0.8, s.threads = 2;
     s.eta_gd = 3, s.eta_signum = 0.03, s.eta_adam = 0.03, s.eta_muon = 1;
     s.eta_muon_signum = 0.3, s.eta_muon_adam = 0.3;
+    // Beyond the paper (docs/main-job.md): every training image, 30,000 even + 30,000 odd, in 12
+    // shards (a fixed count, so any of 1, 2, 3, 4, 6 or 12 ranks gives the same bits and an even
+    // split), one thread per rank. The eta0 are the paper preset's: every rule here is scale
+    // invariant, and the loss (a sum over samples) only scales the gradient.
+    if (s.preset == "full")
+      s.per_class = 30000, s.shards = 12, s.threads = 1;
   } else if (s.preset == "smoke") {
     s.per_class = 20, s.width = 8, s.steps = 300, s.records = 10;
   } else if (s.preset != "default") {
-    throw std::invalid_argument("unknown preset '" + s.preset + "' (default, paper, smoke)");
+    throw std::invalid_argument("unknown preset '" + s.preset + "' (default, paper, full, smoke)");
   }
 }
 
@@ -164,10 +178,17 @@ struct model_box {
 template <class Net>
 struct model_of final : model_box {
   md::network<Net, T> net;
-  tr::full_batch<Net, T> fb;
-  model_of(const settings& s, const tr::dataset<T>& d, md::loss_fn loss)
-    : net(widths(s, d), d.size())
-    , fb(net, d, loss) {}
+  std::unique_ptr<tr::objective<T>> fb;
+  // comm null: one process, one shard (train::full_batch); otherwise s.shards shards over comm's
+  // ranks (dist/sharded_full_batch.hpp; at one shard the same bits).
+  template <class Comm>
+  model_of(const settings& s, const tr::dataset<T>& d, md::loss_fn loss, Comm* comm)
+    : net(widths(s, d), comm ? steep::dist::shard_capacity(d.size(), s.shards) : d.size()) {
+    if (comm)
+      fb = std::make_unique<steep::dist::sharded_full_batch<Net, T, Comm>>(net, d, loss, *comm, s.shards);
+    else
+      fb = std::make_unique<tr::full_batch<Net, T>>(net, d, loss);
+  }
   static std::vector<std::size_t> widths(const settings& s, const tr::dataset<T>& d) {
     std::vector<std::size_t> w{ d.dim };
     for (int k = 1; k < s.depth; ++k)
@@ -175,37 +196,40 @@ struct model_of final : model_box {
     w.push_back(1);
     return w;
   }
-  tr::objective<T>& task() override { return fb; }
+  tr::objective<T>& task() override { return *fb; }
   void init(double scale, std::uint64_t seed) override { net.init_gaussian(scale, seed); }
   int degree() const override { return md::network<Net, T>::degree(); }
   std::size_t parameters() const override { return net.parameter_count(); }
 };
 
-template <class Act>
-std::unique_ptr<model_box> make_with(const settings& s, const tr::dataset<T>& d, md::loss_fn loss) {
+template <class Act, class Comm>
+std::unique_ptr<model_box> make_with(const settings& s, const tr::dataset<T>& d, md::loss_fn loss,
+                                     Comm* comm) {
   switch (s.depth) {
     case 2:
-      return std::make_unique<model_of<md::mlp_t<2, Act>>>(s, d, loss);
+      return std::make_unique<model_of<md::mlp_t<2, Act>>>(s, d, loss, comm);
     case 3:
-      return std::make_unique<model_of<md::mlp_t<3, Act>>>(s, d, loss);
+      return std::make_unique<model_of<md::mlp_t<3, Act>>>(s, d, loss, comm);
     case 4:
-      return std::make_unique<model_of<md::mlp_t<4, Act>>>(s, d, loss);
+      return std::make_unique<model_of<md::mlp_t<4, Act>>>(s, d, loss, comm);
   }
   throw std::invalid_argument("--depth must be 2, 3 or 4");
 }
 
-std::unique_ptr<model_box> make_model(const settings& s, const tr::dataset<T>& d) {
+// comm: as model_of's.
+template <class Comm>
+std::unique_ptr<model_box> make_model(const settings& s, const tr::dataset<T>& d, Comm* comm) {
   const md::loss_fn loss{ s.loss == "exponential" ? md::loss_kind::exponential : md::loss_kind::logistic };
   if (s.activation == "relu")
-    return make_with<md::relu>(s, d, loss);
+    return make_with<md::relu>(s, d, loss, comm);
   if (s.activation == "relu2")
-    return make_with<md::relu_pow<2>>(s, d, loss);
+    return make_with<md::relu_pow<2>>(s, d, loss, comm);
   if (s.activation == "relu3")
-    return make_with<md::relu_pow<3>>(s, d, loss);
+    return make_with<md::relu_pow<3>>(s, d, loss, comm);
   if (s.activation == "square")
-    return make_with<md::power<2>>(s, d, loss);
+    return make_with<md::power<2>>(s, d, loss, comm);
   if (s.activation == "identity")
-    return make_with<md::identity>(s, d, loss);
+    return make_with<md::identity>(s, d, loss, comm);
   throw std::invalid_argument("--activation must be relu, relu2, relu3, square or identity");
 }
 
@@ -231,7 +255,18 @@ struct run_result {
   // Final norms of each block (spectral, l2, linf): the KKT structure of each norm shows as balance
   // between blocks (docs/implicit-bias.md §3): Muon ||W||_sp = ||a||_2, the hybrids c ||W||_sp = ||a||_inf.
   std::vector<std::pair<std::string, std::array<double, 3>>> blocks;
+  // FNV-1a of the final parameters' bytes (core/fnv.hpp), as hex: two runs with the same hash
+  // ended at the same bits (the data-parallel tests compare it across rank counts).
+  std::string theta_fnv1a;
 };
+
+std::string bits_hash(const std::vector<double>& theta) {
+  steep::fnv1a h;
+  h.add_bytes(theta.data(), theta.size() * sizeof(double));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h.value()));
+  return hex;
+}
 
 template <class Rule>
 run_result train(const std::string& name, Rule rule, model_box& m, const settings& s,
@@ -268,6 +303,7 @@ run_result train(const std::string& name, Rule rule, model_box& m, const setting
     std::fflush(stderr);
   };
   r.hist = tr::fit(m.task(), opt, fo);
+  r.theta_fnv1a = bits_hash(r.hist.theta);
   for (const auto& b : m.task().store().blocks())
     r.blocks.push_back({ b.name,
                          { nm::block_norm_of<nm::spectral>.value(b.param, b.shape[0], b.shape[1]),
@@ -864,6 +900,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
     o["steps"] = r.hist.steps;
     o["seconds"] = r.hist.seconds;
     o["rescales"] = r.hist.rescales;
+    o["theta_fnv1a"] = r.theta_fnv1a;
     for (const auto& [name, v] : r.blocks)
       o["blocks"][name] = { { "spectral", v[0] }, { "l2", v[1] }, { "linf", v[2] } };
   }
@@ -914,6 +951,8 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "parameters", params },
                     { "polar", s.polar },
                     { "threads", s.threads },
+                    { "shards", s.shards },
+                    { "ranks", s.ranks },
                     { "eta0",
                       { { "gd", s.eta_gd },
                         { "signum", s.eta_signum },
@@ -1069,7 +1108,8 @@ nlohmann::json run_to_json(const run_result& r) {
                        { "steps", r.hist.steps },
                        { "seconds", r.hist.seconds },
                        { "rescaled", r.hist.rescaled },
-                       { "rescales", r.hist.rescales } };
+                       { "rescales", r.hist.rescales },
+                       { "theta_fnv1a", r.theta_fnv1a } };
   for (const auto& rec : r.hist.records) {
     nlohmann::json t = { { "step", rec.step },
                          { "cos", rec.cosine_to_final },
@@ -1091,6 +1131,7 @@ run_result run_from_json(const nlohmann::json& j) {
   r.why = j.at("why").get<std::string>(), r.judged = j.at("judged").get<bool>();
   r.hist.steps = j.at("steps").get<std::int64_t>(), r.hist.seconds = j.at("seconds").get<double>();
   r.hist.rescaled = j.at("rescaled").get<bool>(), r.hist.rescales = j.at("rescales").get<int>();
+  r.theta_fnv1a = j.at("theta_fnv1a").get<std::string>();
   for (const auto& t : j.at("records")) {
     tr::record rec;
     rec.step = t.at("step").get<std::int64_t>(), rec.cosine_to_final = t.at("cos").get<double>();
@@ -1174,6 +1215,87 @@ int run_sweep(Comm& comm, const settings& base, model_box& m, const tr::dataset<
   return 0;
 }
 
+// The job on comm's ranks: a sweep (the grid over the ranks, each run in one process) or the main
+// job data-parallel (the training set's shards over the ranks; every rank trains the same model
+// with the same summed gradient). Rank 0 prints and writes; the others only compute.
+template <class Comm>
+int job(Comm& comm, settings s, const tr::dataset<T>& d) {
+  const bool lead = comm.rank() == 0;
+  s.ranks = comm.size();
+  s.quiet = s.quiet || !lead;
+  if (!s.sweep.empty()) {
+    steep::dist::serial_communicator alone; // each run in one process, with its shards
+    auto m = make_model(s, d, s.shards > 1 ? &alone : nullptr);
+    if (!s.dump_init.empty() && lead)
+      dump_init(s.dump_init, d, *m, s);
+    return run_sweep(comm, s, *m, d);
+  }
+  auto m = make_model(s, d, comm.size() > 1 || s.shards > 1 ? &comm : nullptr);
+  if (!s.dump_init.empty() && lead)
+    dump_init(s.dump_init, d, *m, s);
+  const std::vector<tr::model_norm> norms = norms_for(s);
+  if (lead) {
+    std::printf(
+      "steep implicit bias: %s, %zu samples (dim %zu), depth %d, width %zu, %s (degree L = %d), %zu "
+      "parameters, %s loss, %lld steps, eta0 t^-%g, %d threads",
+      s.dataset.c_str(), d.size(), d.dim, s.depth, s.width, s.activation.c_str(), m->degree(),
+      m->parameters(), s.loss.c_str(), static_cast<long long>(s.steps), s.a, s.threads);
+    if (s.shards > 1 || s.ranks > 1)
+      std::printf(", %zu shard(s) over %d rank(s)%s", s.shards, s.ranks,
+                  static_cast<std::size_t>(s.ranks) > s.shards ? " (more ranks than shards: some idle)" : "");
+    std::printf("\n");
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto runs = run_all(s, *m, norms);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const verdicts v = judge(runs, norms, s, m->degree());
+  if (lead) {
+    print_conditions(v);
+    print_table(runs, norms, v, s);
+  }
+  std::optional<seed_runs> sr;
+  if (s.seeds > 1) {
+    sr.emplace();
+    sr->seeds.push_back(s.seed), sr->runs.push_back(runs), sr->verdicts_.push_back(v);
+    for (std::size_t k = 1; k < s.seeds; ++k) {
+      settings at = s;
+      at.seed = s.seed + k;
+      sr->seeds.push_back(at.seed);
+      sr->runs.push_back(run_all(at, *m, norms));
+      sr->verdicts_.push_back(judge(sr->runs.back(), norms, at, m->degree()));
+    }
+    if (lead)
+      print_seeds(*sr, norms);
+  }
+  std::optional<c_matrix> cm;
+  if (!s.train_c.empty()) {
+    cm = run_c_matrix(s, *m);
+    if (lead)
+      print_c_matrix(*cm);
+  }
+  if (!lead)
+    return 0;
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wall time %.1f s\n", cm || sr ? total : wall);
+  if (!s.json.empty()) {
+    auto j = to_json(runs, norms, v, s, m->degree(), m->parameters(), d);
+    j["wall_seconds"] = cm || sr ? total : wall;
+    if (sr)
+      j["seeds"] = seeds_json(*sr, norms);
+    if (cm)
+      j["c_matrix"] = c_matrix_json(*cm);
+    std::ofstream(s.json) << j.dump(2) << '\n';
+  }
+  if (!s.csv.empty())
+    write_csv(s.csv, runs, norms);
+  if (!s.plot.empty())
+    write_plots(s.plot, runs, norms, plot_title(s, m->degree(), d.size()));
+  if (!s.plot.empty() && cm)
+    write_c_matrix_plot(s.plot, *cm);
+  std::printf("implicit bias done\n");
+  return 0;
+}
+
 // Flag domains, checked while CLI11 parses, so that a value that would make a meaningless run is
 // refused, naming its flag, before any data is loaded. CLI::PositiveNumber and CLI::Range pass NaN
 // (every comparison with it is false) and Range passes infinity, and a NaN or infinite learning rate
@@ -1210,8 +1332,10 @@ CLI::Validator integer_at_least(std::int64_t least, const std::string& why = "")
 int main(int argc, char** argv) {
   settings s;
   CLI::App app{ "steep main job: which margin does each optimizer maximize? (Gronich & Vardi 2026)" };
-  app.add_option("--preset", s.preset,
-                 "default | paper (Fashion-MNIST 500+500, width 64, 40,000 steps) | smoke");
+  app.add_option(
+    "--preset", s.preset,
+    "default | paper (Fashion-MNIST 500+500, width 64, 40,000 steps) | full (all 60,000 images, 12 "
+    "shards) | smoke");
   app.add_option("--dataset", s.dataset, "fashion | synthetic | PREFIX (PREFIX-images-idx3-ubyte.gz, ...)");
   app.add_option("--per-class", s.per_class, "samples per class (balanced subset)")
     ->check(integer_at_least(1));
@@ -1306,6 +1430,11 @@ int main(int argc, char** argv) {
   app.add_option("--sweep-c", s.sweep_c, "with --sweep: the hybrids' c values (head lr = c * matrix lr)")
     ->delimiter(',')
     ->check(positive);
+  app
+    .add_option("--shards", s.shards,
+                "split the training set into S shards, summed in order: mpirun -np W gives the bits of one "
+                "process with the same S, at every W (default 1; --preset full: 12)")
+    ->check(integer_at_least(1));
   app.add_option("--records", s.records, "about this many log-spaced records per run")
     ->check(integer_at_least(1));
   app.add_option("--json", s.json, "write the results as JSON");
@@ -1323,71 +1452,17 @@ int main(int argc, char** argv) {
     if (!s.eval_c.empty() && s.train_c.empty())
       throw steep::usage_error("--eval-c needs --train-c: the c's to train the hybrids at");
     const auto d = load(s);
-    auto m = make_model(s, d);
-    if (!s.dump_init.empty())
-      dump_init(s.dump_init, d, *m, s);
-    if (!s.sweep.empty()) {
-      steep::kernel::blas::thread_limit blas_threads(s.threads);
-#if defined(STEEP_WITH_MPI)
-      // Under mpirun (Open MPI or a PMI launcher) the ranks share the grid; run alone, one rank.
-      if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) {
-        steep::dist::mpi_session mpi(&argc, &argv);
-        steep::dist::mpi_communicator comm;
-        return run_sweep(comm, s, *m, d);
-      }
-#endif
-      steep::dist::serial_communicator comm;
-      return run_sweep(comm, s, *m, d);
-    }
-    const std::vector<tr::model_norm> norms = norms_for(s);
-    std::printf(
-      "steep implicit bias: %s, %zu samples (dim %zu), depth %d, width %zu, %s (degree L = %d), %zu "
-      "parameters, %s loss, %lld steps, eta0 t^-%g, %d threads\n",
-      s.dataset.c_str(), d.size(), d.dim, s.depth, s.width, s.activation.c_str(), m->degree(),
-      m->parameters(), s.loss.c_str(), static_cast<long long>(s.steps), s.a, s.threads);
     steep::kernel::blas::thread_limit blas_threads(s.threads);
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto runs = run_all(s, *m, norms);
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const verdicts v = judge(runs, norms, s, m->degree());
-    print_conditions(v);
-    print_table(runs, norms, v, s);
-    std::optional<seed_runs> sr;
-    if (s.seeds > 1) {
-      sr.emplace();
-      sr->seeds.push_back(s.seed), sr->runs.push_back(runs), sr->verdicts_.push_back(v);
-      for (std::size_t k = 1; k < s.seeds; ++k) {
-        settings at = s;
-        at.seed = s.seed + k;
-        sr->seeds.push_back(at.seed);
-        sr->runs.push_back(run_all(at, *m, norms));
-        sr->verdicts_.push_back(judge(sr->runs.back(), norms, at, m->degree()));
-      }
-      print_seeds(*sr, norms);
+#if defined(STEEP_WITH_MPI)
+    // Under mpirun (Open MPI or a PMI launcher) the ranks share the work; run alone, one rank.
+    if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) {
+      steep::dist::mpi_session mpi(&argc, &argv);
+      steep::dist::mpi_communicator comm;
+      return job(comm, s, d);
     }
-    std::optional<c_matrix> cm;
-    if (!s.train_c.empty()) {
-      cm = run_c_matrix(s, *m);
-      print_c_matrix(*cm);
-    }
-    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("wall time %.1f s\n", cm || sr ? total : wall);
-    if (!s.json.empty()) {
-      auto j = to_json(runs, norms, v, s, m->degree(), m->parameters(), d);
-      j["wall_seconds"] = cm || sr ? total : wall;
-      if (sr)
-        j["seeds"] = seeds_json(*sr, norms);
-      if (cm)
-        j["c_matrix"] = c_matrix_json(*cm);
-      std::ofstream(s.json) << j.dump(2) << '\n';
-    }
-    if (!s.csv.empty())
-      write_csv(s.csv, runs, norms);
-    if (!s.plot.empty())
-      write_plots(s.plot, runs, norms, plot_title(s, m->degree(), d.size()));
-    if (!s.plot.empty() && cm)
-      write_c_matrix_plot(s.plot, *cm);
-    std::printf("implicit bias done\n");
+#endif
+    steep::dist::serial_communicator comm;
+    return job(comm, s, d);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "implicit_bias: %s\n", e.what());
     return 1;

@@ -83,6 +83,67 @@ inline double cosine(const std::vector<double>& a, const std::vector<double>& b)
   return ab / std::sqrt(aa * bb);
 }
 
+// The sums over samples of the multiplier weights w_i = exp(log w_i - max_log_weight) and of
+// w_i (q_i / q_min - 1), in sample order (q_min > 0 only: before the data is separated there is no
+// slackness), for the samples of one evaluation (terms).
+struct weight_sum {
+  double w = 0, slack = 0;
+};
+inline weight_sum weight_sums(const model::loss_fn& loss, const model::sample_terms& terms, double q_min,
+                              double max_log_weight) {
+  weight_sum out;
+  for (std::size_t i = 0; i < terms.s.size(); ++i) {
+    const double w = std::exp(loss.log_weight(terms.s[i]) - max_log_weight);
+    out.w += w;
+    if (q_min > 0)
+      out.slack += w * (terms.q[i] / q_min - 1);
+  }
+  return out;
+}
+
+// <theta, grad> over every block of a store, in block order.
+template <class T>
+double inner_params_grads(const param_store<T>& store) {
+  double s = 0;
+  for (const auto& b : store.blocks())
+    for (std::size_t i = 0; i < b.size; ++i)
+      s += double(b.param[i]) * b.grad[i];
+  return s;
+}
+
+// The margin report of one evaluation over the whole data set: lr its loss report, wsum and
+// wslack its weight_sums, and -v (the backward pass of the weights dout) in the store's gradients.
+// margin_meter::measure ends with it, and so does dist::sharded_full_batch once it has added its
+// shards' sums (dist/sharded_full_batch.hpp).
+template <class T>
+margin_report certify(const model::loss_report& lr, double wsum, double wslack, model::loss_kind kind,
+                      int degree, const param_store<T>& store, const std::vector<model_norm>& norms) {
+  margin_report r;
+  r.log_loss = lr.log_loss;
+  r.q_min = lr.q_min;
+  r.errors = lr.errors;
+  const double theta_v = -inner_params_grads(store);
+  // smoothed: phi^{-1}(log 1/Loss)
+  const double loss = std::exp(r.log_loss);
+  const double phi_inv = kind == model::loss_kind::exponential
+                           ? -r.log_loss
+                           : -(r.log_loss + (loss > 1e-8 ? std::log(std::expm1(loss) / loss) : loss / 2));
+  for (const auto& nrm : norms) {
+    norm_margin m;
+    m.norm = nrm.name;
+    m.value = nrm.value(store);
+    const double nl = std::pow(m.value, degree);
+    m.gamma = r.q_min / nl;
+    m.smoothed = phi_inv / nl;
+    const double dual = nrm.dual().value_of_grads(store);
+    m.rho = theta_v / (m.value * dual);
+    m.kkt_eps = std::sqrt(std::max(0.0, 1 - m.rho * m.rho));
+    m.kkt_delta = lr.q_min > 0 ? wslack / wsum : std::numeric_limits<double>::quiet_NaN();
+    r.norms.push_back(m);
+  }
+  return r;
+}
+
 template <class Net, class T>
 class margin_meter {
   static_assert(
@@ -126,49 +187,12 @@ public:
     // One evaluation: the loss, the margins, and the multipliers' direction v (dout, shifted so the
     // largest weight is 1); grads = -v after the backward pass.
     const auto lr = loss_.evaluate(out, data_.labels.data(), n, c, dout_.data(), terms_, std::nullopt);
-    margin_report r;
-    r.log_loss = lr.log_loss;
-    r.q_min = lr.q_min;
-    r.errors = lr.errors;
-    double wsum = 0, wslack = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double w = std::exp(loss_.log_weight(terms_.s[i]) - lr.max_log_weight);
-      wsum += w;
-      if (lr.q_min > 0)
-        wslack += w * (terms_.q[i] / lr.q_min - 1);
-    }
+    const auto [wsum, wslack] = weight_sums(loss_, terms_, lr.q_min, lr.max_log_weight);
     net_.backward(dout_.data());
-    const double theta_v = -inner_params_grads();
-    // smoothed: phi^{-1}(log 1/Loss)
-    const double loss = std::exp(r.log_loss);
-    const double phi_inv = loss_.kind() == model::loss_kind::exponential
-                             ? -r.log_loss
-                             : -(r.log_loss + (loss > 1e-8 ? std::log(std::expm1(loss) / loss) : loss / 2));
-    for (const auto& nrm : norms) {
-      norm_margin m;
-      m.norm = nrm.name;
-      m.value = nrm.value(net_.store());
-      const double nl = std::pow(m.value, degree_);
-      m.gamma = r.q_min / nl;
-      m.smoothed = phi_inv / nl;
-      const double dual = nrm.dual().value_of_grads(net_.store());
-      m.rho = theta_v / (m.value * dual);
-      m.kkt_eps = std::sqrt(std::max(0.0, 1 - m.rho * m.rho));
-      m.kkt_delta = lr.q_min > 0 ? wslack / wsum : std::numeric_limits<double>::quiet_NaN();
-      r.norms.push_back(m);
-    }
-    return r;
+    return certify(lr, wsum, wslack, loss_.kind(), degree_, net_.store(), norms);
   }
 
 private:
-  double inner_params_grads() const {
-    double s = 0;
-    for (const auto& b : net_.store().blocks())
-      for (std::size_t i = 0; i < b.size; ++i)
-        s += double(b.param[i]) * b.grad[i];
-    return s;
-  }
-
   model::network<Net, T>& net_;
   const dataset<T>& data_;
   model::loss_fn loss_;
