@@ -52,7 +52,7 @@ import sys
 import numpy as np
 import torch
 
-from torch_timing import interleaved, set_threads
+from torch_timing import block_shape, interleaved, set_threads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = os.path.join(HERE, "..", "tests", "data", "variants")
@@ -287,9 +287,7 @@ def main():
     for threads in [int(t) for t in a.threads.split(",")]:
         pinned = set_threads(torch, threads)
         for label in a.shapes.split(","):
-            dims = [int(x) for x in label.split("x")]
-            blocks, rows, cols = dims if len(dims) == 3 else [1] + dims
-            label = f"{blocks}x{rows}x{cols}"  # steep-bench-precond's spelling
+            blocks, rows, cols, label = block_shape(label)
             variants = make_variants(blocks, rows, cols, threads, a.batch, gen)
             samples = interleaved({f"{n}/{i}": f for (n, i), f in variants.items()}, a.rounds, 1, warmup=1)
             for key, s in samples.items():
