@@ -308,12 +308,18 @@ def main():
                                    "torch": theirs.split("/")[1], "torch_over_steep_time": r})
                     print(f"  {name}: {theirs.split('/')[1]} / steep {r:.2f}")
             del variants
-    with open(a.out, "w") as f:
-        json.dump({"torch": torch.__version__, "cpus": os.cpu_count(), "loadavg_before": load,
-                   "loadavg_after": os.getloadavg(), "steep_module": steep_torch is not None,
-                   "checks": [{"what": w, "max_rel": e} for w, e in results], "settings": vars(a),
-                   "records": records, "ratios": ratios}, f, indent=2)
+            # Written after every setting, so that a long run cut short keeps what it measured.
+            write(a.out, {"torch": torch.__version__, "cpus": os.cpu_count(), "loadavg_before": load,
+                          "loadavg_after": os.getloadavg(), "steep_module": steep_torch is not None,
+                          "checks": [{"what": w, "max_rel": e} for w, e in results], "settings": vars(a),
+                          "records": records, "ratios": ratios})
     print("wrote", a.out)
+
+
+def write(path, result):
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
