@@ -26,7 +26,8 @@
 //   eigh_refresh      steep   linalg::sym_eigh of the first block's R factor (the refresh's
 //                             eigendecomposition, with its transposition to column eigenvectors);
 //   eigh_lapack       lapack  LAPACK's ssyevd alone on the same matrix (workspace allocated once):
-//                             the rate a refresh's eigendecomposition can have here.
+//                             the rate a refresh's eigendecomposition can have here. A sample of
+//                             either is --eigh-reps decompositions (per-call times reported).
 // The 1024-wide shapes of steep-bench-ns take seconds per refresh on a 2-core VM (the R factor of
 // a 1024 x 4096 block is 4096 x 4096), so the defaults are a quarter of them.
 //
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
                 "LAPACK's, and their state" };
   std::vector<std::string> shape_args{ "256x256", "256x1024", "8x256x256" };
   std::vector<int> threads{ 1, 2 };
-  int rounds = 5, samples = 3, warmup = 1, batch = 100;
+  int rounds = 5, samples = 3, warmup = 1, batch = 100, eigh_reps = 10;
   std::string out_path = "bench-precond.json";
   bool quick = false;
   app.add_option("--shapes", shape_args, "RxC or BxRxC (B same-shape blocks)")->delimiter(',');
@@ -197,6 +198,8 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "interleaved rounds");
   app.add_option("--samples", samples, "samples per variant per round");
   app.add_option("--batch", batch, "optimizer steps per sample (a multiple of 100 holds whole intervals)");
+  app.add_option("--eigh-reps", eigh_reps,
+                 "eigendecompositions per sample (a single one of a small factor is within the noise)");
   app.add_option("--out", out_path, "JSON results");
   app.add_flag("--quick", quick, "smoke test: small shapes, 2 rounds");
   CLI11_PARSE(app, argc, argv);
@@ -279,7 +282,8 @@ int main(int argc, char** argv) {
                      "steep",
                      [&] {
                        steep::kernel::blas::thread_limit lim(thr);
-                       s.eigh_steep();
+                       for (int k = 0; k < eigh_reps; ++k)
+                         s.eigh_steep();
                      },
                      {},
                      {} });
@@ -287,14 +291,15 @@ int main(int argc, char** argv) {
                      "lapack",
                      [&] {
                        steep::kernel::blas::thread_limit lim(thr);
-                       s.eigh_lapack();
+                       for (int k = 0; k < eigh_reps; ++k)
+                         s.eigh_lapack();
                      },
                      {},
                      {} });
       run_interleaved(vs, rounds, samples, warmup);
       for (std::size_t i = 0; i < vs.size(); ++i) {
         const bool is_step = i < n_optimizers;
-        const double per = is_step ? 1.0 / b : 1.0; // optimizer variants: per step
+        const double per = 1.0 / (is_step ? b : eigh_reps); // per step, per eigendecomposition
         const auto [med, lo, hi] = summarize(vs[i].samples);
         std::printf("%-17s %-7s %-14s %4d %12.3f %12.3f %12.3f\n", vs[i].name.c_str(), vs[i].impl.c_str(),
                     sh.label().c_str(), thr, med * per * 1e3, lo * per * 1e3, hi * per * 1e3);
@@ -304,6 +309,7 @@ int main(int argc, char** argv) {
                             { "threads", thr },
                             { "dtype", "float32" },
                             { "steps_per_sample", is_step ? b : 0 },
+                            { "calls_per_sample", is_step ? b : eigh_reps },
                             { "median_s", med * per },
                             { "min_s", lo * per },
                             { "max_s", hi * per },
@@ -339,6 +345,7 @@ int main(int argc, char** argv) {
                                    { "samples_per_round", samples },
                                    { "warmup", warmup },
                                    { "steps_per_sample", batch },
+                                   { "eigh_per_sample", eigh_reps },
                                    { "ratio_method", "median over rounds of per-round time ratios" } } },
                                { "records", records },
                                { "ratios", ratios },
