@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders a benchmark run (scripts/bench.sh) as Markdown and merges its records into one JSON.
 
-    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,dispatch,torch-optim,torch-train,torch-inproc,torch-muon}.json if present
+    python3 bench/report.py DIR        # reads DIR/steep*.json, {ns,train,dispatch,torch-optim,torch-train,torch-inproc,torch-muon,precond,torch-precond}.json if present
 
 Writes DIR/all.json (every record, torch's included with impl torch_*, plus the machine),
 DIR/report.md and, where gnuplot is installed, DIR/throughput-<dtype>.{png,svg}, and prints the report. Ratios against hand-written loops are the in-process medians
@@ -178,6 +178,51 @@ def plots(d, steeps):
     return made
 
 
+PRECOND_STEPS = ["shampoo_every1", "shampoo_every10", "shampoo_every100", "soap_every1", "soap_every10",
+                 "soap_every100", "dion_step", "muon_step"]
+
+
+def precond_section(precond, torch_precond, records):
+    """steep-bench-precond's steps, eigh rate and state, and torch_precond_step.py's peers: the
+    steep.torch rows timed in the same process (per-round ratios), Dion's against steep-bench-precond's."""
+    out = []
+    steep_med = {}
+    if precond:
+        records += precond["records"]
+        steep_med = {(r["name"], r["shape"], r["threads"]): r["median_s"] for r in precond["records"]}
+        rows = [[q["shape"], q["threads"]] + [fmt_t(steep_med[(n, q["shape"], q["threads"])]) for n in PRECOND_STEPS] +
+                [f"{q['eigh_steep_over_lapack_rate']:.3f}"] for q in precond["ratios"]]
+        out += ["## Shampoo, SOAP and Dion (steep-bench-precond, float32)", "",
+                "Per step, amortized over each sample's steps (every K: the refresh every K steps); the eigh rate is "
+                "LAPACK ssyevd's time over the refresh's sym_eigh on the same factor (goal >= 0.9).", ""]
+        out += table(["shape", "threads"] + PRECOND_STEPS + ["eigh rate"], rows)
+        out += table(["rule", "shape", "describe() bytes", "= slots = formula", "bytes / param", "heap / describe()"],
+                     [[b["rule"], b["shape"], b["describe_bytes"],
+                       "yes" if b["describe_bytes"] == b["slot_bytes"] == b["formula_bytes"] else "NO",
+                       f"{b['describe_bytes_per_param']:.2f}", f"{b['heap_over_describe']:.2f}"]
+                      for b in precond.get("state", [])])
+    if torch_precond:
+        records += torch_precond["records"]
+        med = {(r["name"], r["impl"], r["shape"], r["threads"]): r["median_s"] for r in torch_precond["records"]}
+        rows = [[q["name"], q["shape"], q["threads"], fmt_t(med[(q["name"], "steep", q["shape"], q["threads"])]),
+                 q["torch"], fmt_t(med[(q["name"], q["torch"], q["shape"], q["threads"])]),
+                 f"{q['torch_over_steep_time']:.2f}x (one process)"] for q in torch_precond["ratios"]]
+        for r in torch_precond["records"]:
+            s = steep_med.get((r["name"], r["shape"], r["threads"]))
+            if r["name"] == "dion_step" and s:
+                rows.append([r["name"], r["shape"], r["threads"], fmt_t(s) + " (steep-bench-precond)", r["impl"],
+                             fmt_t(r["median_s"]), f"{r['median_s'] / s:.2f}x (two processes)"])
+        checks = "; ".join(f"{c['what']} {c['max_rel']:.1e}" for c in torch_precond.get("checks", []))
+        out += [f"## Shampoo, SOAP and Dion: steep vs the authors' torch code (torch {torch_precond['torch']}, "
+                "float32)", "",
+                "`torch_precond_step.py`: `torch_authors` is the authors' SOAP (bench/third_party/soap), "
+                "`torch_transcribed` distributed Shampoo's and microsoft/dion's updates in torch 1.13 ops (their "
+                "packages need a newer torch); steep is steep.torch, interleaved in the same process. Checked in "
+                f"float64 first (max relative error): {checks}.", ""]
+        out += table(["step", "shape", "threads", "steep", "torch impl", "torch", "torch / steep time"], rows)
+    return out
+
+
 def main():
     d = sys.argv[1]
     steeps = [load(d, n) for n in sorted(os.listdir(d)) if n.startswith("steep") and n.endswith(".json")]
@@ -282,6 +327,7 @@ def main():
                 "`torch_muon` torch.optim.Muon itself where the installed torch has it. torch's OpenBLAS is held to "
                 "the same thread count. Separate processes: ratios of medians.", ""]
         out += table(["shape", "threads", "steep", "torch impl", "torch", "torch / steep time"], rows)
+    out += precond_section(load(d, "precond.json"), load(d, "torch-precond.json"), records)
     if train:
         records += train["records"]
         rows = [[f"{r['name']} ({r['impl']})", r["threads"], fmt_t(r["median_s"]), f"{r['fraction_of_dgemm']:.3f}"]

@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from torch_timing import interleaved, set_threads
+from torch_timing import block_shape, interleaved, set_threads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "..", "tests", "data", "golden")
@@ -120,9 +120,7 @@ def main():
     for threads in [int(t) for t in a.threads.split(",")]:
         pinned = set_threads(torch, threads)
         for label in a.shapes.split(","):
-            dims = [int(x) for x in label.split("x")]
-            blocks, rows, cols = dims if len(dims) == 3 else [1] + dims
-            label = f"{blocks}x{rows}x{cols}"  # steep-bench-ns's spelling
+            blocks, rows, cols, label = block_shape(label)
 
             def params_of():
                 ps = [(0.02 * torch.randn(rows, cols, generator=gen)).requires_grad_() for _ in range(blocks)]

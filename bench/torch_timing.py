@@ -8,6 +8,9 @@ set_threads(torch, n): torch.set_num_threads(n), and the same for the OpenBLAS t
 matrix products. Debian's torch 1.13 leaves that OpenBLAS at every core whatever torch.set_num_threads
 says: on the project's 2-core machine its "1 thread" 1024 x 4096 SGEMM ran at 185 GFLOP/s, on both cores
 (99 with OPENBLAS_NUM_THREADS=1). Returns whether an OpenBLAS was found and pinned (the records keep it).
+
+block_shape("8x256x256") -> (8, 256, 256, "8x256x256"); "256x1024" -> (1, 256, 1024, "1x256x1024"): B same-shape
+matrices of R x C, spelled as the C++ benchmarks' block_shape labels (bench/harness.hpp).
 """
 import ctypes
 import os
@@ -25,6 +28,12 @@ def set_threads(torch, n):
             lib.openblas_set_num_threads(n)
             pinned = True
     return pinned
+
+
+def block_shape(label):
+    dims = [int(x) for x in label.split("x")]
+    blocks, rows, cols = dims if len(dims) == 3 else [1] + dims
+    return blocks, rows, cols, f"{blocks}x{rows}x{cols}"
 
 
 def interleaved(variants, rounds, steps, warmup=3):
