@@ -2,6 +2,7 @@
 // The whole rule catalogue. Each rule is a few lines in its own header under steep/rules/.
 #include "steep/rules/adagrad.hpp"
 #include "steep/rules/adam.hpp"
+#include "steep/rules/adam_torch.hpp"
 #include "steep/rules/adam_mini.hpp"
 #include "steep/rules/adamuon.hpp"
 #include "steep/rules/adamw.hpp"

@@ -10,6 +10,7 @@
 #include "steep/compiled/adagrad.hpp"
 #include "steep/compiled/adam.hpp"
 #include "steep/compiled/adam_mini.hpp"
+#include "steep/compiled/adam_torch.hpp"
 #include "steep/compiled/adamuon.hpp"
 #include "steep/compiled/adamw.hpp"
 #include "steep/compiled/dion.hpp"

@@ -32,6 +32,8 @@ void for_each_catalogue_rule(F&& f) {
   f(std::string_view("amsgrad"), amsgrad(1e-2), takes::any);
   f(std::string_view("adam_bf16"), adam_bf16(1e-2), takes::any);
   f(std::string_view("adamw"), adamw(1e-2), takes::any);
+  f(std::string_view("adam_torch"), adam_torch(1e-2), takes::any);
+  f(std::string_view("adamw_torch"), adamw_torch(1e-2), takes::any);
   f(std::string_view("adagrad"), adagrad(1e-2), takes::any);
   f(std::string_view("rmsprop"), rmsprop(1e-2), takes::any);
   f(std::string_view("lion"), lion(1e-2), takes::any);
