@@ -3,6 +3,7 @@
 
 #include "steep/compiled/adam.hpp"
 #include "steep/compiled/adam_mini.hpp"
+#include "steep/compiled/adam_torch.hpp"
 #include "steep/compiled/adamw.hpp"
 #include "steep/compiled/lion.hpp"
 #include "steep/compiled/muon.hpp"
@@ -49,7 +50,7 @@ private:
 
 template <class T, class Rule>
 std::unique_ptr<engine::any_optimizer<T>> build(Rule rule, param_store<T>& store,
-                                     const engine::optimizer_options& opts) {
+                                                const engine::optimizer_options& opts) {
   static_assert(compiled::has_instance<Rule, T>, "steep._C builds only steep::compiled's instances");
   return std::make_unique<engine::any_optimizer<T>>(engine::optimizer<Rule, T>(std::move(rule), store, opts));
 }
@@ -57,14 +58,14 @@ std::unique_ptr<engine::any_optimizer<T>> build(Rule rule, param_store<T>& store
 } // namespace
 
 std::vector<std::string> rule_names() {
-  return { "sgd",       "momentum", "nesterov", "adam",    "adamw", "lion",
-           "adam_mini", "muon",     "normuon",  "shampoo", "soap" };
+  return { "sgd",  "momentum",  "nesterov", "adam",    "adamw",   "adam_torch", "adamw_torch",
+           "lion", "adam_mini", "muon",     "normuon", "shampoo", "soap" };
 }
 
 template <class T>
 std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, param_store<T>& store,
-                                         const engine::optimizer_options& opts,
-                                         const std::map<std::string, double>& settings) {
+                                                    const engine::optimizer_options& opts,
+                                                    const std::map<std::string, double>& settings) {
   namespace r = steep::rules;
   settings_reader s(rule, settings);
   std::unique_ptr<engine::any_optimizer<T>> out;
@@ -94,6 +95,10 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
     return build<T>(r::adam(1e-3), store, opts);
   if (rule == "adamw")
     return build<T>(r::adamw(1e-3), store, opts);
+  if (rule == "adam_torch")
+    return build<T>(r::adam_torch(1e-3), store, opts);
+  if (rule == "adamw_torch")
+    return build<T>(r::adamw_torch(1e-3), store, opts);
   if (rule == "lion")
     return build<T>(r::lion(1e-4), store, opts);
   if (rule == "adam_mini")
@@ -109,10 +114,10 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
 }
 
 template std::unique_ptr<engine::any_optimizer<float>> make_rule(const std::string&, param_store<float>&,
-                                                      const engine::optimizer_options&,
-                                                      const std::map<std::string, double>&);
+                                                                 const engine::optimizer_options&,
+                                                                 const std::map<std::string, double>&);
 template std::unique_ptr<engine::any_optimizer<double>> make_rule(const std::string&, param_store<double>&,
-                                                       const engine::optimizer_options&,
-                                                       const std::map<std::string, double>&);
+                                                                  const engine::optimizer_options&,
+                                                                  const std::map<std::string, double>&);
 
 } // namespace steep::python
