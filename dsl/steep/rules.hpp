@@ -2,7 +2,6 @@
 // The whole rule catalogue. Each rule is a few lines in its own header under steep/rules/.
 #include "steep/rules/adagrad.hpp"
 #include "steep/rules/adam.hpp"
-#include "steep/rules/adam_torch.hpp"
 #include "steep/rules/adam_mini.hpp"
 #include "steep/rules/adamuon.hpp"
 #include "steep/rules/adamw.hpp"
@@ -20,4 +19,5 @@
 #include "steep/rules/shampoo.hpp"
 #include "steep/rules/signum.hpp"
 #include "steep/rules/soap.hpp"
+#include "steep/rules/torch_order.hpp"
 #include "steep/rules/weight_decay.hpp"

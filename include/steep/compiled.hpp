@@ -10,7 +10,6 @@
 #include "steep/compiled/adagrad.hpp"
 #include "steep/compiled/adam.hpp"
 #include "steep/compiled/adam_mini.hpp"
-#include "steep/compiled/adam_torch.hpp"
 #include "steep/compiled/adamuon.hpp"
 #include "steep/compiled/adamw.hpp"
 #include "steep/compiled/dion.hpp"
@@ -27,3 +26,4 @@
 #include "steep/compiled/shampoo.hpp"
 #include "steep/compiled/signum.hpp"
 #include "steep/compiled/soap.hpp"
+#include "steep/compiled/torch_order.hpp"

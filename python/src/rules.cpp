@@ -3,7 +3,6 @@
 
 #include "steep/compiled/adam.hpp"
 #include "steep/compiled/adam_mini.hpp"
-#include "steep/compiled/adam_torch.hpp"
 #include "steep/compiled/adamw.hpp"
 #include "steep/compiled/lion.hpp"
 #include "steep/compiled/muon.hpp"
@@ -11,6 +10,7 @@
 #include "steep/compiled/sgd.hpp"
 #include "steep/compiled/shampoo.hpp"
 #include "steep/compiled/soap.hpp"
+#include "steep/compiled/torch_order.hpp"
 
 #include <functional>
 #include <utility>
@@ -58,8 +58,9 @@ std::unique_ptr<engine::any_optimizer<T>> build(Rule rule, param_store<T>& store
 } // namespace
 
 std::vector<std::string> rule_names() {
-  return { "sgd",  "momentum",  "nesterov", "adam",    "adamw",   "adam_torch", "adamw_torch",
-           "lion", "adam_mini", "muon",     "normuon", "shampoo", "soap" };
+  return { "sgd",       "momentum", "nesterov",   "momentum_torch", "nesterov_torch",
+           "adam",      "adamw",    "adam_torch", "adamw_torch",    "lion",
+           "adam_mini", "muon",     "normuon",    "shampoo",        "soap" };
 }
 
 template <class T>
@@ -91,6 +92,10 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
     return build<T>(r::momentum(0.1, 0.9), store, opts);
   if (rule == "nesterov")
     return build<T>(r::nesterov(0.1, 0.9), store, opts);
+  if (rule == "momentum_torch")
+    return build<T>(r::momentum_torch(0.1, 0.9), store, opts);
+  if (rule == "nesterov_torch")
+    return build<T>(r::nesterov_torch(0.1, 0.9), store, opts);
   if (rule == "adam")
     return build<T>(r::adam(1e-3), store, opts);
   if (rule == "adamw")

@@ -8,7 +8,7 @@
 
 | class | steep rule (dsl/steep/rules/) | torch counterpart, state keys |
 |---|---|---|
-| SGD | sgd, momentum, nesterov | torch.optim.SGD (dampening 0, no weight decay); momentum_buffer |
+| SGD | sgd, momentum_torch, nesterov_torch | torch.optim.SGD (dampening 0, no weight decay), in torch's order of operations; momentum_buffer |
 | Adam, AdamW | adam_torch, adamw_torch | torch.optim.Adam (no weight decay), torch.optim.AdamW, in torch's order of operations (bitwise in float32); step, exp_avg, exp_avg_sq |
 | Lion | lion | Chen et al. 2023; exp_avg |
 | AdamMini | adam_mini | Zhang et al. 2024, one v per tensor; m, v |
@@ -56,7 +56,7 @@ class SGD(SteepOptimizer):
             raise ValueError("SGD nesterov=True needs momentum > 0, as torch's does")
 
     def _rules(self, group):
-        rule = "sgd" if group["momentum"] == 0 else "nesterov" if group["nesterov"] else "momentum"
+        rule = "sgd" if group["momentum"] == 0 else "nesterov_torch" if group["nesterov"] else "momentum_torch"
         return [(rule, {})]
 
     def _hypers(self, group):
@@ -67,7 +67,7 @@ class SGD(SteepOptimizer):
 
 class AdamW(SteepOptimizer):
     """torch.optim.AdamW: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps), rounded as torch
-    rounds it (steep's rule adamw_torch, dsl/steep/rules/adam_torch.hpp). State keys are
+    rounds it (steep's rule adamw_torch, dsl/steep/rules/torch_order.hpp). State keys are
     torch's (step, exp_avg, exp_avg_sq): a checkpoint moves between the two both ways."""
 
     _rule = "adamw_torch"

@@ -4,19 +4,18 @@ Per step both optimizers start from the same parameters and state (steep's is se
 through its state views before each step) and take the same gradient.
 
 Adam and AdamW run steep's rules in torch's order of operations (adam_torch, adamw_torch:
-dsl/steep/rules/adam_torch.hpp). Adam must then equal torch bit for bit, state and parameters,
+dsl/steep/rules/torch_order.hpp). Adam must then equal torch bit for bit, state and parameters,
 every step and over a free-running trajectory. AdamW's state must too; its parameter is
 torch's p (1 - lr wd) + u, which steep's update writes as p + ((p (1 - lr wd) + u) - p): equal
 wherever the step moves the parameter by less than half its value (the subtraction is then
 exact), and otherwise within 1 ulp of the larger of the old and the new value.
 
-SGD with momentum keeps steep's order: every entry must agree within ULPS ulps of the largest
-term that step adds up for it (for a momentum buffer mu b + g: |mu b|, |g| and the result; for a
-parameter: the old and new values and lr times the update's terms). The unit is that term's
-ulp, not the result's: where a sum cancels, the result's own ulp is far below either order's
-rounding. SGD without momentum is the same operations, and must agree bitwise. The worst ulps
-and the share of bitwise-equal entries are printed. Then free-running trajectories: 50 steps
-must stay within a small relative distance.
+SGD runs sgd, momentum_torch and nesterov_torch, and must agree bitwise. Its check reports each
+entry's difference in ulps of the largest term that step adds up for it (for a momentum buffer
+mu b + g: |mu b|, |g| and the result; for a parameter: the old and new values and lr times the
+update's terms), within ULPS for a rule in another order than torch's. The worst ulps and the
+share of bitwise-equal entries are printed. Then free-running trajectories: 50 steps must stay
+within a small relative distance.
 """
 import unittest
 
@@ -27,7 +26,7 @@ import steep.torch as st
 from helpers import clones, params_like, set_grads
 
 SHAPES = [(16, 8), (8,), (3, 5, 7), ()]
-# Adam's: also one long enough for whole SIMD batches and a tail (torch's AVX2 and steep's AVX-512).
+# Per step: also one long enough for whole SIMD batches and a tail (torch's AVX2, steep's AVX-512).
 ADAM_SHAPES = SHAPES + [(1000, 37)]
 ULPS = 2.0
 
@@ -48,7 +47,7 @@ def sgd_scales(hp, t, g, p_old, p_new, old, new):
 
 
 def per_step(test, make_steep, make_torch, scales, hp, dtype, steps=12, keys=(), limits=None):
-    ps = params_like(SHAPES, dtype)
+    ps = params_like(ADAM_SHAPES, dtype)
     qs = clones(ps)
     a, b = make_steep(ps), make_torch(qs)
     worst, bitwise, total = {}, 0, 0
@@ -176,13 +175,17 @@ class Parity(unittest.TestCase):
 
     def test_sgd_momentum(self):
         kw = dict(lr=0.05, momentum=0.9)
-        self.check("SGD momentum", lambda p: st.SGD(p, **kw), lambda p: torch.optim.SGD(p, **kw), sgd_scales, kw,
-                   ("momentum_buffer",))
+        for foreach in (False, True):
+            self.check(f"SGD momentum foreach={foreach}", lambda p: st.SGD(p, **kw),
+                       lambda p: torch.optim.SGD(p, foreach=foreach, **kw), sgd_scales, kw, ("momentum_buffer",),
+                       bitwise_expected=True)
 
     def test_sgd_nesterov(self):
         kw = dict(lr=0.05, momentum=0.9, nesterov=True)
-        self.check("SGD nesterov", lambda p: st.SGD(p, **kw), lambda p: torch.optim.SGD(p, **kw), sgd_scales, kw,
-                   ("momentum_buffer",))
+        for foreach in (False, True):
+            self.check(f"SGD nesterov foreach={foreach}", lambda p: st.SGD(p, **kw),
+                       lambda p: torch.optim.SGD(p, foreach=foreach, **kw), sgd_scales, kw, ("momentum_buffer",),
+                       bitwise_expected=True)
 
     def test_step_state_is_torchs(self):
         ps = params_like(SHAPES)

@@ -27,6 +27,8 @@ void for_each_catalogue_rule(F&& f) {
   f(std::string_view("sgd"), sgd(0.1), takes::any);
   f(std::string_view("momentum"), momentum(0.1, 0.9), takes::any);
   f(std::string_view("nesterov"), nesterov(0.1, 0.9), takes::any);
+  f(std::string_view("momentum_torch"), momentum_torch(0.1, 0.9), takes::any);
+  f(std::string_view("nesterov_torch"), nesterov_torch(0.1, 0.9), takes::any);
   f(std::string_view("adam"), adam(1e-2), takes::any);
   f(std::string_view("adam_eps0"), adam_eps0(1e-2), takes::any);
   f(std::string_view("amsgrad"), amsgrad(1e-2), takes::any);

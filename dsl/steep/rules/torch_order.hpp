@@ -1,10 +1,10 @@
 #pragma once
-// Adam and AdamW in torch.optim's order of operations, so that a float32 step equals torch's
-// bit for bit (steep.torch's Adam and AdamW run these; python/README.md, "Parity"). The
-// mathematics are adam's and adamw's (adam.hpp, adamw.hpp); only the rounding differs. torch's
-// CPU step (torch/optim/adam.py and adamw.py, _single_tensor_ and _multi_tensor_, which on the CPU
-// make the same per-tensor calls) is, with every scalar computed in double and rounded once to the
-// tensors' dtype:
+// Adam, AdamW and SGD's momentum in torch.optim's order of operations, so that a float32 step
+// equals torch's bit for bit (steep.torch runs these; python/README.md, "Parity"). The
+// mathematics are adam's, adamw's, momentum's and nesterov's (adam.hpp, adamw.hpp, sgd.hpp);
+// only the rounding differs. torch's CPU Adam step (torch/optim/adam.py and adamw.py,
+// _single_tensor_ and _multi_tensor_, which on the CPU make the same per-tensor calls) is, with
+// every scalar computed in double and rounded once to the tensors' dtype:
 //   p <- p (1 - lr wd)                                      (AdamW only, first)
 //   m <- fma(g, 1 - b1, m b1)                               (mul_, then add_ with alpha: fused)
 //   v <- fma((1 - b2) g, g, v b2)                           (mul_, then addcmul_: fused)
@@ -26,7 +26,15 @@
 // So the fused steps call the instruction (fused_multiply_add), and the one product torch rounds
 // before an addition is kept from being fused into it (rounded_product).
 //
+// torch's SGD with momentum mu (dampening 0, torch/optim/sgd.py):
+//   b <- b mu + g          (mul_, then add_ with alpha 1: the product rounded first)
+//   d <- fma(b, mu, g)     (Nesterov: add with alpha mu) or d <- b
+//   p <- fma(d, -lr, p)    (add_ with alpha -lr)
+// The last is steep's update p + (-lr d), which GCC fuses into that one instruction as it does
+// for sgd (test_torch_parity.py checks both bitwise).
+//
 //   steep::optimizer opt(steep::rules::adamw_torch(1e-3, 0.9, 0.999, 1e-8, 0.01), store);
+//   steep::optimizer sgd(steep::rules::nesterov_torch(0.1, 0.9), store);
 
 #include "steep/rules/common.hpp"
 
@@ -91,6 +99,18 @@ inline constexpr auto adamw_torch =
     Lr lr, B1 b1 = 0.9, B2 b2 = 0.999, Eps eps = 1e-8, Wd wd = 0.01) {
   auto decayed = map(rounded_product{}, param, 1.0 - hp::lr(lr) * hp::weight_decay(wd));
   return (decayed + adam_torch(hp::lr(lr), b1, b2, eps)) - param;
+};
+
+inline constexpr auto momentum_torch = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
+  auto m = named<"momentum", range::nonnegative>(mu);
+  auto b = recur<"momentum_buffer">([&](auto prev) { return map(rounded_product{}, prev, m) + grad; });
+  return -hp::lr(lr) * b;
+};
+
+inline constexpr auto nesterov_torch = []<operand Lr, operand Mu>(Lr lr, Mu mu) {
+  auto m = named<"momentum", range::nonnegative>(mu);
+  auto b = recur<"momentum_buffer">([&](auto prev) { return map(rounded_product{}, prev, m) + grad; });
+  return -hp::lr(lr) * map(fused_multiply_add{}, b, m, grad);
 };
 
 } // namespace steep::rules
