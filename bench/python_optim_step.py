@@ -12,6 +12,14 @@ call into steep._C, steep's checks and its fused pass; for torch its own step. V
 alternate within each round (torch_timing.py); medians. steep's threads = torch's threads
 (torch.set_num_threads and its OpenBLAS). Run it with the allocator settings above, as
 torch_optim_step.py says: torch's temporaries otherwise fault in fresh pages every step.
+
+--variants adds steep's own variants, to see where its time goes:
+  steep_reread     every step reads each tensor through DLPack and sets the hyperparameters, as
+                   a step did before steep.torch kept what it bound (and as it does when a tensor
+                   changed): the cost of the capsules;
+  steep_threaded   serial_below = 0: a small group's passes split over the threads too;
+  steep_order      the catalogue's rule adamw (steep's order of operations) instead of
+                   adamw_torch (torch's, bitwise equal to torch.optim.AdamW): the cost of parity.
 """
 import argparse
 import json
@@ -24,20 +32,36 @@ import steep.torch
 from torch_timing import interleaved, set_threads
 
 
+class _CatalogueAdamW(steep.torch.AdamW):
+    _rule = "adamw"  # steep's order of operations (dsl/steep/rules/adamw.hpp)
+
+
+def _reread(opt):
+    def step():
+        for engine in opt._engines:
+            if engine is not None:
+                engine.bound = engine.settings = None
+        opt.step()
+    return step
+
+
 def make(impl, sizes, threads):
     ps = [torch.zeros(s, requires_grad=True) for s in sizes]
     for p in ps:
         p.grad = torch.randn(p.shape)
     kw = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
-    if impl == "steep":
-        return steep.torch.AdamW(ps, threads=threads, **kw).step
+    if impl.startswith("steep"):
+        opt = (_CatalogueAdamW if impl == "steep_order" else steep.torch.AdamW)(ps, threads=threads, **kw)
+        if impl == "steep_threaded":
+            opt.serial_below = 0
+        return _reread(opt) if impl == "steep_reread" else opt.step
     if impl == "torch_fused":
         return torch.optim.AdamW(ps, fused=True, **kw).step
     return torch.optim.AdamW(ps, foreach=impl == "torch_foreach", **kw).step
 
 
-def impls():
-    out = ["steep", "torch_forloop", "torch_foreach"]
+def impls(variants=()):
+    out = ["steep", *variants, "torch_forloop", "torch_foreach"]
     try:
         torch.optim.AdamW([torch.zeros(1, requires_grad=True)], fused=True)
         out.append("torch_fused")
@@ -53,6 +77,7 @@ def main():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--variants", default="", help="steep_reread,steep_threaded,steep_order (the docstring)")
     p.add_argument("--out", default="python-optim.json")
     a = p.parse_args()
     keepmem = os.environ.get("MALLOC_MMAP_MAX_") == "0"
@@ -63,7 +88,8 @@ def main():
         for n in [int(s) for s in a.sizes.split(",")]:
             for k in [int(t) for t in a.tensors.split(",")]:
                 sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
-                steps = {impl: make(impl, sizes, threads) for impl in impls()}
+                variants = [v for v in a.variants.split(",") if v]
+                steps = {impl: make(impl, sizes, threads) for impl in impls(variants)}
                 samples = interleaved(steps, a.rounds, a.steps)
                 base = statistics.median(samples["steep"])
                 for name, s in samples.items():

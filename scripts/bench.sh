@@ -72,7 +72,9 @@ else
   inproc_args=(--sizes "${INPROC_SIZES:-50000,65536,1048576,16777216}" --threads "$threads")
   train_args=(--threads "$threads" --rounds 9 --steps 10)
   muon_args=(--shapes "$ns_shapes" --threads "$threads" --rounds 3 --steps 1)
-  python_args=(--sizes "${PYTHON_SIZES:-50000,1048576,16777216}" --tensors 1,200 --threads "$threads")
+  # With the variants that say where steep's step goes: DLPack every step, the catalogue's adamw.
+  python_args=(--sizes "${PYTHON_SIZES:-50000,1048576,16777216}" --tensors 1,200 --threads "$threads"
+               --variants steep_reread,steep_order)
   precond_args=(--shapes "$precond_shapes" --threads "$threads" --rounds 3)
 fi
 if [ ${#torch_cmake[@]} -gt 0 ]; then

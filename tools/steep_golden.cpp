@@ -1,11 +1,12 @@
-// steep-golden DIR [--dtype float64|float32] [--threads N] [--case NAME ...] [--bits]
+// steep-golden DIR [--dtype float64|float32] [--threads N] [--case NAME ...] [--bits] [--order steep|torch]
 //
 // Runs every case of a golden set (the format of tests/data/golden/manifest.json) through steep
 // and prints one line per case — name, max relative error, PASS/FAIL, or SKIP with the reason —
 // then "N passed, M failed". Exits non-zero if any case failed. A future set in the same format
 // runs unchanged: cases are read from the manifest, never listed here. --bits adds each case's
 // CRC-32 of its trajectory and final state (golden_set.hpp): a refactor's proof by bits is the
-// same column before and after.
+// same column before and after. --order torch runs torch's Adam, AdamW and SGD with momentum
+// with the catalogue's rules in torch's order of operations (rule_from_manifest.hpp).
 
 #include "golden/golden_set.hpp"
 
@@ -17,14 +18,15 @@
 
 namespace {
 template <class T>
-int run(steep::golden::golden_set& set, const std::vector<std::string>& only, int threads, bool bits) {
+int run(steep::golden::golden_set& set, const std::vector<std::string>& only, int threads, bool bits,
+        steep::golden::order rule_order) {
   int passed = 0, failed = 0, skipped = 0;
   for (auto& [name, c] : set.manifest().at("cases").items()) {
     if (!only.empty() && std::find(only.begin(), only.end(), name) == only.end())
       continue;
     steep::golden::case_result r;
     try {
-      r = steep::golden::run_case<T>(set, name, { .threads = threads });
+      r = steep::golden::run_case<T>(set, name, { .threads = threads }, rule_order);
     } catch (const std::exception& e) {
       r.name = name;
       r.state = steep::golden::status::failed;
@@ -53,7 +55,7 @@ int run(steep::golden::golden_set& set, const std::vector<std::string>& only, in
 
 int main(int argc, char** argv) {
   CLI::App app{ "Runs a golden optimizer-trajectory set through steep" };
-  std::string dir, dtype = "float64";
+  std::string dir, dtype = "float64", order = "steep";
   std::vector<std::string> only;
   int threads = 0;
   bool bits = false;
@@ -62,10 +64,16 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "worker threads (0: all)");
   app.add_option("--case", only, "run only these cases");
   app.add_flag("--bits", bits, "print each case's CRC-32 of its trajectory and final state first");
+  app
+    .add_option("--order", order,
+                "steep (adam, adamw, momentum, ...) or torch (adam_torch, adamw_torch, momentum_torch, ...)")
+    ->check(CLI::IsMember({ "steep", "torch" }));
   CLI11_PARSE(app, argc, argv);
   try {
     steep::golden::golden_set set(dir);
-    return dtype == "float64" ? run<double>(set, only, threads, bits) : run<float>(set, only, threads, bits);
+    const auto rule_order = order == "torch" ? steep::golden::order::torch : steep::golden::order::steep;
+    return dtype == "float64" ? run<double>(set, only, threads, bits, rule_order)
+                              : run<float>(set, only, threads, bits, rule_order);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "steep-golden: %s\n", e.what());
     return 2;

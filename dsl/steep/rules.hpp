@@ -19,4 +19,5 @@
 #include "steep/rules/shampoo.hpp"
 #include "steep/rules/signum.hpp"
 #include "steep/rules/soap.hpp"
+#include "steep/rules/torch_order.hpp"
 #include "steep/rules/weight_decay.hpp"

@@ -26,3 +26,4 @@
 #include "steep/compiled/shampoo.hpp"
 #include "steep/compiled/signum.hpp"
 #include "steep/compiled/soap.hpp"
+#include "steep/compiled/torch_order.hpp"

@@ -22,6 +22,7 @@
 #include <memory>
 #include <pybind11/pybind11.h>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace steep::python {
@@ -50,28 +51,32 @@ inline std::string describe_dtype(const DLDataType& t) {
 }
 } // namespace detail
 
-// The tensor a DLPack capsule describes, checked; `what` names it in every refusal.
-inline borrowed_tensor borrow(py::handle capsule, const std::string& what) {
+// The tensor a DLPack capsule describes, checked; `what()` names it in every refusal (called
+// only then: a step borrows every tensor of a group, and a name built per tensor would cost
+// more than the check).
+template <class Name>
+requires std::is_invocable_r_v<std::string, const Name&> borrowed_tensor borrow(py::handle capsule,
+                                                                                const Name& what) {
   if (!PyCapsule_IsValid(capsule.ptr(), "dltensor"))
-    throw py::type_error(what +
+    throw py::type_error(what() +
                          ": expected a DLPack capsule named 'dltensor' (from __dlpack__() or "
                          "torch.utils.dlpack.to_dlpack), got " +
                          std::string(py::str(py::type::handle_of(capsule))));
   const auto* m = static_cast<const DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
   const DLTensor& t = m->dl_tensor;
   if (t.device.device_type != kDLCPU)
-    throw py::value_error(what + " is not in CPU memory (DLPack device type " +
+    throw py::value_error(what() + " is not in CPU memory (DLPack device type " +
                           std::to_string(t.device.device_type) +
                           "); steep steps CPU tensors in place and never copies one");
   const bool f32 = t.dtype.code == kDLFloat && t.dtype.bits == 32 && t.dtype.lanes == 1;
   const bool f64 = t.dtype.code == kDLFloat && t.dtype.bits == 64 && t.dtype.lanes == 1;
   if (!f32 && !f64)
-    throw py::value_error(what + " has dtype " + detail::describe_dtype(t.dtype) +
+    throw py::value_error(what() + " has dtype " + detail::describe_dtype(t.dtype) +
                           "; steep steps float32 or float64 tensors and never converts one");
   borrowed_tensor out{ static_cast<char*>(t.data) + t.byte_offset, f32 ? dtype::f32 : dtype::f64, {}, 1 };
   for (int d = 0; d < t.ndim; ++d) {
     if (t.shape[d] < 0)
-      throw py::value_error(what + " has a negative extent in its DLPack shape");
+      throw py::value_error(what() + " has a negative extent in its DLPack shape");
     out.shape.push_back(static_cast<std::size_t>(t.shape[d]));
     out.elements *= static_cast<std::size_t>(t.shape[d]);
   }
@@ -84,7 +89,7 @@ inline borrowed_tensor borrow(py::handle capsule, const std::string& what) {
         std::string strides;
         for (int k = 0; k < t.ndim; ++k)
           strides += (k ? ", " : "") + std::to_string(t.strides[k]);
-        throw py::value_error(what + " is not contiguous (shape " + to_string(out.shape) + ", strides (" +
+        throw py::value_error(what() + " is not contiguous (shape " + to_string(out.shape) + ", strides (" +
                               strides +
                               ") in elements); steep steps a tensor's own memory and never copies "
                               "one (a contiguous copy of a parameter would be updated instead of it)");
@@ -93,6 +98,9 @@ inline borrowed_tensor borrow(py::handle capsule, const std::string& what) {
     }
   }
   return out;
+}
+inline borrowed_tensor borrow(py::handle capsule, const std::string& what) {
+  return borrow(capsule, [&] { return what; });
 }
 
 namespace detail {

@@ -69,28 +69,15 @@ public:
       arm_index_[arms_[k].spec] = k;
   }
 
-  std::string step(const py::list& params, const py::list& grads,
-                   const std::vector<std::map<std::string, double>>& hypers) override {
-    return prepare(params, grads, hypers) ? commit() : "refused";
+  std::string step(const py::list& params, const py::list& grads, const hyper_sets& hypers) override {
+    bind(params, grads, hypers);
+    return run_step();
   }
 
-  bool prepare(const py::list& params, const py::list& grads,
-               const std::vector<std::map<std::string, double>>& hypers) override {
-    prepared_ = false;
-    auto [p, g] = read(params, grads, false);
-    if (p != bound_p_ || g != bound_g_)
-      check_no_overlap(p, g);
-    set_hypers(hypers);
+  bool prepare(const py::list& params, const py::list& grads, const hyper_sets& hypers) override {
+    bind(params, grads, hypers);
     py::gil_scoped_release release;
-    for (std::size_t i = 0; i < blocks_.size(); ++i)
-      arms_[arm_index_[blocks_[i].arm]].opt->rebind(where_[i].second, p[i], g[i]);
-    bound_p_ = std::move(p), bound_g_ = std::move(g);
-    for (auto& arm : arms_)
-      if (auto bad = arm.opt->prepare_step()) {
-        engine::on_nonfinite(policy_, *bad, skipped_); // throws under refuse
-        return false;
-      }
-    return prepared_ = true;
+    return prepared_ = run_prepare();
   }
 
   std::string commit() override {
@@ -101,14 +88,20 @@ public:
     bool held = false;
     {
       py::gil_scoped_release release;
-      for (auto& arm : arms_) {
-        arm.opt->commit_step();
-        held = held || arm.opt->any_held_back();
-      }
-      std::fill(counts_.begin(), counts_.end(), static_cast<float>(steps()));
+      held = run_commit();
     }
-    skipped_ += held;
     return held ? "held_back" : "applied";
+  }
+
+  std::string step_bound(const hyper_sets& hypers) override {
+    rebound(hypers);
+    return run_step();
+  }
+
+  bool prepare_bound(const hyper_sets& hypers) override {
+    rebound(hypers);
+    py::gil_scoped_release release;
+    return prepared_ = run_prepare();
   }
 
   py::list state() override {
@@ -172,6 +165,65 @@ private:
 
   std::size_t elements(std::size_t i) const { return element_count(blocks_[i].shape); }
 
+  // Reads, checks and binds this step's tensors, and sets the hyperparameters (none: unchanged).
+  void bind(const py::list& params, const py::list& grads, const hyper_sets& hypers) {
+    prepared_ = false;
+    auto [p, g] = read(params, grads, false);
+    if (p != bound_p_ || g != bound_g_)
+      check_no_overlap(p, g);
+    if (hypers)
+      set_hypers(*hypers);
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      arms_[arm_index_[blocks_[i].arm]].opt->rebind(where_[i].second, p[i], g[i]);
+    bound_p_ = std::move(p), bound_g_ = std::move(g);
+    bound_ = true;
+  }
+
+  // The tensors bound last, again (step_bound): only the hyperparameters may change.
+  void rebound(const hyper_sets& hypers) {
+    prepared_ = false;
+    if (!bound_)
+      throw usage_error("step_bound() and prepare_bound() step the tensors a step() or prepare() bound, and "
+                        "this group has had none yet; nothing was written");
+    if (hypers)
+      set_hypers(*hypers);
+  }
+
+  // prepare and, if it found nothing, commit, with one release of the GIL.
+  std::string run_step() {
+    bool ok = false, held = false;
+    {
+      py::gil_scoped_release release;
+      ok = run_prepare();
+      if (ok)
+        held = run_commit();
+    }
+    return !ok ? "refused" : held ? "held_back" : "applied";
+  }
+
+  // The read-only half of every arm (without the GIL): false if the guard refused the step
+  // under nonfinite_policy::skip; throws nonfinite_error under refuse.
+  bool run_prepare() {
+    for (auto& arm : arms_)
+      if (auto bad = arm.opt->prepare_step()) {
+        engine::on_nonfinite(policy_, *bad, skipped_); // throws under refuse
+        return false;
+      }
+    return true;
+  }
+
+  // The writing half of every arm (without the GIL): whether any coordinate was held back.
+  bool run_commit() {
+    bool held = false;
+    for (auto& arm : arms_) {
+      arm.opt->commit_step();
+      held = held || arm.opt->any_held_back();
+    }
+    std::fill(counts_.begin(), counts_.end(), static_cast<float>(steps()));
+    skipped_ += held;
+    return held;
+  }
+
   // Every block's parameter and gradient address, checked against the block; a missing
   // gradient (None) is refused unless `allow_missing`.
   std::pair<std::vector<T*>, std::vector<T*>> read(const py::list& params, const py::list& grads,
@@ -183,7 +235,8 @@ private:
     std::vector<T*> p(blocks_.size()), g(blocks_.size(), nullptr);
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       const auto& b = blocks_[i];
-      p[i] = checked(params[i], "parameter '" + b.name + "'", b);
+      p[i] = checked(
+        params[i], [&] { return "parameter '" + b.name + "'"; }, b);
       if (grads[i].is_none()) {
         if (!allow_missing)
           throw py::value_error("parameter '" + b.name +
@@ -192,18 +245,20 @@ private:
                                 "group of its own (python/README.md)");
         continue;
       }
-      g[i] = checked(grads[i], "the gradient of parameter '" + b.name + "'", b);
+      g[i] = checked(
+        grads[i], [&] { return "the gradient of parameter '" + b.name + "'"; }, b);
     }
     return { std::move(p), std::move(g) };
   }
 
-  T* checked(py::handle capsule, const std::string& what, const block_info& b) const {
+  template <class Name>
+  T* checked(py::handle capsule, const Name& what, const block_info& b) const {
     const auto t = borrow(capsule, what);
     if (t.type != dtype_of<T>)
-      throw py::value_error(what + " has dtype " + name(t.type) + "; its group steps " + name(dtype_of<T>) +
+      throw py::value_error(what() + " has dtype " + name(t.type) + "; its group steps " + name(dtype_of<T>) +
                             " (steep never converts a tensor)");
     if (t.shape != b.shape)
-      throw py::value_error(what + " has shape " + to_string(t.shape) + "; the optimizer was built for " +
+      throw py::value_error(what() + " has shape " + to_string(t.shape) + "; the optimizer was built for " +
                             to_string(b.shape));
     return static_cast<T*>(t.data);
   }
@@ -265,6 +320,7 @@ private:
   std::vector<float> counts_;
   std::int64_t skipped_ = 0;
   bool prepared_ = false; // every arm prepared for the addresses and values bound last
+  bool bound_ = false;    // a step() or prepare() has bound this step's tensors (step_bound may follow)
 };
 
 } // namespace

@@ -48,7 +48,8 @@ PYBIND11_MODULE(_C, m) {
       py::init([](const std::string& dtype,
                   const std::vector<std::pair<std::string, std::map<std::string, double>>>& rules,
                   const std::vector<std::tuple<std::string, std::vector<std::size_t>, std::size_t>>& blocks,
-                  const py::list& params, const py::list& grads, int threads, const std::string& nonfinite) {
+                  const py::list& params, const py::list& grads, int threads, const std::string& nonfinite,
+                  std::size_t serial_below) {
         std::vector<sp::arm_spec> arms;
         for (const auto& [rule, settings] : rules)
           arms.push_back({ rule, settings });
@@ -58,17 +59,25 @@ PYBIND11_MODULE(_C, m) {
         steep::engine::optimizer_options opts;
         opts.threads = threads;
         opts.nonfinite = policy_named(nonfinite);
+        opts.serial_below = serial_below;
         return sp::make_group(dtype_named(dtype), arms, std::move(infos), opts, params, grads);
       }),
       py::arg("dtype"), py::arg("rules"), py::arg("blocks"), py::arg("params"), py::arg("grads"),
-      py::arg("threads") = 0, py::arg("nonfinite") = "refuse",
+      py::arg("threads") = 0, py::arg("nonfinite") = "refuse", py::arg("serial_below") = 0,
       "rules: [(rule name, construction settings)]; blocks: [(name, shape, index of its rule)]; "
-      "params, grads: one DLPack capsule per block (a gradient may be None)")
-    .def("step", &sp::group::step, py::arg("params"), py::arg("grads"), py::arg("hypers"),
-         "One step over the tensors' own memory, without the GIL: 'applied', 'held_back' or 'refused'")
-    .def("prepare", &sp::group::prepare, py::arg("params"), py::arg("grads"), py::arg("hypers"),
+      "params, grads: one DLPack capsule per block (a gradient may be None); serial_below: a pass over "
+      "fewer parameters runs on the calling thread (optimizer_options::serial_below)")
+    .def("step", &sp::group::step, py::arg("params"), py::arg("grads"), py::arg("hypers") = py::none(),
+         "One step over the tensors' own memory, without the GIL: 'applied', 'held_back' or 'refused'; "
+         "hypers: per rule, {name: value} (None: the values set last)")
+    .def("prepare", &sp::group::prepare, py::arg("params"), py::arg("grads"), py::arg("hypers") = py::none(),
          "The read-only half of a step: False if a non-finite gradient refused it (nonfinite='skip')")
     .def("commit", &sp::group::commit, "The writing half, after a prepare() that returned True")
+    .def("step_bound", &sp::group::step_bound, py::arg("hypers") = py::none(),
+         "step() over the tensors the last step() or prepare() read, which the caller vouches are the same "
+         "tensors at the same addresses: no capsule is read")
+    .def("prepare_bound", &sp::group::prepare_bound, py::arg("hypers") = py::none(),
+         "prepare() over the tensors the last step() or prepare() read (as step_bound)")
     .def("state", &sp::group::state, "[(block index, slot name, DLPack capsule over steep's memory)]")
     .def("step_counts", &sp::group::step_counts, "one float32 per block: the step count")
     .def_property_readonly("steps", &sp::group::steps)

@@ -10,6 +10,7 @@
 #include "steep/compiled/sgd.hpp"
 #include "steep/compiled/shampoo.hpp"
 #include "steep/compiled/soap.hpp"
+#include "steep/compiled/torch_order.hpp"
 
 #include <functional>
 #include <utility>
@@ -49,7 +50,7 @@ private:
 
 template <class T, class Rule>
 std::unique_ptr<engine::any_optimizer<T>> build(Rule rule, param_store<T>& store,
-                                     const engine::optimizer_options& opts) {
+                                                const engine::optimizer_options& opts) {
   static_assert(compiled::has_instance<Rule, T>, "steep._C builds only steep::compiled's instances");
   return std::make_unique<engine::any_optimizer<T>>(engine::optimizer<Rule, T>(std::move(rule), store, opts));
 }
@@ -57,14 +58,15 @@ std::unique_ptr<engine::any_optimizer<T>> build(Rule rule, param_store<T>& store
 } // namespace
 
 std::vector<std::string> rule_names() {
-  return { "sgd",       "momentum", "nesterov", "adam",    "adamw", "lion",
-           "adam_mini", "muon",     "normuon",  "shampoo", "soap" };
+  return { "sgd",       "momentum", "nesterov",   "momentum_torch", "nesterov_torch",
+           "adam",      "adamw",    "adam_torch", "adamw_torch",    "lion",
+           "adam_mini", "muon",     "normuon",    "shampoo",        "soap" };
 }
 
 template <class T>
 std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, param_store<T>& store,
-                                         const engine::optimizer_options& opts,
-                                         const std::map<std::string, double>& settings) {
+                                                    const engine::optimizer_options& opts,
+                                                    const std::map<std::string, double>& settings) {
   namespace r = steep::rules;
   settings_reader s(rule, settings);
   std::unique_ptr<engine::any_optimizer<T>> out;
@@ -90,10 +92,18 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
     return build<T>(r::momentum(0.1, 0.9), store, opts);
   if (rule == "nesterov")
     return build<T>(r::nesterov(0.1, 0.9), store, opts);
+  if (rule == "momentum_torch")
+    return build<T>(r::momentum_torch(0.1, 0.9), store, opts);
+  if (rule == "nesterov_torch")
+    return build<T>(r::nesterov_torch(0.1, 0.9), store, opts);
   if (rule == "adam")
     return build<T>(r::adam(1e-3), store, opts);
   if (rule == "adamw")
     return build<T>(r::adamw(1e-3), store, opts);
+  if (rule == "adam_torch")
+    return build<T>(r::adam_torch(1e-3), store, opts);
+  if (rule == "adamw_torch")
+    return build<T>(r::adamw_torch(1e-3), store, opts);
   if (rule == "lion")
     return build<T>(r::lion(1e-4), store, opts);
   if (rule == "adam_mini")
@@ -109,10 +119,10 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
 }
 
 template std::unique_ptr<engine::any_optimizer<float>> make_rule(const std::string&, param_store<float>&,
-                                                      const engine::optimizer_options&,
-                                                      const std::map<std::string, double>&);
+                                                                 const engine::optimizer_options&,
+                                                                 const std::map<std::string, double>&);
 template std::unique_ptr<engine::any_optimizer<double>> make_rule(const std::string&, param_store<double>&,
-                                                       const engine::optimizer_options&,
-                                                       const std::map<std::string, double>&);
+                                                                  const engine::optimizer_options&,
+                                                                  const std::map<std::string, double>&);
 
 } // namespace steep::python

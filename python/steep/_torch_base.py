@@ -10,12 +10,26 @@ with torch.utils.dlpack.from_dlpack), so state_dict(), torch.save and load_state
 any torch optimizer; 'step' is a float32 0-d tensor, as torch's Adam and AdamW keep it.
 load_state_dict copies the loaded values into steep's memory and sets steep's step counter.
 
+A step reads each tensor through DLPack (a capsule: no copy, every check) when the group first
+steps and whenever a tensor is not the one read last; otherwise it steps the addresses bound
+last with one call and no capsule (python/README.md, "What a step does"). "The one read last":
+each gradient is the same object (id) at the same data_ptr(), and so is each parameter. torch
+keeps a gradient's shape, dtype and device equal to its parameter's (it checks an assignment to
+.grad) and its layout dense, so a new gradient at the same id and address (the allocators reuse
+both after zero_grad(set_to_none=True)) is bound the same way; `p.data = x` gives the parameter
+a new address unless x views the same memory. Likewise the hyperparameters are read from the
+group again only when one of its values changed (or is mutable: a list, a tensor).
+
 A group's parameters are fixed when it first steps (or loads state): those with a gradient then.
 A parameter that never has a gradient (frozen) is left out, as torch skips it; a parameter that
 had one and has None later, or one that gets its first gradient later, is refused by name.
 A group whose gradients are all None is skipped, as torch does.
 """
+import itertools
+import operator
+
 import torch
+import torch.optim.optimizer as _torch_optimizer
 from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from steep import _C
@@ -26,6 +40,22 @@ _POLICIES = ("refuse", "skip", "mask", "off")
 # torch's defaults, so a torch checkpoint loads and a steep one loads into torch.
 TORCH_FLAGS = {"maximize": False, "foreach": None, "capturable": False, "differentiable": False,
                "fused": None}
+# A pass over fewer parameters than this runs on the calling thread (optimizer_options::
+# serial_below): in a training loop steep's workers sleep through the forward and backward pass,
+# and waking them costs more than a second thread saves below 2^18 parameters (docs/dsl.md,
+# "Options and policies"; steep-bench-dispatch --gap-us).
+SERIAL_BELOW = 1 << 18
+
+_profiling = torch._C._autograd._profiler_enabled
+_HOOKS = hasattr(_torch_optimizer, "_global_optimizer_pre_hooks")  # torch >= 2.0: step hooks
+_grad_of = operator.attrgetter("grad")
+_data_ptr = torch.Tensor.data_ptr
+_IMMUTABLE = (bool, int, float, str, type(None))
+
+
+def _frozen(value):
+    """Whether a group's value can only change by being replaced (so == sees the change)."""
+    return isinstance(value, _IMMUTABLE) or (type(value) is tuple and all(map(_frozen, value)))
 
 
 def _capsule(t, what):
@@ -51,7 +81,7 @@ class _Engine:
                              [_capsule(p, f"parameter '{n}'") for n, p in zip(self.names, self.params)],
                              [None if p.grad is None else _capsule(p.grad, f"the gradient of parameter '{n}'")
                               for n, p in zip(self.names, self.params)],
-                             opt._threads, opt._nonfinite)
+                             opt._threads, opt._nonfinite, opt.serial_below)
         self.views = [{} for _ in active]
         for k, slot, capsule in self.core.state():
             self.views[k][slot] = from_dlpack(capsule)
@@ -60,14 +90,32 @@ class _Engine:
             view["step"] = self.counts[k]
         chosen = set(active)
         self.inactive = [i for i in range(len(params)) if i not in chosen]
+        # What steep._C holds, as SteepOptimizer.step compares it: (the gradients' ids, the
+        # parameters' and the gradients' data_ptr()) of the tensors bound last, and the group's
+        # values its hyperparameters were last set from; None: unknown (read and set again).
+        self.bound = None
+        self.settings = None
+        self.keys = tuple(k for k in group if k not in ("params", "param_names"))
 
-    def capsules(self, group):
-        """The parameters' and gradients' capsules for this step; refuses a changed group."""
+    def tensors_now(self):
+        """[the gradients' ids, the parameters' and the gradients' data_ptr()], or None if a
+        gradient is None: what `bound` holds for the tensors bound last."""
+        grads = list(map(_grad_of, self.params))
+        try:
+            return [*map(id, grads), *map(_data_ptr, self.params), *map(_data_ptr, grads)]
+        except TypeError:  # a gradient is None
+            return None
+
+    def check_inactive(self, group):
+        """Refuses a gradient on a parameter the group left out when it first stepped."""
         for i in self.inactive:
             if group["params"][i].grad is not None:
                 raise ValueError(f"parameter '{group['param_names'][i]}' has a gradient, but it had none when its "
                                  "group first stepped, so steep left it out; a group's parameters are fixed then: "
                                  "put it in a group of its own (add_param_group)")
+
+    def capsules(self, group):
+        """The parameters' and gradients' capsules for this step."""
         ps, gs = [], []
         for n, p in zip(self.names, self.params):
             ps.append(_capsule(p, f"parameter '{n}'"))
@@ -79,7 +127,9 @@ class _Engine:
 class SteepOptimizer(torch.optim.Optimizer):
     """Base of steep.torch's optimizers; see the module docstring.
 
-    threads: steep's threads for this optimizer (0: every core TBB sees).
+    threads: steep's threads for this optimizer (0: every core TBB sees); a group of fewer than
+      SERIAL_BELOW parameters steps on the calling thread (the attribute serial_below, read when
+      a group first steps; 0: every pass splits).
     nonfinite: what a NaN or Inf gradient does (python/README.md, "Non-finite gradients"):
       'refuse' (default) step() raises steep.NonFiniteError naming the parameter, and no
                parameter or state of any group is written;
@@ -96,6 +146,7 @@ class SteepOptimizer(torch.optim.Optimizer):
         if not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads={threads!r}: expected 0 (every core) or a positive count")
         self._threads, self._nonfinite = threads, nonfinite
+        self.serial_below = SERIAL_BELOW
         self._engines = []
         self.last_outcome = None
         super().__init__(params, defaults)
@@ -145,44 +196,119 @@ class SteepOptimizer(torch.optim.Optimizer):
         super().add_param_group(group)
         self._engines.append(None)
 
-    @torch.no_grad()
     def step(self, closure=None):
         """One step of every group; returns closure() if given. last_outcome says what it did:
         'applied', 'held_back' (some coordinates kept their values: held_back()) or 'refused'
         (nonfinite='skip': nothing was written). Every group is prepared (read-only, the
-        non-finite guard) before any is written, so a refusal writes nothing anywhere."""
+        non-finite guard) before any is written, so a refusal writes nothing anywhere.
+        No torch operation runs here (steep writes the tensors' memory), so, unlike torch's
+        optimizers, it needs no torch.no_grad()."""
+        if _profiling() or self._step_hooks():
+            return self._observed_step(closure)
+        return self._step(closure)
+
+    # torch.optim.Optimizer wraps each optimizer class's step() once (_hook_for_profile in
+    # torch 1.x, _patch_step_function in 2.x) in a wrapper that labels it for the profiler
+    # (record_function) and, from torch 2.0, runs the step hooks. On every call, profiler or
+    # not, that wrapper cost more than a 50K-parameter model's whole step here. Marked as
+    # wrapped already, steep's step() runs the wrapper's work itself, and only when a profiler
+    # is running or a hook is registered (_observed_step).
+    step.hooked = True
+
+    def _step_hooks(self):
+        """Whether a step hook (torch >= 2.0) is registered on this optimizer or on every one."""
+        return _HOOKS and bool(getattr(self, "_optimizer_step_pre_hooks", None)
+                               or getattr(self, "_optimizer_step_post_hooks", None)
+                               or _torch_optimizer._global_optimizer_pre_hooks
+                               or _torch_optimizer._global_optimizer_post_hooks)
+
+    def _observed_step(self, closure):
+        """step() as torch's wrapper runs an optimizer's step: under record_function, with the
+        step hooks of torch >= 2.0 before and after it."""
+        args, kwargs = (self,), {"closure": closure}
+        with torch.autograd.profiler.record_function(f"Optimizer.step#{type(self).__name__}.step"):
+            for hook in itertools.chain(getattr(_torch_optimizer, "_global_optimizer_pre_hooks", {}).values(),
+                                        getattr(self, "_optimizer_step_pre_hooks", {}).values()):
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(f"{hook} must return None or a tuple of (new_args, new_kwargs), but got "
+                                           f"{result}.")
+                    args, kwargs = result
+            out = self._step(*args[1:], **kwargs)
+            self._optimizer_step_code()
+            for hook in itertools.chain(getattr(self, "_optimizer_step_post_hooks", {}).values(),
+                                        getattr(_torch_optimizer, "_global_optimizer_post_hooks", {}).values()):
+                hook(self, args, kwargs)
+        return out
+
+    def _step(self, closure=None):
+        """step() itself."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         work = []
+        engines = self._engines
         for gi, group in enumerate(self.param_groups):
-            engine = self._engines[gi]
-            if engine is None:
+            engine = engines[gi]
+            fresh = engine is None
+            if fresh:
                 active = [i for i, p in enumerate(group["params"]) if p.grad is not None]
                 if not active:
                     continue
                 self._check_group(group)
                 engine = self._build(gi, group, active)
-            elif all(p.grad is None for p in group["params"]):
-                continue
-            elif engine.key != self._rule_key(group):
-                raise ValueError(f"group {gi}: {self._rule_key(group)} differs from {engine.key}, which its rules "
-                                 "were built with when it first stepped; start a new optimizer to change them")
-            else:
-                self._check_group(group)
-            work.append((engine, engine.capsules(group), self._hypers(group)))
+            elif engine.inactive:
+                engine.check_inactive(group)
+            tensors = None
+            if fresh or engine.bound is None or engine.tensors_now() != engine.bound:
+                if all(p.grad is None for p in group["params"]):
+                    continue
+                engine.bound = None  # until steep._C has read them
+                tensors = engine.capsules(group)
+            settings = tuple(map(group.get, engine.keys))
+            hypers = None
+            if fresh or settings != engine.settings:
+                if not fresh:
+                    if engine.key != self._rule_key(group):
+                        raise ValueError(f"group {gi}: {self._rule_key(group)} differs from {engine.key}, which its "
+                                         "rules were built with when it first stepped; start a new optimizer to "
+                                         "change them")
+                    self._check_group(group)
+                hypers = self._hypers(group)
+                engine.settings = None  # until steep._C has set them
+            work.append((engine, tensors, hypers, settings))
         if len(work) == 1:
-            (engine, (ps, gs), hypers), = work
-            self.last_outcome = engine.core.step(ps, gs, hypers)
+            engine, tensors, hypers, settings = work[0]
+            if tensors is None:
+                self.last_outcome = engine.core.step_bound(hypers)
+                if hypers is not None:
+                    self._note(work)
+            else:
+                self.last_outcome = engine.core.step(tensors[0], tensors[1], hypers)
+                self._note(work)
         elif work:
-            ready = [engine.core.prepare(ps, gs, hypers) for engine, (ps, gs), hypers in work]
+            ready = []
+            for engine, tensors, hypers, _ in work:
+                ready.append(engine.core.prepare_bound(hypers) if tensors is None
+                             else engine.core.prepare(tensors[0], tensors[1], hypers))
+            self._note(work)
             if all(ready):
-                outcomes = [engine.core.commit() for engine, _, _ in work]
+                outcomes = [engine.core.commit() for engine, _, _, _ in work]
                 self.last_outcome = "held_back" if "held_back" in outcomes else "applied"
             else:
                 self.last_outcome = "refused"
         return loss
+
+    @staticmethod
+    def _note(work):
+        """After steep._C read a group's tensors or set its hyperparameters: what it now holds."""
+        for engine, tensors, hypers, settings in work:
+            if tensors is not None:
+                engine.bound = engine.tensors_now()
+            if hypers is not None and all(map(_frozen, settings)):
+                engine.settings = settings
 
     def load_state_dict(self, state_dict):
         """torch's load_state_dict, then each group's loaded state copied into steep's memory and

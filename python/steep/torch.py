@@ -8,13 +8,13 @@
 
 | class | steep rule (dsl/steep/rules/) | torch counterpart, state keys |
 |---|---|---|
-| SGD | sgd, momentum, nesterov | torch.optim.SGD (dampening 0, no weight decay); momentum_buffer |
-| Adam, AdamW | adam, adamw | torch.optim.Adam (no weight decay), torch.optim.AdamW; step, exp_avg, exp_avg_sq |
+| SGD | sgd, momentum_torch, nesterov_torch | torch.optim.SGD (dampening 0, no weight decay), in torch's order of operations; momentum_buffer |
+| Adam, AdamW | adam_torch, adamw_torch | torch.optim.Adam (no weight decay), torch.optim.AdamW, in torch's order of operations (bitwise in float32); step, exp_avg, exp_avg_sq |
 | Lion | lion | Chen et al. 2023; exp_avg |
 | AdamMini | adam_mini | Zhang et al. 2024, one v per tensor; m, v |
 | Muon | muon | torch.optim.Muon (torch >= 2.9; Newton-Schulz in float32/64); momentum_buffer |
 | NorMuon | normuon | Li et al. 2025; momentum_buffer, second_momentum_buffer |
-| MuonAdamW | muon + adamw | Muon on the routed matrices, AdamW on the rest |
+| MuonAdamW | muon + adamw_torch | Muon on the routed matrices, AdamW on the rest |
 | Shampoo, SOAP | shampoo, soap | matrices only: L, R and their roots / bases |
 
 Every class takes threads= and nonfinite= (SteepOptimizer, steep/_torch_base.py), and an option
@@ -56,7 +56,7 @@ class SGD(SteepOptimizer):
             raise ValueError("SGD nesterov=True needs momentum > 0, as torch's does")
 
     def _rules(self, group):
-        rule = "sgd" if group["momentum"] == 0 else "nesterov" if group["nesterov"] else "momentum"
+        rule = "sgd" if group["momentum"] == 0 else "nesterov_torch" if group["nesterov"] else "momentum_torch"
         return [(rule, {})]
 
     def _hypers(self, group):
@@ -66,10 +66,11 @@ class SGD(SteepOptimizer):
 
 
 class AdamW(SteepOptimizer):
-    """torch.optim.AdamW: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps). State keys are
+    """torch.optim.AdamW: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps), rounded as torch
+    rounds it (steep's rule adamw_torch, dsl/steep/rules/torch_order.hpp). State keys are
     torch's (step, exp_avg, exp_avg_sq): a checkpoint moves between the two both ways."""
 
-    _rule = "adamw"
+    _rule = "adamw_torch"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None, threads=0,
@@ -92,9 +93,10 @@ class AdamW(SteepOptimizer):
 
 
 class Adam(AdamW):
-    """torch.optim.Adam without weight decay (torch's is L2, added to the gradient: use AdamW)."""
+    """torch.optim.Adam without weight decay (torch's is L2, added to the gradient: use AdamW),
+    rounded as torch rounds it (steep's rule adam_torch)."""
 
-    _rule = "adam"
+    _rule = "adam_torch"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, **kw):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kw)
@@ -196,7 +198,7 @@ class MuonAdamW(SteepOptimizer):
                                       adamw_weight_decay=adamw_weight_decay), threads=threads, nonfinite=nonfinite)
 
     def _rules(self, group):
-        return [("muon", {}), ("adamw", {})]
+        return [("muon", {}), ("adamw_torch", {})]
 
     def _route(self, group, name, p):
         if callable(self._route_fn):

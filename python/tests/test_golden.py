@@ -1,5 +1,7 @@
 """steep.torch in float64 against the golden trajectories (tests/data/golden: PyTorch 2.11 and
-optax in float64), for the rules torch 1.13 lacks (Lion, Muon, Muon + AdamW) and a scheduled SGD;
+optax in float64), for the rules torch 1.13 lacks (Lion, Muon, Muon + AdamW), a scheduled SGD,
+and Adam and AdamW, whose rules here (adam_torch, adamw_torch) are the float64 golden check of
+those catalogue rules (torch 2.11 orders a few operations otherwise than 1.13: lerp for m);
 Adam-mini, NorMuon and Shampoo, which no peer there runs, against float64 NumPy
 re-implementations of their equations (their headers under dsl/steep/rules/ and
 include/steep/precond/), on the golden inputs."""
@@ -52,6 +54,9 @@ class Golden(unittest.TestCase):
 
     def test_adamw(self):
         self.run_case("adamw", lambda p: (st.AdamW(p, lr=0.01, weight_decay=0.1), None))
+
+    def test_adam(self):
+        self.run_case("adam", lambda p: (st.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8), None))
 
     def test_sgd_schedule(self):
         # lr_t = 0.1 / sqrt(t) through torch's LambdaLR: steep reads the group's lr at every step.

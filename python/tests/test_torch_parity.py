@@ -1,16 +1,20 @@
 """steep.torch against torch.optim, step by step, in float32 and float64.
 
 Per step both optimizers start from the same parameters and state (steep's is set to torch's
-through its state views before each step) and take the same gradient. Every entry must then
-agree within ULPS ulps of the largest term that step adds up for it (for a momentum buffer
+through its state views before each step) and take the same gradient.
+
+Adam and AdamW run steep's rules in torch's order of operations (adam_torch, adamw_torch:
+dsl/steep/rules/torch_order.hpp). Adam must then equal torch bit for bit, state and parameters,
+every step and over a free-running trajectory. AdamW's state must too; its parameter is
+torch's p (1 - lr wd) + u, which steep's update writes as p + ((p (1 - lr wd) + u) - p): equal
+wherever the step moves the parameter by less than half its value (the subtraction is then
+exact), and otherwise within 1 ulp of the larger of the old and the new value.
+
+SGD runs sgd, momentum_torch and nesterov_torch, and must agree bitwise. Its check reports each
+entry's difference in ulps of the largest term that step adds up for it (for a momentum buffer
 mu b + g: |mu b|, |g| and the result; for a parameter: the old and new values and lr times the
-update's terms). The unit is that term's ulp, not the result's: steep and torch round those
-sums in different orders (torch 1.13 rounds mu b before adding g, and (1 - b2) g before
-multiplying by g; steep's rules compute b v + (1 - b) g^2), and where a sum cancels, the
-result's own ulp is far below either order's rounding. A state entry then differs by at most
-1 such ulp, and a parameter by its own rounding plus lr times its state's difference: 2. SGD
-without momentum is the same operations, and must agree bitwise. The worst ulps and the share
-of bitwise-equal entries are printed. Then free-running trajectories: 50 steps must stay
+update's terms), within ULPS for a rule in another order than torch's. The worst ulps and the
+share of bitwise-equal entries are printed. Then free-running trajectories: 50 steps must stay
 within a small relative distance.
 """
 import unittest
@@ -22,6 +26,8 @@ import steep.torch as st
 from helpers import clones, params_like, set_grads
 
 SHAPES = [(16, 8), (8,), (3, 5, 7), ()]
+# Per step: also one long enough for whole SIMD batches and a tail (torch's AVX2, steep's AVX-512).
+ADAM_SHAPES = SHAPES + [(1000, 37)]
 ULPS = 2.0
 
 
@@ -40,21 +46,8 @@ def sgd_scales(hp, t, g, p_old, p_new, old, new):
             "param": [p_old, p_new, lr * g, lr * b_old, lr * b_new]}
 
 
-def adam_scales(hp, t, g, p_old, p_new, old, new):
-    """The terms of torch.optim.Adam(W)'s step, per entry."""
-    lr, (b1, b2), eps, wd = hp["lr"], hp["betas"], hp["eps"], hp.get("weight_decay", 0.0)
-    m_old = old["exp_avg"] if t > 1 else np.zeros_like(g)
-    v_old = old["exp_avg_sq"] if t > 1 else np.zeros_like(g)
-    m_new, v_new = new["exp_avg"], new["exp_avg_sq"]
-    denom = np.sqrt(v_new / (1 - b2 ** t)) + eps
-    step = lr / (1 - b1 ** t) / denom
-    return {"exp_avg": [b1 * m_old, (1 - b1) * g, m_new],
-            "exp_avg_sq": [b2 * v_old, (1 - b2) * g * g, v_new],
-            "param": [p_old, p_new, lr * wd * p_old, step * m_old, step * g, step * m_new]}
-
-
 def per_step(test, make_steep, make_torch, scales, hp, dtype, steps=12, keys=(), limits=None):
-    ps = params_like(SHAPES, dtype)
+    ps = params_like(ADAM_SHAPES, dtype)
     qs = clones(ps)
     a, b = make_steep(ps), make_torch(qs)
     worst, bitwise, total = {}, 0, 0
@@ -84,6 +77,42 @@ def per_step(test, make_steep, make_torch, scales, hp, dtype, steps=12, keys=(),
     return worst, bitwise / total
 
 
+def torch_order(test, make_steep, make_torch, dtype, steps=12):
+    """Adam / AdamW per step: the state bitwise; the parameters bitwise where the step moved them
+    by less than half their value, and within 1 ulp of max(|old|, |new|) elsewhere. Returns the
+    worst parameter difference in those ulps and the share of bitwise-equal parameter entries."""
+    keys = ("exp_avg", "exp_avg_sq")
+    ps = params_like(ADAM_SHAPES, dtype)
+    qs = clones(ps)
+    a, b = make_steep(ps), make_torch(qs)
+    worst, bitwise, total = 0.0, 0, 0
+    for t in range(steps):
+        set_grads(zip(ps, qs), t)
+        if t > 0:
+            with torch.no_grad():
+                for p, q in zip(ps, qs):
+                    p.copy_(q)
+                    for k in keys:
+                        a.state[p][k].copy_(b.state[q][k])
+        before = [f64(q) for q in qs]
+        a.step()
+        b.step()
+        for p, q, old in zip(ps, qs, before):
+            for k in keys:
+                test.assertTrue(torch.equal(a.state[p][k], b.state[q][k]), f"step {t + 1}: {k} differs")
+            x, y = f64(p), f64(q)
+            diff = np.abs(x - y)
+            small_move = np.abs(y - old) <= np.abs(old) / 2
+            test.assertEqual(int((diff[small_move] > 0).sum()), 0, f"step {t + 1}: a parameter that moved by less "
+                             "than half its value differs")
+            largest = np.maximum(np.abs(old), np.maximum(np.abs(x), np.abs(y))).astype(q.detach().numpy().dtype)
+            worst = max(worst, float((diff / np.spacing(largest).astype(np.float64)).max(initial=0)))
+            bitwise += int((diff == 0).sum())
+            total += diff.size
+    test.assertLessEqual(worst, 1.0)
+    return worst, bitwise / total
+
+
 def free_running(test, make_steep, make_torch, dtype, steps=50, rtol=None):
     ps = params_like(SHAPES, dtype, seed=3)
     qs = clones(ps)
@@ -107,15 +136,38 @@ class Parity(unittest.TestCase):
                     self.assertEqual(max(worst.values()), 0.0)
                 free_running(self, make_steep, make_torch, dtype)
 
+    def check_torch_order(self, name, make_steep, torch_class, kw, bitwise):
+        for dtype in (torch.float32, torch.float64):
+            for foreach in (False, True):  # torch's two CPU paths make the same per-tensor calls
+                with self.subTest(dtype=dtype, foreach=foreach):
+                    make_torch = lambda p: torch_class(p, foreach=foreach, **kw)  # noqa: E731
+                    worst, same = torch_order(self, lambda p: make_steep(p, **kw), make_torch, dtype)
+                    print(f"{name} {dtype} foreach={foreach}: parameters within {worst} ulp of max(|old|, |new|), "
+                          f"{100 * same:.2f}% bitwise; state bitwise")
+                    if bitwise:
+                        self.assertEqual(worst, 0.0)
+                        self.assertEqual(same, 1.0)
+            with self.subTest(dtype=dtype, free_running=True):
+                ps = params_like(SHAPES, dtype, seed=3)
+                qs = clones(ps)
+                a, b = make_steep(ps, **kw), torch_class(qs, **kw)
+                for t in range(50):
+                    set_grads(zip(ps, qs), t, seed=4)
+                    a.step()
+                    b.step()
+                for p, q in zip(ps, qs):
+                    if bitwise:
+                        self.assertTrue(torch.equal(p, q), f"{name}: 50 steps are not bitwise equal")
+                    d = float((p - q).norm() / (q.norm() + 1e-30))
+                    self.assertLess(d, 1e-6 if dtype == torch.float32 else 1e-15, d)
+
     def test_adamw(self):
-        kw = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
-        self.check("AdamW", lambda p: st.AdamW(p, **kw), lambda p: torch.optim.AdamW(p, **kw), adam_scales, kw,
-                   ("exp_avg", "exp_avg_sq"))
+        self.check_torch_order("AdamW", st.AdamW, torch.optim.AdamW,
+                               dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1), bitwise=False)
 
     def test_adam(self):
-        kw = dict(lr=3e-3, betas=(0.9, 0.999), eps=1e-8)
-        self.check("Adam", lambda p: st.Adam(p, **kw), lambda p: torch.optim.Adam(p, **kw), adam_scales, kw,
-                   ("exp_avg", "exp_avg_sq"))
+        self.check_torch_order("Adam", st.Adam, torch.optim.Adam, dict(lr=3e-3, betas=(0.9, 0.999), eps=1e-8),
+                               bitwise=True)
 
     def test_sgd(self):
         self.check("SGD", lambda p: st.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1), sgd_scales,
@@ -123,13 +175,17 @@ class Parity(unittest.TestCase):
 
     def test_sgd_momentum(self):
         kw = dict(lr=0.05, momentum=0.9)
-        self.check("SGD momentum", lambda p: st.SGD(p, **kw), lambda p: torch.optim.SGD(p, **kw), sgd_scales, kw,
-                   ("momentum_buffer",))
+        for foreach in (False, True):
+            self.check(f"SGD momentum foreach={foreach}", lambda p: st.SGD(p, **kw),
+                       lambda p: torch.optim.SGD(p, foreach=foreach, **kw), sgd_scales, kw, ("momentum_buffer",),
+                       bitwise_expected=True)
 
     def test_sgd_nesterov(self):
         kw = dict(lr=0.05, momentum=0.9, nesterov=True)
-        self.check("SGD nesterov", lambda p: st.SGD(p, **kw), lambda p: torch.optim.SGD(p, **kw), sgd_scales, kw,
-                   ("momentum_buffer",))
+        for foreach in (False, True):
+            self.check(f"SGD nesterov foreach={foreach}", lambda p: st.SGD(p, **kw),
+                       lambda p: torch.optim.SGD(p, foreach=foreach, **kw), sgd_scales, kw, ("momentum_buffer",),
+                       bitwise_expected=True)
 
     def test_step_state_is_torchs(self):
         ps = params_like(SHAPES)

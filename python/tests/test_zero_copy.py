@@ -77,6 +77,80 @@ class ZeroCopy(unittest.TestCase):
         opt.zero_grad(set_to_none=True)
         self.assertIsNone(ps[0].grad)
 
+    def test_what_a_step_binds_again(self):
+        # A step reads a tensor through DLPack again only when it is not the one bound last (the
+        # same object at the same address); whichever way it goes, the step equals torch's.
+        ps = params_like([(8, 4), (4,)])
+        qs = clones(ps)
+        a, b = st.Adam(ps, lr=1e-2), torch.optim.Adam(qs, lr=1e-2)
+        reads, calls = [], []
+
+        def step(t, how):
+            g = torch.Generator().manual_seed(t)
+            for p, q in zip(ps, qs):
+                grad = torch.randn(p.shape, generator=g)
+                if how == "in place" and p.grad is not None:
+                    p.grad.copy_(grad), q.grad.copy_(grad)   # the tensors bound last: no capsule
+                else:
+                    p.grad, q.grad = grad.clone(), grad.clone()  # new gradients: read again
+            a.step()
+            b.step()
+            for p, q in zip(ps, qs):
+                self.assertTrue(torch.equal(p, q), f"step {t} ({how})")
+            if calls:
+                reads.append(t)
+                calls.clear()
+            engine = a._engines[0]
+            if not hasattr(engine, "counted"):  # count the steps that read capsules
+                engine.counted, capsules = True, engine.capsules
+                engine.capsules = lambda group: calls.append(1) or capsules(group)
+
+        for t, how in enumerate(["new", "in place", "in place", "new", "in place"]):
+            step(t, how)
+        self.assertEqual(reads, [3])
+        # A parameter given new memory (model.to(), p.data = ...) is stepped there, not in the old.
+        old = ps[0].data
+        with torch.no_grad():
+            ps[0].data = old.clone()
+            qs[0].data = qs[0].data.clone()
+        frozen = old.clone()
+        step(5, "in place")
+        self.assertTrue(torch.equal(old, frozen), "the step wrote the parameter's old memory")
+        # ... and one given memory steep cannot step in place is refused by name.
+        with torch.no_grad():
+            ps[0].data = torch.zeros(4, 8).t()
+        with self.assertRaisesRegex(ValueError, "group0.param0.*not contiguous"):
+            a.step()
+
+    def test_hyperparameters_read_when_changed(self):
+        # The group's values are read again when one changes, replaced or (a list) changed in place.
+        ps = params_like([(6,)])
+        qs = clones(ps)
+        a = st.Adam(ps, lr=1e-2, betas=[0.9, 0.999])
+        b = torch.optim.Adam(qs, lr=1e-2, betas=[0.9, 0.999])
+        for t in range(6):
+            set_grads(zip(ps, qs), t)
+            if t == 2:
+                for opt in (a, b):
+                    opt.param_groups[0]["lr"] = 3e-2
+            if t == 4:
+                for opt in (a, b):
+                    opt.param_groups[0]["betas"][0] = 0.5
+            a.step()
+            b.step()
+            self.assertTrue(torch.equal(ps[0], qs[0]), f"step {t}")
+        self.assertEqual(dict(a._engines[0].core.hyperparameters(0))["beta1"], 0.5)
+
+    def test_profiler_sees_the_step(self):
+        # steep's step() skips torch's profiling wrapper unless a profiler runs; then it is labelled.
+        ps = params_like([(4,)])
+        opt = st.AdamW(ps)
+        set_grads(zip(ps, clones(ps)), 0)
+        with torch.autograd.profiler.profile() as prof:
+            opt.step()
+        self.assertIn("Optimizer.step#AdamW.step", [e.name for e in prof.function_events])
+        self.assertEqual(float(opt.state[ps[0]]["step"]), 1.0)
+
     def test_numpy_arrays_step_in_place(self):
         w = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
         b = np.zeros(3, dtype=np.float32)

@@ -26,6 +26,10 @@ HAS(rl::adam(1e-3, 0.9, 0.999, 1e-8)); // the same type: defaults are doubles
 HAS(rl::adam_eps0(1e-3));
 HAS(rl::amsgrad(1e-3));
 HAS(rl::adamw(1e-3));
+HAS(rl::adam_torch(1e-3));
+HAS(rl::adamw_torch(1e-3));
+HAS(rl::momentum_torch(0.1, 0.9));
+HAS(rl::nesterov_torch(0.1, 0.9));
 HAS(rl::adagrad(1e-2));
 HAS(rl::rmsprop(1e-3));
 HAS(rl::lion(1e-4));

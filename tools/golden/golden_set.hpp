@@ -86,7 +86,8 @@ private:
 inline bool sign_based(const std::string& algo) { return algo == "signum" || algo == "lion"; }
 
 template <class T>
-case_result run_case(golden_set& set, const std::string& name, optimizer_options opts = {}) {
+case_result run_case(golden_set& set, const std::string& name, optimizer_options opts = {},
+                     order rule_order = order::steep) {
   case_result r;
   r.name = name;
   const auto [grads, specs] = read_case(set.manifest(), set.info(), name);
@@ -118,7 +119,7 @@ case_result run_case(golden_set& set, const std::string& name, optimizer_options
         auto view = gr.store->param(p);
         std::copy(init.begin(), init.end(), view.begin());
       }
-      gr.opt = make_group_optimizer<T>(algo, g.hp, *gr.store, opts);
+      gr.opt = make_group_optimizer<T>(algo, g.hp, *gr.store, opts, rule_order);
       gr.lr = num(g.hp, "lr", 0.0);
       gr.sign = sign_based(algo);
       groups.push_back(std::move(gr));

@@ -6,7 +6,8 @@
 //   // throws steep::golden::unsupported("why") for a group steep cannot run yet.
 //
 // Every supported (algorithm, hyperparameter) combination is a steep rule from the catalogue;
-// nothing here computes an update itself.
+// nothing here computes an update itself. order::torch runs torch's Adam, AdamW and SGD with
+// momentum with the rules in torch's order of operations (torch_order.hpp: what steep.torch runs).
 
 #include <array>
 #include <memory>
@@ -16,6 +17,11 @@
 #include <string>
 
 namespace steep::golden {
+
+// Which catalogue rules run torch.optim's Adam, AdamW and SGD with momentum: steep's (adam,
+// adamw, adam_eps0, momentum, nesterov) or the ones in torch's order of operations (adam_torch,
+// adamw_torch, momentum_torch, nesterov_torch).
+enum class order { steep, torch };
 
 struct unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -56,7 +62,8 @@ inline void require_zero(const nlohmann::json& hp, const char* key, const std::s
 namespace detail {
 template <class T>
 std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, const nlohmann::json& hp,
-                                                       param_store<T>& store, optimizer_options opts) {
+                                                       param_store<T>& store, optimizer_options opts,
+                                                       order rule_order) {
   using namespace steep::rules;
   if (!hp.is_object())
     throw manifest_error("group '" + algo + "': 'hp' must be an object");
@@ -79,6 +86,8 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
     auto with_lr = [&](auto lr_expr) {
       if (mu == 0.0)
         return make(sgd(lr_expr));
+      if (rule_order == order::torch)
+        return flag(hp, "nesterov") ? make(nesterov_torch(lr_expr, mu)) : make(momentum_torch(lr_expr, mu));
       if (flag(hp, "nesterov"))
         return make(nesterov(lr_expr, mu));
       return make(momentum(lr_expr, mu));
@@ -93,6 +102,8 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
     const double eps = num(hp, "eps", 1e-8), wd = num(hp, "weight_decay", 0.0);
     if (wd != 0.0 && !flag(hp, "decoupled"))
       throw unsupported("adam with coupled (L2) weight decay");
+    if (rule_order == order::torch)
+      return wd != 0.0 ? make(adamw_torch(lr, b1, b2, eps, wd)) : make(adam_torch(lr, b1, b2, eps));
     if (wd != 0.0)
       return make(adamw(lr, b1, b2, eps, wd));
     if (eps == 0.0)
@@ -167,9 +178,10 @@ std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, 
 // The optimizer of one group; a malformed hyperparameter is a manifest_error naming the group.
 template <class T>
 std::unique_ptr<any_optimizer<T>> make_group_optimizer(const std::string& algo, const nlohmann::json& hp,
-                                                       param_store<T>& store, optimizer_options opts = {}) {
+                                                       param_store<T>& store, optimizer_options opts = {},
+                                                       order rule_order = order::steep) {
   try {
-    return detail::make_group_optimizer(algo, hp, store, opts);
+    return detail::make_group_optimizer(algo, hp, store, opts, rule_order);
   } catch (const nlohmann::json::exception& e) {
     throw manifest_error("group '" + algo + "': a hyperparameter is malformed (" + e.what() + ")");
   }

@@ -27,11 +27,15 @@ void for_each_catalogue_rule(F&& f) {
   f(std::string_view("sgd"), sgd(0.1), takes::any);
   f(std::string_view("momentum"), momentum(0.1, 0.9), takes::any);
   f(std::string_view("nesterov"), nesterov(0.1, 0.9), takes::any);
+  f(std::string_view("momentum_torch"), momentum_torch(0.1, 0.9), takes::any);
+  f(std::string_view("nesterov_torch"), nesterov_torch(0.1, 0.9), takes::any);
   f(std::string_view("adam"), adam(1e-2), takes::any);
   f(std::string_view("adam_eps0"), adam_eps0(1e-2), takes::any);
   f(std::string_view("amsgrad"), amsgrad(1e-2), takes::any);
   f(std::string_view("adam_bf16"), adam_bf16(1e-2), takes::any);
   f(std::string_view("adamw"), adamw(1e-2), takes::any);
+  f(std::string_view("adam_torch"), adam_torch(1e-2), takes::any);
+  f(std::string_view("adamw_torch"), adamw_torch(1e-2), takes::any);
   f(std::string_view("adagrad"), adagrad(1e-2), takes::any);
   f(std::string_view("rmsprop"), rmsprop(1e-2), takes::any);
   f(std::string_view("lion"), lion(1e-2), takes::any);

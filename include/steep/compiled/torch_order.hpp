@@ -1,0 +1,13 @@
+#pragma once
+// steep::compiled's optimizers, float and double, for the rules of steep/rules/torch_order.hpp with
+// numbers as hyperparameters: STEEP_COMPILED_RULE, steep/compiled/instance.hpp.
+//
+//   #include <steep/compiled/torch_order.hpp>   // for the rule header, with steep::compiled linked
+
+#include "steep/compiled/instance.hpp"
+#include "steep/rules/torch_order.hpp"
+
+STEEP_COMPILED_RULE(steep::rules::adam_torch(1e-3))
+STEEP_COMPILED_RULE(steep::rules::adamw_torch(1e-3))
+STEEP_COMPILED_RULE(steep::rules::momentum_torch(0.1, 0.9))
+STEEP_COMPILED_RULE(steep::rules::nesterov_torch(0.1, 0.9))
