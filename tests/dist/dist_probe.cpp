@@ -57,6 +57,7 @@ namespace {
 struct options {
   std::string rule = "adam", report, checkpoint, verify, die_how = "kill";
   int steps = 3, die_rank = -1, die_at = -1;
+  bool all_die = false; // every rank dies (throw: a refusal every rank raises)
 };
 
 // Adam: 8,192 elementwise parameters, split evenly at 2 and 4 ranks (2 (W-1)/W Psi b exactly).
@@ -89,8 +90,7 @@ void fill(steep::param_store<float>& store, int rank, int step) {
     std::abort();
   if (how == "exit")
     std::exit(3);
-  throw std::runtime_error("steep-dist-probe: rank " + std::to_string(rank) + " fails at step " +
-                           std::to_string(step));
+  throw std::runtime_error("rank " + std::to_string(rank) + " fails at step " + std::to_string(step));
 }
 
 // What rank `me` sends to each peer in one step of `opt` (2 all-reduces of one double, the guard's
@@ -133,7 +133,7 @@ int run(Comm& comm, const options& o) {
     const auto at_start = comm.counters();
     auto rs = at_start.reduce_scatter.bytes, ag = at_start.all_gather.bytes;
     for (int s = 0; s < o.steps; ++s) {
-      if (s == o.die_at && comm.rank() == o.die_rank && o.die_how != "in-save")
+      if (s == o.die_at && (comm.rank() == o.die_rank || o.all_die) && o.die_how != "in-save")
         die(o.die_how, comm.rank(), s);
       fill(store, comm.rank(), s);
       const auto before = comm.counters();
@@ -180,25 +180,32 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", o.checkpoint, "save a checkpoint here after every step");
   app.add_option("--verify", o.verify, "load this checkpoint in one process, print its step");
   app.add_option("--die-rank", o.die_rank, "the rank that dies");
+  app.add_flag("--all-ranks-die", o.all_die, "every rank dies (as --die-how says)");
   app.add_option("--die-at", o.die_at, "the step at whose start it dies (in-save: in the save before it)");
   app.add_option("--die-how", o.die_how, "kill (SIGKILL), abort, exit (status 3), throw, in-save (rank 0)")
     ->check(CLI::IsMember({ "kill", "abort", "exit", "throw", "in-save" }));
   CLI11_PARSE(app, argc, argv);
-  if (!o.verify.empty()) { // (--rule adam, as the death tests save)
-    steep::param_store<float> store(model(o.rule));
-    steep::dist::serial_communicator comm;
-    steep::dist::sharded_optimizer opt(steep::rules::adam(1e-3), store, comm);
-    steep::dist::load_checkpoint(opt, o.verify);
-    std::printf("checkpoint step %lld\n", static_cast<long long>(opt.steps()));
-    return 0;
-  }
+  // (As examples/implicit_bias.cpp: an exception that leaves the MPI session is printed here.)
+  try {
+    if (!o.verify.empty()) { // (--rule adam, as the death tests save)
+      steep::param_store<float> store(model(o.rule));
+      steep::dist::serial_communicator comm;
+      steep::dist::sharded_optimizer opt(steep::rules::adam(1e-3), store, comm);
+      steep::dist::load_checkpoint(opt, o.verify);
+      std::printf("checkpoint step %lld\n", static_cast<long long>(opt.steps()));
+      return 0;
+    }
 #if defined(STEEP_WITH_MPI)
-  if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) {
-    steep::dist::mpi_session mpi(&argc, &argv);
-    steep::dist::mpi_communicator comm;
-    return run(comm, o);
-  }
+    if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) {
+      steep::dist::mpi_session mpi(&argc, &argv);
+      steep::dist::mpi_communicator comm;
+      return run(comm, o);
+    }
 #endif
-  steep::dist::serial_communicator comm;
-  return run(comm, o);
+    steep::dist::serial_communicator comm;
+    return run(comm, o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "steep-dist-probe: %s\n", e.what());
+    return 1;
+  }
 }
