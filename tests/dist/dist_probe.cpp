@@ -9,7 +9,8 @@
 // one step sends to each peer: the payload (what steep and Open MPI's coll monitoring count) and
 // the bytes Open MPI 4.1's algorithms put on the wire (what its pml monitoring counts;
 // docs/distributed.md says which algorithm does what). --die-* makes one rank die at the start of
-// a step (a signal, abort(), an exception, exit()), or rank 0 die inside a checkpoint's write
+// a step (a signal, abort(), an exception, exit(); --die-at equal to --steps: after the last), or
+// rank 0 die inside a checkpoint's write
 // ("in-save": the temporary file half written, before the rename), after a checkpoint of every
 // earlier step.
 #include <CLI/CLI.hpp>
@@ -146,6 +147,8 @@ int run(Comm& comm, const options& o) {
         steep::dist::save_checkpoint(opt, o.checkpoint);
       }
     }
+    if (o.die_at == o.steps && (comm.rank() == o.die_rank || o.all_die)) // (after its last collective)
+      die(o.die_how, comm.rank(), o.steps);
     if (o.report.empty())
       return;
     const auto& c = comm.counters();

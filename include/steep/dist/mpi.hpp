@@ -16,8 +16,9 @@
 // counts must outlive the collective, MPI 3.1 section 5.12).
 // A rank that leaves (docs/distributed.md, "A rank that dies"): an exception that leaves the
 // session's scope on some ranks only would have MPI_Finalize wait forever for ranks that wait in a
-// collective for it; the session's destructor waits `exit_wait` for every rank to leave the same
-// way (a refusal every rank raised), else prints "steep: rank r of W ..." and calls MPI_Abort. A
+// collective for it; the session's destructor waits `exit_wait` for every rank to reach the end of
+// its session (a refusal every rank raised, or the others done), else prints "steep: rank r of W
+// ..." and calls MPI_Abort. A
 // rank that calls exit() with the session open says so too; a signal is reported by mpirun.
 
 #if defined(STEEP_WITH_MPI)
@@ -89,10 +90,11 @@ inline void mpi_check(int rc, const char* call) {
 
 // MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already initialized (by mpi4py, or by the
 // program), and MPI_Finalize at the end only if this session initialized it. Either way MPI must
-// provide at least FUNNELED. Left by an exception, the session first waits up to `exit_wait` for
-// every rank to leave the same way (MPI_Ibarrier on a communicator of its own, polled): if they do
-// (a refusal every rank raised, as steep's are), MPI_Finalize and the exception goes on; if not,
-// MPI_Finalize would wait forever for ranks that wait for this one, so it aborts the job.
+// provide at least FUNNELED. At its end every rank meets the others (MPI_Ibarrier on a
+// communicator of its own). Left by an exception, the session waits up to `exit_wait` for them: if
+// they all arrive (a refusal every rank raised, as steep's are, or ranks done with their work),
+// MPI_Finalize and the exception goes on; if not, MPI_Finalize would wait forever for ranks that
+// wait for this one in a collective, so it aborts the job.
 class mpi_session {
 public:
   mpi_session()
@@ -132,8 +134,12 @@ public:
     MPI_Finalized(&finalized);
     if (!owns_ || finalized)
       return;
-    if (std::uncaught_exceptions() > uncaught_ && !all_ranks_leave())
-      abort("an exception leaves its MPI session and the other ranks did not leave theirs within " +
+    // Every rank meets here first, however it leaves; one that leaves by an exception waits only
+    // exit_wait_ for the others, which may wait for it in a collective it will never reach.
+    const bool failing = std::uncaught_exceptions() > uncaught_;
+    if (!all_ranks_leave(failing))
+      abort("an exception leaves its MPI session and the other ranks did not reach the end of theirs "
+            "within " +
             std::to_string(exit_wait_.count()) +
             " ms (they wait in a collective this rank left, or compute); its message is lost, unless "
             "caught inside the session and passed to mpi_session::abort");
@@ -159,11 +165,14 @@ public:
   }
 
 private:
-  // Whether every rank reaches this point within exit_wait_: a nonblocking barrier, polled.
-  bool all_ranks_leave() {
+  // Whether every rank reaches this point (within exit_wait_ if `deadline`): a nonblocking
+  // barrier, polled. Without a deadline it waits as MPI_Finalize would.
+  bool all_ranks_leave(bool deadline) {
     MPI_Request rq = MPI_REQUEST_NULL;
     if (MPI_Ibarrier(leaving_, &rq) != MPI_SUCCESS)
       return false;
+    if (!deadline)
+      return MPI_Wait(&rq, MPI_STATUS_IGNORE) == MPI_SUCCESS;
     const auto until = std::chrono::steady_clock::now() + exit_wait_;
     for (int done = 0;;) {
       if (MPI_Test(&rq, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
