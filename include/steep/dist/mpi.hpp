@@ -18,8 +18,8 @@
 // session's scope on some ranks only would have MPI_Finalize wait forever for ranks that wait in a
 // collective for it; the session's destructor waits `exit_wait` for every rank to reach the end of
 // its session (a refusal every rank raised, or the others done), else prints "steep: rank r of W
-// ..." and calls MPI_Abort. A
-// rank that calls exit() with the session open says so too; a signal is reported by mpirun.
+// ..." and calls MPI_Abort. A rank that calls exit() with the session open says so too; a signal
+// is reported by mpirun.
 
 #if defined(STEEP_WITH_MPI)
 
@@ -138,11 +138,12 @@ public:
     // exit_wait_ for the others, which may wait for it in a collective it will never reach.
     const bool failing = std::uncaught_exceptions() > uncaught_;
     if (!all_ranks_leave(failing))
-      abort("an exception leaves its MPI session and the other ranks did not reach the end of theirs "
-            "within " +
-            std::to_string(exit_wait_.count()) +
-            " ms (they wait in a collective this rank left, or compute); its message is lost, unless "
-            "caught inside the session and passed to mpi_session::abort");
+      abort(failing ? "an exception leaves its MPI session and the other ranks did not reach the end of "
+                      "theirs within " +
+                        std::to_string(exit_wait_.count()) +
+                        " ms (they wait in a collective this rank left, or compute); its message is lost, "
+                        "unless caught inside the session and passed to mpi_session::abort"
+                    : std::string("the ranks' meeting at the end of the MPI session failed"));
     MPI_Comm_free(&leaving_);
     open_ = false;
     MPI_Finalize();
