@@ -11,9 +11,15 @@
 //
 // Threads: FUNNELED, so only the thread that created the session calls MPI; TBB's workers never
 // do. Errors: the communicator's handler is MPI_ERRORS_RETURN, and a failing call throws
-// steep::dist::mpi_error naming the collective and MPI's own message. A request must be waited
-// for before its buffers go away; a request destroyed unwaited waits in its destructor (its
+// steep::dist::mpi_error naming the rank, the collective and MPI's own message. A request must be
+// waited for before its buffers go away; a request destroyed unwaited waits in its destructor (its
 // counts must outlive the collective, MPI 3.1 section 5.12).
+// A rank that leaves (docs/distributed.md, "A rank that dies"): an exception that leaves the
+// session's scope on some ranks only would have MPI_Finalize wait forever for ranks that wait in a
+// collective for it; the session's destructor waits `exit_wait` for every rank to reach the end of
+// its session (a refusal every rank raised, or the others done), else prints "steep: rank r of W
+// ..." and calls MPI_Abort. A rank that calls exit() with the session open says so too; a signal
+// is reported by mpirun.
 
 #if defined(STEEP_WITH_MPI)
 
@@ -28,10 +34,16 @@
 #ifndef MPICH_SKIP_MPICXX
 #define MPICH_SKIP_MPICXX 1
 #endif
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <mpi.h>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -42,9 +54,21 @@ namespace steep::dist {
 class mpi_error : public std::runtime_error {
 public:
   [[gnu::cold]] mpi_error(const std::string& call, int code)
-    : std::runtime_error("steep: MPI " + call + " failed (error " + std::to_string(code) + "): " + text(code))
+    : std::runtime_error("steep: " + where() + "MPI " + call + " failed (error " + std::to_string(code) +
+                         "): " + text(code))
     , code_(code) {}
   int code() const noexcept { return code_; }
+
+  // "rank r of W: " in MPI_COMM_WORLD, while MPI runs (a job's ranks all print to one terminal).
+  static std::string where() {
+    int up = 0, down = 0, rank = 0, size = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (!up || down || MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS ||
+        MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS)
+      return "";
+    return "rank " + std::to_string(rank) + " of " + std::to_string(size) + ": ";
+  }
 
 private:
   static std::string text(int code) {
@@ -66,12 +90,18 @@ inline void mpi_check(int rc, const char* call) {
 
 // MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already initialized (by mpi4py, or by the
 // program), and MPI_Finalize at the end only if this session initialized it. Either way MPI must
-// provide at least FUNNELED.
+// provide at least FUNNELED. At its end every rank meets the others (MPI_Ibarrier on a
+// communicator of its own). Left by an exception, the session waits up to `exit_wait` for them: if
+// they all arrive (a refusal every rank raised, as steep's are, or ranks done with their work),
+// MPI_Finalize and the exception goes on; if not, MPI_Finalize would wait forever for ranks that
+// wait for this one in a collective, so it aborts the job.
 class mpi_session {
 public:
   mpi_session()
     : mpi_session(nullptr, nullptr) {}
-  mpi_session(int* argc, char*** argv) {
+  mpi_session(int* argc, char*** argv, std::chrono::milliseconds exit_wait = std::chrono::seconds(10))
+    : exit_wait_(exit_wait)
+    , uncaught_(std::uncaught_exceptions()) {
     int finalized = 0, initialized = 0;
     MPI_Finalized(&finalized);
     if (finalized)
@@ -90,20 +120,86 @@ public:
       throw usage_error("mpi_session: MPI provides thread level " + std::to_string(provided) +
                         ", below MPI_THREAD_FUNNELED, which steep needs (TBB threads run beside MPI)");
     }
+    if (owns_) {
+      // The ranks' agreement at an exceptional exit has a communicator of its own: no message of
+      // the program's can match it.
+      detail::mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &leaving_), "MPI_Comm_dup");
+      static const bool registered = std::atexit(&exit_while_open) == 0;
+      (void)registered;
+      open_ = true;
+    }
   }
   ~mpi_session() {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (owns_ && !finalized)
-      MPI_Finalize();
+    if (!owns_ || finalized)
+      return;
+    // Every rank meets here first, however it leaves; one that leaves by an exception waits only
+    // exit_wait_ for the others, which may wait for it in a collective it will never reach.
+    const bool failing = std::uncaught_exceptions() > uncaught_;
+    if (!all_ranks_leave(failing))
+      abort(failing ? "an exception leaves its MPI session and the other ranks did not reach the end of "
+                      "theirs within " +
+                        std::to_string(exit_wait_.count()) +
+                        " ms (they wait in a collective this rank left, or compute); its message is lost, "
+                        "unless caught inside the session and passed to mpi_session::abort"
+                    : std::string("the ranks' meeting at the end of the MPI session failed"));
+    MPI_Comm_free(&leaving_);
+    open_ = false;
+    MPI_Finalize();
   }
   mpi_session(const mpi_session&) = delete;
   mpi_session& operator=(const mpi_session&) = delete;
 
   bool owns_mpi() const noexcept { return owns_; }
 
+  // Ends every rank of the job: prints "steep: rank r of W: <why>; MPI_Abort ends every rank" on
+  // this rank's stderr and calls MPI_Abort(MPI_COMM_WORLD, code). For a failure of this rank alone
+  // (the others would wait for it in their next collective).
+  [[noreturn]] static void abort(std::string_view why, int code = 1) {
+    std::fprintf(stderr, "steep: %s%.*s; MPI_Abort ends every rank\n", mpi_error::where().c_str(),
+                 static_cast<int>(why.size()), why.data());
+    std::fflush(stderr);
+    open_ = false; // (not "exits with its session open" as well, should MPI_Abort call exit)
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::abort(); // (MPI_Abort does not return)
+  }
+
 private:
+  // Whether every rank reaches this point (within exit_wait_ if `deadline`): a nonblocking
+  // barrier, polled. Without a deadline it waits as MPI_Finalize would.
+  bool all_ranks_leave(bool deadline) {
+    MPI_Request rq = MPI_REQUEST_NULL;
+    if (MPI_Ibarrier(leaving_, &rq) != MPI_SUCCESS)
+      return false;
+    if (!deadline)
+      return MPI_Wait(&rq, MPI_STATUS_IGNORE) == MPI_SUCCESS;
+    const auto until = std::chrono::steady_clock::now() + exit_wait_;
+    for (int done = 0;;) {
+      if (MPI_Test(&rq, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return false;
+      if (done)
+        return true;
+      if (std::chrono::steady_clock::now() > until)
+        return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  // At exit() with a session open (a return from main destroys it first): the job ends without
+  // this rank's MPI_Finalize, and mpirun names it only by its process name; say which rank.
+  static void exit_while_open() {
+    if (open_)
+      std::fprintf(stderr,
+                   "steep: %sthe process exits with its MPI session open (exit() before the "
+                   "session's end); mpirun ends the job\n",
+                   mpi_error::where().c_str());
+  }
+  static inline bool open_ = false;
+
+  std::chrono::milliseconds exit_wait_;
+  int uncaught_;
   bool owns_ = false;
+  MPI_Comm leaving_ = MPI_COMM_NULL;
 };
 
 class mpi_communicator {
@@ -159,6 +255,9 @@ public:
       throw usage_error("mpi_communicator: MPI is not initialized; create a steep::dist::mpi_session first");
     detail::mpi_check(MPI_Comm_dup(base, &comm_), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    // Open MPI's monitoring reports each communicator's collective bytes under its name
+    // (docs/distributed.md: steep's counters equal the "steep" communicator's, to the byte).
+    MPI_Comm_set_name(comm_, "steep");
     MPI_Comm_size(comm_, &size_);
     MPI_Comm_rank(comm_, &rank_);
     // bfloat16: two bytes MPI moves untouched, and a sum that widens to float and rounds back.
