@@ -26,6 +26,16 @@ inline std::vector<double> gram(const std::vector<double>& g, std::size_t rows, 
   return out;
 }
 
+// Steps `opt` once with a fixed gradient in its store's first block (3 x 4) and returns G G^T, of
+// which a left factor's first value is made (Shampoo's L_1, the grammar's ema of it).
+template <class Opt>
+std::vector<double> step_with_sample_gradient(Opt& opt, steep::param_store<double>& store) {
+  const std::vector<double> g = { 1, 2, 0, -1, 0.5, 0, 3, 1, -2, 1, 1, 0 };
+  std::copy(g.begin(), g.end(), store.block_at(0).grad);
+  opt.step();
+  return gram(g, 3, 4);
+}
+
 // Every slot of a float64 optimizer, in visit_slots order.
 template <class Opt>
 std::vector<std::vector<double>> slot_values(Opt& opt) {
