@@ -1456,9 +1456,17 @@ int main(int argc, char** argv) {
 #if defined(STEEP_WITH_MPI)
     // Under mpirun (Open MPI or a PMI launcher) the ranks share the work; run alone, one rank.
     if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) {
+      // Printed inside the session: when every rank refuses, each says why before any of them
+      // ends the job (mpi_session::failed).
       steep::dist::mpi_session mpi(&argc, &argv);
-      steep::dist::mpi_communicator comm;
-      return job(comm, s, d);
+      try {
+        steep::dist::mpi_communicator comm;
+        return job(comm, s, d);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "implicit_bias: %s\n", e.what());
+        mpi.failed();
+        return 1;
+      }
     }
 #endif
     steep::dist::serial_communicator comm;

@@ -18,8 +18,9 @@
 // session's scope on some ranks only would have MPI_Finalize wait forever for ranks that wait in a
 // collective for it; the session's destructor waits `exit_wait` for every rank to reach the end of
 // its session (a refusal every rank raised, or the others done), else prints "steep: rank r of W
-// ..." and calls MPI_Abort. A rank that calls exit() with the session open says so too; a signal
-// is reported by mpirun.
+// ..." and calls MPI_Abort. A program that catches inside the session prints first and calls
+// failed() (every rank's message is out before any rank finalizes). A rank that calls exit() with
+// the session open says so too; a signal is reported by mpirun.
 
 #if defined(STEEP_WITH_MPI)
 
@@ -136,14 +137,16 @@ public:
       return;
     // Every rank meets here first, however it leaves; one that leaves by an exception waits only
     // exit_wait_ for the others, which may wait for it in a collective it will never reach.
-    const bool failing = std::uncaught_exceptions() > uncaught_;
+    const bool failing = failed_ || std::uncaught_exceptions() > uncaught_;
     if (!all_ranks_leave(failing))
-      abort(failing ? "an exception leaves its MPI session and the other ranks did not reach the end of "
-                      "theirs within " +
-                        std::to_string(exit_wait_.count()) +
-                        " ms (they wait in a collective this rank left, or compute); its message is lost, "
-                        "unless caught inside the session and passed to mpi_session::abort"
-                    : std::string("the ranks' meeting at the end of the MPI session failed"));
+      abort(
+        failing
+          ? std::string(failed_ ? "this rank failed (see above)" : "an exception leaves its MPI session") +
+              " and the other ranks did not reach the end of theirs within " +
+              std::to_string(exit_wait_.count()) +
+              " ms (they wait in a collective this rank left, or compute)" +
+              (failed_ ? "" : "; its message is lost unless caught inside the session (see failed())")
+          : std::string("the ranks' meeting at the end of the MPI session failed"));
     MPI_Comm_free(&leaving_);
     open_ = false;
     MPI_Finalize();
@@ -152,6 +155,15 @@ public:
   mpi_session& operator=(const mpi_session&) = delete;
 
   bool owns_mpi() const noexcept { return owns_; }
+
+  // Marks this rank as failing, for a program that catches an exception inside the session's
+  // scope, prints it and returns: the session's end then waits only `exit_wait` for the other
+  // ranks, as for an exception in flight, and aborts the job if they do not come. Printing inside
+  // the scope matters when every rank refuses the same step: each rank's message is out before
+  // any rank finalizes, and mpirun ends the job at the first non-zero exit.
+  //   steep::dist::mpi_session mpi(&argc, &argv);
+  //   try { return run(); } catch (const std::exception& e) { print(e); mpi.failed(); return 1; }
+  void failed() noexcept { failed_ = true; }
 
   // Ends every rank of the job: prints "steep: rank r of W: <why>; MPI_Abort ends every rank" on
   // this rank's stderr and calls MPI_Abort(MPI_COMM_WORLD, code). For a failure of this rank alone
@@ -198,6 +210,7 @@ private:
 
   std::chrono::milliseconds exit_wait_;
   int uncaught_;
+  bool failed_ = false;
   bool owns_ = false;
   MPI_Comm leaving_ = MPI_COMM_NULL;
 };
