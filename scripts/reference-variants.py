@@ -318,8 +318,10 @@ def sym_power(a, power, eps):
     return (v * lam**power) @ v.T
 
 
-def shampoo_directions(grads, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, mu=None):
-    """Shampoo's direction L_root X R_root at each step (X: the gradient, or its EMA momentum)."""
+def shampoo_directions(grads, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, mu=None,
+                       stats_from_grad=False):
+    """Shampoo's direction L_root X R_root at each step (X: the gradient, or its EMA momentum; the
+    factors from X, or with stats_from_grad from the gradient while X is the momentum)."""
     rows, cols = grads[0].shape
     a = (one_sided if rows <= cols else 0.0) if one_sided else left
     b = (0.0 if rows <= cols else one_sided) if one_sided else right
@@ -331,10 +333,11 @@ def shampoo_directions(grads, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one
         if mu is not None:
             m = mu * m + (1 - mu) * g
             x = m
+        s = g if stats_from_grad else x
         if a:
-            fl = fl + x @ x.T if beta2 == 1 else beta2 * fl + (1 - beta2) * (x @ x.T)
+            fl = fl + s @ s.T if beta2 == 1 else beta2 * fl + (1 - beta2) * (s @ s.T)
         if b:
-            fr = fr + x.T @ x if beta2 == 1 else beta2 * fr + (1 - beta2) * (x.T @ x)
+            fr = fr + s.T @ s if beta2 == 1 else beta2 * fr + (1 - beta2) * (s.T @ s)
         if (t - 1) % every == 0:
             root_l = sym_power(fl, a, eps) if a else None
             root_r = sym_power(fr, b, eps) if b else None
@@ -371,7 +374,8 @@ def shampoo_grafted(lr=0.1, beta2=0.99, eps=1e-3, graft_beta2=0.99, graft_eps=1e
 
 SHAMPOO = (("shampoo", shampoo()), ("shampoo_ema_every2", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9)),
            ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)),
-           ("shampoo_grafted", shampoo_grafted()))
+           ("shampoo_grafted", shampoo_grafted()),
+           ("shampoo_stats_from_grad", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9, stats_from_grad=True)))
 
 
 def splitmix_q0(n, r, seed=0):

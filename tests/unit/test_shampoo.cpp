@@ -161,6 +161,30 @@ TEST_CASE("The matrix grammar: EMA factors of a momentum, roots every 2 steps (s
   CHECK(steep_test::checkpoint_resumes_bitwise(rule, 3, 3, "compose-resume.ckpt")); // between refreshes
 }
 
+TEST_CASE("The matrix grammar over two operands: factors of the gradient, applied to a momentum") {
+  // Distributed Shampoo (Shi et al. 2023) keeps its factors from the gradient and preconditions
+  // the momentum: pc::arg<1> is precondition's second operand, the gradient here.
+  const auto L = pc::ema<"L">(pc::gram_rows(pc::arg<1>), 0.99);
+  const auto R = pc::ema<"R">(pc::gram_cols(pc::arg<1>), 0.99);
+  const auto value = pc::every<"L_root">(pc::inverse_root(L, 4, 1e-3), 2) * pc::x *
+                     pc::every<"R_root">(pc::inverse_root(R, 4, 1e-3), 2);
+  const auto rule = -0.1 * pc::precondition(value, ema<"m">(grad, 0.9), grad);
+  for (int threads : { 1, 2, 8 })
+    CHECK(variant_error(rule, "shampoo_stats_from_grad", threads) < 1e-12);
+  // Factors of the momentum (the one-operand form) are another trajectory.
+  CHECK(variant_error(rule, "shampoo_ema_every2") > 1e-6);
+  CHECK(steep_test::checkpoint_resumes_bitwise(rule, 3, 3, "compose-two-resume.ckpt"));
+  // Each operand has a scratch arena of its own: 2 x 8 bytes per parameter in float64.
+  steep::param_store<double> store({ { "W", { 3, 4 } } });
+  steep::optimizer opt(rule, store);
+  CHECK_THAT(opt.describe(), Catch::Contains("scratch: 16") && Catch::Contains("m:float64") &&
+                               Catch::Contains("R_root:float64 (a matrix per block"));
+  const auto gg = steep_test::step_with_sample_gradient(opt, store);
+  const auto l = opt.state<double>("W", "L");
+  for (std::size_t i = 0; i < 9; ++i)
+    CHECK(l[i] == Approx(0.01 * gg[i]).margin(1e-14)); // L_1 = (1 - 0.99) G G^T, of the gradient
+}
+
 TEST_CASE("A user's own variant from the matrix grammar in one line: L^(-1/2) G") {
   auto own = -0.1 * pc::precondition(
                       pc::matrix_power(pc::accumulate<"L">(pc::gram_rows(pc::x)), -0.5, 1e-3) * pc::x, grad);

@@ -57,8 +57,8 @@ public:
       expr::visit_hypers(root, [&](const auto& hp) {
         using H = std::remove_cvref_t<decltype(hp)>;
         using R = typename H::range_type;
-        t.entries_.push_back({ H::name.view(), R::text, &R::ok,
-                               static_cast<std::size_t>(reinterpret_cast<const char*>(&hp.value) - base) });
+        t.add(H::name.view(), R::text, &R::ok,
+              static_cast<std::size_t>(reinterpret_cast<const char*>(&hp.value) - base));
       });
     });
     return t;
@@ -103,6 +103,11 @@ public:
   }
 
 private:
+  // (Out of line: the vector's growth is compiled once, not once per hyperparameter of each rule.)
+  [[gnu::cold, gnu::noinline]] void add(std::string_view name, std::string_view range, bool (*ok)(double),
+                                        std::size_t offset) {
+    entries_.push_back({ name, range, ok, offset });
+  }
   static double& value_at(void* roots, const entry& e) {
     return *reinterpret_cast<double*>(static_cast<char*>(roots) + e.offset);
   }

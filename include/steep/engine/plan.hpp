@@ -34,6 +34,14 @@
 
 namespace steep::engine::detail {
 
+// A per-step scalar that is not finite (outside step_plan: the same for every rule, so compiled
+// once per unit, not once per rule).
+[[noreturn, gnu::cold, gnu::noinline]] inline void nonfinite_step_scalar(std::int64_t t, double v) {
+  throw usage_error(
+    "step " + std::to_string(t) + ": a per-step scalar of the rule (its learning-rate schedule, or " +
+    "a term of its hyperparameters at this step) is " + std::to_string(v) + "; nothing was written");
+}
+
 template <class State>
 struct step_plan {
   using P = typename State::program_type;
@@ -146,7 +154,9 @@ struct step_plan {
     const std::size_t scratch = n_matrices * sizeof(T);
     // Each matrix phase's pre-pass reads what a pass reads (and, after phase 1, the results so
     // far) and writes its stages' scratch.
-    std::size_t total = P::template bytes_per_param<T> + phases_run * (2 * scratch + element);
+    // (A stage over inputs(x, y, ...) has an arena per operand: the pre-pass writes each.)
+    const std::size_t written = scratch + P::n_extra_operands * sizeof(T);
+    std::size_t total = P::template bytes_per_param<T> + phases_run * (scratch + written + element);
     if (s.guard_ && guard::alone)
       total += sizeof(T);
     auto depth = [&]<int D>() {
@@ -201,10 +211,15 @@ struct step_plan {
        << "\nmatrix stages: " << n_matrices << stage_shapes(s) << "\nbytes per parameter (update pass): "
        << P::template bytes_per_param<T> << "\nbytes per parameter (every pass of a step, at most): "
        << bytes_per_step(s)
-       << (n_matrices > 0 ? ", scratch: " + std::to_string(n_matrices * sizeof(T)) : std::string())
-       << (s.map_slots_.empty() ? std::string()
-                                : "\nmatrix-stage state: " + std::to_string(s.map_state_values()) +
-                                    " values, " + std::to_string(s.map_state_values() * sizeof(T)) + " bytes")
+       << (n_matrices > 0 ? ", scratch: " + std::to_string((n_matrices + P::n_extra_operands) * sizeof(T))
+                          : std::string())
+       << (s.map_slots_.empty()
+             ? std::string()
+             : "\nmatrix-stage state: " + std::to_string(s.map_state_values()) + " values, " +
+                 std::to_string(s.map_state_values() * sizeof(T)) + " bytes (allocated twice, " +
+                 std::to_string(2 * s.map_state_values() * sizeof(T)) +
+                 " bytes: the committed state and a step's new values, which a "
+                 "refused step drops)")
        << "\nblocks: " << s.blocks_.size() << ", chunks: " << s.wl_.size()
        << ", threads: " << s.exec_.threads()
        << (s.wl_.elements() < s.exec_.serial_below() ? " (passes run on the calling thread: serial_below)"
@@ -214,12 +229,6 @@ struct step_plan {
   }
 
 private:
-  [[noreturn, gnu::cold, gnu::noinline]] static void nonfinite_step_scalar(std::int64_t t, double v) {
-    throw usage_error(
-      "step " + std::to_string(t) + ": a per-step scalar of the rule (its learning-rate schedule, or " +
-      "a term of its hyperparameters at this step) is " + std::to_string(v) + "; nothing was written");
-  }
-
   // What each matrix stage maps: " (each block)", or " (each 2 x 3 slice)" for a sliced map
   // (expr/matrix.hpp, slices(...)), per stage in order; where a step has several matrix phases,
   // each stage's (" (each block, phase 1; each block, phase 2)").

@@ -75,6 +75,8 @@ struct engine_state final
   [[gnu::noinline]] void commit() override { step_plan<engine_state>::commit(*this); }
 
   std::array<slot_buffer<T>, P::n_matrices> scratch_; // each matrix stage's operand, then its result
+  // A stage's operands after its first (inputs(x, y, ...)): P::extra_operand_first.
+  std::array<slot_buffer<T>, P::n_extra_operands> extra_scratch_;
   typename slot_tuple<P, T>::type slots_;
 };
 

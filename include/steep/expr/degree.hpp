@@ -195,6 +195,15 @@ template <class Map>
 inline constexpr bool declares_dual<sliced<Map>> = declares_dual<Map>;
 template <class N>
 inline constexpr bool declares_dual<norm_map<N>> = true;
+// Several operands of one stage: homogeneous where they all have one degree.
+template <class C0, class... C>
+struct degree_of<inputs_node<C0, C...>> {
+  static constexpr degree value = [] {
+    degree d = degree_v<C0>;
+    ((d = same(d, degree_v<C>)), ...);
+    return d;
+  }();
+};
 template <class Map, class C>
 struct degree_of<matrix_node<Map, C>> {
   static constexpr degree value = declares_dual<Map> ? scaled(degree_v<C>, 0) : degree::none();

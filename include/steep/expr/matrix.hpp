@@ -56,6 +56,9 @@ struct matrix_state {
   const T* const* old; // slot j of this block, row-major in the shape the map declared
   T* const* next;      // where the map writes slot j's new value
   std::int64_t step;   // this step, from 1
+  // A stage of several operands (precondition(map, inputs(x, y, ...)), below): operand j >= 1 of
+  // this block, rows x cols like x (operand 0 is x itself); null for a stage of one operand.
+  const T* const* operands = nullptr;
 };
 
 // A map that keeps state: it declares `state_count` slots, each named and shaped per block, and
@@ -80,14 +83,56 @@ constexpr bool map_needs_matrix() {
     return true;
 }
 
+// Several elementwise operands of one matrix stage: inputs(x, y, ...), where x is the one the
+// map maps in place and y, ... are read beside it (Shampoo's factors from the gradient, applied
+// to a momentum: precond/compose.hpp, pc::arg<J>). The pre-pass writes each of them to a scratch
+// arena of its own; evaluated as a value, an inputs node is its first operand.
+template <class... C>
+struct inputs_node : node_tag {
+  static_assert(sizeof...(C) >= 2, "inputs(...) takes two or more operands");
+  static_assert(((C::level == 2) && ...), "each operand of a matrix stage is elementwise (a whole block)");
+  using offsets = child_offsets<C...>;
+  static constexpr int level = 2;
+  static constexpr bool is_inline = false;
+  static constexpr std::size_t count = sizeof...(C);
+  static constexpr std::size_t n_step = offsets::step[count];
+  static constexpr std::size_t n_block = offsets::block[count];
+  static constexpr std::size_t n_red = offsets::red[count];
+
+  operands<C...> kids;
+
+  template <std::size_t S, std::size_t B, class Ctx>
+  auto eval(const Ctx& c) const {
+    return evaluate<S, B>(expr::get<0>(kids), c);
+  }
+  bool operator==(const inputs_node&) const = default;
+};
+template <operand... X>
+constexpr auto inputs(X&&... x) {
+  return inputs_node<as_expr_t<X>...>{ {}, operands<as_expr_t<X>...>{ { as_expr(std::forward<X>(x)) }... } };
+}
+template <class N>
+struct is_inputs_node : std::false_type {};
+template <class... C>
+struct is_inputs_node<inputs_node<C...>> : std::true_type {};
+// How many elementwise operands a matrix stage over child C reads (scratch arenas it needs).
+template <class C>
+inline constexpr std::size_t operand_count = 1;
+template <class... C>
+inline constexpr std::size_t operand_count<inputs_node<C...>> = sizeof...(C);
+
 template <class Map, class C>
 struct matrix_node : node_tag {
   static_assert(matrix_map<Map> || stateful_matrix_map<Map>,
                 "a matrix stage needs a map with apply(T* data, rows, cols) for float and double, or "
                 "a map that declares its state (expr::stateful_matrix_map)");
   static_assert(C::level == 2, "a matrix map needs an elementwise operand (a whole block), not a scalar");
+  static_assert(!is_inputs_node<C>::value || stateful_matrix_map<Map>,
+                "a matrix stage of several operands (inputs(...)) needs a map that reads them: a "
+                "stateful map such as precond::precondition's composition");
   using map_type = Map;
   using child_type = C;
+  static constexpr std::size_t n_operands = operand_count<C>;
   static constexpr bool needs_matrix = map_needs_matrix<Map>();
   using offsets = child_offsets<C>;
   static constexpr int level = 2;

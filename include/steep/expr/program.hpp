@@ -139,6 +139,15 @@ public:
     }
     (std::make_index_sequence<n_matrices>{});
   }();
+  // The operands of each stage beyond its first (a stage over inputs(x, y, ...)), each with a
+  // scratch arena of its own: stage K's are arenas extra_operand_first[K] .. [K + 1] - 1.
+  static constexpr std::array<std::size_t, n_matrices + 1> extra_operand_first = [] {
+    return [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return partial_sums<n_matrices>({ (matrix_t<K>::n_operands - 1)... });
+    }
+    (std::make_index_sequence<n_matrices>{});
+  }();
+  static constexpr std::size_t n_extra_operands = extra_operand_first[n_matrices];
   // Each stage's matrix phase (detail::matrix_phase_of: 1, 2, ...), and how many phases a step runs.
   static constexpr std::array<int, n_matrices> matrix_phase = [] {
     return [&]<std::size_t... K>(std::index_sequence<K...>) {

@@ -12,6 +12,7 @@
 // elementwise expression such as a momentum), a rows x cols block. The pieces:
 //
 //   x                     the operand X                                   rows x cols
+//   arg<J>                operand J of precondition(value, x, y, ...): arg<0> = x, arg<1> = y
 //   gram_rows(e)          e e^T                                           (SYRK)
 //   gram_cols(e)          e^T e
 //   a * b                 the matrix product                              (GEMM)
@@ -47,6 +48,7 @@
 #include "steep/expr/fixed_string.hpp"
 #include "steep/expr/matrix.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -66,10 +68,22 @@ struct matrix_piece { // the base of every piece: what makes a type one (matrix_
 template <class E>
 concept matrix_expression = std::is_base_of_v<matrix_piece, std::remove_cvref_t<E>>;
 
+// Operand J of the stage (precondition(value, x, y, ...)): arg<0> is x, which the stage maps,
+// arg<1> is y, and so on, each a rows x cols block. (x keeps a type of its own, so a rule's id,
+// which its checkpoints carry, is the one it had before stages took several operands.)
 struct operand_t : matrix_piece {
   bool operator==(const operand_t&) const = default;
 };
+template <std::size_t J>
+struct input_t : matrix_piece {
+  static_assert(J >= 1);
+  bool operator==(const input_t&) const = default;
+};
+template <std::size_t J>
+using arg_t = std::conditional_t<J == 0, operand_t, input_t<(J == 0 ? 1 : J)>>;
 inline constexpr operand_t x{};
+template <std::size_t J>
+inline constexpr arg_t<J> arg{};
 
 template <class E>
 struct gram_rows_t : matrix_piece {
@@ -143,6 +157,17 @@ constexpr auto every(E e, int k) {
 namespace detail {
 using expr::detail::concat_t;
 using expr::detail::type_list;
+
+// How many of the stage's operands a composition reads: 1 + the largest J of an arg<J> in it.
+template <class E>
+struct operands_read : std::integral_constant<std::size_t, 1> {};
+template <std::size_t J>
+struct operands_read<input_t<J>> : std::integral_constant<std::size_t, J + 1> {};
+template <template <class...> class Piece, class... E>
+struct operands_read<Piece<E...>>
+  : std::integral_constant<std::size_t, std::max({ std::size_t{ 1 }, operands_read<E>::value... })> {};
+template <fixed_string N, slot_kind K, class E>
+struct operands_read<slot_t<N, K, E>> : operands_read<E> {};
 
 template <class E>
 struct is_slot : std::false_type {};
@@ -269,6 +294,7 @@ struct composed {
     detail::names_unique<slots>::value,
     "two different matrix pieces share a state name: give each ema, accumulate and every its own");
   static constexpr std::size_t state_count = expr::detail::list_size<slots>::value;
+  static constexpr std::size_t operands_read = detail::operands_read<E>::value;
   static constexpr bool needs_matrix = true;
   template <class S>
   static constexpr std::size_t slot_index = detail::index_in<S, slots>::value;
@@ -351,7 +377,23 @@ private:
 // The stage: `value` (a composition of the pieces above, over x) of each block of `operand`.
 template <matrix_expression E, expr::operand X>
 constexpr auto precondition(E value, X&& operand) {
+  static_assert(composed<E>::operands_read == 1,
+                "the composition reads pc::arg<J> with J >= 1: give precondition(value, x, y, ...) "
+                "that many operands after x");
   return expr::precondition(composed<E>{ value }, std::forward<X>(operand));
+}
+// The stage over several operands: `value` reads x (arg<0>, the operand it maps) and arg<1>,
+// arg<2>, ... (the others, block by block), e.g. Shampoo's factors from the gradient applied to
+// a momentum:
+//   auto L = pc::ema<"L">(pc::gram_rows(pc::arg<1>), 0.99);
+//   auto u = pc::precondition(pc::inverse_root(L, 2, 1e-6) * pc::x, ema<"m">(grad, 0.9), grad);
+template <matrix_expression E, expr::operand X, expr::operand... Y>
+constexpr auto precondition(E value, X&& operand, Y&&... others) {
+  static_assert(composed<E>::operands_read <= 1 + sizeof...(Y),
+                "the composition reads pc::arg<J> for a J past precondition's operands: "
+                "precondition(value, x, y, ...) gives arg<0> = x, arg<1> = y, ...");
+  return expr::precondition(composed<E>{ value },
+                            expr::inputs(std::forward<X>(operand), std::forward<Y>(others)...));
 }
 
 } // namespace steep::precond

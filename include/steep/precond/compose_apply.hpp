@@ -67,6 +67,10 @@ struct composed_eval {
   std::array<bool, C::state_count> done{};
 
   value<T> eval(const operand_t&) { return value<T>::view(x, rows, cols); }
+  template <std::size_t J>
+  value<T> eval(const input_t<J>&) {
+    return value<T>::view(st.operands[J - 1], rows, cols);
+  }
 
   template <class G>
   requires is_gram<G>::value value<T> eval(const G& n) {

@@ -162,6 +162,24 @@ struct matrix_tables {
   }
 };
 
+// A refused matrix step or optimizer, by block (outside the templates: the same for every rule, so
+// compiled once per unit, not once per rule).
+[[noreturn, gnu::cold, gnu::noinline]] inline void refuse_matrix(const std::string& block,
+                                                                 const std::string& why) {
+  throw error(block, why);
+}
+[[noreturn, gnu::cold, gnu::noinline]] inline void refuse_matrix_step(const std::string& block,
+                                                                      const std::string& why) {
+  throw error(block, why + "; the step was refused and parameters and state are unchanged");
+}
+[[noreturn, gnu::cold, gnu::noinline]] inline void refuse_nonfinite_operand(const std::string& block,
+                                                                            std::size_t i) {
+  refuse_matrix_step(block,
+                     "the operand of a matrix stage has a non-finite entry (NaN or Inf in the gradient or "
+                     "the state) at flat index " +
+                       std::to_string(i));
+}
+
 template <class State>
 struct matrix_phase {
   using P = typename State::program_type;
@@ -196,10 +214,12 @@ struct matrix_phase {
           const std::string problem = map.check_block(static_cast<std::size_t>(s.dims_[b].rows),
                                                       static_cast<std::size_t>(s.dims_[b].cols));
           if (!problem.empty())
-            throw error(s.blocks_[b].name, "the rule's matrix stage cannot take this block: " + problem);
+            refuse_matrix(s.blocks_[b].name, "the rule's matrix stage cannot take this block: " + problem);
         }
       });
     for (auto& sb : s.scratch_)
+      sb.lay_out(s.blocks_, T(0));
+    for (auto& sb : s.extra_scratch_)
       sb.lay_out(s.blocks_, T(0));
     // One task per block, or per piece of a map that splits blocks (a stacked block's slices);
     // largest first, so the dynamic schedule ends with small tasks (LPT).
@@ -287,8 +307,19 @@ private:
           using M = std::remove_cvref_t<decltype(m)>;
           constexpr std::size_t k = P::template matrix_index<M>;
           if constexpr (P::matrix_phase[k] == Phase) {
-            const V x = expr::evaluate<S, B>(expr::get<0>(m.kids), c);
-            kernel::store_group<Tail>(f.mats[k] + i, x, n);
+            const auto& x = expr::get<0>(m.kids);
+            kernel::store_group<Tail>(f.mats[k] + i, expr::evaluate<S, B>(x, c), n);
+            if constexpr (M::n_operands > 1) // inputs(x, y, ...): y, ... to arenas of their own
+              [&]<std::size_t... J>(std::index_sequence<J...>) {
+                using X = std::remove_cvref_t<decltype(x)>;
+                (kernel::store_group<Tail>(
+                   s.extra_scratch_[P::extra_operand_first[k] + J].at(ch.block) + i,
+                   expr::evaluate<S + X::offsets::step[J + 1], B + X::offsets::block[J + 1]>(
+                     expr::get<J + 1>(x.kids), c),
+                   n),
+                 ...);
+              }
+            (std::make_index_sequence<M::n_operands - 1>{});
           }
         });
     });
@@ -300,13 +331,15 @@ private:
     const auto [k, b, piece, size, phase] = s.matrix_tasks_[t];
     // A NaN or Inf anywhere in a block (piece) would spread through every entry of its map (one
     // GEMM mixes them all). Nothing has been written yet, so the step can still be refused whole.
-    const T* in = s.scratch_[k].at(b);
-    for (std::size_t i = piece * size; i < (piece + 1) * size; ++i)
-      if (!std::isfinite(in[i]))
-        throw error(s.blocks_[b].name,
-                    "the operand of a matrix stage has a non-finite entry (NaN or Inf in the "
-                    "gradient or the state) at flat index " +
-                      std::to_string(i) + "; the step was refused and parameters and state are unchanged");
+    const auto check = [&](const T* in) {
+      for (std::size_t i = piece * size; i < (piece + 1) * size; ++i)
+        if (!std::isfinite(in[i]))
+          refuse_nonfinite_operand(s.blocks_[b].name, i);
+    };
+    check(s.scratch_[k].at(b));
+    if constexpr (P::n_extra_operands > 0) // (the other operands of inputs(x, y, ...))
+      for (std::size_t j = P::extra_operand_first[k]; j < P::extra_operand_first[k + 1]; ++j)
+        check(s.extra_scratch_[j].at(b));
     for_each_map(s, [&]<std::size_t K>(const auto& map) {
       if (K != k)
         return;
@@ -336,21 +369,23 @@ private:
       next[j] = m.next.data() + m.offset[b];
     }
     T* x = s.scratch_[K].at(b);
+    std::array<const T*, P::extra_operand_first[K + 1] - P::extra_operand_first[K]> operands{};
+    for (std::size_t j = 0; j < operands.size(); ++j)
+      operands[j] = s.extra_scratch_[P::extra_operand_first[K] + j].at(b);
     const std::string& name = s.blocks_[b].name;
     try {
-      map.apply(x, rows, cols, expr::matrix_state<T>{ old.data(), next.data(), s.t_ + 1 });
+      map.apply(x, rows, cols,
+                expr::matrix_state<T>{ old.data(), next.data(), s.t_ + 1,
+                                       operands.empty() ? nullptr : operands.data() });
     } catch (const usage_error& e) {
-      throw error(name, std::string("the rule's matrix stage failed: ") + e.what() +
-                          "; the step was refused and parameters and state are unchanged");
+      refuse_matrix_step(name, std::string("the rule's matrix stage failed: ") + e.what());
     }
     if (!kernel::all_finite(x, 0, rows * cols))
-      throw error(name,
-                  "the rule's matrix stage gave a non-finite value; the step was refused and parameters "
-                  "and state are unchanged");
+      refuse_matrix_step(name, "the rule's matrix stage gave a non-finite value");
     for (std::size_t j = 0; j < M::state_count; ++j)
       if (!kernel::all_finite(next[j], 0, element_count(s.map_slots_[first + j].shapes[b])))
-        throw error(name, "the new value of the matrix stage's state '" + s.map_slots_[first + j].name +
-                            "' is not finite; the step was refused and parameters and state are unchanged");
+        refuse_matrix_step(name, "the new value of the matrix stage's state '" +
+                                   s.map_slots_[first + j].name + "' is not finite");
   }
 };
 
