@@ -37,7 +37,6 @@ print(f"AdamW, 200 steps: loss {loss_steep:.6f} (steep.torch) vs {loss_torch:.6f
 opt = steep.torch.MuonAdamW(routed.named_parameters(), lr=0.02, adamw_lr=1e-2, adamw_names=["2.*"])
 loss_routed = train(routed, opt)
 print(f"Muon + AdamW, 200 steps: loss {loss_routed:.6f}; routes {opt.routes()} (0: Muon, 1: AdamW)")
-# Not bitwise: where a step moves a parameter by half its value or more, steep's AdamW can
-# round its last bit otherwise than torch (python/README.md, "Parity"), and 200 steps of
-# training amplify the last bits; the losses agree to 4 digits and more.
+# Bitwise, step by step (python/README.md, "Parity"); the check allows for a torch built with
+# other kernels than Debian's (another fused multiply-add), whose last bits 200 steps amplify.
 assert abs(loss_steep - loss_torch) < 1e-4 * loss_torch + 1e-7, "steep.torch.AdamW left torch's trajectory"

@@ -42,6 +42,28 @@ TEST_CASE("a new rule is a few lines and needs no engine change") {
   CHECK(opt.slots()[1].name == "v");
 }
 
+TEST_CASE("a rule written X - param sets the parameter to X, one rounding (engine/passes/update.hpp)") {
+  // A step that moves each parameter to a tenth of itself plus a gradient: p + (X - p) rounds
+  // twice, and differs from X in the last bit for some entries; the engine writes X.
+  steep::param_store<float> store({ { "w", { 4096 } } });
+  auto p = store.param("w"), g = store.grad("w");
+  for (std::size_t i = 0; i < 4096; ++i)
+    p[i] = 1.0f + 0.37f * std::sin(static_cast<float>(i)),
+    g[i] = 0.01f * std::cos(0.3f * static_cast<float>(i));
+  std::vector<float> x(4096);
+  std::size_t twice_rounded_differs = 0;
+  for (std::size_t i = 0; i < 4096; ++i) {
+    volatile float tenth = p[i] * 0.1f; // (rounded, as rules::rounded_product rounds it below)
+    x[i] = tenth + g[i];
+    const float d = x[i] - p[i];
+    twice_rounded_differs += (p[i] + d != x[i]) ? 1 : 0;
+  }
+  CHECK(twice_rounded_differs > 0); // the test can tell the two forms apart
+  steep::optimizer opt(map(rules::rounded_product{}, param, 0.1f) + grad - param, store);
+  opt.step();
+  CHECK(std::equal(x.begin(), x.end(), p.begin()));
+}
+
 TEST_CASE("a stage used twice is one slot, updated once") {
   auto store = small_store();
   auto m = trace<"buf">(grad, 0.5);

@@ -14,10 +14,9 @@
 // torch 1.13 on AVX2; tested against it in python/tests/test_torch_parity.py). adam's order
 // rounds (1 - b) g^2 before adding, and multiplies by the bias corrections' reciprocals.
 //
-// AdamW's parameter is scaled and then stepped, two roundings, where steep's update adds one
-// change to the parameter (p <- p + rule). The rule is therefore (p (1 - lr wd) + u) - p, which
-// gives back torch's p exactly whenever the new and the old value are within a factor of 2 of
-// each other (Sterbenz's lemma makes the subtraction exact); it can differ in the last bit only
+// AdamW's parameter is scaled and then stepped, two roundings. The rule is written
+// (p (1 - lr wd) + u) - param, and a rule of the form X - param sets the parameter to X in the
+// update pass (engine/passes/update.hpp), rather than adding X - p to p: torch's p exactly, also
 // where a step moves a parameter to half or twice its value or across zero.
 //
 // Which roundings happen is spelled out, not left to the compiler: GCC contracts a * b + c into

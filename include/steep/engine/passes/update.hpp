@@ -19,9 +19,19 @@
 
 #include <array>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 namespace steep::engine::detail {
+
+// A rule written as X - param sets the parameter to X: one rounding, where p + (X - p) takes two
+// and can differ from X in the last bit (torch's AdamW scales the parameter, then steps it:
+// dsl/steep/rules/torch_order.hpp). The same value in exact arithmetic, so the rule's type, id
+// and analyses are unchanged.
+template <class R>
+struct sets_param : std::false_type {};
+template <class X>
+struct sets_param<expr::apply_node<expr::ops::sub, X, expr::param_t>> : std::true_type {};
 
 template <class State>
 struct update_pass {
@@ -60,8 +70,16 @@ private:
     auto group = [&]<class V, bool Tail>(std::size_t i, [[maybe_unused]] std::size_t n) {
       auto c = E::template evaluate_group<V, true, Tail>(s, f, i, n);
       constexpr std::size_t out = P::output_root;
-      const V p_new =
-        c.param + expr::evaluate<P::step_offset[out], P::block_offset[out]>(expr::get<out>(s.roots_), c);
+      constexpr std::size_t S = P::step_offset[out], B = P::block_offset[out];
+      const auto& root = expr::get<out>(s.roots_);
+      using R = std::remove_cvref_t<decltype(root)>;
+      const V p_new = [&] {
+        if constexpr (sets_param<R>::value)
+          return V(
+            expr::evaluate<S + R::offsets::step[0], B + R::offsets::block[0]>(expr::get<0>(root.kids), c));
+        else
+          return V(c.param + expr::evaluate<S, B>(root, c));
+      }();
       auto put = [&](auto* ptr, const V& v) { kernel::store_group<Tail>(ptr + i, v, n); };
       [&]<std::size_t... K>(std::index_sequence<K...>) {
         auto put_all = [&] {
