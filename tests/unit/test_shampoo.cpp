@@ -185,6 +185,43 @@ TEST_CASE("The matrix grammar over two operands: factors of the gradient, applie
     CHECK(l[i] == Approx(0.01 * gg[i]).margin(1e-14)); // L_1 = (1 - 0.99) G G^T, of the gradient
 }
 
+TEST_CASE("Factors per slice: a stacked block's matrices each keep their own, as separate blocks would") {
+  // Two 3 x 4 matrices stacked in one (2, 3, 4) block (experts, heads), against the same two as
+  // blocks of their own: the same bits, for the grammar's composition and for precond::shampoo.
+  const auto L = pc::ema<"L">(pc::gram_rows(pc::x), 0.9);
+  const auto R = pc::ema<"R">(pc::gram_cols(pc::x), 0.9);
+  const auto value = pc::inverse_root(L, 4, 1e-6) * pc::x * pc::inverse_root(R, 4, 1e-6);
+  const precond::shampoo<"L", "R"> packaged{ { .beta2 = 0.9, .eps = 1e-6, .every = 2 } };
+  auto same_bits = [](const auto& per_slice, const auto& per_block) {
+    steep::param_store<double> stacked({ { "E", { 2, 3, 4 } } }), apart({ { "A", { 3, 4 } }, { "B", { 3, 4 } } });
+    steep::optimizer one(per_slice, stacked, { .threads = 2 });
+    steep::optimizer two(per_block, apart, { .threads = 2 });
+    for (int t = 0; t < 5; ++t) {
+      for (std::size_t i = 0; i < 24; ++i)
+        stacked.block_at(0).grad[i] = apart.block_at(i / 12).grad[i % 12] =
+          std::sin(0.7 * static_cast<double>(i) + t) + 0.1 * static_cast<double>(i % 3);
+      one.step(), two.step();
+    }
+    bool same = true;
+    for (std::size_t i = 0; i < 24; ++i)
+      same = same && stacked.block_at(0).param[i] == apart.block_at(i / 12).param[i % 12];
+    const auto l = one.template state<double>("E", "L");
+    same = same && l.shape() == std::vector<std::size_t>{ 2, 3, 3 };
+    for (std::size_t i = 0; i < 18; ++i)
+      same = same && l[i] == two.template state<double>(i < 9 ? "A" : "B", "L")[i % 9];
+    return same;
+  };
+  CHECK(same_bits(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad), -0.1 * pc::precondition(value, grad)));
+  CHECK(same_bits(-0.1 * precondition(slices(packaged, 3, 4), grad), -0.1 * precondition(packaged, grad)));
+  // One factor for the whole (2, 12) block instead is another update.
+  CHECK_FALSE(same_bits(-0.1 * pc::precondition(value, grad), -0.1 * pc::precondition(value, grad)));
+  CHECK(steep_test::checkpoint_resumes_bitwise(-0.1 * precondition(slices(packaged, 3, 2), grad), 3, 3,
+                                               "shampoo-slices-resume.ckpt"));
+  steep::param_store<double> odd({ { "W", { 5, 4 } } });
+  CHECK_THROWS_WITH(steep::optimizer(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad), odd),
+                    Catch::Contains("'W'") && Catch::Contains("do not split into 3 x 4 slices"));
+}
+
 TEST_CASE("A user's own variant from the matrix grammar in one line: L^(-1/2) G") {
   auto own = -0.1 * pc::precondition(
                       pc::matrix_power(pc::accumulate<"L">(pc::gram_rows(pc::x)), -0.5, 1e-3) * pc::x, grad);

@@ -20,6 +20,7 @@
 #include "steep/engine/passes/update.hpp"
 #include "steep/engine/slot_set.hpp"
 #include "steep/expr/program.hpp"
+#include "steep/expr/sliced_state.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -249,6 +250,10 @@ private:
   template <class M>
   static std::string stage_shape(const M&) {
     return "each block";
+  }
+  template <class M>
+  static std::string stage_shape(const expr::sliced_state<M>& m) {
+    return "each " + std::to_string(m.slice_rows) + " x " + std::to_string(m.slice_cols) + " slice";
   }
   template <class M>
   static std::string stage_shape(const expr::sliced<M>& m) {

@@ -59,6 +59,7 @@ struct matrix_state {
   // A stage of several operands (precondition(map, inputs(x, y, ...)), below): operand j >= 1 of
   // this block, rows x cols like x (operand 0 is x itself); null for a stage of one operand.
   const T* const* operands = nullptr;
+  std::size_t n_operands = 0;
 };
 
 // A map that keeps state: it declares `state_count` slots, each named and shaped per block, and
@@ -158,6 +159,24 @@ struct matrix_node : node_tag {
 //   orthogonalize(slices(newton_schulz{}, d_head, d), u)   // fused QKV (3 d, d), per head
 // A block whose size is not a multiple of slice_rows x slice_cols is refused when the
 // optimizer is built, naming it (check_block).
+// Empty if a rows x cols block splits into whole slice_rows x slice_cols slices; otherwise why not.
+inline std::string slice_split_problem(std::size_t rows, std::size_t cols, std::size_t slice_rows,
+                                       std::size_t slice_cols) {
+  const std::size_t n = slice_rows * slice_cols;
+  if (n == 0 || (rows * cols) % n != 0)
+    return "its " + std::to_string(rows * cols) + " entries do not split into " + std::to_string(slice_rows) +
+           " x " + std::to_string(slice_cols) + " slices";
+  return {};
+}
+// What is wrong with a map's settings (its check_settings(), where it has one); empty if nothing.
+template <class Map>
+std::string settings_problem(const Map& map) {
+  if constexpr (requires { map.check_settings(); })
+    return map.check_settings();
+  else
+    return {};
+}
+
 template <class Map>
 struct sliced {
   Map map;
@@ -180,19 +199,10 @@ struct sliced {
   void apply_piece(T* x, std::size_t, std::size_t, std::size_t k) const {
     map.apply(x + k * slice_rows * slice_cols, slice_rows, slice_cols);
   }
-  std::string check_settings() const {
-    if constexpr (requires { map.check_settings(); })
-      return map.check_settings();
-    else
-      return {};
-  }
+  std::string check_settings() const { return settings_problem(map); }
   // Empty if a rows x cols block splits into whole slices; otherwise why not.
   std::string check_block(std::size_t rows, std::size_t cols) const {
-    const std::size_t n = slice_rows * slice_cols;
-    if (n == 0 || (rows * cols) % n != 0)
-      return "its " + std::to_string(rows * cols) + " entries do not split into " +
-             std::to_string(slice_rows) + " x " + std::to_string(slice_cols) + " slices";
-    return {};
+    return slice_split_problem(rows, cols, slice_rows, slice_cols);
   }
 };
 template <matrix_map Map>

@@ -47,6 +47,7 @@
 #include "steep/expr/detail/type_list.hpp"
 #include "steep/expr/fixed_string.hpp"
 #include "steep/expr/matrix.hpp"
+#include "steep/expr/sliced_state.hpp"
 
 #include <algorithm>
 #include <array>
@@ -382,6 +383,32 @@ constexpr auto precondition(E value, X&& operand) {
                 "that many operands after x");
   return expr::precondition(composed<E>{ value }, std::forward<X>(operand));
 }
+// A composition per slice_rows x slice_cols slice of each block (stacked experts, heads), each
+// slice with its own state (expr/sliced_state.hpp):
+//   pc::precondition(pc::slices(pc::inverse_root(L, 4, eps) * pc::x * pc::inverse_root(R, 4, eps), out, in),
+//   grad)
+template <matrix_expression E>
+struct sliced_value {
+  E value;
+  std::size_t slice_rows, slice_cols;
+};
+template <matrix_expression E>
+constexpr sliced_value<E> slices(E value, std::size_t slice_rows, std::size_t slice_cols) {
+  return { value, slice_rows, slice_cols };
+}
+template <matrix_expression E, expr::operand X, expr::operand... Y>
+constexpr auto precondition(sliced_value<E> v, X&& operand, Y&&... others) {
+  static_assert(composed<E>::operands_read <= 1 + sizeof...(Y),
+                "the composition reads pc::arg<J> for a J past precondition's operands: "
+                "precondition(value, x, y, ...) gives arg<0> = x, arg<1> = y, ...");
+  auto map = expr::slices(composed<E>{ v.value }, v.slice_rows, v.slice_cols);
+  if constexpr (sizeof...(Y) == 0)
+    return expr::precondition(std::move(map), std::forward<X>(operand));
+  else
+    return expr::precondition(std::move(map),
+                              expr::inputs(std::forward<X>(operand), std::forward<Y>(others)...));
+}
+
 // The stage over several operands: `value` reads x (arg<0>, the operand it maps) and arg<1>,
 // arg<2>, ... (the others, block by block), e.g. Shampoo's factors from the gradient applied to
 // a momentum:

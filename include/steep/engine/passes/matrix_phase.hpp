@@ -376,7 +376,7 @@ private:
     try {
       map.apply(x, rows, cols,
                 expr::matrix_state<T>{ old.data(), next.data(), s.t_ + 1,
-                                       operands.empty() ? nullptr : operands.data() });
+                                       operands.empty() ? nullptr : operands.data(), operands.size() });
     } catch (const usage_error& e) {
       refuse_matrix_step(name, std::string("the rule's matrix stage failed: ") + e.what());
     }
