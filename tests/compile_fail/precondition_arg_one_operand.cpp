@@ -1,5 +1,5 @@
 // Must not compile: a composition that reads pc::arg<1> given one operand.
-// EXPECT: the composition reads pc::arg<J> with J >= 1: give precondition\(value, x, y, ...\)
+// EXPECT: the composition reads pc::arg<J> for a J past precondition.s operands
 #include <steep/steep.hpp>
 using namespace steep::expr;
 namespace pc = steep::precond;

@@ -222,11 +222,17 @@ constexpr auto orthogonalize(Map map, X&& x) {
   return matrix_node<Map, C>{ {}, std::move(map), operands<C>{ { as_expr(std::forward<X>(x)) } } };
 }
 
-// x preconditioned block-wise by a map that keeps state (Shampoo's factors: precond/shampoo.hpp).
-template <stateful_matrix_map Map, operand X>
-constexpr auto precondition(Map map, X&& x) {
-  using C = as_expr_t<X>;
-  return matrix_node<Map, C>{ {}, std::move(map), operands<C>{ { as_expr(std::forward<X>(x)) } } };
+// x preconditioned block-wise by a map that keeps state (Shampoo's factors: precond/shampoo.hpp);
+// with more operands, the map also reads y, ... (inputs(x, y, ...), above).
+template <stateful_matrix_map Map, operand X, operand... Y>
+constexpr auto precondition(Map map, X&& x, Y&&... y) {
+  if constexpr (sizeof...(Y) == 0) {
+    using C = as_expr_t<X>;
+    return matrix_node<Map, C>{ {}, std::move(map), operands<C>{ { as_expr(std::forward<X>(x)) } } };
+  } else {
+    auto in = inputs(std::forward<X>(x), std::forward<Y>(y)...);
+    return matrix_node<Map, decltype(in)>{ {}, std::move(map), operands<decltype(in)>{ { std::move(in) } } };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

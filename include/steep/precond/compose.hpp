@@ -375,14 +375,27 @@ private:
   }
 };
 
-// The stage: `value` (a composition of the pieces above, over x) of each block of `operand`.
-template <matrix_expression E, expr::operand X>
-constexpr auto precondition(E value, X&& operand) {
-  static_assert(composed<E>::operands_read == 1,
-                "the composition reads pc::arg<J> with J >= 1: give precondition(value, x, y, ...) "
-                "that many operands after x");
-  return expr::precondition(composed<E>{ value }, std::forward<X>(operand));
+// The map a composition makes for a stage of N operands; refused at compile time if it reads an
+// arg<J> past them.
+template <std::size_t N, matrix_expression E>
+constexpr composed<E> composition_of(E value) {
+  static_assert(composed<E>::operands_read <= N,
+                "the composition reads pc::arg<J> for a J past precondition's operands: "
+                "precondition(value, x, y, ...) gives arg<0> = x, arg<1> = y, ...");
+  return { value };
 }
+
+// The stage: `value` (a composition of the pieces above) of each block of `operand` (x); with
+// more operands, value reads them as arg<1>, arg<2>, ..., block by block, e.g. Shampoo's factors
+// from the gradient applied to a momentum:
+//   auto L = pc::ema<"L">(pc::gram_rows(pc::arg<1>), 0.99);
+//   auto u = pc::precondition(pc::inverse_root(L, 2, 1e-6) * pc::x, ema<"m">(grad, 0.9), grad);
+template <matrix_expression E, expr::operand X, expr::operand... Y>
+constexpr auto precondition(E value, X&& operand, Y&&... others) {
+  return expr::precondition(composition_of<1 + sizeof...(Y)>(value), std::forward<X>(operand),
+                            std::forward<Y>(others)...);
+}
+
 // A composition per slice_rows x slice_cols slice of each block (stacked experts, heads), each
 // slice with its own state (expr/sliced_state.hpp):
 //   pc::precondition(pc::slices(pc::inverse_root(L, 4, eps) * pc::x * pc::inverse_root(R, 4, eps), out, in),
@@ -398,29 +411,9 @@ constexpr sliced_value<E> slices(E value, std::size_t slice_rows, std::size_t sl
 }
 template <matrix_expression E, expr::operand X, expr::operand... Y>
 constexpr auto precondition(sliced_value<E> v, X&& operand, Y&&... others) {
-  static_assert(composed<E>::operands_read <= 1 + sizeof...(Y),
-                "the composition reads pc::arg<J> for a J past precondition's operands: "
-                "precondition(value, x, y, ...) gives arg<0> = x, arg<1> = y, ...");
-  auto map = expr::slices(composed<E>{ v.value }, v.slice_rows, v.slice_cols);
-  if constexpr (sizeof...(Y) == 0)
-    return expr::precondition(std::move(map), std::forward<X>(operand));
-  else
-    return expr::precondition(std::move(map),
-                              expr::inputs(std::forward<X>(operand), std::forward<Y>(others)...));
-}
-
-// The stage over several operands: `value` reads x (arg<0>, the operand it maps) and arg<1>,
-// arg<2>, ... (the others, block by block), e.g. Shampoo's factors from the gradient applied to
-// a momentum:
-//   auto L = pc::ema<"L">(pc::gram_rows(pc::arg<1>), 0.99);
-//   auto u = pc::precondition(pc::inverse_root(L, 2, 1e-6) * pc::x, ema<"m">(grad, 0.9), grad);
-template <matrix_expression E, expr::operand X, expr::operand... Y>
-constexpr auto precondition(E value, X&& operand, Y&&... others) {
-  static_assert(composed<E>::operands_read <= 1 + sizeof...(Y),
-                "the composition reads pc::arg<J> for a J past precondition's operands: "
-                "precondition(value, x, y, ...) gives arg<0> = x, arg<1> = y, ...");
-  return expr::precondition(composed<E>{ value },
-                            expr::inputs(std::forward<X>(operand), std::forward<Y>(others)...));
+  return expr::precondition(
+    expr::slices(composition_of<1 + sizeof...(Y)>(v.value), v.slice_rows, v.slice_cols),
+    std::forward<X>(operand), std::forward<Y>(others)...);
 }
 
 } // namespace steep::precond
