@@ -351,6 +351,31 @@ protected:
   // The typed optimizers' constructors set it once they are built.
   void set_live() noexcept { live_.on = true; }
 
+  // How the typed optimizers end their constructors (optimizer.hpp, routed.hpp), out of line so it
+  // is compiled once per T, not once per rule (docs/compile-time.md). A plain optimizer adopts
+  // its one part, which has every block; then each finishes with what the rule's type says.
+  [[gnu::cold, gnu::noinline]] void adopt(std::unique_ptr<detail::part<T>> part,
+                                          std::span<const slot_meta> metas) {
+    parts_.push_back(std::move(part));
+    for (const auto& b : parts_[0]->blocks_)
+      owner_.emplace_back(b.name, 0);
+    threads_ = parts_[0]->exec_.threads();
+    add_slots(metas);
+  }
+  [[gnu::cold, gnu::noinline]] void finish(const param_store<T>& store, const optimizer_options& opts,
+                                           const std::type_info& rule_type, std::size_t bytes,
+                                           double degree) {
+    policy_ = opts.nonfinite;
+    store_alive_ = store.lifetime();
+    rule_type_ = &rule_type;
+    bytes_per_param_ = bytes;
+    gradient_degree_ = degree;
+    for (const auto& p : parts_)
+      if (p)
+        add_slots(p->map_slot_metas());
+    set_live();
+  }
+
   // Throws if this optimizer was moved from (its parts went with the move).
   void require_live(const char* what) const { live_.require(what); }
 

@@ -50,7 +50,7 @@ public:
   // Every named hyperparameter of the view's roots, in the rule's order (a name may repeat: a
   // learning rate in two terms is two entries of one name).
   template <class View>
-  [[gnu::cold]] static hyper_table of(const View& v) {
+  [[gnu::cold, gnu::noinline]] static hyper_table of(const View& v) {
     hyper_table t;
     const auto* base = reinterpret_cast<const char*>(&v.roots_);
     v.for_roots([&]<std::size_t>(const auto& root) {

@@ -3,7 +3,7 @@
 // plain optimizer has one part, a route one per arm that got blocks; optimizer_facade<T>
 // (facade.hpp) is written once over parts, so any_optimizer<T> is the facade itself.
 //
-//   std::unique_ptr<detail::part<float>> p = std::make_unique<engine_state<P, float>>(...);
+//   std::unique_ptr<detail::part<float>> p(new engine_state<P, float>(...));
 //   p->prepare();  p->commit();           // a step: its two halves (engine/plan.hpp)
 //   p->hypers_.set(p->roots_ptr_, "lr", 1e-4);
 //   p->state<float>("W", "exp_avg");      // a slot, found in the slot directory

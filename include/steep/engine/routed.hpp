@@ -197,17 +197,9 @@ optimizer<expr::routed<Arms...>, T>::optimizer(routed_type rule, param_store<T>&
     (build<I>(std::get<I>(rule.arms).rule, std::move(specs[I]), opts), ...);
   }
   (arms_seq);
-  this->policy_ = opts.nonfinite;
-  this->store_alive_ = store.lifetime();
-  this->rule_type_ = &typeid(rule_type);
-  this->bytes_per_param_ = bytes_per_param();
-  this->gradient_degree_ = gradient_degree();
   (this->add_slots(detail::slot_set<detail::engine_state<expr::program<typename Arms::rule_type>, T>>::metas),
    ...);
-  for (const auto& p : this->parts_)
-    if (p)
-      this->add_slots(p->map_slot_metas());
-  this->set_live();
+  this->finish(store, opts, typeid(rule_type), bytes_per_param(), gradient_degree());
 }
 
 } // namespace steep::engine

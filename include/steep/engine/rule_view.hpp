@@ -22,13 +22,21 @@ struct rule_view {
     , maps_(P::make_matrix_maps(roots_)) {}
 
   // f.template operator()<R>(root) for each root in evaluation order (slot updates, output).
+  // (The fold is written in both, not forwarded to a shared helper: every walk of every rule
+  // instantiated that helper too, docs/compile-time.md.)
   template <class F>
   void for_roots(F&& f) const {
-    for_roots(roots_, f);
+    [&]<std::size_t... R>(std::index_sequence<R...>) {
+      (f.template operator()<R>(expr::get<R>(roots_)), ...);
+    }
+    (std::make_index_sequence<P::n_roots>{});
   }
   template <class F>
   void for_roots(F&& f) {
-    for_roots(roots_, f);
+    [&]<std::size_t... R>(std::index_sequence<R...>) {
+      (f.template operator()<R>(expr::get<R>(roots_)), ...);
+    }
+    (std::make_index_sequence<P::n_roots>{});
   }
   // f.template operator()<S, B, R>(node) for every node of the rule with Trait<node>, with its
   // table offsets (program.hpp, visit_where); with Below, also those inside a matching node's
@@ -51,13 +59,6 @@ struct rule_view {
 
   typename P::roots_t roots_;
   typename P::matrix_maps_t maps_;
-
-private:
-  template <class Roots, class F>
-  static void for_roots(Roots& roots, F&& f) {
-    [&]<std::size_t... R>(std::index_sequence<R...>) { (f.template operator()<R>(expr::get<R>(roots)), ...); }
-    (std::make_index_sequence<P::n_roots>{});
-  }
 };
 
 } // namespace steep::engine::detail

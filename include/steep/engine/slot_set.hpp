@@ -48,11 +48,21 @@ struct slot_granularity {
                                                                        : "element";
 };
 
-// f.template operator()<K>() for every slot K of P, in slot (evaluation) order.
+// f.template operator()<K>() for every slot K of P, in slot (evaluation) order. (The fold is a
+// member of a class over P's indices, not a lambda inside for_each_slot: one function fewer
+// instantiated per walk of each rule, docs/compile-time.md.)
+template <class P, class Seq = std::make_index_sequence<P::n_slots>>
+struct each_slot;
+template <class P, std::size_t... K>
+struct each_slot<P, std::index_sequence<K...>> {
+  template <class F>
+  static void run(F&& f) {
+    (f.template operator()<K>(), ...);
+  }
+};
 template <class P, class F>
-void for_each_slot(F&& f) {
-  [&]<std::size_t... K>(std::index_sequence<K...>) { (f.template operator()<K>(), ...); }
-  (std::make_index_sequence<P::n_slots>{});
+[[gnu::always_inline]] inline void for_each_slot(F&& f) {
+  each_slot<P>::run(f);
 }
 
 // One arena per slot, in its storage dtype.
@@ -77,8 +87,9 @@ struct slot_tables {
   // not_a_line), one per block (line -1), or one per line of each block (`line_shapes`, [block]).
   // Per storage type, not per slot of each rule.
   template <class S>
-  [[gnu::cold]] static void lay_out_slot(slot_buffer<S>& sb, const std::vector<block<T>>& blocks,
-                                         const shape_t* line_shapes, int line, double init) {
+  [[gnu::cold, gnu::noinline]] static void lay_out_slot(slot_buffer<S>& sb,
+                                                        const std::vector<block<T>>& blocks,
+                                                        const shape_t* line_shapes, int line, double init) {
     if (line < 0) {
       sb.lay_out_per_block(blocks.size(), static_cast<S>(init));
     } else if (line != expr::not_a_line) {
@@ -109,7 +120,7 @@ struct slot_set {
   // Lays out every slot, slot K's entries all inits[K]. Per-line slots after the line tables
   // (passes/lines.hpp: init), which size them.
   template <class Inits>
-  [[gnu::cold]] static void lay_out(State& s, const Inits& inits) {
+  [[gnu::cold, gnu::noinline]] static void lay_out(State& s, const Inits& inits) {
     for_each_slot<P>([&]<std::size_t K>() {
       s.lay_out_slot(std::get<K>(s.slots_), s.blocks_, s.line_slot_shapes_.data() + K * s.blocks_.size(),
                      G<K>::per_block ? -1 : G<K>::line, inits[K]);

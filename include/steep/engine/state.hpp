@@ -48,7 +48,8 @@ struct engine_state final
   static constexpr program_sizes sizes{ P::n_slots,      P::n_step_scalars, P::n_block_scalars,
                                         P::n_reductions, P::reads_grad,     guard_plan<P>::coordinatewise };
 
-  engine_state(typename P::compiled rule, param_store<T>& store, const optimizer_options& opts)
+  [[gnu::noinline]] engine_state(typename P::compiled rule, param_store<T>& store,
+                                 const optimizer_options& opts)
     : part<T>(store, opts, sizes)
     , rule_view<P>(std::move(rule.roots)) {
     this->hypers_ = hyper_table::of(static_cast<const rule_view<P>&>(*this));
