@@ -109,8 +109,9 @@ struct settings {
   std::string polar = "exact";
   int ns_steps = 5;
   std::vector<double> adam_eps;
-  // Beyond the paper (--shampoo): Shampoo's rows, trained and measured in every norm but not judged
-  // (the theorem says nothing of a preconditioner with accumulated factors).
+  // Beyond the paper (--shampoo): Shampoo's rows, trained and measured in every norm; those with
+  // accumulated factors are not judged (the theorem says nothing of such a preconditioner), the one
+  // without accumulation is (it is the polar factor: spectral).
   bool shampoo = false;
   double eta_shampoo = 0.03, shampoo_eps = 1e-12, shampoo_beta2 = 1;
   int shampoo_every = 1; // the roots every this many steps (a 784-wide input layer's R is 784 x 784)
@@ -373,16 +374,39 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
     n << "adam_eps" << eps;
     out.push_back(train(n.str(), rl::adam(inv_power(s.eta_adam, a), s.beta, s.beta2, eps), m, s, norms));
   }
-  // Beyond the paper: which margin does Shampoo with accumulated factors maximize ("Flavors of
-  // Margin" ties Shampoo to the spectral geometry; docs/implicit-bias.md). Summed factors, eps as
-  // given, the roots every step; and one-sided Shampoo. Not judged: the theorem does not cover them.
-  if (s.shampoo) {
-    const steep::precond::shampoo_settings sh{ .beta2 = s.shampoo_beta2,
-                                               .eps = s.shampoo_eps,
-                                               .every = s.shampoo_every };
+  // Beyond the paper: which margin does Shampoo maximize ("Flavors of Margin" ties Shampoo to the
+  // spectral geometry; docs/implicit-bias.md). Three rows (--shampoo, or by name in --only):
+  //   shampoo_unacc  without accumulation or eps (its factor the momentum's own Gram matrix, the
+  //                  root of its pseudo-inverse): the polar factor, and its type says spectral
+  //                  (rules/shampoo.hpp), so it is judged as Muon is, at Muon's eta0. One-sided on
+  //                  the left, (M M^T)^(+1/2) M: every layer of this network is wide (width x input,
+  //                  1 x width), so L is the small factor (the paper preset's input layer: 64 x 64
+  //                  where R would be 784 x 784).
+  //   shampoo, shampoo_1side  accumulated factors (summed or EMA), eps as given, two- and
+  //                  one-sided: not judged, the theorem does not cover them.
+  const bool named = std::any_of(s.only.begin(), s.only.end(), [](const std::string& n) {
+    return n == "shampoo_unacc" || n == "shampoo" || n == "shampoo_1side";
+  });
+  auto shampoo_row = [&](const std::string& n) { return named ? wanted(n) : s.shampoo; };
+  if (shampoo_row("shampoo_unacc")) {
+    namespace pc = steep::precond;
+    const auto polar = pc::pinv_root<2>(pc::gram_rows(pc::x)) * pc::x;
+    out.push_back(train(
+      "shampoo_unacc",
+      steep::route(every_layer >>
+                   -steep::rules::hp::lr(inv_power(s.eta_muon, a)) *
+                     pc::precondition(polar, steep::expr::ema<"momentum_buffer">(steep::expr::grad, s.beta))),
+      m, s, norms));
+  }
+  const steep::precond::shampoo_settings sh{ .beta2 = s.shampoo_beta2,
+                                             .eps = s.shampoo_eps,
+                                             .every = s.shampoo_every };
+  if (shampoo_row("shampoo")) {
     out.push_back(train("shampoo", steep::route(every_layer >> rl::shampoo(inv_power(s.eta_shampoo, a), sh)),
                         m, s, norms));
     out.back().judged = false;
+  }
+  if (shampoo_row("shampoo_1side")) {
     out.push_back(train("shampoo_1side",
                         steep::route(every_layer >> rl::shampoo_one_sided(inv_power(s.eta_shampoo, a), sh)),
                         m, s, norms));
@@ -1091,9 +1115,10 @@ std::vector<sweep_cell> sweep_cells(const settings& base) {
         settings at = base;
         at.seed = base.seed + k, at.seeds = 1, at.c = c;
         for (double* eta : { &at.eta_gd, &at.eta_signum, &at.eta_adam, &at.eta_muon, &at.eta_muon_signum,
-                             &at.eta_muon_adam })
+                             &at.eta_muon_adam, &at.eta_shampoo })
           *eta *= f;
-        at.adam_eps.clear(), at.shampoo = false; // the paper's optimizers only
+        // The optimizers --only names (default: the paper's six); Shampoo's rows only by name.
+        at.adam_eps.clear(), at.shampoo = false;
         cells.push_back({ at, f });
       }
   return cells;
@@ -1393,8 +1418,9 @@ int main(int argc, char** argv) {
     ->check(CLI::IsMember({ "exact", "ns" }));
   app.add_option("--ns-steps", s.ns_steps, "Newton-Schulz steps with --polar ns")->check(integer_at_least(1));
   app.add_flag("--shampoo", s.shampoo,
-               "beyond the paper: Shampoo rows (summed factors, and one-sided), measured in every norm, "
-               "not judged by the verdict");
+               "beyond the paper: Shampoo rows: without accumulation (its type implies spectral: judged, at "
+               "Muon's eta0), and with accumulated factors, two- and one-sided (measured in every norm, not "
+               "judged)");
   app.add_option("--eta-shampoo", s.eta_shampoo, "eta0 of Shampoo (with --shampoo)")->check(positive);
   app.add_option("--shampoo-eps", s.shampoo_eps, "Shampoo's eps (with --shampoo)")->check(positive);
   app
@@ -1407,9 +1433,14 @@ int main(int argc, char** argv) {
     ->check(positive);
   // Each name must be one run_all knows: an unknown one would select nothing, silently, and with no
   // run at all there is no table to print.
-  app.add_option("--only", s.only, "train only these optimizers (gd,signum,adam,muon,muon_signum,muon_adam)")
+  app
+    .add_option(
+      "--only", s.only,
+      "train only these optimizers (gd,signum,adam,muon,muon_signum,muon_adam; and of --shampoo's rows "
+      "shampoo_unacc,shampoo,shampoo_1side, which a name here selects without --shampoo)")
     ->delimiter(',')
-    ->check(CLI::IsMember({ "gd", "signum", "adam", "muon", "muon_signum", "muon_adam" }));
+    ->check(CLI::IsMember({ "gd", "signum", "adam", "muon", "muon_signum", "muon_adam", "shampoo_unacc",
+                            "shampoo", "shampoo_1side" }));
   // Any norm of steep::norms's catalogue, by name: a new norm needs no change here.
   app
     .add_option("--norms", s.extra_norms,

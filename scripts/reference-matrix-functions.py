@@ -13,6 +13,9 @@ Inputs
                   symmetrized (A + A^T) / 2, so A is exactly symmetric.
   indef_5_a       symmetric 5 x 5 with eigenvalues -0.3, 0.2, 1, 2, 5: Shampoo's shift at work.
   qr_<m>x<n>_a    standard normal m x n, (m, n) = (1, 1), (7, 3), (64, 16), (64, 64).
+  psd_7r3_a       symmetric positive semidefinite 7 x 7 of rank 3: B B^T for a standard normal
+                  7 x 3 B (a Gram matrix, as Shampoo's factor of one gradient); from its own
+                  generator (seed 2027), so the files above do not change.
 
 Outputs, each of NumPy (numpy.linalg, float64)
   spd_<n>_w, spd_<n>_v   eigh: eigenvalues ascending; eigenvectors as columns (either sign).
@@ -26,6 +29,9 @@ Outputs, each of NumPy (numpy.linalg, float64)
                          with the eigendecomposition method): every eigenvalue shifted by
                          -min(lambda_min, 0), then eps added. Clamping each eigenvalue at 0 instead
                          would give another matrix here.
+  psd_7r3_pinv_root_p<k>  pinv_root(A, k) = (A^+)^(1/k), k = 1, 2, 4: eigh, eigenvalues at or
+                         below n eps max|w| (NumPy's matrix_rank cutoff) set to 0, the others to
+                         w^(-1/k). (k = 1 is numpy.linalg.pinv(A, hermitian=True) up to its cutoff.)
   qr_<m>x<n>_q, _r       thin QR with R's diagonal made nonnegative (column j of Q and row j of R
                          negated where R_jj < 0): unique for a full-rank A.
 """
@@ -54,6 +60,14 @@ def matrix_power_sym(a, power, eps):
     w, v = np.linalg.eigh(a)
     lam = (w + -min(w.min(), 0.0)) + eps
     return (v * lam**power) @ v.T
+
+
+def pinv_root(a, k):
+    """(A^+)^(1/k): the k-th root of the pseudo-inverse of a symmetric PSD A."""
+    w, v = np.linalg.eigh(a)
+    cutoff = a.shape[0] * np.finfo(np.float64).eps * np.abs(w).max()
+    f = np.where(w > cutoff, np.abs(w) ** (-1.0 / k), 0.0)
+    return (v * f) @ v.T
 
 
 def qr_nonnegative(a):
@@ -90,6 +104,12 @@ def main():
         save(f"qr_{m}x{n}_a", a)
         save(f"qr_{m}x{n}_q", q)
         save(f"qr_{m}x{n}_r", r)
+    b = np.random.default_rng(2027).standard_normal((7, 3))
+    g = b @ b.T
+    g = (g + g.T) / 2
+    save("psd_7r3_a", g)
+    for k in (1, 2, 4):
+        save(f"psd_7r3_pinv_root_p{k}", pinv_root(g, k))
     print("wrote", OUT)
 
 

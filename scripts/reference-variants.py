@@ -51,6 +51,9 @@ Cases
   shampoo_one_sided  only the smaller side's factor, exponent -1/2 (L for the wide W1, R for the
                  tall W2), eps 1e-12.
   shampoo_left_half  a user's own variant: L^(-1/2) G, no right factor, eps 1e-3.
+  shampoo_unaccumulated  Shampoo with beta2 = 0 and no eps on an EMA momentum M (0.9): p - lr
+                 (M M^T)^(+1/4) M (M^T M)^(+1/4), the roots of the pseudo-inverses (eigenvalues at
+                 or below n eps max|w| count as 0; W1's R is 10 x 10 of rank 6): M's polar factor.
   shampoo_grafted  grafting as a composition: Shampoo's direction U (EMA factors 0.99, eps 1e-3)
                  rescaled per block to the Frobenius norm of an RMSProp direction
                  A = g / (sqrt(v) + 1e-8), v = 0.99 v + 0.01 g^2 (the layer-wise grafting of
@@ -359,6 +362,29 @@ def shampoo(lr=0.1, **settings):
     return run
 
 
+def pinv_root(a, k):
+    """(A^+)^(1/k) of a symmetric PSD A: eigenvalues at or below n eps max|w| (NumPy's matrix_rank
+    cutoff for a Hermitian matrix) count as 0 (steep's linalg::pinv_root)."""
+    w, v = np.linalg.eigh(a)
+    cutoff = a.shape[0] * np.finfo(np.float64).eps * np.abs(w).max()
+    f = np.where(w > cutoff, np.abs(w) ** (-1.0 / k), 0.0)
+    return (v * f) @ v.T
+
+
+def shampoo_unaccumulated(lr=0.1, mu=0.9):
+    """Shampoo with beta2 = 0 and no eps on an EMA momentum M: (M M^T)^(+1/4) M (M^T M)^(+1/4),
+    which is M's polar factor U V^T (Bernstein & Newhouse 2024, arXiv:2409.20325)."""
+    def run(p, grads):
+        m = np.zeros_like(p)
+        out = []
+        for g in grads:
+            m = mu * m + (1 - mu) * g
+            p = p - lr * (pinv_root(m @ m.T, 4) @ m @ pinv_root(m.T @ m, 4))
+            out.append(p.copy())
+        return out
+    return run
+
+
 def shampoo_grafted(lr=0.1, beta2=0.99, eps=1e-3, graft_beta2=0.99, graft_eps=1e-8):
     def run(p, grads):
         v = np.zeros_like(p)
@@ -375,7 +401,8 @@ def shampoo_grafted(lr=0.1, beta2=0.99, eps=1e-3, graft_beta2=0.99, graft_eps=1e
 SHAMPOO = (("shampoo", shampoo()), ("shampoo_ema_every2", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9)),
            ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)),
            ("shampoo_grafted", shampoo_grafted()),
-           ("shampoo_stats_from_grad", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9, stats_from_grad=True)))
+           ("shampoo_stats_from_grad", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9, stats_from_grad=True)),
+           ("shampoo_unaccumulated", shampoo_unaccumulated()))
 
 
 def splitmix_q0(n, r, seed=0):

@@ -55,6 +55,32 @@ static_assert(std::is_same_v<in<decltype(rules::adam(0.1))>, steep::train::not_i
 static_assert(!implied_norm<decltype(rules::shampoo(0.1))>::known);
 static_assert(implied_norm<decltype(-0.1 * precondition(steep::precond::shampoo<>{}, m))>::reason.find(
                 "preconditioner that keeps state") != std::string_view::npos);
+// Shampoo without accumulation and eps is the polar factor, and its type says so: the composition of
+// pseudo-inverse roots of the momentum's own Gram matrices, two-sided or one-sided.
+namespace pc = steep::precond;
+static_assert(std::is_same_v<in<decltype(rules::shampoo_unaccumulated(0.1))>, nm::spectral>);
+static_assert(implied_norm<decltype(rules::shampoo_unaccumulated(0.1))>::exact);
+static_assert(
+  std::is_same_v<in<decltype(-0.1 * pc::precondition(pc::pinv_root<2>(pc::gram_rows(pc::x)) * pc::x, m))>,
+                 nm::spectral>);
+static_assert(
+  std::is_same_v<in<decltype(-0.1 * pc::precondition(pc::x * pc::pinv_root<2>(pc::gram_cols(pc::x)), m))>,
+                 nm::spectral>);
+// Not with an eps, another root, factors of another operand, or accumulated factors.
+static_assert(
+  !implied_norm<decltype(-0.1 * pc::precondition(pc::inverse_root(pc::gram_rows(pc::x), 2, 1e-12) * pc::x,
+                                                 m))>::known);
+static_assert(
+  !implied_norm<decltype(-0.1 * pc::precondition(pc::pinv_root<4>(pc::gram_rows(pc::x)) * pc::x, m))>::known);
+static_assert(
+  !implied_norm<decltype(-0.1 * pc::precondition(pc::pinv_root<2>(pc::gram_rows(pc::arg<1>)) * pc::x, m,
+                                                 grad))>::known);
+static_assert(
+  implied_norm<decltype(-0.1 *
+                        pc::precondition(pc::pinv_root<2>(pc::accumulate<"L">(pc::gram_rows(pc::x))) * pc::x,
+                                         m))>::reason.find("preconditioner that keeps state") !=
+  std::string_view::npos);
+
 // A run-time floor on the norm is an eps (below it the step is unnormalized); a compile-time zero
 // guard is not.
 static_assert(!implied_norm<decltype(-0.1 * m / max(norm2(m), 1e-3))>::known);

@@ -265,6 +265,49 @@ TEMPLATE_TEST_CASE("matrix_power_sym: Shampoo's shift, not a clamp, and its refu
   CHECK(linalg::inverse_root(at.data(), 0, 2, 1e-3).empty());
 }
 
+TEMPLATE_TEST_CASE("pinv_root: X^p is the pseudo-inverse (Penrose's laws), the inverse root where A is "
+                   "invertible",
+                   "[linalg][pinv_root]", float, double) {
+  using T = TestType;
+  // Invertible: (A^+)^(1/p) = A^(-1/p), the eps = 0 inverse root.
+  for_each_spd<T>(400, [&](std::size_t n, const std::vector<T>& at) {
+    for (int p : { 1, 2, 4 }) {
+      CAPTURE(n, p);
+      const dmat x = to_double(linalg::pinv_root(at.data(), n, p));
+      CHECK(exactly_symmetric(x, n));
+      CHECK(relative(x, to_double(linalg::inverse_root(at.data(), n, p, 0.0))) < tol_root<T>);
+    }
+  });
+  // Rank r < n: A = B B^T. With Y = X^p: A Y A = A, Y A Y = Y, A Y symmetric (Penrose), and A Y is
+  // the projection on A's range: B's columns are kept, A Y B = B.
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  for (const auto& [n, r] : { std::pair<std::size_t, std::size_t>{ 2, 1 }, { 7, 3 }, { 40, 11 } }) {
+    dmat b(n * r);
+    for (double& v : b)
+      v = normal(rng);
+    const std::vector<T> at = cast<T>(matmul(b, b, n, r, n, false, true));
+    const dmat a = to_double(at);
+    for (int p : { 1, 2, 4 }) {
+      CAPTURE(n, r, p);
+      const dmat x = to_double(linalg::pinv_root(at.data(), n, p));
+      CHECK(exactly_symmetric(x, n));
+      dmat y = x;
+      for (int k = 1; k < p; ++k)
+        y = matmul(y, x, n, n, n);
+      const dmat ay = matmul(a, y, n, n, n);
+      CHECK(relative(matmul(ay, a, n, n, n), a) < tol_root<T>);
+      CHECK(relative(matmul(y, matmul(a, y, n, n, n), n, n, n), y) < tol_root<T>);
+      CHECK(relative(matmul(ay, to_double(cast<T>(b)), n, n, r), to_double(cast<T>(b))) < tol_root<T>);
+    }
+  }
+  // A zero matrix maps to zero (every eigenvalue is at the cutoff), and p must be positive.
+  const std::vector<T> zero(9, T(0));
+  CHECK(linalg::pinv_root(zero.data(), 3, 4) == zero);
+  CHECK_THROWS_WITH(linalg::pinv_root(zero.data(), 3, 0), Catch::Contains("must be finite and > 0"));
+  CHECK(linalg::pinv_root(zero.data(), 0, 2).empty());
+}
+
 TEMPLATE_TEST_CASE("qr_orthonormal: Q^T Q = I, Q R = A, R upper with R_jj >= 0", "[linalg][qr]", float,
                    double) {
   using T = TestType;
@@ -425,6 +468,19 @@ TEMPLATE_TEST_CASE("matrix functions agree with NumPy (float64 references)", "[l
       relative(to_double(linalg::inverse_root(b.data(), 5, 2, 1e-2)), load("indef_5_inv_root_p2"));
     w.note("inv_root_p2 indefinite", e);
     CHECK(e < tol);
+  }
+  {
+    // A rank-3 Gram matrix: its four zero eigenvalues come out of syevd as +-1e-16 or so, below
+    // the cutoff, so the result is A^+'s root on A's range. float: the rounding of A's entries
+    // moves the nonzero eigenvalues by their condition number times 6e-8.
+    const std::vector<T> g = cast<T>(load("psd_7r3_a"));
+    for (int k : { 1, 2, 4 }) {
+      CAPTURE(k);
+      const double e = relative(to_double(linalg::pinv_root(g.data(), 7, k)),
+                                load("psd_7r3_pinv_root_p" + std::to_string(k)));
+      w.note("pinv_root rank 3", e);
+      CHECK(e < (std::is_same_v<T, float> ? 1e-4 : 1e-12));
+    }
   }
   for (const auto& [m, n] :
        { std::pair<std::size_t, std::size_t>{ 1, 1 }, { 7, 3 }, { 64, 16 }, { 64, 64 } }) {

@@ -120,6 +120,20 @@ TEST_CASE("Shampoo's checkpoint between refreshes resumes bitwise") {
 
 namespace pc = steep::precond;
 
+namespace {
+// Steps two optimizers over stores a and b with the same made-up gradients, `steps` times.
+template <class A, class B>
+void step_both(A& oa, B& ob, steep::param_store<double>& a, steep::param_store<double>& b, int steps) {
+  for (int t = 0; t < steps; ++t) {
+    for (auto* s : { &a, &b })
+      for (auto& blk : s->blocks())
+        for (std::size_t i = 0; i < blk.size; ++i)
+          blk.grad[i] = std::sin(0.7 * static_cast<double>(i) + t) + 0.1 * static_cast<double>(i % 3);
+    oa.step(), ob.step();
+  }
+}
+} // namespace
+
 TEST_CASE("Shampoo from the matrix grammar: the references, and the same bits as precond::shampoo") {
   const auto L = pc::accumulate<"L">(pc::gram_rows(pc::x));
   const auto R = pc::accumulate<"R">(pc::gram_cols(pc::x));
@@ -138,16 +152,40 @@ TEST_CASE("Shampoo from the matrix grammar: the references, and the same bits as
     for (auto& blk : s->blocks())
       for (std::size_t i = 0; i < blk.size; ++i)
         blk.param[i] = 0.05 * std::cos(static_cast<double>(i));
-  for (int t = 0; t < 5; ++t) {
-    for (auto* s : { &a, &b })
-      for (auto& blk : s->blocks())
-        for (std::size_t i = 0; i < blk.size; ++i)
-          blk.grad[i] = std::sin(0.7 * static_cast<double>(i) + t) + 0.1 * static_cast<double>(i % 3);
-    composed.step(), packaged.step();
-  }
+  step_both(composed, packaged, a, b, 5);
   for (std::size_t k = 0; k < 2; ++k)
     CHECK(std::equal(a.block_at(k).param, a.block_at(k).param + a.block_at(k).size, b.block_at(k).param));
   CHECK(variant_error(same_form, "shampoo") == variant_error(rules::shampoo(0.1), "shampoo"));
+}
+
+TEST_CASE("Shampoo without accumulation is the polar factor: the reference, and dual<spectral>'s steps") {
+  // (M M^T)^(+1/4) M (M^T M)^(+1/4) with M an EMA momentum: against NumPy (W1's R is 10 x 10 of
+  // rank 6, so the pseudo-inverse's null space is in play), and against Muon's exact map on the
+  // same momentum: the same step, by another road (eigh of the Gram matrices against gesdd).
+  for (int threads : { 1, 2, 8 })
+    CHECK(variant_error(rules::shampoo_unaccumulated(0.1), "shampoo_unaccumulated", threads) < 1e-12);
+  const auto muon = -rules::hp::lr(0.1) * dual<steep::norms::spectral>(ema<"momentum_buffer">(grad, 0.9));
+  steep::param_store<double> a({ { "W1", { 6, 10 } }, { "W2", { 12, 5 } } }),
+    b({ { "W1", { 6, 10 } }, { "W2", { 12, 5 } } });
+  steep::optimizer shampoo(rules::shampoo_unaccumulated(0.1), a);
+  steep::optimizer polar(muon, b);
+  step_both(shampoo, polar, a, b, 6);
+  for (std::size_t k = 0; k < 2; ++k) {
+    double d = 0, n = 0;
+    for (std::size_t i = 0; i < a.block_at(k).size; ++i)
+      d += std::pow(a.block_at(k).param[i] - b.block_at(k).param[i], 2),
+        n += std::pow(b.block_at(k).param[i], 2);
+    CHECK(std::sqrt(d / n) < 1e-12);
+  }
+  // Its only state is the momentum: the Gram matrices are the step's own.
+  CHECK(shampoo.describe().find("momentum_buffer") != std::string::npos);
+  CHECK(shampoo.slots().size() == 1);
+  // With eps, the step is another (the comparison can fail).
+  const auto with_eps =
+    -rules::hp::lr(0.1) * pc::precondition(pc::inverse_root(pc::gram_rows(pc::x), 4, 1e-3) * pc::x *
+                                             pc::inverse_root(pc::gram_cols(pc::x), 4, 1e-3),
+                                           ema<"momentum_buffer">(grad, 0.9));
+  CHECK(variant_error(with_eps, "shampoo_unaccumulated") > 1e-6);
 }
 
 TEST_CASE("The matrix grammar: EMA factors of a momentum, roots every 2 steps (stale between)") {
@@ -193,7 +231,8 @@ TEST_CASE("Factors per slice: a stacked block's matrices each keep their own, as
   const auto value = pc::inverse_root(L, 4, 1e-6) * pc::x * pc::inverse_root(R, 4, 1e-6);
   const precond::shampoo<"L", "R"> packaged{ { .beta2 = 0.9, .eps = 1e-6, .every = 2 } };
   auto same_bits = [](const auto& per_slice, const auto& per_block) {
-    steep::param_store<double> stacked({ { "E", { 2, 3, 4 } } }), apart({ { "A", { 3, 4 } }, { "B", { 3, 4 } } });
+    steep::param_store<double> stacked({ { "E", { 2, 3, 4 } } }),
+      apart({ { "A", { 3, 4 } }, { "B", { 3, 4 } } });
     steep::optimizer one(per_slice, stacked, { .threads = 2 });
     steep::optimizer two(per_block, apart, { .threads = 2 });
     for (int t = 0; t < 5; ++t) {
@@ -211,7 +250,8 @@ TEST_CASE("Factors per slice: a stacked block's matrices each keep their own, as
       same = same && l[i] == two.template state<double>(i < 9 ? "A" : "B", "L")[i % 9];
     return same;
   };
-  CHECK(same_bits(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad), -0.1 * pc::precondition(value, grad)));
+  CHECK(
+    same_bits(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad), -0.1 * pc::precondition(value, grad)));
   CHECK(same_bits(-0.1 * precondition(slices(packaged, 3, 4), grad), -0.1 * precondition(packaged, grad)));
   // One factor for the whole (2, 12) block instead is another update.
   CHECK_FALSE(same_bits(-0.1 * pc::precondition(value, grad), -0.1 * pc::precondition(value, grad)));

@@ -69,6 +69,7 @@ void for_each_catalogue_rule(F&& f) {
   f(std::string_view("shampoo_every3"), shampoo(0.02, { .beta2 = 0.99, .eps = 1e-8, .every = 3 }),
     takes::matrices);
   f(std::string_view("shampoo_one_sided"), shampoo_one_sided(0.02), takes::matrices);
+  f(std::string_view("shampoo_unaccumulated"), shampoo_unaccumulated(0.02), takes::matrices);
   f(std::string_view("dion"), dion(0.02), takes::matrices);
   f(std::string_view("dion_low_rank"), dion(0.02, { .rank_fraction = 0.5 }, 0.01), takes::matrices);
   f(std::string_view("soap"), soap(0.02), takes::matrices);

@@ -5,6 +5,12 @@
 //                       (Gupta, Koren & Singer 2018, arXiv:1802.09568, Algorithm 1 for a matrix)
 //   shampoo_one_sided:  only the smaller side's factor:  p <- p - lr L^(-1/2) G for a wide block,
 //                       p - lr G R^(-1/2) for a tall one
+//   shampoo_unaccumulated:  no accumulation and no eps, on a momentum M:
+//                       p <- p - lr (M M^T)^(+1/4) M (M^T M)^(+1/4) = p - lr U V^T (M = U S V^T)
+//                       Shampoo with beta2 = 0 is the polar factor (Bernstein & Newhouse 2024,
+//                       arXiv:2409.20325), so its implied norm is spectral, from its type alone:
+//     static_assert(std::is_same_v<steep::implied_norm_t<decltype(steep::rules::shampoo_unaccumulated(0.1))>,
+//                                  steep::norms::spectral>);
 //
 // Every setting of distributed Shampoo's preconditioner (Shi et al. 2023, arXiv:2309.06497) is a
 // field of precond::shampoo_settings: beta2 (EMA factors), eps, the exponents, the refresh
@@ -14,6 +20,7 @@
 //   -lr * precondition(precond::shampoo<"L", "R">{ s }, ema<"m">(grad, 0.9))
 // Matrices only: route vectors to an elementwise rule (steep::route).
 
+#include "steep/precond/compose.hpp"
 #include "steep/precond/shampoo.hpp"
 #include "steep/rules/common.hpp"
 
@@ -29,5 +36,13 @@ inline constexpr auto shampoo_one_sided =
       s.one_sided = -0.5;
     return -hp::lr(lr) * precondition(precond::shampoo<"L", "R">{ s }, grad);
   };
+
+// The roots are pinv_root<4> (the pseudo-inverse's, precond/compose.hpp): no eps, 0 on the null
+// space, so a rank-deficient momentum maps to its partial isometry as dual<spectral> does.
+inline constexpr auto shampoo_unaccumulated = []<operand Lr>(Lr lr, double beta = 0.9) {
+  namespace pc = precond;
+  const auto polar = pc::pinv_root<4>(pc::gram_rows(pc::x)) * pc::x * pc::pinv_root<4>(pc::gram_cols(pc::x));
+  return -hp::lr(lr) * pc::precondition(polar, ema<"momentum_buffer">(grad, hp::beta(beta)));
+};
 
 } // namespace steep::rules

@@ -5,6 +5,8 @@
 //   template <class T> std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps);
 //   template <class T> std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps);
 //                                     // = matrix_power_sym(a, n, -1 / p, eps)
+//   template <class T> std::vector<T> pinv_root(const T* a, std::size_t n, double p);
+//                                     // (A^+)^(1/p): the pseudo-inverse's root, no eps
 //
 //   A = V diag(w) V^T (w ascending),   w'_i = (w_i - min(w_1, 0)) + eps,
 //   matrix_power_sym(A, power, eps) = V diag(w'^power) V^T   (= (A + eps I)^power for A PSD)
@@ -33,6 +35,14 @@
 //
 // The powers are taken in double for float input too. A negative power of a zero eigenvalue
 // (eps = 0 and A singular, or A with a negative eigenvalue) is refused: pass eps > 0.
+//
+// pinv_root takes no eps: it is the p-th root of the Moore-Penrose pseudo-inverse A^+, the inverse
+// root on A's range and 0 on its null space. An eigenvalue at or below n u max_j |w_j| (u: T's
+// unit roundoff times 2, numeric_limits<T>::epsilon; the cutoff of NumPy's matrix_rank) counts as
+// 0. It is what makes Shampoo without accumulation the polar factor: for G = U S V^T of rank r,
+// (G G^T)^(+1/4) G (G^T G)^(+1/4) = U_r V_r^T, exactly the dual map of the spectral norm
+// (Bernstein & Newhouse 2024, "Old Optimizer, New Norm", arXiv:2409.20325), where any eps > 0
+// would leave a step that grows with G's size.
 
 #include "steep/core/error.hpp"
 #include "steep/kernel/blas.hpp"
@@ -42,6 +52,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -52,6 +63,26 @@ inline std::string number(double x) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", x);
   return buf;
+}
+
+// V diag(f) V^T from syevd's eigenvectors b (row j: eigenvector j; overwritten), given
+// half_power(j) = f_j^(1/2) >= 0, the root of the function's value at eigenvalue j: B^T B with
+// B = diag(f^(1/2)) V^T, one syrk (half a GEMM's flops), and the result exactly symmetric (both
+// triangles written). (f^(1/2) is taken as lambda^(power / 2) in one pow, not as the root of
+// lambda^power: one rounding.)
+template <class T, class F>
+std::vector<T> from_eigen(std::vector<T>& b, std::size_t n, F&& half_power) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const T s = static_cast<T>(half_power(j));
+    for (std::size_t i = 0; i < n; ++i)
+      b[j * n + i] *= s;
+  }
+  std::vector<T> x(n * n);
+  kernel::blas::syrk<T>(n, n, T(1), b.data(), n, T(0), x.data(), n, /*transpose_a=*/true);
+  for (std::size_t i = 0; i < n; ++i) // syrk wrote the upper triangle
+    for (std::size_t j = 0; j < i; ++j)
+      x[i * n + j] = x[j * n + i];
+  return x;
 }
 } // namespace detail
 
@@ -67,25 +98,15 @@ std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double 
   kernel::lapack::syevd(n, b.data(), w.data()); // row j of b: eigenvector j (V^T, row-major)
   // Shampoo's two additions, in its order: the shift, then eps (w ascending: w[0] is the least).
   const double shift = -std::min(static_cast<double>(w[0]), 0.0);
-  // V diag(f) V^T = B^T B with B = diag(f^(1/2)) V^T: one syrk (half a GEMM's flops), and the
-  // result is exactly symmetric. f >= 0 here (the shift and eps >= 0), so its root is real.
-  for (std::size_t j = 0; j < n; ++j) {
+  return detail::from_eigen(b, n, [&](std::size_t j) {
     const double lambda = (static_cast<double>(w[j]) + shift) + eps;
     if (power < 0 && !(lambda > 0))
       throw usage_error("matrix_power_sym: the " + std::to_string(n) + " x " + std::to_string(n) +
                         " matrix plus eps I has eigenvalue " + detail::number(lambda) +
                         " (after Shampoo's shift " + detail::number(shift) + "), and power " +
                         detail::number(power) + " < 0 needs it positive: pass eps > 0");
-    const T s = static_cast<T>(std::pow(lambda, power / 2));
-    for (std::size_t i = 0; i < n; ++i)
-      b[j * n + i] *= s;
-  }
-  std::vector<T> x(n * n);
-  kernel::blas::syrk<T>(n, n, T(1), b.data(), n, T(0), x.data(), n, /*transpose_a=*/true);
-  for (std::size_t i = 0; i < n; ++i) // syrk wrote the upper triangle
-    for (std::size_t j = 0; j < i; ++j)
-      x[i * n + j] = x[j * n + i];
-  return x;
+    return std::pow(lambda, power / 2);
+  });
 }
 
 // (A + eps I)^(-1/p) in Shampoo's convention (above); any real p > 0 (Shampoo: 2 per side of a
@@ -95,6 +116,24 @@ std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps) {
   if (!(p > 0) || !std::isfinite(p))
     throw usage_error("inverse_root: the root p must be finite and > 0, got " + detail::number(p));
   return matrix_power_sym(a, n, -1.0 / p, eps);
+}
+
+// (A^+)^(1/p) of a symmetric PSD A (above): eigenvalues at or below n eps max |w| are 0; any
+// real p > 0 (2 per side for one-sided Shampoo, 4 for the two-sided preconditioner).
+template <class T>
+std::vector<T> pinv_root(const T* a, std::size_t n, double p) {
+  if (!(p > 0) || !std::isfinite(p))
+    throw usage_error("pinv_root: the root p must be finite and > 0, got " + detail::number(p));
+  if (n == 0)
+    return {};
+  std::vector<T> b(a, a + n * n), w(n);
+  kernel::lapack::syevd(n, b.data(), w.data());
+  const double top = std::max(std::abs(static_cast<double>(w[0])), std::abs(static_cast<double>(w[n - 1])));
+  const double cutoff = static_cast<double>(n) * std::numeric_limits<T>::epsilon() * top;
+  return detail::from_eigen(b, n, [&](std::size_t j) {
+    const double lambda = w[j];
+    return lambda > cutoff ? std::pow(lambda, -0.5 / p) : 0.0;
+  });
 }
 
 } // namespace steep::linalg

@@ -21,6 +21,11 @@
 //   matrix_power(e, p, eps)   (e + eps I)^p of a symmetric PSD e, distributed Shampoo's way
 //                         (linalg/matrix_power.hpp: eigenvalues shifted to >= 0, then eps; LAPACK syevd)
 //   inverse_root(e, k, eps)   matrix_power(e, -1/k, eps)
+//   pinv_root<k>(e)       (e^+)^(1/k): the k-th root of e's pseudo-inverse, no eps (0 on e's null
+//                         space; linalg/matrix_power.hpp). Shampoo without accumulation,
+//                         pinv_root<4>(gram_rows(x)) * x * pinv_root<4>(gram_cols(x)), is x's polar
+//                         factor U V^T, and the stage says so: implied_norm_t finds the spectral
+//                         norm in its type (below, polar_form)
 //   every<"N">(e, k)      state N: e at steps 1, 1 + k, 1 + 2k, ..., and N's last value between
 //                         (distributed Shampoo's stale roots: Shi et al. 2023, arXiv:2309.06497)
 //
@@ -57,6 +62,10 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+
+namespace steep::norms {
+struct spectral; // norms/spectral.hpp: what a polar form declares it approximates (below)
+} // namespace steep::norms
 
 namespace steep::precond {
 
@@ -108,6 +117,12 @@ struct power_t : matrix_piece {
   double exponent, eps;
   bool operator==(const power_t&) const = default;
 };
+template <int K, class E>
+struct pinv_root_t : matrix_piece {
+  static constexpr int root = K;
+  E e;
+  bool operator==(const pinv_root_t&) const = default;
+};
 // A named piece: a state slot. Kind: an EMA (beta in [0, 1)), a sum, or a cached value (every k).
 enum class slot_kind { ema, sum, every };
 template <fixed_string Name, slot_kind Kind, class E>
@@ -140,6 +155,11 @@ template <matrix_expression E>
 constexpr auto inverse_root(E e, double k, double eps) {
   return power_t<E>{ {}, e, -1.0 / k, eps };
 }
+template <int K, matrix_expression E>
+constexpr auto pinv_root(E e) {
+  static_assert(K >= 1, "pinv_root<K>(e): the root K must be 1 or more");
+  return pinv_root_t<K, std::remove_cvref_t<E>>{ {}, e };
+}
 template <fixed_string Name, matrix_expression E>
 constexpr auto ema(E e, double beta) {
   return slot_t<Name, slot_kind::ema, E>{ {}, e, beta, 1 };
@@ -169,6 +189,8 @@ struct operands_read<Piece<E...>>
   : std::integral_constant<std::size_t, std::max({ std::size_t{ 1 }, operands_read<E>::value... })> {};
 template <fixed_string N, slot_kind K, class E>
 struct operands_read<slot_t<N, K, E>> : operands_read<E> {};
+template <int K, class E>
+struct operands_read<pinv_root_t<K, E>> : operands_read<E> {};
 
 template <class E>
 struct is_slot : std::false_type {};
@@ -190,6 +212,8 @@ template <class E>
 struct slots_under<gram_cols_t<E>> : slots_under<E> {};
 template <class E>
 struct slots_under<power_t<E>> : slots_under<E> {};
+template <int K, class E>
+struct slots_under<pinv_root_t<K, E>> : slots_under<E> {};
 template <class A, class B>
 struct slots_under<product_t<A, B>> {
   using type = concat_t<typename slots_under<A>::type, typename slots_under<B>::type>;
@@ -271,6 +295,15 @@ struct shape<power_t<E>> {
     return d;
   }
 };
+template <int K, class E>
+struct shape<pinv_root_t<K, E>> {
+  static dims of(std::size_t rows, std::size_t cols) {
+    const dims d = shape<E>::of(rows, cols);
+    if (d.problem.empty() && d.r != d.c)
+      return { 0, 0, "a pinv_root of a " + text(d) + " matrix, which is not square" };
+    return d;
+  }
+};
 template <fixed_string N, slot_kind K, class E>
 struct shape<slot_t<N, K, E>> : shape<E> {};
 
@@ -285,11 +318,45 @@ void visit(const N& n, F&& f) {
   }
   f(n);
 }
+
+// Whether a composition's value is x's polar factor U V^T, whatever x: Shampoo without
+// accumulation and without eps, two-sided or one-sided (Gupta et al. 2018 with beta2 = 0;
+// Bernstein & Newhouse 2024, arXiv:2409.20325): for x = U S V^T of rank r,
+//   (x x^T)^(+1/4) x (x^T x)^(+1/4) = U_r S^(-1/2) S S^(-1/2) V_r^T = U_r V_r^T,
+//   (x x^T)^(+1/2) x = x (x^T x)^(+1/2) = U_r V_r^T.
+// Only these forms, with exactly these roots and no state: any eps, an EMA or a sum of factors
+// makes another map (docs/implicit-bias.md, "Beyond the paper: Shampoo").
+template <class E>
+struct polar_form : std::false_type {};
+template <>
+struct polar_form<product_t<product_t<pinv_root_t<4, gram_rows_t<operand_t>>, operand_t>,
+                            pinv_root_t<4, gram_cols_t<operand_t>>>> : std::true_type {};
+template <>
+struct polar_form<product_t<pinv_root_t<4, gram_rows_t<operand_t>>,
+                            product_t<operand_t, pinv_root_t<4, gram_cols_t<operand_t>>>>>
+  : std::true_type {};
+template <>
+struct polar_form<product_t<pinv_root_t<2, gram_rows_t<operand_t>>, operand_t>> : std::true_type {};
+template <>
+struct polar_form<product_t<operand_t, pinv_root_t<2, gram_cols_t<operand_t>>>> : std::true_type {};
+
+// What a composition declares it is the dual map of (train/implied_norm.hpp reads `approximates`,
+// as it does a norm's map's: norms/polar.hpp): the spectral norm's, exactly, for a polar form.
+template <class E, bool = polar_form<E>::value>
+struct declared_norm {
+  bool operator==(const declared_norm&) const = default;
+};
+template <class E>
+struct declared_norm<E, true> {
+  using approximates = norms::spectral;
+  static constexpr bool exact = true;
+  bool operator==(const declared_norm&) const = default;
+};
 } // namespace detail
 
 // The map a composition makes (expr::stateful_matrix_map); precondition(e, x) below builds it.
 template <matrix_expression E>
-struct composed {
+struct composed : detail::declared_norm<E> {
   using slots = typename expr::detail::unique_types<typename detail::slots_under<E>::type>::type;
   static_assert(
     detail::names_unique<slots>::value,
@@ -382,7 +449,7 @@ constexpr composed<E> composition_of(E value) {
   static_assert(composed<E>::operands_read <= N,
                 "the composition reads pc::arg<J> for a J past precondition's operands: "
                 "precondition(value, x, y, ...) gives arg<0> = x, arg<1> = y, ...");
-  return { value };
+  return { {}, value };
 }
 
 // The stage: `value` (a composition of the pieces above) of each block of `operand` (x); with

@@ -2,7 +2,7 @@
 // The body of composed<E>::apply (compose.hpp): every state slot of the composition updated
 // (children before parents, each once), then the composition's value, written over the operand.
 //
-//   steep::precond::composed<E> map{ e };
+//   steep::precond::composed<E> map{ {}, e };
 //   map.apply(x, rows, cols, steep::expr::matrix_state<double>{ old, next, t });
 //
 // It writes every slot of st.next in full and reads st.old only: the engine stores st.next when
@@ -98,6 +98,14 @@ struct composed_eval {
     if (v.r == 0)
       return value<T>::owned({}, 0, 0);
     return value<T>::owned(linalg::matrix_power_sym(v.data, v.r, n.exponent, n.eps), v.r, v.r);
+  }
+
+  template <int K, class E>
+  value<T> eval(const pinv_root_t<K, E>& n) {
+    const value<T> v = eval(n.e);
+    if (v.r == 0)
+      return value<T>::owned({}, 0, 0);
+    return value<T>::owned(linalg::pinv_root(v.data, v.r, K), v.r, v.r);
   }
 
   template <fixed_string N, slot_kind K, class E>

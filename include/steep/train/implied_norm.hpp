@@ -346,10 +346,13 @@ template <class Map, class C>
 struct classify<expr::matrix_node<Map, C>> {
   using K = classify_t<C>;
   using mn = map_norm<Map>;
+  // A map that declares its norm is that norm's dual map, state or not (a composition of the
+  // matrix grammar with no state can be one: precond/compose.hpp, polar_form); one that keeps
+  // state and declares none is a preconditioner.
   using type = std::conditional_t<
     is_unknown_v<K>, K,
     std::conditional_t<
-      expr::stateful_matrix_map<Map>, unknown<w_preconditioner>,
+      std::is_void_v<typename mn::type> && expr::stateful_matrix_map<Map>, unknown<w_preconditioner>,
       std::conditional_t<
         std::is_void_v<typename mn::type> || !std::is_same_v<K, momentum>, unknown<w_structure>,
         direction<std::conditional_t<std::is_void_v<typename mn::type>, norms::l2, typename mn::type>,

@@ -31,7 +31,7 @@ inline constexpr std::array<std::string_view, 8> reasons = {
   "a user elementwise map (map(f, ...)): its effect on the geometry is unknown",
   "a preconditioner that keeps state (Shampoo's accumulated factors, precond/): its step depends on "
   "past gradients' geometry, not on the current momentum alone; the theory covers dual maps (Shampoo "
-  "without accumulation and eps is the polar factor: dual<spectral>)",
+  "without accumulation and eps is the polar factor: rules::shampoo_unaccumulated, spectral)",
 };
 
 } // namespace steep::train::implied
