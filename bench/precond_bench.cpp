@@ -23,6 +23,10 @@
 //                             1), one power iteration and a QR every step: Dion has no refresh
 //                             interval, so it is timed once per shape;
 //   muon_step         steep   rules::muon (Newton-Schulz x5) on the same blocks, for scale;
+//   shampoo_sliced_every1  steep  (B > 1) the B blocks as one stacked (B, R, C) block, Shampoo every
+//                             step per R x C slice (expr::slices: a factor pair per slice); each
+//                             slice is a task of the matrix phase, so this is shampoo_every1's time
+//                             (the ratio "sliced / separate blocks");
 //   eigh_refresh      steep   linalg::sym_eigh of the first block's R factor (the refresh's
 //                             eigendecomposition, with its transposition to column eigenvectors);
 //   eigh_lapack       lapack  LAPACK's ssyevd alone on the same matrix (workspace allocated once):
@@ -79,6 +83,13 @@ constexpr int intervals[] = { 1, 10, 100 };
 auto make_shampoo(int every) { return steep::rules::shampoo(1e-4f, { .eps = 1e-6, .every = every }); }
 auto make_soap(int every) { return steep::rules::soap(1e-4f, { .precondition_frequency = every }); }
 auto make_dion() { return steep::rules::dion(1e-4f); }
+auto make_sliced_shampoo(std::size_t rows, std::size_t cols) {
+  using namespace steep::expr;
+  return -steep::rules::hp::lr(1e-4f) *
+         precondition(slices(steep::precond::shampoo<"L", "R">{ { .eps = 1e-6, .every = 1 } }, rows, cols),
+                      grad);
+}
+using sliced_rule = decltype(make_sliced_shampoo(1, 1));
 
 // The values of matrix-stage state a rule's formula says a rows x cols block keeps.
 std::size_t formula_values(const std::string& rule, const shape& sh) {
@@ -137,6 +148,8 @@ struct setting {
   std::vector<opt_ptr<soap_rule>> soap;       // precondition_frequency 1, 10, 100
   opt_ptr<dion_rule> dion;
   opt_ptr<muon_rule> muon;
+  std::unique_ptr<steep::param_store<float>> stacked; // B > 1: the B blocks as one (B, R, C) block
+  opt_ptr<sliced_rule> sliced;
   std::vector<float> factor, work, w;
   volatile float sink = 0; // keeps each eigendecomposition's result alive
 
@@ -161,6 +174,19 @@ struct setting {
     }
     dion = std::make_unique<steep::optimizer<dion_rule, float>>(make_dion(), *store, opts);
     muon = std::make_unique<steep::optimizer<muon_rule, float>>(steep::rules::muon(1e-4f), *store, opts);
+    if (sh.blocks > 1) {
+      stacked = std::make_unique<steep::param_store<float>>(
+        std::vector{ steep::block_spec<float>("E", steep::shape_t{ sh.blocks, sh.rows, sh.cols }) });
+      for (std::size_t k = 0; k < sh.blocks; ++k) {
+        const auto& from = store->block_at(k);
+        std::copy(from.param, from.param + from.size, stacked->block_at(0).param + k * from.size);
+        std::copy(from.grad, from.grad + from.size, stacked->block_at(0).grad + k * from.size);
+      }
+      sliced = std::make_unique<steep::optimizer<sliced_rule, float>>(make_sliced_shampoo(sh.rows, sh.cols),
+                                                                      *stacked, opts);
+      for (int t = 0; t < 2; ++t)
+        sliced->step();
+    }
     for (auto& o : shampoo) // factors of full rank before timing
       for (int t = 0; t < 2; ++t)
         o->step();
@@ -276,6 +302,8 @@ int main(int argc, char** argv) {
                        {} });
       vs.push_back({ "dion_step", "steep", [&] { setting::steps(*s.dion, b); }, {}, {} });
       vs.push_back({ "muon_step", "steep", [&] { setting::steps(*s.muon, b); }, {}, {} });
+      if (s.sliced)
+        vs.push_back({ "shampoo_sliced_every1", "steep", [&] { setting::steps(*s.sliced, b); }, {}, {} });
       const std::size_t n_optimizers = vs.size();
       // The eigendecompositions with OpenBLAS at this setting's thread count, as a refresh runs.
       vs.push_back({ "eigh_refresh",
@@ -334,6 +362,11 @@ int main(int argc, char** argv) {
       for (const std::string name : { "shampoo_every100", "soap_every10", "dion_step" }) {
         r[name + "_over_muon_time"] = round_ratio(at(name), at("muon_step"));
         std::printf("; %s / muon %.2f", name.c_str(), r[name + "_over_muon_time"].get<double>());
+      }
+      if (s.sliced) {
+        r["shampoo_sliced_over_blocks_time"] = round_ratio(at("shampoo_sliced_every1"), at("shampoo_every1"));
+        std::printf("; shampoo sliced / separate blocks %.2f",
+                    r["shampoo_sliced_over_blocks_time"].get<double>());
       }
       std::printf("\n");
       ratios.push_back(r);

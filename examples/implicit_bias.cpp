@@ -115,6 +115,12 @@ struct settings {
   bool shampoo = false;
   double eta_shampoo = 0.03, shampoo_eps = 1e-12, shampoo_beta2 = 1;
   int shampoo_every = 1; // the roots every this many steps (a 784-wide input layer's R is 784 x 784)
+  // Beyond the paper (--soap): SOAP (Adam in the eigenbasis of Shampoo's factors), the paper's betas,
+  // the bases every soap_every steps. Its eps is Adam's, absolute: the gradient falls as the margin
+  // grows, so an eps of Adam's usual size would soon be all of the denominator (the E3 ablation).
+  bool soap = false;
+  double eta_soap = 0.1, soap_eps = 1e-30; // eta0 from four trials, 0.003-1 (docs/results/shampoo/)
+  int soap_every = 10;
   std::vector<std::string> only;
   std::vector<std::string> extra_norms; // --norms: margins in more norms (steep::norms::catalogue)
   std::size_t records = 60;
@@ -385,7 +391,7 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
   //   shampoo, shampoo_1side  accumulated factors (summed or EMA), eps as given, two- and
   //                  one-sided: not judged, the theorem does not cover them.
   const bool named = std::any_of(s.only.begin(), s.only.end(), [](const std::string& n) {
-    return n == "shampoo_unacc" || n == "shampoo" || n == "shampoo_1side";
+    return n == "shampoo_unacc" || n == "shampoo" || n == "shampoo_1side" || n == "soap";
   });
   auto shampoo_row = [&](const std::string& n) { return named ? wanted(n) : s.shampoo; };
   if (shampoo_row("shampoo_unacc")) {
@@ -410,6 +416,17 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
     out.push_back(train("shampoo_1side",
                         steep::route(every_layer >> rl::shampoo_one_sided(inv_power(s.eta_shampoo, a), sh)),
                         m, s, norms));
+    out.back().judged = false;
+  }
+  // SOAP: Adam's moments in the rotated coordinates Q_L^T M Q_R, so its step is Adam's sign-like
+  // map in a basis that moves (Vyas et al. 2024). Not judged: no theorem covers it (its type says
+  // "a preconditioner that keeps state").
+  if (named ? wanted("soap") : s.soap) {
+    const steep::precond::soap_settings so{
+      .beta1 = s.beta, .beta2 = s.beta2, .eps = s.soap_eps, .precondition_frequency = s.soap_every
+    };
+    out.push_back(
+      train("soap", steep::route(every_layer >> rl::soap(inv_power(s.eta_soap, a), so)), m, s, norms));
     out.back().judged = false;
   }
   return out;
@@ -963,6 +980,9 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "shampoo_eps", s.shampoo_eps },
                     { "shampoo_beta2", s.shampoo_beta2 },
                     { "shampoo_every", s.shampoo_every },
+                    { "soap", s.soap },
+                    { "soap_eps", s.soap_eps },
+                    { "soap_every", s.soap_every },
                     { "only", s.only },
                     { "extra_norms", s.extra_norms },
                     { "per_class", s.per_class },
@@ -982,6 +1002,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                         { "signum", s.eta_signum },
                         { "adam", s.eta_adam },
                         { "shampoo", s.eta_shampoo },
+                        { "soap", s.eta_soap },
                         { "muon", s.eta_muon },
                         { "muon_signum", s.eta_muon_signum },
                         { "muon_adam", s.eta_muon_adam } } } };
@@ -1115,10 +1136,10 @@ std::vector<sweep_cell> sweep_cells(const settings& base) {
         settings at = base;
         at.seed = base.seed + k, at.seeds = 1, at.c = c;
         for (double* eta : { &at.eta_gd, &at.eta_signum, &at.eta_adam, &at.eta_muon, &at.eta_muon_signum,
-                             &at.eta_muon_adam, &at.eta_shampoo })
+                             &at.eta_muon_adam, &at.eta_shampoo, &at.eta_soap })
           *eta *= f;
-        // The optimizers --only names (default: the paper's six); Shampoo's rows only by name.
-        at.adam_eps.clear(), at.shampoo = false;
+        // The optimizers --only names (default: the paper's six); Shampoo's and SOAP's rows only by name.
+        at.adam_eps.clear(), at.shampoo = false, at.soap = false;
         cells.push_back({ at, f });
       }
   return cells;
@@ -1428,6 +1449,14 @@ int main(int argc, char** argv) {
     ->check(integer_at_least(1));
   app.add_option("--shampoo-beta2", s.shampoo_beta2, "Shampoo's factor EMA (1: sums; with --shampoo)")
     ->check(CLI::Range(0.0, 1.0));
+  app.add_flag(
+    "--soap", s.soap,
+    "beyond the paper: a SOAP row (Adam in the eigenbasis of Shampoo's factors), measured in every "
+    "norm, not judged");
+  app.add_option("--eta-soap", s.eta_soap, "eta0 of SOAP (with --soap)")->check(positive);
+  app.add_option("--soap-eps", s.soap_eps, "SOAP's eps, Adam's (with --soap)")->check(positive);
+  app.add_option("--soap-every", s.soap_every, "SOAP's bases every this many steps (with --soap)")
+    ->check(integer_at_least(1));
   app.add_option("--adam-eps", s.adam_eps, "ablation: extra Adam rows with these eps > 0")
     ->delimiter(',')
     ->check(positive);
@@ -1437,10 +1466,10 @@ int main(int argc, char** argv) {
     .add_option(
       "--only", s.only,
       "train only these optimizers (gd,signum,adam,muon,muon_signum,muon_adam; and of --shampoo's rows "
-      "shampoo_unacc,shampoo,shampoo_1side, which a name here selects without --shampoo)")
+      "shampoo_unacc,shampoo,shampoo_1side, and soap: a name here selects it without --shampoo or --soap)")
     ->delimiter(',')
     ->check(CLI::IsMember({ "gd", "signum", "adam", "muon", "muon_signum", "muon_adam", "shampoo_unacc",
-                            "shampoo", "shampoo_1side" }));
+                            "shampoo", "shampoo_1side", "soap" }));
   // Any norm of steep::norms's catalogue, by name: a new norm needs no change here.
   app
     .add_option("--norms", s.extra_norms,

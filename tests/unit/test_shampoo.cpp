@@ -226,15 +226,17 @@ TEST_CASE("The matrix grammar over two operands: factors of the gradient, applie
 TEST_CASE("Factors per slice: a stacked block's matrices each keep their own, as separate blocks would") {
   // Two 3 x 4 matrices stacked in one (2, 3, 4) block (experts, heads), against the same two as
   // blocks of their own: the same bits, for the grammar's composition and for precond::shampoo.
+  // Each slice is a task of the matrix phase of its own: at 1, 2 and 8 threads, the same bits.
   const auto L = pc::ema<"L">(pc::gram_rows(pc::x), 0.9);
   const auto R = pc::ema<"R">(pc::gram_cols(pc::x), 0.9);
   const auto value = pc::inverse_root(L, 4, 1e-6) * pc::x * pc::inverse_root(R, 4, 1e-6);
   const precond::shampoo<"L", "R"> packaged{ { .beta2 = 0.9, .eps = 1e-6, .every = 2 } };
-  auto same_bits = [](const auto& per_slice, const auto& per_block) {
+  int threads = 2;
+  auto same_bits = [&threads](const auto& per_slice, const auto& per_block) {
     steep::param_store<double> stacked({ { "E", { 2, 3, 4 } } }),
       apart({ { "A", { 3, 4 } }, { "B", { 3, 4 } } });
-    steep::optimizer one(per_slice, stacked, { .threads = 2 });
-    steep::optimizer two(per_block, apart, { .threads = 2 });
+    steep::optimizer one(per_slice, stacked, { .threads = threads });
+    steep::optimizer two(per_block, apart, { .threads = 1 });
     for (int t = 0; t < 5; ++t) {
       for (std::size_t i = 0; i < 24; ++i)
         stacked.block_at(0).grad[i] = apart.block_at(i / 12).grad[i % 12] =
@@ -250,9 +252,13 @@ TEST_CASE("Factors per slice: a stacked block's matrices each keep their own, as
       same = same && l[i] == two.template state<double>(i < 9 ? "A" : "B", "L")[i % 9];
     return same;
   };
-  CHECK(
-    same_bits(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad), -0.1 * pc::precondition(value, grad)));
-  CHECK(same_bits(-0.1 * precondition(slices(packaged, 3, 4), grad), -0.1 * precondition(packaged, grad)));
+  for (int n : { 1, 2, 8 }) {
+    threads = n;
+    CAPTURE(threads);
+    CHECK(same_bits(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad),
+                    -0.1 * pc::precondition(value, grad)));
+    CHECK(same_bits(-0.1 * precondition(slices(packaged, 3, 4), grad), -0.1 * precondition(packaged, grad)));
+  }
   // One factor for the whole (2, 12) block instead is another update.
   CHECK_FALSE(same_bits(-0.1 * pc::precondition(value, grad), -0.1 * pc::precondition(value, grad)));
   CHECK(steep_test::checkpoint_resumes_bitwise(-0.1 * precondition(slices(packaged, 3, 2), grad), 3, 3,
@@ -260,6 +266,18 @@ TEST_CASE("Factors per slice: a stacked block's matrices each keep their own, as
   steep::param_store<double> odd({ { "W", { 5, 4 } } });
   CHECK_THROWS_WITH(steep::optimizer(-0.1 * pc::precondition(pc::slices(value, 3, 4), grad), odd),
                     Catch::Contains("'W'") && Catch::Contains("do not split into 3 x 4 slices"));
+  // One slice's factor overflowing refuses the whole block's step, the other slice's state included.
+  steep::param_store<double> experts({ { "E", { 4, 3, 4 } } });
+  steep::optimizer opt(-0.1 * precondition(slices(packaged, 3, 4), grad), experts, { .threads = 2 });
+  for (std::size_t i = 0; i < 48; ++i)
+    experts.block_at(0).grad[i] = std::sin(0.3 * static_cast<double>(i));
+  opt.step();
+  const auto before = steep_test::slot_values(opt);
+  const std::vector<double> p_before(experts.block_at(0).param, experts.block_at(0).param + 48);
+  experts.block_at(0).grad[40] = 1e200; // slice 3's G G^T is +Inf
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("E") && Catch::Contains("not finite"));
+  CHECK(steep_test::slot_values(opt) == before);
+  CHECK(std::vector<double>(experts.block_at(0).param, experts.block_at(0).param + 48) == p_before);
 }
 
 TEST_CASE("A user's own variant from the matrix grammar in one line: L^(-1/2) G") {

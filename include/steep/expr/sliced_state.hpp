@@ -7,9 +7,10 @@
 //
 // Slice k is the k-th run of slice_rows x slice_cols consecutive entries (row-major), as for a
 // stateless map (expr::sliced, matrix.hpp), and its state is the k-th run of each slot: slot j of
-// a block is (slices, shape of slot j for one slice). The map runs on each slice in turn, with
+// a block is (slices, shape of slot j for one slice). The map runs on each slice with
 // that slice's state and operands. A block that does not split into whole slices, or whose slice
-// the map refuses, is refused when the optimizer is built, naming the block.
+// the map refuses, is refused when the optimizer is built, naming the block. Each slice is a task
+// of the matrix phase of its own, so an (E, out, in) block's experts run in parallel.
 
 #include "steep/core/shape.hpp"
 #include "steep/expr/matrix.hpp"
@@ -56,24 +57,30 @@ struct sliced_state {
     return {};
   }
 
+  // The engine runs each slice as a task of its own, scheduled with every other block's and slice's
+  // (as a stateless sliced map's, matrix.hpp): the block splits into pieces(rows, cols) slices, and
+  // apply_piece runs slice k with its part of each slot and operand (st holds the block's).
+  std::size_t pieces(std::size_t rows, std::size_t cols) const { return slice_count(rows, cols); }
   template <class T>
-  void apply(T* x, std::size_t rows, std::size_t cols, matrix_state<T> st) const {
+  void apply_piece(T* x, std::size_t, std::size_t, std::size_t k, matrix_state<T> st) const {
     const std::size_t n = slice_rows * slice_cols;
-    std::array<std::size_t, state_count> size{};
-    for (std::size_t j = 0; j < state_count; ++j)
-      size[j] = element_count(map.state_shape(j, slice_rows, slice_cols));
     std::array<const T*, state_count> old{};
     std::array<T*, state_count> next{};
-    std::vector<const T*> operands(st.n_operands);
-    for (std::size_t k = 0; k < slice_count(rows, cols); ++k) {
-      for (std::size_t j = 0; j < state_count; ++j)
-        old[j] = st.old[j] + k * size[j], next[j] = st.next[j] + k * size[j];
-      for (std::size_t j = 0; j < st.n_operands; ++j)
-        operands[j] = st.operands[j] + k * n;
-      map.apply(x + k * n, slice_rows, slice_cols,
-                matrix_state<T>{ old.data(), next.data(), st.step,
-                                 operands.empty() ? nullptr : operands.data(), st.n_operands });
+    for (std::size_t j = 0; j < state_count; ++j) {
+      const std::size_t size = element_count(map.state_shape(j, slice_rows, slice_cols));
+      old[j] = st.old[j] + k * size, next[j] = st.next[j] + k * size;
     }
+    std::vector<const T*> operands(st.n_operands);
+    for (std::size_t j = 0; j < st.n_operands; ++j)
+      operands[j] = st.operands[j] + k * n;
+    map.apply(x + k * n, slice_rows, slice_cols,
+              matrix_state<T>{ old.data(), next.data(), st.step, operands.empty() ? nullptr : operands.data(),
+                               st.n_operands });
+  }
+  template <class T>
+  void apply(T* x, std::size_t rows, std::size_t cols, matrix_state<T> st) const {
+    for (std::size_t k = 0; k < pieces(rows, cols); ++k)
+      apply_piece(x, rows, cols, k, st);
   }
 };
 

@@ -346,20 +346,23 @@ private:
       const auto rows = static_cast<std::size_t>(s.dims_[b].rows),
                  cols = static_cast<std::size_t>(s.dims_[b].cols);
       using M = std::remove_cvref_t<decltype(map)>;
-      if constexpr (requires { map.pieces(rows, cols); })
+      if constexpr (expr::stateful_matrix_map<M>)
+        run_stateful<K>(s, map, b, rows, cols, piece);
+      else if constexpr (requires { map.pieces(rows, cols); })
         map.apply_piece(s.scratch_[K].at(b), rows, cols, piece);
-      else if constexpr (expr::stateful_matrix_map<M>)
-        run_stateful<K>(s, map, b, rows, cols);
       else
         map.apply(s.scratch_[K].at(b), rows, cols);
     });
   }
 
-  // Block b of stage K with its state: the map reads the committed state and writes the new one
+  // Block b of stage K with its state (or piece `piece` of it, for a map that splits blocks: a
+  // stacked block's slice, which reads and writes only its own part of x and of each slot, so the
+  // pieces of one block run in parallel): the map reads the committed state and writes the new one
   // to `next`. A failure (a root of a singular factor without eps), or a non-finite value in the
   // new state or the result, refuses the step by block, before anything is written.
   template <std::size_t K, class M>
-  static void run_stateful(State& s, const M& map, std::size_t b, std::size_t rows, std::size_t cols) {
+  static void run_stateful(State& s, const M& map, std::size_t b, std::size_t rows, std::size_t cols,
+                           std::size_t piece) {
     std::array<const T*, M::state_count> old{};
     std::array<T*, M::state_count> next{};
     const std::size_t first = s.map_slot_first_[K];
@@ -373,19 +376,29 @@ private:
     for (std::size_t j = 0; j < operands.size(); ++j)
       operands[j] = s.extra_scratch_[P::extra_operand_first[K] + j].at(b);
     const std::string& name = s.blocks_[b].name;
+    const expr::matrix_state<T> st{ old.data(), next.data(), s.t_ + 1,
+                                    operands.empty() ? nullptr : operands.data(), operands.size() };
+    std::size_t pieces = 1;
     try {
-      map.apply(x, rows, cols,
-                expr::matrix_state<T>{ old.data(), next.data(), s.t_ + 1,
-                                       operands.empty() ? nullptr : operands.data(), operands.size() });
+      if constexpr (requires { map.pieces(rows, cols); }) {
+        pieces = map.pieces(rows, cols);
+        map.apply_piece(x, rows, cols, piece, st);
+      } else {
+        map.apply(x, rows, cols, st);
+      }
     } catch (const usage_error& e) {
       refuse_matrix_step(name, std::string("the rule's matrix stage failed: ") + e.what());
     }
-    if (!kernel::all_finite(x, 0, rows * cols))
+    // (This piece's part only: another task may be writing the others.)
+    const std::size_t n = rows * cols / pieces;
+    if (!kernel::all_finite(x + piece * n, 0, n))
       refuse_matrix_step(name, "the rule's matrix stage gave a non-finite value");
-    for (std::size_t j = 0; j < M::state_count; ++j)
-      if (!kernel::all_finite(next[j], 0, element_count(s.map_slots_[first + j].shapes[b])))
+    for (std::size_t j = 0; j < M::state_count; ++j) {
+      const std::size_t size = element_count(s.map_slots_[first + j].shapes[b]) / pieces;
+      if (!kernel::all_finite(next[j] + piece * size, 0, size))
         refuse_matrix_step(name, "the new value of the matrix stage's state '" +
                                    s.map_slots_[first + j].name + "' is not finite");
+    }
   }
 };
 
