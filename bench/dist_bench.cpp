@@ -11,8 +11,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+// The rules from steep::compiled where the build has it (STEEP_COMPILED, from linking it): its
+// headers declare the optimizers `extern template`, which only the library defines.
+#ifdef STEEP_COMPILED
 #include <steep/compiled/adam.hpp>
 #include <steep/compiled/hybrids.hpp>
+#else
+#include <steep/rules/adam.hpp>
+#include <steep/rules/hybrids.hpp>
+#endif
 #include <steep/dist/communicator.hpp>
 #include <steep/dist/sharded_optimizer.hpp>
 #include <steep/engine.hpp>

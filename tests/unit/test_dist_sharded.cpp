@@ -13,6 +13,9 @@
 #include <cstring>
 #include <limits>
 #include <map>
+// The rules from steep::compiled where the build has it (STEEP_COMPILED, from linking it): its
+// headers declare the optimizers `extern template`, which only the library defines.
+#ifdef STEEP_COMPILED
 #include <steep/compiled/adam.hpp>
 #include <steep/compiled/adam_mini.hpp>
 #include <steep/compiled/hybrids.hpp>
@@ -20,6 +23,7 @@
 #include <steep/compiled/muon.hpp>
 #include <steep/compiled/normalized_gd.hpp>
 #include <steep/compiled/normuon.hpp>
+#endif
 #include <steep/dist/communicator.hpp>
 #include <steep/dist/sharded_checkpoint.hpp>
 #include <steep/dist/sharded_optimizer.hpp>
