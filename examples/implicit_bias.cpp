@@ -114,6 +114,9 @@ struct settings {
   // without accumulation is (it is the polar factor: spectral).
   bool shampoo = false;
   double eta_shampoo = 0.03, shampoo_eps = 1e-12, shampoo_beta2 = 1;
+  // eps times each factor's largest eigenvalue (Anil et al. 2020): the paper preset's summed factors
+  // grow by orders of magnitude, and an absolute eps leaves the first steps' roots unbounded.
+  bool shampoo_relative_eps = false;
   int shampoo_every = 1; // the roots every this many steps (a 784-wide input layer's R is 784 x 784)
   // Beyond the paper (--soap): SOAP (Adam in the eigenbasis of Shampoo's factors), the paper's betas,
   // the bases every soap_every steps. Its eps is Adam's, absolute: the gradient falls as the margin
@@ -406,6 +409,7 @@ std::vector<run_result> run_all(const settings& s, model_box& m, const std::vect
   }
   const steep::precond::shampoo_settings sh{ .beta2 = s.shampoo_beta2,
                                              .eps = s.shampoo_eps,
+                                             .relative_eps = s.shampoo_relative_eps,
                                              .every = s.shampoo_every };
   if (shampoo_row("shampoo")) {
     out.push_back(train("shampoo", steep::route(every_layer >> rl::shampoo(inv_power(s.eta_shampoo, a), sh)),
@@ -978,6 +982,7 @@ nlohmann::json to_json(const std::vector<run_result>& runs, const std::vector<tr
                     { "adam_eps", s.adam_eps },
                     { "shampoo", s.shampoo },
                     { "shampoo_eps", s.shampoo_eps },
+                    { "shampoo_relative_eps", s.shampoo_relative_eps },
                     { "shampoo_beta2", s.shampoo_beta2 },
                     { "shampoo_every", s.shampoo_every },
                     { "soap", s.soap },
@@ -1444,6 +1449,8 @@ int main(int argc, char** argv) {
                "judged)");
   app.add_option("--eta-shampoo", s.eta_shampoo, "eta0 of Shampoo (with --shampoo)")->check(positive);
   app.add_option("--shampoo-eps", s.shampoo_eps, "Shampoo's eps (with --shampoo)")->check(positive);
+  app.add_flag("--shampoo-relative-eps", s.shampoo_relative_eps,
+               "Shampoo's eps times each factor's largest eigenvalue (Anil et al. 2020; with --shampoo)");
   app
     .add_option("--shampoo-every", s.shampoo_every, "Shampoo's roots every this many steps (with --shampoo)")
     ->check(integer_at_least(1));

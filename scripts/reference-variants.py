@@ -54,6 +54,11 @@ Cases
   shampoo_unaccumulated  Shampoo with beta2 = 0 and no eps on an EMA momentum M (0.9): p - lr
                  (M M^T)^(+1/4) M (M^T M)^(+1/4), the roots of the pseudo-inverses (eigenvalues at
                  or below n eps max|w| count as 0; W1's R is 10 x 10 of rank 6): M's polar factor.
+  shampoo_relative_eps  summed factors of an EMA momentum (0.9), the roots at steps 1, 3, 5,
+                 eps 1e-3 relative: times each factor's largest eigenvalue (Anil et al. 2020,
+                 arXiv:2002.09018; google-research's scalable_shampoo, ridge_epsilon * max(max_ev,
+                 1e-16)). W1's R is rank-deficient: eps makes every null eigenvalue the same, so
+                 the null space's basis does not matter.
   shampoo_grafted  grafting as a composition: Shampoo's direction U (EMA factors 0.99, eps 1e-3)
                  rescaled per block to the Frobenius norm of an RMSProp direction
                  A = g / (sqrt(v) + 1e-8), v = 0.99 v + 0.01 g^2 (the layer-wise grafting of
@@ -314,15 +319,18 @@ def stacked(out):
             np.save(os.path.join(out, f"{case}_{name}.npy"), np.stack(fn(p0.copy(), grads, sr, sc)))
 
 
-def sym_power(a, power, eps):
-    """(A + eps I)^power for a symmetric PSD A, distributed Shampoo's way (see shampoo above)."""
+def sym_power(a, power, eps, relative=False):
+    """(A + eps I)^power for a symmetric PSD A, distributed Shampoo's way (see shampoo above); with
+    relative, eps times the largest eigenvalue (after the shift), Anil et al. (2020)'s ridge:
+    ridge_epsilon * max(max_ev, 1e-16) in google-research's scalable_shampoo."""
     w, v = np.linalg.eigh(a)
-    lam = (w - min(w[0], 0.0)) + eps
+    shifted = w - min(w[0], 0.0)
+    lam = shifted + (eps * max(shifted[-1], 1e-16) if relative else eps)
     return (v * lam**power) @ v.T
 
 
 def shampoo_directions(grads, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, mu=None,
-                       stats_from_grad=False):
+                       stats_from_grad=False, relative=False):
     """Shampoo's direction L_root X R_root at each step (X: the gradient, or its EMA momentum; the
     factors from X, or with stats_from_grad from the gradient while X is the momentum)."""
     rows, cols = grads[0].shape
@@ -342,8 +350,8 @@ def shampoo_directions(grads, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one
         if b:
             fr = fr + s.T @ s if beta2 == 1 else beta2 * fr + (1 - beta2) * (s.T @ s)
         if (t - 1) % every == 0:
-            root_l = sym_power(fl, a, eps) if a else None
-            root_r = sym_power(fr, b, eps) if b else None
+            root_l = sym_power(fl, a, eps, relative) if a else None
+            root_r = sym_power(fr, b, eps, relative) if b else None
         u = x
         if a:
             u = root_l @ u
@@ -402,7 +410,8 @@ SHAMPOO = (("shampoo", shampoo()), ("shampoo_ema_every2", shampoo(beta2=0.99, ep
            ("shampoo_one_sided", shampoo(one_sided=-0.5)), ("shampoo_left_half", shampoo(left=-0.5, right=0.0, eps=1e-3)),
            ("shampoo_grafted", shampoo_grafted()),
            ("shampoo_stats_from_grad", shampoo(beta2=0.99, eps=1e-3, every=2, mu=0.9, stats_from_grad=True)),
-           ("shampoo_unaccumulated", shampoo_unaccumulated()))
+           ("shampoo_unaccumulated", shampoo_unaccumulated()),
+           ("shampoo_relative_eps", shampoo(eps=1e-3, relative=True, every=2, mu=0.9)))
 
 
 def splitmix_q0(n, r, seed=0):

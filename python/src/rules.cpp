@@ -73,7 +73,7 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
   if (rule == "shampoo") {
     precond::shampoo_settings ps;
     s.read("beta2", ps.beta2), s.read("eps", ps.eps), s.read("left", ps.left), s.read("right", ps.right);
-    s.read("one_sided", ps.one_sided), s.read("every", ps.every);
+    s.read("one_sided", ps.one_sided), s.read("every", ps.every), s.read("relative_eps", ps.relative_eps);
     s.done();
     return build<T>(r::shampoo(1e-3, ps), store, opts);
   }

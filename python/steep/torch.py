@@ -215,14 +215,15 @@ class MuonAdamW(SteepOptimizer):
 class Shampoo(SteepOptimizer):
     """Shampoo on matrices (Gupta et al. 2018; EMA factors with beta2 < 1, Shi et al. 2023):
     p <- p - lr L^left G R^right, the roots recomputed every `every` steps. beta2, eps, left,
-    right, one_sided and every are fixed when a group first steps (steep's shampoo_settings)."""
+    right, one_sided, every and relative_eps (eps times each factor's largest eigenvalue, Anil et
+    al. 2020) are fixed when a group first steps (steep's shampoo_settings)."""
 
-    _settings = ("beta2", "eps", "left", "right", "one_sided", "every")
+    _settings = ("beta2", "eps", "left", "right", "one_sided", "every", "relative_eps")
 
     def __init__(self, params, lr=1e-3, beta2=1.0, eps=1e-12, left=-0.25, right=-0.25, one_sided=0.0, every=1, *,
-                 threads=0, nonfinite="refuse"):
+                 relative_eps=False, threads=0, nonfinite="refuse"):
         super().__init__(params, dict(lr=lr, beta2=beta2, eps=eps, left=left, right=right, one_sided=one_sided,
-                                      every=every), threads=threads, nonfinite=nonfinite)
+                                      every=every, relative_eps=relative_eps), threads=threads, nonfinite=nonfinite)
 
     def _rules(self, group):
         return [(type(self).__name__.lower(), {k: float(group[k]) for k in self._settings})]

@@ -265,6 +265,38 @@ TEMPLATE_TEST_CASE("matrix_power_sym: Shampoo's shift, not a clamp, and its refu
   CHECK(linalg::inverse_root(at.data(), 0, 2, 1e-3).empty());
 }
 
+TEMPLATE_TEST_CASE("matrix_power_sym with eps relative to the largest eigenvalue: eps w_max, and scale-free",
+                   "[linalg][inverse_root]", float, double) {
+  using T = TestType;
+  const double eps = 0.05; // large enough that an absolute eps's dependence on scale shows in float
+  for_each_spd<T>(200, [&](std::size_t n, const std::vector<T>& at) {
+    // The ridge is eps times the top eigenvalue (syevd's own, the same call): the same bits as an
+    // absolute eps of that size.
+    const double top = static_cast<double>(linalg::sym_eigh(at.data(), n).values.back());
+    CHECK(linalg::inverse_root(at.data(), n, 4, eps, linalg::eps_mode::relative) ==
+          linalg::inverse_root(at.data(), n, 4, eps * top));
+    // Scale-free, which an absolute eps is not: (c A + eps c w_max I)^(-1/4) = c^(-1/4) (A + eps w_max
+    // I)^(-1/4).
+    const double c = 1024; // a power of two: c A is exact
+    std::vector<T> scaled(at);
+    for (T& v : scaled)
+      v *= T(c);
+    dmat x = to_double(linalg::inverse_root(scaled.data(), n, 4, eps, linalg::eps_mode::relative));
+    for (double& v : x)
+      v *= std::pow(c, 0.25);
+    const dmat want = to_double(linalg::inverse_root(at.data(), n, 4, eps, linalg::eps_mode::relative));
+    CHECK(relative(x, want) < tol_root<T>);
+    dmat absolute = to_double(linalg::inverse_root(scaled.data(), n, 4, eps));
+    for (double& v : absolute)
+      v *= std::pow(c, 0.25);
+    CHECK(relative(absolute, to_double(linalg::inverse_root(at.data(), n, 4, eps))) > 10 * tol_root<T>);
+  });
+  // A zero matrix: the ridge is eps 1e-16 (Anil et al.'s floor), the power finite.
+  const std::vector<T> zero(9, T(0));
+  for (T v : linalg::inverse_root(zero.data(), 3, 4, eps, linalg::eps_mode::relative))
+    CHECK(std::isfinite(v));
+}
+
 TEMPLATE_TEST_CASE("pinv_root: X^p is the pseudo-inverse (Penrose's laws), the inverse root where A is "
                    "invertible",
                    "[linalg][pinv_root]", float, double) {

@@ -199,6 +199,29 @@ TEST_CASE("The matrix grammar: EMA factors of a momentum, roots every 2 steps (s
   CHECK(steep_test::checkpoint_resumes_bitwise(rule, 3, 3, "compose-resume.ckpt")); // between refreshes
 }
 
+TEST_CASE("Shampoo with eps relative to each factor's largest eigenvalue (Anil et al. 2020)") {
+  // Summed factors of a momentum, roots at steps 1, 3, 5, eps 1e-3 times the factor's top
+  // eigenvalue: the packaged map's setting and the grammar's relative_eps, against NumPy.
+  const auto packaged =
+    -0.1 * precondition(precond::shampoo<"L", "R">{ { .eps = 1e-3, .relative_eps = true, .every = 2 } },
+                        ema<"m">(grad, 0.9));
+  const auto L = pc::accumulate<"L">(pc::gram_rows(pc::x));
+  const auto R = pc::accumulate<"R">(pc::gram_cols(pc::x));
+  const auto grammar =
+    -0.1 * pc::precondition(pc::every<"L_root">(pc::inverse_root(L, 4, pc::relative_eps(1e-3)), 2) * pc::x *
+                              pc::every<"R_root">(pc::inverse_root(R, 4, pc::relative_eps(1e-3)), 2),
+                            ema<"m">(grad, 0.9));
+  for (int threads : { 1, 2, 8 }) {
+    CHECK(variant_error(packaged, "shampoo_relative_eps", threads) < 1e-12);
+    CHECK(variant_error(grammar, "shampoo_relative_eps", threads) < 1e-12);
+  }
+  // An absolute eps of the same value is another trajectory (the comparison can fail).
+  const auto absolute =
+    -0.1 * precondition(precond::shampoo<"L", "R">{ { .eps = 1e-3, .every = 2 } }, ema<"m">(grad, 0.9));
+  CHECK(variant_error(absolute, "shampoo_relative_eps") > 1e-6);
+  CHECK(steep_test::checkpoint_resumes_bitwise(grammar, 3, 3, "relative-eps-resume.ckpt"));
+}
+
 TEST_CASE("The matrix grammar over two operands: factors of the gradient, applied to a momentum") {
   // Distributed Shampoo (Shi et al. 2023) keeps its factors from the gradient and preconditions
   // the momentum: pc::arg<1> is precondition's second operand, the gradient here.

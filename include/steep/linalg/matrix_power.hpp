@@ -2,14 +2,18 @@
 // matrix_power_sym, inverse_root: real powers of a symmetric positive semidefinite matrix, as
 // Shampoo takes its preconditioners' inverse roots (eigendecomposition, LAPACK syevd).
 //
-//   template <class T> std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps);
-//   template <class T> std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps);
-//                                     // = matrix_power_sym(a, n, -1 / p, eps)
+//   template <class T> std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps,
+//                                                      eps_mode mode = eps_mode::absolute);
+//   template <class T> std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps,
+//                                                  eps_mode mode = eps_mode::absolute);
+//                                     // = matrix_power_sym(a, n, -1 / p, eps, mode)
 //   template <class T> std::vector<T> pinv_root(const T* a, std::size_t n, double p);
 //                                     // (A^+)^(1/p): the pseudo-inverse's root, no eps
 //
-//   A = V diag(w) V^T (w ascending),   w'_i = (w_i - min(w_1, 0)) + eps,
+//   A = V diag(w) V^T (w ascending),   w'_i = (w_i - min(w_1, 0)) + e,
 //   matrix_power_sym(A, power, eps) = V diag(w'^power) V^T   (= (A + eps I)^power for A PSD)
+//   e = eps (eps_mode::absolute), or e = eps max(w'_n, 1e-16) (eps_mode::relative: eps times the
+//       largest eigenvalue after the shift, Anil et al. 2020's ridge)
 //
 //   // Shampoo's step for a rows x cols gradient G: L^(-1/4) G R^(-1/4)
 //   auto l = steep::linalg::inverse_root(L.data(), rows, 4, 1e-12);   // (L + eps I)^(-1/4)
@@ -28,10 +32,15 @@
 // can leave a PSD matrix (a sum of outer products) with slightly negative eigenvalues; Shampoo
 // does not clamp each eigenvalue at 0 but SHIFTS all of them by -min(w_1, 0), which makes the
 // smallest one exactly 0 and keeps the gaps, and then adds eps. For a positive definite A the
-// shift is 0 and the result is (A + eps I)^power. eps is absolute: Anil et al. (2020), "Scalable
-// Second Order Optimization for Deep Learning" (arXiv:2002.09018; google-research/google-research,
-// scalable_shampoo) scale it by A's largest eigenvalue and use a coupled Newton iteration; for
-// their ridge pass eps = ridge_epsilon * w_max here.
+// shift is 0 and the result is (A + eps I)^power. eps is absolute by default, as distributed
+// Shampoo's is. eps_mode::relative scales it by A's largest eigenvalue, as Anil et al. (2020),
+// "Scalable Second Order Optimization for Deep Learning" (arXiv:2002.09018; the repository
+// google-research/google-research, scalable_shampoo: ridge_epsilon * max(max_ev, 1e-16), there
+// with the top eigenvalue from a power iteration and the root by a coupled Newton iteration) do:
+// a factor that is a sum of outer products grows with the steps, and an absolute eps then
+// regularizes less and less, while eps w_max bounds the root's condition number by 1 / eps at
+// every scale (the main job's accumulated Shampoo on the paper preset needs it:
+// docs/results/shampoo/README.md).
 //
 // The powers are taken in double for float input too. A negative power of a zero eigenvalue
 // (eps = 0 and A singular, or A with a negative eigenvalue) is refused: pass eps > 0.
@@ -86,8 +95,13 @@ std::vector<T> from_eigen(std::vector<T>& b, std::size_t n, F&& half_power) {
 }
 } // namespace detail
 
+// How eps is read: as given, or times the matrix's largest eigenvalue (above).
+enum class eps_mode { absolute, relative };
+constexpr eps_mode relative_if(bool relative) { return relative ? eps_mode::relative : eps_mode::absolute; }
+
 template <class T>
-std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps) {
+std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double eps,
+                                eps_mode mode = eps_mode::absolute) {
   if (!std::isfinite(power))
     throw usage_error("matrix_power_sym: the power must be finite, got " + detail::number(power));
   if (!(eps >= 0) || !std::isfinite(eps))
@@ -98,8 +112,10 @@ std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double 
   kernel::lapack::syevd(n, b.data(), w.data()); // row j of b: eigenvector j (V^T, row-major)
   // Shampoo's two additions, in its order: the shift, then eps (w ascending: w[0] is the least).
   const double shift = -std::min(static_cast<double>(w[0]), 0.0);
+  const double ridge =
+    mode == eps_mode::relative ? eps * std::max(static_cast<double>(w[n - 1]) + shift, 1e-16) : eps;
   return detail::from_eigen(b, n, [&](std::size_t j) {
-    const double lambda = (static_cast<double>(w[j]) + shift) + eps;
+    const double lambda = (static_cast<double>(w[j]) + shift) + ridge;
     if (power < 0 && !(lambda > 0))
       throw usage_error("matrix_power_sym: the " + std::to_string(n) + " x " + std::to_string(n) +
                         " matrix plus eps I has eigenvalue " + detail::number(lambda) +
@@ -112,10 +128,11 @@ std::vector<T> matrix_power_sym(const T* a, std::size_t n, double power, double 
 // (A + eps I)^(-1/p) in Shampoo's convention (above); any real p > 0 (Shampoo: 2 per side of a
 // matrix, 4 for its two-sided preconditioner, 2 k for a k-dimensional tensor).
 template <class T>
-std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps) {
+std::vector<T> inverse_root(const T* a, std::size_t n, double p, double eps,
+                            eps_mode mode = eps_mode::absolute) {
   if (!(p > 0) || !std::isfinite(p))
     throw usage_error("inverse_root: the root p must be finite and > 0, got " + detail::number(p));
-  return matrix_power_sym(a, n, -1.0 / p, eps);
+  return matrix_power_sym(a, n, -1.0 / p, eps, mode);
 }
 
 // (A^+)^(1/p) of a symmetric PSD A (above): eigenvalues at or below n eps max |w| are 0; any

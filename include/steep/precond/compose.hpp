@@ -21,6 +21,9 @@
 //   matrix_power(e, p, eps)   (e + eps I)^p of a symmetric PSD e, distributed Shampoo's way
 //                         (linalg/matrix_power.hpp: eigenvalues shifted to >= 0, then eps; LAPACK syevd)
 //   inverse_root(e, k, eps)   matrix_power(e, -1/k, eps)
+//   relative_eps(eps)     as the eps of either: eps times e's largest eigenvalue, Anil et al.
+//                         2020's ridge, which keeps its meaning as summed factors grow
+//                         (pc::inverse_root(L, 4, pc::relative_eps(1e-6)))
 //   pinv_root<k>(e)       (e^+)^(1/k): the k-th root of e's pseudo-inverse, no eps (0 on e's null
 //                         space; linalg/matrix_power.hpp). Shampoo without accumulation,
 //                         pinv_root<4>(gram_rows(x)) * x * pinv_root<4>(gram_cols(x)), is x's polar
@@ -115,7 +118,11 @@ template <class E>
 struct power_t : matrix_piece {
   E e;
   double exponent, eps;
+  bool relative = false; // eps times e's largest eigenvalue (relative_eps)
   bool operator==(const power_t&) const = default;
+};
+struct relative_eps_t {
+  double value;
 };
 template <int K, class E>
 struct pinv_root_t : matrix_piece {
@@ -154,6 +161,15 @@ constexpr auto matrix_power(E e, double exponent, double eps) {
 template <matrix_expression E>
 constexpr auto inverse_root(E e, double k, double eps) {
   return power_t<E>{ {}, e, -1.0 / k, eps };
+}
+constexpr relative_eps_t relative_eps(double eps) { return { eps }; }
+template <matrix_expression E>
+constexpr auto matrix_power(E e, double exponent, relative_eps_t eps) {
+  return power_t<E>{ {}, e, exponent, eps.value, true };
+}
+template <matrix_expression E>
+constexpr auto inverse_root(E e, double k, relative_eps_t eps) {
+  return power_t<E>{ {}, e, -1.0 / k, eps.value, true };
 }
 template <int K, matrix_expression E>
 constexpr auto pinv_root(E e) {

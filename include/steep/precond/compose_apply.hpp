@@ -97,7 +97,8 @@ struct composed_eval {
     const value<T> v = eval(n.e);
     if (v.r == 0)
       return value<T>::owned({}, 0, 0);
-    return value<T>::owned(linalg::matrix_power_sym(v.data, v.r, n.exponent, n.eps), v.r, v.r);
+    return value<T>::owned(
+      linalg::matrix_power_sym(v.data, v.r, n.exponent, n.eps, linalg::relative_if(n.relative)), v.r, v.r);
   }
 
   template <int K, class E>

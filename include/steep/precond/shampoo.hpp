@@ -16,9 +16,11 @@
 // order-2 tensor), beta2 < 1 the exponential moving averages and the stale root between refreshes of
 // distributed Shampoo (Shi et al. 2023, arXiv:2309.06497; the repository facebookresearch/optimizers),
 // whose eigendecomposition convention the root follows (linalg/matrix_power.hpp: eigenvalues
-// shifted to be >= 0, then eps added). An exponent of 0 keeps no factor on that side, so
-// `.left = -0.5, .right = 0` is a one-sided Shampoo written by hand; `.one_sided = -0.5` keeps only
-// the smaller side's factor of each block (L for a wide block, R for a tall one), with that exponent.
+// shifted to be >= 0, then eps added; with `.relative_eps = true` eps is scaled by the factor's
+// largest eigenvalue, as Anil et al. 2020, arXiv:2002.09018, do). An exponent of 0 keeps no factor
+// on that side, so `.left = -0.5, .right = 0` is a one-sided Shampoo written by hand;
+// `.one_sided = -0.5` keeps only the smaller side's factor of each block (L for a wide block, R for a tall
+// one), with that exponent.
 //
 //   using namespace steep::expr;
 //   auto shampoo_rule = -lr * precondition(steep::precond::shampoo<"L", "R">{}, grad);
@@ -46,6 +48,7 @@ namespace steep::precond {
 struct shampoo_settings {
   double beta2 = 1.0;                 // 1: the factors are sums (Gupta et al.); < 1: EMAs (Shi et al.)
   double eps = 1e-12;                 // added to the eigenvalues before the power (absolute)
+  bool relative_eps = false;          // true: eps times the factor's largest eigenvalue (Anil et al. 2020)
   double left = -0.25, right = -0.25; // the exponents of L and R; 0: no factor on that side
   double one_sided = 0;               // nonzero: only the smaller side's factor, with this exponent
   int every = 1;                      // the roots are recomputed at steps 1, 1 + every, 1 + 2 every, ...

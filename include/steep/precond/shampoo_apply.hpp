@@ -55,7 +55,8 @@ void shampoo<L, R>::apply(T* x, std::size_t rows, std::size_t cols, expr::matrix
     detail::update_factor(x, rows, cols, left, s.beta2, st.old[side], st.next[side]);
     T* root = st.next[2 + side];
     if (refresh) {
-      const std::vector<T> r = linalg::matrix_power_sym(st.next[side], n, power, s.eps);
+      const std::vector<T> r =
+        linalg::matrix_power_sym(st.next[side], n, power, s.eps, linalg::relative_if(s.relative_eps));
       std::copy(r.begin(), r.end(), root);
     } else
       std::copy(st.old[2 + side], st.old[2 + side] + n * n, root);
