@@ -278,6 +278,20 @@ std::string bits_hash(const std::vector<double>& theta) {
   return hex;
 }
 
+// The --eta-<flag> that sets a row's eta0 (an Adam eps ablation row is Adam's; shampoo_unacc runs
+// at Muon's).
+std::string eta_flag(const std::string& row) {
+  if (row.rfind("adam_eps", 0) == 0)
+    return "adam";
+  if (row == "shampoo_unacc")
+    return "muon";
+  if (row == "shampoo_1side")
+    return "shampoo";
+  std::string flag = row;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
 template <class Rule>
 run_result train(const std::string& name, Rule rule, model_box& m, const settings& s,
                  const std::vector<tr::model_norm>& norms) {
@@ -312,7 +326,14 @@ run_result train(const std::string& name, Rule rule, model_box& m, const setting
     std::fprintf(stderr, "%s", tty ? "" : "\n");
     std::fflush(stderr);
   };
-  r.hist = tr::fit(m.task(), opt, fo);
+  try {
+    r.hist = tr::fit(m.task(), opt, fo);
+  } catch (const std::invalid_argument& e) { // a diverged run (steep::usage_error, or a refused step:
+                                             // steep::error): say which row, and the flag of its eta0
+    const std::string what = e.what();
+    throw steep::usage_error(name + ": " + what.substr(what.rfind("steep: ", 0) == 0 ? 7 : 0) +
+                             " (its eta0: --eta-" + eta_flag(name) + ")");
+  }
   r.theta_fnv1a = bits_hash(r.hist.theta);
   for (const auto& b : m.task().store().blocks())
     r.blocks.push_back({ b.name,

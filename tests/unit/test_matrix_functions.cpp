@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <random>
 #include <steep/core/error.hpp>
@@ -338,6 +339,32 @@ TEMPLATE_TEST_CASE("pinv_root: X^p is the pseudo-inverse (Penrose's laws), the i
   CHECK(linalg::pinv_root(zero.data(), 3, 4) == zero);
   CHECK_THROWS_WITH(linalg::pinv_root(zero.data(), 3, 0), Catch::Contains("must be finite and > 0"));
   CHECK(linalg::pinv_root(zero.data(), 0, 2).empty());
+}
+
+TEMPLATE_TEST_CASE("A NaN or an infinity in a LAPACK call's input is refused before the call, by entry",
+                   "[linalg][nonfinite]", float, double) {
+  using T = TestType;
+  const T bad = GENERATE(std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity());
+  std::vector<T> a = cast<T>(random_spd(4, 7));
+  a[1 * 4 + 2] = bad; // row 1, column 2: in the upper triangle
+  CHECK_THROWS_WITH(linalg::sym_eigh(a.data(), 4),
+                    Catch::Contains("syevd: the 4 x 4 matrix has a non-finite entry") &&
+                      Catch::Contains("at row 1, column 2"));
+  CHECK_THROWS_WITH(linalg::inverse_root(a.data(), 4, 4, 1e-3), Catch::Contains("non-finite entry"));
+  CHECK_THROWS_WITH(linalg::qr_orthonormal(a.data(), 4, 4), Catch::Contains("geqrf: the 4 x 4 matrix"));
+  std::vector<T> s, u, vt, copy(a);
+  CHECK_THROWS_WITH(steep::kernel::lapack::gesdd('S', 4, 4, copy.data(), s, u, vt),
+                    Catch::Contains("gesdd: the 4 x 4 matrix has a non-finite entry") &&
+                      Catch::Contains("did the run diverge?"));
+  // Only the triangle a routine reads counts: the same entry below the diagonal is never read
+  // by an upper-triangle eigendecomposition, nor above it by a lower-triangle Cholesky.
+  std::vector<T> lower = cast<T>(random_spd(4, 7));
+  lower[2 * 4 + 1] = bad;
+  CHECK_NOTHROW(linalg::sym_eigh(lower.data(), 4));
+  std::vector<T> upper = cast<T>(random_spd(4, 7));
+  upper[1 * 4 + 2] = bad;
+  CHECK_NOTHROW(linalg::cholesky(upper.data(), 4));
+  CHECK_THROWS_WITH(linalg::cholesky(lower.data(), 4), Catch::Contains("potrf: the 4 x 4 matrix"));
 }
 
 TEMPLATE_TEST_CASE("qr_orthonormal: Q^T Q = I, Q R = A, R upper with R_jj >= 0", "[linalg][qr]", float,

@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <string>
@@ -107,6 +108,21 @@ template <class T>
                               : problem);
 }
 
+// A NaN or an infinity in a routine's input is refused before the call, as the caller's input:
+// LAPACK would answer with an illegal argument (gesdd's info -4 for a NaN) or a meaningless
+// failure. The usual source is a run whose parameters diverged (the main job names the run).
+// Only the entries the routine reads: row-major (i, j) with j >= i (upper), j <= i (lower), or all.
+template <class T>
+void require_finite(const char* routine, const T* a, std::size_t rows, std::size_t cols, int part = 0) {
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = part > 0 ? i : 0; j < (part < 0 ? i + 1 : cols); ++j)
+      if (!std::isfinite(a[i * cols + j]))
+        throw usage_error(name<T>(routine) + ": the " + shape(rows, cols) +
+                          " matrix has a non-finite entry (" + std::to_string(a[i * cols + j]) + " at row " +
+                          std::to_string(i) + ", column " + std::to_string(j) + "): did the run diverge?");
+}
+inline int read_part(triangle t) { return t == triangle::upper ? 1 : -1; }
+
 // LAPACK's uplo for a row-major triangle: the column-major view sees the transpose.
 inline char uplo(triangle t) { return t == triangle::upper ? 'L' : 'U'; }
 } // namespace detail
@@ -124,6 +140,7 @@ template <class T>
 void gesdd(char jobz, std::size_t rows, std::size_t cols, T* a, std::vector<T>& s, std::vector<T>& u,
            std::vector<T>& vt) {
   static_assert(lapack_scalar<T>, "LAPACK's gesdd takes float or double");
+  detail::require_finite<T>("gesdd", a, rows, cols);
   const std::size_t k = std::min(rows, cols);
   const int m = detail::dim<T>(cols, "gesdd"), n = detail::dim<T>(rows, "gesdd"), ik = static_cast<int>(k);
   const int lda = std::max(m, 1), ldu = std::max(m, 1), ldvt = std::max(ik, 1);
@@ -167,6 +184,7 @@ void syevd(std::size_t n, T* a, T* w, triangle t = triangle::upper, bool vectors
   static_assert(lapack_scalar<T>, "LAPACK's syevd takes float or double");
   if (n == 0)
     return;
+  detail::require_finite<T>("syevd", a, n, n, detail::read_part(t));
   const char jobz = vectors ? 'V' : 'N', uplo = detail::uplo(t);
   const int in = detail::dim<T>(n, "syevd"), lda = in;
   auto call = [&](T* work, int lwork, int* iwork, int liwork) {
@@ -201,6 +219,7 @@ void potrf(std::size_t n, T* a, triangle t = triangle::lower) {
   static_assert(lapack_scalar<T>, "LAPACK's potrf takes float or double");
   if (n == 0)
     return;
+  detail::require_finite<T>("potrf", a, n, n, detail::read_part(t));
   const char uplo = detail::uplo(t);
   const int in = detail::dim<T>(n, "potrf"), lda = in;
   int info = 0;
@@ -226,6 +245,7 @@ void geqrf_orgqr(std::size_t m, std::size_t n, const T* a, T* q, T* r) {
                       detail::shape(m, n) + " matrix");
   if (n == 0)
     return;
+  detail::require_finite<T>("geqrf", a, m, n);
   const int im = detail::dim<T>(m, "geqrf"), in = detail::dim<T>(n, "geqrf"), lda = im;
   std::vector<T> col(m * n), tau(n);
   for (std::size_t i = 0; i < m; ++i)

@@ -302,22 +302,23 @@ struct shape<product_t<A, B>> {
     return { a.r, b.c, {} };
   }
 };
+// A function of a symmetric matrix (a power, a pseudo-inverse root) keeps its operand's shape,
+// which must be square.
+inline dims square(const dims& d, const char* what) {
+  if (d.problem.empty() && d.r != d.c)
+    return { 0, 0, std::string(what) + " of a " + text(d) + " matrix, which is not square" };
+  return d;
+}
 template <class E>
 struct shape<power_t<E>> {
   static dims of(std::size_t rows, std::size_t cols) {
-    const dims d = shape<E>::of(rows, cols);
-    if (d.problem.empty() && d.r != d.c)
-      return { 0, 0, "a matrix power of a " + text(d) + " matrix, which is not square" };
-    return d;
+    return square(shape<E>::of(rows, cols), "a matrix power");
   }
 };
 template <int K, class E>
 struct shape<pinv_root_t<K, E>> {
   static dims of(std::size_t rows, std::size_t cols) {
-    const dims d = shape<E>::of(rows, cols);
-    if (d.problem.empty() && d.r != d.c)
-      return { 0, 0, "a pinv_root of a " + text(d) + " matrix, which is not square" };
-    return d;
+    return square(shape<E>::of(rows, cols), "a pinv_root");
   }
 };
 template <fixed_string N, slot_kind K, class E>

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -109,6 +110,28 @@ inline std::vector<std::int64_t> record_steps(std::int64_t steps, std::size_t re
   return s;
 }
 
+// Empty if every parameter is finite and every block's squared l2 norm is (the margins divide by
+// a norm: one that overflows makes them NaN); otherwise the first block that is not, and why.
+template <class T>
+std::string first_nonfinite(const param_store<T>& store) {
+  for (const auto& b : store.blocks()) {
+    double squares = 0, largest = 0;
+    for (std::size_t i = 0; i < b.size; ++i) {
+      const double v = static_cast<double>(b.param[i]);
+      if (!std::isfinite(v))
+        return "block '" + b.name + "', entry " + std::to_string(i) + ": " + std::to_string(v);
+      squares += v * v;
+      largest = std::max(largest, std::abs(v));
+    }
+    if (!std::isfinite(squares)) {
+      char big[32];
+      std::snprintf(big, sizeof big, "%.3g", largest);
+      return "block '" + b.name + "': its squared l2 norm overflows, largest entry " + big;
+    }
+  }
+  return {};
+}
+
 template <class T, engine::optimizer_interface Opt>
 history fit(objective<T>& task, Opt& opt, const fit_options& o) {
   if (o.steps < 0)
@@ -117,7 +140,16 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
   const auto when = record_steps(o.steps, o.records);
   std::vector<std::vector<double>> thetas;
   std::size_t next = 0;
+  // A diverged run stops with what diverged and when, before a margin is measured of it.
+  auto require_finite = [&](std::int64_t t, const char* what) {
+    if (const std::string bad = first_nonfinite(task.store()); !bad.empty())
+      throw usage_error("fit: the parameters are not finite after step " + std::to_string(t) + " (" + bad +
+                        "): the run diverged; a smaller learning rate may help");
+    if (what)
+      throw usage_error(std::string("fit: ") + what + " at step " + std::to_string(t + 1));
+  };
   auto record_now = [&](std::int64_t t) {
+    require_finite(t, nullptr);
     record r;
     r.step = t;
     r.margins = task.measure(o.norms);
@@ -140,7 +172,7 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
     auto lr = task.gradient(scale.log_shift());
     // Refused before anything (the scale, the state) has changed.
     if (!std::isfinite(lr.log_loss))
-      throw usage_error("fit: the loss is not finite at step " + std::to_string(t + 1));
+      require_finite(t, "the loss is not finite");
     if (o.rescale && scale.wants_move(lr.max_log_weight) && scale.move(opt, task.store(), lr.max_log_weight))
       lr = task.gradient(scale.log_shift());
     if (lr.log_loss < o.stop_log_loss) {
