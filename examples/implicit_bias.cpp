@@ -114,8 +114,9 @@ struct settings {
   // without accumulation is (it is the polar factor: spectral).
   bool shampoo = false;
   double eta_shampoo = 0.03, shampoo_eps = 1e-12, shampoo_beta2 = 1;
-  // eps times each factor's largest eigenvalue (Anil et al. 2020): the paper preset's summed factors
-  // grow by orders of magnitude, and an absolute eps leaves the first steps' roots unbounded.
+  // eps times each factor's largest eigenvalue (Anil et al. 2020): a factor's scale moves by orders
+  // of magnitude over a run, so an absolute eps is negligible at one end and all of the
+  // denominator at the other (docs/results/shampoo/README.md).
   bool shampoo_relative_eps = false;
   int shampoo_every = 1; // the roots every this many steps (a 784-wide input layer's R is 784 x 784)
   // Beyond the paper (--soap): SOAP (Adam in the eigenbasis of Shampoo's factors), the paper's betas,
