@@ -141,15 +141,13 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
   std::vector<std::vector<double>> thetas;
   std::size_t next = 0;
   // A diverged run stops with what diverged and when, before a margin is measured of it.
-  auto require_finite = [&](std::int64_t t, const char* what) {
+  auto require_finite_parameters = [&](std::int64_t t) {
     if (const std::string bad = first_nonfinite(task.store()); !bad.empty())
       throw usage_error("fit: the parameters are not finite after step " + std::to_string(t) + " (" + bad +
                         "): the run diverged; a smaller learning rate may help");
-    if (what)
-      throw usage_error(std::string("fit: ") + what + " at step " + std::to_string(t + 1));
   };
   auto record_now = [&](std::int64_t t) {
-    require_finite(t, nullptr);
+    require_finite_parameters(t);
     record r;
     r.step = t;
     r.margins = task.measure(o.norms);
@@ -171,8 +169,10 @@ history fit(objective<T>& task, Opt& opt, const fit_options& o) {
     const auto t0 = clock::now();
     auto lr = task.gradient(scale.log_shift());
     // Refused before anything (the scale, the state) has changed.
-    if (!std::isfinite(lr.log_loss))
-      require_finite(t, "the loss is not finite");
+    if (!std::isfinite(lr.log_loss)) {
+      require_finite_parameters(t); // the parameters, where they are the cause
+      throw usage_error("fit: the loss is not finite at step " + std::to_string(t + 1));
+    }
     if (o.rescale && scale.wants_move(lr.max_log_weight) && scale.move(opt, task.store(), lr.max_log_weight))
       lr = task.gradient(scale.log_shift());
     if (lr.log_loss < o.stop_log_loss) {
