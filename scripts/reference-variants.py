@@ -72,6 +72,10 @@ Cases
                  Q_0 is steep's deterministic one (precond/dion.hpp: splitmix64, seed 0), not the
                  authors' torch.randn.
   dion_low_rank  the same with rank_fraction 0.5 (r = 3 for W1 and W2, 2 for W3), weight decay 0.1.
+  dion_bf16      dion with M and Q stored as bfloat16 (the authors' DionMixedPrecisionConfig):
+                 each step computes in float64 from the stored M and Q and rounds their new values
+                 once (float64 -> float32 -> bfloat16, nearest even), steep's convention for every
+                 bfloat16 slot; the update uses the step's unrounded P and Q.
   soap           Vyas et al. (2024), "SOAP: Improving and Stabilizing Shampoo using Adam"
                  (arXiv:2409.11321), the authors' SOAP.step (repository nikhilvyas/SOAP) for a 2-D
                  parameter, float64 (the authors' code takes its eigh and QR in float32): step 1
@@ -434,7 +438,16 @@ def qr_positive(a):
     return q * np.where(np.diag(r) < 0, -1.0, 1.0)
 
 
-def dion(lr=0.1, mu=0.95, rank_fraction=1.0, wd=0.0, eps=1e-8):
+def to_bfloat16(x):
+    """x rounded to bfloat16 (via float32, nearest even; steep::bfloat16), as float64."""
+    u = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return r.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def dion(lr=0.1, mu=0.95, rank_fraction=1.0, wd=0.0, eps=1e-8, bf16=False):
+    store = to_bfloat16 if bf16 else (lambda x: x)
+
     def run(p, grads):
         rows, cols = p.shape
         transpose = rows < cols
@@ -454,6 +467,7 @@ def dion(lr=0.1, mu=0.95, rank_fraction=1.0, wd=0.0, eps=1e-8):
             Q = R / (np.linalg.norm(R, axis=0, keepdims=True) + eps)
             p = p * (1 - lr * wd)
             p = p - lr * (rows / cols) ** 0.5 * ((Q @ P.T) if transpose else (P @ Q.T))
+            M, Q = store(M), store(Q)
             out.append(p.copy())
         return out
     return run
@@ -530,7 +544,8 @@ def soap(lr=0.1, betas=(0.95, 0.95), shampoo_beta=-1.0, eps=1e-8, precondition_f
     return run
 
 
-DION = (("dion", dion()), ("dion_low_rank", dion(rank_fraction=0.5, wd=0.1)))
+DION = (("dion", dion()), ("dion_low_rank", dion(rank_fraction=0.5, wd=0.1)),
+        ("dion_bf16", dion(rank_fraction=0.5, wd=0.1, bf16=True)))
 
 # On the wide and tall blocks, capped: each block keeps its smaller side's factor only, full rank.
 SOAP = (("soap_capped", soap(precondition_frequency=2, max_precond_dim=6)),)

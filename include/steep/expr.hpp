@@ -1,6 +1,7 @@
 #pragma once
 // The DSL: grammar (node, state, reduce, matrix, dual, route, schedules) and compiler (program).
 // What runs a compiled rule is the engine (steep/engine.hpp).
+#include "steep/expr/bfloat16_state.hpp"
 #include "steep/expr/degree.hpp"
 #include "steep/expr/dual.hpp"
 #include "steep/expr/matrix.hpp"

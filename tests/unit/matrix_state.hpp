@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <steep/steep.hpp>
 #include <string>
@@ -36,14 +37,13 @@ std::vector<double> step_with_sample_gradient(Opt& opt, steep::param_store<doubl
   return gram(g, 3, 4);
 }
 
-// Every slot of a float64 optimizer, in visit_slots order.
+// Every slot of an optimizer as its bytes, in visit_slots order (any storage dtype: equal means
+// bitwise equal).
 template <class Opt>
-std::vector<std::vector<double>> slot_values(Opt& opt) {
-  std::vector<std::vector<double>> out;
-  opt.visit_slots([&](const steep::engine::slot_bytes& s) {
-    const auto* p = reinterpret_cast<const double*>(s.bytes.data());
-    out.emplace_back(p, p + s.bytes.size() / sizeof(double));
-  });
+std::vector<std::vector<std::byte>> slot_values(Opt& opt) {
+  std::vector<std::vector<std::byte>> out;
+  opt.visit_slots(
+    [&](const steep::engine::slot_bytes& s) { out.emplace_back(s.bytes.begin(), s.bytes.end()); });
   return out;
 }
 
@@ -79,6 +79,44 @@ bool checkpoint_resumes_bitwise(const Rule& rule, int before, int after, const s
     if (!std::equal(a.block_at(k).param, a.block_at(k).param + a.block_at(k).size, b.block_at(k).param))
       return false;
   return true;
+}
+
+// Whether `narrow` (a rule whose matrix stage stores the slots `names` as bfloat16:
+// expr::bfloat16_state) steps bit for bit as `wide` (the same rule, every slot float32) does when
+// wide's slots `names` are rounded to bfloat16 after each step: storage only, float arithmetic,
+// one rounding per store. Both run `steps` steps on `specs` (gradients: sines of step and index),
+// and the narrow slots must hold the rounded values after each.
+template <class Narrow, class Wide>
+bool narrow_state_is_rounded_state(const Narrow& narrow, const Wide& wide,
+                                   const std::vector<std::string>& names,
+                                   const std::vector<steep::block_spec<float>>& specs, int steps) {
+  using steep::bfloat16;
+  steep::param_store<float> ns(specs), ws(specs);
+  steep::optimizer on(narrow, ns, { .threads = 2 }), ow(wide, ws, { .threads = 2 });
+  bool same = true;
+  for (int t = 0; t < steps; ++t) {
+    for (auto* s : { &ns, &ws })
+      for (std::size_t k = 0; k < specs.size(); ++k)
+        for (std::size_t i = 0; i < s->block_at(k).size; ++i)
+          s->block_at(k).grad[i] = std::sin(
+            0.37f * static_cast<float>((i + 1) * static_cast<std::size_t>(t + 1)) + static_cast<float>(k));
+    on.step();
+    ow.step();
+    for (const auto& spec : specs)
+      for (const auto& slot : names) {
+        auto w = ow.state(spec.name, slot);
+        const auto n = on.template state<bfloat16>(spec.name, slot);
+        same = same && w.size() == n.size();
+        for (std::size_t i = 0; same && i < w.size(); ++i) {
+          w[i] = bfloat16(w[i]);
+          same = n[i].bits == bfloat16(w[i]).bits;
+        }
+      }
+    for (std::size_t k = 0; k < specs.size(); ++k)
+      same = same && std::equal(ns.block_at(k).param, ns.block_at(k).param + ns.block_at(k).size,
+                                ws.block_at(k).param);
+  }
+  return same;
 }
 
 } // namespace steep_test

@@ -120,3 +120,86 @@ TEST_CASE("Dion's checkpoint resumes bitwise") {
   CHECK(steep_test::checkpoint_resumes_bitwise(rule, 1, 4, "dion-resume.ckpt"));
   CHECK(steep_test::checkpoint_resumes_bitwise(rule, 4, 4, "dion-resume.ckpt"));
 }
+
+TEST_CASE("Dion with bfloat16 momentum and Q against the authors' update with that storage in float64") {
+  const auto rule = rules::dion_bf16(0.1, { .rank_fraction = 0.5 }, 0.1);
+  for (int threads : { 1, 2, 8 })
+    CHECK(variant_error(rule, "dion_bf16", threads) < 1e-12);
+  // The storage is visible: the same update with float64 state is off by the rounding.
+  CHECK(variant_error(rules::dion(0.1, { .rank_fraction = 0.5 }, 0.1), "dion_bf16") > 1e-5);
+  CHECK(variant_error(rule, "dion_low_rank") > 1e-5);
+  // One slot narrowed is neither.
+  const auto q_only =
+    -0.1 * 0.1 * param - 0.1 * precondition(bfloat16_state<"Q">(precond::dion<>{ { .rank = 3 } }), grad);
+  CHECK(variant_error(q_only, "dion_bf16") > 1e-6);
+  CHECK(variant_error(q_only, "dion_low_rank") > 1e-6);
+}
+
+TEST_CASE("bfloat16 matrix-stage state: 2 bytes a value in describe(), slots(), state(), and exact to a "
+          "float32 run whose state is rounded after each step") {
+  using steep::bfloat16;
+  const std::vector<steep::block_spec<float>> specs = { { "wide", { 6, 10 } }, { "tall", { 12, 5 } } };
+  steep::param_store<float> store(specs);
+  steep::optimizer narrow(rules::dion_bf16(0.05, { .rank_fraction = 0.5 }), store);
+  // wide: M 6 x 10, Q 6 x 3; tall: M 12 x 5, Q 5 x 3: 153 values, 2 bytes each (float32: 4)
+  CHECK_THAT(narrow.describe(), Catch::Contains("momentum:bfloat16 (a matrix per block") &&
+                                  Catch::Contains("Q:bfloat16") &&
+                                  Catch::Contains("matrix-stage state: 153 values, 306 bytes"));
+  CHECK_THAT(steep::optimizer(rules::dion(0.05, { .rank_fraction = 0.5 }), store).describe(),
+             Catch::Contains("matrix-stage state: 153 values, 612 bytes"));
+  REQUIRE(narrow.slots().size() == 2);
+  CHECK(narrow.slots()[0].dtype == "bfloat16");
+  CHECK(narrow.slots()[0].element_size == 2);
+  std::size_t bytes = 0;
+  narrow.visit_slots([&](const steep::engine::slot_bytes& s) {
+    CHECK(s.dtype == "BF16");
+    bytes += s.bytes.size();
+  });
+  CHECK(bytes == 306);
+  CHECK(narrow.state<bfloat16>("tall", "Q").shape() == std::vector<std::size_t>{ 5, 3 });
+  CHECK_THROWS_WITH(narrow.state<float>("tall", "Q"), Catch::Contains("tall"));
+
+  CHECK(steep_test::narrow_state_is_rounded_state(rules::dion_bf16(0.05, { .rank_fraction = 0.5 }, 0.01),
+                                                  rules::dion(0.05, { .rank_fraction = 0.5 }, 0.01),
+                                                  { "momentum", "Q" }, specs, 6));
+  // Q alone; and the check can fail: rounding only M is not what storing M and Q in bfloat16 does.
+  const auto q_only = -0.05 * precondition(bfloat16_state<"Q">(precond::dion<>{}), grad);
+  CHECK(steep_test::narrow_state_is_rounded_state(q_only, -0.05 * precondition(precond::dion<>{}, grad),
+                                                  { "Q" }, specs, 6));
+  CHECK_FALSE(
+    steep_test::narrow_state_is_rounded_state(rules::dion_bf16(0.05), rules::dion(0.05), { "Q" }, specs, 3));
+}
+
+TEST_CASE("bfloat16 matrix-stage state under bad input and in checkpoints") {
+  steep::param_store<double> store({ { "W", { 3, 4 } } });
+  CHECK_THROWS_WITH(
+    steep::optimizer(-0.1 * precondition(bfloat16_state<"q">(precond::dion<>{}), grad), store),
+    Catch::Contains("keeps no slot named 'q' (its slots: momentum, Q)"));
+  steep::optimizer opt(rules::dion_bf16(0.1), store);
+  for (std::size_t i = 0; i < 12; ++i)
+    store.block_at(0).grad[i] = 0.1 * static_cast<double>(i) - 0.5;
+  opt.step();
+  opt.step();
+  const auto before = steep_test::slot_values(opt);
+  const std::vector<double> p_before(store.block_at(0).param, store.block_at(0).param + 12);
+  // A momentum finite in float64 but past bfloat16's largest value (3.39e38) would be stored as
+  // Inf: the step is refused by block, every slot and parameter bitwise as it was.
+  store.block_at(0).grad[5] = 1e39;
+  CHECK_THROWS_WITH(opt.step(), Catch::Contains("block 'W'") && Catch::Contains("momentum") &&
+                                  Catch::Contains("not finite (as stored, in bfloat16)"));
+  CHECK(steep_test::slot_values(opt) == before);
+  CHECK(std::vector<double>(store.block_at(0).param, store.block_at(0).param + 12) == p_before);
+  CHECK(opt.steps() == 2);
+
+  const auto rule = rules::dion_bf16(0.05, { .rank_fraction = 0.5, .mu = 0.9 }, 0.01);
+  CHECK(steep_test::checkpoint_resumes_bitwise(rule, 1, 4, "dion-bf16-resume.ckpt"));
+  CHECK(steep_test::checkpoint_resumes_bitwise(rule, 4, 4, "dion-bf16-resume.ckpt"));
+  // A float64 Dion's checkpoint does not load into the bfloat16 one (another rule: its slots are F64).
+  steep::param_store<double> a({ { "W", { 3, 4 } } }), b({ { "W", { 3, 4 } } });
+  steep::optimizer f64(rules::dion(0.1), a);
+  f64.step();
+  steep::save_checkpoint(f64, a, "dion-f64.ckpt");
+  steep::optimizer bf(rules::dion_bf16(0.1), b);
+  CHECK_THROWS(steep::load_checkpoint(bf, b, "dion-f64.ckpt"));
+  std::remove("dion-f64.ckpt");
+}

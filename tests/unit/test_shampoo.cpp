@@ -344,3 +344,26 @@ TEST_CASE("The matrix grammar's state: slots, describe(), state(), the guard, an
     steep::optimizer(-0.1 * pc::precondition(pc::ema<"L">(pc::gram_rows(pc::x), 1.5) * pc::x, grad), store),
     Catch::Contains("beta must be in [0, 1)"));
 }
+
+TEST_CASE("Shampoo's factors stored as bfloat16, per block and per slice: storage only") {
+  // L and R in bfloat16, their roots in float32: bit for bit a float32 run whose factors are
+  // rounded after each step (roots recomputed every 2 steps, so a stale root is read between).
+  const precond::shampoo<"L", "R"> packaged{ { .beta2 = 0.99, .eps = 1e-3, .every = 2 } };
+  const std::vector<steep::block_spec<float>> specs = { { "wide", { 6, 10 } }, { "tall", { 12, 5 } } };
+  CHECK(
+    steep_test::narrow_state_is_rounded_state(-0.05 * precondition(bfloat16_state<"L", "R">(packaged), grad),
+                                              -0.05 * precondition(packaged, grad), { "L", "R" }, specs, 5));
+  // A (3, 4, 5) block of three slices, each a task of its own writing its part of the slot.
+  const std::vector<steep::block_spec<float>> stacked = { { "E", { 3, 4, 5 } } };
+  const auto wide = -0.05 * precondition(slices(packaged, 4, 5), grad);
+  CHECK(steep_test::narrow_state_is_rounded_state(
+    -0.05 * precondition(slices(bfloat16_state(packaged), 4, 5), grad), wide,
+    { "L", "R", "L_root", "R_root" }, stacked, 5));
+  CHECK(steep_test::narrow_state_is_rounded_state(
+    -0.05 * precondition(bfloat16_state<"L", "R">(slices(packaged, 4, 5)), grad), wide, { "L", "R" }, stacked,
+    5));
+  steep::param_store<float> store(stacked);
+  CHECK_THAT(steep::optimizer(-0.05 * precondition(bfloat16_state<"L">(packaged), grad), store).describe(),
+             Catch::Contains("L:bfloat16") && Catch::Contains("R:float32") &&
+               Catch::Contains("L_root:float32"));
+}

@@ -72,6 +72,7 @@ void for_each_catalogue_rule(F&& f) {
   f(std::string_view("shampoo_unaccumulated"), shampoo_unaccumulated(0.02), takes::matrices);
   f(std::string_view("dion"), dion(0.02), takes::matrices);
   f(std::string_view("dion_low_rank"), dion(0.02, { .rank_fraction = 0.5 }, 0.01), takes::matrices);
+  f(std::string_view("dion_bf16"), dion_bf16(0.02), takes::matrices);
   f(std::string_view("soap"), soap(0.02), takes::matrices);
   f(std::string_view("soap_every2"),
     soap(0.02, { .beta1 = 0.9, .beta2 = 0.99, .shampoo_beta = 0.9, .precondition_frequency = 2 }),

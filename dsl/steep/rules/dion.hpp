@@ -12,6 +12,7 @@
 // scale; and the deterministic first Q (q_init, seed) that replaces their torch.randn.
 //   steep::optimizer opt(steep::rules::dion(0.01, { .rank_fraction = 0.25 }), store);
 //   steep::rules::dion(0.01, {}, 0.01)     // the authors' decoupled weight decay 0.01
+//   steep::rules::dion_bf16(0.01)          // momentum and Q stored as bfloat16
 // Matrices only: route vectors to an elementwise rule (steep::route), as the authors route them
 // to AdamW or Lion.
 
@@ -24,6 +25,16 @@ namespace steep::rules {
 inline constexpr auto dion = []<operand Lr>(Lr lr, precond::dion_settings s = {}, double weight_decay = 0.0) {
   return decoupled_decay(lr, weight_decay) -
          hp::lr(lr) * precondition(precond::dion<"momentum", "Q">{ s }, grad);
+};
+
+// Dion with its momentum and Q stored as bfloat16, as the authors' DionMixedPrecisionConfig
+// (momentum_dtype, Q_dtype) allows: 2 bytes per value of state instead of 4 (float32). The update
+// is computed in the parameters' type from the stored state; each slot is rounded once per step
+// (expr/bfloat16_state.hpp).
+inline constexpr auto dion_bf16 = []<operand Lr>(Lr lr, precond::dion_settings s = {},
+                                                 double weight_decay = 0.0) {
+  return decoupled_decay(lr, weight_decay) -
+         hp::lr(lr) * precondition(bfloat16_state(precond::dion<"momentum", "Q">{ s }), grad);
 };
 
 } // namespace steep::rules

@@ -203,8 +203,8 @@ struct step_plan {
       os << ' ' << slot.name << ':' << slot.dtype
          << (slot.granularity != "element" ? " (one per " + std::string(slot.granularity) + ")" : "");
     for (const auto& m : s.map_slots_)
-      os << ' ' << m.name << ':' << dtype_name<T>() << " (a matrix per block, kept by matrix stage "
-         << m.stage << ')';
+      os << ' ' << m.name << ':' << (m.bf16 ? dtype_name<bfloat16>() : dtype_name<T>())
+         << " (a matrix per block, kept by matrix stage " << m.stage << ')';
     if (P::n_slots == 0 && s.map_slots_.empty())
       os << " none";
     os << "\nper-step scalars: " << P::n_step_scalars << " (" << distinct_step_scalars(s) << " distinct)"
@@ -214,13 +214,12 @@ struct step_plan {
        << bytes_per_step(s)
        << (n_matrices > 0 ? ", scratch: " + std::to_string((n_matrices + P::n_extra_operands) * sizeof(T))
                           : std::string())
-       << (s.map_slots_.empty()
-             ? std::string()
-             : "\nmatrix-stage state: " + std::to_string(s.map_state_values()) + " values, " +
-                 std::to_string(s.map_state_values() * sizeof(T)) + " bytes (allocated twice, " +
-                 std::to_string(2 * s.map_state_values() * sizeof(T)) +
-                 " bytes: the committed state and a step's new values, which a "
-                 "refused step drops)")
+       << (s.map_slots_.empty() ? std::string()
+                                : "\nmatrix-stage state: " + std::to_string(s.map_state_values()) +
+                                    " values, " + std::to_string(s.map_state_bytes()) +
+                                    " bytes (allocated twice, " + std::to_string(2 * s.map_state_bytes()) +
+                                    " bytes: the committed state and a step's new values, which a "
+                                    "refused step drops)")
        << "\nblocks: " << s.blocks_.size() << ", chunks: " << s.wl_.size()
        << ", threads: " << s.exec_.threads()
        << (s.wl_.elements() < s.exec_.serial_below() ? " (passes run on the calling thread: serial_below)"

@@ -74,6 +74,19 @@ concept stateful_matrix_map = std::equality_comparable<M> &&
   m.apply(d, n, n, sd);
 };
 
+// How a stateful map stores slot j: in the parameters' type, or as bfloat16 where the map says so
+// with `bool state_bfloat16(std::size_t j) const` (expr/bfloat16_state.hpp wraps any map to say
+// it). The map computes in the parameters' type either way: the engine hands it the committed
+// state widened exactly, and rounds each new value once, to nearest even, when it stores it
+// (core/bfloat16.hpp), as it does for an element slot.
+template <class M>
+bool state_bfloat16(const M& map, std::size_t j) {
+  if constexpr (requires { map.state_bfloat16(j); })
+    return map.state_bfloat16(j);
+  else
+    return false;
+}
+
 // Whether a map needs a true matrix (rank >= 2; Muon-style role checks apply). A map says
 // otherwise with `static constexpr bool needs_matrix = false` (e.g. the l1 dual map of a vector).
 template <class Map>

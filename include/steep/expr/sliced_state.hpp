@@ -37,6 +37,7 @@ struct sliced_state {
     return rows * cols / (slice_rows * slice_cols);
   }
   std::string state_name(std::size_t j) const { return map.state_name(j); }
+  bool state_bfloat16(std::size_t j) const { return expr::state_bfloat16(map, j); }
   // (slices, one slice's shape of slot j); empty where one slice keeps none of it.
   shape_t state_shape(std::size_t j, std::size_t rows, std::size_t cols) const {
     const shape_t one = map.state_shape(j, slice_rows, slice_cols);

@@ -116,48 +116,73 @@ struct matrix_tables {
   // one entry per stage and slot: each block's value in the shape the map declares for it, at a
   // 64-byte aligned offset. `cur` is the state as the last committed step left it (what state(),
   // checkpoints and the next step read); the matrix phase writes `next`, which commit_state copies
-  // into `cur` once the update pass has run, so a refused step changes none of it.
+  // into `cur` once the update pass has run, so a refused step changes none of it. A slot the map
+  // stores as bfloat16 (expr::state_bfloat16) keeps both in `cur16`, `next16` instead: the map
+  // reads and writes T, widened and rounded around it (matrix_phase::run_stateful).
   struct map_slot {
     std::size_t stage;
     std::string name;
     std::vector<shape_t> shapes;     // per block
     std::vector<std::size_t> offset; // per block, in values
+    bool bf16 = false;
     aligned_buffer<T> cur, next;
+    aligned_buffer<bfloat16> cur16, next16;
+
+    std::size_t element_size() const { return bf16 ? sizeof(bfloat16) : sizeof(T); }
+    std::byte* committed() {
+      return bf16 ? reinterpret_cast<std::byte*>(cur16.data()) : reinterpret_cast<std::byte*>(cur.data());
+    }
   };
   std::vector<map_slot> map_slots_;
   std::vector<std::size_t> map_slot_first_; // per stage: its first entry in map_slots_
 
-  // Lays out `shapes` (one per block) in a new entry.
-  [[gnu::cold]] void add_map_slot(std::size_t stage, std::string name, std::vector<shape_t> shapes) {
-    map_slot m{ stage, std::move(name), std::move(shapes), {}, {}, {} };
+  // Lays out `shapes` (one per block) in a new entry, stored as T or as bfloat16.
+  [[gnu::cold]] void add_map_slot(std::size_t stage, std::string name, std::vector<shape_t> shapes,
+                                  bool bf16) {
+    map_slot m{ stage, std::move(name), std::move(shapes), {}, bf16, {}, {}, {}, {} };
     std::size_t n = 0;
     for (const auto& sh : m.shapes) {
       m.offset.push_back(n);
-      n += padded_count<T>(element_count(sh));
+      n += bf16 ? padded_count<bfloat16>(element_count(sh)) : padded_count<T>(element_count(sh));
     }
-    m.cur.assign(n, T(0));
-    m.next.assign(n, T(0));
+    if (bf16) {
+      m.cur16.assign(n, bfloat16(0.f));
+      m.next16.assign(n, bfloat16(0.f));
+    } else {
+      m.cur.assign(n, T(0));
+      m.next.assign(n, T(0));
+    }
     map_slots_.push_back(std::move(m));
   }
   // The step's new state becomes the state (after the update pass of a step prepare accepted).
   void commit_state() {
-    for (auto& m : map_slots_)
+    for (auto& m : map_slots_) {
       std::copy(m.next.begin(), m.next.end(), m.cur.begin());
+      std::copy(m.next16.begin(), m.next16.end(), m.cur16.begin());
+    }
   }
   // The entries' metadata for the slot directory and slots(): granularity "matrix".
   [[gnu::cold]] std::vector<slot_meta> map_slot_metas() const {
     std::vector<slot_meta> out;
     for (const auto& m : map_slots_)
-      out.push_back(
-        { m.name, dtype_name<T>(), sizeof(T), "matrix", std::numeric_limits<double>::quiet_NaN() });
+      out.push_back({ m.name, m.bf16 ? dtype_name<bfloat16>() : dtype_name<T>(), m.element_size(), "matrix",
+                      std::numeric_limits<double>::quiet_NaN() });
     return out;
   }
-  // Values of matrix-stage state in all (describe(): what it allocates, padding aside).
+  // Values of matrix-stage state in all, and their bytes as stored (describe(): what it
+  // allocates, padding aside).
   std::size_t map_state_values() const {
     std::size_t n = 0;
     for (const auto& m : map_slots_)
       for (const auto& sh : m.shapes)
         n += element_count(sh);
+    return n;
+  }
+  std::size_t map_state_bytes() const {
+    std::size_t n = 0;
+    for (const auto& m : map_slots_)
+      for (const auto& sh : m.shapes)
+        n += element_count(sh) * m.element_size();
     return n;
   }
 };
@@ -244,7 +269,7 @@ struct matrix_phase {
           for (std::size_t b = 0; b < s.blocks_.size(); ++b)
             shapes.push_back(map.state_shape(j, static_cast<std::size_t>(s.dims_[b].rows),
                                              static_cast<std::size_t>(s.dims_[b].cols)));
-          s.add_map_slot(K, map.state_name(j), std::move(shapes));
+          s.add_map_slot(K, map.state_name(j), std::move(shapes), expr::state_bfloat16(map, j));
         }
     });
   }
@@ -254,8 +279,8 @@ struct matrix_phase {
     const std::vector<slot_meta> metas = s.map_slot_metas();
     for (std::size_t i = 0; i < metas.size(); ++i) {
       auto& m = s.map_slots_[i];
-      s.add_shaped_slot(metas[i], safetensors_dtype<T>(), reinterpret_cast<std::byte*>(m.cur.data()),
-                        &m.offset, &m.shapes);
+      s.add_shaped_slot(metas[i], m.bf16 ? safetensors_dtype<bfloat16>() : safetensors_dtype<T>(),
+                        m.committed(), &m.offset, &m.shapes);
     }
   }
 
@@ -359,17 +384,30 @@ private:
   // stacked block's slice, which reads and writes only its own part of x and of each slot, so the
   // pieces of one block run in parallel): the map reads the committed state and writes the new one
   // to `next`. A failure (a root of a singular factor without eps), or a non-finite value in the
-  // new state or the result, refuses the step by block, before anything is written.
+  // new state or the result, refuses the step by block, before anything is written. A bfloat16
+  // slot is widened into `wide` for the map, which writes its new value there too; each new value
+  // is rounded once into next16 (and a value that rounds to Inf refuses the step too).
   template <std::size_t K, class M>
   static void run_stateful(State& s, const M& map, std::size_t b, std::size_t rows, std::size_t cols,
                            std::size_t piece) {
     std::array<const T*, M::state_count> old{};
     std::array<T*, M::state_count> next{};
+    std::array<aligned_buffer<T>, M::state_count> wide; // a bfloat16 slot's block: old, then new
     const std::size_t first = s.map_slot_first_[K];
     for (std::size_t j = 0; j < M::state_count; ++j) {
       auto& m = s.map_slots_[first + j];
-      old[j] = m.cur.data() + m.offset[b];
-      next[j] = m.next.data() + m.offset[b];
+      if (m.bf16) {
+        const std::size_t n = element_count(m.shapes[b]), at = padded_count<T>(n);
+        wide[j].assign(at + n, T(0));
+        const bfloat16* in = m.cur16.data() + m.offset[b];
+        for (std::size_t i = 0; i < n; ++i)
+          wide[j][i] = static_cast<T>(static_cast<float>(in[i]));
+        old[j] = wide[j].data();
+        next[j] = wide[j].data() + at;
+      } else {
+        old[j] = m.cur.data() + m.offset[b];
+        next[j] = m.next.data() + m.offset[b];
+      }
     }
     T* x = s.scratch_[K].at(b);
     std::array<const T*, P::extra_operand_first[K + 1] - P::extra_operand_first[K]> operands{};
@@ -394,10 +432,19 @@ private:
     if (!kernel::all_finite(x + piece * n, 0, n))
       refuse_matrix_step(name, "the rule's matrix stage gave a non-finite value");
     for (std::size_t j = 0; j < M::state_count; ++j) {
-      const std::size_t size = element_count(s.map_slots_[first + j].shapes[b]) / pieces;
-      if (!kernel::all_finite(next[j] + piece * size, 0, size))
-        refuse_matrix_step(name, "the new value of the matrix stage's state '" +
-                                   s.map_slots_[first + j].name + "' is not finite");
+      auto& m = s.map_slots_[first + j];
+      const std::size_t size = element_count(m.shapes[b]) / pieces;
+      bool finite = kernel::all_finite(next[j] + piece * size, 0, size);
+      if (m.bf16 && finite) {
+        bfloat16* out = m.next16.data() + m.offset[b];
+        for (std::size_t i = piece * size; i < (piece + 1) * size; ++i) {
+          out[i] = bfloat16(static_cast<float>(next[j][i]));
+          finite = finite && std::isfinite(static_cast<float>(out[i]));
+        }
+      }
+      if (!finite)
+        refuse_matrix_step(name, "the new value of the matrix stage's state '" + m.name + "' is not finite" +
+                                   (m.bf16 ? " (as stored, in bfloat16)" : ""));
     }
   }
 };
