@@ -6,6 +6,7 @@ steep's (steep.torch) on steep-bench-precond's shapes: checked equal first, then
       --threads 1,2 --out torch-precond.json
     PYTHONPATH=build/python /usr/bin/python3 bench/torch_precond_step.py --check-only
 
+--only soap,dion keeps the rows whose names start so; --intervals 10,100 the refresh intervals.
 Shapes are BxRxC: B matrices of R x C, float32, each gradient fixed; one sample = --batch optimizer
 steps over all B matrices (per-step times reported), so an interval-k sample holds batch / k
 refreshes and its median is the amortized step, as in steep-bench-precond. Rows (name, impl):
@@ -13,6 +14,8 @@ refreshes and its median is the amortized step, as in steep-bench-precond. Rows 
                                       soap.py, vendored unmodified (bench/third_party/soap/ORIGIN.md),
                                       precondition_frequency K, weight_decay 0, the rest their defaults
                    steep              steep.torch.SOAP with the same settings
+                   steep_round_trip   the same with round_trip_every_step=True (K > 1): exp_avg
+                                      rotated out of the bases and back every step, as the code does
   shampoo_everyK   torch_transcribed  distributed Shampoo's preconditioner (Shi et al. 2023,
                                       arXiv:2309.06497) written in torch 1.13 ops (ShampooTranscribed):
                                       its package (facebookresearch/optimizers) needs torch >= 2.8 and
@@ -214,6 +217,9 @@ def checks():
         if steep_torch:
             mine = trajectory(lambda ps: steep_torch.SOAP(ps, lr=0.1, threads=1, **kw), names)
             out.append((f"steep.torch.SOAP vs authors' SOAP, {case}", max_rel(mine, authors)))
+            mine = trajectory(lambda ps: steep_torch.SOAP(ps, lr=0.1, threads=1, round_trip_every_step=True, **kw),
+                              names)
+            out.append((f"steep.torch.SOAP(round_trip_every_step) vs authors' SOAP, {case}", max_rel(mine, authors)))
     shampoo = trajectory(lambda ps: ShampooTranscribed(ps, lr=0.1), wide)
     out.append(("ShampooTranscribed vs reference shampoo", max_rel(shampoo, stored("shampoo", wide))))
     if steep_torch:
@@ -229,9 +235,10 @@ def checks():
     return out
 
 
-def make_variants(blocks, rows, cols, threads, batch, gen):
+def make_variants(blocks, rows, cols, threads, batch, gen, only=(), intervals=INTERVALS):
     """{(name, impl): callable running `batch` steps} for one shape, every optimizer on its own copy
-    of the same parameters and gradients."""
+    of the same parameters and gradients; only the rows whose name starts with one of `only`, if
+    given."""
     p0 = [0.02 * torch.randn(rows, cols, generator=gen) for _ in range(blocks)]
     g0 = [torch.randn(rows, cols, generator=gen) for _ in range(blocks)]
 
@@ -249,16 +256,27 @@ def make_variants(blocks, rows, cols, threads, batch, gen):
 
     lr = 1e-4
     out = {}
-    for k in INTERVALS:
-        out[(f"shampoo_every{k}", "torch_transcribed")] = run(ShampooTranscribed(params(), lr, eps=1e-6, every=k))
-        out[(f"soap_every{k}", "torch_authors")] = run(
-            AuthorsSOAP(params(), lr=lr, weight_decay=0.0, precondition_frequency=k))
-        if steep_torch:
-            out[(f"shampoo_every{k}", "steep")] = run(steep_torch.Shampoo(params(), lr, eps=1e-6, every=k,
-                                                                          threads=threads))
-            out[(f"soap_every{k}", "steep")] = run(steep_torch.SOAP(params(), lr, precondition_frequency=k,
-                                                                    threads=threads))
-    out[("dion_step", "torch_transcribed")] = run(DionTranscribed(params(), lr))
+    wanted = lambda name: not only or any(name.startswith(o) for o in only)
+    for k in intervals:
+        if wanted("shampoo"):
+            out[(f"shampoo_every{k}", "torch_transcribed")] = run(ShampooTranscribed(params(), lr, eps=1e-6, every=k))
+            if steep_torch:
+                out[(f"shampoo_every{k}", "steep")] = run(steep_torch.Shampoo(params(), lr, eps=1e-6, every=k,
+                                                                              threads=threads))
+        if wanted("soap"):
+            out[(f"soap_every{k}", "torch_authors")] = run(
+                AuthorsSOAP(params(), lr=lr, weight_decay=0.0, precondition_frequency=k))
+            if steep_torch:
+                out[(f"soap_every{k}", "steep")] = run(steep_torch.SOAP(params(), lr, precondition_frequency=k,
+                                                                        threads=threads))
+                # The code's order: exp_avg rotated back and forth every step (before the round
+                # trip between refreshes was skipped; the same at K = 1).
+                if k > 1:
+                    out[(f"soap_every{k}", "steep_round_trip")] = run(
+                        steep_torch.SOAP(params(), lr, precondition_frequency=k, round_trip_every_step=True,
+                                         threads=threads))
+    if wanted("dion"):
+        out[("dion_step", "torch_transcribed")] = run(DionTranscribed(params(), lr))
     return out
 
 
@@ -270,6 +288,8 @@ def main():
     p.add_argument("--batch", type=int, default=100, help="optimizer steps per sample (a multiple of 100)")
     p.add_argument("--out", default="bench-torch-precond.json")
     p.add_argument("--check-only", action="store_true", help="run the float64 checks and exit")
+    p.add_argument("--only", default="", help="rows whose name starts with one of these (soap,shampoo,dion)")
+    p.add_argument("--intervals", default=",".join(str(k) for k in INTERVALS), help="refresh intervals K")
     a = p.parse_args()
     results = checks()
     for what, err in results:
@@ -288,7 +308,9 @@ def main():
         pinned = set_threads(torch, threads)
         for label in a.shapes.split(","):
             blocks, rows, cols, label = block_shape(label)
-            variants = make_variants(blocks, rows, cols, threads, a.batch, gen)
+            variants = make_variants(blocks, rows, cols, threads, a.batch, gen,
+                                     tuple(o for o in a.only.split(",") if o),
+                                     tuple(int(k) for k in a.intervals.split(",")))
             samples = interleaved({f"{n}/{i}": f for (n, i), f in variants.items()}, a.rounds, 1, warmup=1)
             for key, s in samples.items():
                 name, impl = key.split("/")
@@ -301,12 +323,12 @@ def main():
                 print(f"{name:17s} {impl:18s} {label:>12s} threads={threads} {med * 1e3:10.3f} ms")
             for key in samples:
                 name, impl = key.split("/")
-                if impl == "steep":
-                    theirs = next(k for k in samples if k.startswith(name + "/") and k != key)
+                if impl.startswith("steep"):
+                    theirs = next(k for k in samples if k.startswith(name + "/torch"))
                     r = statistics.median(x / y for x, y in zip(samples[theirs], samples[key]))
-                    ratios.append({"name": name, "shape": label, "threads": threads,
+                    ratios.append({"name": name, "shape": label, "threads": threads, "steep": impl,
                                    "torch": theirs.split("/")[1], "torch_over_steep_time": r})
-                    print(f"  {name}: {theirs.split('/')[1]} / steep {r:.2f}")
+                    print(f"  {name}: {theirs.split('/')[1]} / {impl} {r:.2f}")
             del variants
             # Written after every setting, so that a long run cut short keeps what it measured.
             write(a.out, {"torch": torch.__version__, "cpus": os.cpu_count(), "loadavg_before": load,

@@ -81,7 +81,7 @@ std::unique_ptr<engine::any_optimizer<T>> make_rule(const std::string& rule, par
     precond::soap_settings ps;
     s.read("beta1", ps.beta1), s.read("beta2", ps.beta2), s.read("shampoo_beta", ps.shampoo_beta);
     s.read("eps", ps.eps), s.read("precondition_frequency", ps.precondition_frequency);
-    s.read("max_precond_dim", ps.max_precond_dim);
+    s.read("max_precond_dim", ps.max_precond_dim), s.read("round_trip_every_step", ps.round_trip_every_step);
     s.done();
     return build<T>(r::soap(1e-3, ps), store, opts);
   }

@@ -235,15 +235,18 @@ class Shampoo(SteepOptimizer):
 class SOAP(Shampoo):
     """SOAP (Vyas et al. 2024) on matrices: Adam in the eigenbasis of Shampoo's factors, the bases
     refreshed every precondition_frequency steps. betas, shampoo_beta (< 0: betas[1]), eps,
-    precondition_frequency and max_precond_dim are fixed when a group first steps."""
+    precondition_frequency, max_precond_dim and round_trip_every_step are fixed when a group first
+    steps. round_trip_every_step=True rotates exp_avg out of the bases and back every step, as the
+    authors' code does; by default only at a refresh (the same up to roundoff, less GEMM work)."""
 
-    _settings = ("shampoo_beta", "eps", "precondition_frequency", "max_precond_dim")
+    _settings = ("shampoo_beta", "eps", "precondition_frequency", "max_precond_dim", "round_trip_every_step")
 
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=-1.0, eps=1e-8, precondition_frequency=10,
-                 max_precond_dim=10000, *, threads=0, nonfinite="refuse"):
+                 max_precond_dim=10000, round_trip_every_step=False, *, threads=0, nonfinite="refuse"):
         SteepOptimizer.__init__(self, params, dict(lr=lr, betas=betas, shampoo_beta=shampoo_beta, eps=eps,
                                                    precondition_frequency=precondition_frequency,
-                                                   max_precond_dim=max_precond_dim),
+                                                   max_precond_dim=max_precond_dim,
+                                                   round_trip_every_step=round_trip_every_step),
                                 threads=threads, nonfinite=nonfinite)
 
     def _rules(self, group):

@@ -14,6 +14,8 @@
 //           then L, R <- their EMA with sb (G G^T, G^T G), and where k % precondition_frequency
 //           == 0: v's rows (columns) re-sorted by diag(Q^T L Q) descending, Q <- qr(L Q_sorted)
 //           (one power iteration); m is carried into the new basis (Q_new^T Q_old m ...)
+//           at a refresh (the code rotates it back and forth every step: the same up to
+//           roundoff, at 9/5 of the GEMM work; .round_trip_every_step = true does as it does)
 //
 // That is the authors' SOAP.step (Vyas et al. 2024, "SOAP: Improving and Stabilizing Shampoo
 // using Adam", arXiv:2409.11321; repository nikhilvyas/SOAP) for a 2-D parameter, with merge_dims
@@ -48,6 +50,10 @@ struct soap_settings {
   double eps = 1e-8;                   // Adam's, added to sqrt(v)
   int precondition_frequency = 10;     // the bases are refreshed at t > 1 with (t - 1) % this == 0
   std::size_t max_precond_dim = 10000; // a longer side keeps no factor
+  // true: exp_avg is rotated back out of the bases and into them again every step, as the code
+  // does; false: only where the bases change (a refresh). Between refreshes that round trip is
+  // exp_avg up to roundoff (Q^T Q = I), and it is 4 of the step's 9 units of GEMM work.
+  bool round_trip_every_step = false;
   bool operator==(const soap_settings&) const = default;
 };
 

@@ -10,7 +10,9 @@
 // It writes every slot of st.next in full and reads st.old only: the engine stores st.next when
 // the step commits (engine/passes/matrix_phase.hpp). The order of operations is the authors'
 // (SOAP.step, update_preconditioner, get_orthogonal_matrix_QR), so the state after a step is the
-// code's state after the same step.
+// code's state after the same step, up to roundoff: between refreshes the code rotates the first
+// moment back out of the bases and into the same bases again, 4 of its 10 units of GEMM work a
+// step, which steep skips unless soap_settings::round_trip_every_step asks for the code's order.
 
 #include "steep/kernel/blas.hpp"
 #include "steep/kernel/simd.hpp"
@@ -141,9 +143,13 @@ void soap<L, R>::apply(T* x, std::size_t rows, std::size_t cols, expr::matrix_st
   for (std::size_t i = 0; i < size; ++i)
     x[i] *= step_size;
   // update_preconditioner: m back with the old bases, the factors, a refresh, m into the new bases.
-  detail::soap_rotate(m, rows, cols, ql, qr, true, tmp);
-  update_factors();
+  // Between refreshes the bases stay, so that round trip is m up to roundoff: only the code's
+  // order (round_trip_every_step) takes it there.
   const bool refresh = k % s.precondition_frequency == 0;
+  const bool round_trip = refresh || s.round_trip_every_step;
+  if (round_trip)
+    detail::soap_rotate(m, rows, cols, ql, qr, true, tmp);
+  update_factors();
   for (int side = 0; side < 2; ++side) {
     const std::size_t d = n[side];
     if (refresh && d != 0 && kernel::all_finite(st.next[side], 0, d * d)) // in order: L's, then R's
@@ -151,7 +157,8 @@ void soap<L, R>::apply(T* x, std::size_t rows, std::size_t cols, expr::matrix_st
     else
       std::copy(st.old[2 + side], st.old[2 + side] + d * d, st.next[2 + side]);
   }
-  detail::soap_rotate(m, rows, cols, n[0] ? st.next[2] : nullptr, n[1] ? st.next[3] : nullptr, false, tmp);
+  if (round_trip)
+    detail::soap_rotate(m, rows, cols, n[0] ? st.next[2] : nullptr, n[1] ? st.next[3] : nullptr, false, tmp);
 }
 
 } // namespace steep::precond
