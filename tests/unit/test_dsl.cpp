@@ -2,6 +2,7 @@
 // schedules, user functions, reductions, and the errors a user meets.
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -441,6 +442,66 @@ TEST_CASE("bfloat16: round to nearest even, NaN stays NaN, overflow goes to Inf"
     steep::kernel::load<V>(simd.data() + i).store_unaligned(back.data() + i);
   for (std::size_t i = 0; i < xs.size(); ++i)
     CHECK(std::bit_cast<std::uint32_t>(back[i]) == std::bit_cast<std::uint32_t>(float(simd[i])));
+}
+
+namespace {
+// How many of xs divided by d differ from the division, bit for bit (NaN for NaN), in SIMD
+// through kernel::div_uniform.
+template <class T>
+std::size_t div_uniform_mismatches(const std::vector<T>& xs, T d) {
+  using V = steep::kernel::batch<T>;
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  std::size_t bad = 0;
+  std::array<T, V::size> out{};
+  for (std::size_t i = 0; i + V::size <= xs.size(); i += V::size) {
+    steep::kernel::div_uniform(V::load_unaligned(xs.data() + i), V(d)).store_unaligned(out.data());
+    for (std::size_t k = 0; k < V::size; ++k) {
+      const T want = xs[i + k] / d;
+      bad += std::isnan(want) ? !std::isnan(out[k]) : std::bit_cast<U>(out[k]) != std::bit_cast<U>(want);
+    }
+  }
+  return bad;
+}
+} // namespace
+
+TEST_CASE("Division by a per-step scalar without the divider: bit for bit the division") {
+  // Every float significand in [1, 2) (so, by scaling, every x away from under- and overflow),
+  // over divisors of every kind: Adam's sqrt(1 - 0.999^t), significands of all ones, a power of
+  // two, the range's edges and past them (there it divides).
+  std::vector<float> all(std::size_t{ 1 } << 23);
+  for (std::uint32_t m = 0; m < all.size(); ++m)
+    all[m] = std::bit_cast<float>(0x3f800000u | m);
+  for (float d : { std::sqrt(1.f - std::pow(0.999f, 1.f)), std::sqrt(1.f - std::pow(0.999f, 7.f)),
+                   std::bit_cast<float>(0x3fffffffu), std::bit_cast<float>(0x3f7fffffu), 3.f, 0.1f, 0x1p-20f,
+                   0x1p20f, 0x1.fffffep-21f, 1e-30f, -7.3f })
+    CHECK(div_uniform_mismatches(all, d) == 0);
+  // Edge values among ordinary ones, one per batch: zeros, subnormals, the range's edges, Inf, NaN,
+  // the largest float; and every step's divisor of Adam for 2000 steps.
+  std::vector<float> xs;
+  const float edges[] = { 0.f,
+                          -0.f,
+                          1e-45f,
+                          -1e-40f,
+                          0x1p-100f,
+                          0x1.fffffep-101f,
+                          0x1p100f,
+                          0x1.000002p100f,
+                          std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::min() };
+  for (int i = 0; i < 4096; ++i)
+    xs.push_back(i % 37 == 0
+                   ? edges[(i / 37) % 12]
+                   : std::sin(0.71f * static_cast<float>(i)) * std::exp2(static_cast<float>(i % 61 - 30)));
+  for (int t = 1; t <= 2000; ++t)
+    CHECK(div_uniform_mismatches(xs, std::sqrt(1.f - std::pow(0.999f, static_cast<float>(t)))) == 0);
+  std::vector<double> xd;
+  for (int i = 0; i < 1 << 18; ++i)
+    xd.push_back(i % 101 == 0 ? static_cast<double>(edges[(i / 101) % 12])
+                              : std::sin(0.37 * i + 0.1) * std::exp2(i % 121 - 60) + 1e-3 * std::cos(i));
+  for (double d : { std::sqrt(1 - std::pow(0.999, 3.0)), 1.0 / 3.0, 0x1.fffffffffffffp0, 1e-300, 0x1p-20 })
+    CHECK(div_uniform_mismatches(xd, d) == 0);
 }
 
 TEST_CASE(

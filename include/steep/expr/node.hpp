@@ -347,12 +347,26 @@ struct apply_node : node_tag {
   template <std::size_t S, std::size_t B, class Ctx>
   auto eval(const Ctx& c) const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return op(evaluate<S + offsets::step[I], B + offsets::block[I]>(expr::get<I>(kids), c)...);
+      if constexpr (uniform_last)
+        return op.uniform_last(
+          evaluate<S + offsets::step[I], B + offsets::block[I]>(expr::get<I>(kids), c)...);
+      else
+        return op(evaluate<S + offsets::step[I], B + offsets::block[I]>(expr::get<I>(kids), c)...);
     }
     (std::index_sequence_for<C...>{});
   }
 
   bool operator==(const apply_node& o) const { return kids == o.kids; }
+
+private:
+  // An elementwise operation whose last operand is the same across the loop (a per-step or
+  // per-block scalar), for an operation with a faster form for that (ops::div).
+  static constexpr bool uniform_last = [] {
+    if constexpr (requires { Op::has_uniform_last; })
+      return level == 2 && std::tuple_element_t<sizeof...(C) - 1, std::tuple<C...>>::level < 2;
+    else
+      return false;
+  }();
 };
 
 // Wraps a plain number as a run-time constant; passes expressions through.

@@ -42,6 +42,13 @@ struct div {
   V operator()(const V& a, const V& b) const {
     return a / b;
   }
+  // The same quotient where b is the same across the loop (apply_node: a per-step or per-block
+  // divisor of an elementwise operand), without a division per batch.
+  static constexpr bool has_uniform_last = true;
+  template <class V>
+  V uniform_last(const V& a, const V& b) const {
+    return kernel::div_uniform(a, b);
+  }
 };
 // a / b, and 0 where b == 0: the paper's convention 0 / 0 := 0 for a coordinate that never
 // moved (Gronich & Vardi 2026, numerical advice; docs/design.md).

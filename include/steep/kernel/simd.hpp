@@ -296,6 +296,36 @@ inline V min(const V& a, const V& b) {
   else
     return b < a ? b : a;
 }
+// x / d for a divisor d that is the same in every lane and on every batch of a loop (a per-step
+// or per-block scalar), bit for bit the division's correctly rounded quotient, with the divider
+// used once per loop instead of once per batch: r = 1 / d (loop-invariant, so hoisted), q = x r,
+// then two of Markstein's corrections q <- q + (x - q d) r, each residual exact by an FMA. The
+// first makes q faithful (within an ulp of x / d); from a faithful q and r = RN(1 / d) the second
+// gives RN(x / d) (Markstein 1990, IBM J. Res. Dev. 34(1); Cornea-Hasegan, Golliver & Markstein,
+// ARITH 1999, Theorem 1), where nothing underflows or overflows: a batch with some |x| outside
+// [2^-100, 2^100] (float; [2^-900, 2^900] for double: zeros, subnormals, Inf and NaN among them)
+// or |d| outside [2^-20, 2^20] divides. Why: torch's Adam divides by sqrt(1 - beta2^t) before
+// it divides by the denominator, and a small model's step waits on the divider
+// (python/README.md: the 50K step).
+template <class V>
+inline V div_uniform(const V& x, const V& d) {
+  if constexpr (!is_batch_v<V>) {
+    return x / d;
+  } else {
+    using T = scalar_of<V>;
+    constexpr T lo = std::is_same_v<T, float> ? T(0x1p-100f) : T(0x1p-900);
+    constexpr T hi = std::is_same_v<T, float> ? T(0x1p100f) : T(0x1p900);
+    const V r = V(T(1)) / d;
+    const V ad = xsimd::abs(d), ax = xsimd::abs(x);
+    if (xsimd::all((ax >= V(lo)) & (ax <= V(hi)) & (ad >= V(T(0x1p-20))) & (ad <= V(T(0x1p20))))) {
+      V q = x * r;
+      q = xsimd::fma(xsimd::fnma(q, d, x), r, q);
+      return xsimd::fma(xsimd::fnma(q, d, x), r, q);
+    }
+    return x / d;
+  }
+}
+
 template <class V>
 inline V sign(const V& x) {
   using T = scalar_of<V>;
