@@ -311,6 +311,12 @@ constexpr int line_of_operation() {
   return ok && line > 0 ? line : not_a_line;
 }
 
+// An operation with a form for a last operand that is the same across the loop (ops::div).
+template <class Op>
+inline constexpr bool has_uniform_last = requires {
+  Op::has_uniform_last;
+};
+
 template <class Op, class... C>
 struct apply_node : node_tag {
   static_assert(sizeof...(C) > 0, "an operation needs at least one operand");
@@ -361,12 +367,8 @@ struct apply_node : node_tag {
 private:
   // An elementwise operation whose last operand is the same across the loop (a per-step or
   // per-block scalar), for an operation with a faster form for that (ops::div).
-  static constexpr bool uniform_last = [] {
-    if constexpr (requires { Op::has_uniform_last; })
-      return level == 2 && std::tuple_element_t<sizeof...(C) - 1, std::tuple<C...>>::level < 2;
-    else
-      return false;
-  }();
+  static constexpr bool uniform_last =
+    has_uniform_last<Op> && level == 2 && std::array{ C::level... }[sizeof...(C) - 1] < 2;
 };
 
 // Wraps a plain number as a run-time constant; passes expressions through.
