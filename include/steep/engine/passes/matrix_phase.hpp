@@ -434,17 +434,19 @@ private:
     for (std::size_t j = 0; j < M::state_count; ++j) {
       auto& m = s.map_slots_[first + j];
       const std::size_t size = element_count(m.shapes[b]) / pieces;
-      bool finite = kernel::all_finite(next[j] + piece * size, 0, size);
+      const bool finite = kernel::all_finite(next[j] + piece * size, 0, size);
+      bool stored = finite;
       if (m.bf16 && finite) {
         bfloat16* out = m.next16.data() + m.offset[b];
         for (std::size_t i = piece * size; i < (piece + 1) * size; ++i) {
           out[i] = bfloat16(static_cast<float>(next[j][i]));
-          finite = finite && std::isfinite(static_cast<float>(out[i]));
+          stored = stored && std::isfinite(static_cast<float>(out[i]));
         }
       }
-      if (!finite)
-        refuse_matrix_step(name, "the new value of the matrix stage's state '" + m.name + "' is not finite" +
-                                   (m.bf16 ? " (as stored, in bfloat16)" : ""));
+      if (!stored)
+        refuse_matrix_step(name,
+                           "the new value of the matrix stage's state '" + m.name + "' is not finite" +
+                             (finite ? " as stored, in bfloat16 (past its largest value, 3.39e38)" : ""));
     }
   }
 };
