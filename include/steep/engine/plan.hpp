@@ -203,8 +203,8 @@ struct step_plan {
       os << ' ' << slot.name << ':' << slot.dtype
          << (slot.granularity != "element" ? " (one per " + std::string(slot.granularity) + ")" : "");
     for (const auto& m : s.map_slots_)
-      os << ' ' << m.name << ':' << (m.bf16 ? dtype_name<bfloat16>() : dtype_name<T>())
-         << " (a matrix per block, kept by matrix stage " << m.stage << ')';
+      os << ' ' << m.name << ':' << m.dtype().name << " (a matrix per block, kept by matrix stage " << m.stage
+         << ')';
     if (P::n_slots == 0 && s.map_slots_.empty())
       os << " none";
     os << "\nper-step scalars: " << P::n_step_scalars << " (" << distinct_step_scalars(s) << " distinct)"

@@ -129,6 +129,7 @@ struct matrix_tables {
     aligned_buffer<bfloat16> cur16, next16;
 
     std::size_t element_size() const { return bf16 ? sizeof(bfloat16) : sizeof(T); }
+    dtype_names dtype() const { return bf16 ? dtype_of<bfloat16>() : dtype_of<T>(); }
     std::byte* committed() {
       return bf16 ? reinterpret_cast<std::byte*>(cur16.data()) : reinterpret_cast<std::byte*>(cur.data());
     }
@@ -165,8 +166,8 @@ struct matrix_tables {
   [[gnu::cold]] std::vector<slot_meta> map_slot_metas() const {
     std::vector<slot_meta> out;
     for (const auto& m : map_slots_)
-      out.push_back({ m.name, m.bf16 ? dtype_name<bfloat16>() : dtype_name<T>(), m.element_size(), "matrix",
-                      std::numeric_limits<double>::quiet_NaN() });
+      out.push_back(
+        { m.name, m.dtype().name, m.element_size(), "matrix", std::numeric_limits<double>::quiet_NaN() });
     return out;
   }
   // Values of matrix-stage state in all, and their bytes as stored (describe(): what it
@@ -279,8 +280,7 @@ struct matrix_phase {
     const std::vector<slot_meta> metas = s.map_slot_metas();
     for (std::size_t i = 0; i < metas.size(); ++i) {
       auto& m = s.map_slots_[i];
-      s.add_shaped_slot(metas[i], m.bf16 ? safetensors_dtype<bfloat16>() : safetensors_dtype<T>(),
-                        m.committed(), &m.offset, &m.shapes);
+      s.add_shaped_slot(metas[i], m.dtype().safetensors, m.committed(), &m.offset, &m.shapes);
     }
   }
 
@@ -385,22 +385,25 @@ private:
   // pieces of one block run in parallel): the map reads the committed state and writes the new one
   // to `next`. A failure (a root of a singular factor without eps), or a non-finite value in the
   // new state or the result, refuses the step by block, before anything is written. A bfloat16
-  // slot is widened into `wide` for the map, which writes its new value there too; each new value
-  // is rounded once into next16 (and a value that rounds to Inf refuses the step too).
+  // slot's part for this piece is widened into `wide` for the map, which writes its new value there
+  // too; each new value is rounded once into next16 (and one that rounds to Inf refuses the step).
   template <std::size_t K, class M>
   static void run_stateful(State& s, const M& map, std::size_t b, std::size_t rows, std::size_t cols,
                            std::size_t piece) {
+    std::size_t pieces = 1;
+    if constexpr (requires { map.pieces(rows, cols); })
+      pieces = map.pieces(rows, cols);
     std::array<const T*, M::state_count> old{};
     std::array<T*, M::state_count> next{};
     std::array<aligned_buffer<T>, M::state_count> wide; // a bfloat16 slot's block: old, then new
     const std::size_t first = s.map_slot_first_[K];
     for (std::size_t j = 0; j < M::state_count; ++j) {
       auto& m = s.map_slots_[first + j];
-      if (m.bf16) {
-        const std::size_t n = element_count(m.shapes[b]), at = padded_count<T>(n);
+      if (m.bf16) { // (the block's length, so the map indexes its piece as in T; only the piece read)
+        const std::size_t n = element_count(m.shapes[b]), at = padded_count<T>(n), size = n / pieces;
         wide[j].assign(at + n, T(0));
         const bfloat16* in = m.cur16.data() + m.offset[b];
-        for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t i = piece * size; i < (piece + 1) * size; ++i)
           wide[j][i] = static_cast<T>(static_cast<float>(in[i]));
         old[j] = wide[j].data();
         next[j] = wide[j].data() + at;
@@ -416,10 +419,8 @@ private:
     const std::string& name = s.blocks_[b].name;
     const expr::matrix_state<T> st{ old.data(), next.data(), s.t_ + 1,
                                     operands.empty() ? nullptr : operands.data(), operands.size() };
-    std::size_t pieces = 1;
     try {
       if constexpr (requires { map.pieces(rows, cols); }) {
-        pieces = map.pieces(rows, cols);
         map.apply_piece(x, rows, cols, piece, st);
       } else {
         map.apply(x, rows, cols, st);
@@ -434,19 +435,21 @@ private:
     for (std::size_t j = 0; j < M::state_count; ++j) {
       auto& m = s.map_slots_[first + j];
       const std::size_t size = element_count(m.shapes[b]) / pieces;
-      const bool finite = kernel::all_finite(next[j] + piece * size, 0, size);
-      bool stored = finite;
-      if (m.bf16 && finite) {
+      bool stored = true; // (a NaN or Inf in T stays one in bfloat16: one pass rounds and checks)
+      if (m.bf16) {
         bfloat16* out = m.next16.data() + m.offset[b];
         for (std::size_t i = piece * size; i < (piece + 1) * size; ++i) {
           out[i] = bfloat16(static_cast<float>(next[j][i]));
           stored = stored && std::isfinite(static_cast<float>(out[i]));
         }
+      } else {
+        stored = kernel::all_finite(next[j] + piece * size, 0, size);
       }
       if (!stored)
-        refuse_matrix_step(name,
-                           "the new value of the matrix stage's state '" + m.name + "' is not finite" +
-                             (finite ? " as stored, in bfloat16 (past its largest value, 3.39e38)" : ""));
+        refuse_matrix_step(name, "the new value of the matrix stage's state '" + m.name + "' is not finite" +
+                                   (m.bf16 && kernel::all_finite(next[j] + piece * size, 0, size)
+                                      ? " as stored, in bfloat16 (past its largest value, 3.39e38)"
+                                      : ""));
     }
   }
 };
